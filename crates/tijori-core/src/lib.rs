@@ -1,1 +1,17 @@
+//! tijori's domain and use-cases: money, accounts, plans, payments and how a gateway's
+//! answer settles them. No HTTP and no SQL here: those reach the core through ports
+//! (`Store`, `Gateway`, `Clock`).
 
+pub mod account;
+pub mod clock;
+pub mod error;
+pub mod gateway;
+pub mod id;
+pub mod money;
+pub mod payment;
+pub mod service;
+pub mod store;
+pub mod subscription;
+
+pub use error::{Error, Result};
+pub use service::Tijori;

@@ -1,0 +1,239 @@
+//! Users, their credentials, API tokens and browser sessions.
+
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
+use argon2::Argon2;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::id::UserId;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct User {
+    pub id: UserId,
+    pub username: Username,
+    pub email: Email,
+    pub is_admin: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct InvalidField {
+    pub field: &'static str,
+    pub message: &'static str,
+}
+
+fn invalid(field: &'static str, message: &'static str) -> InvalidField {
+    InvalidField { field, message }
+}
+
+/// 3–32 characters of letters, digits, `.`, `_`, `-`; compared case-insensitively by
+/// storing it lowercased, so "Ram" and "ram" cannot both register.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Username(String);
+
+impl Username {
+    pub fn parse(s: &str) -> Result<Self, InvalidField> {
+        let s = s.trim().to_lowercase();
+        if !(3..=32).contains(&s.chars().count()) {
+            return Err(invalid("username", "must be 3 to 32 characters long"));
+        }
+        if !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            return Err(invalid(
+                "username",
+                "may contain only letters, digits, '.', '_' and '-'",
+            ));
+        }
+        Ok(Username(s))
+    }
+
+    pub fn from_trusted(s: String) -> Self {
+        Username(s)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A plausible e-mail address, lowercased. Deliverability is the mailer's business.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(s: &str) -> Result<Self, InvalidField> {
+        let s = s.trim().to_lowercase();
+        let bad = || invalid("email", "must be an e-mail address like name@example.com");
+        if s.len() > 254 || s.chars().any(char::is_whitespace) {
+            return Err(bad());
+        }
+        let (local, domain) = s.split_once('@').ok_or_else(bad)?;
+        if local.is_empty()
+            || domain.contains('@')
+            || !domain.contains('.')
+            || domain.starts_with('.')
+            || domain.ends_with('.')
+        {
+            return Err(bad());
+        }
+        Ok(Email(s))
+    }
+
+    pub fn from_trusted(s: String) -> Self {
+        Email(s)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A password as submitted; only ever hashed, never stored or logged.
+pub struct Password(String);
+
+impl Password {
+    pub fn parse(s: &str) -> Result<Self, InvalidField> {
+        if s.chars().count() < 8 {
+            return Err(invalid("password", "must be at least 8 characters long"));
+        }
+        if s.len() > 1024 {
+            return Err(invalid("password", "must be at most 1024 bytes long"));
+        }
+        Ok(Password(s.to_owned()))
+    }
+
+    /// Argon2id with the crate's defaults (19 MiB, 2 passes). CPU-heavy: call it off
+    /// the async runtime (`spawn_blocking`).
+    pub fn hash(&self) -> PasswordHashString {
+        let salt = SaltString::generate(&mut OsRng);
+        let hash = Argon2::default()
+            .hash_password(self.0.as_bytes(), &salt)
+            .expect("argon2 with default parameters cannot fail");
+        PasswordHashString(hash.to_string())
+    }
+
+    /// Constant-time check against a stored hash. CPU-heavy, like `hash`.
+    pub fn verify(&self, stored: &PasswordHashString) -> bool {
+        match PasswordHash::new(&stored.0) {
+            Ok(parsed) => Argon2::default()
+                .verify_password(self.0.as_bytes(), &parsed)
+                .is_ok(),
+            Err(_) => false,
+        }
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+/// A PHC-format argon2 hash as stored in the database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PasswordHashString(pub String);
+
+/// A bearer secret (API token, session id): 32 random bytes, base64url. Only its
+/// SHA-256 is stored, so a leaked database does not leak working credentials.
+pub struct SecretToken(String);
+
+impl SecretToken {
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        SecretToken(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    pub fn from_presented(s: &str) -> Self {
+        SecretToken(s.to_owned())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn hash(&self) -> TokenHash {
+        TokenHash(hex::encode(Sha256::digest(self.0.as_bytes())))
+    }
+}
+
+impl std::fmt::Debug for SecretToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretToken(<redacted>)")
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenHash(pub String);
+
+/// A signed-in browser. The CSRF token is bound to the session: a state-changing
+/// request that rides on the session cookie must echo it.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub user: User,
+    pub csrf_token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_are_normalised_and_checked() {
+        assert_eq!(Username::parse(" Ram.K ").unwrap().as_str(), "ram.k");
+        assert!(Username::parse("ab").is_err());
+        assert!(Username::parse("has space").is_err());
+        assert!(Username::parse("ram<script>").is_err());
+    }
+
+    #[test]
+    fn emails_are_checked() {
+        assert_eq!(
+            Email::parse("Sita@Example.COM").unwrap().as_str(),
+            "sita@example.com"
+        );
+        for bad in [
+            "",
+            "nobody",
+            "a@b",
+            "@x.com",
+            "a@@x.com",
+            "a b@x.com",
+            "a@.com",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn password_hash_verifies_only_the_same_password() {
+        let pw = Password::parse("correct horse").unwrap();
+        let hash = pw.hash();
+        assert!(pw.verify(&hash));
+        assert!(!Password::parse("wrong horse!").unwrap().verify(&hash));
+        assert!(!pw.verify(&PasswordHashString("not a hash".into())));
+        assert!(Password::parse("short").is_err());
+    }
+
+    #[test]
+    fn tokens_are_random_and_hashed() {
+        let a = SecretToken::generate();
+        let b = SecretToken::generate();
+        assert_ne!(a.expose(), b.expose());
+        assert_eq!(a.expose().len(), 43);
+        assert_eq!(a.hash(), SecretToken::from_presented(a.expose()).hash());
+        assert_ne!(a.hash(), b.hash());
+        assert!(!format!("{a:?}").contains(a.expose()));
+    }
+}

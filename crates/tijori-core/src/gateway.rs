@@ -1,0 +1,194 @@
+//! The Gateway port: what tijori needs from a hosted-checkout wallet, in tijori's own
+//! terms. Adapters (crate `tijori-gateways`) translate each gateway client into this.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::id::PaymentId;
+use crate::money::{Currency, Money};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GatewayKind {
+    Khalti,
+    Chapa,
+}
+
+impl GatewayKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GatewayKind::Khalti => "khalti",
+            GatewayKind::Chapa => "chapa",
+        }
+    }
+}
+
+impl fmt::Display for GatewayKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for GatewayKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "khalti" => Ok(GatewayKind::Khalti),
+            "chapa" => Ok(GatewayKind::Chapa),
+            other => Err(format!(
+                "unknown gateway {other:?}: expected \"khalti\" or \"chapa\""
+            )),
+        }
+    }
+}
+
+/// The exact answer a gateway gave, kept on the payment for audit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawAnswer {
+    pub http_status: u16,
+    pub body: String,
+}
+
+/// What tijori asks a gateway to open a hosted checkout for.
+#[derive(Clone, Debug)]
+pub struct CheckoutRequest {
+    pub payment_id: PaymentId,
+    pub amount: Money,
+    pub description: String,
+    /// Where the gateway sends the browser back to.
+    pub return_url: String,
+    pub website_url: String,
+    pub customer_name: String,
+    pub customer_email: String,
+}
+
+/// An opened checkout: the gateway's reference (Khalti's pidx, Chapa's tx_ref) and
+/// the page to send the customer to.
+#[derive(Clone, Debug)]
+pub struct Checkout {
+    pub provider_ref: String,
+    pub payment_url: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub raw: RawAnswer,
+}
+
+/// A gateway's verdict on a payment, normalised.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GatewayStatus {
+    /// Money received. The only status that is ever fulfilled.
+    Paid,
+    /// Created but not paid yet (Khalti's Initiated).
+    Unpaid,
+    /// The gateway is still deciding (Khalti's Pending): hold and look again later.
+    Pending,
+    Canceled,
+    Expired,
+    Failed,
+    Refunded,
+    PartiallyRefunded,
+    /// A status the gateway's contract does not list. Never fulfilled; held for a
+    /// later look, like Pending.
+    Unrecognised(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct GatewayAnswer {
+    pub status: GatewayStatus,
+    /// The amount the gateway says it took, in minor units of the payment's currency.
+    pub amount_minor: i64,
+    /// The gateway's transaction id (needed for refunds), once there is one.
+    pub transaction_id: Option<String>,
+    pub raw: RawAnswer,
+}
+
+/// Why a call to a gateway did not produce an answer we can act on. Each variant is
+/// something the caller can act on differently (DESIGN.md §4).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GatewayError {
+    /// The gateway refused the request and said why (its validation errors).
+    #[error("{gateway} rejected the request: {reason}")]
+    Rejected {
+        gateway: GatewayKind,
+        reason: String,
+        raw: Option<RawAnswer>,
+    },
+    /// Our credentials were refused: the merchant's configuration is wrong.
+    #[error("{gateway} refused our credentials: {reason}")]
+    Unauthorized {
+        gateway: GatewayKind,
+        reason: String,
+    },
+    /// The gateway does not know this payment reference.
+    #[error("{gateway} does not know this payment: {reason}")]
+    NotFound {
+        gateway: GatewayKind,
+        reason: String,
+    },
+    #[error("{gateway} did not answer in time")]
+    Timeout { gateway: GatewayKind },
+    #[error("{gateway} could not be reached: {reason}")]
+    Unreachable {
+        gateway: GatewayKind,
+        reason: String,
+    },
+    /// It answered, but not in the shape its contract promises (garbage, a 5xx page).
+    #[error("{gateway} gave an answer we cannot use: {reason}")]
+    BadAnswer {
+        gateway: GatewayKind,
+        reason: String,
+        raw: Option<RawAnswer>,
+    },
+}
+
+impl GatewayError {
+    pub fn raw(&self) -> Option<&RawAnswer> {
+        match self {
+            GatewayError::Rejected { raw, .. } | GatewayError::BadAnswer { raw, .. } => {
+                raw.as_ref()
+            }
+            _ => None,
+        }
+    }
+}
+
+#[async_trait]
+pub trait Gateway: Send + Sync {
+    fn kind(&self) -> GatewayKind;
+
+    fn supports(&self, currency: Currency) -> bool;
+
+    /// Opens a hosted checkout. Never retried blindly: a second call could open a
+    /// second charge.
+    async fn initiate(&self, request: &CheckoutRequest) -> Result<Checkout, GatewayError>;
+
+    /// Asks the gateway what became of a payment. Safe to repeat.
+    async fn lookup(&self, provider_ref: &str) -> Result<GatewayAnswer, GatewayError>;
+}
+
+/// The gateways this tijori is configured with.
+#[derive(Clone, Default)]
+pub struct Gateways {
+    by_kind: HashMap<GatewayKind, Arc<dyn Gateway>>,
+}
+
+impl Gateways {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with(mut self, gateway: Arc<dyn Gateway>) -> Self {
+        self.by_kind.insert(gateway.kind(), gateway);
+        self
+    }
+
+    pub fn get(&self, kind: GatewayKind) -> Option<&Arc<dyn Gateway>> {
+        self.by_kind.get(&kind)
+    }
+}

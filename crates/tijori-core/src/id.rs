@@ -1,0 +1,72 @@
+//! Typed ids. Each is a prefixed, time-ordered UUIDv7 in text (`pay_0193…`): portable
+//! across SQLite and PostgreSQL, sortable by creation, and self-describing in logs.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! typed_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub const PREFIX: &'static str = $prefix;
+
+            pub fn generate() -> Self {
+                Self(format!("{}_{}", $prefix, uuid::Uuid::now_v7().simple()))
+            }
+
+            /// Accepts only well-formed ids of this kind, so a malformed id from a URL or
+            /// body is rejected at the edge instead of reaching the database.
+            pub fn parse(s: &str) -> Option<Self> {
+                let rest = s.strip_prefix($prefix)?.strip_prefix('_')?;
+                (rest.len() == 32 && rest.bytes().all(|b| b.is_ascii_hexdigit()))
+                    .then(|| Self(s.to_owned()))
+            }
+
+            /// For values read back from our own database.
+            pub fn from_trusted(s: String) -> Self {
+                Self(s)
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+typed_id!(UserId, "usr");
+typed_id!(PlanId, "plan");
+typed_id!(PaymentId, "pay");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_parse_and_others_do_not() {
+        let id = PaymentId::generate();
+        assert_eq!(PaymentId::parse(id.as_str()), Some(id.clone()));
+        assert!(UserId::parse(id.as_str()).is_none(), "prefix must match");
+        assert!(PaymentId::parse("pay_123").is_none());
+        assert!(PaymentId::parse("pay_' OR 1=1 --xxxxxxxxxxxxxxxxxxxx").is_none());
+    }
+
+    #[test]
+    fn ids_sort_by_creation() {
+        let a = PaymentId::generate();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let b = PaymentId::generate();
+        assert!(a < b);
+    }
+}

@@ -1,0 +1,320 @@
+//! Payments and their state machine, and the pure half of `settle`: deciding what a
+//! gateway's answer means for a payment. The store applies the decision atomically.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::gateway::{GatewayAnswer, GatewayKind, GatewayStatus};
+use crate::id::{PaymentId, PlanId, UserId};
+use crate::money::Money;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    /// Row created; the gateway has been (or is being) asked to open a checkout.
+    Initiated,
+    /// The gateway is still deciding; looked at again later.
+    Pending,
+    Completed,
+    /// The gateway says paid, but not the amount we charged: never fulfilled
+    /// automatically; an operator decides.
+    NeedsReview,
+    Canceled,
+    Expired,
+    /// The checkout could not be opened, or the gateway reports the payment failed.
+    Failed,
+    Refunded,
+    PartiallyRefunded,
+}
+
+impl PaymentStatus {
+    pub const ALL: [PaymentStatus; 9] = [
+        PaymentStatus::Initiated,
+        PaymentStatus::Pending,
+        PaymentStatus::Completed,
+        PaymentStatus::NeedsReview,
+        PaymentStatus::Canceled,
+        PaymentStatus::Expired,
+        PaymentStatus::Failed,
+        PaymentStatus::Refunded,
+        PaymentStatus::PartiallyRefunded,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentStatus::Initiated => "initiated",
+            PaymentStatus::Pending => "pending",
+            PaymentStatus::Completed => "completed",
+            PaymentStatus::NeedsReview => "needs_review",
+            PaymentStatus::Canceled => "canceled",
+            PaymentStatus::Expired => "expired",
+            PaymentStatus::Failed => "failed",
+            PaymentStatus::Refunded => "refunded",
+            PaymentStatus::PartiallyRefunded => "partially_refunded",
+        }
+    }
+
+    /// Still waiting for an outcome: worth asking the gateway about.
+    pub fn is_open(self) -> bool {
+        matches!(self, PaymentStatus::Initiated | PaymentStatus::Pending)
+    }
+}
+
+impl fmt::Display for PaymentStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for PaymentStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        PaymentStatus::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| format!("unknown payment status {s:?}"))
+    }
+}
+
+/// What a payment buys. Gateway and purpose are independent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Purpose {
+    Subscription { plan_id: PlanId },
+}
+
+impl Purpose {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Purpose::Subscription { .. } => "subscription",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Payment {
+    pub id: PaymentId,
+    pub user_id: UserId,
+    pub gateway: GatewayKind,
+    pub purpose: Purpose,
+    pub amount: Money,
+    pub status: PaymentStatus,
+    /// Khalti's pidx or Chapa's tx_ref, once the checkout is open.
+    pub provider_ref: Option<String>,
+    /// The gateway's transaction id, once it has one.
+    pub provider_txn_id: Option<String>,
+    pub payment_url: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Why the payment is in its status, in words for the customer or operator.
+    pub status_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A status change `settle` wants, valid only from the listed statuses. The store
+/// applies it as a compare-and-set, so of several concurrent settles of one payment
+/// exactly one changes it (and fulfils it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transition {
+    pub to: PaymentStatus,
+    pub from: &'static [PaymentStatus],
+    pub effect: Effect,
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    None,
+    /// Grant what was bought (exactly once per payment).
+    Fulfil,
+    /// Take back what this payment granted, if it granted anything.
+    Revoke,
+}
+
+use PaymentStatus as S;
+
+/// Statuses from which money arriving still counts. A payment we saw canceled or
+/// expired may yet turn out paid (the gateway is the authority); the customer's money
+/// must not be lost for that.
+const UNFULFILLED: &[PaymentStatus] =
+    &[S::Initiated, S::Pending, S::Canceled, S::Expired, S::Failed];
+const OPEN: &[PaymentStatus] = &[S::Initiated, S::Pending];
+const OPEN_OR_PAID: &[PaymentStatus] = &[
+    S::Initiated,
+    S::Pending,
+    S::Completed,
+    S::NeedsReview,
+    S::PartiallyRefunded,
+];
+
+/// The status table of DESIGN.md §1. `None` means the answer changes nothing (it is
+/// still recorded for audit).
+pub fn decide(payment: &Payment, answer: &GatewayAnswer) -> Option<Transition> {
+    let t = |to, from, effect, reason: Option<String>| {
+        Some(Transition {
+            to,
+            from,
+            effect,
+            reason,
+        })
+    };
+    match &answer.status {
+        GatewayStatus::Paid if answer.amount_minor == payment.amount.minor() => {
+            t(S::Completed, UNFULFILLED, Effect::Fulfil, None)
+        }
+        GatewayStatus::Paid => t(
+            S::NeedsReview,
+            UNFULFILLED,
+            Effect::None,
+            Some(format!(
+                "{} reports {} minor units paid, but {} was charged",
+                payment.gateway, answer.amount_minor, payment.amount
+            )),
+        ),
+        GatewayStatus::Unpaid => None,
+        GatewayStatus::Pending => t(S::Pending, &[S::Initiated], Effect::None, None),
+        GatewayStatus::Unrecognised(s) => t(
+            S::Pending,
+            &[S::Initiated],
+            Effect::None,
+            Some(format!(
+                "{} reported an unrecognised status {s:?}",
+                payment.gateway
+            )),
+        ),
+        GatewayStatus::Canceled => t(
+            S::Canceled,
+            OPEN,
+            Effect::None,
+            Some("Canceled by the customer".into()),
+        ),
+        GatewayStatus::Expired => t(
+            S::Expired,
+            OPEN,
+            Effect::None,
+            Some("The payment link expired before it was paid".into()),
+        ),
+        GatewayStatus::Failed => t(
+            S::Failed,
+            OPEN,
+            Effect::None,
+            Some(format!("{} reports the payment failed", payment.gateway)),
+        ),
+        GatewayStatus::Refunded => t(
+            S::Refunded,
+            OPEN_OR_PAID,
+            Effect::Revoke,
+            Some("Refunded".into()),
+        ),
+        GatewayStatus::PartiallyRefunded => t(
+            S::PartiallyRefunded,
+            &[S::Initiated, S::Pending, S::Completed, S::NeedsReview],
+            Effect::None,
+            Some("Partially refunded".into()),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::RawAnswer;
+    use crate::money::Currency;
+
+    fn payment(status: PaymentStatus) -> Payment {
+        let now = Utc::now();
+        Payment {
+            id: PaymentId::generate(),
+            user_id: UserId::generate(),
+            gateway: GatewayKind::Khalti,
+            purpose: Purpose::Subscription {
+                plan_id: PlanId::generate(),
+            },
+            amount: Money::from_minor(50_000, Currency::Npr).unwrap(),
+            status,
+            provider_ref: Some("pidx".into()),
+            provider_txn_id: None,
+            payment_url: None,
+            expires_at: None,
+            status_reason: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn answer(status: GatewayStatus, amount_minor: i64) -> GatewayAnswer {
+        GatewayAnswer {
+            status,
+            amount_minor,
+            transaction_id: None,
+            raw: RawAnswer {
+                http_status: 200,
+                body: "{}".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn only_the_exact_amount_paid_is_fulfilled() {
+        let p = payment(S::Initiated);
+        let paid = decide(&p, &answer(GatewayStatus::Paid, 50_000)).unwrap();
+        assert_eq!((paid.to, paid.effect), (S::Completed, Effect::Fulfil));
+        for wrong in [49_999, 50_001, 0, 500] {
+            let t = decide(&p, &answer(GatewayStatus::Paid, wrong)).unwrap();
+            assert_eq!(
+                (t.to, t.effect),
+                (S::NeedsReview, Effect::None),
+                "amount {wrong}"
+            );
+        }
+    }
+
+    #[test]
+    fn completion_never_applies_to_a_completed_or_refunded_payment() {
+        let t = decide(&payment(S::Initiated), &answer(GatewayStatus::Paid, 50_000)).unwrap();
+        for st in [
+            S::Completed,
+            S::NeedsReview,
+            S::Refunded,
+            S::PartiallyRefunded,
+        ] {
+            assert!(!t.from.contains(&st), "{st} must not be completable again");
+        }
+    }
+
+    #[test]
+    fn the_status_table() {
+        let p = payment(S::Initiated);
+        let to = |s| decide(&p, &answer(s, 50_000)).map(|t| (t.to, t.effect));
+        assert_eq!(to(GatewayStatus::Unpaid), None);
+        assert_eq!(to(GatewayStatus::Pending), Some((S::Pending, Effect::None)));
+        assert_eq!(
+            to(GatewayStatus::Canceled),
+            Some((S::Canceled, Effect::None))
+        );
+        assert_eq!(to(GatewayStatus::Expired), Some((S::Expired, Effect::None)));
+        assert_eq!(
+            to(GatewayStatus::Refunded),
+            Some((S::Refunded, Effect::Revoke))
+        );
+        assert_eq!(
+            to(GatewayStatus::PartiallyRefunded),
+            Some((S::PartiallyRefunded, Effect::None))
+        );
+        assert_eq!(
+            to(GatewayStatus::Unrecognised("Weird".into())),
+            Some((S::Pending, Effect::None))
+        );
+    }
+
+    #[test]
+    fn statuses_round_trip_through_text() {
+        for s in PaymentStatus::ALL {
+            assert_eq!(s.as_str().parse::<PaymentStatus>(), Ok(s));
+        }
+    }
+}

@@ -1,0 +1,426 @@
+//! The use-cases. The web layer, the CLI and background work all go through here, so a
+//! payment's outcome is decided in one place whichever path learned it.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use tracing::{info, warn};
+
+use crate::account::{Email, Password, SecretToken, Session, User, Username};
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::gateway::{CheckoutRequest, GatewayAnswer, GatewayKind, Gateways, RawAnswer};
+use crate::id::{PaymentId, PlanId, UserId};
+use crate::payment::{decide, Payment, PaymentStatus, Purpose};
+use crate::store::{AnswerKind, NewUser, Settled, Store};
+use crate::subscription::{NewPlan, Plan, Subscription};
+
+/// How long a browser session lasts.
+pub const SESSION_LIFETIME_DAYS: i64 = 14;
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Where customers reach this tijori (no trailing slash); return URLs hang off it.
+    pub public_url: String,
+}
+
+/// How a caller names the payment to verify.
+#[derive(Clone, Debug)]
+pub enum PaymentKey {
+    Id(PaymentId),
+    ProviderRef(GatewayKind, String),
+}
+
+/// A verify's outcome: the payment as it now stands and, if it paid for a
+/// subscription, that subscription.
+#[derive(Clone, Debug)]
+pub struct Verification {
+    pub payment: Payment,
+    pub subscription: Option<(Subscription, Plan)>,
+}
+
+#[derive(Clone)]
+pub struct Tijori {
+    store: Arc<dyn Store>,
+    gateways: Gateways,
+    clock: Arc<dyn Clock>,
+    settings: Settings,
+}
+
+impl Tijori {
+    pub fn new(
+        store: Arc<dyn Store>,
+        gateways: Gateways,
+        clock: Arc<dyn Clock>,
+        settings: Settings,
+    ) -> Self {
+        Tijori {
+            store,
+            gateways,
+            clock,
+            settings,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    // Accounts -------------------------------------------------------------------
+
+    pub async fn create_user(
+        &self,
+        username: &str,
+        email: &str,
+        password: &str,
+        is_admin: bool,
+    ) -> Result<User> {
+        let username = Username::parse(username)?;
+        let email = Email::parse(email)?;
+        let password = Password::parse(password)?;
+        let password_hash = blocking(move || password.hash()).await?;
+        let user = self
+            .store
+            .create_user(
+                NewUser {
+                    username,
+                    email,
+                    password_hash,
+                    is_admin,
+                },
+                self.now(),
+            )
+            .await
+            .map_err(|e| match e {
+                crate::store::StoreError::Conflict(_) => Error::Conflict {
+                    code: "username_taken",
+                    message: "that username or e-mail is already registered".into(),
+                },
+                other => other.into(),
+            })?;
+        info!(user = %user.id, username = user.username.as_str(), "user created");
+        Ok(user)
+    }
+
+    /// Checks a username and password. A wrong username and a wrong password are the
+    /// same answer, and take about as long, so neither leaks which accounts exist.
+    pub async fn check_credentials(&self, username: &str, password: &str) -> Result<User> {
+        let password = Password::parse(password).map_err(|_| Error::BadCredentials)?;
+        let found = match Username::parse(username) {
+            Ok(u) => self.store.user_credentials(&u).await?,
+            Err(_) => None,
+        };
+        let (user, hash) = match found {
+            Some((user, hash)) => (Some(user), hash),
+            None => (None, dummy_hash().clone()),
+        };
+        let ok = blocking(move || password.verify(&hash)).await?;
+        match user {
+            Some(user) if ok => Ok(user),
+            _ => Err(Error::BadCredentials),
+        }
+    }
+
+    pub async fn issue_api_token(&self, user: &UserId) -> Result<SecretToken> {
+        let token = SecretToken::generate();
+        self.store
+            .create_api_token(user, &token.hash(), self.now())
+            .await?;
+        Ok(token)
+    }
+
+    pub async fn user_by_api_token(&self, presented: &str) -> Result<Option<User>> {
+        Ok(self
+            .store
+            .user_by_api_token(&SecretToken::from_presented(presented).hash())
+            .await?)
+    }
+
+    /// Opens a browser session: the cookie's secret and the session's CSRF token.
+    pub async fn start_session(&self, user: &UserId) -> Result<(SecretToken, String)> {
+        let token = SecretToken::generate();
+        let csrf = SecretToken::generate().expose().to_owned();
+        let now = self.now();
+        let expires = now + Duration::days(SESSION_LIFETIME_DAYS);
+        self.store
+            .create_session(user, &token.hash(), &csrf, expires, now)
+            .await?;
+        Ok((token, csrf))
+    }
+
+    pub async fn session(&self, presented: &str) -> Result<Option<Session>> {
+        Ok(self
+            .store
+            .session(&SecretToken::from_presented(presented).hash(), self.now())
+            .await?)
+    }
+
+    pub async fn end_session(&self, presented: &str) -> Result<()> {
+        Ok(self
+            .store
+            .delete_session(&SecretToken::from_presented(presented).hash())
+            .await?)
+    }
+
+    // Plans ----------------------------------------------------------------------
+
+    pub async fn create_plan(&self, plan: NewPlan) -> Result<Plan> {
+        if plan.name.trim().is_empty() {
+            return Err(crate::account::InvalidField {
+                field: "name",
+                message: "must not be empty",
+            }
+            .into());
+        }
+        if plan.duration_days == 0 {
+            return Err(crate::account::InvalidField {
+                field: "days",
+                message: "must be at least 1",
+            }
+            .into());
+        }
+        if plan.price.minor() == 0 {
+            return Err(crate::account::InvalidField {
+                field: "price",
+                message: "must be more than zero",
+            }
+            .into());
+        }
+        Ok(self.store.create_plan(plan, self.now()).await?)
+    }
+
+    pub async fn plans(&self) -> Result<Vec<Plan>> {
+        Ok(self.store.plans().await?)
+    }
+
+    pub async fn my_subscription(&self, user: &UserId) -> Result<Option<(Subscription, Plan)>> {
+        let Some(sub) = self.store.subscription(user).await? else {
+            return Ok(None);
+        };
+        let plan = self
+            .store
+            .plan(&sub.plan_id)
+            .await?
+            .ok_or(Error::NotFound("plan"))?;
+        Ok(Some((sub, plan)))
+    }
+
+    // Payments -------------------------------------------------------------------
+
+    /// Starts paying for a plan: the payment row exists before the gateway is asked,
+    /// so a crash or a timeout mid-call leaves a trace, never a lost charge.
+    pub async fn initiate_subscription(
+        &self,
+        user: &User,
+        plan_id: &str,
+        gateway: GatewayKind,
+    ) -> Result<Payment> {
+        let plan = match PlanId::parse(plan_id) {
+            Some(id) => self.store.plan(&id).await?,
+            None => None,
+        }
+        .filter(|p| p.active)
+        .ok_or(Error::NotFound("plan"))?;
+        let gw = self
+            .gateways
+            .get(gateway)
+            .ok_or_else(|| Error::Unsupported(format!("the {gateway} gateway is not configured")))?
+            .clone();
+        if !gw.supports(plan.price.currency()) {
+            return Err(Error::Unsupported(format!(
+                "{gateway} cannot take payments in {}",
+                plan.price.currency()
+            )));
+        }
+
+        let now = self.now();
+        let payment = Payment {
+            id: PaymentId::generate(),
+            user_id: user.id.clone(),
+            gateway,
+            purpose: Purpose::Subscription {
+                plan_id: plan.id.clone(),
+            },
+            amount: plan.price,
+            status: PaymentStatus::Initiated,
+            provider_ref: None,
+            provider_txn_id: None,
+            payment_url: None,
+            expires_at: None,
+            status_reason: None,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.insert_payment(&payment).await?;
+
+        let request = CheckoutRequest {
+            payment_id: payment.id.clone(),
+            amount: plan.price,
+            description: format!("{} subscription ({} days)", plan.name, plan.duration_days),
+            return_url: format!("{}/payment-success/", self.settings.public_url),
+            website_url: format!("{}/", self.settings.public_url),
+            customer_name: user.username.as_str().to_owned(),
+            customer_email: user.email.as_str().to_owned(),
+        };
+        match gw.initiate(&request).await {
+            Ok(checkout) => {
+                let payment = self
+                    .store
+                    .record_checkout(
+                        &payment.id,
+                        &checkout.provider_ref,
+                        &checkout.payment_url,
+                        checkout.expires_at,
+                        &checkout.raw,
+                        self.now(),
+                    )
+                    .await?;
+                info!(payment = %payment.id, %gateway, provider_ref = checkout.provider_ref, "checkout opened");
+                Ok(payment)
+            }
+            Err(e) => {
+                warn!(payment = %payment.id, %gateway, error = %e, "checkout could not be opened");
+                self.store
+                    .fail_initiation(&payment.id, &e.to_string(), e.raw(), self.now())
+                    .await?;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The caller's own payment (or any payment, for an admin). Someone else's
+    /// payment is "not found", not "forbidden": its existence is not the caller's
+    /// business.
+    pub async fn payment_for(&self, user: &User, key: &PaymentKey) -> Result<Payment> {
+        let payment = match key {
+            PaymentKey::Id(id) => self.store.payment(id).await?,
+            PaymentKey::ProviderRef(gw, r) => self.store.payment_by_provider_ref(*gw, r).await?,
+        };
+        payment
+            .filter(|p| p.user_id == user.id || user.is_admin)
+            .ok_or(Error::NotFound("payment"))
+    }
+
+    pub async fn payment_history(&self, user: &UserId, limit: u32) -> Result<Vec<Payment>> {
+        Ok(self.store.payments_for_user(user, limit).await?)
+    }
+
+    /// Asks the gateway about the caller's payment (if it is still open) and settles
+    /// on its answer. Whatever a browser or redirect claimed is never consulted.
+    pub async fn verify(&self, user: &User, key: &PaymentKey) -> Result<Verification> {
+        let payment = self.payment_for(user, key).await?;
+        let payment = if payment.status.is_open() {
+            self.check_at_gateway(payment).await?.payment
+        } else {
+            payment
+        };
+        self.verification(payment).await
+    }
+
+    /// Records the browser's return redirect as a signal (it proves nothing).
+    pub async fn record_return_signal(&self, payment: &PaymentId, query: &str) -> Result<()> {
+        let raw = RawAnswer {
+            http_status: 0,
+            body: query.to_owned(),
+        };
+        Ok(self
+            .store
+            .record_answer(payment, AnswerKind::ReturnSignal, &raw, self.now())
+            .await?)
+    }
+
+    /// Looks the payment up at its gateway and settles on the answer. A failed
+    /// lookup leaves the payment as it was (still open, to be checked again) and
+    /// keeps any answer the gateway did give for audit.
+    pub async fn check_at_gateway(&self, payment: Payment) -> Result<Settled> {
+        let gw = self
+            .gateways
+            .get(payment.gateway)
+            .ok_or_else(|| {
+                Error::Unsupported(format!("the {} gateway is not configured", payment.gateway))
+            })?
+            .clone();
+        let provider_ref = payment
+            .provider_ref
+            .clone()
+            .ok_or_else(|| Error::Conflict {
+                code: "no_checkout",
+                message: "this payment never reached the gateway, so there is nothing to check"
+                    .into(),
+            })?;
+        match gw.lookup(&provider_ref).await {
+            Ok(answer) => self.settle(&payment, answer).await,
+            Err(e) => {
+                warn!(payment = %payment.id, gateway = %payment.gateway, error = %e, "lookup failed");
+                if let Some(raw) = e.raw() {
+                    self.store
+                        .record_answer(&payment.id, AnswerKind::Lookup, raw, self.now())
+                        .await?;
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The one way a payment's outcome is applied, whichever path learned it.
+    pub async fn settle(&self, payment: &Payment, answer: GatewayAnswer) -> Result<Settled> {
+        let transition = decide(payment, &answer);
+        let settled = self
+            .store
+            .settle(
+                &payment.id,
+                transition.as_ref(),
+                answer.transaction_id.as_deref(),
+                &answer.raw,
+                self.now(),
+            )
+            .await?;
+        if settled.changed {
+            info!(
+                payment = %payment.id,
+                from = %payment.status,
+                to = %settled.payment.status,
+                "payment settled"
+            );
+            if settled.payment.status == PaymentStatus::NeedsReview {
+                warn!(payment = %payment.id, reason = ?settled.payment.status_reason, "payment needs an operator's review");
+            }
+        }
+        Ok(settled)
+    }
+
+    async fn verification(&self, payment: Payment) -> Result<Verification> {
+        let subscription = if payment.status == PaymentStatus::Completed {
+            self.my_subscription(&payment.user_id).await?
+        } else {
+            None
+        };
+        Ok(Verification {
+            payment,
+            subscription,
+        })
+    }
+}
+
+/// Runs CPU-heavy work (password hashing) off the async threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Internal(anyhow::anyhow!("blocking task failed: {e}")))
+}
+
+/// A real hash to verify against when the username is unknown, so that case costs
+/// the same time as a wrong password.
+fn dummy_hash() -> &'static crate::account::PasswordHashString {
+    static HASH: std::sync::OnceLock<crate::account::PasswordHashString> =
+        std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        Password::parse("not-a-real-password")
+            .expect("valid")
+            .hash()
+    })
+}

@@ -1,0 +1,174 @@
+//! Plans and the rules for granting, extending and revoking a subscription.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use crate::id::{PlanId, UserId};
+use crate::money::Money;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub id: PlanId,
+    pub name: String,
+    pub description: String,
+    pub price: Money,
+    pub duration_days: u32,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Plan {
+    pub fn duration(&self) -> Duration {
+        Duration::days(i64::from(self.duration_days))
+    }
+}
+
+/// What `tijori plan create` and the demo seed hand to the store.
+#[derive(Clone, Debug)]
+pub struct NewPlan {
+    pub name: String,
+    pub description: String,
+    pub price: Money,
+    pub duration_days: u32,
+}
+
+/// A user's current subscription: one row per user, extended or replaced by each
+/// fulfilled payment. The payments' fulfilment records keep the history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Subscription {
+    pub user_id: UserId,
+    pub plan_id: PlanId,
+    pub start_at: DateTime<Utc>,
+    pub end_at: DateTime<Utc>,
+}
+
+impl Subscription {
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        self.start_at <= now && now < self.end_at
+    }
+}
+
+/// The period a fulfilled payment grants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Grant {
+    pub start_at: DateTime<Utc>,
+    pub end_at: DateTime<Utc>,
+}
+
+/// Renewing the plan one already has, while it runs, extends it from its current end
+/// so no paid day is lost; any other purchase (a different plan, or after the old one
+/// ended) starts now.
+pub fn grant(current: Option<&Subscription>, plan: &Plan, now: DateTime<Utc>) -> Grant {
+    match current {
+        Some(sub) if sub.plan_id == plan.id && sub.is_active(now) => Grant {
+            start_at: sub.start_at,
+            end_at: sub.end_at + plan.duration(),
+        },
+        _ => Grant {
+            start_at: now,
+            end_at: now + plan.duration(),
+        },
+    }
+}
+
+/// Takes back the days one fulfilled payment added. `granted` is how long that
+/// payment extended the subscription by; if nothing of it is left the subscription
+/// ends now.
+pub fn revoke(sub: &Subscription, granted: Duration, now: DateTime<Utc>) -> DateTime<Utc> {
+    let end = sub.end_at - granted;
+    if end > now {
+        end
+    } else {
+        now.min(sub.end_at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::money::Currency;
+
+    fn plan(id: &PlanId, days: u32) -> Plan {
+        Plan {
+            id: id.clone(),
+            name: "Basic".into(),
+            description: String::new(),
+            price: Money::from_minor(50_000, Currency::Npr).unwrap(),
+            duration_days: days,
+            active: true,
+            created_at: Utc::now(),
+        }
+    }
+
+    fn t(days: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap() + Duration::days(days)
+    }
+
+    #[test]
+    fn first_purchase_starts_now() {
+        let p = plan(&PlanId::generate(), 30);
+        assert_eq!(
+            grant(None, &p, t(0)),
+            Grant {
+                start_at: t(0),
+                end_at: t(30)
+            }
+        );
+    }
+
+    #[test]
+    fn renewing_the_same_active_plan_extends_from_its_end() {
+        let p = plan(&PlanId::generate(), 30);
+        let sub = Subscription {
+            user_id: UserId::generate(),
+            plan_id: p.id.clone(),
+            start_at: t(0),
+            end_at: t(30),
+        };
+        assert_eq!(
+            grant(Some(&sub), &p, t(20)),
+            Grant {
+                start_at: t(0),
+                end_at: t(60)
+            }
+        );
+    }
+
+    #[test]
+    fn a_different_plan_or_an_ended_one_starts_now() {
+        let p = plan(&PlanId::generate(), 30);
+        let other = plan(&PlanId::generate(), 90);
+        let sub = Subscription {
+            user_id: UserId::generate(),
+            plan_id: p.id.clone(),
+            start_at: t(0),
+            end_at: t(30),
+        };
+        assert_eq!(
+            grant(Some(&sub), &other, t(10)),
+            Grant {
+                start_at: t(10),
+                end_at: t(100)
+            }
+        );
+        assert_eq!(
+            grant(Some(&sub), &p, t(31)),
+            Grant {
+                start_at: t(31),
+                end_at: t(61)
+            }
+        );
+    }
+
+    #[test]
+    fn revoking_takes_back_only_the_refunded_period() {
+        let sub = Subscription {
+            user_id: UserId::generate(),
+            plan_id: PlanId::generate(),
+            start_at: t(0),
+            end_at: t(60),
+        };
+        assert_eq!(revoke(&sub, Duration::days(30), t(5)), t(30));
+        assert_eq!(revoke(&sub, Duration::days(60), t(5)), t(5));
+    }
+}
