@@ -1,1 +1,74 @@
+//! tijori's Store on SQLite (the embedded default) and PostgreSQL. All SQL lives in
+//! this crate; both backends run the same statements (`queries.rs`).
 
+use std::sync::Arc;
+
+use tijori_core::store::Store;
+
+mod postgres;
+mod sqlite;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// An open database of either kind.
+pub enum Database {
+    Sqlite(Arc<SqliteStore>),
+    Postgres(Arc<PgStore>),
+}
+
+impl Database {
+    /// Opens the database a `TIJORI_DATABASE_URL` names: `sqlite://path` (the file
+    /// is created if missing) or `postgres://…`. Does not migrate.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        match url.split_once(':').map(|(scheme, _)| scheme) {
+            Some("sqlite") => Ok(Database::Sqlite(Arc::new(SqliteStore::connect(url).await?))),
+            Some("postgres" | "postgresql") => Ok(Database::Postgres(Arc::new(
+                PgStore::connect(url, 16).await?,
+            ))),
+            _ => anyhow::bail!(
+                "unsupported database URL {:?}: it must start with sqlite:// or postgres://",
+                redact(url)
+            ),
+        }
+    }
+
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match self {
+            Database::Sqlite(s) => s.migrate().await,
+            Database::Postgres(p) => p.migrate().await,
+        }
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        match self {
+            Database::Sqlite(s) => s.clone(),
+            Database::Postgres(p) => p.clone(),
+        }
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Database::Sqlite(_) => "sqlite",
+            Database::Postgres(_) => "postgres",
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Database::Sqlite(s) => s.close().await,
+            Database::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+/// A database URL fit for logs: any password replaced.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("****"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,48 @@
+//! The scale path: several tijori processes on one PostgreSQL.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgPool, Postgres};
+
+type Db = Postgres;
+type DbStore = PgStore;
+
+const BEGIN_WRITE: &str = "BEGIN";
+const FOR_UPDATE: &str = " FOR UPDATE";
+
+#[path = "queries.rs"]
+mod queries;
+
+pub struct PgStore {
+    writer: PgPool,
+    /// The same pool: PostgreSQL handles concurrent writers itself.
+    reader: PgPool,
+}
+
+impl PgStore {
+    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect(url)
+            .await
+            .context("failed to connect to PostgreSQL")?;
+        Ok(PgStore {
+            writer: pool.clone(),
+            reader: pool,
+        })
+    }
+
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        sqlx::migrate!("./migrations/postgres")
+            .run(&self.writer)
+            .await
+            .context("failed to run PostgreSQL migrations")
+    }
+
+    pub async fn close(&self) {
+        self.writer.close().await;
+    }
+}

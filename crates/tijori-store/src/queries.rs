@@ -1,0 +1,777 @@
+// The Store implementation, written once and compiled twice: `sqlite.rs` and
+// `postgres.rs` each include this file as a module, with `super::Db` naming their
+// sqlx backend. Every statement uses `$N` parameters and SQL both databases accept;
+// what truly differs lives in the backend module (`super::BEGIN_WRITE`,
+// `super::FOR_UPDATE`).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use sqlx::{FromRow, QueryBuilder};
+
+use tijori_core::account::{Email, PasswordHashString, Session, TokenHash, User, Username};
+use tijori_core::gateway::{GatewayKind, RawAnswer};
+use tijori_core::id::{PaymentId, PlanId, UserId};
+use tijori_core::money::{Currency, Money};
+use tijori_core::payment::{Effect, Payment, Purpose, Transition};
+use tijori_core::store::{
+    AnswerKind, GatewayAnswerRecord, NewUser, Settled, Store, StoreError, StoreResult,
+};
+use tijori_core::subscription::{self, NewPlan, Plan, Subscription};
+
+use super::{Db, DbStore, BEGIN_WRITE, FOR_UPDATE};
+
+type Tx = sqlx::Transaction<'static, Db>;
+
+/// Maps a unique-constraint failure to `Conflict`, and anything else to a database
+/// error with the context of what we were doing.
+fn db_err(what: &'static str, conflict: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(conflict),
+        _ => StoreError::Database(anyhow::Error::new(e).context(what)),
+    }
+}
+
+fn ctx(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| StoreError::Database(anyhow::Error::new(e).context(what))
+}
+
+/// A value read back from our own database that does not parse is corruption, not
+/// bad input: fail loudly with what and where.
+fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Database(anyhow::anyhow!("corrupt {what} in database: {value:?}"))
+}
+
+#[derive(FromRow)]
+struct UserRow {
+    id: String,
+    username: String,
+    email: String,
+    is_admin: bool,
+    created_at: DateTime<Utc>,
+}
+
+impl From<UserRow> for User {
+    fn from(r: UserRow) -> Self {
+        User {
+            id: UserId::from_trusted(r.id),
+            username: Username::from_trusted(r.username),
+            email: Email::from_trusted(r.email),
+            is_admin: r.is_admin,
+            created_at: r.created_at,
+        }
+    }
+}
+
+const USER_COLUMNS: &str = "u.id, u.username, u.email, u.is_admin, u.created_at";
+
+#[derive(FromRow)]
+struct PlanRow {
+    id: String,
+    name: String,
+    description: String,
+    price_minor: i64,
+    currency: String,
+    duration_days: i32,
+    active: bool,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<PlanRow> for Plan {
+    type Error = StoreError;
+
+    fn try_from(r: PlanRow) -> Result<Self, StoreError> {
+        let currency: Currency = r
+            .currency
+            .parse()
+            .map_err(|_| corrupt("plan currency", &r.currency))?;
+        Ok(Plan {
+            id: PlanId::from_trusted(r.id),
+            name: r.name,
+            description: r.description,
+            price: Money::from_minor(r.price_minor, currency)
+                .map_err(|_| corrupt("plan price", &r.price_minor.to_string()))?,
+            duration_days: u32::try_from(r.duration_days)
+                .map_err(|_| corrupt("plan duration", &r.duration_days.to_string()))?,
+            active: r.active,
+            created_at: r.created_at,
+        })
+    }
+}
+
+const PLAN_COLUMNS: &str =
+    "id, name, description, price_minor, currency, duration_days, active, created_at";
+
+#[derive(FromRow)]
+struct PaymentRow {
+    id: String,
+    user_id: String,
+    gateway: String,
+    purpose: String,
+    plan_id: Option<String>,
+    amount_minor: i64,
+    currency: String,
+    status: String,
+    provider_ref: Option<String>,
+    provider_txn_id: Option<String>,
+    payment_url: Option<String>,
+    expires_at: Option<DateTime<Utc>>,
+    status_reason: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<PaymentRow> for Payment {
+    type Error = StoreError;
+
+    fn try_from(r: PaymentRow) -> Result<Self, StoreError> {
+        let currency: Currency = r
+            .currency
+            .parse()
+            .map_err(|_| corrupt("payment currency", &r.currency))?;
+        let purpose = match (r.purpose.as_str(), r.plan_id) {
+            ("subscription", Some(plan_id)) => Purpose::Subscription {
+                plan_id: PlanId::from_trusted(plan_id),
+            },
+            (other, _) => return Err(corrupt("payment purpose", other)),
+        };
+        Ok(Payment {
+            id: PaymentId::from_trusted(r.id),
+            user_id: UserId::from_trusted(r.user_id),
+            gateway: r
+                .gateway
+                .parse()
+                .map_err(|_| corrupt("payment gateway", &r.gateway))?,
+            purpose,
+            amount: Money::from_minor(r.amount_minor, currency)
+                .map_err(|_| corrupt("payment amount", &r.amount_minor.to_string()))?,
+            status: r
+                .status
+                .parse()
+                .map_err(|_| corrupt("payment status", &r.status))?,
+            provider_ref: r.provider_ref,
+            provider_txn_id: r.provider_txn_id,
+            payment_url: r.payment_url,
+            expires_at: r.expires_at,
+            status_reason: r.status_reason,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+const PAYMENT_COLUMNS: &str = "id, user_id, gateway, purpose, plan_id, amount_minor, currency, \
+     status, provider_ref, provider_txn_id, payment_url, expires_at, status_reason, created_at, \
+     updated_at";
+
+#[derive(FromRow)]
+struct SubscriptionRow {
+    user_id: String,
+    plan_id: String,
+    start_at: DateTime<Utc>,
+    end_at: DateTime<Utc>,
+}
+
+impl From<SubscriptionRow> for Subscription {
+    fn from(r: SubscriptionRow) -> Self {
+        Subscription {
+            user_id: UserId::from_trusted(r.user_id),
+            plan_id: PlanId::from_trusted(r.plan_id),
+            start_at: r.start_at,
+            end_at: r.end_at,
+        }
+    }
+}
+
+impl DbStore {
+    async fn begin_write(&self) -> StoreResult<Tx> {
+        self.writer
+            .begin_with(BEGIN_WRITE)
+            .await
+            .map_err(ctx("failed to begin a write transaction"))
+    }
+
+    async fn payment_in(tx: &mut Tx, id: &PaymentId) -> StoreResult<Option<Payment>> {
+        sqlx::query_as::<_, PaymentRow>(&format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(ctx("failed to load payment"))?
+        .map(Payment::try_from)
+        .transpose()
+    }
+
+    async fn insert_answer(
+        tx: &mut Tx,
+        id: &PaymentId,
+        kind: AnswerKind,
+        raw: &RawAnswer,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO gateway_answers (payment_id, kind, http_status, body, received_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id.as_str())
+        .bind(kind.as_str())
+        .bind(i32::from(raw.http_status))
+        .bind(&raw.body)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(ctx("failed to record gateway answer"))?;
+        Ok(())
+    }
+
+    async fn subscription_in(tx: &mut Tx, user: &UserId) -> StoreResult<Option<Subscription>> {
+        // FOR UPDATE on PostgreSQL: two payments of one user settling at once must
+        // extend the subscription one after the other, not both from the same end.
+        Ok(sqlx::query_as::<_, SubscriptionRow>(&format!(
+            "SELECT user_id, plan_id, start_at, end_at FROM subscriptions WHERE user_id = $1{FOR_UPDATE}"
+        ))
+        .bind(user.as_str())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(ctx("failed to load subscription"))?
+        .map(Subscription::from))
+    }
+
+    async fn fulfil(tx: &mut Tx, payment: &Payment, now: DateTime<Utc>) -> StoreResult<()> {
+        let Purpose::Subscription { plan_id } = &payment.purpose;
+        let plan: Plan = sqlx::query_as::<_, PlanRow>(&format!(
+            "SELECT {PLAN_COLUMNS} FROM plans WHERE id = $1"
+        ))
+        .bind(plan_id.as_str())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(ctx("failed to load plan to fulfil"))?
+        .ok_or(StoreError::NotFound("plan"))?
+        .try_into()?;
+        let current = Self::subscription_in(tx, &payment.user_id).await?;
+        let grant = subscription::grant(current.as_ref(), &plan, now);
+        let granted = plan.duration();
+
+        // The primary key on payment_id makes this the exactly-once guard: should the
+        // status compare-and-set ever be bypassed, a second grant fails here and rolls
+        // the whole settlement back.
+        sqlx::query(
+            "INSERT INTO fulfilments (payment_id, user_id, plan_id, granted_seconds, period_start, \
+             period_end, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(payment.id.as_str())
+        .bind(payment.user_id.as_str())
+        .bind(plan.id.as_str())
+        .bind(granted.num_seconds())
+        .bind(grant.end_at - granted)
+        .bind(grant.end_at)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err("failed to record fulfilment", "fulfilment"))?;
+
+        sqlx::query(
+            "INSERT INTO subscriptions (user_id, plan_id, start_at, end_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (user_id) DO UPDATE SET plan_id = excluded.plan_id, \
+             start_at = excluded.start_at, end_at = excluded.end_at, updated_at = excluded.updated_at",
+        )
+        .bind(payment.user_id.as_str())
+        .bind(plan.id.as_str())
+        .bind(grant.start_at)
+        .bind(grant.end_at)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(ctx("failed to grant subscription"))?;
+        Ok(())
+    }
+
+    async fn revoke(tx: &mut Tx, payment: &Payment, now: DateTime<Utc>) -> StoreResult<()> {
+        let granted: Option<i64> = sqlx::query_scalar(
+            "UPDATE fulfilments SET revoked_at = $2 WHERE payment_id = $1 AND revoked_at IS NULL \
+             RETURNING granted_seconds",
+        )
+        .bind(payment.id.as_str())
+        .bind(now)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(ctx("failed to revoke fulfilment"))?;
+        let Some(granted) = granted else {
+            return Ok(()); // this payment never granted anything
+        };
+        if let Some(sub) = Self::subscription_in(tx, &payment.user_id).await? {
+            let end = subscription::revoke(&sub, Duration::seconds(granted), now);
+            sqlx::query("UPDATE subscriptions SET end_at = $2, updated_at = $3 WHERE user_id = $1")
+                .bind(payment.user_id.as_str())
+                .bind(end)
+                .bind(now)
+                .execute(&mut **tx)
+                .await
+                .map_err(ctx("failed to shorten subscription"))?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for DbStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map_err(ctx("database did not answer"))?;
+        Ok(())
+    }
+
+    async fn create_user(&self, user: NewUser, now: DateTime<Utc>) -> StoreResult<User> {
+        let id = UserId::generate();
+        sqlx::query(
+            "INSERT INTO users (id, username, email, password_hash, is_admin, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id.as_str())
+        .bind(user.username.as_str())
+        .bind(user.email.as_str())
+        .bind(&user.password_hash.0)
+        .bind(user.is_admin)
+        .bind(now)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err("failed to insert user", "user"))?;
+        Ok(User {
+            id,
+            username: user.username,
+            email: user.email,
+            is_admin: user.is_admin,
+            created_at: now,
+        })
+    }
+
+    async fn user(&self, id: &UserId) -> StoreResult<Option<User>> {
+        Ok(sqlx::query_as::<_, UserRow>(&format!(
+            "SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(ctx("failed to load user"))?
+        .map(User::from))
+    }
+
+    async fn user_credentials(
+        &self,
+        username: &Username,
+    ) -> StoreResult<Option<(User, PasswordHashString)>> {
+        #[derive(FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            user: UserRow,
+            password_hash: String,
+        }
+        Ok(sqlx::query_as::<_, Row>(&format!(
+            "SELECT {USER_COLUMNS}, u.password_hash FROM users u WHERE u.username = $1"
+        ))
+        .bind(username.as_str())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(ctx("failed to load credentials"))?
+        .map(|r| (r.user.into(), PasswordHashString(r.password_hash))))
+    }
+
+    async fn set_password(&self, id: &UserId, hash: &PasswordHashString) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+            .bind(id.as_str())
+            .bind(&hash.0)
+            .execute(&self.writer)
+            .await
+            .map_err(ctx("failed to set password"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("user"));
+        }
+        Ok(())
+    }
+
+    async fn create_api_token(
+        &self,
+        user: &UserId,
+        token: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query("INSERT INTO api_tokens (token_hash, user_id, created_at) VALUES ($1, $2, $3)")
+            .bind(&token.0)
+            .bind(user.as_str())
+            .bind(now)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err("failed to store API token", "token"))?;
+        Ok(())
+    }
+
+    async fn user_by_api_token(&self, token: &TokenHash) -> StoreResult<Option<User>> {
+        Ok(sqlx::query_as::<_, UserRow>(&format!(
+            "SELECT {USER_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1"
+        ))
+        .bind(&token.0)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(ctx("failed to look up API token"))?
+        .map(User::from))
+    }
+
+    async fn create_session(
+        &self,
+        user: &UserId,
+        token: &TokenHash,
+        csrf_token: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&token.0)
+        .bind(user.as_str())
+        .bind(csrf_token)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err("failed to store session", "session"))?;
+        Ok(())
+    }
+
+    async fn session(&self, token: &TokenHash, now: DateTime<Utc>) -> StoreResult<Option<Session>> {
+        #[derive(FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            user: UserRow,
+            csrf_token: String,
+            expires_at: DateTime<Utc>,
+        }
+        Ok(sqlx::query_as::<_, Row>(&format!(
+            "SELECT {USER_COLUMNS}, s.csrf_token, s.expires_at FROM sessions s \
+             JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1 AND s.expires_at > $2"
+        ))
+        .bind(&token.0)
+        .bind(now)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(ctx("failed to look up session"))?
+        .map(|r| Session {
+            user: r.user.into(),
+            csrf_token: r.csrf_token,
+            expires_at: r.expires_at,
+        }))
+    }
+
+    async fn delete_session(&self, token: &TokenHash) -> StoreResult<()> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(&token.0)
+            .execute(&self.writer)
+            .await
+            .map_err(ctx("failed to delete session"))?;
+        Ok(())
+    }
+
+    async fn create_plan(&self, plan: NewPlan, now: DateTime<Utc>) -> StoreResult<Plan> {
+        let id = PlanId::generate();
+        let days = i32::try_from(plan.duration_days).map_err(|_| {
+            StoreError::Database(anyhow::anyhow!(
+                "plan duration {} is too long",
+                plan.duration_days
+            ))
+        })?;
+        sqlx::query(
+            "INSERT INTO plans (id, name, description, price_minor, currency, duration_days, active, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7)",
+        )
+        .bind(id.as_str())
+        .bind(&plan.name)
+        .bind(&plan.description)
+        .bind(plan.price.minor())
+        .bind(plan.price.currency().code())
+        .bind(days)
+        .bind(now)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err("failed to insert plan", "plan"))?;
+        Ok(Plan {
+            id,
+            name: plan.name,
+            description: plan.description,
+            price: plan.price,
+            duration_days: plan.duration_days,
+            active: true,
+            created_at: now,
+        })
+    }
+
+    async fn plans(&self) -> StoreResult<Vec<Plan>> {
+        sqlx::query_as::<_, PlanRow>(&format!(
+            "SELECT {PLAN_COLUMNS} FROM plans WHERE active ORDER BY price_minor, id"
+        ))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(ctx("failed to list plans"))?
+        .into_iter()
+        .map(Plan::try_from)
+        .collect()
+    }
+
+    async fn plan(&self, id: &PlanId) -> StoreResult<Option<Plan>> {
+        sqlx::query_as::<_, PlanRow>(&format!("SELECT {PLAN_COLUMNS} FROM plans WHERE id = $1"))
+            .bind(id.as_str())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(ctx("failed to load plan"))?
+            .map(Plan::try_from)
+            .transpose()
+    }
+
+    async fn insert_payment(&self, p: &Payment) -> StoreResult<()> {
+        let Purpose::Subscription { plan_id } = &p.purpose;
+        sqlx::query(
+            "INSERT INTO payments (id, user_id, gateway, purpose, plan_id, amount_minor, currency, \
+             status, provider_ref, provider_txn_id, payment_url, expires_at, status_reason, \
+             created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        )
+        .bind(p.id.as_str())
+        .bind(p.user_id.as_str())
+        .bind(p.gateway.as_str())
+        .bind(p.purpose.as_str())
+        .bind(plan_id.as_str())
+        .bind(p.amount.minor())
+        .bind(p.amount.currency().code())
+        .bind(p.status.as_str())
+        .bind(&p.provider_ref)
+        .bind(&p.provider_txn_id)
+        .bind(&p.payment_url)
+        .bind(p.expires_at)
+        .bind(&p.status_reason)
+        .bind(p.created_at)
+        .bind(p.updated_at)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err("failed to insert payment", "payment"))?;
+        Ok(())
+    }
+
+    async fn record_checkout(
+        &self,
+        id: &PaymentId,
+        provider_ref: &str,
+        payment_url: &str,
+        expires_at: Option<DateTime<Utc>>,
+        raw: &RawAnswer,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Payment> {
+        let mut tx = self.begin_write().await?;
+        Self::insert_answer(&mut tx, id, AnswerKind::Initiate, raw, now).await?;
+        let row = sqlx::query_as::<_, PaymentRow>(&format!(
+            "UPDATE payments SET provider_ref = $2, payment_url = $3, expires_at = $4, updated_at = $5 \
+             WHERE id = $1 AND status = 'initiated' AND provider_ref IS NULL RETURNING {PAYMENT_COLUMNS}"
+        ))
+        .bind(id.as_str())
+        .bind(provider_ref)
+        .bind(payment_url)
+        .bind(expires_at)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err("failed to record checkout", "payment with this provider reference"))?
+        .ok_or(StoreError::NotFound("payment awaiting its checkout"))?;
+        tx.commit()
+            .await
+            .map_err(ctx("failed to commit checkout"))?;
+        row.try_into()
+    }
+
+    async fn fail_initiation(
+        &self,
+        id: &PaymentId,
+        reason: &str,
+        raw: Option<&RawAnswer>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Payment> {
+        let mut tx = self.begin_write().await?;
+        if let Some(raw) = raw {
+            Self::insert_answer(&mut tx, id, AnswerKind::Initiate, raw, now).await?;
+        }
+        let row = sqlx::query_as::<_, PaymentRow>(&format!(
+            "UPDATE payments SET status = 'failed', status_reason = $2, updated_at = $3 \
+             WHERE id = $1 AND status = 'initiated' AND provider_ref IS NULL RETURNING {PAYMENT_COLUMNS}"
+        ))
+        .bind(id.as_str())
+        .bind(reason)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(ctx("failed to mark payment failed"))?
+        .ok_or(StoreError::NotFound("payment awaiting its checkout"))?;
+        tx.commit()
+            .await
+            .map_err(ctx("failed to commit failed initiation"))?;
+        row.try_into()
+    }
+
+    async fn payment(&self, id: &PaymentId) -> StoreResult<Option<Payment>> {
+        sqlx::query_as::<_, PaymentRow>(&format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(ctx("failed to load payment"))?
+        .map(Payment::try_from)
+        .transpose()
+    }
+
+    async fn payment_by_provider_ref(
+        &self,
+        gateway: GatewayKind,
+        provider_ref: &str,
+    ) -> StoreResult<Option<Payment>> {
+        sqlx::query_as::<_, PaymentRow>(&format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE gateway = $1 AND provider_ref = $2"
+        ))
+        .bind(gateway.as_str())
+        .bind(provider_ref)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(ctx("failed to load payment by provider reference"))?
+        .map(Payment::try_from)
+        .transpose()
+    }
+
+    async fn payments_for_user(&self, user: &UserId, limit: u32) -> StoreResult<Vec<Payment>> {
+        sqlx::query_as::<_, PaymentRow>(&format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+        ))
+        .bind(user.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(ctx("failed to list payments"))?
+        .into_iter()
+        .map(Payment::try_from)
+        .collect()
+    }
+
+    async fn record_answer(
+        &self,
+        id: &PaymentId,
+        kind: AnswerKind,
+        raw: &RawAnswer,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        Self::insert_answer(&mut tx, id, kind, raw, now).await?;
+        tx.commit()
+            .await
+            .map_err(ctx("failed to commit gateway answer"))
+    }
+
+    async fn answers(&self, id: &PaymentId) -> StoreResult<Vec<GatewayAnswerRecord>> {
+        #[derive(FromRow)]
+        struct Row {
+            kind: String,
+            http_status: i32,
+            body: String,
+            received_at: DateTime<Utc>,
+        }
+        Ok(sqlx::query_as::<_, Row>(
+            "SELECT kind, http_status, body, received_at FROM gateway_answers WHERE payment_id = $1 ORDER BY id",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(ctx("failed to list gateway answers"))?
+        .into_iter()
+        .map(|r| GatewayAnswerRecord {
+            kind: r.kind,
+            http_status: u16::try_from(r.http_status).unwrap_or(0),
+            body: r.body,
+            received_at: r.received_at,
+        })
+        .collect())
+    }
+
+    async fn settle(
+        &self,
+        id: &PaymentId,
+        transition: Option<&Transition>,
+        provider_txn_id: Option<&str>,
+        raw: &RawAnswer,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Settled> {
+        let mut tx = self.begin_write().await?;
+        Self::insert_answer(&mut tx, id, AnswerKind::Lookup, raw, now).await?;
+
+        let mut changed = None;
+        if let Some(t) = transition {
+            // The compare-and-set: only a payment still in one of `t.from` moves. On
+            // PostgreSQL a concurrent settle blocks on the row lock and then sees the
+            // new status, so it matches nothing.
+            let mut q = QueryBuilder::<Db>::new("UPDATE payments SET status = ");
+            q.push_bind(t.to.as_str())
+                .push(", status_reason = ")
+                .push_bind(t.reason.as_deref())
+                .push(", provider_txn_id = COALESCE(")
+                .push_bind(provider_txn_id)
+                .push(", provider_txn_id), updated_at = ")
+                .push_bind(now)
+                .push(" WHERE id = ")
+                .push_bind(id.as_str())
+                .push(" AND status IN (");
+            let mut statuses = q.separated(", ");
+            for s in t.from {
+                statuses.push_bind(s.as_str());
+            }
+            q.push(format!(") RETURNING {PAYMENT_COLUMNS}"));
+            let row = q
+                .build_query_as::<PaymentRow>()
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(ctx("failed to move payment status"))?;
+            if let Some(row) = row {
+                let payment = Payment::try_from(row)?;
+                match t.effect {
+                    Effect::Fulfil => Self::fulfil(&mut tx, &payment, now).await?,
+                    Effect::Revoke => Self::revoke(&mut tx, &payment, now).await?,
+                    Effect::None => {}
+                }
+                changed = Some(payment);
+            }
+        }
+
+        let payment = match changed.clone() {
+            Some(p) => p,
+            None => Self::payment_in(&mut tx, id)
+                .await?
+                .ok_or(StoreError::NotFound("payment"))?,
+        };
+        let subscription = Self::subscription_in(&mut tx, &payment.user_id).await?;
+        tx.commit()
+            .await
+            .map_err(ctx("failed to commit settlement"))?;
+        Ok(Settled {
+            payment,
+            changed: changed.is_some(),
+            subscription,
+        })
+    }
+
+    async fn subscription(&self, user: &UserId) -> StoreResult<Option<Subscription>> {
+        Ok(sqlx::query_as::<_, SubscriptionRow>(
+            "SELECT user_id, plan_id, start_at, end_at FROM subscriptions WHERE user_id = $1",
+        )
+        .bind(user.as_str())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(ctx("failed to load subscription"))?
+        .map(Subscription::from))
+    }
+}
