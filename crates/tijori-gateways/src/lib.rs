@@ -1,1 +1,7 @@
+//! Adapters from the gateway client crates to tijori-core's `Gateway` port. The
+//! clients speak each gateway's language (paisa, pidx, lookup statuses); the core
+//! speaks tijori's. The translation, and its judgement calls, live here.
 
+mod khalti;
+
+pub use crate::khalti::KhaltiGateway;

@@ -1,0 +1,45 @@
+//! Identifier generation.
+
+/// The 57-character alphabet of Python's `shortuuid` (no `0 1 I O l`). Every `pidx`
+/// and transaction id in Khalti's samples uses it (khalti.md §3.2).
+pub(crate) const ALPHABET: &[u8; 57] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+
+/// Length of a Khalti `pidx` / transaction id.
+pub(crate) const ID_LEN: usize = 22;
+
+/// A random 22-character id, encoded like `shortuuid` encodes a UUID: a random 128-bit
+/// number in base 57, most significant digit first, zero-padded.
+pub(crate) fn short_id() -> String {
+    let mut n: u128 = rand::random();
+    let mut out = [ALPHABET[0]; ID_LEN];
+    for slot in out.iter_mut().rev() {
+        *slot = ALPHABET[(n % 57) as usize];
+        n /= 57;
+    }
+    out.iter().map(|&b| b as char).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alphabet_is_base57_without_ambiguous_characters() {
+        let mut sorted = ALPHABET.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 57);
+        for c in b"01IOl" {
+            assert!(!ALPHABET.contains(c), "{}", *c as char);
+        }
+    }
+
+    #[test]
+    fn ids_have_22_alphabet_characters_and_differ() {
+        let a = short_id();
+        let b = short_id();
+        assert_eq!(a.len(), ID_LEN);
+        assert!(a.bytes().all(|c| ALPHABET.contains(&c)), "{a}");
+        assert_ne!(a, b);
+    }
+}

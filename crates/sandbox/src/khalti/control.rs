@@ -1,0 +1,121 @@
+//! Sandbox-only test controls under `/khalti/_sandbox/` (not part of Khalti's API;
+//! no authentication). Errors are `{"error": "…"}`.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::Utc;
+use serde_json::{json, Value};
+
+use super::store::TransitionError;
+use super::{KhaltiSettings, TEST_KHALTI_IDS};
+use crate::Sandbox;
+
+/// How many payments `GET /khalti/_sandbox/payments` lists.
+const RECENT: usize = 20;
+
+/// `GET /khalti/_sandbox/settings`
+pub(super) async fn get_settings(State(sandbox): State<Sandbox>) -> Json<KhaltiSettings> {
+    Json(sandbox.khalti().settings())
+}
+
+/// `PUT /khalti/_sandbox/settings`: a full or **partial** JSON object; the keys given
+/// replace the current values, the others are kept. Unknown keys and wrong types are
+/// rejected with 400 and change nothing. Answers with the resulting settings.
+pub(super) async fn put_settings(State(sandbox): State<Sandbox>, body: Bytes) -> Response {
+    let changes: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")),
+    };
+    let Some(changes) = changes.as_object() else {
+        return error(StatusCode::BAD_REQUEST, "expected a JSON object".to_owned());
+    };
+    let control = sandbox.khalti();
+    let mut state = control.lock();
+    let Ok(Value::Object(mut merged)) = serde_json::to_value(&state.settings) else {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "settings do not serialize".to_owned(),
+        );
+    };
+    for (key, value) in changes {
+        if !merged.contains_key(key) {
+            return error(StatusCode::BAD_REQUEST, format!("unknown setting `{key}`"));
+        }
+        merged.insert(key.clone(), value.clone());
+    }
+    let settings: KhaltiSettings = match serde_json::from_value(Value::Object(merged)) {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid settings: {e}")),
+    };
+    if settings.secret_key.trim().is_empty() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "secret_key may not be empty".to_owned(),
+        );
+    }
+    tracing::info!(?settings, "khalti sandbox: settings changed");
+    state.settings = settings.clone();
+    Json(settings).into_response()
+}
+
+/// `GET /khalti/_sandbox/payments`: the most recent payments, newest first.
+pub(super) async fn list_payments(State(sandbox): State<Sandbox>) -> Json<Vec<Value>> {
+    Json(sandbox.khalti().recent_payments(RECENT))
+}
+
+/// `GET /khalti/_sandbox/payments/{pidx}`
+pub(super) async fn get_payment(
+    State(sandbox): State<Sandbox>,
+    Path(pidx): Path<String>,
+) -> Response {
+    match sandbox.khalti().payment(&pidx) {
+        Some(record) => Json(record).into_response(),
+        None => unknown(&pidx),
+    }
+}
+
+/// `POST /khalti/_sandbox/payments/{pidx}/{complete|cancel|expire}`: answers with the
+/// payment's record (including `redirect_url`, where the checkout would have sent the
+/// browser); 404 for an unknown pidx or action, 409 when the payment's state does not
+/// allow it.
+pub(super) async fn payment_action(
+    State(sandbox): State<Sandbox>,
+    Path((pidx, action)): Path<(String, String)>,
+) -> Response {
+    let control = sandbox.khalti();
+    let now = Utc::now();
+    let mut state = control.lock();
+    let result = match action.as_str() {
+        "complete" => state.complete(&pidx, TEST_KHALTI_IDS[1], now),
+        "cancel" => state.cancel(&pidx, now),
+        "expire" => state.expire(&pidx, now),
+        other => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("unknown action `{other}` (use complete, cancel or expire)"),
+            )
+        }
+    };
+    match result {
+        Ok(payment) => {
+            tracing::info!(pidx = %payment.pidx, status = %payment.status, action, "khalti sandbox: control");
+            Json(payment.record(control.public_url())).into_response()
+        }
+        Err(TransitionError::NotFound) => unknown(&pidx),
+        Err(e) => error(StatusCode::CONFLICT, e.to_string()),
+    }
+}
+
+fn unknown(pidx: &str) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        format!("no payment with pidx `{pidx}`"),
+    )
+}
+
+fn error(status: StatusCode, message: String) -> Response {
+    (status, Json(json!({"error": message}))).into_response()
+}
