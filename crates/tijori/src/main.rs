@@ -1,1 +1,218 @@
-fn main() {}
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use tijori::{demo, Application, Config};
+use tijori_core::money::{Currency, Money};
+use tijori_core::subscription::NewPlan;
+use tracing_subscriber::EnvFilter;
+
+/// Payments and subscriptions for Khalti (Nepal) and Chapa (Ethiopia).
+///
+/// With no gateway keys configured, tijori runs on SQLite with its own built-in
+/// sandbox gateways and demo data: `tijori serve` is a complete system offline.
+/// Every command takes the same configuration (flags or environment variables).
+#[derive(Parser)]
+#[command(name = "tijori", version, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    config: Config,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API and pages (migrates the database first).
+    Serve,
+    /// Apply database migrations, then exit.
+    Migrate,
+    /// Run the sandbox gateways alone, for apps in any language to test against.
+    Sandbox {
+        /// Address for the sandbox to listen on.
+        #[arg(
+            long = "sandbox-listen",
+            env = "TIJORI_SANDBOX_LISTEN",
+            default_value = "127.0.0.1:9000"
+        )]
+        listen: SocketAddr,
+        /// Where browsers reach the sandbox (for its hosted checkout links).
+        #[arg(long = "sandbox-public-url", env = "TIJORI_SANDBOX_PUBLIC_URL")]
+        public_url: Option<url::Url>,
+    },
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage subscription plans.
+    #[command(subcommand)]
+    Plan(PlanCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user.
+    Create {
+        username: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password: String,
+        /// Make the user an administrator (sees every payment).
+        #[arg(long)]
+        admin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum PlanCommand {
+    /// Create a plan.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Price in major units, e.g. 500 or 499.99.
+        #[arg(long)]
+        price: String,
+        #[arg(long, default_value = "NPR")]
+        currency: Currency,
+        /// How many days one payment buys.
+        #[arg(long)]
+        days: u32,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List the plans on offer.
+    List,
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("TIJORI_LOG")
+                .unwrap_or_else(|_| EnvFilter::new("info,tower_http=info,sqlx=warn")),
+        )
+        .init();
+    if let Err(e) = run(cli).await {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = cli.config;
+    match cli.command {
+        Command::Serve => {
+            let app = Application::build(&config).await?;
+            if config.demo() {
+                demo::seed(app.tijori())
+                    .await
+                    .context("failed to seed demo data")?;
+                println!(
+                    "\n  tijori is running at {url}\n  Demo sign-in: {user} / {password}\n  Sandbox gateways: {url}sandbox/\n",
+                    url = app.public_url(),
+                    user = demo::DEMO_USERNAME,
+                    password = demo::DEMO_PASSWORD,
+                );
+            }
+            app.run_until_stopped().await
+        }
+        Command::Migrate => {
+            let db = tijori_store::Database::connect(&config.database_url).await?;
+            db.migrate().await?;
+            db.close().await;
+            println!(
+                "migrations applied to {}",
+                tijori_store::redact(&config.database_url)
+            );
+            Ok(())
+        }
+        Command::Sandbox { listen, public_url } => run_sandbox(listen, public_url).await,
+        Command::User(UserCommand::Create {
+            username,
+            email,
+            password,
+            admin,
+        }) => {
+            let tijori = offline(&config).await?;
+            let user = tijori
+                .create_user(&username, &email, &password, admin)
+                .await?;
+            println!(
+                "created user {} ({}){}",
+                user.username.as_str(),
+                user.id,
+                if admin { ", admin" } else { "" }
+            );
+            Ok(())
+        }
+        Command::Plan(PlanCommand::Create {
+            name,
+            price,
+            currency,
+            days,
+            description,
+        }) => {
+            let tijori = offline(&config).await?;
+            let price = Money::parse_major(&price, currency).context("invalid --price")?;
+            let plan = tijori
+                .create_plan(NewPlan {
+                    name,
+                    description,
+                    price,
+                    duration_days: days,
+                })
+                .await?;
+            println!(
+                "created plan {} ({}): {} for {} days",
+                plan.name, plan.id, plan.price, plan.duration_days
+            );
+            Ok(())
+        }
+        Command::Plan(PlanCommand::List) => {
+            let tijori = offline(&config).await?;
+            for p in tijori.plans().await? {
+                println!(
+                    "{}\t{}\t{}\t{} days",
+                    p.id, p.name, p.price, p.duration_days
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The core on the configured database, with no gateways: for admin commands.
+async fn offline(config: &Config) -> anyhow::Result<tijori_core::Tijori> {
+    let db = tijori_store::Database::connect(&config.database_url).await?;
+    db.migrate().await?;
+    Ok(tijori_core::Tijori::new(
+        db.store(),
+        tijori_core::gateway::Gateways::new(),
+        std::sync::Arc::new(tijori_core::clock::SystemClock),
+        tijori_core::service::Settings {
+            public_url: String::new(),
+        },
+    ))
+}
+
+async fn run_sandbox(listen: SocketAddr, public_url: Option<url::Url>) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("failed to listen on {listen}"))?;
+    let bound = listener.local_addr()?;
+    let public_url = match public_url {
+        Some(u) => u,
+        None => url::Url::parse(&format!("http://{bound}/"))?,
+    };
+    let sandbox =
+        tijori_sandbox::Sandbox::new(tijori_sandbox::SandboxConfig::new(public_url.clone()));
+    println!(
+        "\n  tijori sandbox at {public_url}\n  Khalti API base: {public_url}khalti/api/v2/\n  Khalti secret key: {key}\n",
+        key = tijori_sandbox::DEFAULT_KHALTI_SECRET_KEY
+    );
+    axum::serve(listener, sandbox.router())
+        .await
+        .context("the sandbox server failed")
+}

@@ -1,0 +1,119 @@
+//! /api/auth/: register and login for API clients (and the session cookie a browser
+//! gets alongside).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::post;
+use axum::Router;
+use axum_extra::extract::cookie::{Cookie, SameSite};
+use axum_extra::extract::CookieJar;
+use serde::{Deserialize, Serialize};
+use tijori_core::account::User;
+
+use crate::error::ApiError;
+use crate::extract::{Json, SESSION_COOKIE};
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/auth/register", post(register))
+        .route("/api/auth/register/", post(register))
+        .route("/api/auth/login", post(login))
+        .route("/api/auth/login/", post(login))
+}
+
+#[derive(Deserialize)]
+struct RegisterBody {
+    username: String,
+    email: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+struct Registered {
+    id: String,
+    username: String,
+    email: String,
+    token: String,
+}
+
+async fn register(
+    State(state): State<AppState>,
+    Json(body): Json<RegisterBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let user = state
+        .tijori
+        .create_user(&body.username, &body.email, &body.password, false)
+        .await?;
+    let token = state.tijori.issue_api_token(&user.id).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Registered {
+            id: user.id.to_string(),
+            username: user.username.as_str().to_owned(),
+            email: user.email.as_str().to_owned(),
+            token: token.expose().to_owned(),
+        }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    username: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+struct LoggedIn {
+    token: String,
+    /// For a browser using the session cookie: send it as `X-CSRF-Token` on every
+    /// state-changing request.
+    csrf_token: String,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Json(body): Json<LoginBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let user = state
+        .tijori
+        .check_credentials(&body.username, &body.password)
+        .await?;
+    let token = state.tijori.issue_api_token(&user.id).await?;
+    let (jar, csrf_token) = start_session(&state, jar, &user).await?;
+    Ok((
+        jar,
+        Json(LoggedIn {
+            token: token.expose().to_owned(),
+            csrf_token,
+        }),
+    ))
+}
+
+/// Opens a browser session and sets its cookie; returns the session's CSRF token.
+pub(crate) async fn start_session(
+    state: &AppState,
+    jar: CookieJar,
+    user: &User,
+) -> Result<(CookieJar, String), ApiError> {
+    let (secret, csrf) = state.tijori.start_session(&user.id).await?;
+    let cookie = Cookie::build((SESSION_COOKIE, secret.expose().to_owned()))
+        .path("/")
+        .http_only(true)
+        // Lax, not Strict: the customer comes back from the gateway's page by a
+        // top-level redirect, and must still be signed in when they land.
+        .same_site(SameSite::Lax)
+        .secure(state.secure_cookies())
+        .max_age(time_days(tijori_core::service::SESSION_LIFETIME_DAYS));
+    Ok((jar.add(cookie), csrf))
+}
+
+pub(crate) fn end_session_cookie(jar: CookieJar) -> CookieJar {
+    jar.remove(Cookie::build(SESSION_COOKIE).path("/"))
+}
+
+fn time_days(days: i64) -> cookie::time::Duration {
+    cookie::time::Duration::days(days)
+}

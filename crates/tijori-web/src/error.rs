@@ -1,0 +1,153 @@
+//! One error type for the JSON API, one envelope on the wire:
+//! `{"error": {"status_code", "code", "detail"}}`. A 500 says nothing about its cause
+//! to the caller; the cause is logged once, here.
+
+use axum::extract::rejection::{FormRejection, JsonRejection, PathRejection, QueryRejection};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tijori_core::gateway::GatewayError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    /// Stable, machine-readable; clients branch on this, not on `detail`.
+    pub code: &'static str,
+    /// Safe to show the caller.
+    pub detail: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
+    }
+
+    pub fn unauthenticated(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", detail)
+    }
+
+    pub fn forbidden(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, code, detail)
+    }
+
+    fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "something went wrong on our side; it has been logged",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "error": {
+                "status_code": self.status.as_u16(),
+                "code": self.code,
+                "detail": self.detail,
+            }
+        });
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Token"));
+        }
+        response
+    }
+}
+
+impl From<GatewayError> for ApiError {
+    fn from(e: GatewayError) -> Self {
+        let (status, code) = match &e {
+            GatewayError::Rejected { .. } => (StatusCode::BAD_REQUEST, "gateway_rejected"),
+            // Our own key was refused: nothing the caller can fix, the merchant must.
+            GatewayError::Unauthorized { .. } => (StatusCode::BAD_GATEWAY, "gateway_misconfigured"),
+            GatewayError::NotFound { .. } => (StatusCode::BAD_GATEWAY, "gateway_unknown_payment"),
+            GatewayError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "gateway_timeout"),
+            GatewayError::Unreachable { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "gateway_unreachable")
+            }
+            GatewayError::BadAnswer { .. } => (StatusCode::BAD_GATEWAY, "gateway_bad_answer"),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+impl From<tijori_core::Error> for ApiError {
+    fn from(e: tijori_core::Error) -> Self {
+        use tijori_core::Error as E;
+        match e {
+            E::Invalid(f) => ApiError::bad_request("validation_error", f.to_string()),
+            E::Unsupported(m) => ApiError::bad_request("unsupported", m),
+            E::NotFound(what) => ApiError::not_found(what),
+            E::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
+            E::BadCredentials => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "bad_credentials",
+                "wrong username or password",
+            ),
+            E::Gateway(g) => g.into(),
+            E::Internal(cause) => ApiError::internal(&format!("{cause:#}")),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        let code = match &r {
+            JsonRejection::JsonDataError(_) => "validation_error",
+            JsonRejection::JsonSyntaxError(_) => "invalid_json",
+            JsonRejection::MissingJsonContentType(_) => "unsupported_media_type",
+            _ if r.status() == StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+            _ => "invalid_body",
+        };
+        // axum answers a well-formed body of the wrong shape with 422; the contract
+        // says 400 for every malformed request.
+        let status = match r.status() {
+            StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+            s => s,
+        };
+        ApiError::new(status, code, r.body_text())
+    }
+}
+
+impl From<FormRejection> for ApiError {
+    fn from(r: FormRejection) -> Self {
+        let status = match r.status() {
+            StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+            s => s,
+        };
+        ApiError::new(status, "invalid_form", r.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::bad_request("invalid_query", r.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        ApiError::bad_request("invalid_path", r.body_text())
+    }
+}

@@ -1,0 +1,137 @@
+//! /api/subscriptions/: plans, initiate, verify, me.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tijori_core::gateway::GatewayKind;
+use tijori_core::id::PaymentId;
+use tijori_core::service::PaymentKey;
+
+use crate::error::ApiError;
+use crate::extract::{Caller, Json};
+use crate::views::{PlanView, SubscriptionView, VerifyView};
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/subscriptions/plans/", get(plans))
+        .route("/api/subscriptions/initiate/", post(initiate))
+        .route("/api/subscriptions/verify/", post(verify))
+        .route("/api/subscriptions/me/", get(me))
+}
+
+async fn plans(State(state): State<AppState>) -> Result<Json<Vec<PlanView>>, ApiError> {
+    let plans = state.tijori.plans().await?;
+    Ok(Json(plans.iter().map(PlanView::from).collect()))
+}
+
+#[derive(Deserialize)]
+struct InitiateBody {
+    plan_id: String,
+    gateway: Option<String>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct InitiatedView {
+    payment_id: String,
+    payment_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pidx: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tx_ref: Option<String>,
+}
+
+pub(crate) fn parse_gateway(gateway: Option<&str>) -> Result<GatewayKind, ApiError> {
+    gateway
+        .unwrap_or("khalti")
+        .parse()
+        .map_err(|e: String| ApiError::bad_request("validation_error", format!("gateway: {e}")))
+}
+
+pub(crate) async fn start_subscription(
+    state: &AppState,
+    user: &tijori_core::account::User,
+    plan_id: &str,
+    gateway: GatewayKind,
+) -> Result<InitiatedView, ApiError> {
+    let payment = state
+        .tijori
+        .initiate_subscription(user, plan_id, gateway)
+        .await?;
+    let provider_ref = payment.provider_ref.clone();
+    Ok(InitiatedView {
+        payment_id: payment.id.to_string(),
+        payment_url: payment.payment_url.clone().unwrap_or_default(),
+        expires_at: payment.expires_at,
+        pidx: provider_ref
+            .clone()
+            .filter(|_| gateway == GatewayKind::Khalti),
+        tx_ref: provider_ref.filter(|_| gateway == GatewayKind::Chapa),
+    })
+}
+
+impl InitiatedView {
+    pub(crate) fn payment_url(&self) -> &str {
+        &self.payment_url
+    }
+}
+
+async fn initiate(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<InitiateBody>,
+) -> Result<Json<InitiatedView>, ApiError> {
+    let gateway = parse_gateway(body.gateway.as_deref())?;
+    Ok(Json(
+        start_subscription(&state, &caller.user, &body.plan_id, gateway).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+struct VerifyBody {
+    pidx: Option<String>,
+    tx_ref: Option<String>,
+    payment_id: Option<String>,
+}
+
+async fn verify(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<VerifyBody>,
+) -> Result<Response, ApiError> {
+    let key = match (body.pidx, body.tx_ref, body.payment_id) {
+        (Some(pidx), None, None) => PaymentKey::ProviderRef(GatewayKind::Khalti, pidx),
+        (None, Some(tx_ref), None) => PaymentKey::ProviderRef(GatewayKind::Chapa, tx_ref),
+        (None, None, Some(id)) => {
+            PaymentKey::Id(PaymentId::parse(&id).ok_or_else(|| ApiError::not_found("payment"))?)
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "validation_error",
+                "send exactly one of pidx, tx_ref or payment_id",
+            ))
+        }
+    };
+    let verification = state.tijori.verify(&caller.user, &key).await?;
+    let (status, view) = VerifyView::from_verification(&verification, state.tijori.now());
+    Ok((status, Json(view)).into_response())
+}
+
+async fn me(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    match state.tijori.my_subscription(&caller.user.id).await? {
+        Some((sub, plan)) => {
+            Ok(Json(SubscriptionView::new(&sub, &plan, state.tijori.now())).into_response())
+        }
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "you have no subscription",
+        )),
+    }
+}

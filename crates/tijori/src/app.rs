@@ -1,0 +1,184 @@
+//! Wiring: one builder for production and tests. Tests start exactly this on port 0.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::response::Redirect;
+use axum::routing::get;
+use axum::Router;
+use secrecy::SecretString;
+use tijori_core::clock::{Clock, SystemClock};
+use tijori_core::gateway::Gateways;
+use tijori_core::service::Settings;
+use tijori_core::Tijori;
+use tijori_gateways::KhaltiGateway;
+use tijori_sandbox::{Sandbox, SandboxConfig};
+use tijori_store::Database;
+use tijori_web::{AppState, WebConfig};
+use tokio::net::TcpListener;
+use url::Url;
+
+use crate::config::{Config, KHALTI_TEST_BASE_URL};
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    address: SocketAddr,
+    public_url: Url,
+    database: Database,
+    sandbox: Option<Sandbox>,
+    tijori: Tijori,
+}
+
+impl Application {
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    pub async fn build_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("failed to listen on {}", config.listen))?;
+        let address = listener
+            .local_addr()
+            .context("failed to read the bound address")?;
+        let public_url = config.public_url_for(address);
+
+        let database = Database::connect(&config.database_url).await?;
+        database.migrate().await?;
+
+        let sandbox = config.uses_sandbox().then(|| {
+            Sandbox::new(SandboxConfig::new(
+                public_url.join("sandbox/").expect("a relative path joins"),
+            ))
+        });
+        let khalti = match (&config.khalti_secret_key, &sandbox) {
+            (Some(key), _) => {
+                let base = match &config.khalti_base_url {
+                    Some(url) => url.clone(),
+                    None => Url::parse(KHALTI_TEST_BASE_URL).expect("constant URL"),
+                };
+                khalti::Config::new(base, key.clone())
+            }
+            (None, Some(sandbox)) => khalti::Config::new(
+                // An explicit base URL (a standalone `tijori sandbox`) wins over the
+                // built-in one; the key is the sandbox's either way.
+                match &config.khalti_base_url {
+                    Some(url) => url.clone(),
+                    None => sandbox
+                        .public_url()
+                        .join("khalti/api/v2/")
+                        .expect("a relative path joins"),
+                },
+                SecretString::from(tijori_sandbox::DEFAULT_KHALTI_SECRET_KEY),
+            ),
+            (None, None) => unreachable!("no key means the sandbox is built"),
+        };
+        let khalti_base = khalti.base_url.clone();
+        let khalti = khalti::Config {
+            timeout: config.gateway_timeout,
+            ..khalti
+        };
+        let khalti = khalti::Client::new(khalti).context("invalid Khalti configuration")?;
+        let gateways = Gateways::new().with(Arc::new(KhaltiGateway::new(khalti)));
+
+        let tijori = Tijori::new(
+            database.store(),
+            gateways,
+            clock,
+            Settings {
+                public_url: public_url.as_str().trim_end_matches('/').to_owned(),
+            },
+        );
+
+        let mut router = tijori_web::router(AppState::new(
+            tijori.clone(),
+            WebConfig {
+                public_url: public_url.clone(),
+            },
+        ));
+        if let Some(sandbox) = &sandbox {
+            router = router.nest("/sandbox", sandbox.router()).route(
+                "/sandbox/",
+                get(|| async { Redirect::permanent("/sandbox") }),
+            );
+        }
+
+        tracing::info!(
+            %address,
+            %public_url,
+            database = tijori_store::redact(&config.database_url),
+            backend = database.backend(),
+            khalti = %khalti_base,
+            sandbox = sandbox.is_some(),
+            "tijori is ready"
+        );
+        Ok(Application {
+            listener,
+            router,
+            address,
+            public_url,
+            database,
+            sandbox,
+            tijori,
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn public_url(&self) -> &Url {
+        &self.public_url
+    }
+
+    /// The built-in sandbox, when tijori runs on it.
+    pub fn sandbox(&self) -> Option<&Sandbox> {
+        self.sandbox.as_ref()
+    }
+
+    pub fn tijori(&self) -> &Tijori {
+        &self.tijori
+    }
+
+    /// Serves until the process is asked to stop (Ctrl-C or SIGTERM), then finishes
+    /// the requests in flight.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    pub async fn run_until(
+        self,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(stop)
+            .await
+            .context("the HTTP server failed")?;
+        self.database.close().await;
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("stopping: finishing requests in flight");
+}
