@@ -321,6 +321,15 @@ impl Tijori {
         self.verification(payment).await
     }
 
+    /// Asks the gateway about the caller's payment now, whatever its status: "check
+    /// payment status" for a customer who closed the tab, and how a refund made on
+    /// the gateway's side becomes known.
+    pub async fn refresh(&self, user: &User, key: &PaymentKey) -> Result<Verification> {
+        let payment = self.payment_for(user, key).await?;
+        let payment = self.check_at_gateway(payment).await?.payment;
+        self.verification(payment).await
+    }
+
     /// Records the browser's return redirect as a signal (it proves nothing).
     pub async fn record_return_signal(&self, payment: &PaymentId, query: &str) -> Result<()> {
         let raw = RawAnswer {

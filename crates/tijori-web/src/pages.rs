@@ -406,3 +406,31 @@ mod tests {
         super::Templates::new();
     }
 }
+
+#[cfg(test)]
+mod render_tests {
+    use minijinja::context;
+
+    /// Filters and tests are resolved at render time, so a template that parses can
+    /// still fail; render the form pages in their error state too.
+    #[test]
+    fn form_pages_render_with_errors() {
+        let t = super::Templates::new();
+        for name in ["login.html", "register.html"] {
+            let out = t.0.get_template(name).unwrap().render(context! {
+                viewer => None::<super::Viewer>, next => "/payment-success/?pidx=a&b=c",
+                error => "wrong <username>", username => "demo", email => "d@example.com",
+            });
+            let html = out.unwrap_or_else(|e| panic!("{name}: {e:?}"));
+            assert!(
+                html.contains("wrong &lt;username&gt;"),
+                "{name} escapes the error"
+            );
+            // `/` stays as is in a query value; HTML-escaped it reads `&#x2f;`.
+            assert!(
+                html.contains("next=&#x2f;payment-success&#x2f;%3Fpidx%3Da%26b%3Dc"),
+                "{name}: {html}"
+            );
+        }
+    }
+}

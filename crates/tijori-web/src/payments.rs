@@ -39,6 +39,6 @@ async fn refresh(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<PaymentView>, ApiError> {
-    let verification = state.tijori.verify(&caller.user, &key(&id)?).await?;
+    let verification = state.tijori.refresh(&caller.user, &key(&id)?).await?;
     Ok(Json((&verification.payment).into()))
 }

@@ -1,0 +1,169 @@
+//! Registering and signing in.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tijori_testkit::{test_both, TestDatabase};
+
+use crate::helpers::{browser, client, error_code, TestApp};
+
+async fn register_and_login(db: TestDatabase) {
+    let app = TestApp::spawn(db).await;
+    let register = app.url("/api/auth/register");
+    let res = client()
+        .post(register.clone())
+        .json(&json!({"username": "Sushila", "email": "Sushila@Example.com", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["username"], "sushila");
+    assert_eq!(body["email"], "sushila@example.com");
+    assert!(body["id"].as_str().unwrap().starts_with("usr_"));
+    assert!(body["token"].as_str().unwrap().len() >= 40);
+
+    for (body, code, status) in [
+        (
+            json!({"username": "SUSHILA", "email": "x@example.com", "password": "correct horse battery"}),
+            "username_taken",
+            StatusCode::CONFLICT,
+        ),
+        (
+            json!({"username": "other", "email": "sushila@example.com", "password": "correct horse battery"}),
+            "username_taken",
+            StatusCode::CONFLICT,
+        ),
+        (
+            json!({"username": "other", "email": "not-an-email", "password": "correct horse battery"}),
+            "validation_error",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"username": "other", "email": "o@example.com", "password": "short"}),
+            "validation_error",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"username": "a b", "email": "o@example.com", "password": "correct horse battery"}),
+            "validation_error",
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let res = client()
+            .post(register.clone())
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), status, "{body}");
+        assert_eq!(error_code(&res.json().await.unwrap()), code, "{body}");
+    }
+
+    let login = app.url("/api/auth/login");
+    for (username, password) in [
+        ("sushila", "wrong password!"),
+        ("nobody", "correct horse battery"),
+        ("", ""),
+    ] {
+        let res = client()
+            .post(login.clone())
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(error_code(&res.json().await.unwrap()), "bad_credentials");
+    }
+    let res = client()
+        .post(login.clone())
+        .json(&json!({"username": "Sushila", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.starts_with("tijori_session=")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    let token = res.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let me = client()
+        .get(app.url("/api/subscriptions/me/"))
+        .header("Authorization", format!("Token {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        me.status(),
+        StatusCode::NOT_FOUND,
+        "authenticated; no subscription yet"
+    );
+}
+
+async fn the_sign_in_pages_work_without_javascript(db: TestDatabase) {
+    let app = TestApp::spawn(db).await;
+    let browser = browser();
+    let res = browser
+        .post(app.url("/login"))
+        .form(&[
+            ("username", "demo"),
+            ("password", "wrong"),
+            ("next", "/account/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let page = res.text().await.unwrap();
+    assert!(page.contains("wrong username or password"), "{page}");
+
+    let res = browser
+        .post(app.url("/login"))
+        .form(&[
+            ("username", "demo"),
+            ("password", tijori::demo::DEMO_PASSWORD),
+            ("next", "https://evil.example/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()["location"], "/account/", "no open redirect");
+    let account = browser
+        .get(app.url("/account/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(account.contains("Signed in as demo"));
+
+    let csrf = account
+        .split("name=\"csrf-token\" content=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let res = browser
+        .post(app.url("/logout"))
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let res = browser.get(app.url("/account/")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER, "signed out");
+}
+
+test_both!(
+    register_and_login,
+    the_sign_in_pages_work_without_javascript
+);

@@ -1,0 +1,319 @@
+//! Bad input gets a clear 4xx in the error envelope, never a 500, and changes nothing.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tijori_testkit::{test_both, TestDatabase};
+
+use crate::helpers::{browser, client, error_code, TestApp};
+
+async fn send_raw(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: String,
+) -> (StatusCode, Value) {
+    let mut req = client()
+        .post(app.url(path))
+        .header("Authorization", format!("Token {token}"))
+        .body(body);
+    if let Some(ct) = content_type {
+        req = req.header("content-type", ct);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn malformed_bodies_are_400_413_415(db: TestDatabase) {
+    let app = TestApp::spawn(db).await;
+    let user = app.register("input").await;
+    let json = Some("application/json");
+    let path = "/api/subscriptions/initiate/";
+
+    let cases: Vec<(Option<&str>, String, StatusCode, &str)> = vec![
+        (
+            json,
+            "{\"plan_id\":".into(),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+        (
+            json,
+            "not json".into(),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+        (
+            json,
+            "{}".into(),
+            StatusCode::BAD_REQUEST,
+            "validation_error",
+        ),
+        (
+            json,
+            "{\"plan_id\": 7}".into(),
+            StatusCode::BAD_REQUEST,
+            "validation_error",
+        ),
+        (
+            json,
+            "[1,2]".into(),
+            StatusCode::BAD_REQUEST,
+            "validation_error",
+        ),
+        (
+            json,
+            format!("{{\"plan_id\":\"{}\"}}", "x".repeat(20_000)),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+        (
+            None,
+            "{\"plan_id\":\"x\"}".into(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            Some("text/plain"),
+            "{\"plan_id\":\"x\"}".into(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            json,
+            "{\"plan_id\":\"plan_nope\"}".into(),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            json,
+            "{\"plan_id\":\"plan_0193b0c4e7a27c3e9b5f0d1e2a3b4c5d\"}".into(),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+    ];
+    for (ct, body, want_status, want_code) in cases {
+        let shown = body.chars().take(40).collect::<String>();
+        let (status, answer) = send_raw(&app, &user.token, path, ct, body).await;
+        assert_eq!(status, want_status, "{shown}: {answer}");
+        assert_eq!(error_code(&answer), want_code, "{shown}");
+        assert_eq!(answer["error"]["status_code"], want_status.as_u16());
+        assert!(!answer["error"]["detail"].as_str().unwrap().is_empty());
+    }
+
+    let plan = app.plan_id("Basic").await;
+    let res = app
+        .post(&user, path, json!({"plan_id": plan, "gateway": "paypal"}))
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(res.text().await.unwrap().contains("unknown gateway"));
+    let res = app
+        .post(&user, path, json!({"plan_id": plan, "gateway": "chapa"}))
+        .await;
+    assert_eq!(
+        res.status(),
+        StatusCode::BAD_REQUEST,
+        "Chapa is not configured yet"
+    );
+
+    for body in [json!({}), json!({"pidx": "a", "payment_id": "b"})] {
+        let res = app.post(&user, "/api/subscriptions/verify/", body).await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    }
+    for body in [
+        json!({"pidx": "unknown"}),
+        json!({"payment_id": "pay_nope"}),
+        json!({"tx_ref": "x"}),
+    ] {
+        let res = app
+            .post(&user, "/api/subscriptions/verify/", body.clone())
+            .await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{body}");
+    }
+    assert_eq!(
+        app.get(&user, "/api/payments/not-an-id/").await.status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // None of it created a payment.
+    assert!(app
+        .tijori
+        .payment_history(&user.id, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn requests_without_valid_credentials_are_401(db: TestDatabase) {
+    let app = TestApp::spawn(db).await;
+    let user = app.register("creds").await;
+    let plans = app.url("/api/subscriptions/me/");
+    for auth in [
+        None,
+        Some("Token nope".to_owned()),
+        Some("Basic Zm9vOmJhcg==".to_owned()),
+        Some("Token".to_owned()),
+    ] {
+        let mut req = client().get(plans.clone());
+        if let Some(a) = &auth {
+            req = req.header("Authorization", a);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{auth:?}");
+        assert!(res.headers().contains_key("www-authenticate"));
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(error_code(&body), "unauthenticated");
+    }
+    for scheme in ["Token", "Bearer", "bearer"] {
+        let res = client()
+            .get(plans.clone())
+            .header("Authorization", format!("{scheme} {}", user.token))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            StatusCode::NOT_FOUND,
+            "{scheme}: authenticated, and has no subscription"
+        );
+    }
+}
+
+async fn cookie_sessions_need_the_csrf_token(db: TestDatabase) {
+    let app = TestApp::spawn(db).await;
+    let user = app.register("csrf").await;
+    let (browser, csrf) = app.sign_in_browser(&user).await;
+    let plan = app.plan_id("Basic").await;
+    let initiate = app.url("/api/subscriptions/initiate/");
+
+    // Reading needs no token.
+    let res = browser
+        .get(app.url("/api/subscriptions/me/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+
+    let res = browser
+        .post(initiate.clone())
+        .json(&json!({"plan_id": plan}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(error_code(&res.json().await.unwrap()), "csrf_failed");
+    let res = browser
+        .post(initiate.clone())
+        .header("X-CSRF-Token", "wrong")
+        .json(&json!({"plan_id": plan}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(
+        app.tijori
+            .payment_history(&user.id, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing was created"
+    );
+
+    let res = browser
+        .post(initiate.clone())
+        .header("X-CSRF-Token", &csrf)
+        .json(&json!({"plan_id": plan}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+
+    // A request another site makes the browser send is refused, token or not.
+    let res = browser
+        .post(initiate.clone())
+        .header("X-CSRF-Token", &csrf)
+        .header("Sec-Fetch-Site", "cross-site")
+        .json(&json!({"plan_id": plan}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = browser
+        .post(app.url("/login"))
+        .header("Origin", "https://evil.example")
+        .form(&[("username", "csrf"), ("password", "correct horse battery")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::FORBIDDEN,
+        "login CSRF is refused too"
+    );
+    let res = browser
+        .post(app.url("/logout"))
+        .form(&[("csrf_token", "wrong")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = browser.get(app.url("/account/")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "still signed in");
+}
+
+async fn the_subscribe_button_sends_the_browser_to_khalti(db: TestDatabase) {
+    let app = TestApp::spawn(db).await;
+    let browser = browser();
+    let res = browser
+        .post(app.url("/register"))
+        .form(&[
+            ("username", "button"),
+            ("email", "button@example.com"),
+            ("password", "correct horse battery"),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()["location"], "/");
+    let home = browser
+        .get(app.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = home
+        .split("name=\"csrf-token\" content=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let res = browser
+        .post(app.url("/subscribe"))
+        .form(&[
+            ("plan_id", app.plan_id("Basic").await.as_str()),
+            ("gateway", "khalti"),
+            ("csrf_token", csrf.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(res.headers()["location"]
+        .to_str()
+        .unwrap()
+        .contains("/sandbox/khalti/pay/?pidx="));
+}
+
+test_both!(
+    malformed_bodies_are_400_413_415,
+    requests_without_valid_credentials_are_401,
+    cookie_sessions_need_the_csrf_token,
+    the_subscribe_button_sends_the_browser_to_khalti,
+);

@@ -1,0 +1,11 @@
+//! Integration tests: the real application on port 0, on SQLite and on PostgreSQL,
+//! against its built-in Khalti sandbox (or a fake Khalti where the sandbox cannot lie
+//! the way a test needs).
+
+mod helpers;
+
+mod accounts;
+mod gateway_failures;
+mod input;
+mod operations;
+mod subscription_flow;

@@ -1,0 +1,611 @@
+//! A customer's path through the real app in a real browser.
+//!
+//! Headless Chromium, driven over WebDriver (chromedriver + fantoccini), uses the app
+//! exactly as production serves it: `tijori::Application` on port 0, a fresh SQLite
+//! file, the built-in Khalti sandbox (no secret key) and the demo plans. It registers,
+//! picks a plan, pays on the sandbox's hosted checkout page, comes back to the return
+//! page (which looks the payment up at the gateway before it says anything) and finds
+//! the subscription and the payment on the account page. A second customer cancels on
+//! the checkout page and gets no subscription.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`scripts/test` installs them).
+//! Without them the test fails, unless `TIJORI_SKIP_BROWSER=1`, which skips it.
+//! `TIJORI_CHROMIUM` and `TIJORI_CHROMEDRIVER` point at other binaries.
+//!
+//! On a failure the screenshot and page source are saved under
+//! `<target dir>/browser-artifacts/` and the panic message names them. A passing run
+//! leaves `<target dir>/browser-success.png` and `browser-canceled.png` for a human.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::json;
+use tempfile::TempDir;
+use url::Url;
+
+/// How long any one step may take: page loads, redirects, the gateway round trips.
+const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+const POLL: Duration = Duration::from_millis(100);
+
+/// The sandbox's test wallet (sandbox README / khalti.md §4).
+const KHALTI_ID: &str = "9800000001";
+const MPIN: &str = "1111";
+const OTP: &str = "987654";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_subscribes_and_another_cancels_in_a_real_browser() {
+    let Some((chromium, chromedriver)) = browser_binaries() else {
+        return;
+    };
+    let started = Instant::now();
+    let artifacts = artifacts_dir();
+    let work = tempfile::tempdir().expect("a temporary directory");
+
+    let base = start_app(work.path()).await.expect("the app starts");
+    let driver = ChromeDriver::start(&chromedriver, work.path())
+        .unwrap_or_else(|e| panic!("chromedriver did not start: {e:#}"));
+    let client = driver
+        .session(&chromium)
+        .await
+        .unwrap_or_else(|e| panic!("no browser session: {e:#}\n{}", driver.log_tail()));
+    let browser = Browser {
+        client,
+        artifacts: artifacts.clone(),
+    };
+
+    let outcome = async {
+        let plan = subscribe_and_pay(&browser, &base)
+            .await
+            .context("scenario 1 (register, subscribe, pay)")?;
+        browser.client.delete_all_cookies().await?;
+        cancel_at_checkout(&browser, &base)
+            .await
+            .context("scenario 2 (register, subscribe, cancel)")?;
+        anyhow::Ok(plan)
+    }
+    .await;
+
+    let failure = match &outcome {
+        Ok(_) => None,
+        Err(_) => Some(browser.evidence("failure").await),
+    };
+    // End the session so chromedriver stops Chromium; the guard kills what is left.
+    let _ = browser.client.close().await;
+    if let Err(e) = outcome {
+        panic!(
+            "browser test failed: {e:#}\n{}\nchromedriver log: {}\n{}",
+            failure.unwrap_or_default(),
+            driver.log.display(),
+            driver.log_tail()
+        );
+    }
+    drop(driver);
+    eprintln!(
+        "browser test passed in {:.1?}; screenshots: {}, {}",
+        started.elapsed(),
+        artifacts.join("browser-success.png").display(),
+        artifacts.join("browser-canceled.png").display()
+    );
+}
+
+/// Scenario 1. Returns the plan's name.
+async fn subscribe_and_pay(b: &Browser, base: &Url) -> anyhow::Result<String> {
+    // 1. Register: a new account is signed in and sent to its (empty) account page.
+    b.goto(&base.join("register")?).await?;
+    b.fill("#username", &fresh_name("asha")).await?;
+    b.fill("#email", "asha@example.com").await?;
+    b.fill("#password", "correct horse battery").await?;
+    b.click("#register").await?;
+    b.wait_for_url("the account page", |u| u.path() == "/account/")
+        .await?;
+    b.wait_for_text("#subscription", "You have no subscription yet")
+        .await?;
+
+    // 2. Pick the first plan: the browser goes to Khalti's hosted checkout.
+    b.goto(base).await?;
+    let plan = b.text(".plan h2").await?;
+    anyhow::ensure!(!plan.is_empty(), "the first plan has no name");
+    b.click("button.subscribe").await?;
+    let checkout = b
+        .wait_for_url("the sandbox's Khalti checkout", |u| {
+            u.as_str().contains("/sandbox/khalti/pay/?pidx=")
+        })
+        .await?;
+    b.wait_for_text("#order-name", &plan).await?;
+
+    // 3. Pay: Khalti sends the browser back; the page speaks after a server lookup.
+    b.fill("#khalti_id", KHALTI_ID).await?;
+    b.fill("#mpin", MPIN).await?;
+    b.fill("#otp", OTP).await?;
+    b.click("#pay").await?;
+    let back = b
+        .wait_for_url("the return page", |u| {
+            u.as_str()
+                .starts_with(base.join("payment-success/").unwrap().as_str())
+        })
+        .await?;
+    let query: Vec<(String, String)> = back.query_pairs().into_owned().collect();
+    let param = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let pidx = checkout
+        .query_pairs()
+        .find(|(k, _)| k == "pidx")
+        .map(|(_, v)| v.into_owned());
+    anyhow::ensure!(
+        param("pidx") == pidx.as_deref() && param("status") == Some("Completed"),
+        "Khalti's redirect should carry the pidx {pidx:?} and status=Completed: {back}"
+    );
+    b.wait_for_text("#headline", "Payment successful").await?;
+    b.wait_for_text("#outcome", &plan).await?;
+    b.save_screenshot("browser-success.png").await?;
+
+    // 4. The account shows the active subscription and the completed payment.
+    b.goto(&base.join("account/")?).await?;
+    let card = b.wait_for_text("#subscription", &plan).await?;
+    anyhow::ensure!(
+        card.contains("active"),
+        "the subscription card should say active: {card:?}"
+    );
+    let payments = b.wait_for_text("#payments tbody", "completed").await?;
+    let rows = b
+        .client
+        .find_all(Locator::Css("#payments tbody tr"))
+        .await?;
+    anyhow::ensure!(
+        rows.len() == 1,
+        "one payment expected, the table shows {}: {payments:?}",
+        rows.len()
+    );
+    Ok(plan)
+}
+
+/// Scenario 2: a new customer cancels on the checkout page.
+async fn cancel_at_checkout(b: &Browser, base: &Url) -> anyhow::Result<()> {
+    b.goto(&base.join("register")?).await?;
+    b.fill("#username", &fresh_name("bikash")).await?;
+    b.fill("#email", "bikash@example.com").await?;
+    b.fill("#password", "another long password").await?;
+    b.click("#register").await?;
+    b.wait_for_url("the account page", |u| u.path() == "/account/")
+        .await?;
+    b.wait_for_text("#subscription", "You have no subscription yet")
+        .await?;
+
+    b.goto(base).await?;
+    b.click("button.subscribe").await?;
+    b.wait_for_url("the sandbox's Khalti checkout", |u| {
+        u.as_str().contains("/sandbox/khalti/pay/?pidx=")
+    })
+    .await?;
+    b.click("#cancel").await?;
+    let back = b
+        .wait_for_url("the return page", |u| u.path() == "/payment-success/")
+        .await?;
+    anyhow::ensure!(
+        back.query_pairs()
+            .any(|(k, v)| k == "status" && v == "User canceled"),
+        "Khalti's redirect should say status=User canceled: {back}"
+    );
+    b.wait_for_text("#headline", "Payment not completed")
+        .await?;
+    b.save_screenshot("browser-canceled.png").await?;
+
+    b.goto(&base.join("account/")?).await?;
+    let card = b
+        .wait_for_text("#subscription", "You have no subscription yet")
+        .await?;
+    anyhow::ensure!(
+        !card.contains("active"),
+        "no subscription should be active: {card:?}"
+    );
+    let payments = b.wait_for_text("#payments tbody", "canceled").await?;
+    anyhow::ensure!(
+        !payments.contains("completed"),
+        "the canceled payment must not show as completed: {payments:?}"
+    );
+    Ok(())
+}
+
+// --- The app -----------------------------------------------------------------------
+
+/// Starts tijori as `tijori serve` does on the sandbox, on port 0 and a fresh SQLite
+/// file in `dir`; returns its public URL.
+async fn start_app(dir: &Path) -> anyhow::Result<Url> {
+    let config = tijori::Config {
+        listen: "127.0.0.1:0".parse()?,
+        public_url: None,
+        database_url: format!("sqlite://{}", dir.join("tijori.db").display()),
+        khalti_secret_key: None,
+        khalti_base_url: None,
+        gateway_timeout: Duration::from_secs(5),
+        demo: Some(true),
+    };
+    let app = tijori::Application::build(&config).await?;
+    tijori::demo::seed(app.tijori()).await?;
+    let base = app.public_url().clone();
+    tokio::spawn(app.run_until_stopped());
+    Ok(base)
+}
+
+// --- The browser -------------------------------------------------------------------
+
+/// Chromium and chromedriver, or `None` when the test is to be skipped.
+fn browser_binaries() -> Option<(PathBuf, PathBuf)> {
+    let find = |var: &str, name: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .or_else(|| which(name))
+    };
+    let chromium = find("TIJORI_CHROMIUM", "chromium");
+    let chromedriver = find("TIJORI_CHROMEDRIVER", "chromedriver");
+    if let (Some(chromium), Some(chromedriver)) = (&chromium, &chromedriver) {
+        return Some((chromium.clone(), chromedriver.clone()));
+    }
+    let missing: Vec<&str> = [
+        (chromium.is_none(), "chromium"),
+        (chromedriver.is_none(), "chromedriver"),
+    ]
+    .into_iter()
+    .filter_map(|(m, n)| m.then_some(n))
+    .collect();
+    if std::env::var_os("TIJORI_SKIP_BROWSER").is_some_and(|v| v == OsStr::new("1")) {
+        eprintln!(
+            "SKIPPED the browser test (TIJORI_SKIP_BROWSER=1; {} not found)",
+            missing.join(" and ")
+        );
+        return None;
+    }
+    panic!(
+        "the browser test needs {} on PATH: install Debian's packages with \
+         `apt-get install -y chromium chromium-driver` (scripts/test does), point \
+         TIJORI_CHROMIUM / TIJORI_CHROMEDRIVER at them, or set TIJORI_SKIP_BROWSER=1 to skip",
+        missing.join(" and ")
+    );
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// The Cargo target directory this test was built into (`target/` or
+/// `$CARGO_TARGET_DIR`): the test binary is `<target>/<profile>/deps/browser-…`.
+fn artifacts_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("TIJORI_BROWSER_ARTIFACTS") {
+        return PathBuf::from(dir);
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.to_path_buf()))
+        .unwrap_or_else(std::env::temp_dir)
+}
+
+/// A chromedriver of our own on a free port, with a fresh Chromium profile. Dropping
+/// it kills chromedriver and every process it started (its own process group), on
+/// success and on panic alike.
+struct ChromeDriver {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    profile: TempDir,
+}
+
+impl ChromeDriver {
+    fn start(bin: &Path, dir: &Path) -> anyhow::Result<Self> {
+        let log = dir.join("chromedriver.log");
+        let mut profile = tempfile::Builder::new()
+            .prefix("chromium-profile-")
+            .tempdir()
+            .context("failed to create a Chromium profile directory")?;
+        // The port is free when we look; another process may take it before
+        // chromedriver binds it, so try again a few times.
+        let mut last_error = None;
+        for _ in 0..3 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .context("failed to find a free port")?
+                .port();
+            let child = Command::new(bin)
+                .arg(format!("--port={port}"))
+                .arg(format!("--log-path={}", log.display()))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(File::create(dir.join("chromedriver.stderr"))?)
+                .process_group(0)
+                .spawn()
+                .with_context(|| format!("failed to run {}", bin.display()))?;
+            let mut driver = ChromeDriver {
+                child,
+                port,
+                log: log.clone(),
+                profile,
+            };
+            match driver.wait_until_ready() {
+                Ok(()) => return Ok(driver),
+                Err(e) => {
+                    last_error = Some(e.context(driver.log_tail()));
+                    profile = tempfile::Builder::new()
+                        .prefix("chromium-profile-")
+                        .tempdir()?;
+                    drop(driver);
+                }
+            }
+        }
+        Err(last_error.expect("at least one attempt"))
+    }
+
+    fn wait_until_ready(&mut self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = format!("http://127.0.0.1:{}/status", self.port);
+        loop {
+            if let Some(exit) = self.child.try_wait()? {
+                bail!("chromedriver exited at start ({exit})");
+            }
+            if let Ok(body) = http_get(&status) {
+                if body.contains("\"ready\"") {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("chromedriver did not answer {status} within 20 s");
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    async fn session(&self, chromium: &Path) -> anyhow::Result<Client> {
+        let mut caps = serde_json::Map::new();
+        caps.insert("browserName".into(), json!("chrome"));
+        caps.insert("pageLoadStrategy".into(), json!("normal"));
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": chromium,
+                "args": [
+                    "--headless=new",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-dev-shm-usage",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--disable-default-apps",
+                    "--window-size=1200,900",
+                    format!("--user-data-dir={}", self.profile.path().display()),
+                ],
+            }),
+        );
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .context("chromedriver refused a new session")?;
+        Ok(client)
+    }
+
+    /// The end of chromedriver's log, for failure messages.
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+        let stderr = self
+            .log
+            .parent()
+            .map(|d| std::fs::read_to_string(d.join("chromedriver.stderr")).unwrap_or_default())
+            .unwrap_or_default();
+        format!(
+            "--- chromedriver log (last lines) ---\n{tail}\n--- chromedriver stderr ---\n{stderr}"
+        )
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        // chromedriver leads its own process group (process_group(0)), and Chromium
+        // and its helpers inherit it: kill the whole group, then reap chromedriver.
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A tiny blocking HTTP GET for chromedriver's /status (before any async client).
+fn http_get(url: &str) -> anyhow::Result<String> {
+    use std::io::{Read as _, Write as _};
+    let url = Url::parse(url)?;
+    let addr = format!(
+        "{}:{}",
+        url.host_str().context("no host")?,
+        url.port().context("no port")?
+    );
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    write!(
+        stream,
+        "GET {} HTTP/1.0\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        url.path(),
+        url.host_str().unwrap_or_default()
+    )?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body)?;
+    if !body.starts_with("HTTP/1.") || !body.contains(" 200 ") {
+        bail!("not a 200 answer: {body}");
+    }
+    Ok(body)
+}
+
+/// The WebDriver session, with waiting helpers: every step waits (up to
+/// [`STEP_TIMEOUT`]) for what it needs rather than sleeping.
+struct Browser {
+    client: Client,
+    artifacts: PathBuf,
+}
+
+impl Browser {
+    async fn goto(&self, url: &Url) -> anyhow::Result<()> {
+        self.client
+            .goto(url.as_str())
+            .await
+            .with_context(|| format!("failed to open {url}"))
+    }
+
+    async fn find(&self, css: &str) -> anyhow::Result<fantoccini::elements::Element> {
+        let found = self
+            .client
+            .wait()
+            .at_most(STEP_TIMEOUT)
+            .every(POLL)
+            .for_element(Locator::Css(css))
+            .await;
+        match found {
+            Ok(element) => Ok(element),
+            Err(e) => {
+                Err(anyhow::Error::new(e)
+                    .context(format!("no element {css} on {}", self.url().await)))
+            }
+        }
+    }
+
+    async fn fill(&self, css: &str, value: &str) -> anyhow::Result<()> {
+        let field = self.find(css).await?;
+        field.clear().await?;
+        field
+            .send_keys(value)
+            .await
+            .with_context(|| format!("failed to type into {css}"))
+    }
+
+    async fn click(&self, css: &str) -> anyhow::Result<()> {
+        self.find(css)
+            .await?
+            .click()
+            .await
+            .with_context(|| format!("failed to click {css}"))
+    }
+
+    async fn text(&self, css: &str) -> anyhow::Result<String> {
+        Ok(self.find(css).await?.text().await?)
+    }
+
+    /// Waits until `css` exists and its text contains `needle` (ignoring case);
+    /// returns the text.
+    async fn wait_for_text(&self, css: &str, needle: &str) -> anyhow::Result<String> {
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        let mut last = None;
+        loop {
+            // The element may belong to a page that is being replaced: look it up
+            // afresh each time and treat errors as "not yet".
+            if let Ok(element) = self.client.find(Locator::Css(css)).await {
+                if let Ok(text) = element.text().await {
+                    if text.to_lowercase().contains(&needle.to_lowercase()) {
+                        return Ok(text);
+                    }
+                    last = Some(text);
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{css} on {} should contain {needle:?} but {}",
+                    self.url().await,
+                    match last {
+                        Some(t) => format!("says {t:?}"),
+                        None => "is not on the page".to_owned(),
+                    }
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    async fn wait_for_url(&self, what: &str, ok: impl Fn(&Url) -> bool) -> anyhow::Result<Url> {
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        loop {
+            if let Ok(url) = self.client.current_url().await {
+                if ok(&url) {
+                    return Ok(url);
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the browser should be on {what} but is on {}",
+                    self.url().await
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    async fn url(&self) -> String {
+        match self.client.current_url().await {
+            Ok(u) => u.to_string(),
+            Err(e) => format!("<unknown page: {e}>"),
+        }
+    }
+
+    async fn save_screenshot(&self, name: &str) -> anyhow::Result<PathBuf> {
+        let png = self.client.screenshot().await?;
+        std::fs::create_dir_all(&self.artifacts)?;
+        let path = self.artifacts.join(name);
+        std::fs::write(&path, png)
+            .with_context(|| format!("failed to write {}", path.display()))?;
+        Ok(path)
+    }
+
+    /// Saves what the browser shows (screenshot and page source) for a failure
+    /// message; says where, or why it could not.
+    async fn evidence(&self, what: &str) -> String {
+        let dir = self.artifacts.join("browser-artifacts");
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or_default();
+        let mut lines = vec![format!("page: {}", self.url().await)];
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            lines.push(format!("could not create {}: {e}", dir.display()));
+            return lines.join("\n");
+        }
+        let png = dir.join(format!("{what}-{stamp}.png"));
+        match self.client.screenshot().await {
+            Ok(bytes) => match std::fs::write(&png, bytes) {
+                Ok(()) => lines.push(format!("screenshot: {}", png.display())),
+                Err(e) => lines.push(format!("could not write {}: {e}", png.display())),
+            },
+            Err(e) => lines.push(format!("no screenshot: {e}")),
+        }
+        let html = dir.join(format!("{what}-{stamp}.html"));
+        match self.client.source().await {
+            Ok(source) => match std::fs::write(&html, source) {
+                Ok(()) => lines.push(format!("page source: {}", html.display())),
+                Err(e) => lines.push(format!("could not write {}: {e}", html.display())),
+            },
+            Err(e) => lines.push(format!("no page source: {e}")),
+        }
+        lines.join("\n")
+    }
+}
+
+/// A username nobody has: the database is fresh, but a suffix keeps reruns against
+/// a kept database apart too.
+fn fresh_name(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
