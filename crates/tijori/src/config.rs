@@ -10,6 +10,7 @@ use secrecy::SecretString;
 use url::Url;
 
 #[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Configuration (every command)")]
 pub struct Config {
     /// Address to listen on.
     #[arg(

@@ -7,7 +7,8 @@ use tijori_core::money::{Currency, Money};
 use tijori_core::subscription::NewPlan;
 use tracing_subscriber::EnvFilter;
 
-/// Payments and subscriptions for Khalti (Nepal) and Chapa (Ethiopia).
+/// Payments and subscriptions on Khalti's hosted checkout (Nepal); Chapa (Ethiopia)
+/// is next.
 ///
 /// With no gateway keys configured, tijori runs on SQLite with its own built-in
 /// sandbox gateways and demo data: `tijori serve` is a complete system offline.
@@ -18,8 +19,9 @@ struct Cli {
     #[command(flatten)]
     config: Config,
 
+    /// What to do; `serve` when left out.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -53,9 +55,11 @@ enum Command {
 enum UserCommand {
     /// Create a user.
     Create {
+        /// 3-32 letters, digits, '.', '_' or '-'.
         username: String,
         #[arg(long)]
         email: String,
+        /// At least 8 characters.
         #[arg(long)]
         password: String,
         /// Make the user an administrator (sees every payment).
@@ -68,16 +72,19 @@ enum UserCommand {
 enum PlanCommand {
     /// Create a plan.
     Create {
+        /// Shown to customers, e.g. "Basic".
         #[arg(long)]
         name: String,
         /// Price in major units, e.g. 500 or 499.99.
         #[arg(long)]
         price: String,
+        /// NPR (Khalti), ETB or USD.
         #[arg(long, default_value = "NPR")]
         currency: Currency,
         /// How many days one payment buys.
         #[arg(long)]
         days: u32,
+        /// A line about the plan, shown under its name.
         #[arg(long, default_value = "")]
         description: String,
     },
@@ -102,7 +109,7 @@ async fn main() {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.config;
-    match cli.command {
+    match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let app = Application::build(&config).await?;
             if config.demo() {

@@ -331,8 +331,9 @@ impl ChromeDriver {
             };
             match driver.wait_until_ready() {
                 Ok(()) => return Ok(driver),
-                Err(e) => {
-                    last_error = Some(e.context(driver.log_tail()));
+                Err(Ready::Never(e)) => bail!("{e}\n{}", driver.log_tail()),
+                Err(Ready::Exited(e)) => {
+                    last_error = Some(anyhow::anyhow!("{e}\n{}", driver.log_tail()));
                     profile = tempfile::Builder::new()
                         .prefix("chromium-profile-")
                         .tempdir()?;
@@ -343,12 +344,18 @@ impl ChromeDriver {
         Err(last_error.expect("at least one attempt"))
     }
 
-    fn wait_until_ready(&mut self) -> anyhow::Result<()> {
+    fn wait_until_ready(&mut self) -> Result<(), Ready> {
         let deadline = Instant::now() + Duration::from_secs(20);
         let status = format!("http://127.0.0.1:{}/status", self.port);
         loop {
-            if let Some(exit) = self.child.try_wait()? {
-                bail!("chromedriver exited at start ({exit})");
+            match self.child.try_wait() {
+                Ok(Some(exit)) => {
+                    return Err(Ready::Exited(format!(
+                        "chromedriver exited at start ({exit})"
+                    )))
+                }
+                Ok(None) => {}
+                Err(e) => return Err(Ready::Never(format!("chromedriver is lost: {e}"))),
             }
             if let Ok(body) = http_get(&status) {
                 if body.contains("\"ready\"") {
@@ -356,7 +363,9 @@ impl ChromeDriver {
                 }
             }
             if Instant::now() > deadline {
-                bail!("chromedriver did not answer {status} within 20 s");
+                return Err(Ready::Never(format!(
+                    "chromedriver did not answer {status} within 20 s"
+                )));
             }
             std::thread::sleep(POLL);
         }
@@ -425,6 +434,13 @@ impl Drop for ChromeDriver {
     }
 }
 
+/// Why chromedriver is not ready: `Exited` (perhaps its port was taken: try
+/// another) or `Never` (no point in trying again).
+enum Ready {
+    Exited(String),
+    Never(String),
+}
+
 /// A tiny blocking HTTP GET for chromedriver's /status (before any async client).
 fn http_get(url: &str) -> anyhow::Result<String> {
     use std::io::{Read as _, Write as _};
@@ -438,7 +454,7 @@ fn http_get(url: &str) -> anyhow::Result<String> {
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
     write!(
         stream,
-        "GET {} HTTP/1.0\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
         url.path(),
         url.host_str().unwrap_or_default()
     )?;
