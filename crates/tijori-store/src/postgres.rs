@@ -12,6 +12,9 @@ type DbStore = PgStore;
 const BEGIN_WRITE: &str = "BEGIN";
 const FOR_UPDATE: &str = " FOR UPDATE";
 
+// The same statements for both backends, compiled once for each: loading the file
+// twice is the point.
+#[allow(clippy::duplicate_mod)]
 #[path = "queries.rs"]
 mod queries;
 

@@ -16,6 +16,9 @@ const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 /// SQLite has no row locks; the write lock taken by BEGIN IMMEDIATE covers it.
 const FOR_UPDATE: &str = "";
 
+// The same statements for both backends, compiled once for each: loading the file
+// twice is the point.
+#[allow(clippy::duplicate_mod)]
 #[path = "queries.rs"]
 mod queries;
 
