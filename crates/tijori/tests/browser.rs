@@ -51,6 +51,7 @@ async fn a_customer_subscribes_and_another_cancels_in_a_real_browser() {
 
     let base = start_app(work.path()).await.expect("the app starts");
     let driver = ChromeDriver::start(&chromedriver, work.path())
+        .await
         .unwrap_or_else(|e| panic!("chromedriver did not start: {e:#}"));
     let client = driver
         .session(&chromium)
@@ -75,16 +76,14 @@ async fn a_customer_subscribes_and_another_cancels_in_a_real_browser() {
 
     let failure = match &outcome {
         Ok(_) => None,
-        Err(_) => Some(browser.evidence("failure").await),
+        Err(_) => Some(browser.evidence("failure", &driver.log).await),
     };
     // End the session so chromedriver stops Chromium; the guard kills what is left.
     let _ = browser.client.close().await;
     if let Err(e) = outcome {
         panic!(
-            "browser test failed: {e:#}\n{}\nchromedriver log: {}\n{}",
-            failure.unwrap_or_default(),
-            driver.log.display(),
-            driver.log_tail()
+            "browser test failed: {e:#}\n{}",
+            failure.unwrap_or_default()
         );
     }
     drop(driver);
@@ -300,7 +299,7 @@ struct ChromeDriver {
 }
 
 impl ChromeDriver {
-    fn start(bin: &Path, dir: &Path) -> anyhow::Result<Self> {
+    async fn start(bin: &Path, dir: &Path) -> anyhow::Result<Self> {
         let log = dir.join("chromedriver.log");
         let mut profile = tempfile::Builder::new()
             .prefix("chromium-profile-")
@@ -329,7 +328,7 @@ impl ChromeDriver {
                 log: log.clone(),
                 profile,
             };
-            match driver.wait_until_ready() {
+            match driver.wait_until_ready().await {
                 Ok(()) => return Ok(driver),
                 Err(Ready::Never(e)) => bail!("{e}\n{}", driver.log_tail()),
                 Err(Ready::Exited(e)) => {
@@ -344,9 +343,13 @@ impl ChromeDriver {
         Err(last_error.expect("at least one attempt"))
     }
 
-    fn wait_until_ready(&mut self) -> Result<(), Ready> {
+    async fn wait_until_ready(&mut self) -> Result<(), Ready> {
         let deadline = Instant::now() + Duration::from_secs(20);
         let status = format!("http://127.0.0.1:{}/status", self.port);
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .map_err(|e| Ready::Never(format!("no HTTP client: {e}")))?;
         loop {
             match self.child.try_wait() {
                 Ok(Some(exit)) => {
@@ -357,8 +360,8 @@ impl ChromeDriver {
                 Ok(None) => {}
                 Err(e) => return Err(Ready::Never(format!("chromedriver is lost: {e}"))),
             }
-            if let Ok(body) = http_get(&status) {
-                if body.contains("\"ready\"") {
+            if let Ok(answer) = http.get(&status).send().await {
+                if answer.status().is_success() {
                     return Ok(());
                 }
             }
@@ -367,7 +370,7 @@ impl ChromeDriver {
                     "chromedriver did not answer {status} within 20 s"
                 )));
             }
-            std::thread::sleep(POLL);
+            tokio::time::sleep(POLL).await;
         }
     }
 
@@ -439,31 +442,6 @@ impl Drop for ChromeDriver {
 enum Ready {
     Exited(String),
     Never(String),
-}
-
-/// A tiny blocking HTTP GET for chromedriver's /status (before any async client).
-fn http_get(url: &str) -> anyhow::Result<String> {
-    use std::io::{Read as _, Write as _};
-    let url = Url::parse(url)?;
-    let addr = format!(
-        "{}:{}",
-        url.host_str().context("no host")?,
-        url.port().context("no port")?
-    );
-    let mut stream = std::net::TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    write!(
-        stream,
-        "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-        url.path(),
-        url.host_str().unwrap_or_default()
-    )?;
-    let mut body = String::new();
-    stream.read_to_string(&mut body)?;
-    if !body.starts_with("HTTP/1.") || !body.contains(" 200 ") {
-        bail!("not a 200 answer: {body}");
-    }
-    Ok(body)
 }
 
 /// The WebDriver session, with waiting helpers: every step waits (up to
@@ -583,9 +561,9 @@ impl Browser {
         Ok(path)
     }
 
-    /// Saves what the browser shows (screenshot and page source) for a failure
-    /// message; says where, or why it could not.
-    async fn evidence(&self, what: &str) -> String {
+    /// Saves what the browser shows (screenshot and page source) and chromedriver's
+    /// log for a failure message; says where, or why it could not.
+    async fn evidence(&self, what: &str, driver_log: &Path) -> String {
         let dir = self.artifacts.join("browser-artifacts");
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -612,16 +590,21 @@ impl Browser {
             },
             Err(e) => lines.push(format!("no page source: {e}")),
         }
+        let log = dir.join(format!("{what}-{stamp}-chromedriver.log"));
+        match std::fs::copy(driver_log, &log) {
+            Ok(_) => lines.push(format!("chromedriver log: {}", log.display())),
+            Err(e) => lines.push(format!("no chromedriver log: {e}")),
+        }
         lines.join("\n")
     }
 }
 
-/// A username nobody has: the database is fresh, but a suffix keeps reruns against
-/// a kept database apart too.
+/// A username for a new customer: the database is fresh, and the suffix keeps
+/// names apart should it ever be shared.
 fn fresh_name(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or_default();
-    format!("{prefix}-{}-{nanos}", std::process::id())
+    format!("{prefix}-{:05}", (nanos ^ std::process::id()) % 100_000)
 }
