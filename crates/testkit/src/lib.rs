@@ -159,7 +159,7 @@ impl Debug for TestDatabase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TestDatabase")
             .field("backend", &self.backend)
-            .field("url", &self.url)
+            .field("url", &redact(&self.url))
             .finish()
     }
 }
@@ -278,10 +278,12 @@ async fn wait_until_ready(url: &str, limit: Duration, base: Option<&Path>) -> Re
         match attempt.await {
             Ok(()) => return Ok(()),
             Err(e) if started.elapsed() >= limit => {
-                let log = base.map(|b| read_log(b, 0)).unwrap_or_default();
+                let log = base
+                    .map(|b| format!("\n--- server log ---\n{}", read_log(b, 0)))
+                    .unwrap_or_default();
                 return Err(format!(
-                    "PostgreSQL at {url} did not accept connections within {limit:?}: {e}\n\
-                     --- server log ---\n{log}"
+                    "PostgreSQL at {} did not accept connections within {limit:?}: {e}{log}",
+                    redact(url)
                 ));
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
@@ -554,7 +556,7 @@ fn pg_bin_dir() -> Option<PathBuf> {
             }
         }
         // The newest version first.
-        versioned.sort_by(|a, b| b.0.cmp(&a.0));
+        versioned.sort_by_key(|(major, _)| std::cmp::Reverse(*major));
         on_path
             .into_iter()
             .chain(versioned.into_iter().map(|(_, dir)| dir))
@@ -596,6 +598,21 @@ fn read_log(base: &Path, from: u64) -> String {
             String::from_utf8_lossy(&bytes[from..]).into_owned()
         }
         Err(e) => format!("(no server log: {e})"),
+    }
+}
+
+/// `url` fit for a log or a panic message: any password replaced.
+fn redact(url: &str) -> String {
+    let Some(start) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let authority_end = url[start..].find('/').map_or(url.len(), |i| start + i);
+    let Some(at) = url[start..authority_end].rfind('@').map(|i| start + i) else {
+        return url.to_owned();
+    };
+    match url[start..at].find(':').map(|i| start + i) {
+        Some(colon) => format!("{}:****{}", &url[..colon], &url[at..]),
+        None => url.to_owned(),
     }
 }
 
@@ -711,6 +728,22 @@ mod tests {
         assert_eq!(
             with_database("postgresql://u@db", "test_1"),
             "postgresql://u@db/test_1"
+        );
+    }
+
+    #[test]
+    fn passwords_stay_out_of_messages() {
+        assert_eq!(
+            redact("postgres://u:s3cret@db:5432/admin?sslmode=disable"),
+            "postgres://u:****@db:5432/admin?sslmode=disable"
+        );
+        assert_eq!(
+            redact("postgres://postgres@127.0.0.1:5432/postgres"),
+            "postgres://postgres@127.0.0.1:5432/postgres"
+        );
+        assert_eq!(
+            redact("sqlite:///tmp/x/tijori.db"),
+            "sqlite:///tmp/x/tijori.db"
         );
     }
 

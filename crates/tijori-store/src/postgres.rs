@@ -10,7 +10,8 @@ type Db = Postgres;
 type DbStore = PgStore;
 
 const BEGIN_WRITE: &str = "BEGIN";
-const FOR_UPDATE: &str = " FOR UPDATE";
+/// NO KEY: rows that merely reference the locked one (a new payment) are not held up.
+const LOCK_ROW: &str = " FOR NO KEY UPDATE";
 
 // The same statements for both backends, compiled once for each: loading the file
 // twice is the point.

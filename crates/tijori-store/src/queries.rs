@@ -2,7 +2,7 @@
 // `postgres.rs` each include this file as a module, with `super::Db` naming their
 // sqlx backend. Every statement uses `$N` parameters and SQL both databases accept;
 // what truly differs lives in the backend module (`super::BEGIN_WRITE`,
-// `super::FOR_UPDATE`).
+// `super::LOCK_ROW`).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -18,7 +18,7 @@ use tijori_core::store::{
 };
 use tijori_core::subscription::{self, NewPlan, Plan, Subscription};
 
-use super::{Db, DbStore, BEGIN_WRITE, FOR_UPDATE};
+use super::{Db, DbStore, BEGIN_WRITE, LOCK_ROW};
 
 type Tx = sqlx::Transaction<'static, Db>;
 
@@ -220,16 +220,35 @@ impl DbStore {
         .bind(now)
         .execute(&mut **tx)
         .await
-        .map_err(ctx("failed to record gateway answer"))?;
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+                StoreError::NotFound("payment")
+            }
+            _ => StoreError::Database(
+                anyhow::Error::new(e).context("failed to record gateway answer"),
+            ),
+        })?;
+        Ok(())
+    }
+
+    /// Serialises every change to one user's subscription. The user's row always
+    /// exists, unlike the subscription's on a first purchase: locking the
+    /// subscription row would let two first purchases both see "none" and the second
+    /// overwrite the first's grant.
+    async fn lock_user(tx: &mut Tx, user: &UserId) -> StoreResult<()> {
+        sqlx::query(&format!("SELECT id FROM users WHERE id = $1{LOCK_ROW}"))
+            .bind(user.as_str())
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(ctx("failed to lock the user's subscription"))?
+            .ok_or(StoreError::NotFound("user"))?;
         Ok(())
     }
 
     async fn subscription_in(tx: &mut Tx, user: &UserId) -> StoreResult<Option<Subscription>> {
-        // FOR UPDATE on PostgreSQL: two payments of one user settling at once must
-        // extend the subscription one after the other, not both from the same end.
-        Ok(sqlx::query_as::<_, SubscriptionRow>(&format!(
-            "SELECT user_id, plan_id, start_at, end_at FROM subscriptions WHERE user_id = $1{FOR_UPDATE}"
-        ))
+        Ok(sqlx::query_as::<_, SubscriptionRow>(
+            "SELECT user_id, plan_id, start_at, end_at FROM subscriptions WHERE user_id = $1",
+        )
         .bind(user.as_str())
         .fetch_optional(&mut **tx)
         .await
@@ -248,6 +267,9 @@ impl DbStore {
         .map_err(ctx("failed to load plan to fulfil"))?
         .ok_or(StoreError::NotFound("plan"))?
         .try_into()?;
+        // Two payments of one user settling at once must extend the subscription one
+        // after the other, not both from the same end.
+        Self::lock_user(tx, &payment.user_id).await?;
         let current = Self::subscription_in(tx, &payment.user_id).await?;
         let grant = subscription::grant(current.as_ref(), &plan, now);
         let granted = plan.duration();
@@ -288,19 +310,23 @@ impl DbStore {
     }
 
     async fn revoke(tx: &mut Tx, payment: &Payment, now: DateTime<Utc>) -> StoreResult<()> {
-        let granted: Option<i64> = sqlx::query_scalar(
+        let granted: Option<(i64, String)> = sqlx::query_as(
             "UPDATE fulfilments SET revoked_at = $2 WHERE payment_id = $1 AND revoked_at IS NULL \
-             RETURNING granted_seconds",
+             RETURNING granted_seconds, plan_id",
         )
         .bind(payment.id.as_str())
         .bind(now)
         .fetch_optional(&mut **tx)
         .await
         .map_err(ctx("failed to revoke fulfilment"))?;
-        let Some(granted) = granted else {
+        let Some((granted, plan_id)) = granted else {
             return Ok(()); // this payment never granted anything
         };
-        if let Some(sub) = Self::subscription_in(tx, &payment.user_id).await? {
+        Self::lock_user(tx, &payment.user_id).await?;
+        // A later purchase of another plan replaced this one's period already (a new
+        // plan starts afresh): nothing of the refunded grant is left to take back.
+        let current = Self::subscription_in(tx, &payment.user_id).await?;
+        if let Some(sub) = current.filter(|s| s.plan_id.as_str() == plan_id) {
             let end = subscription::revoke(&sub, Duration::seconds(granted), now);
             sqlx::query("UPDATE subscriptions SET end_at = $2, updated_at = $3 WHERE user_id = $1")
                 .bind(payment.user_id.as_str())

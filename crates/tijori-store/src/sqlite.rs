@@ -14,7 +14,7 @@ type DbStore = SqliteStore;
 /// it tries to upgrade from a read lock; waiting for the lock is left to busy_timeout.
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 /// SQLite has no row locks; the write lock taken by BEGIN IMMEDIATE covers it.
-const FOR_UPDATE: &str = "";
+const LOCK_ROW: &str = "";
 
 // The same statements for both backends, compiled once for each: loading the file
 // twice is the point.

@@ -1,0 +1,1478 @@
+//! The Store port against real databases: every test runs on SQLite and on
+//! PostgreSQL (`<group>::<test>::sqlite`, `<group>::<test>::postgres`), each on a
+//! fresh database of its own (tijori-testkit).
+//!
+//! Time is passed in explicitly (`now`), from a fixed instant on whole seconds, so
+//! every timestamp the store hands back can be compared exactly on both backends.
+
+use std::str::FromStr as _;
+use std::sync::Arc;
+
+use anyhow::{ensure, Context as _, Result};
+use chrono::{DateTime, Duration, Utc};
+use sqlx::Connection as _;
+use tokio::sync::Barrier;
+
+use tijori_core::account::{Email, PasswordHashString, TokenHash, User, Username};
+use tijori_core::gateway::{GatewayAnswer, GatewayKind, GatewayStatus, RawAnswer};
+use tijori_core::id::{PaymentId, PlanId, UserId};
+use tijori_core::money::{Currency, Money};
+use tijori_core::payment::{decide, Payment, PaymentStatus, Purpose};
+use tijori_core::store::{AnswerKind, NewUser, Settled, Store, StoreError};
+use tijori_core::subscription::{NewPlan, Plan, Subscription};
+use tijori_store::Database;
+use tijori_testkit::{test_both, Backend, TestDatabase};
+
+// Fixtures -----------------------------------------------------------------------
+
+/// An open, migrated store on a test database, plus a side door for the few facts
+/// the Store port does not expose (rows in `fulfilments`).
+struct Harness {
+    store: Arc<dyn Store>,
+    database: Database,
+    url: String,
+    backend: Backend,
+}
+
+impl Harness {
+    async fn open(db: &TestDatabase) -> Result<Harness> {
+        let database = Database::connect(&db.url).await?;
+        database.migrate().await?;
+        Ok(Harness {
+            store: database.store(),
+            database,
+            url: db.url.clone(),
+            backend: db.backend(),
+        })
+    }
+
+    /// One integer from a query with one text parameter, on a connection of its own.
+    async fn scalar(&self, sql: &str, arg: &str) -> Result<i64> {
+        Ok(match self.backend {
+            Backend::Sqlite => {
+                let options =
+                    sqlx::sqlite::SqliteConnectOptions::from_str(&self.url)?.read_only(true);
+                let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
+                let n = sqlx::query_scalar(sql)
+                    .bind(arg)
+                    .fetch_one(&mut conn)
+                    .await?;
+                conn.close().await?;
+                n
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&self.url).await?;
+                let n = sqlx::query_scalar(sql)
+                    .bind(arg)
+                    .fetch_one(&mut conn)
+                    .await?;
+                conn.close().await?;
+                n
+            }
+        })
+    }
+
+    async fn fulfilments(&self, payment: &PaymentId) -> Result<i64> {
+        self.scalar(
+            "SELECT COUNT(*) FROM fulfilments WHERE payment_id = $1",
+            payment.as_str(),
+        )
+        .await
+    }
+
+    async fn revoked_fulfilments(&self, payment: &PaymentId) -> Result<i64> {
+        self.scalar(
+            "SELECT COUNT(*) FROM fulfilments WHERE payment_id = $1 AND revoked_at IS NOT NULL",
+            payment.as_str(),
+        )
+        .await
+    }
+
+    async fn user(&self, name: &str) -> Result<User> {
+        Ok(self
+            .store
+            .create_user(
+                NewUser {
+                    username: Username::parse(name)?,
+                    email: Email::parse(&format!("{name}@example.com"))?,
+                    password_hash: PasswordHashString(format!("$argon2id$v=19$fake${name}")),
+                    is_admin: false,
+                },
+                t0(),
+            )
+            .await?)
+    }
+
+    async fn plan(&self, name: &str, price_minor: i64, days: u32) -> Result<Plan> {
+        Ok(self
+            .store
+            .create_plan(
+                NewPlan {
+                    name: name.into(),
+                    description: format!("{name}: {days} days of everything"),
+                    price: npr(price_minor),
+                    duration_days: days,
+                },
+                t0(),
+            )
+            .await?)
+    }
+
+    /// A payment as `initiate` leaves it: stored, then its Khalti checkout recorded.
+    async fn checkout(&self, user: &User, plan: &Plan, now: DateTime<Utc>) -> Result<Payment> {
+        let payment = new_payment(user, plan, now);
+        self.store.insert_payment(&payment).await?;
+        let pidx = pidx_for(&payment.id);
+        Ok(self
+            .store
+            .record_checkout(
+                &payment.id,
+                &pidx,
+                &format!("https://test-pay.khalti.com/?pidx={pidx}"),
+                Some(now + Duration::minutes(60)),
+                &initiate_answer(&pidx),
+                now,
+            )
+            .await?)
+    }
+
+    /// What `settle` does: decide from the answer, then apply atomically.
+    async fn settle(
+        &self,
+        payment: &Payment,
+        answer: &GatewayAnswer,
+        now: DateTime<Utc>,
+    ) -> Result<Settled> {
+        settle(&*self.store, payment, answer, now).await
+    }
+
+    async fn subscription(&self, user: &User) -> Result<Option<Subscription>> {
+        Ok(self.store.subscription(&user.id).await?)
+    }
+
+    async fn status(&self, payment: &Payment) -> Result<PaymentStatus> {
+        Ok(self
+            .store
+            .payment(&payment.id)
+            .await?
+            .context("payment vanished")?
+            .status)
+    }
+}
+
+async fn settle(
+    store: &dyn Store,
+    payment: &Payment,
+    answer: &GatewayAnswer,
+    now: DateTime<Utc>,
+) -> Result<Settled> {
+    let transition = decide(payment, answer);
+    Ok(store
+        .settle(
+            &payment.id,
+            transition.as_ref(),
+            answer.transaction_id.as_deref(),
+            &answer.raw,
+            now,
+        )
+        .await?)
+}
+
+/// A fixed instant on a whole second (PostgreSQL keeps microseconds, SQLite more).
+fn t0() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_900_000_000, 0).unwrap()
+}
+
+fn days(n: i64) -> Duration {
+    Duration::days(n)
+}
+
+fn npr(minor: i64) -> Money {
+    Money::from_minor(minor, Currency::Npr).unwrap()
+}
+
+fn new_payment(user: &User, plan: &Plan, now: DateTime<Utc>) -> Payment {
+    Payment {
+        id: PaymentId::generate(),
+        user_id: user.id.clone(),
+        gateway: GatewayKind::Khalti,
+        purpose: Purpose::Subscription {
+            plan_id: plan.id.clone(),
+        },
+        amount: plan.price,
+        status: PaymentStatus::Initiated,
+        provider_ref: None,
+        provider_txn_id: None,
+        payment_url: None,
+        expires_at: None,
+        status_reason: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// A pidx shaped like Khalti's, unique per payment.
+fn pidx_for(id: &PaymentId) -> String {
+    format!("pidx{}", &id.as_str()[4..])
+}
+
+fn initiate_answer(pidx: &str) -> RawAnswer {
+    RawAnswer {
+        http_status: 200,
+        body: format!(
+            r#"{{"pidx":"{pidx}","payment_url":"https://test-pay.khalti.com/?pidx={pidx}","expires_at":"2030-03-17T12:46:40+05:45","expires_in":3600}}"#
+        ),
+    }
+}
+
+/// Khalti's lookup answer for `payment` in `status` (Khalti's own words), as the
+/// gateway adapter would normalise it.
+fn lookup(payment: &Payment, status: &str, total_amount: i64) -> GatewayAnswer {
+    let pidx = payment.provider_ref.clone().unwrap_or_default();
+    let (normalised, http_status, txn) = match status {
+        "Completed" => (GatewayStatus::Paid, 200, Some(format!("txn-{pidx}"))),
+        "Pending" => (GatewayStatus::Pending, 200, None),
+        "Initiated" => (GatewayStatus::Unpaid, 200, None),
+        // Khalti answers these two with HTTP 400 and a normal lookup body.
+        "Expired" => (GatewayStatus::Expired, 400, None),
+        "User canceled" => (GatewayStatus::Canceled, 400, None),
+        "Refunded" => (GatewayStatus::Refunded, 200, Some(format!("txn-{pidx}"))),
+        "Partially Refunded" => (
+            GatewayStatus::PartiallyRefunded,
+            200,
+            Some(format!("txn-{pidx}")),
+        ),
+        other => panic!("no fixture for Khalti status {other:?}"),
+    };
+    let txn_json = txn
+        .as_ref()
+        .map_or("null".to_owned(), |t| format!("\"{t}\""));
+    GatewayAnswer {
+        status: normalised,
+        amount_minor: total_amount,
+        transaction_id: txn,
+        raw: RawAnswer {
+            http_status,
+            body: format!(
+                r#"{{"pidx":"{pidx}","total_amount":{total_amount},"status":"{status}","transaction_id":{txn_json},"fee":0,"refunded":{}}}"#,
+                status.contains("Refunded")
+            ),
+        },
+    }
+}
+
+fn paid(payment: &Payment) -> GatewayAnswer {
+    lookup(payment, "Completed", payment.amount.minor())
+}
+
+fn assert_conflict<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &str) {
+    match result {
+        Err(StoreError::Conflict(_)) => {}
+        other => panic!("{what}: expected StoreError::Conflict, got {other:?}"),
+    }
+}
+
+fn assert_not_found<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &str) {
+    match result {
+        Err(StoreError::NotFound(_)) => {}
+        other => panic!("{what}: expected StoreError::NotFound, got {other:?}"),
+    }
+}
+
+// Schema ---------------------------------------------------------------------------
+
+mod schema {
+    use super::*;
+
+    async fn migrations_twice_are_a_no_op_and_ping_works(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        h.store.ping().await?;
+        let user = h.user("sita").await?;
+        h.database.migrate().await?;
+        h.database.close().await;
+
+        // A restart: connect again and migrate again; the data is still there.
+        let again = Database::connect(&db.url).await?;
+        assert_eq!(again.backend(), db.backend().as_str());
+        again.migrate().await?;
+        again.store().ping().await?;
+        assert_eq!(again.store().user(&user.id).await?, Some(user));
+        let migrations = h
+            .scalar(
+                "SELECT COUNT(*) FROM _sqlx_migrations WHERE success AND description <> $1",
+                "",
+            )
+            .await?;
+        let files = std::fs::read_dir(format!(
+            "{}/migrations/{}",
+            env!("CARGO_MANIFEST_DIR"),
+            db.backend().as_str()
+        ))?
+        .count() as i64;
+        assert_eq!(migrations, files, "each migration recorded exactly once");
+        Ok(())
+    }
+
+    async fn unsupported_urls_are_refused(_db: TestDatabase) -> Result<()> {
+        let err = Database::connect("mysql://root:hunter2@localhost/tijori")
+            .await
+            .err()
+            .context("a mysql:// URL was accepted")?;
+        let message = err.to_string();
+        ensure!(message.contains("sqlite://"), "unhelpful error: {message}");
+        ensure!(!message.contains("hunter2"), "password leaked: {message}");
+        Ok(())
+    }
+
+    test_both!(
+        migrations_twice_are_a_no_op_and_ping_works,
+        unsupported_urls_are_refused
+    );
+}
+
+// Users, tokens, sessions ------------------------------------------------------------
+
+mod users {
+    use super::*;
+
+    async fn create_and_look_up(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let ram = h.user("ram").await?;
+        assert_ne!(sita.id, ram.id);
+        assert_eq!(sita.username.as_str(), "sita");
+        assert_eq!(sita.email.as_str(), "sita@example.com");
+        assert!(!sita.is_admin);
+        assert_eq!(sita.created_at, t0());
+
+        assert_eq!(h.store.user(&sita.id).await?, Some(sita.clone()));
+        assert_eq!(h.store.user(&UserId::generate()).await?, None);
+
+        let (user, hash) = h
+            .store
+            .user_credentials(&Username::parse("sita")?)
+            .await?
+            .context("no credentials for sita")?;
+        assert_eq!(user, sita);
+        assert_eq!(hash.0, "$argon2id$v=19$fake$sita");
+        assert!(h
+            .store
+            .user_credentials(&Username::parse("nobody")?)
+            .await?
+            .is_none());
+
+        let admin = h
+            .store
+            .create_user(
+                NewUser {
+                    username: Username::parse("boss")?,
+                    email: Email::parse("boss@example.com")?,
+                    password_hash: PasswordHashString("h".into()),
+                    is_admin: true,
+                },
+                t0(),
+            )
+            .await?;
+        assert!(h.store.user(&admin.id).await?.context("admin")?.is_admin);
+        Ok(())
+    }
+
+    async fn duplicate_username_is_a_conflict(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        // Usernames are case-insensitive: "Sita" parses to "sita".
+        let again = h
+            .store
+            .create_user(
+                NewUser {
+                    username: Username::parse("Sita")?,
+                    email: Email::parse("other@example.com")?,
+                    password_hash: PasswordHashString("h".into()),
+                    is_admin: false,
+                },
+                t0(),
+            )
+            .await;
+        assert_conflict(again, "same username");
+        let (user, _) = h
+            .store
+            .user_credentials(&Username::parse("sita")?)
+            .await?
+            .context("sita")?;
+        assert_eq!(user, sita, "the first account is untouched");
+        Ok(())
+    }
+
+    async fn duplicate_email_is_a_conflict(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        h.user("sita").await?;
+        let again = h
+            .store
+            .create_user(
+                NewUser {
+                    username: Username::parse("sita2")?,
+                    email: Email::parse("SITA@example.com")?,
+                    password_hash: PasswordHashString("h".into()),
+                    is_admin: false,
+                },
+                t0(),
+            )
+            .await;
+        assert_conflict(again, "same email");
+        assert!(h
+            .store
+            .user_credentials(&Username::parse("sita2")?)
+            .await?
+            .is_none());
+        Ok(())
+    }
+
+    async fn set_password_replaces_the_hash(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        h.store
+            .set_password(&sita.id, &PasswordHashString("new-hash".into()))
+            .await?;
+        let (_, hash) = h
+            .store
+            .user_credentials(&sita.username)
+            .await?
+            .context("sita")?;
+        assert_eq!(hash.0, "new-hash");
+        assert_not_found(
+            h.store
+                .set_password(&UserId::generate(), &PasswordHashString("x".into()))
+                .await,
+            "set_password for an unknown user",
+        );
+        Ok(())
+    }
+
+    async fn api_tokens_resolve_to_their_user(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let ram = h.user("ram").await?;
+        let (a, b, c) = (
+            TokenHash("a".repeat(64)),
+            TokenHash("b".repeat(64)),
+            TokenHash("c".repeat(64)),
+        );
+        h.store.create_api_token(&sita.id, &a, t0()).await?;
+        h.store.create_api_token(&sita.id, &b, t0()).await?;
+        h.store.create_api_token(&ram.id, &c, t0()).await?;
+        assert_eq!(h.store.user_by_api_token(&a).await?, Some(sita.clone()));
+        assert_eq!(h.store.user_by_api_token(&b).await?, Some(sita.clone()));
+        assert_eq!(h.store.user_by_api_token(&c).await?, Some(ram.clone()));
+        assert_eq!(
+            h.store
+                .user_by_api_token(&TokenHash("d".repeat(64)))
+                .await?,
+            None
+        );
+        assert_conflict(
+            h.store.create_api_token(&ram.id, &a, t0()).await,
+            "a token hash given twice",
+        );
+        assert_eq!(
+            h.store.user_by_api_token(&a).await?,
+            Some(sita),
+            "a clashing token must not move to another user"
+        );
+        Ok(())
+    }
+
+    async fn sessions_live_until_they_expire(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let token = TokenHash("5".repeat(64));
+        let expires = t0() + Duration::hours(12);
+        h.store
+            .create_session(&sita.id, &token, "csrf-123", expires, t0())
+            .await?;
+
+        for now in [t0(), expires - Duration::seconds(1)] {
+            let session = h
+                .store
+                .session(&token, now)
+                .await?
+                .with_context(|| format!("no session at {now}"))?;
+            assert_eq!(session.user, sita);
+            assert_eq!(session.csrf_token, "csrf-123");
+            assert_eq!(session.expires_at, expires);
+        }
+        for now in [expires, expires + Duration::seconds(1), expires + days(30)] {
+            assert!(
+                h.store.session(&token, now).await?.is_none(),
+                "session still live at {now}, expiry {expires}"
+            );
+        }
+        assert!(h
+            .store
+            .session(&TokenHash("6".repeat(64)), t0())
+            .await?
+            .is_none());
+
+        h.store.delete_session(&token).await?;
+        assert!(h.store.session(&token, t0()).await?.is_none());
+        // Signing out twice is harmless.
+        h.store.delete_session(&token).await?;
+        Ok(())
+    }
+
+    async fn sub_second_expiry_is_compared_as_time(db: TestDatabase) -> Result<()> {
+        // SQLite keeps timestamps as text: its comparisons must still order by time
+        // when the two sides carry different numbers of fractional digits.
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let token = TokenHash("7".repeat(64));
+        let expires = t0() + Duration::milliseconds(500);
+        h.store
+            .create_session(&sita.id, &token, "csrf", expires, t0())
+            .await?;
+        assert!(h.store.session(&token, t0()).await?.is_some());
+        assert!(h
+            .store
+            .session(&token, t0() + Duration::microseconds(499_999))
+            .await?
+            .is_some());
+        assert!(h
+            .store
+            .session(&token, t0() + Duration::milliseconds(500))
+            .await?
+            .is_none());
+        assert!(h
+            .store
+            .session(&token, t0() + Duration::seconds(1))
+            .await?
+            .is_none());
+        Ok(())
+    }
+
+    test_both!(
+        create_and_look_up,
+        duplicate_username_is_a_conflict,
+        duplicate_email_is_a_conflict,
+        set_password_replaces_the_hash,
+        api_tokens_resolve_to_their_user,
+        sessions_live_until_they_expire,
+        sub_second_expiry_is_compared_as_time,
+    );
+}
+
+// Plans ------------------------------------------------------------------------------
+
+mod plans {
+    use super::*;
+
+    async fn create_list_and_get(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        assert!(h.store.plans().await?.is_empty());
+        let pro = h.plan("Pro", 120_000, 30).await?;
+        let basic = h.plan("Basic", 50_000, 30).await?;
+        let yearly = h.plan("Yearly", 1_000_000, 365).await?;
+        let basic_too = h.plan("Basic too", 50_000, 7).await?;
+
+        assert_eq!(pro.price, npr(120_000));
+        assert_eq!(pro.duration_days, 30);
+        assert!(pro.active);
+        assert_eq!(pro.created_at, t0());
+
+        // Cheapest first; equal prices in the order they were created.
+        let listed = h.store.plans().await?;
+        assert_eq!(
+            listed,
+            vec![basic.clone(), basic_too, pro.clone(), yearly.clone()]
+        );
+
+        assert_eq!(h.store.plan(&yearly.id).await?, Some(yearly));
+        assert_eq!(h.store.plan(&PlanId::generate()).await?, None);
+        Ok(())
+    }
+
+    async fn prices_keep_their_currency(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let etb = h
+            .store
+            .create_plan(
+                NewPlan {
+                    name: "Birr".into(),
+                    description: String::new(),
+                    price: Money::from_minor(99_999, Currency::Etb)?,
+                    duration_days: 1,
+                },
+                t0(),
+            )
+            .await?;
+        let read = h.store.plan(&etb.id).await?.context("plan")?;
+        assert_eq!(read.price, Money::from_minor(99_999, Currency::Etb)?);
+        assert_eq!(read.description, "");
+        Ok(())
+    }
+
+    test_both!(create_list_and_get, prices_keep_their_currency);
+}
+
+// Payments -----------------------------------------------------------------------------
+
+mod payments {
+    use super::*;
+
+    async fn insert_then_record_checkout(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let payment = new_payment(&sita, &plan, t0());
+        h.store.insert_payment(&payment).await?;
+        assert_eq!(h.store.payment(&payment.id).await?, Some(payment.clone()));
+        assert!(h.store.answers(&payment.id).await?.is_empty());
+
+        let later = t0() + Duration::seconds(2);
+        let expires = t0() + Duration::minutes(60);
+        let raw = initiate_answer("bZQLD9wRVWo4CdESSfuSsB");
+        let opened = h
+            .store
+            .record_checkout(
+                &payment.id,
+                "bZQLD9wRVWo4CdESSfuSsB",
+                "https://test-pay.khalti.com/?pidx=bZQLD9wRVWo4CdESSfuSsB",
+                Some(expires),
+                &raw,
+                later,
+            )
+            .await?;
+        let expected = Payment {
+            provider_ref: Some("bZQLD9wRVWo4CdESSfuSsB".into()),
+            payment_url: Some("https://test-pay.khalti.com/?pidx=bZQLD9wRVWo4CdESSfuSsB".into()),
+            expires_at: Some(expires),
+            updated_at: later,
+            ..payment.clone()
+        };
+        assert_eq!(opened, expected);
+        assert_eq!(opened.status, PaymentStatus::Initiated);
+        assert_eq!(h.store.payment(&payment.id).await?, Some(expected));
+
+        let answers = h.store.answers(&payment.id).await?;
+        assert_eq!(answers.len(), 1);
+        assert_eq!(answers[0].kind, "initiate");
+        assert_eq!(answers[0].http_status, 200);
+        assert_eq!(answers[0].body, raw.body);
+        assert_eq!(answers[0].received_at, later);
+
+        // A checkout is opened once: a second one for the same payment is refused and
+        // leaves no trace.
+        assert_not_found(
+            h.store
+                .record_checkout(&payment.id, "other", "https://x", None, &raw, later)
+                .await,
+            "a second checkout",
+        );
+        assert_eq!(h.store.answers(&payment.id).await?.len(), 1);
+        assert_eq!(
+            h.store
+                .payment(&payment.id)
+                .await?
+                .context("payment")?
+                .provider_ref
+                .as_deref(),
+            Some("bZQLD9wRVWo4CdESSfuSsB")
+        );
+        Ok(())
+    }
+
+    async fn a_provider_ref_names_one_payment(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let first = h.checkout(&sita, &plan, t0()).await?;
+        let pidx = first.provider_ref.clone().context("pidx")?;
+
+        let second = new_payment(&sita, &plan, t0());
+        h.store.insert_payment(&second).await?;
+        assert_conflict(
+            h.store
+                .record_checkout(
+                    &second.id,
+                    &pidx,
+                    "https://x",
+                    None,
+                    &initiate_answer(&pidx),
+                    t0(),
+                )
+                .await,
+            "the same pidx on a second payment",
+        );
+        let second_now = h.store.payment(&second.id).await?.context("second")?;
+        assert_eq!(second_now.provider_ref, None);
+        assert!(
+            h.store.answers(&second.id).await?.is_empty(),
+            "the refused checkout's answer must roll back with it"
+        );
+        assert_eq!(
+            h.store
+                .payment_by_provider_ref(GatewayKind::Khalti, &pidx)
+                .await?
+                .map(|p| p.id),
+            Some(first.id.clone())
+        );
+
+        // The same reference at the other gateway is another payment.
+        let chapa = Payment {
+            gateway: GatewayKind::Chapa,
+            ..new_payment(&sita, &plan, t0())
+        };
+        h.store.insert_payment(&chapa).await?;
+        h.store
+            .record_checkout(
+                &chapa.id,
+                &pidx,
+                "https://checkout.chapa.co/x",
+                None,
+                &initiate_answer(&pidx),
+                t0(),
+            )
+            .await?;
+        assert_eq!(
+            h.store
+                .payment_by_provider_ref(GatewayKind::Chapa, &pidx)
+                .await?
+                .map(|p| p.id),
+            Some(chapa.id)
+        );
+        assert_eq!(
+            h.store
+                .payment_by_provider_ref(GatewayKind::Khalti, &pidx)
+                .await?
+                .map(|p| p.id),
+            Some(first.id)
+        );
+        assert_eq!(
+            h.store
+                .payment_by_provider_ref(GatewayKind::Khalti, "unknown")
+                .await?,
+            None
+        );
+
+        // Inserting a payment id twice is refused too.
+        assert_conflict(h.store.insert_payment(&second).await, "same payment id");
+        Ok(())
+    }
+
+    async fn fail_initiation_only_from_initiated(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+
+        // No checkout could be opened: the payment fails, with the gateway's refusal
+        // kept.
+        let refused = new_payment(&sita, &plan, t0());
+        h.store.insert_payment(&refused).await?;
+        let raw = RawAnswer {
+            http_status: 400,
+            body: r#"{"amount":["Amount should be greater than Rs. 10, that is 1000 paisa."],"error_key":"validation_error"}"#.into(),
+        };
+        let later = t0() + Duration::seconds(1);
+        let failed = h
+            .store
+            .fail_initiation(
+                &refused.id,
+                "Khalti rejected the request",
+                Some(&raw),
+                later,
+            )
+            .await?;
+        assert_eq!(failed.status, PaymentStatus::Failed);
+        assert_eq!(
+            failed.status_reason.as_deref(),
+            Some("Khalti rejected the request")
+        );
+        assert_eq!(failed.updated_at, later);
+        let answers = h.store.answers(&refused.id).await?;
+        assert_eq!(answers.len(), 1);
+        assert_eq!(
+            (answers[0].kind.as_str(), answers[0].http_status),
+            ("initiate", 400)
+        );
+        assert_eq!(answers[0].body, raw.body);
+
+        // Without a gateway answer (a timeout) nothing is recorded but the status.
+        let timed_out = new_payment(&sita, &plan, t0());
+        h.store.insert_payment(&timed_out).await?;
+        h.store
+            .fail_initiation(&timed_out.id, "Khalti did not answer in time", None, later)
+            .await?;
+        assert_eq!(h.status(&timed_out).await?, PaymentStatus::Failed);
+        assert!(h.store.answers(&timed_out.id).await?.is_empty());
+
+        // Not again, and not once a checkout is open or the payment has moved on.
+        assert_not_found(
+            h.store
+                .fail_initiation(&refused.id, "again", Some(&raw), later)
+                .await,
+            "failing a failed payment",
+        );
+        assert_eq!(h.store.answers(&refused.id).await?.len(), 1);
+        let open = h.checkout(&sita, &plan, t0()).await?;
+        assert_not_found(
+            h.store.fail_initiation(&open.id, "late", None, later).await,
+            "failing a payment whose checkout is open",
+        );
+        assert_eq!(h.status(&open).await?, PaymentStatus::Initiated);
+        let pending = h.checkout(&sita, &plan, t0()).await?;
+        h.settle(&pending, &lookup(&pending, "Pending", 50_000), later)
+            .await?;
+        assert_not_found(
+            h.store
+                .fail_initiation(&pending.id, "late", None, later)
+                .await,
+            "failing a pending payment",
+        );
+        assert_eq!(h.status(&pending).await?, PaymentStatus::Pending);
+        Ok(())
+    }
+
+    async fn payments_for_user_newest_first(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let ram = h.user("ram").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let mut mine = Vec::new();
+        // Out of order, and two at the same instant (the id breaks the tie).
+        for offset in [5, 1, 9, 9, 3] {
+            let p = h
+                .checkout(&sita, &plan, t0() + Duration::seconds(offset))
+                .await?;
+            mine.push(p);
+        }
+        h.checkout(&ram, &plan, t0() + Duration::seconds(100))
+            .await?;
+        let mut expected: Vec<PaymentId> = mine.iter().map(|p| p.id.clone()).collect();
+        expected.sort_by_key(|id| {
+            let p = mine.iter().find(|p| &p.id == id).unwrap();
+            std::cmp::Reverse((p.created_at, p.id.clone()))
+        });
+
+        let listed: Vec<PaymentId> = h
+            .store
+            .payments_for_user(&sita.id, 50)
+            .await?
+            .into_iter()
+            .map(|p| p.id)
+            .collect();
+        assert_eq!(listed, expected);
+        let first_two: Vec<PaymentId> = h
+            .store
+            .payments_for_user(&sita.id, 2)
+            .await?
+            .into_iter()
+            .map(|p| p.id)
+            .collect();
+        assert_eq!(first_two, expected[..2]);
+        assert!(h
+            .store
+            .payments_for_user(&UserId::generate(), 50)
+            .await?
+            .is_empty());
+        Ok(())
+    }
+
+    async fn answers_keep_every_body_in_order(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let payment = h.checkout(&sita, &plan, t0()).await?;
+        let other = h.checkout(&sita, &plan, t0()).await?;
+
+        let long = format!(r#"{{"detail":"{}"}}"#, "x".repeat(100_000));
+        let recorded = [
+            (
+                AnswerKind::ReturnSignal,
+                200,
+                "pidx=abc&status=Completed&purchase_order_name=सदस्यता".to_owned(),
+                // Microseconds survive on both backends.
+                t0() + Duration::microseconds(1_234_567),
+            ),
+            (
+                AnswerKind::Lookup,
+                503,
+                "<html>Service Unavailable</html>".to_owned(),
+                t0() + Duration::seconds(3),
+            ),
+            // Received "earlier" (a clock step back): still listed in arrival order.
+            (AnswerKind::Lookup, 200, long, t0() + Duration::seconds(2)),
+            (
+                AnswerKind::Lookup,
+                200,
+                "quote ' and backslash \\ and nul-free".to_owned(),
+                t0() + Duration::seconds(4),
+            ),
+        ];
+        for (kind, status, body, at) in &recorded {
+            h.store
+                .record_answer(
+                    &payment.id,
+                    *kind,
+                    &RawAnswer {
+                        http_status: *status,
+                        body: body.clone(),
+                    },
+                    *at,
+                )
+                .await?;
+        }
+        let answers = h.store.answers(&payment.id).await?;
+        assert_eq!(answers.len(), 1 + recorded.len());
+        assert_eq!(answers[0].kind, "initiate");
+        for (got, (kind, status, body, at)) in answers[1..].iter().zip(&recorded) {
+            assert_eq!(got.kind, kind.as_str());
+            assert_eq!(got.http_status, *status);
+            assert_eq!(&got.body, body);
+            assert_eq!(got.received_at, *at);
+        }
+        assert_eq!(
+            h.store.answers(&other.id).await?.len(),
+            1,
+            "answers stay with their own payment"
+        );
+        Ok(())
+    }
+
+    async fn unknown_payments_read_as_nothing(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let ghost = PaymentId::generate(); // never inserted
+        assert_eq!(h.store.payment(&ghost).await?, None);
+        assert!(h.store.answers(&ghost).await?.is_empty());
+        assert_not_found(
+            h.store.fail_initiation(&ghost, "x", None, t0()).await,
+            "fail_initiation of an unknown payment",
+        );
+        Ok(())
+    }
+
+    /// A write about a payment that is not there is `NotFound` ("the row the write
+    /// refers to is not there"), not a database failure (a 500 and an alarm).
+    async fn writes_about_an_unknown_payment_are_not_found(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let ghost = new_payment(&sita, &plan, t0()); // never inserted
+        let raw = initiate_answer("ghost");
+        assert_not_found(
+            h.store
+                .record_checkout(&ghost.id, "ghost", "https://x", None, &raw, t0())
+                .await,
+            "record_checkout of an unknown payment",
+        );
+        assert_not_found(
+            h.store
+                .fail_initiation(&ghost.id, "x", Some(&raw), t0())
+                .await,
+            "fail_initiation (with the gateway's answer) of an unknown payment",
+        );
+        assert_not_found(
+            h.store
+                .record_answer(&ghost.id, AnswerKind::ReturnSignal, &raw, t0())
+                .await,
+            "record_answer for an unknown payment",
+        );
+        let answer = paid(&ghost);
+        assert_not_found(
+            h.store
+                .settle(
+                    &ghost.id,
+                    decide(&ghost, &answer).as_ref(),
+                    None,
+                    &answer.raw,
+                    t0(),
+                )
+                .await,
+            "settle of an unknown payment",
+        );
+        assert_eq!(h.subscription(&sita).await?, None);
+        Ok(())
+    }
+
+    test_both!(
+        insert_then_record_checkout,
+        a_provider_ref_names_one_payment,
+        fail_initiation_only_from_initiated,
+        payments_for_user_newest_first,
+        answers_keep_every_body_in_order,
+        unknown_payments_read_as_nothing,
+        writes_about_an_unknown_payment_are_not_found,
+    );
+}
+
+// Settling -------------------------------------------------------------------------------
+
+mod settle {
+    use super::*;
+
+    async fn paid_completes_and_grants_once(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let payment = h.checkout(&sita, &plan, t0()).await?;
+        let answer = paid(&payment);
+        let now = t0() + Duration::minutes(3);
+
+        let settled = h.settle(&payment, &answer, now).await?;
+        assert!(settled.changed);
+        assert_eq!(settled.payment.status, PaymentStatus::Completed);
+        assert_eq!(settled.payment.updated_at, now);
+        assert_eq!(
+            settled.payment.provider_txn_id.as_deref(),
+            answer.transaction_id.as_deref()
+        );
+        let granted = Subscription {
+            user_id: sita.id.clone(),
+            plan_id: plan.id.clone(),
+            start_at: now,
+            end_at: now + days(30),
+        };
+        assert_eq!(settled.subscription, Some(granted.clone()));
+        assert_eq!(h.subscription(&sita).await?, Some(granted.clone()));
+        assert_eq!(h.store.payment(&payment.id).await?, Some(settled.payment));
+        assert_eq!(h.fulfilments(&payment.id).await?, 1);
+
+        // The same answer again (the webhook after the return page): nothing new.
+        let later = now + Duration::minutes(1);
+        let again = h.settle(&payment, &answer, later).await?;
+        assert!(!again.changed);
+        assert_eq!(again.payment.status, PaymentStatus::Completed);
+        assert_eq!(
+            again.payment.updated_at, now,
+            "an unchanged payment keeps its time"
+        );
+        assert_eq!(again.subscription, Some(granted.clone()));
+        assert_eq!(h.subscription(&sita).await?, Some(granted));
+        assert_eq!(h.fulfilments(&payment.id).await?, 1);
+
+        // Both answers are on record, the second although it changed nothing.
+        let answers = h.store.answers(&payment.id).await?;
+        let kinds: Vec<&str> = answers.iter().map(|a| a.kind.as_str()).collect();
+        assert_eq!(kinds, ["initiate", "lookup", "lookup"]);
+        assert_eq!(answers[1].body, answer.raw.body);
+        assert_eq!(answers[1].received_at, now);
+        assert_eq!(answers[2].received_at, later);
+        Ok(())
+    }
+
+    async fn concurrent_settles_fulfil_once(db: TestDatabase) -> Result<()> {
+        const N: usize = 20;
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let payment = Arc::new(h.checkout(&sita, &plan, t0()).await?);
+        let answer = Arc::new(paid(&payment));
+        let now = t0() + Duration::minutes(3);
+
+        let barrier = Arc::new(Barrier::new(N));
+        let tasks: Vec<_> = (0..N)
+            .map(|_| {
+                let (store, payment, answer, barrier) = (
+                    h.store.clone(),
+                    payment.clone(),
+                    answer.clone(),
+                    barrier.clone(),
+                );
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    settle(&*store, &payment, &answer, now).await
+                })
+            })
+            .collect();
+        let mut changed = 0;
+        for task in tasks {
+            let settled = task.await??;
+            assert_eq!(settled.payment.status, PaymentStatus::Completed);
+            assert_eq!(
+                settled.subscription.map(|s| s.end_at),
+                Some(now + days(30)),
+                "every settle sees the one grant"
+            );
+            changed += usize::from(settled.changed);
+        }
+        assert_eq!(changed, 1, "exactly one settle changes the payment");
+        let sub = h.subscription(&sita).await?.context("no subscription")?;
+        assert_eq!((sub.start_at, sub.end_at), (now, now + days(30)));
+        assert_eq!(h.fulfilments(&payment.id).await?, 1);
+        assert_eq!(
+            h.store.answers(&payment.id).await?.len(),
+            1 + N,
+            "every settle's answer is recorded"
+        );
+        Ok(())
+    }
+
+    /// Settles all `payments` at once (all at `now`), each with its Paid answer.
+    async fn settle_all_at_once(
+        h: &Harness,
+        payments: &[Payment],
+        now: DateTime<Utc>,
+    ) -> Result<usize> {
+        let barrier = Arc::new(Barrier::new(payments.len()));
+        let tasks: Vec<_> = payments
+            .iter()
+            .map(|p| {
+                let (store, payment, barrier) = (h.store.clone(), p.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    settle(&*store, &payment, &paid(&payment), now).await
+                })
+            })
+            .collect();
+        let mut changed = 0;
+        for task in tasks {
+            changed += usize::from(task.await??.changed);
+        }
+        Ok(changed)
+    }
+
+    async fn concurrent_first_purchases_add_up(db: TestDatabase) -> Result<()> {
+        // Two payments of one user for one plan, settled at the same moment, with no
+        // subscription yet: both periods count. Five users at once, so that the
+        // settles really overlap.
+        let h = Harness::open(&db).await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let mut users = Vec::new();
+        let mut payments = Vec::new();
+        for i in 0..5 {
+            let user = h.user(&format!("user{i}")).await?;
+            payments.push(h.checkout(&user, &plan, t0()).await?);
+            payments.push(h.checkout(&user, &plan, t0()).await?);
+            users.push(user);
+        }
+        let now = t0() + Duration::minutes(3);
+        assert_eq!(
+            settle_all_at_once(&h, &payments, now).await?,
+            payments.len()
+        );
+        for user in &users {
+            let sub = h.subscription(user).await?.context("no subscription")?;
+            assert_eq!(
+                (sub.start_at, sub.end_at),
+                (now, now + days(60)),
+                "{}: two paid periods must add up to 60 days",
+                user.username.as_str()
+            );
+        }
+        for p in &payments {
+            assert_eq!(h.fulfilments(&p.id).await?, 1);
+        }
+        Ok(())
+    }
+
+    async fn concurrent_renewals_add_up(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let first = h.checkout(&sita, &plan, t0()).await?;
+        h.settle(&first, &paid(&first), t0()).await?;
+
+        let mut renewals = Vec::new();
+        for _ in 0..4 {
+            renewals.push(h.checkout(&sita, &plan, t0()).await?);
+        }
+        let now = t0() + days(10);
+        assert_eq!(settle_all_at_once(&h, &renewals, now).await?, 4);
+        let sub = h.subscription(&sita).await?.context("no subscription")?;
+        assert_eq!((sub.start_at, sub.end_at), (t0(), t0() + days(30 * 5)));
+        Ok(())
+    }
+
+    async fn renewal_extends_an_active_subscription_from_its_end(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let first = h.checkout(&sita, &plan, t0()).await?;
+        h.settle(&first, &paid(&first), t0()).await?;
+
+        let second = h.checkout(&sita, &plan, t0() + days(10)).await?;
+        let settled = h.settle(&second, &paid(&second), t0() + days(10)).await?;
+        let sub = settled.subscription.context("no subscription")?;
+        assert_eq!(sub.plan_id, plan.id);
+        assert_eq!((sub.start_at, sub.end_at), (t0(), t0() + days(60)));
+
+        // Once it has run out, a purchase starts afresh.
+        let third = h.checkout(&sita, &plan, t0() + days(70)).await?;
+        let settled = h.settle(&third, &paid(&third), t0() + days(70)).await?;
+        let sub = settled.subscription.context("no subscription")?;
+        assert_eq!(
+            (sub.start_at, sub.end_at),
+            (t0() + days(70), t0() + days(100))
+        );
+        Ok(())
+    }
+
+    async fn a_different_plan_starts_now(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let basic = h.plan("Basic", 50_000, 30).await?;
+        let yearly = h.plan("Yearly", 500_000, 365).await?;
+        let first = h.checkout(&sita, &basic, t0()).await?;
+        h.settle(&first, &paid(&first), t0()).await?;
+
+        let upgrade = h.checkout(&sita, &yearly, t0() + days(10)).await?;
+        let settled = h.settle(&upgrade, &paid(&upgrade), t0() + days(10)).await?;
+        let expected = Subscription {
+            user_id: sita.id.clone(),
+            plan_id: yearly.id.clone(),
+            start_at: t0() + days(10),
+            end_at: t0() + days(375),
+        };
+        assert_eq!(settled.subscription, Some(expected.clone()));
+        assert_eq!(h.subscription(&sita).await?, Some(expected));
+        Ok(())
+    }
+
+    async fn a_different_amount_needs_review(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let payment = h.checkout(&sita, &plan, t0()).await?;
+
+        let short = lookup(&payment, "Completed", 1_000);
+        let settled = h.settle(&payment, &short, t0()).await?;
+        assert!(settled.changed);
+        assert_eq!(settled.payment.status, PaymentStatus::NeedsReview);
+        let reason = settled.payment.status_reason.clone().context("no reason")?;
+        assert!(reason.contains("1000"), "reason: {reason}");
+        assert_eq!(settled.subscription, None);
+        assert_eq!(h.subscription(&sita).await?, None);
+        assert_eq!(h.fulfilments(&payment.id).await?, 0);
+
+        // A later "right" answer does not fulfil it behind the operator's back.
+        let settled = h.settle(&payment, &paid(&payment), t0()).await?;
+        assert!(!settled.changed);
+        assert_eq!(h.status(&payment).await?, PaymentStatus::NeedsReview);
+        assert_eq!(h.subscription(&sita).await?, None);
+        assert_eq!(h.fulfilments(&payment.id).await?, 0);
+        assert_eq!(h.store.answers(&payment.id).await?.len(), 3);
+        Ok(())
+    }
+
+    async fn pending_waits_and_unpaid_changes_nothing(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let payment = h.checkout(&sita, &plan, t0()).await?;
+
+        // Khalti's "Initiated": nothing happened yet. Recorded, nothing changes.
+        let unpaid = lookup(&payment, "Initiated", 50_000);
+        assert!(decide(&payment, &unpaid).is_none());
+        let settled = h.settle(&payment, &unpaid, t0()).await?;
+        assert!(!settled.changed);
+        assert_eq!(settled.payment.status, PaymentStatus::Initiated);
+
+        let pending = lookup(&payment, "Pending", 50_000);
+        let settled = h.settle(&payment, &pending, t0()).await?;
+        assert!(settled.changed);
+        assert_eq!(settled.payment.status, PaymentStatus::Pending);
+        assert_eq!(settled.subscription, None);
+        let again = h.settle(&payment, &pending, t0()).await?;
+        assert!(!again.changed);
+        assert_eq!(h.status(&payment).await?, PaymentStatus::Pending);
+
+        // And then it is paid.
+        let settled = h.settle(&payment, &paid(&payment), t0()).await?;
+        assert!(settled.changed);
+        assert_eq!(settled.payment.status, PaymentStatus::Completed);
+        assert!(settled.subscription.is_some());
+
+        let bodies: Vec<String> = h
+            .store
+            .answers(&payment.id)
+            .await?
+            .into_iter()
+            .map(|a| a.body)
+            .collect();
+        assert_eq!(
+            bodies[1..],
+            [
+                unpaid.raw.body,
+                pending.raw.body.clone(),
+                pending.raw.body,
+                paid(&payment).raw.body
+            ]
+        );
+        Ok(())
+    }
+
+    async fn expired_and_canceled_are_never_fulfilled(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        for (khalti, status) in [
+            ("Expired", PaymentStatus::Expired),
+            ("User canceled", PaymentStatus::Canceled),
+        ] {
+            let payment = h.checkout(&sita, &plan, t0()).await?;
+            let answer = lookup(&payment, khalti, 50_000);
+            let settled = h.settle(&payment, &answer, t0()).await?;
+            assert!(settled.changed, "{khalti}");
+            assert_eq!(settled.payment.status, status);
+            assert!(settled.payment.status_reason.is_some());
+            assert_eq!(settled.subscription, None, "{khalti}");
+            // Told twice: no change the second time.
+            assert!(!h.settle(&payment, &answer, t0()).await?.changed);
+            assert_eq!(h.status(&payment).await?, status);
+            assert_eq!(h.fulfilments(&payment.id).await?, 0);
+            let answers = h.store.answers(&payment.id).await?;
+            assert_eq!(answers.len(), 3);
+            assert_eq!(answers[1].http_status, 400, "Khalti's 400 is kept as is");
+        }
+        assert_eq!(h.subscription(&sita).await?, None);
+        Ok(())
+    }
+
+    async fn money_that_arrives_late_still_counts(db: TestDatabase) -> Result<()> {
+        // We saw it expire, but the gateway is the authority: if it says paid later,
+        // the customer gets what they paid for (once).
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let payment = h.checkout(&sita, &plan, t0()).await?;
+        h.settle(&payment, &lookup(&payment, "Expired", 50_000), t0())
+            .await?;
+        let settled = h.settle(&payment, &paid(&payment), t0() + days(1)).await?;
+        assert!(settled.changed);
+        assert_eq!(settled.payment.status, PaymentStatus::Completed);
+        assert_eq!(h.fulfilments(&payment.id).await?, 1);
+        assert_eq!(
+            h.subscription(&sita).await?.map(|s| s.end_at),
+            Some(t0() + days(31))
+        );
+        Ok(())
+    }
+
+    async fn refund_takes_back_the_granted_period(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let first = h.checkout(&sita, &plan, t0()).await?;
+        h.settle(&first, &paid(&first), t0()).await?;
+        let second = h.checkout(&sita, &plan, t0() + days(1)).await?;
+        h.settle(&second, &paid(&second), t0() + days(1)).await?;
+        assert_eq!(
+            h.subscription(&sita).await?.map(|s| s.end_at),
+            Some(t0() + days(60))
+        );
+
+        let refund = lookup(&second, "Refunded", 50_000);
+        let settled = h.settle(&second, &refund, t0() + days(2)).await?;
+        assert!(settled.changed);
+        assert_eq!(settled.payment.status, PaymentStatus::Refunded);
+        let sub = settled.subscription.context("subscription gone")?;
+        assert_eq!((sub.start_at, sub.end_at), (t0(), t0() + days(30)));
+        assert_eq!(h.subscription(&sita).await?, Some(sub.clone()));
+        assert_eq!(h.revoked_fulfilments(&second.id).await?, 1);
+        assert_eq!(h.revoked_fulfilments(&first.id).await?, 0);
+
+        // The refund reported again takes nothing more.
+        let again = h.settle(&second, &refund, t0() + days(3)).await?;
+        assert!(!again.changed);
+        assert_eq!(h.subscription(&sita).await?, Some(sub));
+
+        // Refunding the last paid period ends the subscription now.
+        let settled = h
+            .settle(&first, &lookup(&first, "Refunded", 50_000), t0() + days(5))
+            .await?;
+        assert!(settled.changed);
+        let sub = h.subscription(&sita).await?.context("subscription row")?;
+        assert_eq!(sub.end_at, t0() + days(5));
+        assert!(!sub.is_active(t0() + days(5)));
+        Ok(())
+    }
+
+    async fn refunding_a_replaced_plan_leaves_the_new_one_alone(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let basic = h.plan("Basic", 50_000, 30).await?;
+        let yearly = h.plan("Yearly", 400_000, 365).await?;
+        let first = h.checkout(&sita, &basic, t0()).await?;
+        h.settle(&first, &paid(&first), t0()).await?;
+        let upgrade = h.checkout(&sita, &yearly, t0() + days(10)).await?;
+        h.settle(&upgrade, &paid(&upgrade), t0() + days(10)).await?;
+        let before = h.subscription(&sita).await?.context("subscription")?;
+        assert_eq!(before.end_at, t0() + days(375));
+
+        // The Basic period was already replaced by the yearly plan: refunding it must
+        // not take 30 days off a plan it never paid for.
+        let settled = h
+            .settle(&first, &lookup(&first, "Refunded", 50_000), t0() + days(11))
+            .await?;
+        assert!(settled.changed);
+        assert_eq!(settled.payment.status, PaymentStatus::Refunded);
+        assert_eq!(h.subscription(&sita).await?, Some(before));
+        assert_eq!(h.revoked_fulfilments(&first.id).await?, 1);
+        Ok(())
+    }
+
+    async fn refund_of_an_unfulfilled_payment_revokes_nothing(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let bought = h.checkout(&sita, &plan, t0()).await?;
+        h.settle(&bought, &paid(&bought), t0()).await?;
+        let before = h.subscription(&sita).await?;
+        assert!(before.is_some());
+
+        // A payment that never completed here is reported refunded.
+        let other = h.checkout(&sita, &plan, t0()).await?;
+        h.settle(&other, &lookup(&other, "Pending", 50_000), t0())
+            .await?;
+        let settled = h
+            .settle(&other, &lookup(&other, "Refunded", 50_000), t0() + days(1))
+            .await?;
+        assert!(settled.changed);
+        assert_eq!(settled.payment.status, PaymentStatus::Refunded);
+        assert_eq!(settled.subscription, before);
+        assert_eq!(h.subscription(&sita).await?, before);
+        assert_eq!(h.fulfilments(&other.id).await?, 0);
+        assert_eq!(h.revoked_fulfilments(&bought.id).await?, 0);
+
+        // Nor does a refunded payment get fulfilled afterwards.
+        let late = h.settle(&other, &paid(&other), t0() + days(2)).await?;
+        assert!(!late.changed);
+        assert_eq!(h.subscription(&sita).await?, before);
+        Ok(())
+    }
+
+    async fn partial_refund_keeps_the_subscription(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let payment = h.checkout(&sita, &plan, t0()).await?;
+        h.settle(&payment, &paid(&payment), t0()).await?;
+        let before = h.subscription(&sita).await?;
+        let settled = h
+            .settle(
+                &payment,
+                &lookup(&payment, "Partially Refunded", 50_000),
+                t0() + days(1),
+            )
+            .await?;
+        assert!(settled.changed);
+        assert_eq!(settled.payment.status, PaymentStatus::PartiallyRefunded);
+        assert_eq!(h.subscription(&sita).await?, before);
+        assert_eq!(h.revoked_fulfilments(&payment.id).await?, 0);
+        Ok(())
+    }
+
+    test_both!(
+        paid_completes_and_grants_once,
+        concurrent_settles_fulfil_once,
+        concurrent_first_purchases_add_up,
+        concurrent_renewals_add_up,
+        renewal_extends_an_active_subscription_from_its_end,
+        a_different_plan_starts_now,
+        a_different_amount_needs_review,
+        pending_waits_and_unpaid_changes_nothing,
+        expired_and_canceled_are_never_fulfilled,
+        money_that_arrives_late_still_counts,
+        refund_takes_back_the_granted_period,
+        refunding_a_replaced_plan_leaves_the_new_one_alone,
+        refund_of_an_unfulfilled_payment_revokes_nothing,
+        partial_refund_keeps_the_subscription,
+    );
+}
