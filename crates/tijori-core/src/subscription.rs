@@ -71,16 +71,18 @@ pub fn grant(current: Option<&Subscription>, plan: &Plan, now: DateTime<Utc>) ->
     }
 }
 
-/// Takes back the days one fulfilled payment added. `granted` is how long that
-/// payment extended the subscription by; if nothing of it is left the subscription
-/// ends now.
-pub fn revoke(sub: &Subscription, granted: Duration, now: DateTime<Utc>) -> DateTime<Utc> {
-    let end = sub.end_at - granted;
-    if end > now {
-        end
-    } else {
-        now.min(sub.end_at)
+/// The new end of `sub` once the refunded `period` (what one fulfilled payment
+/// granted) is taken back, or `None` when nothing of it is left to take.
+///
+/// Only the part of the period still ahead of `now` is taken: days already used are
+/// not clawed back. A period that is not part of the current subscription (it lapsed,
+/// or a purchase of another plan replaced it) takes nothing from it.
+pub fn revoke(sub: &Subscription, period: Grant, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    if period.start_at < sub.start_at || period.end_at > sub.end_at {
+        return None;
     }
+    let unused = period.end_at - now.max(period.start_at);
+    (unused > Duration::zero()).then(|| sub.end_at - unused)
 }
 
 #[cfg(test)]
@@ -161,14 +163,49 @@ mod tests {
     }
 
     #[test]
-    fn revoking_takes_back_only_the_refunded_period() {
+    fn a_refund_takes_back_only_the_unused_part_of_its_own_period() {
+        // Two paid periods back to back: 0-30 and 30-60.
         let sub = Subscription {
             user_id: UserId::generate(),
             plan_id: PlanId::generate(),
             start_at: t(0),
             end_at: t(60),
         };
-        assert_eq!(revoke(&sub, Duration::days(30), t(5)), t(30));
-        assert_eq!(revoke(&sub, Duration::days(60), t(5)), t(5));
+        let first = Grant {
+            start_at: t(0),
+            end_at: t(30),
+        };
+        let second = Grant {
+            start_at: t(30),
+            end_at: t(60),
+        };
+        // Refunding the second at day 5 takes all of it; the first at day 5 takes its
+        // 25 unused days. Either way the customer keeps what the other paid for.
+        assert_eq!(revoke(&sub, second, t(5)), Some(t(30)));
+        assert_eq!(revoke(&sub, first, t(5)), Some(t(35)));
+        // A period already used up takes nothing.
+        assert_eq!(revoke(&sub, first, t(31)), None);
+    }
+
+    #[test]
+    fn a_refund_of_a_lapsed_or_replaced_period_takes_nothing() {
+        // The old period (0-30) lapsed; a new purchase runs 40-70.
+        let sub = Subscription {
+            user_id: UserId::generate(),
+            plan_id: PlanId::generate(),
+            start_at: t(40),
+            end_at: t(70),
+        };
+        assert_eq!(
+            revoke(
+                &sub,
+                Grant {
+                    start_at: t(0),
+                    end_at: t(30)
+                },
+                t(45)
+            ),
+            None
+        );
     }
 }

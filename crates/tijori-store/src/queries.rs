@@ -5,7 +5,7 @@
 // `super::LOCK_ROW`).
 
 use async_trait::async_trait;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::{FromRow, QueryBuilder};
 
 use tijori_core::account::{Email, PasswordHashString, Session, TokenHash, User, Username};
@@ -16,7 +16,7 @@ use tijori_core::payment::{Effect, Payment, Purpose, Transition};
 use tijori_core::store::{
     AnswerKind, GatewayAnswerRecord, NewUser, Settled, Store, StoreError, StoreResult,
 };
-use tijori_core::subscription::{self, NewPlan, Plan, Subscription};
+use tijori_core::subscription::{self, Grant, NewPlan, Plan, Subscription};
 
 use super::{Db, DbStore, BEGIN_WRITE, LOCK_ROW};
 
@@ -310,24 +310,23 @@ impl DbStore {
     }
 
     async fn revoke(tx: &mut Tx, payment: &Payment, now: DateTime<Utc>) -> StoreResult<()> {
-        let granted: Option<(i64, String)> = sqlx::query_as(
+        let granted: Option<(DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
             "UPDATE fulfilments SET revoked_at = $2 WHERE payment_id = $1 AND revoked_at IS NULL \
-             RETURNING granted_seconds, plan_id",
+             RETURNING period_start, period_end",
         )
         .bind(payment.id.as_str())
         .bind(now)
         .fetch_optional(&mut **tx)
         .await
         .map_err(ctx("failed to revoke fulfilment"))?;
-        let Some((granted, plan_id)) = granted else {
+        let Some((start_at, end_at)) = granted else {
             return Ok(()); // this payment never granted anything
         };
         Self::lock_user(tx, &payment.user_id).await?;
-        // A later purchase of another plan replaced this one's period already (a new
-        // plan starts afresh): nothing of the refunded grant is left to take back.
         let current = Self::subscription_in(tx, &payment.user_id).await?;
-        if let Some(sub) = current.filter(|s| s.plan_id.as_str() == plan_id) {
-            let end = subscription::revoke(&sub, Duration::seconds(granted), now);
+        let new_end =
+            current.and_then(|sub| subscription::revoke(&sub, Grant { start_at, end_at }, now));
+        if let Some(end) = new_end {
             sqlx::query("UPDATE subscriptions SET end_at = $2, updated_at = $3 WHERE user_id = $1")
                 .bind(payment.user_id.as_str())
                 .bind(end)

@@ -1408,6 +1408,35 @@ mod settle {
         Ok(())
     }
 
+    async fn refunding_a_lapsed_period_leaves_a_later_purchase_alone(
+        db: TestDatabase,
+    ) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let basic = h.plan("Basic", 50_000, 30).await?;
+        let old = h.checkout(&sita, &basic, t0()).await?;
+        h.settle(&old, &paid(&old), t0()).await?;
+        // The first period ends on day 30; on day 40 she buys Basic again.
+        let new = h.checkout(&sita, &basic, t0() + days(40)).await?;
+        h.settle(&new, &paid(&new), t0() + days(40)).await?;
+        let before = h.subscription(&sita).await?.context("subscription")?;
+        assert_eq!(
+            (before.start_at, before.end_at),
+            (t0() + days(40), t0() + days(70))
+        );
+
+        let settled = h
+            .settle(&old, &lookup(&old, "Refunded", 50_000), t0() + days(45))
+            .await?;
+        assert!(settled.changed);
+        assert_eq!(
+            h.subscription(&sita).await?,
+            Some(before),
+            "the days the new payment bought stay"
+        );
+        Ok(())
+    }
+
     async fn refund_of_an_unfulfilled_payment_revokes_nothing(db: TestDatabase) -> Result<()> {
         let h = Harness::open(&db).await?;
         let sita = h.user("sita").await?;
@@ -1472,6 +1501,7 @@ mod settle {
         money_that_arrives_late_still_counts,
         refund_takes_back_the_granted_period,
         refunding_a_replaced_plan_leaves_the_new_one_alone,
+        refunding_a_lapsed_period_leaves_a_later_purchase_alone,
         refund_of_an_unfulfilled_payment_revokes_nothing,
         partial_refund_keeps_the_subscription,
     );
