@@ -28,7 +28,7 @@ pub struct InvalidField {
     pub message: &'static str,
 }
 
-fn invalid(field: &'static str, message: &'static str) -> InvalidField {
+pub fn invalid(field: &'static str, message: &'static str) -> InvalidField {
     InvalidField { field, message }
 }
 

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
-use crate::account::{Email, Password, SecretToken, Session, User, Username};
+use crate::account::{invalid, Email, Password, SecretToken, Session, User, Username};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::gateway::{CheckoutRequest, GatewayAnswer, GatewayKind, Gateways, RawAnswer};
@@ -17,6 +17,8 @@ use crate::subscription::{NewPlan, Plan, Subscription};
 
 /// How long a browser session lasts.
 pub const SESSION_LIFETIME_DAYS: i64 = 14;
+
+pub const MAX_PLAN_DAYS: u32 = 36_500;
 
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -82,7 +84,7 @@ impl Tijori {
         let username = Username::parse(username)?;
         let email = Email::parse(email)?;
         let password = Password::parse(password)?;
-        let password_hash = blocking(move || password.hash()).await?;
+        let password_hash = hashing(move || password.hash()).await?;
         let user = self
             .store
             .create_user(
@@ -118,7 +120,7 @@ impl Tijori {
             Some((user, hash)) => (Some(user), hash),
             None => (None, dummy_hash().clone()),
         };
-        let ok = blocking(move || password.verify(&hash)).await?;
+        let ok = hashing(move || password.verify(&hash)).await?;
         match user {
             Some(user) if ok => Ok(user),
             _ => Err(Error::BadCredentials),
@@ -170,25 +172,14 @@ impl Tijori {
 
     pub async fn create_plan(&self, plan: NewPlan) -> Result<Plan> {
         if plan.name.trim().is_empty() {
-            return Err(crate::account::InvalidField {
-                field: "name",
-                message: "must not be empty",
-            }
-            .into());
+            return Err(invalid("name", "must not be empty").into());
         }
-        if plan.duration_days == 0 {
-            return Err(crate::account::InvalidField {
-                field: "days",
-                message: "must be at least 1",
-            }
-            .into());
+        // A century keeps the date arithmetic of every renewal far from overflow.
+        if !(1..=MAX_PLAN_DAYS).contains(&plan.duration_days) {
+            return Err(invalid("days", "must be from 1 to 36500").into());
         }
         if plan.price.minor() == 0 {
-            return Err(crate::account::InvalidField {
-                field: "price",
-                message: "must be more than zero",
-            }
-            .into());
+            return Err(invalid("price", "must be more than zero").into());
         }
         Ok(self.store.create_plan(plan, self.now()).await?)
     }
@@ -278,7 +269,20 @@ impl Tijori {
                         &checkout.raw,
                         self.now(),
                     )
-                    .await?;
+                    .await
+                    .map_err(|e| {
+                        // The gateway holds a checkout we could not note down: the log
+                        // is the only place its reference survives.
+                        error!(
+                            payment = %payment.id,
+                            %gateway,
+                            provider_ref = checkout.provider_ref,
+                            payment_url = checkout.payment_url,
+                            error = %format!("{e:#}"),
+                            "checkout opened at the gateway but could not be recorded"
+                        );
+                        Error::Internal(anyhow::anyhow!("failed to record the checkout: {e}"))
+                    })?;
                 info!(payment = %payment.id, %gateway, provider_ref = checkout.provider_ref, "checkout opened");
                 Ok(payment)
             }
@@ -313,7 +317,7 @@ impl Tijori {
     /// on its answer. Whatever a browser or redirect claimed is never consulted.
     pub async fn verify(&self, user: &User, key: &PaymentKey) -> Result<Verification> {
         let payment = self.payment_for(user, key).await?;
-        let payment = if payment.status.is_open() {
+        let payment = if payment.status.is_open() && payment.provider_ref.is_some() {
             self.check_at_gateway(payment).await?.payment
         } else {
             payment
@@ -326,7 +330,12 @@ impl Tijori {
     /// the gateway's side becomes known.
     pub async fn refresh(&self, user: &User, key: &PaymentKey) -> Result<Verification> {
         let payment = self.payment_for(user, key).await?;
-        let payment = self.check_at_gateway(payment).await?.payment;
+        // One whose checkout never opened has nothing to look up: it stands as it is.
+        let payment = if payment.provider_ref.is_some() {
+            self.check_at_gateway(payment).await?.payment
+        } else {
+            payment
+        };
         self.verification(payment).await
     }
 
@@ -415,8 +424,18 @@ impl Tijori {
     }
 }
 
-/// Runs CPU-heavy work (password hashing) off the async threads.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+/// Runs password hashing off the async threads, at most one hash per core at a time:
+/// each takes 19 MiB and tens of milliseconds, and sign-in is open to anyone, so a
+/// flood of attempts must queue rather than spawn a thread (and its memory) each.
+async fn hashing<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    let permits = PERMITS.get_or_init(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    });
+    let _permit = permits
+        .acquire()
+        .await
+        .map_err(|e| Error::Internal(anyhow::anyhow!("hashing semaphore closed: {e}")))?;
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::Internal(anyhow::anyhow!("blocking task failed: {e}")))

@@ -4,9 +4,10 @@
 
 use std::sync::Arc;
 
-use axum::http::HeaderValue;
+use axum::http::{header, HeaderValue};
 use axum::Router;
 use tijori_core::Tijori;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use url::Url;
 
@@ -90,5 +91,15 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
         .layer(axum::middleware::from_fn(ops::count_requests))
+        // No page of ours may be framed by another site (clickjacking the Subscribe
+        // and Sign out buttons).
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("frame-ancestors 'none'"),
+        ))
         .layer(TraceLayer::new_for_http())
 }

@@ -112,8 +112,17 @@ fn api_error_page(state: &AppState, session: &Option<Session>, e: ApiError) -> R
 /// Only a local path may be a redirect target, or a crafted link could bounce a
 /// customer to another site after signing in.
 fn safe_next(next: Option<&str>) -> String {
+    // Visible ASCII only: browsers drop tabs and newlines from URLs, so "/\t/evil"
+    // would become the protocol-relative "//evil".
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && n.bytes().all(|b| (0x21..=0x7e).contains(&b)) =>
+        {
+            n.to_owned()
+        }
         _ => "/account/".to_owned(),
     }
 }
@@ -395,6 +404,10 @@ mod tests {
             "//evil.example/",
             "/\\evil.example",
             "javascript:alert(1)",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/ /evil.example",
+            "/caf\u{e9}",
         ] {
             assert_eq!(safe_next(Some(bad)), "/account/", "{bad}");
         }

@@ -45,10 +45,13 @@ impl Application {
             .context("failed to read the bound address")?;
         let public_url = config.public_url_for(address);
 
+        let use_sandbox = config
+            .sandbox_allowed(address, &public_url)
+            .map_err(anyhow::Error::msg)?;
         let database = Database::connect(&config.database_url).await?;
         database.migrate().await?;
 
-        let sandbox = config.uses_sandbox().then(|| {
+        let sandbox = use_sandbox.then(|| {
             Sandbox::new(SandboxConfig::new(
                 public_url.join("sandbox/").expect("a relative path joins"),
             ))

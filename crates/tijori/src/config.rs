@@ -49,6 +49,12 @@ pub struct Config {
     #[arg(long, env = "TIJORI_GATEWAY_TIMEOUT", default_value = "10", value_parser = parse_seconds, global = true)]
     pub gateway_timeout: Duration,
 
+    /// Serve the built-in sandbox gateway (anyone can mark its payments paid) when no
+    /// Khalti key is set. Default: only on a loopback address (127.0.0.1, localhost);
+    /// `true` allows it on any address, `false` refuses to start without a key.
+    #[arg(long, env = "TIJORI_SANDBOX", global = true)]
+    pub sandbox: Option<bool>,
+
     /// Seed demo data (three plans and a demo user) at start. Default: on when
     /// running on the built-in sandbox, off with real gateway keys.
     #[arg(long, env = "TIJORI_DEMO", global = true)]
@@ -61,6 +67,33 @@ impl Config {
     /// Whether tijori runs on its own sandbox rather than a real Khalti.
     pub fn uses_sandbox(&self) -> bool {
         self.khalti_secret_key.is_none()
+    }
+
+    /// Decides whether the built-in sandbox may serve, refusing the combination that
+    /// would be a hole in production: no key, on an address others can reach.
+    pub fn sandbox_allowed(&self, bound: SocketAddr, public_url: &Url) -> Result<bool, String> {
+        if !self.uses_sandbox() {
+            return Ok(false);
+        }
+        let local = bound.ip().is_loopback()
+            && match public_url.host() {
+                Some(url::Host::Domain(d)) => d == "localhost",
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            };
+        match self.sandbox {
+            Some(true) => Ok(true),
+            None if local => Ok(true),
+            Some(false) => {
+                Err("KHALTI_SECRET_KEY is not set and TIJORI_SANDBOX=false: set the key".into())
+            }
+            None => Err(format!(
+                "KHALTI_SECRET_KEY is not set, so tijori would serve its sandbox gateway, where \
+                 anyone can mark a payment paid, on {bound} ({public_url}). Set \
+                 KHALTI_SECRET_KEY, or TIJORI_SANDBOX=true to run the sandbox there on purpose."
+            )),
+        }
     }
 
     pub fn demo(&self) -> bool {
@@ -127,6 +160,52 @@ mod tests {
         assert!(parse_base_url("ftp://x/").is_err());
         assert!(parse_base_url("not a url").is_err());
         assert!(parse_base_url("https://x/?a=b").is_err());
+    }
+
+    fn config(key: Option<&str>, sandbox: Option<bool>) -> Config {
+        Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            public_url: None,
+            database_url: "sqlite://x.db".into(),
+            khalti_secret_key: key.map(SecretString::from),
+            khalti_base_url: None,
+            gateway_timeout: Duration::from_secs(1),
+            sandbox,
+            demo: None,
+        }
+    }
+
+    #[test]
+    fn the_sandbox_serves_only_where_it_cannot_be_abused() {
+        let local: SocketAddr = "127.0.0.1:8000".parse().unwrap();
+        let public: SocketAddr = "0.0.0.0:8000".parse().unwrap();
+        let url = |u: &str| Url::parse(u).unwrap();
+        let auto = config(None, None);
+        assert_eq!(
+            auto.sandbox_allowed(local, &url("http://localhost:8000/")),
+            Ok(true)
+        );
+        assert_eq!(
+            auto.sandbox_allowed(local, &url("http://127.0.0.1:8000/")),
+            Ok(true)
+        );
+        assert!(auto
+            .sandbox_allowed(public, &url("http://localhost:8000/"))
+            .is_err());
+        assert!(auto
+            .sandbox_allowed(local, &url("https://shop.example.com/"))
+            .is_err());
+        assert_eq!(
+            config(None, Some(true)).sandbox_allowed(public, &url("https://shop.example.com/")),
+            Ok(true)
+        );
+        assert!(config(None, Some(false))
+            .sandbox_allowed(local, &url("http://localhost/"))
+            .is_err());
+        assert_eq!(
+            config(Some("key"), None).sandbox_allowed(public, &url("https://shop.example.com/")),
+            Ok(false)
+        );
     }
 
     #[test]

@@ -10,9 +10,10 @@ use tracing_subscriber::EnvFilter;
 /// Payments and subscriptions on Khalti's hosted checkout (Nepal); Chapa (Ethiopia)
 /// is next.
 ///
-/// With no gateway keys configured, tijori runs on SQLite with its own built-in
-/// sandbox gateways and demo data: `tijori serve` is a complete system offline.
-/// Every command takes the same configuration (flags or environment variables).
+/// With no Khalti key configured, tijori serves its own built-in sandbox gateway and
+/// demo data on its default SQLite database: `tijori serve` is a complete system
+/// offline. Every command but `sandbox` takes the same configuration (flags or
+/// environment variables).
 #[derive(Parser)]
 #[command(name = "tijori", version, propagate_version = true)]
 struct Cli {

@@ -224,6 +224,7 @@ async fn start_app(dir: &Path) -> anyhow::Result<Url> {
         khalti_secret_key: None,
         khalti_base_url: None,
         gateway_timeout: Duration::from_secs(5),
+        sandbox: None,
         demo: Some(true),
     };
     let app = tijori::Application::build(&config).await?;

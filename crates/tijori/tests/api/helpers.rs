@@ -34,6 +34,7 @@ pub fn config(database_url: &str) -> Config {
         khalti_secret_key: None,
         khalti_base_url: None,
         gateway_timeout: Duration::from_secs(2),
+        sandbox: None,
         demo: Some(true),
     }
 }

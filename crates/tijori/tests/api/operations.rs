@@ -22,6 +22,9 @@ async fn health_and_metrics(db: TestDatabase) {
         metrics.contains("tijori_http_responses_total{class=\"2xx\"}"),
         "{metrics}"
     );
+    let home = client().get(app.url("/")).send().await.unwrap();
+    assert_eq!(home.headers()["x-frame-options"], "DENY", "no framing by other sites");
+    assert_eq!(home.headers()["content-security-policy"], "frame-ancestors 'none'");
     let sandbox = client().get(app.url("/sandbox/")).send().await.unwrap();
     assert!(
         sandbox.status().is_redirection(),
