@@ -23,8 +23,15 @@ async fn health_and_metrics(db: TestDatabase) {
         "{metrics}"
     );
     let home = client().get(app.url("/")).send().await.unwrap();
-    assert_eq!(home.headers()["x-frame-options"], "DENY", "no framing by other sites");
-    assert_eq!(home.headers()["content-security-policy"], "frame-ancestors 'none'");
+    assert_eq!(
+        home.headers()["x-frame-options"],
+        "DENY",
+        "no framing by other sites"
+    );
+    assert_eq!(
+        home.headers()["content-security-policy"],
+        "frame-ancestors 'none'"
+    );
     let sandbox = client().get(app.url("/sandbox/")).send().await.unwrap();
     assert!(
         sandbox.status().is_redirection(),
