@@ -124,12 +124,14 @@ pub enum GatewayError {
     Unauthorized {
         gateway: GatewayKind,
         reason: String,
+        raw: Option<RawAnswer>,
     },
     /// The gateway does not know this payment reference.
     #[error("{gateway} does not know this payment: {reason}")]
     NotFound {
         gateway: GatewayKind,
         reason: String,
+        raw: Option<RawAnswer>,
     },
     #[error("{gateway} did not answer in time")]
     Timeout { gateway: GatewayKind },
@@ -150,9 +152,10 @@ pub enum GatewayError {
 impl GatewayError {
     pub fn raw(&self) -> Option<&RawAnswer> {
         match self {
-            GatewayError::Rejected { raw, .. } | GatewayError::BadAnswer { raw, .. } => {
-                raw.as_ref()
-            }
+            GatewayError::Rejected { raw, .. }
+            | GatewayError::Unauthorized { raw, .. }
+            | GatewayError::NotFound { raw, .. }
+            | GatewayError::BadAnswer { raw, .. } => raw.as_ref(),
             _ => None,
         }
     }

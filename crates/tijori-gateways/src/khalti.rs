@@ -41,13 +41,15 @@ fn error(e: khalti::Error) -> GatewayError {
             reason,
             raw: None,
         },
-        E::Unauthorized { .. } => GatewayError::Unauthorized {
+        E::Unauthorized { raw: r, .. } => GatewayError::Unauthorized {
             gateway: KIND,
             reason,
+            raw: Some(raw(&r)),
         },
-        E::NotFound { .. } => GatewayError::NotFound {
+        E::NotFound { raw: r, .. } => GatewayError::NotFound {
             gateway: KIND,
             reason,
+            raw: Some(raw(&r)),
         },
         E::Timeout => GatewayError::Timeout { gateway: KIND },
         E::Unreachable { .. } => GatewayError::Unreachable {

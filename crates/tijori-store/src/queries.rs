@@ -464,6 +464,13 @@ impl Store for DbStore {
         .execute(&self.writer)
         .await
         .map_err(db_err("failed to store session", "session"))?;
+        // Signing in is a natural moment to forget the user's sessions that ended.
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND expires_at <= $2")
+            .bind(user.as_str())
+            .bind(now)
+            .execute(&self.writer)
+            .await
+            .map_err(ctx("failed to prune expired sessions"))?;
         Ok(())
     }
 

@@ -519,6 +519,39 @@ mod users {
         Ok(())
     }
 
+    async fn signing_in_forgets_the_users_ended_sessions(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let ram = h.user("ram").await?;
+        let old = TokenHash("7".repeat(64));
+        let others = TokenHash("8".repeat(64));
+        h.store
+            .create_session(&sita.id, &old, "a", t0() + days(1), t0())
+            .await?;
+        h.store
+            .create_session(&ram.id, &others, "b", t0() + days(1), t0())
+            .await?;
+
+        let later = t0() + days(2);
+        let fresh = TokenHash("9".repeat(64));
+        h.store
+            .create_session(&sita.id, &fresh, "c", later + days(14), later)
+            .await?;
+        let sql = "SELECT COUNT(*) FROM sessions WHERE token_hash = $1";
+        assert_eq!(
+            h.scalar(sql, &old.0).await?,
+            0,
+            "sita's ended session is gone"
+        );
+        assert_eq!(
+            h.scalar(sql, &others.0).await?,
+            1,
+            "only her own are pruned"
+        );
+        assert_eq!(h.scalar(sql, &fresh.0).await?, 1);
+        Ok(())
+    }
+
     async fn sub_second_expiry_is_compared_as_time(db: TestDatabase) -> Result<()> {
         // SQLite keeps timestamps as text: its comparisons must still order by time
         // when the two sides carry different numbers of fractional digits.
@@ -555,6 +588,7 @@ mod users {
         set_password_replaces_the_hash,
         api_tokens_resolve_to_their_user,
         sessions_live_until_they_expire,
+        signing_in_forgets_the_users_ended_sessions,
         sub_second_expiry_is_compared_as_time,
     );
 }

@@ -184,6 +184,16 @@ async fn a_refused_key_is_a_502_for_the_merchant_to_fix(db: TestDatabase) {
             .contains(tijori_sandbox::DEFAULT_KHALTI_SECRET_KEY),
         "the key never leaks"
     );
+    // Khalti's refusal is kept on the failed payment for whoever investigates.
+    let failed = app.tijori.payment_history(&user.id, 1).await.unwrap();
+    assert_eq!(failed[0].status.as_str(), "failed");
+    let answers = app.gateway_answers(failed[0].id.as_str()).await;
+    assert!(
+        answers.iter().any(|a| a.kind == "initiate"
+            && a.http_status == 401
+            && a.body.contains("Invalid token")),
+        "{answers:?}"
+    );
 }
 
 test_both!(
