@@ -19,9 +19,28 @@ pub(crate) fn short_id() -> String {
     out.iter().map(|&b| b as char).collect()
 }
 
+/// `n` random ASCII letters and digits (Chapa references and checkout tokens,
+/// chapa.md §1).
+pub(crate) fn alphanumeric(n: usize) -> String {
+    use rand::Rng;
+    rand::thread_rng()
+        .sample_iter(&rand::distributions::Alphanumeric)
+        .take(n)
+        .map(char::from)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn alphanumeric_ids() {
+        let a = alphanumeric(45);
+        assert_eq!(a.len(), 45);
+        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric()), "{a}");
+        assert_ne!(a, alphanumeric(45));
+    }
 
     #[test]
     fn alphabet_is_base57_without_ambiguous_characters() {

@@ -7,7 +7,7 @@ use chrono::Utc;
 use minijinja::context;
 
 use crate::khalti::{rupees, Status, TEST_KHALTI_IDS, TEST_MPIN, TEST_OTP};
-use crate::time::human;
+use crate::time::{human, human_utc};
 use crate::Sandbox;
 
 /// How many payments the index lists.
@@ -36,7 +36,44 @@ pub(crate) async fn index(State(sandbox): State<Sandbox>) -> Response {
             .collect();
         (settings, payments)
     };
+    let chapa = sandbox.chapa();
+    let (chapa_settings, chapa_payments) = {
+        let state = chapa.lock();
+        let payments: Vec<_> = state
+            .recent(RECENT)
+            .into_iter()
+            .map(|p| {
+                context! {
+                    tx_ref => p.req.tx_ref,
+                    reference => p.reference,
+                    amount => format!("{} {}", crate::chapa::money_string(p.req.amount), p.req.currency),
+                    status => p.status.as_str(),
+                    created_at => human_utc(p.created_at),
+                    checkout_url => p.payable().then(|| crate::chapa::checkout_url(sandbox.public_url(), &p.checkout_id)),
+                }
+            })
+            .collect();
+        (state.settings.clone(), payments)
+    };
+    let chapa_ctx = context! {
+        api => format!("{public_url}chapa/v1/"),
+        controls => format!("{public_url}chapa/_sandbox/"),
+        secret_key => chapa_settings.secret_key,
+        webhook_secret => chapa_settings.webhook_secret,
+        webhook_url => chapa_settings.webhook_url,
+        retry_ms => chapa_settings.webhook_retry_ms,
+        twice => chapa_settings.webhook_twice,
+        delay_ms => chapa_settings.webhook_delay_ms,
+        out_of_order => chapa_settings.webhook_out_of_order,
+        bad_signature => chapa_settings.webhook_bad_signature,
+        pending_as_200 => chapa_settings.verify_pending_as_200,
+        latency_ms => chapa_settings.latency_ms,
+        fault => chapa_settings.fault.as_str(),
+        fault_count => chapa_settings.fault_count,
+        payments => chapa_payments,
+    };
     let ctx = context! {
+        chapa => chapa_ctx,
         title => "Payment sandbox",
         public_url => public_url,
         khalti_api => format!("{public_url}khalti/api/v2/"),

@@ -2,14 +2,17 @@
 //!
 //! [`Sandbox`] serves an [`axum::Router`] that behaves like Khalti's sandbox (the
 //! ePayment API, the hosted checkout page and the browser redirect back to the
-//! merchant), plus a few sandbox-only test controls (fault injection, latency,
-//! "answer Pending first", forcing a payment's outcome). Everything lives in memory.
+//! merchant) and Chapa's test mode (initialize / verify / refund, the hosted checkout,
+//! the callback and the signed webhooks), plus a few sandbox-only test controls (fault
+//! injection, latency, "answer Pending first", webhook misbehaviour, forcing a
+//! payment's outcome). Everything lives in memory.
 //!
-//! The behaviour follows the public contract in `khalti.md` (the team's research notes
-//! on Khalti's API). Where that contract leaves a question open, the code says which
-//! answer it picked, citing the section (for example "khalti.md §12 q1").
+//! The behaviour follows the public contracts in `khalti.md` and `chapa.md` (the
+//! team's research notes on the gateways' APIs). Where a contract leaves a question
+//! open, the code says which answer it picked, citing the section (for example
+//! "khalti.md §12 q1", "chapa.md §14 q4").
 //!
-//! Layout: one module per gateway (`khalti`, later `chapa`), each owning its routes
+//! Layout: one module per gateway (`khalti`, `chapa`), each owning its routes
 //! under its own prefix (`/khalti/…`), its state and its templates
 //! (`templates/khalti/…`). The index page (`GET /`) and the template environment are
 //! shared.
@@ -34,12 +37,16 @@ use axum::routing::get;
 use axum::Router;
 use url::Url;
 
+pub mod chapa;
 mod ids;
 mod index;
 pub mod khalti;
 mod templates;
 mod time;
 
+pub use chapa::{
+    ChapaControl, ChapaSettings, DEFAULT_CHAPA_SECRET_KEY, DEFAULT_CHAPA_WEBHOOK_SECRET,
+};
 pub use khalti::{Fault, KhaltiControl, KhaltiSettings, DEFAULT_KHALTI_SECRET_KEY};
 
 /// How to build a [`Sandbox`].
@@ -74,22 +81,33 @@ pub struct Sandbox {
 struct Inner {
     public_url: Url,
     khalti: KhaltiControl,
+    chapa: ChapaControl,
     templates: minijinja::Environment<'static>,
 }
 
 impl Sandbox {
-    /// Creates a sandbox with empty state.
+    /// Creates a sandbox with empty state and default Chapa settings.
     pub fn new(config: SandboxConfig) -> Sandbox {
+        Sandbox::with_chapa(config, ChapaSettings::default())
+    }
+
+    /// Creates a sandbox with empty state and the given initial Chapa settings (they
+    /// can be changed later through [`ChapaControl::set_settings`] or
+    /// `PUT /chapa/_sandbox/settings`). [`SandboxConfig`] has no Chapa field so that
+    /// struct-literal callers keep compiling.
+    pub fn with_chapa(config: SandboxConfig, chapa: ChapaSettings) -> Sandbox {
         let mut public_url = config.public_url;
         if !public_url.path().ends_with('/') {
             let path = format!("{}/", public_url.path());
             public_url.set_path(&path);
         }
         let khalti = KhaltiControl::new(public_url.clone(), config.khalti);
+        let chapa = ChapaControl::new(public_url.clone(), chapa);
         Sandbox {
             inner: Arc::new(Inner {
                 public_url,
                 khalti,
+                chapa,
                 templates: templates::environment(),
             }),
         }
@@ -104,10 +122,12 @@ impl Sandbox {
     ///
     /// - `GET /`: index page (configuration hints, recent payments).
     /// - `/khalti/…`: the Khalti simulator, see [`khalti`].
+    /// - `/chapa/…`: the Chapa simulator, see [`chapa`].
     pub fn router(&self) -> Router {
         Router::new()
             .route("/", get(index::index))
             .nest("/khalti", khalti::routes())
+            .nest("/chapa", chapa::routes())
             .fallback(not_found)
             .with_state(self.clone())
     }
@@ -115,6 +135,11 @@ impl Sandbox {
     /// Programmatic control of the Khalti simulator (for tests).
     pub fn khalti(&self) -> KhaltiControl {
         self.inner.khalti.clone()
+    }
+
+    /// Programmatic control of the Chapa simulator (for tests).
+    pub fn chapa(&self) -> ChapaControl {
+        self.inner.chapa.clone()
     }
 
     /// The externally reachable URL of the sandbox root (always ends with `/`).

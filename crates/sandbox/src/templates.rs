@@ -11,6 +11,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "khalti/pay.html",
         include_str!("../templates/khalti/pay.html"),
     ),
+    (
+        "chapa/checkout.html",
+        include_str!("../templates/chapa/checkout.html"),
+    ),
 ];
 
 pub(crate) fn environment() -> Environment<'static> {

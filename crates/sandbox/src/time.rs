@@ -21,6 +21,17 @@ pub(crate) fn human(t: DateTime<Utc>) -> String {
         .to_string()
 }
 
+/// `2023-02-02T07:05:23.000000Z` (chapa.md §1: Laravel style; every sample has zero
+/// microseconds, so the sub-second part is dropped like Chapa's database does).
+pub(crate) fn chapa_timestamp(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S.000000Z").to_string()
+}
+
+/// `2023-02-02 07:05:23 UTC`, for pages.
+pub(crate) fn human_utc(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -32,5 +43,6 @@ mod tests {
             + chrono::Duration::microseconds(471_649);
         assert_eq!(khalti_timestamp(t), "2023-05-25T16:26:16.471649+05:45");
         assert_eq!(human(t), "2023-05-25 16:26:16 NPT");
+        assert_eq!(chapa_timestamp(t), "2023-05-25T10:41:16.000000Z");
     }
 }
