@@ -101,8 +101,11 @@ pub enum GatewayStatus {
 #[derive(Clone, Debug)]
 pub struct GatewayAnswer {
     pub status: GatewayStatus,
-    /// The amount the gateway says it took, in minor units of the payment's currency.
+    /// The amount the gateway says it took, in minor units.
     pub amount_minor: i64,
+    /// The currency it says it took the amount in, where its answer names one (a
+    /// gateway with a single currency, like Khalti, does not).
+    pub currency: Option<Currency>,
     /// The gateway's transaction id (needed for refunds), once there is one.
     pub transaction_id: Option<String>,
     pub raw: RawAnswer,

@@ -162,17 +162,26 @@ pub fn decide(payment: &Payment, answer: &GatewayAnswer) -> Option<Transition> {
             reason,
         })
     };
+    // 500.00 ETB is not 500.00 USD: the currency must match as well as the number.
+    let exact = answer.amount_minor == payment.amount.minor()
+        && answer
+            .currency
+            .is_none_or(|c| c == payment.amount.currency());
     match &answer.status {
-        GatewayStatus::Paid if answer.amount_minor == payment.amount.minor() => {
-            t(S::Completed, UNFULFILLED, Effect::Fulfil, None)
-        }
+        GatewayStatus::Paid if exact => t(S::Completed, UNFULFILLED, Effect::Fulfil, None),
         GatewayStatus::Paid => t(
             S::NeedsReview,
             UNFULFILLED,
             Effect::None,
             Some(format!(
-                "{} reports {} minor units paid, but {} was charged",
-                payment.gateway, answer.amount_minor, payment.amount
+                "{} reports {} minor units{} paid, but {} was charged",
+                payment.gateway,
+                answer.amount_minor,
+                answer
+                    .currency
+                    .map(|c| format!(" of {c}"))
+                    .unwrap_or_default(),
+                payment.amount
             )),
         ),
         GatewayStatus::Unpaid => None,
@@ -250,12 +259,26 @@ mod tests {
         GatewayAnswer {
             status,
             amount_minor,
+            currency: None,
             transaction_id: None,
             raw: RawAnswer {
                 http_status: 200,
                 body: "{}".into(),
             },
         }
+    }
+
+    #[test]
+    fn the_right_number_in_the_wrong_currency_is_held_for_review() {
+        let p = payment(S::Initiated); // NPR 500.00
+        let mut usd = answer(GatewayStatus::Paid, 50_000);
+        usd.currency = Some(Currency::Usd);
+        let t = decide(&p, &usd).unwrap();
+        assert_eq!((t.to, t.effect), (S::NeedsReview, Effect::None));
+        assert!(t.reason.unwrap().contains("of USD"));
+        let mut npr = answer(GatewayStatus::Paid, 50_000);
+        npr.currency = Some(Currency::Npr);
+        assert_eq!(decide(&p, &npr).unwrap().effect, Effect::Fulfil);
     }
 
     #[test]

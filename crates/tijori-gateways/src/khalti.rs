@@ -134,6 +134,8 @@ impl Gateway for KhaltiGateway {
         Ok(GatewayAnswer {
             status,
             amount_minor,
+            // Khalti takes NPR only; its lookup names no currency.
+            currency: None,
             transaction_id: lookup.transaction_id,
             raw: raw(&lookup.raw),
         })

@@ -2,6 +2,8 @@
 //! clients speak each gateway's language (paisa, pidx, lookup statuses); the core
 //! speaks tijori's. The translation, and its judgement calls, live here.
 
+mod chapa;
 mod khalti;
 
+pub use crate::chapa::ChapaGateway;
 pub use crate::khalti::KhaltiGateway;

@@ -250,6 +250,7 @@ fn lookup(payment: &Payment, status: &str, total_amount: i64) -> GatewayAnswer {
     GatewayAnswer {
         status: normalised,
         amount_minor: total_amount,
+        currency: None,
         transaction_id: txn,
         raw: RawAnswer {
             http_status,

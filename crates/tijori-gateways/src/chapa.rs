@@ -1,0 +1,169 @@
+use async_trait::async_trait;
+use tijori_core::gateway::{
+    Checkout, CheckoutRequest, Gateway, GatewayAnswer, GatewayError, GatewayKind, GatewayStatus,
+    RawAnswer,
+};
+use tijori_core::money::Currency;
+use url::Url;
+
+const KIND: GatewayKind = GatewayKind::Chapa;
+
+/// Chapa's hosted checkout. Takes ETB and USD.
+pub struct ChapaGateway {
+    client: chapa::Client,
+    /// Where Chapa calls back after a payment (a signal, verified before use).
+    callback_url: Url,
+}
+
+impl ChapaGateway {
+    pub fn new(client: chapa::Client, callback_url: Url) -> Self {
+        ChapaGateway {
+            client,
+            callback_url,
+        }
+    }
+}
+
+fn raw(r: &chapa::RawAnswer) -> RawAnswer {
+    RawAnswer {
+        http_status: r.http_status,
+        body: r.body.clone(),
+    }
+}
+
+fn error(e: chapa::Error) -> GatewayError {
+    use chapa::Error as E;
+    let reason = e.reason();
+    let kept = e.raw().map(raw);
+    match e {
+        E::Rejected { .. } | E::InvalidInput { .. } => GatewayError::Rejected {
+            gateway: KIND,
+            reason,
+            raw: kept,
+        },
+        E::Unauthorized { .. } => GatewayError::Unauthorized {
+            gateway: KIND,
+            reason,
+            raw: kept,
+        },
+        E::NotFound { .. } => GatewayError::NotFound {
+            gateway: KIND,
+            reason,
+            raw: kept,
+        },
+        E::Timeout => GatewayError::Timeout { gateway: KIND },
+        E::Unreachable { .. } => GatewayError::Unreachable {
+            gateway: KIND,
+            reason,
+        },
+        E::ServerError { .. } | E::InvalidAnswer { .. } => GatewayError::BadAnswer {
+            gateway: KIND,
+            reason,
+            raw: kept,
+        },
+    }
+}
+
+fn rejected(reason: String) -> GatewayError {
+    GatewayError::Rejected {
+        gateway: KIND,
+        reason,
+        raw: None,
+    }
+}
+
+#[async_trait]
+impl Gateway for ChapaGateway {
+    fn kind(&self) -> GatewayKind {
+        KIND
+    }
+
+    fn supports(&self, currency: Currency) -> bool {
+        matches!(currency, Currency::Etb | Currency::Usd)
+    }
+
+    async fn initiate(&self, request: &CheckoutRequest) -> Result<Checkout, GatewayError> {
+        let minor = u64::try_from(request.amount.minor())
+            .map_err(|_| rejected("amount must not be negative".into()))?;
+        // Our payment id is the tx_ref: unique by construction, and within the
+        // characters Chapa accepts ([A-Za-z0-9_-]).
+        let tx_ref = request.payment_id.as_str();
+        // Chapa documents no parameters on the browser's return (chapa.md §3.1), so
+        // the return URL carries the tx_ref itself: the page needs to know which
+        // payment to look up.
+        let mut return_url = Url::parse(&request.return_url)
+            .map_err(|e| rejected(format!("return_url is not a URL: {e}")))?;
+        return_url.query_pairs_mut().append_pair("tx_ref", tx_ref);
+
+        let mut body = chapa::InitializeRequest::new(
+            chapa::Amount::from_minor(minor),
+            request.amount.currency().code(),
+            tx_ref,
+        );
+        body.email = Some(request.customer_email.clone());
+        body.first_name = Some(request.customer_name.clone());
+        body.callback_url = Some(self.callback_url.clone());
+        body.return_url = Some(return_url);
+        let initialized = self.client.initialize(&body).await.map_err(error)?;
+        Ok(Checkout {
+            provider_ref: tx_ref.to_owned(),
+            payment_url: initialized.checkout_url.to_string(),
+            // Chapa's checkout links do not expire on a documented schedule.
+            expires_at: None,
+            raw: raw(&initialized.raw),
+        })
+    }
+
+    async fn lookup(&self, tx_ref: &str) -> Result<GatewayAnswer, GatewayError> {
+        use chapa::PaymentStatus as P;
+        let v = self.client.verify(tx_ref).await.map_err(error)?;
+        let status = match &v.status {
+            // Both the envelope and data must say success (chapa.md §4.1, §11.2).
+            P::Success if v.is_paid() => GatewayStatus::Paid,
+            P::Success => GatewayStatus::Unrecognised(format!(
+                "data.status success under envelope status {:?}",
+                v.envelope_status
+            )),
+            P::NotPaidYet => GatewayStatus::Unpaid,
+            P::Pending => GatewayStatus::Pending,
+            // A failed attempt is not final for the tx_ref: the customer may retry on
+            // the same checkout (chapa.md §3.3); a later Paid still completes it.
+            P::Failed | P::FailedOrCancelled => GatewayStatus::Failed,
+            P::Cancelled => GatewayStatus::Canceled,
+            P::Refunded | P::Reversed => GatewayStatus::Refunded,
+            P::Other(s) => GatewayStatus::Unrecognised(s.clone()),
+        };
+        let amount_minor = match v.amount {
+            Some(a) => i64::try_from(a.minor()).map_err(|_| GatewayError::BadAnswer {
+                gateway: KIND,
+                reason: format!("amount {a} is out of range"),
+                raw: Some(raw(&v.raw)),
+            })?,
+            None => 0,
+        };
+        // Chapa takes ETB and USD only; a paid answer in anything else is one we cannot
+        // act on (a 502 to the caller, the payment left open and the answer kept).
+        let currency = v
+            .currency
+            .as_deref()
+            .map(|c| c.parse::<Currency>().map_err(|_| c));
+        let currency = match currency {
+            Some(Ok(c)) => Some(c),
+            Some(Err(other)) if status == GatewayStatus::Paid => {
+                return Err(GatewayError::BadAnswer {
+                    gateway: KIND,
+                    reason: format!("paid in an unknown currency {other:?}"),
+                    raw: Some(raw(&v.raw)),
+                })
+            }
+            _ => None,
+        };
+        Ok(GatewayAnswer {
+            status,
+            amount_minor,
+            currency,
+            transaction_id: v.reference,
+            raw: raw(&v.raw),
+        })
+    }
+}
