@@ -31,7 +31,8 @@ enum Command {
     Serve,
     /// Apply database migrations, then exit.
     Migrate,
-    /// Run the sandbox gateways alone, for apps in any language to test against.
+    /// Run the sandbox gateways (Khalti and Chapa) alone, for apps in any language to
+    /// test against.
     Sandbox {
         /// Address for the sandbox to listen on.
         #[arg(
@@ -217,8 +218,10 @@ async fn run_sandbox(listen: SocketAddr, public_url: Option<url::Url>) -> anyhow
     let sandbox =
         tijori_sandbox::Sandbox::new(tijori_sandbox::SandboxConfig::new(public_url.clone()));
     println!(
-        "\n  tijori sandbox at {public_url}\n  Khalti API base: {public_url}khalti/api/v2/\n  Khalti secret key: {key}\n",
-        key = tijori_sandbox::DEFAULT_KHALTI_SECRET_KEY
+        "\n  tijori sandbox at {public_url}\n  Khalti API base: {public_url}khalti/api/v2/   secret key: {khalti}\n  Chapa API base:  {public_url}chapa/v1/   secret key: {chapa}   webhook secret: {webhook}\n",
+        khalti = tijori_sandbox::DEFAULT_KHALTI_SECRET_KEY,
+        chapa = tijori_sandbox::DEFAULT_CHAPA_SECRET_KEY,
+        webhook = tijori_sandbox::DEFAULT_CHAPA_WEBHOOK_SECRET,
     );
     axum::serve(listener, sandbox.router())
         .await
