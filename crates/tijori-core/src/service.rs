@@ -18,6 +18,9 @@ use crate::subscription::{NewPlan, Plan, Subscription};
 /// How long a browser session lasts.
 pub const SESSION_LIFETIME_DAYS: i64 = 14;
 
+/// How long an API token works; a client signs in again after that.
+pub const API_TOKEN_LIFETIME_DAYS: i64 = 30;
+
 pub const MAX_PLAN_DAYS: u32 = 36_500;
 
 #[derive(Clone, Debug)]
@@ -129,8 +132,10 @@ impl Tijori {
 
     pub async fn issue_api_token(&self, user: &UserId) -> Result<SecretToken> {
         let token = SecretToken::generate();
+        let now = self.now();
+        let expires = now + Duration::days(API_TOKEN_LIFETIME_DAYS);
         self.store
-            .create_api_token(user, &token.hash(), self.now())
+            .create_api_token(user, &token.hash(), expires, now)
             .await?;
         Ok(token)
     }
@@ -138,7 +143,15 @@ impl Tijori {
     pub async fn user_by_api_token(&self, presented: &str) -> Result<Option<User>> {
         Ok(self
             .store
-            .user_by_api_token(&SecretToken::from_presented(presented).hash())
+            .user_by_api_token(&SecretToken::from_presented(presented).hash(), self.now())
+            .await?)
+    }
+
+    /// Revokes an API token (signing an API client out).
+    pub async fn revoke_api_token(&self, presented: &str) -> Result<()> {
+        Ok(self
+            .store
+            .delete_api_token(&SecretToken::from_presented(presented).hash())
             .await?)
     }
 

@@ -89,9 +89,16 @@ pub trait Store: Send + Sync + 'static {
         &self,
         user: &UserId,
         token: &TokenHash,
+        expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
-    async fn user_by_api_token(&self, token: &TokenHash) -> StoreResult<Option<User>>;
+    /// The user a token belongs to, if the token exists and has not expired by `now`.
+    async fn user_by_api_token(
+        &self,
+        token: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<User>>;
+    async fn delete_api_token(&self, token: &TokenHash) -> StoreResult<()>;
     async fn create_session(
         &self,
         user: &UserId,

@@ -421,23 +421,40 @@ impl Store for DbStore {
         &self,
         user: &UserId,
         token: &TokenHash,
+        expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        sqlx::query("INSERT INTO api_tokens (token_hash, user_id, created_at) VALUES ($1, $2, $3)")
-            .bind(&token.0)
+        sqlx::query(
+            "INSERT INTO api_tokens (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&token.0)
+        .bind(user.as_str())
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err("failed to store API token", "token"))?;
+        // Issuing a token is a natural moment to forget the user's expired ones.
+        sqlx::query("DELETE FROM api_tokens WHERE user_id = $1 AND expires_at <= $2")
             .bind(user.as_str())
             .bind(now)
             .execute(&self.writer)
             .await
-            .map_err(db_err("failed to store API token", "token"))?;
+            .map_err(ctx("failed to prune expired API tokens"))?;
         Ok(())
     }
 
-    async fn user_by_api_token(&self, token: &TokenHash) -> StoreResult<Option<User>> {
+    async fn user_by_api_token(
+        &self,
+        token: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<User>> {
         Ok(sqlx::query_as::<_, UserRow>(&format!(
-            "SELECT {USER_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1"
+            "SELECT {USER_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id \
+             WHERE t.token_hash = $1 AND (t.expires_at IS NULL OR t.expires_at > $2)"
         ))
         .bind(&token.0)
+        .bind(now)
         .fetch_optional(&self.reader)
         .await
         .map_err(ctx("failed to look up API token"))?
@@ -496,6 +513,15 @@ impl Store for DbStore {
             csrf_token: r.csrf_token,
             expires_at: r.expires_at,
         }))
+    }
+
+    async fn delete_api_token(&self, token: &TokenHash) -> StoreResult<()> {
+        sqlx::query("DELETE FROM api_tokens WHERE token_hash = $1")
+            .bind(&token.0)
+            .execute(&self.writer)
+            .await
+            .map_err(ctx("failed to delete API token"))?;
+        Ok(())
     }
 
     async fn delete_session(&self, token: &TokenHash) -> StoreResult<()> {

@@ -458,27 +458,76 @@ mod users {
             TokenHash("b".repeat(64)),
             TokenHash("c".repeat(64)),
         );
-        h.store.create_api_token(&sita.id, &a, t0()).await?;
-        h.store.create_api_token(&sita.id, &b, t0()).await?;
-        h.store.create_api_token(&ram.id, &c, t0()).await?;
-        assert_eq!(h.store.user_by_api_token(&a).await?, Some(sita.clone()));
-        assert_eq!(h.store.user_by_api_token(&b).await?, Some(sita.clone()));
-        assert_eq!(h.store.user_by_api_token(&c).await?, Some(ram.clone()));
+        let until = t0() + days(30);
+        h.store.create_api_token(&sita.id, &a, until, t0()).await?;
+        h.store.create_api_token(&sita.id, &b, until, t0()).await?;
+        h.store.create_api_token(&ram.id, &c, until, t0()).await?;
+        assert_eq!(
+            h.store.user_by_api_token(&a, t0()).await?,
+            Some(sita.clone())
+        );
+        assert_eq!(
+            h.store.user_by_api_token(&b, t0()).await?,
+            Some(sita.clone())
+        );
+        assert_eq!(
+            h.store.user_by_api_token(&c, t0()).await?,
+            Some(ram.clone())
+        );
         assert_eq!(
             h.store
-                .user_by_api_token(&TokenHash("d".repeat(64)))
+                .user_by_api_token(&TokenHash("d".repeat(64)), t0())
                 .await?,
             None
         );
         assert_conflict(
-            h.store.create_api_token(&ram.id, &a, t0()).await,
+            h.store.create_api_token(&ram.id, &a, until, t0()).await,
             "a token hash given twice",
         );
         assert_eq!(
-            h.store.user_by_api_token(&a).await?,
+            h.store.user_by_api_token(&a, t0()).await?,
             Some(sita),
             "a clashing token must not move to another user"
         );
+        Ok(())
+    }
+
+    async fn api_tokens_expire_and_can_be_revoked(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let (a, b) = (TokenHash("a".repeat(64)), TokenHash("b".repeat(64)));
+        let until = t0() + days(30);
+        h.store.create_api_token(&sita.id, &a, until, t0()).await?;
+        h.store.create_api_token(&sita.id, &b, until, t0()).await?;
+        assert!(h
+            .store
+            .user_by_api_token(&a, until - Duration::seconds(1))
+            .await?
+            .is_some());
+        assert!(
+            h.store.user_by_api_token(&a, until).await?.is_none(),
+            "expired at its end"
+        );
+
+        h.store.delete_api_token(&b).await?;
+        assert!(
+            h.store.user_by_api_token(&b, t0()).await?.is_none(),
+            "revoked"
+        );
+        assert!(
+            h.store.user_by_api_token(&a, t0()).await?.is_some(),
+            "only that one"
+        );
+        h.store.delete_api_token(&b).await?; // twice is harmless
+
+        // A new token for her forgets the expired one.
+        let c = TokenHash("c".repeat(64));
+        h.store
+            .create_api_token(&sita.id, &c, until + days(30), until)
+            .await?;
+        let sql = "SELECT COUNT(*) FROM api_tokens WHERE token_hash = $1";
+        assert_eq!(h.scalar(sql, &a.0).await?, 0);
+        assert_eq!(h.scalar(sql, &c.0).await?, 1);
         Ok(())
     }
 
@@ -588,6 +637,7 @@ mod users {
         duplicate_email_is_a_conflict,
         set_password_replaces_the_hash,
         api_tokens_resolve_to_their_user,
+        api_tokens_expire_and_can_be_revoked,
         sessions_live_until_they_expire,
         signing_in_forgets_the_users_ended_sessions,
         sub_second_expiry_is_compared_as_time,

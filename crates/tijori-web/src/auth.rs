@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tijori_core::account::User;
 
 use crate::error::ApiError;
-use crate::extract::{Json, SESSION_COOKIE};
+use crate::extract::{Caller, Credential, Json, SESSION_COOKIE};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -21,6 +21,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/auth/register/", post(register))
         .route("/api/auth/login", post(login))
         .route("/api/auth/login/", post(login))
+        .route("/api/auth/logout", post(logout))
+        .route("/api/auth/logout/", post(logout))
 }
 
 #[derive(Deserialize)]
@@ -90,6 +92,26 @@ async fn login(
             csrf_token,
         }),
     ))
+}
+
+/// Signs out whatever signed this request in: revokes the API token, or ends the
+/// browser session and clears its cookie.
+async fn logout(
+    State(state): State<AppState>,
+    caller: Caller,
+    jar: CookieJar,
+) -> Result<impl IntoResponse, ApiError> {
+    let jar = match caller.credential {
+        Credential::ApiToken(token) => {
+            state.tijori.revoke_api_token(&token).await?;
+            jar
+        }
+        Credential::Session(secret) => {
+            state.tijori.end_session(&secret).await?;
+            end_session_cookie(jar)
+        }
+    };
+    Ok((jar, StatusCode::NO_CONTENT))
 }
 
 /// Opens a browser session and sets its cookie; returns the session's CSRF token.

@@ -32,9 +32,16 @@ impl<T: serde::Serialize> IntoResponse for Json<T> {
 #[from_request(via(axum::Form), rejection(ApiError))]
 pub struct Form<T>(pub T);
 
-/// The authenticated caller of an API route.
+/// The authenticated caller of an API route, and how they proved who they are.
 pub struct Caller {
     pub user: User,
+    pub credential: Credential,
+}
+
+/// The secret a caller presented (kept so signing out can revoke exactly it).
+pub enum Credential {
+    ApiToken(String),
+    Session(String),
 }
 
 fn is_unsafe(method: &Method) -> bool {
@@ -59,19 +66,31 @@ impl FromRequestParts<AppState> for Caller {
                     "unsupported authorization scheme {scheme:?}: use Token or Bearer"
                 )));
             }
+            let token = token.trim();
             let user = state
                 .tijori
-                .user_by_api_token(token.trim())
+                .user_by_api_token(token)
                 .await?
-                .ok_or_else(|| ApiError::unauthenticated("invalid token"))?;
-            return Ok(Caller { user });
+                .ok_or_else(|| ApiError::unauthenticated("invalid or expired token"))?;
+            return Ok(Caller {
+                user,
+                credential: Credential::ApiToken(token.to_owned()),
+            });
         }
 
         // A browser riding on its session cookie: the cookie is sent by the browser
         // on its own, so any state change must also prove it comes from our page.
-        let session = browser_session(parts, state).await?.ok_or_else(|| {
-            ApiError::unauthenticated("sign in, or send `Authorization: Token <token>`")
-        })?;
+        let jar = CookieJar::from_headers(&parts.headers);
+        let secret = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned());
+        let session = match &secret {
+            Some(secret) => state.tijori.session(secret).await?,
+            None => None,
+        };
+        let (Some(session), Some(secret)) = (session, secret) else {
+            return Err(ApiError::unauthenticated(
+                "sign in, or send `Authorization: Token <token>`",
+            ));
+        };
         if is_unsafe(&parts.method) {
             let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
             if !sent.is_some_and(|s| constant_time_eq(s, &session.csrf_token)) {
@@ -81,7 +100,10 @@ impl FromRequestParts<AppState> for Caller {
                 ));
             }
         }
-        Ok(Caller { user: session.user })
+        Ok(Caller {
+            user: session.user,
+            credential: Credential::Session(secret),
+        })
     }
 }
 

@@ -163,7 +163,66 @@ async fn the_sign_in_pages_work_without_javascript(db: TestDatabase) {
     assert_eq!(res.status(), StatusCode::SEE_OTHER, "signed out");
 }
 
+async fn signing_out_revokes_exactly_what_signed_in(db: TestDatabase) {
+    let app = TestApp::spawn(db).await;
+    let user = app.register("leaver").await;
+    let other = app.issue_second_token(&user).await;
+    let me = |token: &str| {
+        client()
+            .get(app.url("/api/subscriptions/me/"))
+            .header("Authorization", format!("Token {token}"))
+            .send()
+    };
+
+    let res = client()
+        .post(app.url("/api/auth/logout"))
+        .header("Authorization", format!("Token {}", user.token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let res = me(&user.token).await.unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::UNAUTHORIZED,
+        "the revoked token no longer works"
+    );
+    let res = me(&other).await.unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::NOT_FOUND,
+        "another token of hers still does"
+    );
+
+    // A browser session signs out with its CSRF token, and only then.
+    let (browser, csrf) = app.sign_in_browser(&user).await;
+    let res = browser
+        .post(app.url("/api/auth/logout"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = browser
+        .post(app.url("/api/auth/logout"))
+        .header("X-CSRF-Token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let res = browser
+        .get(app.url("/api/subscriptions/me/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::UNAUTHORIZED,
+        "the session is over"
+    );
+}
+
 test_both!(
     register_and_login,
-    the_sign_in_pages_work_without_javascript
+    the_sign_in_pages_work_without_javascript,
+    signing_out_revokes_exactly_what_signed_in,
 );

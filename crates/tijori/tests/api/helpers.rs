@@ -134,6 +134,21 @@ impl TestApp {
         (browser, body["csrf_token"].as_str().unwrap().to_owned())
     }
 
+    /// Signs in over the API again: a second, independent token for the same user.
+    pub async fn issue_second_token(&self, user: &TestUser) -> String {
+        let res = client()
+            .post(self.url("/api/auth/login"))
+            .json(&json!({"username": user.username, "password": "correct horse battery"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        res.json::<Value>().await.unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     pub async fn plans(&self) -> Vec<Value> {
         let res = client()
             .get(self.url("/api/subscriptions/plans/"))
