@@ -67,8 +67,6 @@ pub struct Settled {
     /// Whether this call changed the payment's status. Of concurrent settles of one
     /// payment, exactly one sees `true` for a given transition.
     pub changed: bool,
-    /// The subscription after the settlement, if the payment's user has one.
-    pub subscription: Option<Subscription>,
 }
 
 #[async_trait]

@@ -805,20 +805,19 @@ impl Store for DbStore {
             }
         }
 
-        let payment = match changed.clone() {
+        let changed_now = changed.is_some();
+        let payment = match changed {
             Some(p) => p,
             None => Self::payment_in(&mut tx, id)
                 .await?
                 .ok_or(StoreError::NotFound("payment"))?,
         };
-        let subscription = Self::subscription_in(&mut tx, &payment.user_id).await?;
         tx.commit()
             .await
             .map_err(ctx("failed to commit settlement"))?;
         Ok(Settled {
             payment,
-            changed: changed.is_some(),
-            subscription,
+            changed: changed_now,
         })
     }
 
