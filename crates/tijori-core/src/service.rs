@@ -330,6 +330,11 @@ impl Tijori {
     /// on its answer. Whatever a browser or redirect claimed is never consulted.
     pub async fn verify(&self, user: &User, key: &PaymentKey) -> Result<Verification> {
         let payment = self.payment_for(user, key).await?;
+        self.verify_payment(payment).await
+    }
+
+    /// `verify` for a payment the caller already holds (found with `payment_for`).
+    pub async fn verify_payment(&self, payment: Payment) -> Result<Verification> {
         let payment = if payment.status.is_open() && payment.provider_ref.is_some() {
             self.check_at_gateway(payment).await?.payment
         } else {

@@ -111,6 +111,15 @@ impl From<tijori_core::Error> for ApiError {
     }
 }
 
+/// axum answers a well-formed body of the wrong shape with 422; the contract says 400
+/// for every malformed request (413 and 415 stay as they are).
+fn malformed_status(status: StatusCode) -> StatusCode {
+    match status {
+        StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+        s => s,
+    }
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         let code = match &r {
@@ -120,23 +129,13 @@ impl From<JsonRejection> for ApiError {
             _ if r.status() == StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
             _ => "invalid_body",
         };
-        // axum answers a well-formed body of the wrong shape with 422; the contract
-        // says 400 for every malformed request.
-        let status = match r.status() {
-            StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
-            s => s,
-        };
-        ApiError::new(status, code, r.body_text())
+        ApiError::new(malformed_status(r.status()), code, r.body_text())
     }
 }
 
 impl From<FormRejection> for ApiError {
     fn from(r: FormRejection) -> Self {
-        let status = match r.status() {
-            StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
-            s => s,
-        };
-        ApiError::new(status, "invalid_form", r.body_text())
+        ApiError::new(malformed_status(r.status()), "invalid_form", r.body_text())
     }
 }
 

@@ -80,13 +80,7 @@ impl FromRequestParts<AppState> for Caller {
 
         // A browser riding on its session cookie: the cookie is sent by the browser
         // on its own, so any state change must also prove it comes from our page.
-        let jar = CookieJar::from_headers(&parts.headers);
-        let secret = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned());
-        let session = match &secret {
-            Some(secret) => state.tijori.session(secret).await?,
-            None => None,
-        };
-        let (Some(session), Some(secret)) = (session, secret) else {
+        let Some((session, secret)) = browser_session(parts, state).await? else {
             return Err(ApiError::unauthenticated(
                 "sign in, or send `Authorization: Token <token>`",
             ));
@@ -107,13 +101,17 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// The browser's session, if its cookie names a live one.
-pub async fn browser_session(parts: &Parts, state: &AppState) -> Result<Option<Session>, ApiError> {
+/// The browser's session and the cookie's secret, if its cookie names a live one.
+async fn browser_session(
+    parts: &Parts,
+    state: &AppState,
+) -> Result<Option<(Session, String)>, ApiError> {
     let jar = CookieJar::from_headers(&parts.headers);
-    match jar.get(SESSION_COOKIE) {
-        Some(cookie) => Ok(state.tijori.session(cookie.value()).await?),
-        None => Ok(None),
-    }
+    let Some(cookie) = jar.get(SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let session = state.tijori.session(cookie.value()).await?;
+    Ok(session.map(|s| (s, cookie.value().to_owned())))
 }
 
 /// The session of a page's visitor (or none). Pages check CSRF on their forms
@@ -124,7 +122,9 @@ impl FromRequestParts<AppState> for Visitor {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        Ok(Visitor(browser_session(parts, state).await?))
+        Ok(Visitor(
+            browser_session(parts, state).await?.map(|(s, _)| s),
+        ))
     }
 }
 

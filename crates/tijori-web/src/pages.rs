@@ -332,17 +332,14 @@ async fn payment_success(
     }
 
     let now = state.tijori.now();
-    let (payment, subscription, gateway_problem) = match state
-        .tijori
-        .verify(&s.user, &PaymentKey::Id(payment.id.clone()))
-        .await
-    {
-        Ok(v) => (v.payment, v.subscription, None),
-        // The gateway could not answer now; the payment stays open and this page
-        // keeps asking.
-        Err(tijori_core::Error::Gateway(e)) => (payment, None, Some(e.to_string())),
-        Err(e) => return api_error_page(&state, &session, e.into()),
-    };
+    let (payment, subscription, gateway_problem) =
+        match state.tijori.verify_payment(payment.clone()).await {
+            Ok(v) => (v.payment, v.subscription, None),
+            // The gateway could not answer now; the payment stays open and this page
+            // keeps asking.
+            Err(tijori_core::Error::Gateway(e)) => (payment, None, Some(e.to_string())),
+            Err(e) => return api_error_page(&state, &session, e.into()),
+        };
     let outcome = match payment.status {
         PaymentStatus::Completed => "success",
         PaymentStatus::Initiated | PaymentStatus::Pending => "pending",

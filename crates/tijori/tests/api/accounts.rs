@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tijori_testkit::{test_both, TestDatabase};
 
-use crate::helpers::{browser, client, error_code, TestApp};
+use crate::helpers::{browser, client, csrf_token, error_code, TestApp};
 
 async fn register_and_login(db: TestDatabase) {
     let app = TestApp::spawn(db).await;
@@ -144,14 +144,7 @@ async fn the_sign_in_pages_work_without_javascript(db: TestDatabase) {
         .unwrap();
     assert!(account.contains("Signed in as demo"));
 
-    let csrf = account
-        .split("name=\"csrf-token\" content=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let csrf = csrf_token(&account);
     let res = browser
         .post(app.url("/logout"))
         .form(&[("csrf_token", csrf.as_str())])

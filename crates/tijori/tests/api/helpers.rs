@@ -281,6 +281,15 @@ pub fn error_code(body: &Value) -> &str {
         .unwrap_or_else(|| panic!("not an error envelope: {body}"))
 }
 
+/// The CSRF token a signed-in page carries in its `<meta name="csrf-token">`.
+pub fn csrf_token(html: &str) -> String {
+    let after = html
+        .split("name=\"csrf-token\" content=\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no csrf-token meta tag in the page: {html}"));
+    after.split('"').next().unwrap().to_owned()
+}
+
 /// A port on which nothing listens.
 pub fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tijori_testkit::{test_both, TestDatabase};
 
-use crate::helpers::{browser, client, error_code, TestApp};
+use crate::helpers::{browser, client, csrf_token, error_code, TestApp};
 
 async fn send_raw(
     app: &TestApp,
@@ -286,14 +286,7 @@ async fn the_subscribe_button_sends_the_browser_to_khalti(db: TestDatabase) {
         .text()
         .await
         .unwrap();
-    let csrf = home
-        .split("name=\"csrf-token\" content=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let csrf = csrf_token(&home);
     let res = browser
         .post(app.url("/subscribe"))
         .form(&[
