@@ -1,5 +1,7 @@
 //! Users, their credentials, API tokens and browser sessions.
 
+use std::borrow::Cow;
+
 use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
 };
@@ -24,12 +26,18 @@ pub struct User {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
 pub struct InvalidField {
-    pub field: &'static str,
-    pub message: &'static str,
+    pub field: Cow<'static, str>,
+    pub message: Cow<'static, str>,
 }
 
-pub fn invalid(field: &'static str, message: &'static str) -> InvalidField {
-    InvalidField { field, message }
+pub fn invalid(
+    field: impl Into<Cow<'static, str>>,
+    message: impl Into<Cow<'static, str>>,
+) -> InvalidField {
+    InvalidField {
+        field: field.into(),
+        message: message.into(),
+    }
 }
 
 /// 3–32 characters of letters, digits, `.`, `_`, `-`; compared case-insensitively by

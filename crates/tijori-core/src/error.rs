@@ -18,6 +18,9 @@ pub enum Error {
     NotFound(&'static str),
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// Well-formed, but refused as asked (a 400 with its own code).
+    #[error("{message}")]
+    Refused { code: &'static str, message: String },
     #[error("wrong username or password")]
     BadCredentials,
     #[error(transparent)]

@@ -176,6 +176,61 @@ pub trait Gateway: Send + Sync {
 
     /// Asks the gateway what became of a payment. Safe to repeat.
     async fn lookup(&self, provider_ref: &str) -> Result<GatewayAnswer, GatewayError>;
+
+    /// Captures a payment the customer made in a client-side widget (Khalti's
+    /// legacy KPG-1), given the widget's token and the amount it should be for.
+    async fn capture_token(
+        &self,
+        token: &str,
+        amount: Money,
+    ) -> Result<GatewayAnswer, GatewayError> {
+        let _ = (token, amount);
+        Err(GatewayError::Rejected {
+            gateway: self.kind(),
+            reason: format!("{} has no payment widget", self.kind()),
+            raw: None,
+        })
+    }
+
+    /// Authenticates a webhook (before anything in it is believed) and reads what it
+    /// is about. `headers` are the request's, name and value, in order.
+    fn read_webhook(
+        &self,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<WebhookNotice, WebhookError> {
+        let _ = (headers, body);
+        Err(WebhookError::Unsupported(self.kind()))
+    }
+}
+
+/// What an authenticated webhook says. Still only a signal: the payment is settled on
+/// what the gateway's own verify answers, never on this.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookNotice {
+    pub event: String,
+    /// Our reference for the payment (Chapa's tx_ref), if the notice names one.
+    pub reference: Option<String>,
+    pub status: Option<String>,
+    /// The notice claims the payment succeeded.
+    pub claims_paid: bool,
+    /// About something other than a customer's payment (a payout): nothing to settle.
+    pub unrelated: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookError {
+    /// The signature is missing or wrong: the body proves nothing and is not kept.
+    #[error("webhook refused: {0}")]
+    Unauthenticated(String),
+    /// Signed, but not a notice we can read.
+    #[error("webhook unreadable: {0}")]
+    Malformed(String),
+    #[error("{0} does not send webhooks here")]
+    Unsupported(GatewayKind),
+    /// Authentic, but we could not take it in now: the gateway should deliver it again.
+    #[error("webhook not taken in: {0}")]
+    Unavailable(String),
 }
 
 /// The gateways this tijori is configured with.
@@ -196,5 +251,13 @@ impl Gateways {
 
     pub fn get(&self, kind: GatewayKind) -> Option<&Arc<dyn Gateway>> {
         self.by_kind.get(&kind)
+    }
+
+    /// The configured gateways that can take `currency`, Khalti first.
+    pub fn for_currency(&self, currency: Currency) -> Vec<GatewayKind> {
+        [GatewayKind::Khalti, GatewayKind::Chapa]
+            .into_iter()
+            .filter(|k| self.get(*k).is_some_and(|g| g.supports(currency)))
+            .collect()
     }
 }

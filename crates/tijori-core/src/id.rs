@@ -48,6 +48,8 @@ macro_rules! typed_id {
 typed_id!(UserId, "usr");
 typed_id!(PlanId, "plan");
 typed_id!(PaymentId, "pay");
+typed_id!(ProductId, "prod");
+typed_id!(OrderId, "ord");
 
 #[cfg(test)]
 mod tests {

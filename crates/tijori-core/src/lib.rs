@@ -7,9 +7,11 @@ pub mod clock;
 pub mod error;
 pub mod gateway;
 pub mod id;
+pub mod idempotency;
 pub mod money;
 pub mod payment;
 pub mod service;
+pub mod shop;
 pub mod store;
 pub mod subscription;
 

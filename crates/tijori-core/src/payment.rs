@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::gateway::{GatewayAnswer, GatewayKind, GatewayStatus};
-use crate::id::{PaymentId, PlanId, UserId};
+use crate::id::{OrderId, PaymentId, PlanId, UserId};
 use crate::money::Money;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -63,6 +63,14 @@ impl PaymentStatus {
     }
 }
 
+impl Payment {
+    /// Whether money arriving for it would still count: it is open, or was seen
+    /// canceled, expired or failed (the gateway may yet report it paid).
+    pub fn may_still_be_paid(&self) -> bool {
+        UNFULFILLED.contains(&self.status)
+    }
+}
+
 impl fmt::Display for PaymentStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -85,12 +93,14 @@ impl FromStr for PaymentStatus {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Purpose {
     Subscription { plan_id: PlanId },
+    Order { order_id: OrderId },
 }
 
 impl Purpose {
     pub fn as_str(&self) -> &'static str {
         match self {
             Purpose::Subscription { .. } => "subscription",
+            Purpose::Order { .. } => "order",
         }
     }
 }

@@ -9,11 +9,21 @@ use tracing::{error, info, warn};
 use crate::account::{invalid, Email, Password, SecretToken, Session, User, Username};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::gateway::{CheckoutRequest, GatewayAnswer, GatewayKind, Gateways, RawAnswer};
+use crate::gateway::{CheckoutRequest, Gateway, GatewayAnswer, GatewayKind, Gateways, RawAnswer};
 use crate::id::{PaymentId, PlanId, UserId};
+use crate::idempotency::{Claim, IdempotencyKey, StoredResponse};
+use crate::money::{Currency, Money};
 use crate::payment::{decide, Payment, PaymentStatus, Purpose};
-use crate::store::{AnswerKind, NewUser, Settled, Store};
+use crate::shop::Order;
+use crate::store::{AnswerKind, NewUser, OperatorEvent, Settled, Store, WebhookDelivery};
 use crate::subscription::{NewPlan, Plan, Subscription};
+
+mod orders;
+mod webhooks;
+mod widget;
+
+pub use webhooks::WebhookOutcome;
+pub use widget::{WidgetTarget, WIDGET_REF_PREFIX};
 
 /// How long a browser session lasts.
 pub const SESSION_LIFETIME_DAYS: i64 = 14;
@@ -27,6 +37,19 @@ pub const MAX_PLAN_DAYS: u32 = 36_500;
 pub struct Settings {
     /// Where customers reach this tijori (no trailing slash); return URLs hang off it.
     pub public_url: String,
+    /// How long an unpaid order holds its stock.
+    pub order_ttl: Duration,
+}
+
+impl Settings {
+    pub const DEFAULT_ORDER_TTL_MINUTES: i64 = 30;
+
+    pub fn new(public_url: impl Into<String>) -> Self {
+        Settings {
+            public_url: public_url.into(),
+            order_ttl: Duration::minutes(Self::DEFAULT_ORDER_TTL_MINUTES),
+        }
+    }
 }
 
 /// How a caller names the payment to verify.
@@ -36,12 +59,13 @@ pub enum PaymentKey {
     ProviderRef(GatewayKind, String),
 }
 
-/// A verify's outcome: the payment as it now stands and, if it paid for a
-/// subscription, that subscription.
+/// A verify's outcome: the payment as it now stands and, once it is paid, what it
+/// bought (the subscription, or the order).
 #[derive(Clone, Debug)]
 pub struct Verification {
     pub payment: Payment,
     pub subscription: Option<(Subscription, Plan)>,
+    pub order: Option<Order>,
 }
 
 #[derive(Clone)]
@@ -73,6 +97,10 @@ impl Tijori {
 
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    pub fn gateways(&self) -> &Gateways {
+        &self.gateways
     }
 
     // Accounts -------------------------------------------------------------------
@@ -181,6 +209,50 @@ impl Tijori {
             .await?)
     }
 
+    // Idempotency keys -----------------------------------------------------------
+
+    pub async fn claim_idempotency_key(
+        &self,
+        user: &UserId,
+        key: &IdempotencyKey,
+        fingerprint: &str,
+    ) -> Result<Claim> {
+        Ok(self
+            .store
+            .claim_idempotency_key(user, key, fingerprint, self.now())
+            .await?)
+    }
+
+    pub async fn complete_idempotency_key(
+        &self,
+        user: &UserId,
+        key: &IdempotencyKey,
+        response: &StoredResponse,
+    ) -> Result<()> {
+        Ok(self
+            .store
+            .complete_idempotency_key(user, key, response)
+            .await?)
+    }
+
+    pub async fn release_idempotency_key(&self, user: &UserId, key: &IdempotencyKey) -> Result<()> {
+        Ok(self.store.release_idempotency_key(user, key).await?)
+    }
+
+    // Operator's view ---------------------------------------------------------------
+
+    pub async fn operator_events(&self, include_resolved: bool) -> Result<Vec<OperatorEvent>> {
+        Ok(self.store.operator_events(include_resolved, 200).await?)
+    }
+
+    pub async fn resolve_operator_event(&self, id: i64) -> Result<()> {
+        Ok(self.store.resolve_operator_event(id, self.now()).await?)
+    }
+
+    pub async fn webhook_deliveries(&self) -> Result<Vec<WebhookDelivery>> {
+        Ok(self.store.webhook_deliveries(200).await?)
+    }
+
     // Plans ----------------------------------------------------------------------
 
     pub async fn create_plan(&self, plan: NewPlan) -> Result<Plan> {
@@ -195,6 +267,15 @@ impl Tijori {
             return Err(invalid("price", "must be more than zero").into());
         }
         Ok(self.store.create_plan(plan, self.now()).await?)
+    }
+
+    async fn active_plan(&self, plan_id: &str) -> Result<Plan> {
+        match PlanId::parse(plan_id) {
+            Some(id) => self.store.plan(&id).await?,
+            None => None,
+        }
+        .filter(|p| p.active)
+        .ok_or(Error::NotFound("plan"))
     }
 
     pub async fn plans(&self) -> Result<Vec<Plan>> {
@@ -215,41 +296,64 @@ impl Tijori {
 
     // Payments -------------------------------------------------------------------
 
-    /// Starts paying for a plan: the payment row exists before the gateway is asked,
-    /// so a crash or a timeout mid-call leaves a trace, never a lost charge.
+    /// Starts paying for a plan.
     pub async fn initiate_subscription(
         &self,
         user: &User,
         plan_id: &str,
         gateway: GatewayKind,
     ) -> Result<Payment> {
-        let plan = match PlanId::parse(plan_id) {
-            Some(id) => self.store.plan(&id).await?,
-            None => None,
-        }
-        .filter(|p| p.active)
-        .ok_or(Error::NotFound("plan"))?;
+        let plan = self.active_plan(plan_id).await?;
+        self.open_checkout(
+            user,
+            Purpose::Subscription {
+                plan_id: plan.id.clone(),
+            },
+            plan.price,
+            format!("{} subscription ({} days)", plan.name, plan.duration_days),
+            gateway,
+        )
+        .await
+    }
+
+    /// The gateway that takes payments in `currency`, or why there is none.
+    fn gateway_for(&self, gateway: GatewayKind, currency: Currency) -> Result<Arc<dyn Gateway>> {
         let gw = self
             .gateways
             .get(gateway)
             .ok_or_else(|| Error::Unsupported(format!("the {gateway} gateway is not configured")))?
             .clone();
-        if !gw.supports(plan.price.currency()) {
+        if !gw.supports(currency) {
+            let others = self.gateways.for_currency(currency);
+            let hint = match others.first() {
+                Some(other) => format!("; pay with {other} instead"),
+                None => String::new(),
+            };
             return Err(Error::Unsupported(format!(
-                "{gateway} cannot take payments in {}",
-                plan.price.currency()
+                "{gateway} cannot take payments in {currency}{hint}"
             )));
         }
+        Ok(gw)
+    }
 
+    /// Opens a hosted checkout for `amount`: the payment row exists before the gateway
+    /// is asked, so a crash or a timeout mid-call leaves a trace, never a lost charge.
+    async fn open_checkout(
+        &self,
+        user: &User,
+        purpose: Purpose,
+        amount: Money,
+        description: String,
+        gateway: GatewayKind,
+    ) -> Result<Payment> {
+        let gw = self.gateway_for(gateway, amount.currency())?;
         let now = self.now();
         let payment = Payment {
             id: PaymentId::generate(),
             user_id: user.id.clone(),
             gateway,
-            purpose: Purpose::Subscription {
-                plan_id: plan.id.clone(),
-            },
-            amount: plan.price,
+            purpose,
+            amount,
             status: PaymentStatus::Initiated,
             provider_ref: None,
             provider_txn_id: None,
@@ -263,8 +367,8 @@ impl Tijori {
 
         let request = CheckoutRequest {
             payment_id: payment.id.clone(),
-            amount: plan.price,
-            description: format!("{} subscription ({} days)", plan.name, plan.duration_days),
+            amount,
+            description,
             return_url: format!("{}/payment-success/", self.settings.public_url),
             website_url: format!("{}/", self.settings.public_url),
             customer_name: user.username.as_str().to_owned(),
@@ -388,7 +492,13 @@ impl Tijori {
                 message: "this payment never reached the gateway, so there is nothing to check"
                     .into(),
             })?;
-        match gw.lookup(&provider_ref).await {
+        // A widget payment has no checkout to look up: asking again is capturing its
+        // token again, which the gateway answers with the same transaction.
+        let answer = match provider_ref.strip_prefix(WIDGET_REF_PREFIX) {
+            Some(token) => gw.capture_token(token, payment.amount).await,
+            None => gw.lookup(&provider_ref).await,
+        };
+        match answer {
             Ok(answer) => self.settle(&payment, answer).await,
             Err(e) => {
                 warn!(payment = %payment.id, gateway = %payment.gateway, error = %e, "lookup failed");
@@ -430,14 +540,17 @@ impl Tijori {
     }
 
     async fn verification(&self, payment: Payment) -> Result<Verification> {
-        let subscription = if payment.status == PaymentStatus::Completed {
-            self.my_subscription(&payment.user_id).await?
-        } else {
-            None
+        let (subscription, order) = match (&payment.purpose, payment.status) {
+            (Purpose::Subscription { .. }, PaymentStatus::Completed) => {
+                (self.my_subscription(&payment.user_id).await?, None)
+            }
+            (Purpose::Order { order_id }, _) => (None, self.store.order(order_id).await?),
+            _ => (None, None),
         };
         Ok(Verification {
             payment,
             subscription,
+            order,
         })
     }
 }

@@ -6,8 +6,10 @@ use chrono::{DateTime, Utc};
 
 use crate::account::{Email, PasswordHashString, Session, TokenHash, User, Username};
 use crate::gateway::{GatewayKind, RawAnswer};
-use crate::id::{PaymentId, PlanId, UserId};
+use crate::id::{OrderId, PaymentId, PlanId, ProductId, UserId};
+use crate::idempotency::{Claim, IdempotencyKey, StoredResponse};
 use crate::payment::{Payment, Transition};
+use crate::shop::{NewProduct, Order, OrderRequest, Product, ReserveError};
 use crate::subscription::{NewPlan, Plan, Subscription};
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +41,8 @@ pub enum AnswerKind {
     Lookup,
     /// The browser's return redirect: a signal, recorded but never trusted.
     ReturnSignal,
+    /// A gateway's server-to-server notice (Chapa's callback), also only a signal.
+    Callback,
 }
 
 impl AnswerKind {
@@ -47,6 +51,7 @@ impl AnswerKind {
             AnswerKind::Initiate => "initiate",
             AnswerKind::Lookup => "lookup",
             AnswerKind::ReturnSignal => "return_signal",
+            AnswerKind::Callback => "callback",
         }
     }
 }
@@ -67,6 +72,52 @@ pub struct Settled {
     /// Whether this call changed the payment's status. Of concurrent settles of one
     /// payment, exactly one sees `true` for a given transition.
     pub changed: bool,
+}
+
+/// A webhook delivery as received, after its signature was checked.
+#[derive(Clone, Debug)]
+pub struct NewWebhookDelivery {
+    pub gateway: GatewayKind,
+    /// SHA-256 of the raw body: a redelivery of the same notice has the same one.
+    pub body_sha256: String,
+    pub event: Option<String>,
+    pub reference: Option<String>,
+    pub status: Option<String>,
+    pub body: String,
+    pub received_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedDelivery {
+    pub id: i64,
+    /// An identical body was delivered before.
+    pub duplicate: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct WebhookDelivery {
+    pub id: i64,
+    pub gateway: String,
+    pub event: Option<String>,
+    pub reference: Option<String>,
+    pub status: Option<String>,
+    pub duplicate: bool,
+    pub outcome: Option<String>,
+    pub detail: Option<String>,
+    pub payment_id: Option<String>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// Something an operator must look at: money that arrived where it cannot be
+/// fulfilled, a webhook that verification contradicts, a payment held for review.
+#[derive(Clone, Debug)]
+pub struct OperatorEvent {
+    pub id: i64,
+    pub kind: String,
+    pub payment_id: Option<PaymentId>,
+    pub detail: String,
+    pub created_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
 }
 
 #[async_trait]
@@ -172,4 +223,81 @@ pub trait Store: Send + Sync + 'static {
     // Subscriptions --------------------------------------------------------------
 
     async fn subscription(&self, user: &UserId) -> StoreResult<Option<Subscription>>;
+
+    // Shop -----------------------------------------------------------------------
+
+    async fn create_product(&self, product: NewProduct, now: DateTime<Utc>)
+        -> StoreResult<Product>;
+    /// Products for sale, cheapest first.
+    async fn products(&self) -> StoreResult<Vec<Product>>;
+    async fn product(&self, id: &ProductId) -> StoreResult<Option<Product>>;
+    /// Creates an order and reserves its stock in one transaction, at the products'
+    /// current prices. Nothing is reserved unless everything is: stock never goes
+    /// below zero, whatever runs concurrently.
+    async fn create_order(
+        &self,
+        id: &OrderId,
+        user: &UserId,
+        request: &OrderRequest,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Result<Order, ReserveError>>;
+    async fn order(&self, id: &OrderId) -> StoreResult<Option<Order>>;
+    async fn orders_for_user(&self, user: &UserId, limit: u32) -> StoreResult<Vec<Order>>;
+    /// The order's payment on `gateway` that is still waiting for the customer, if any.
+    async fn open_payment_for_order(
+        &self,
+        order: &OrderId,
+        gateway: GatewayKind,
+    ) -> StoreResult<Option<Payment>>;
+
+    // Webhooks and the operator's attention ---------------------------------------
+
+    /// Records a delivery (every one, duplicates included).
+    async fn record_webhook(&self, delivery: &NewWebhookDelivery) -> StoreResult<RecordedDelivery>;
+    /// Notes what handling a delivery came to.
+    async fn finish_webhook(
+        &self,
+        id: i64,
+        payment: Option<&PaymentId>,
+        outcome: &str,
+        detail: Option<&str>,
+    ) -> StoreResult<()>;
+    async fn webhook_deliveries(&self, limit: u32) -> StoreResult<Vec<WebhookDelivery>>;
+    async fn record_operator_event(
+        &self,
+        kind: &str,
+        payment: Option<&PaymentId>,
+        detail: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Newest first; only those not yet resolved unless `include_resolved`.
+    async fn operator_events(
+        &self,
+        include_resolved: bool,
+        limit: u32,
+    ) -> StoreResult<Vec<OperatorEvent>>;
+    async fn resolve_operator_event(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()>;
+
+    // Idempotency keys ---------------------------------------------------------------
+
+    /// Claims `key` for a request with this fingerprint, or says what became of the
+    /// request that claimed it first.
+    async fn claim_idempotency_key(
+        &self,
+        user: &UserId,
+        key: &IdempotencyKey,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Claim>;
+    /// Keeps the answer to replay for the key.
+    async fn complete_idempotency_key(
+        &self,
+        user: &UserId,
+        key: &IdempotencyKey,
+        response: &StoredResponse,
+    ) -> StoreResult<()>;
+    /// Forgets a claim whose request did not complete, so a retry runs again.
+    async fn release_idempotency_key(&self, user: &UserId, key: &IdempotencyKey)
+        -> StoreResult<()>;
 }

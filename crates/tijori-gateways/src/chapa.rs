@@ -1,7 +1,9 @@
 use async_trait::async_trait;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
 use tijori_core::gateway::{
     Checkout, CheckoutRequest, Gateway, GatewayAnswer, GatewayError, GatewayKind, GatewayStatus,
-    RawAnswer,
+    RawAnswer, WebhookError, WebhookNotice,
 };
 use tijori_core::money::Currency;
 use url::Url;
@@ -13,6 +15,8 @@ pub struct ChapaGateway {
     client: chapa::Client,
     /// Where Chapa calls back after a payment (a signal, verified before use).
     callback_url: Url,
+    /// The dashboard's webhook secret; without one, no webhook is believed.
+    webhook_secret: Option<SecretString>,
 }
 
 impl ChapaGateway {
@@ -20,7 +24,13 @@ impl ChapaGateway {
         ChapaGateway {
             client,
             callback_url,
+            webhook_secret: None,
         }
+    }
+
+    pub fn with_webhook_secret(mut self, secret: SecretString) -> Self {
+        self.webhook_secret = Some(secret);
+        self
     }
 }
 
@@ -165,5 +175,71 @@ impl Gateway for ChapaGateway {
             transaction_id: v.reference,
             raw: raw(&v.raw),
         })
+    }
+
+    fn read_webhook(
+        &self,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<WebhookNotice, WebhookError> {
+        let secret = self
+            .webhook_secret
+            .as_ref()
+            .map(|s| s.expose_secret().as_bytes())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                WebhookError::Unauthenticated("no Chapa webhook secret is configured".into())
+            })?;
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            // Only the signature headers matter; anything unrepresentable is dropped,
+            // which at worst makes a signature "missing".
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                map.append(name, value);
+            }
+        }
+        let event = chapa::parse_webhook(secret, body, &map).map_err(|e| match e {
+            chapa::WebhookError::Signature(s) => WebhookError::Unauthenticated(s.to_string()),
+            other => WebhookError::Malformed(other.to_string()),
+        })?;
+        Ok(WebhookNotice {
+            event: event_name(&event.event),
+            reference: event.merchant_reference().map(str::to_owned),
+            status: event.status.as_ref().map(status_name),
+            claims_paid: event.event == chapa::EventKind::ChargeSuccess
+                || event.status.as_ref().is_some_and(|s| s.is_success()),
+            unrelated: event.is_payout(),
+        })
+    }
+}
+
+fn event_name(e: &chapa::EventKind) -> String {
+    use chapa::EventKind as E;
+    match e {
+        E::ChargeSuccess => "charge.success".into(),
+        E::ChargeRefunded => "charge.refunded".into(),
+        E::ChargeReversed => "charge.reversed".into(),
+        E::ChargeFailedOrCancelled => "charge.failed/cancelled".into(),
+        E::PayoutSuccess => "payout.success".into(),
+        E::PayoutFailedOrCancelled => "payout.failed/cancelled".into(),
+        E::Other(s) => s.clone(),
+    }
+}
+
+fn status_name(s: &chapa::PaymentStatus) -> String {
+    use chapa::PaymentStatus as P;
+    match s {
+        P::Success => "success".into(),
+        P::Pending => "pending".into(),
+        P::NotPaidYet => "not paid yet".into(),
+        P::Failed => "failed".into(),
+        P::Cancelled => "cancelled".into(),
+        P::FailedOrCancelled => "failed/cancelled".into(),
+        P::Refunded => "refunded".into(),
+        P::Reversed => "reversed".into(),
+        P::Other(s) => s.clone(),
     }
 }

@@ -4,7 +4,7 @@ use tijori_core::gateway::{
     Checkout, CheckoutRequest, Gateway, GatewayAnswer, GatewayError, GatewayKind, GatewayStatus,
     RawAnswer,
 };
-use tijori_core::money::Currency;
+use tijori_core::money::{Currency, Money};
 use url::Url;
 
 const KIND: GatewayKind = GatewayKind::Khalti;
@@ -138,6 +138,49 @@ impl Gateway for KhaltiGateway {
             currency: None,
             transaction_id: lookup.transaction_id,
             raw: raw(&lookup.raw),
+        })
+    }
+
+    async fn capture_token(
+        &self,
+        token: &str,
+        amount: Money,
+    ) -> Result<GatewayAnswer, GatewayError> {
+        let paisa = u64::try_from(amount.minor())
+            .map(khalti::Paisa::new)
+            .map_err(|_| GatewayError::Rejected {
+                gateway: KIND,
+                reason: "amount must not be negative".into(),
+                raw: None,
+            })?;
+        let v = self
+            .client
+            .verify_widget(token, paisa)
+            .await
+            .map_err(error)?;
+        // Legacy transaction states (khalti.md §9.4): only Completed means the money
+        // moved to the merchant; a refunded flag overrides it.
+        let state = v.state_name.trim().to_ascii_lowercase();
+        let status = match state.as_str() {
+            _ if v.refunded => GatewayStatus::Refunded,
+            "completed" | "complete" => GatewayStatus::Paid,
+            "initiated" | "confirmed" => GatewayStatus::Pending,
+            "refunded" => GatewayStatus::Refunded,
+            "partially refunded" => GatewayStatus::PartiallyRefunded,
+            "failed" | "disabled" => GatewayStatus::Failed,
+            _ => GatewayStatus::Unrecognised(v.state_name.clone()),
+        };
+        let amount_minor = i64::try_from(v.amount.get()).map_err(|_| GatewayError::BadAnswer {
+            gateway: KIND,
+            reason: format!("amount {} is out of range", v.amount.get()),
+            raw: Some(raw(&v.raw)),
+        })?;
+        Ok(GatewayAnswer {
+            status,
+            amount_minor,
+            currency: None,
+            transaction_id: Some(v.idx),
+            raw: raw(&v.raw),
         })
     }
 }

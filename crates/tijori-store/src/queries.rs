@@ -10,17 +10,24 @@ use sqlx::{FromRow, QueryBuilder};
 
 use tijori_core::account::{Email, PasswordHashString, Session, TokenHash, User, Username};
 use tijori_core::gateway::{GatewayKind, RawAnswer};
-use tijori_core::id::{PaymentId, PlanId, UserId};
+use tijori_core::id::{OrderId, PaymentId, PlanId, ProductId, UserId};
+use tijori_core::idempotency::{Claim, IdempotencyKey, StoredResponse};
 use tijori_core::money::{Currency, Money};
-use tijori_core::payment::{Effect, Payment, Purpose, Transition};
+use tijori_core::payment::{Effect, Payment, PaymentStatus, Purpose, Transition};
+use tijori_core::shop::{NewProduct, Order, OrderRequest, Product, ReserveError};
 use tijori_core::store::{
-    AnswerKind, GatewayAnswerRecord, NewUser, Settled, Store, StoreError, StoreResult,
+    AnswerKind, GatewayAnswerRecord, NewUser, NewWebhookDelivery, OperatorEvent, RecordedDelivery,
+    Settled, Store, StoreError, StoreResult, WebhookDelivery,
 };
 use tijori_core::subscription::{self, Grant, NewPlan, Plan, Subscription};
 
 use super::{Db, DbStore, BEGIN_WRITE, LOCK_ROW};
 
 type Tx = sqlx::Transaction<'static, Db>;
+
+// Compiled along with this file, once per backend.
+#[path = "shop.rs"]
+mod shop;
 
 /// Maps a unique-constraint failure to `Conflict`, and anything else to a database
 /// error with the context of what we were doing.
@@ -108,6 +115,7 @@ struct PaymentRow {
     gateway: String,
     purpose: String,
     plan_id: Option<String>,
+    order_id: Option<String>,
     amount_minor: i64,
     currency: String,
     status: String,
@@ -128,11 +136,14 @@ impl TryFrom<PaymentRow> for Payment {
             .currency
             .parse()
             .map_err(|_| corrupt("payment currency", &r.currency))?;
-        let purpose = match (r.purpose.as_str(), r.plan_id) {
-            ("subscription", Some(plan_id)) => Purpose::Subscription {
+        let purpose = match (r.purpose.as_str(), r.plan_id, r.order_id) {
+            ("subscription", Some(plan_id), _) => Purpose::Subscription {
                 plan_id: PlanId::from_trusted(plan_id),
             },
-            (other, _) => return Err(corrupt("payment purpose", other)),
+            ("order", _, Some(order_id)) => Purpose::Order {
+                order_id: OrderId::from_trusted(order_id),
+            },
+            (other, _, _) => return Err(corrupt("payment purpose", other)),
         };
         Ok(Payment {
             id: PaymentId::from_trusted(r.id),
@@ -159,7 +170,8 @@ impl TryFrom<PaymentRow> for Payment {
     }
 }
 
-const PAYMENT_COLUMNS: &str = "id, user_id, gateway, purpose, plan_id, amount_minor, currency, \
+const PAYMENT_COLUMNS: &str =
+    "id, user_id, gateway, purpose, plan_id, order_id, amount_minor, currency, \
      status, provider_ref, provider_txn_id, payment_url, expires_at, status_reason, created_at, \
      updated_at";
 
@@ -256,8 +268,28 @@ impl DbStore {
         .map(Subscription::from))
     }
 
-    async fn fulfil(tx: &mut Tx, payment: &Payment, now: DateTime<Utc>) -> StoreResult<()> {
-        let Purpose::Subscription { plan_id } = &payment.purpose;
+    /// Grants what the payment bought. For an order that can no longer take the money
+    /// the payment is held for review instead (and said why).
+    async fn fulfil(
+        tx: &mut Tx,
+        payment: &Payment,
+        now: DateTime<Utc>,
+    ) -> StoreResult<shop::OrderFulfilment> {
+        match &payment.purpose {
+            Purpose::Subscription { plan_id } => {
+                Self::grant_subscription(tx, payment, plan_id, now).await?;
+                Ok(shop::OrderFulfilment::Paid)
+            }
+            Purpose::Order { order_id } => Self::fulfil_order(tx, payment, order_id, now).await,
+        }
+    }
+
+    async fn grant_subscription(
+        tx: &mut Tx,
+        payment: &Payment,
+        plan_id: &PlanId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
         let plan: Plan = sqlx::query_as::<_, PlanRow>(&format!(
             "SELECT {PLAN_COLUMNS} FROM plans WHERE id = $1"
         ))
@@ -310,6 +342,9 @@ impl DbStore {
     }
 
     async fn revoke(tx: &mut Tx, payment: &Payment, now: DateTime<Utc>) -> StoreResult<()> {
+        if let Purpose::Order { order_id } = &payment.purpose {
+            return Self::revoke_order(tx, payment, order_id, now).await;
+        }
         let granted: Option<(DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
             "UPDATE fulfilments SET revoked_at = $2 WHERE payment_id = $1 AND revoked_at IS NULL \
              RETURNING period_start, period_end",
@@ -589,18 +624,21 @@ impl Store for DbStore {
     }
 
     async fn insert_payment(&self, p: &Payment) -> StoreResult<()> {
-        let Purpose::Subscription { plan_id } = &p.purpose;
+        let (plan_id, order_id) = match &p.purpose {
+            Purpose::Subscription { plan_id } => (Some(plan_id.as_str()), None),
+            Purpose::Order { order_id } => (None, Some(order_id.as_str())),
+        };
         sqlx::query(
             "INSERT INTO payments (id, user_id, gateway, purpose, plan_id, amount_minor, currency, \
              status, provider_ref, provider_txn_id, payment_url, expires_at, status_reason, \
-             created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+             created_at, updated_at, order_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(p.id.as_str())
         .bind(p.user_id.as_str())
         .bind(p.gateway.as_str())
         .bind(p.purpose.as_str())
-        .bind(plan_id.as_str())
+        .bind(plan_id)
         .bind(p.amount.minor())
         .bind(p.amount.currency().code())
         .bind(p.status.as_str())
@@ -611,6 +649,7 @@ impl Store for DbStore {
         .bind(&p.status_reason)
         .bind(p.created_at)
         .bind(p.updated_at)
+        .bind(order_id)
         .execute(&self.writer)
         .await
         .map_err(db_err("failed to insert payment", "payment"))?;
@@ -795,11 +834,27 @@ impl Store for DbStore {
                 .await
                 .map_err(ctx("failed to move payment status"))?;
             if let Some(row) = row {
-                let payment = Payment::try_from(row)?;
+                let mut payment = Payment::try_from(row)?;
                 match t.effect {
-                    Effect::Fulfil => Self::fulfil(&mut tx, &payment, now).await?,
+                    Effect::Fulfil => {
+                        if let shop::OrderFulfilment::Held(reason) =
+                            Self::fulfil(&mut tx, &payment, now).await?
+                        {
+                            payment = Self::hold_for_review(&mut tx, id, &reason, now).await?;
+                        }
+                    }
                     Effect::Revoke => Self::revoke(&mut tx, &payment, now).await?,
                     Effect::None => {}
+                }
+                // Money held for review is an operator's job: put it on their list in
+                // the same transaction, so it cannot be settled and forgotten.
+                if payment.status == PaymentStatus::NeedsReview {
+                    let detail = payment
+                        .status_reason
+                        .clone()
+                        .unwrap_or_else(|| "held for review".into());
+                    Self::insert_operator_event(&mut *tx, "needs_review", Some(id), &detail, now)
+                        .await?;
                 }
                 changed = Some(payment);
             }
@@ -830,5 +885,118 @@ impl Store for DbStore {
         .await
         .map_err(ctx("failed to load subscription"))?
         .map(Subscription::from))
+    }
+
+    async fn create_product(
+        &self,
+        product: NewProduct,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Product> {
+        self.create_product_impl(product, now).await
+    }
+
+    async fn products(&self) -> StoreResult<Vec<Product>> {
+        self.products_impl().await
+    }
+
+    async fn product(&self, id: &ProductId) -> StoreResult<Option<Product>> {
+        self.product_impl(id).await
+    }
+
+    async fn create_order(
+        &self,
+        id: &OrderId,
+        user: &UserId,
+        request: &OrderRequest,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Result<Order, ReserveError>> {
+        self.create_order_impl(id, user, request, expires_at, now)
+            .await
+    }
+
+    async fn order(&self, id: &OrderId) -> StoreResult<Option<Order>> {
+        self.order_impl(id).await
+    }
+
+    async fn orders_for_user(&self, user: &UserId, limit: u32) -> StoreResult<Vec<Order>> {
+        self.orders_for_user_impl(user, limit).await
+    }
+
+    async fn open_payment_for_order(
+        &self,
+        order: &OrderId,
+        gateway: GatewayKind,
+    ) -> StoreResult<Option<Payment>> {
+        self.open_payment_for_order_impl(order, gateway).await
+    }
+
+    async fn record_webhook(&self, delivery: &NewWebhookDelivery) -> StoreResult<RecordedDelivery> {
+        self.record_webhook_impl(delivery).await
+    }
+
+    async fn finish_webhook(
+        &self,
+        id: i64,
+        payment: Option<&PaymentId>,
+        outcome: &str,
+        detail: Option<&str>,
+    ) -> StoreResult<()> {
+        self.finish_webhook_impl(id, payment, outcome, detail).await
+    }
+
+    async fn webhook_deliveries(&self, limit: u32) -> StoreResult<Vec<WebhookDelivery>> {
+        self.webhook_deliveries_impl(limit).await
+    }
+
+    async fn record_operator_event(
+        &self,
+        kind: &str,
+        payment: Option<&PaymentId>,
+        detail: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        Self::insert_operator_event(&self.writer, kind, payment, detail, now).await
+    }
+
+    async fn operator_events(
+        &self,
+        include_resolved: bool,
+        limit: u32,
+    ) -> StoreResult<Vec<OperatorEvent>> {
+        self.operator_events_impl(include_resolved, limit).await
+    }
+
+    async fn resolve_operator_event(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
+        self.resolve_operator_event_impl(id, now).await
+    }
+
+    async fn claim_idempotency_key(
+        &self,
+        user: &UserId,
+        key: &IdempotencyKey,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Claim> {
+        self.claim_idempotency_key_impl(user, key, fingerprint, now)
+            .await
+    }
+
+    async fn complete_idempotency_key(
+        &self,
+        user: &UserId,
+        key: &IdempotencyKey,
+        response: &StoredResponse,
+    ) -> StoreResult<()> {
+        self.complete_idempotency_key_impl(user, key, response)
+            .await
+    }
+
+    async fn release_idempotency_key(
+        &self,
+        user: &UserId,
+        key: &IdempotencyKey,
+    ) -> StoreResult<()> {
+        self.release_idempotency_key_impl(user, key).await
     }
 }

@@ -100,6 +100,7 @@ impl From<tijori_core::Error> for ApiError {
             E::Unsupported(m) => ApiError::bad_request("unsupported", m),
             E::NotFound(what) => ApiError::not_found(what),
             E::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
+            E::Refused { code, message } => ApiError::bad_request(code, message),
             E::BadCredentials => ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "bad_credentials",

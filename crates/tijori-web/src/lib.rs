@@ -11,12 +11,16 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use url::Url;
 
+mod admin;
 mod auth;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
+mod notices;
 mod ops;
 mod pages;
 mod payments;
+mod shop;
 mod subscriptions;
 mod views;
 
@@ -82,8 +86,15 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .merge(subscriptions::router())
         .merge(payments::router())
+        .merge(shop::router())
+        .merge(notices::router())
+        .merge(admin::router())
         .merge(pages::router())
         .merge(ops::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::idempotent,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             extract::cross_origin_guard,

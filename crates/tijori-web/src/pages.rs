@@ -351,7 +351,7 @@ async fn payment_success(
         context! {
             viewer => viewer(&session),
             outcome,
-            message => status_message(payment.status, payment.status_reason.as_deref()),
+            message => status_message(&payment),
             gateway_problem,
             payment => PaymentView::from(&payment),
             subscription => subscription.map(|(sub, plan)| SubscriptionView::new(&sub, &plan, now)),

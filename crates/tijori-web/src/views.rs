@@ -4,8 +4,9 @@
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tijori_core::payment::{Payment, PaymentStatus};
+use tijori_core::payment::{Payment, PaymentStatus, Purpose};
 use tijori_core::service::Verification;
+use tijori_core::shop::{Order, OrderStatus, Product};
 use tijori_core::subscription::{Plan, Subscription};
 
 #[derive(Serialize)]
@@ -59,6 +60,10 @@ pub struct PaymentView {
     pub amount: String,
     pub currency: &'static str,
     pub purpose: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
     pub provider_ref: Option<String>,
     pub status_reason: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -74,6 +79,14 @@ impl From<&Payment> for PaymentView {
             amount: p.amount.to_major_string(),
             currency: p.amount.currency().code(),
             purpose: p.purpose.as_str(),
+            plan_id: match &p.purpose {
+                Purpose::Subscription { plan_id } => Some(plan_id.to_string()),
+                Purpose::Order { .. } => None,
+            },
+            order_id: match &p.purpose {
+                Purpose::Order { order_id } => Some(order_id.to_string()),
+                Purpose::Subscription { .. } => None,
+            },
             provider_ref: p.provider_ref.clone(),
             status_reason: p.status_reason.clone(),
             created_at: p.created_at,
@@ -89,7 +102,10 @@ pub enum VerifyView {
     Success {
         message: String,
         payment_id: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
         subscription: Option<SubscriptionView>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        order: Option<OrderView>,
     },
     Pending {
         message: String,
@@ -104,10 +120,14 @@ pub enum VerifyView {
 }
 
 /// What a customer is told about a payment in each status.
-pub fn status_message(status: PaymentStatus, reason: Option<&str>) -> String {
+pub fn status_message(payment: &Payment) -> String {
     use PaymentStatus as S;
-    let text = match status {
-        S::Completed => "Payment received. Your subscription is active.",
+    let reason = payment.status_reason.as_deref();
+    let text = match payment.status {
+        S::Completed => match payment.purpose {
+            Purpose::Subscription { .. } => "Payment received. Your subscription is active.",
+            Purpose::Order { .. } => "Payment received. Your order is paid.",
+        },
         S::Initiated => "We have not received your payment yet. If you paid, it can take a moment; we will keep checking.",
         S::Pending => "Your payment is being processed by the gateway. We will keep checking and update you.",
         S::NeedsReview => "We received a payment that does not match the amount due. Our team will review it and contact you; nothing more is needed from you.",
@@ -123,7 +143,7 @@ pub fn status_message(status: PaymentStatus, reason: Option<&str>) -> String {
 impl VerifyView {
     pub fn from_verification(v: &Verification, now: DateTime<Utc>) -> (StatusCode, VerifyView) {
         let p = &v.payment;
-        let message = status_message(p.status, p.status_reason.as_deref());
+        let message = status_message(p);
         let payment_id = p.id.to_string();
         match p.status {
             PaymentStatus::Completed => (
@@ -135,6 +155,7 @@ impl VerifyView {
                         .subscription
                         .as_ref()
                         .map(|(s, plan)| SubscriptionView::new(s, plan, now)),
+                    order: v.order.as_ref().map(OrderView::from),
                 },
             ),
             PaymentStatus::Initiated | PaymentStatus::Pending => (
@@ -161,6 +182,75 @@ impl VerifyView {
                     payment_status: p.status,
                 },
             ),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct ProductView {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub price: String,
+    pub currency: &'static str,
+    pub stock: u32,
+}
+
+impl From<&Product> for ProductView {
+    fn from(p: &Product) -> Self {
+        ProductView {
+            id: p.id.to_string(),
+            name: p.name.clone(),
+            description: p.description.clone(),
+            price: p.price.to_major_string(),
+            currency: p.price.currency().code(),
+            stock: p.stock,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct OrderItemView {
+    pub product_id: String,
+    pub name: String,
+    pub quantity: u32,
+    pub unit_price: String,
+    pub subtotal: String,
+}
+
+#[derive(Serialize)]
+pub struct OrderView {
+    pub id: String,
+    pub status: OrderStatus,
+    pub total: String,
+    pub currency: &'static str,
+    pub items: Vec<OrderItemView>,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&Order> for OrderView {
+    fn from(o: &Order) -> Self {
+        OrderView {
+            id: o.id.to_string(),
+            status: o.status,
+            total: o.total.to_major_string(),
+            currency: o.currency().code(),
+            items: o
+                .items
+                .iter()
+                .map(|i| OrderItemView {
+                    product_id: i.product_id.to_string(),
+                    name: i.name.clone(),
+                    quantity: i.quantity,
+                    unit_price: i.unit_price.to_major_string(),
+                    subtotal: i.subtotal().to_major_string(),
+                })
+                .collect(),
+            expires_at: o.expires_at,
+            created_at: o.created_at,
+            updated_at: o.updated_at,
         }
     }
 }

@@ -12,14 +12,19 @@ use tijori_core::clock::{Clock, SystemClock};
 use tijori_core::gateway::Gateways;
 use tijori_core::service::Settings;
 use tijori_core::Tijori;
-use tijori_gateways::KhaltiGateway;
-use tijori_sandbox::{Sandbox, SandboxConfig};
+use tijori_gateways::{ChapaGateway, KhaltiGateway};
+use tijori_sandbox::{ChapaSettings, Sandbox, SandboxConfig};
 use tijori_store::Database;
 use tijori_web::{AppState, WebConfig};
 use tokio::net::TcpListener;
 use url::Url;
 
 use crate::config::{Config, KHALTI_TEST_BASE_URL};
+
+/// Where Chapa posts its signed webhooks (set it in Chapa's dashboard).
+pub const CHAPA_WEBHOOK_PATH: &str = "api/payments/chapa/webhook/";
+/// Where Chapa calls back after a payment (sent with each checkout).
+pub const CHAPA_CALLBACK_PATH: &str = "api/payments/chapa/callback/";
 
 pub struct Application {
     listener: TcpListener,
@@ -52,46 +57,115 @@ impl Application {
         database.migrate().await?;
 
         let sandbox = use_sandbox.then(|| {
-            Sandbox::new(SandboxConfig::new(
-                public_url.join("sandbox/").expect("a relative path joins"),
-            ))
+            Sandbox::with_chapa(
+                SandboxConfig::new(public_url.join("sandbox/").expect("a relative path joins")),
+                ChapaSettings {
+                    // The built-in Chapa signs its webhooks to our endpoint, as the
+                    // real one does once the merchant sets the URL in its dashboard.
+                    webhook_url: Some(
+                        public_url
+                            .join(CHAPA_WEBHOOK_PATH)
+                            .expect("a relative path joins")
+                            .to_string(),
+                    ),
+                    ..ChapaSettings::default()
+                },
+            )
         });
+
+        let mut gateways = Gateways::new();
         let khalti = match (&config.khalti_secret_key, &sandbox) {
-            (Some(key), _) => {
-                let base = match &config.khalti_base_url {
-                    Some(url) => url.clone(),
-                    None => Url::parse(KHALTI_TEST_BASE_URL).expect("constant URL"),
-                };
-                khalti::Config::new(base, key.clone())
-            }
-            (None, Some(sandbox)) => khalti::Config::new(
+            (Some(key), _) => Some(khalti::Config::new(
+                config
+                    .khalti_base_url
+                    .clone()
+                    .unwrap_or_else(|| Url::parse(KHALTI_TEST_BASE_URL).expect("constant URL")),
+                key.clone(),
+            )),
+            (None, Some(sandbox)) => Some(khalti::Config::new(
                 // An explicit base URL (a standalone `tijori sandbox`) wins over the
                 // built-in one; the key is the sandbox's either way.
-                match &config.khalti_base_url {
-                    Some(url) => url.clone(),
-                    None => sandbox
+                config.khalti_base_url.clone().unwrap_or_else(|| {
+                    sandbox
                         .public_url()
                         .join("khalti/api/v2/")
-                        .expect("a relative path joins"),
-                },
+                        .expect("a relative path joins")
+                }),
                 SecretString::from(tijori_sandbox::DEFAULT_KHALTI_SECRET_KEY),
-            ),
-            (None, None) => unreachable!("no key means the sandbox is built"),
+            )),
+            (None, None) => None,
         };
-        let khalti_base = khalti.base_url.clone();
-        let khalti = khalti::Config {
-            timeout: config.gateway_timeout,
-            ..khalti
+        let khalti_base = khalti.as_ref().map(|k| k.base_url.to_string());
+        if let Some(khalti) = khalti {
+            let client = khalti::Client::new(khalti::Config {
+                timeout: config.gateway_timeout,
+                ..khalti
+            })
+            .context("invalid Khalti configuration")?;
+            gateways = gateways.with(Arc::new(KhaltiGateway::new(client)));
+        }
+
+        let chapa = match (&config.chapa_secret_key, &sandbox) {
+            (Some(key), _) => Some((
+                chapa::Config::new(
+                    config
+                        .chapa_base_url
+                        .clone()
+                        .unwrap_or_else(chapa::default_base_url),
+                    key.clone(),
+                ),
+                config.chapa_webhook_secret.clone(),
+            )),
+            (None, Some(sandbox)) => Some((
+                chapa::Config::new(
+                    config.chapa_base_url.clone().unwrap_or_else(|| {
+                        sandbox
+                            .public_url()
+                            .join("chapa/v1/")
+                            .expect("a relative path joins")
+                    }),
+                    SecretString::from(tijori_sandbox::DEFAULT_CHAPA_SECRET_KEY),
+                ),
+                Some(SecretString::from(
+                    tijori_sandbox::DEFAULT_CHAPA_WEBHOOK_SECRET,
+                )),
+            )),
+            (None, None) => None,
         };
-        let khalti = khalti::Client::new(khalti).context("invalid Khalti configuration")?;
-        let gateways = Gateways::new().with(Arc::new(KhaltiGateway::new(khalti)));
+        let chapa_base = chapa.as_ref().map(|(c, _)| c.base_url.to_string());
+        if let Some((chapa, webhook_secret)) = chapa {
+            let client = chapa::Client::new(chapa::Config {
+                timeout: config.gateway_timeout,
+                ..chapa
+            })
+            .context("invalid Chapa configuration")?;
+            let callback = public_url
+                .join(CHAPA_CALLBACK_PATH)
+                .expect("a relative path joins");
+            let mut gateway = ChapaGateway::new(client, callback);
+            match webhook_secret {
+                Some(secret) => gateway = gateway.with_webhook_secret(secret),
+                None => tracing::warn!(
+                    "CHAPA_WEBHOOK_SECRET is not set: every Chapa webhook will be refused; \
+                     payments are still settled by the callback, the return page and refresh"
+                ),
+            }
+            gateways = gateways.with(Arc::new(gateway));
+        }
+        if khalti_base.is_none() {
+            tracing::warn!("Khalti is not configured (no KHALTI_SECRET_KEY, no sandbox)");
+        }
+        if chapa_base.is_none() {
+            tracing::warn!("Chapa is not configured (no CHAPA_SECRET_KEY, no sandbox)");
+        }
 
         let tijori = Tijori::new(
             database.store(),
             gateways,
             clock,
             Settings {
-                public_url: public_url.as_str().trim_end_matches('/').to_owned(),
+                order_ttl: chrono::Duration::minutes(i64::from(config.order_ttl_minutes)),
+                ..Settings::new(public_url.as_str().trim_end_matches('/'))
             },
         );
 
@@ -113,7 +187,8 @@ impl Application {
             %public_url,
             database = tijori_store::redact(&config.database_url),
             backend = database.backend(),
-            khalti = %khalti_base,
+            khalti = khalti_base.as_deref().unwrap_or("off"),
+            chapa = chapa_base.as_deref().unwrap_or("off"),
             sandbox = sandbox.is_some(),
             "tijori is ready"
         );

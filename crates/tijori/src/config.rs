@@ -45,18 +45,44 @@ pub struct Config {
     #[arg(long, env = "KHALTI_BASE_URL", value_parser = parse_base_url, global = true)]
     pub khalti_base_url: Option<Url>,
 
+    /// Chapa secret key. Without it, tijori serves its own Chapa sandbox under
+    /// /sandbox/chapa/ and uses that.
+    #[arg(long, env = "CHAPA_SECRET_KEY", hide_env_values = true, global = true)]
+    pub chapa_secret_key: Option<SecretString>,
+
+    /// Chapa's webhook secret (the "secret hash" in Chapa's dashboard), which signs
+    /// its webhooks. Without it every webhook is refused (callbacks and
+    /// verification still work).
+    #[arg(
+        long,
+        env = "CHAPA_WEBHOOK_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub chapa_webhook_secret: Option<SecretString>,
+
+    /// Chapa API base (default https://api.chapa.co/v1/; test and live differ only
+    /// by key).
+    #[arg(long, env = "CHAPA_BASE_URL", value_parser = parse_base_url, global = true)]
+    pub chapa_base_url: Option<Url>,
+
+    /// Minutes an unpaid order holds its stock before it expires.
+    #[arg(long, env = "TIJORI_ORDER_TTL_MINUTES", default_value = "30", value_parser = parse_minutes, global = true)]
+    pub order_ttl_minutes: u32,
+
     /// Seconds to wait for a gateway's answer before giving up on a call.
     #[arg(long, env = "TIJORI_GATEWAY_TIMEOUT", default_value = "10", value_parser = parse_seconds, global = true)]
     pub gateway_timeout: Duration,
 
-    /// Serve the built-in sandbox gateway (anyone can mark its payments paid) when no
-    /// Khalti key is set. Default: only on a loopback address (127.0.0.1, localhost);
-    /// `true` allows it on any address, `false` refuses to start without a key.
+    /// Serve the built-in sandbox gateways (anyone can mark their payments paid) for
+    /// each gateway without a key. Default: only on a loopback address (127.0.0.1,
+    /// localhost); elsewhere a gateway without a key is left out. `true` allows the
+    /// sandbox on any address; `false` never serves it.
     #[arg(long, env = "TIJORI_SANDBOX", global = true)]
     pub sandbox: Option<bool>,
 
-    /// Seed demo data (three plans and a demo user) at start. Default: on when
-    /// running on the built-in sandbox, off with real gateway keys.
+    /// Seed demo data (plans, products and a demo user) at start. Default: on when
+    /// no gateway key is set (everything runs on the sandbox).
     #[arg(long, env = "TIJORI_DEMO", global = true)]
     pub demo: Option<bool>,
 }
@@ -64,13 +90,38 @@ pub struct Config {
 pub const KHALTI_TEST_BASE_URL: &str = "https://dev.khalti.com/api/v2/";
 
 impl Config {
-    /// Whether tijori runs on its own sandbox rather than a real Khalti.
-    pub fn uses_sandbox(&self) -> bool {
-        self.khalti_secret_key.is_none()
+    /// The embedded default on `database_url`, listening on a free loopback port:
+    /// the built-in sandbox gateways and demo data (what tests and examples start).
+    pub fn embedded(database_url: &str) -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            public_url: None,
+            database_url: database_url.to_owned(),
+            khalti_secret_key: None,
+            khalti_base_url: None,
+            chapa_secret_key: None,
+            chapa_webhook_secret: None,
+            chapa_base_url: None,
+            order_ttl_minutes: 30,
+            gateway_timeout: Duration::from_secs(10),
+            sandbox: None,
+            demo: Some(true),
+        }
     }
 
-    /// Decides whether the built-in sandbox may serve, refusing the combination that
-    /// would be a hole in production: no key, on an address others can reach.
+    /// Whether some gateway has no key, so would run on the built-in sandbox.
+    pub fn uses_sandbox(&self) -> bool {
+        self.khalti_secret_key.is_none() || self.chapa_secret_key.is_none()
+    }
+
+    fn has_any_key(&self) -> bool {
+        self.khalti_secret_key.is_some() || self.chapa_secret_key.is_some()
+    }
+
+    /// Decides whether the built-in sandbox serves the gateways without a key,
+    /// refusing the combination that would be a hole in production: the sandbox on an
+    /// address others can reach. With no key at all and no sandbox there would be no
+    /// gateway, which is an error.
     pub fn sandbox_allowed(&self, bound: SocketAddr, public_url: &Url) -> Result<bool, String> {
         if !self.uses_sandbox() {
             return Ok(false);
@@ -85,19 +136,24 @@ impl Config {
         match self.sandbox {
             Some(true) => Ok(true),
             None if local => Ok(true),
-            Some(false) => {
-                Err("KHALTI_SECRET_KEY is not set and TIJORI_SANDBOX=false: set the key".into())
-            }
+            // A merchant with one real gateway runs without the other.
+            _ if self.has_any_key() => Ok(false),
+            Some(false) => Err(
+                "neither KHALTI_SECRET_KEY nor CHAPA_SECRET_KEY is set and TIJORI_SANDBOX=false: \
+                 set a gateway key"
+                    .into(),
+            ),
             None => Err(format!(
-                "KHALTI_SECRET_KEY is not set, so tijori would serve its sandbox gateway, where \
-                 anyone can mark a payment paid, on {bound} ({public_url}). Set \
-                 KHALTI_SECRET_KEY, or TIJORI_SANDBOX=true to run the sandbox there on purpose."
+                "no gateway key is set (KHALTI_SECRET_KEY, CHAPA_SECRET_KEY), so tijori would \
+                 serve its sandbox gateways, where anyone can mark a payment paid, on {bound} \
+                 ({public_url}). Set a key, or TIJORI_SANDBOX=true to run the sandbox there on \
+                 purpose."
             )),
         }
     }
 
     pub fn demo(&self) -> bool {
-        self.demo.unwrap_or_else(|| self.uses_sandbox())
+        self.demo.unwrap_or_else(|| !self.has_any_key())
     }
 
     /// The public URL once the listener is bound (its port may have been 0).
@@ -135,6 +191,18 @@ fn parse_base_url(s: &str) -> Result<Url, String> {
     Ok(url)
 }
 
+fn parse_minutes(s: &str) -> Result<u32, String> {
+    let minutes: u32 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a whole number of minutes"))?;
+    if !(1..=10_080).contains(&minutes) {
+        return Err(format!(
+            "{minutes} minutes is out of range (1 to 10080, a week)"
+        ));
+    }
+    Ok(minutes)
+}
+
 fn parse_seconds(s: &str) -> Result<Duration, String> {
     let secs: f64 = s
         .parse()
@@ -164,14 +232,10 @@ mod tests {
 
     fn config(key: Option<&str>, sandbox: Option<bool>) -> Config {
         Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            public_url: None,
-            database_url: "sqlite://x.db".into(),
             khalti_secret_key: key.map(SecretString::from),
-            khalti_base_url: None,
-            gateway_timeout: Duration::from_secs(1),
             sandbox,
             demo: None,
+            ..Config::embedded("sqlite://x.db")
         }
     }
 

@@ -4,14 +4,15 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use tijori::{demo, Application, Config};
 use tijori_core::money::{Currency, Money};
+use tijori_core::shop::NewProduct;
 use tijori_core::subscription::NewPlan;
 use tracing_subscriber::EnvFilter;
 
-/// Payments and subscriptions on Khalti's hosted checkout (Nepal); Chapa (Ethiopia)
-/// is next.
+/// Payments, subscriptions and shop orders on the hosted checkouts of Khalti (Nepal)
+/// and Chapa (Ethiopia).
 ///
-/// With no Khalti key configured, tijori serves its own built-in sandbox gateway and
-/// demo data on its default SQLite database: `tijori serve` is a complete system
+/// With no gateway keys configured, tijori serves its own built-in sandbox gateways
+/// and demo data on its default SQLite database: `tijori serve` is a complete system
 /// offline. Every command but `sandbox` takes the same configuration (flags or
 /// environment variables).
 #[derive(Parser)]
@@ -51,6 +52,33 @@ enum Command {
     /// Manage subscription plans.
     #[command(subcommand)]
     Plan(PlanCommand),
+    /// Manage the shop's products.
+    #[command(subcommand)]
+    Product(ProductCommand),
+}
+
+#[derive(Subcommand)]
+enum ProductCommand {
+    /// Create a product.
+    Create {
+        /// Shown to customers, e.g. "Yirgacheffe coffee, 1 kg".
+        #[arg(long)]
+        name: String,
+        /// Price in major units, e.g. 850 or 849.50.
+        #[arg(long)]
+        price: String,
+        /// ETB or USD (Chapa), NPR (Khalti).
+        #[arg(long)]
+        currency: Currency,
+        /// Units on the shelf.
+        #[arg(long)]
+        stock: u32,
+        /// A line about the product.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List the products for sale, with their stock.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -179,6 +207,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Product(ProductCommand::Create {
+            name,
+            price,
+            currency,
+            stock,
+            description,
+        }) => {
+            let tijori = offline(&config).await?;
+            let price = Money::parse_major(&price, currency).context("invalid --price")?;
+            let product = tijori
+                .create_product(NewProduct {
+                    name,
+                    description,
+                    price,
+                    stock,
+                })
+                .await?;
+            println!(
+                "created product {} ({}): {}, {} in stock",
+                product.name, product.id, product.price, product.stock
+            );
+            Ok(())
+        }
+        Command::Product(ProductCommand::List) => {
+            let tijori = offline(&config).await?;
+            for p in tijori.products().await? {
+                println!("{}\t{}\t{}\t{} in stock", p.id, p.name, p.price, p.stock);
+            }
+            Ok(())
+        }
         Command::Plan(PlanCommand::List) => {
             let tijori = offline(&config).await?;
             for p in tijori.plans().await? {
@@ -200,9 +258,7 @@ async fn offline(config: &Config) -> anyhow::Result<tijori_core::Tijori> {
         db.store(),
         tijori_core::gateway::Gateways::new(),
         std::sync::Arc::new(tijori_core::clock::SystemClock),
-        tijori_core::service::Settings {
-            public_url: String::new(),
-        },
+        tijori_core::service::Settings::new(""),
     ))
 }
 

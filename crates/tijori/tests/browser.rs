@@ -218,14 +218,8 @@ async fn cancel_at_checkout(b: &Browser, base: &Url) -> anyhow::Result<()> {
 /// file in `dir`; returns its public URL.
 async fn start_app(dir: &Path) -> anyhow::Result<Url> {
     let config = tijori::Config {
-        listen: "127.0.0.1:0".parse()?,
-        public_url: None,
-        database_url: format!("sqlite://{}", dir.join("tijori.db").display()),
-        khalti_secret_key: None,
-        khalti_base_url: None,
         gateway_timeout: Duration::from_secs(5),
-        sandbox: None,
-        demo: Some(true),
+        ..tijori::Config::embedded(&format!("sqlite://{}", dir.join("tijori.db").display()))
     };
     let app = tijori::Application::build(&config).await?;
     tijori::demo::seed(app.tijori()).await?;

@@ -28,14 +28,8 @@ pub struct TestUser {
 
 pub fn config(database_url: &str) -> Config {
     Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        public_url: None,
-        database_url: database_url.to_owned(),
-        khalti_secret_key: None,
-        khalti_base_url: None,
         gateway_timeout: Duration::from_secs(2),
-        sandbox: None,
-        demo: Some(true),
+        ..Config::embedded(database_url)
     }
 }
 

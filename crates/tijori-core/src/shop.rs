@@ -1,0 +1,279 @@
+//! The shop: products with stock, and orders that reserve it.
+//!
+//! An order reserves its stock when it is created (in the same transaction), so what
+//! a customer is about to pay for cannot be sold to someone else meanwhile. An unpaid
+//! order gives its stock back when it expires.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::account::{invalid, InvalidField};
+use crate::id::{OrderId, ProductId, UserId};
+use crate::money::{Currency, Money};
+
+/// The most distinct products one order may hold, and the most of one product.
+pub const MAX_ORDER_LINES: usize = 50;
+pub const MAX_QUANTITY: u32 = 1_000;
+/// The most stock one product may hold (keeps every total far from overflow).
+pub const MAX_STOCK: u32 = 1_000_000;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Product {
+    pub id: ProductId,
+    pub name: String,
+    pub description: String,
+    pub price: Money,
+    /// Units not reserved by any order.
+    pub stock: u32,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What `tijori product create` and the demo seed hand to the store.
+#[derive(Clone, Debug)]
+pub struct NewProduct {
+    pub name: String,
+    pub description: String,
+    pub price: Money,
+    pub stock: u32,
+}
+
+impl NewProduct {
+    pub fn validate(&self) -> Result<(), InvalidField> {
+        if self.name.trim().is_empty() {
+            return Err(invalid("name", "must not be empty"));
+        }
+        if self.name.chars().count() > 200 {
+            return Err(invalid("name", "must be at most 200 characters"));
+        }
+        if self.price.minor() == 0 {
+            return Err(invalid("price", "must be more than zero"));
+        }
+        if self.stock > MAX_STOCK {
+            return Err(invalid("stock", "must be at most 1000000"));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    /// Stock reserved, waiting to be paid.
+    Pending,
+    Paid,
+    /// Not paid in time; its stock went back on the shelf.
+    Expired,
+    Canceled,
+    /// Paid, then refunded in full.
+    Refunded,
+}
+
+impl OrderStatus {
+    pub const ALL: [OrderStatus; 5] = [
+        OrderStatus::Pending,
+        OrderStatus::Paid,
+        OrderStatus::Expired,
+        OrderStatus::Canceled,
+        OrderStatus::Refunded,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Pending => "pending",
+            OrderStatus::Paid => "paid",
+            OrderStatus::Expired => "expired",
+            OrderStatus::Canceled => "canceled",
+            OrderStatus::Refunded => "refunded",
+        }
+    }
+}
+
+impl fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for OrderStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        OrderStatus::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| format!("unknown order status {s:?}"))
+    }
+}
+
+/// One line of an order, with the name and price the product had when it was ordered:
+/// what the customer agreed to pay, whatever the product costs later.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OrderItem {
+    pub product_id: ProductId,
+    pub name: String,
+    pub unit_price: Money,
+    pub quantity: u32,
+}
+
+impl OrderItem {
+    pub fn subtotal(&self) -> Money {
+        // Bounded by MAX_QUANTITY × a price the database accepted; checked anyway.
+        let minor = self
+            .unit_price
+            .minor()
+            .checked_mul(i64::from(self.quantity))
+            .expect("order line total fits in i64");
+        Money::from_minor(minor, self.unit_price.currency()).expect("not negative")
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Order {
+    pub id: OrderId,
+    pub user_id: UserId,
+    pub status: OrderStatus,
+    pub total: Money,
+    pub items: Vec<OrderItem>,
+    /// When an unpaid order gives its stock back.
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Order {
+    /// Whether it can still be paid: pending, and not past its expiry (even if the
+    /// expiry job has not yet got to it).
+    pub fn is_payable(&self, now: DateTime<Utc>) -> bool {
+        self.status == OrderStatus::Pending && now < self.expires_at
+    }
+
+    pub fn currency(&self) -> Currency {
+        self.total.currency()
+    }
+}
+
+/// A validated order request: distinct products (repeats merged), each quantity
+/// within bounds, in product-id order (the order the store locks rows in, so two
+/// orders for the same products cannot deadlock).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderRequest {
+    lines: Vec<(ProductId, u32)>,
+}
+
+impl OrderRequest {
+    /// `items` as the caller sent them: `(product_id, quantity)`.
+    pub fn parse<'a>(
+        items: impl IntoIterator<Item = (&'a str, i64)>,
+    ) -> Result<Self, InvalidField> {
+        let mut lines: BTreeMap<ProductId, u32> = BTreeMap::new();
+        for (i, (product_id, quantity)) in items.into_iter().enumerate() {
+            let id = ProductId::parse(product_id)
+                .ok_or_else(|| invalid(format!("items[{i}].product_id"), "is not a product id"))?;
+            let quantity = u32::try_from(quantity)
+                .ok()
+                .filter(|q| (1..=MAX_QUANTITY).contains(q))
+                .ok_or_else(|| {
+                    invalid(
+                        format!("items[{i}].quantity"),
+                        format!("must be from 1 to {MAX_QUANTITY}"),
+                    )
+                })?;
+            let total = lines.entry(id).or_insert(0);
+            *total = total
+                .checked_add(quantity)
+                .filter(|q| *q <= MAX_QUANTITY)
+                .ok_or_else(|| {
+                    invalid(
+                        format!("items[{i}].quantity"),
+                        format!("at most {MAX_QUANTITY} of one product per order"),
+                    )
+                })?;
+        }
+        if lines.is_empty() {
+            return Err(invalid("items", "an order needs at least one item"));
+        }
+        if lines.len() > MAX_ORDER_LINES {
+            return Err(invalid(
+                "items",
+                format!("at most {MAX_ORDER_LINES} different products per order"),
+            ));
+        }
+        Ok(OrderRequest {
+            lines: lines.into_iter().collect(),
+        })
+    }
+
+    pub fn lines(&self) -> &[(ProductId, u32)] {
+        &self.lines
+    }
+}
+
+/// Why the store could not reserve an order's stock.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReserveError {
+    #[error("{product} is not for sale")]
+    UnknownProduct { product: ProductId },
+    #[error("only {available} of {name} left, {requested} asked for")]
+    OutOfStock {
+        product: ProductId,
+        name: String,
+        requested: u32,
+        available: u32,
+    },
+    #[error("one order cannot mix currencies ({0} and {1})")]
+    MixedCurrencies(Currency, Currency),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_requests_merge_repeats_and_sort_by_product() {
+        let a = ProductId::generate();
+        let b = ProductId::generate();
+        let req = OrderRequest::parse([(b.as_str(), 2), (a.as_str(), 1), (b.as_str(), 3)]).unwrap();
+        assert_eq!(req.lines(), &[(a, 1), (b, 5)]);
+    }
+
+    #[test]
+    fn bad_order_requests_name_the_field() {
+        let a = ProductId::generate();
+        let err = |items: Vec<(&str, i64)>| OrderRequest::parse(items).unwrap_err().field;
+        assert_eq!(err(vec![]), "items");
+        assert_eq!(err(vec![("nope", 1)]), "items[0].product_id");
+        assert_eq!(err(vec![(a.as_str(), 0)]), "items[0].quantity");
+        assert_eq!(err(vec![(a.as_str(), -3)]), "items[0].quantity");
+        assert_eq!(err(vec![(a.as_str(), 1_001)]), "items[0].quantity");
+        assert_eq!(
+            err(vec![(a.as_str(), 600), (a.as_str(), 600)]),
+            "items[1].quantity"
+        );
+        let many: Vec<ProductId> = (0..=MAX_ORDER_LINES)
+            .map(|_| ProductId::generate())
+            .collect();
+        assert_eq!(err(many.iter().map(|p| (p.as_str(), 1)).collect()), "items");
+    }
+
+    #[test]
+    fn an_order_past_its_expiry_is_not_payable_even_if_still_pending() {
+        let now = Utc::now();
+        let order = Order {
+            id: OrderId::generate(),
+            user_id: UserId::generate(),
+            status: OrderStatus::Pending,
+            total: Money::from_minor(100, Currency::Etb).unwrap(),
+            items: vec![],
+            expires_at: now,
+            created_at: now,
+            updated_at: now,
+        };
+        assert!(!order.is_payable(now));
+        assert!(order.is_payable(now - chrono::Duration::seconds(1)));
+    }
+}

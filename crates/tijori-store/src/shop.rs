@@ -1,0 +1,815 @@
+// The shop, webhook deliveries, operator events and idempotency keys: a child of
+// `queries.rs`, so it is compiled once per backend along with it and shares its
+// helpers and row types.
+
+use chrono::{DateTime, Duration, Utc};
+use sqlx::{FromRow, QueryBuilder};
+
+use tijori_core::gateway::GatewayKind;
+use tijori_core::id::{OrderId, PaymentId, ProductId, UserId};
+use tijori_core::idempotency::{self, Claim, IdempotencyKey, StoredResponse};
+use tijori_core::money::{Currency, Money};
+use tijori_core::payment::{Payment, PaymentStatus};
+use tijori_core::shop::{
+    NewProduct, Order, OrderItem, OrderRequest, OrderStatus, Product, ReserveError,
+};
+use tijori_core::store::{
+    NewWebhookDelivery, OperatorEvent, RecordedDelivery, StoreError, StoreResult, WebhookDelivery,
+};
+
+use super::{corrupt, ctx, db_err, Db, DbStore, PaymentRow, Tx, LOCK_ROW, PAYMENT_COLUMNS};
+
+/// A claim on an idempotency key whose request never finished (the process died
+/// mid-request) may be taken over after this long.
+const ABANDONED_CLAIM_SECS: i64 = 300;
+
+#[derive(FromRow)]
+struct ProductRow {
+    id: String,
+    name: String,
+    description: String,
+    price_minor: i64,
+    currency: String,
+    stock: i32,
+    active: bool,
+    created_at: DateTime<Utc>,
+}
+
+const PRODUCT_COLUMNS: &str =
+    "id, name, description, price_minor, currency, stock, active, created_at";
+
+fn money(minor: i64, currency: &str, what: &str) -> StoreResult<Money> {
+    let currency: Currency = currency
+        .parse()
+        .map_err(|_| corrupt(&format!("{what} currency"), currency))?;
+    Money::from_minor(minor, currency).map_err(|_| corrupt(what, &minor.to_string()))
+}
+
+impl TryFrom<ProductRow> for Product {
+    type Error = StoreError;
+
+    fn try_from(r: ProductRow) -> Result<Self, StoreError> {
+        Ok(Product {
+            price: money(r.price_minor, &r.currency, "product price")?,
+            stock: u32::try_from(r.stock).map_err(|_| corrupt("stock", &r.stock.to_string()))?,
+            id: ProductId::from_trusted(r.id),
+            name: r.name,
+            description: r.description,
+            active: r.active,
+            created_at: r.created_at,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct OrderRow {
+    id: String,
+    user_id: String,
+    status: String,
+    total_minor: i64,
+    currency: String,
+    expires_at: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+const ORDER_COLUMNS: &str =
+    "id, user_id, status, total_minor, currency, expires_at, created_at, updated_at";
+
+#[derive(FromRow)]
+struct ItemRow {
+    order_id: String,
+    product_id: String,
+    name: String,
+    unit_price_minor: i64,
+    quantity: i32,
+}
+
+fn order_from(r: OrderRow, items: Vec<ItemRow>) -> StoreResult<Order> {
+    let items = items
+        .into_iter()
+        .map(|i| {
+            Ok(OrderItem {
+                unit_price: money(i.unit_price_minor, &r.currency, "order item price")?,
+                quantity: u32::try_from(i.quantity)
+                    .map_err(|_| corrupt("order quantity", &i.quantity.to_string()))?,
+                product_id: ProductId::from_trusted(i.product_id),
+                name: i.name,
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(Order {
+        total: money(r.total_minor, &r.currency, "order total")?,
+        status: r
+            .status
+            .parse()
+            .map_err(|_| corrupt("order status", &r.status))?,
+        id: OrderId::from_trusted(r.id),
+        user_id: UserId::from_trusted(r.user_id),
+        items,
+        expires_at: r.expires_at,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+    })
+}
+
+#[derive(FromRow)]
+struct DeliveryRow {
+    id: i64,
+    gateway: String,
+    event: Option<String>,
+    reference: Option<String>,
+    status: Option<String>,
+    duplicate: bool,
+    outcome: Option<String>,
+    detail: Option<String>,
+    payment_id: Option<String>,
+    received_at: DateTime<Utc>,
+}
+
+#[derive(FromRow)]
+struct EventRow {
+    id: i64,
+    kind: String,
+    payment_id: Option<String>,
+    detail: String,
+    created_at: DateTime<Utc>,
+    resolved_at: Option<DateTime<Utc>>,
+}
+
+/// What fulfilling an order payment came to, inside the settlement's transaction.
+pub(super) enum OrderFulfilment {
+    Paid,
+    /// The money arrived but the order cannot take it; the payment is held for an
+    /// operator (and most likely a refund), with the reason.
+    Held(String),
+}
+
+impl DbStore {
+    async fn items_of(
+        executor: impl sqlx::Executor<'_, Database = Db>,
+        orders: &[&str],
+    ) -> StoreResult<Vec<ItemRow>> {
+        if orders.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut q = QueryBuilder::<Db>::new(
+            "SELECT order_id, product_id, name, unit_price_minor, quantity FROM order_items \
+             WHERE order_id IN (",
+        );
+        let mut ids = q.separated(", ");
+        for id in orders {
+            ids.push_bind(*id);
+        }
+        q.push(") ORDER BY order_id, product_id");
+        q.build_query_as::<ItemRow>()
+            .fetch_all(executor)
+            .await
+            .map_err(ctx("failed to load order items"))
+    }
+
+    fn assemble(rows: Vec<OrderRow>, mut items: Vec<ItemRow>) -> StoreResult<Vec<Order>> {
+        rows.into_iter()
+            .map(|r| {
+                let (mine, rest): (Vec<_>, Vec<_>) =
+                    items.drain(..).partition(|i| i.order_id == r.id);
+                items = rest;
+                order_from(r, mine)
+            })
+            .collect()
+    }
+
+    pub(super) async fn create_product_impl(
+        &self,
+        p: NewProduct,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Product> {
+        let id = ProductId::generate();
+        let stock = i32::try_from(p.stock)
+            .map_err(|_| StoreError::Database(anyhow::anyhow!("stock {} too large", p.stock)))?;
+        let row = sqlx::query_as::<_, ProductRow>(&format!(
+            "INSERT INTO products (id, name, description, price_minor, currency, stock, active, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7, $7) \
+             RETURNING {PRODUCT_COLUMNS}"
+        ))
+        .bind(id.as_str())
+        .bind(&p.name)
+        .bind(&p.description)
+        .bind(p.price.minor())
+        .bind(p.price.currency().code())
+        .bind(stock)
+        .bind(now)
+        .fetch_one(&self.writer)
+        .await
+        .map_err(db_err("failed to insert product", "product"))?;
+        row.try_into()
+    }
+
+    pub(super) async fn products_impl(&self) -> StoreResult<Vec<Product>> {
+        sqlx::query_as::<_, ProductRow>(&format!(
+            "SELECT {PRODUCT_COLUMNS} FROM products WHERE active ORDER BY price_minor, id"
+        ))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(ctx("failed to list products"))?
+        .into_iter()
+        .map(Product::try_from)
+        .collect()
+    }
+
+    pub(super) async fn product_impl(&self, id: &ProductId) -> StoreResult<Option<Product>> {
+        sqlx::query_as::<_, ProductRow>(&format!(
+            "SELECT {PRODUCT_COLUMNS} FROM products WHERE id = $1"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(ctx("failed to load product"))?
+        .map(Product::try_from)
+        .transpose()
+    }
+
+    /// Takes `quantity` of each line off the shelf, all or nothing. Lines come in
+    /// product-id order, so concurrent orders lock rows in the same order and cannot
+    /// deadlock on PostgreSQL. Returns each line's name and price as reserved.
+    async fn reserve(
+        tx: &mut Tx,
+        lines: &[(ProductId, u32)],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Result<Vec<OrderItem>, ReserveError>> {
+        let mut items = Vec::with_capacity(lines.len());
+        for (product_id, quantity) in lines {
+            let q = i32::try_from(*quantity).expect("quantities are bounded");
+            // The conditional decrement is the whole guard against overselling: on
+            // PostgreSQL a concurrent order waits for this row and re-checks the
+            // condition against the committed stock.
+            let taken: Option<(String, i64, String)> = sqlx::query_as(
+                "UPDATE products SET stock = stock - $2, updated_at = $3 \
+                 WHERE id = $1 AND active AND stock >= $2 RETURNING name, price_minor, currency",
+            )
+            .bind(product_id.as_str())
+            .bind(q)
+            .bind(now)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(ctx("failed to reserve stock"))?;
+            let Some((name, price_minor, currency)) = taken else {
+                let found: Option<(String, i32, bool)> =
+                    sqlx::query_as("SELECT name, stock, active FROM products WHERE id = $1")
+                        .bind(product_id.as_str())
+                        .fetch_optional(&mut **tx)
+                        .await
+                        .map_err(ctx("failed to load product"))?;
+                return Ok(Err(match found {
+                    Some((name, stock, true)) => ReserveError::OutOfStock {
+                        product: product_id.clone(),
+                        name,
+                        requested: *quantity,
+                        available: u32::try_from(stock).unwrap_or(0),
+                    },
+                    _ => ReserveError::UnknownProduct {
+                        product: product_id.clone(),
+                    },
+                }));
+            };
+            items.push(OrderItem {
+                product_id: product_id.clone(),
+                name,
+                unit_price: money(price_minor, &currency, "product price")?,
+                quantity: *quantity,
+            });
+        }
+        Ok(Ok(items))
+    }
+
+    pub(super) async fn create_order_impl(
+        &self,
+        id: &OrderId,
+        user: &UserId,
+        request: &OrderRequest,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Result<Order, ReserveError>> {
+        let mut tx = self.begin_write().await?;
+        let items = match Self::reserve(&mut tx, request.lines(), now).await? {
+            Ok(items) => items,
+            // Dropping the transaction rolls back what was reserved so far.
+            Err(e) => return Ok(Err(e)),
+        };
+        let currency = items[0].unit_price.currency();
+        if let Some(other) = items
+            .iter()
+            .map(|i| i.unit_price.currency())
+            .find(|c| *c != currency)
+        {
+            return Ok(Err(ReserveError::MixedCurrencies(currency, other)));
+        }
+        let total_minor = items
+            .iter()
+            .try_fold(0i64, |sum, i| sum.checked_add(i.subtotal().minor()))
+            .ok_or_else(|| StoreError::Database(anyhow::anyhow!("order total overflows")))?;
+        let total = Money::from_minor(total_minor, currency).expect("not negative");
+
+        sqlx::query(
+            "INSERT INTO orders (id, user_id, status, total_minor, currency, expires_at, \
+             created_at, updated_at) VALUES ($1, $2, 'pending', $3, $4, $5, $6, $6)",
+        )
+        .bind(id.as_str())
+        .bind(user.as_str())
+        .bind(total_minor)
+        .bind(currency.code())
+        .bind(expires_at)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err("failed to insert order", "order"))?;
+        for item in &items {
+            sqlx::query(
+                "INSERT INTO order_items (order_id, product_id, name, unit_price_minor, quantity) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(id.as_str())
+            .bind(item.product_id.as_str())
+            .bind(&item.name)
+            .bind(item.unit_price.minor())
+            .bind(i32::try_from(item.quantity).expect("bounded"))
+            .execute(&mut *tx)
+            .await
+            .map_err(ctx("failed to insert order item"))?;
+        }
+        tx.commit().await.map_err(ctx("failed to commit order"))?;
+        Ok(Ok(Order {
+            id: id.clone(),
+            user_id: user.clone(),
+            status: OrderStatus::Pending,
+            total,
+            items,
+            expires_at,
+            created_at: now,
+            updated_at: now,
+        }))
+    }
+
+    pub(super) async fn order_impl(&self, id: &OrderId) -> StoreResult<Option<Order>> {
+        let Some(row) = sqlx::query_as::<_, OrderRow>(&format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(ctx("failed to load order"))?
+        else {
+            return Ok(None);
+        };
+        let items = Self::items_of(&self.reader, &[id.as_str()]).await?;
+        order_from(row, items).map(Some)
+    }
+
+    pub(super) async fn orders_for_user_impl(
+        &self,
+        user: &UserId,
+        limit: u32,
+    ) -> StoreResult<Vec<Order>> {
+        let rows = sqlx::query_as::<_, OrderRow>(&format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 \
+             ORDER BY created_at DESC, id DESC LIMIT $2"
+        ))
+        .bind(user.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(ctx("failed to list orders"))?;
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let items = Self::items_of(&self.reader, &ids).await?;
+        Self::assemble(rows, items)
+    }
+
+    pub(super) async fn open_payment_for_order_impl(
+        &self,
+        order: &OrderId,
+        gateway: GatewayKind,
+    ) -> StoreResult<Option<Payment>> {
+        sqlx::query_as::<_, PaymentRow>(&format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE order_id = $1 AND gateway = $2 \
+             AND status IN ('initiated', 'pending')"
+        ))
+        .bind(order.as_str())
+        .bind(gateway.as_str())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(ctx("failed to load the order's open payment"))?
+        .map(Payment::try_from)
+        .transpose()
+    }
+
+    /// Marks the order paid by `payment`. An order that expired (its stock went back)
+    /// is paid only if the stock can be taken again; one already paid by another
+    /// payment, or refunded, cannot take the money at all.
+    pub(super) async fn fulfil_order(
+        tx: &mut Tx,
+        payment: &Payment,
+        order: &OrderId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<OrderFulfilment> {
+        let row: Option<(String, i64, String)> = sqlx::query_as(&format!(
+            "SELECT status, total_minor, currency FROM orders WHERE id = $1{LOCK_ROW}"
+        ))
+        .bind(order.as_str())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(ctx("failed to lock the order"))?;
+        let Some((status, total_minor, currency)) = row else {
+            return Err(StoreError::NotFound("order"));
+        };
+        let status: OrderStatus = status
+            .parse()
+            .map_err(|_| corrupt("order status", &status))?;
+        if money(total_minor, &currency, "order total")? != payment.amount {
+            // The payment was opened for the order's total; anything else is a bug
+            // or tampering, and not ours to resolve by guessing.
+            return Ok(OrderFulfilment::Held(format!(
+                "the order's total is {currency} {total_minor} minor units but this payment \
+                 was for {}",
+                payment.amount
+            )));
+        }
+        match status {
+            OrderStatus::Pending => {}
+            OrderStatus::Expired | OrderStatus::Canceled => {
+                let items = Self::items_of(&mut **tx, &[order.as_str()]).await?;
+                let lines: Vec<(ProductId, u32)> = items
+                    .into_iter()
+                    .map(|i| (ProductId::from_trusted(i.product_id), i.quantity as u32))
+                    .collect();
+                // The transaction rolls back as a whole if this fails part-way, so
+                // check everything first, then take.
+                for (product, quantity) in &lines {
+                    let stock: Option<(i32,)> = sqlx::query_as(&format!(
+                        "SELECT stock FROM products WHERE id = $1{LOCK_ROW}"
+                    ))
+                    .bind(product.as_str())
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .map_err(ctx("failed to check stock"))?;
+                    if stock.is_none_or(|(s,)| i64::from(s) < i64::from(*quantity)) {
+                        return Ok(OrderFulfilment::Held(format!(
+                            "paid after order {order} was {status} and its stock is gone: \
+                             refund the customer"
+                        )));
+                    }
+                }
+                match Self::reserve(tx, &lines, now).await? {
+                    Ok(_) => {}
+                    Err(e) => {
+                        return Ok(OrderFulfilment::Held(format!(
+                            "paid after order {order} was {status} and it cannot be \
+                             reserved again ({e}): refund the customer"
+                        )))
+                    }
+                }
+            }
+            OrderStatus::Paid | OrderStatus::Refunded => {
+                return Ok(OrderFulfilment::Held(format!(
+                    "order {order} was already {status} by another payment: refund this one"
+                )));
+            }
+        }
+        let done = sqlx::query(
+            "UPDATE orders SET status = 'paid', paid_payment_id = $2, updated_at = $3 WHERE id = $1",
+        )
+        .bind(order.as_str())
+        .bind(payment.id.as_str())
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err("failed to mark the order paid", "order payment"))?;
+        debug_assert_eq!(done.rows_affected(), 1);
+        Ok(OrderFulfilment::Paid)
+    }
+
+    /// A full refund of the payment that paid an order marks the order refunded. The
+    /// goods may have shipped, so stock comes back only when an operator says so.
+    pub(super) async fn revoke_order(
+        tx: &mut Tx,
+        payment: &Payment,
+        order: &OrderId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE orders SET status = 'refunded', updated_at = $3 \
+             WHERE id = $1 AND status = 'paid' AND paid_payment_id = $2",
+        )
+        .bind(order.as_str())
+        .bind(payment.id.as_str())
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(ctx("failed to mark the order refunded"))?;
+        Ok(())
+    }
+
+    /// Holds a payment whose money cannot be fulfilled for an operator, in the
+    /// settlement's transaction.
+    pub(super) async fn hold_for_review(
+        tx: &mut Tx,
+        payment: &PaymentId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Payment> {
+        let row = sqlx::query_as::<_, PaymentRow>(&format!(
+            "UPDATE payments SET status = $2, status_reason = $3, updated_at = $4 WHERE id = $1 \
+             RETURNING {PAYMENT_COLUMNS}"
+        ))
+        .bind(payment.as_str())
+        .bind(PaymentStatus::NeedsReview.as_str())
+        .bind(reason)
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(ctx("failed to hold the payment for review"))?;
+        row.try_into()
+    }
+
+    pub(super) async fn insert_operator_event(
+        executor: impl sqlx::Executor<'_, Database = Db>,
+        kind: &str,
+        payment: Option<&PaymentId>,
+        detail: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO operator_events (kind, payment_id, detail, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(kind)
+        .bind(payment.map(PaymentId::as_str))
+        .bind(detail)
+        .bind(now)
+        .execute(executor)
+        .await
+        .map_err(ctx("failed to record an operator event"))?;
+        Ok(())
+    }
+
+    pub(super) async fn record_webhook_impl(
+        &self,
+        d: &NewWebhookDelivery,
+    ) -> StoreResult<RecordedDelivery> {
+        let insert = |duplicate: Option<bool>| {
+            // With `None`, whether it is a duplicate is decided in the statement;
+            // two identical deliveries racing both see "new", and the unique index
+            // turns the loser into a duplicate below.
+            let duplicate_sql = match duplicate {
+                Some(true) => "TRUE".to_owned(),
+                _ => "EXISTS (SELECT 1 FROM webhook_deliveries WHERE gateway = $1 AND body_sha256 = $2)".to_owned(),
+            };
+            format!(
+                "INSERT INTO webhook_deliveries (gateway, body_sha256, event, reference, status, \
+                 body, duplicate, received_at) VALUES ($1, $2, $3, $4, $5, $6, {duplicate_sql}, $7) \
+                 RETURNING id, duplicate"
+            )
+        };
+        for attempt in [None, Some(true)] {
+            let sql = insert(attempt);
+            let result: Result<(i64, bool), sqlx::Error> = sqlx::query_as(&sql)
+                .bind(d.gateway.as_str())
+                .bind(&d.body_sha256)
+                .bind(&d.event)
+                .bind(&d.reference)
+                .bind(&d.status)
+                .bind(&d.body)
+                .bind(d.received_at)
+                .fetch_one(&self.writer)
+                .await;
+            match result {
+                Ok((id, duplicate)) => return Ok(RecordedDelivery { id, duplicate }),
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() && attempt.is_none() => {
+                    continue
+                }
+                Err(e) => {
+                    return Err(StoreError::Database(
+                        anyhow::Error::new(e).context("failed to record a webhook delivery"),
+                    ))
+                }
+            }
+        }
+        unreachable!("the second attempt returns")
+    }
+
+    pub(super) async fn finish_webhook_impl(
+        &self,
+        id: i64,
+        payment: Option<&PaymentId>,
+        outcome: &str,
+        detail: Option<&str>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE webhook_deliveries SET payment_id = $2, outcome = $3, detail = $4 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(payment.map(PaymentId::as_str))
+        .bind(outcome)
+        .bind(detail)
+        .execute(&self.writer)
+        .await
+        .map_err(ctx("failed to note a webhook's outcome"))?;
+        Ok(())
+    }
+
+    pub(super) async fn webhook_deliveries_impl(
+        &self,
+        limit: u32,
+    ) -> StoreResult<Vec<WebhookDelivery>> {
+        Ok(sqlx::query_as::<_, DeliveryRow>(
+            "SELECT id, gateway, event, reference, status, duplicate, outcome, detail, payment_id, \
+             received_at FROM webhook_deliveries ORDER BY id DESC LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(ctx("failed to list webhook deliveries"))?
+        .into_iter()
+        .map(|r| WebhookDelivery {
+            id: r.id,
+            gateway: r.gateway,
+            event: r.event,
+            reference: r.reference,
+            status: r.status,
+            duplicate: r.duplicate,
+            outcome: r.outcome,
+            detail: r.detail,
+            payment_id: r.payment_id,
+            received_at: r.received_at,
+        })
+        .collect())
+    }
+
+    pub(super) async fn operator_events_impl(
+        &self,
+        include_resolved: bool,
+        limit: u32,
+    ) -> StoreResult<Vec<OperatorEvent>> {
+        let filter = if include_resolved {
+            ""
+        } else {
+            "WHERE resolved_at IS NULL "
+        };
+        Ok(sqlx::query_as::<_, EventRow>(&format!(
+            "SELECT id, kind, payment_id, detail, created_at, resolved_at FROM operator_events \
+             {filter}ORDER BY id DESC LIMIT $1"
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(ctx("failed to list operator events"))?
+        .into_iter()
+        .map(|r| OperatorEvent {
+            id: r.id,
+            kind: r.kind,
+            payment_id: r.payment_id.map(PaymentId::from_trusted),
+            detail: r.detail,
+            created_at: r.created_at,
+            resolved_at: r.resolved_at,
+        })
+        .collect())
+    }
+
+    pub(super) async fn resolve_operator_event_impl(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let done = sqlx::query(
+            "UPDATE operator_events SET resolved_at = COALESCE(resolved_at, $2) WHERE id = $1",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&self.writer)
+        .await
+        .map_err(ctx("failed to resolve an operator event"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("operator event"));
+        }
+        Ok(())
+    }
+
+    pub(super) async fn claim_idempotency_key_impl(
+        &self,
+        user: &UserId,
+        key: &IdempotencyKey,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Claim> {
+        let mut tx = self.begin_write().await?;
+        // Claiming is a natural moment to forget this user's old keys.
+        sqlx::query("DELETE FROM idempotency_keys WHERE user_id = $1 AND created_at < $2")
+            .bind(user.as_str())
+            .bind(now - idempotency::retention())
+            .execute(&mut *tx)
+            .await
+            .map_err(ctx("failed to prune idempotency keys"))?;
+        let claimed = sqlx::query(
+            "INSERT INTO idempotency_keys (user_id, key, fingerprint, created_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, key) DO NOTHING",
+        )
+        .bind(user.as_str())
+        .bind(key.as_str())
+        .bind(fingerprint)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(ctx("failed to claim an idempotency key"))?
+        .rows_affected()
+            == 1;
+        let claim = if claimed {
+            Claim::New
+        } else {
+            #[derive(FromRow)]
+            struct Row {
+                fingerprint: String,
+                status_code: Option<i32>,
+                content_type: Option<String>,
+                body: Option<String>,
+                created_at: DateTime<Utc>,
+            }
+            let row = sqlx::query_as::<_, Row>(&format!(
+                "SELECT fingerprint, status_code, content_type, body, created_at \
+                 FROM idempotency_keys WHERE user_id = $1 AND key = $2{LOCK_ROW}"
+            ))
+            .bind(user.as_str())
+            .bind(key.as_str())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(ctx("failed to read an idempotency key"))?;
+            match row {
+                r if r.fingerprint != fingerprint => Claim::Mismatch,
+                Row {
+                    status_code: Some(status),
+                    content_type,
+                    body,
+                    ..
+                } => Claim::Replay(StoredResponse {
+                    status: u16::try_from(status).unwrap_or(500),
+                    content_type: content_type.unwrap_or_default(),
+                    body: body.unwrap_or_default().into_bytes(),
+                }),
+                r if now - r.created_at > Duration::seconds(ABANDONED_CLAIM_SECS) => {
+                    sqlx::query(
+                        "UPDATE idempotency_keys SET created_at = $3 WHERE user_id = $1 AND key = $2",
+                    )
+                    .bind(user.as_str())
+                    .bind(key.as_str())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(ctx("failed to take over an idempotency key"))?;
+                    Claim::New
+                }
+                _ => Claim::InProgress,
+            }
+        };
+        tx.commit()
+            .await
+            .map_err(ctx("failed to commit an idempotency key"))?;
+        Ok(claim)
+    }
+
+    pub(super) async fn complete_idempotency_key_impl(
+        &self,
+        user: &UserId,
+        key: &IdempotencyKey,
+        response: &StoredResponse,
+    ) -> StoreResult<()> {
+        let body = String::from_utf8(response.body.clone()).map_err(|_| {
+            StoreError::Database(anyhow::anyhow!("an idempotent answer must be UTF-8"))
+        })?;
+        sqlx::query(
+            "UPDATE idempotency_keys SET status_code = $3, content_type = $4, body = $5 \
+             WHERE user_id = $1 AND key = $2",
+        )
+        .bind(user.as_str())
+        .bind(key.as_str())
+        .bind(i32::from(response.status))
+        .bind(&response.content_type)
+        .bind(body)
+        .execute(&self.writer)
+        .await
+        .map_err(ctx("failed to keep an idempotent answer"))?;
+        Ok(())
+    }
+
+    pub(super) async fn release_idempotency_key_impl(
+        &self,
+        user: &UserId,
+        key: &IdempotencyKey,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND status_code IS NULL",
+        )
+        .bind(user.as_str())
+        .bind(key.as_str())
+        .execute(&self.writer)
+        .await
+        .map_err(ctx("failed to release an idempotency key"))?;
+        Ok(())
+    }
+}

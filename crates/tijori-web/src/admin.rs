@@ -1,0 +1,122 @@
+//! The operator's API: what needs a person's attention, and the webhook log.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tijori_core::store::{OperatorEvent, WebhookDelivery};
+
+use crate::error::ApiError;
+use crate::extract::{Caller, Json};
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/admin/events/", get(events))
+        .route("/api/admin/events/{id}/resolve/", post(resolve))
+        .route("/api/admin/webhooks/", get(webhooks))
+}
+
+/// The caller, if they are an admin. Others get 403: the route's existence is public
+/// knowledge (it is in the OpenAPI document), its content is not.
+pub(crate) fn admin(caller: &Caller) -> Result<(), ApiError> {
+    if caller.user.is_admin {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "admin_only",
+            "this is for operators only",
+        ))
+    }
+}
+
+#[derive(Serialize)]
+pub(crate) struct EventView {
+    pub id: i64,
+    pub kind: String,
+    pub payment_id: Option<String>,
+    pub detail: String,
+    pub created_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+impl From<&OperatorEvent> for EventView {
+    fn from(e: &OperatorEvent) -> Self {
+        EventView {
+            id: e.id,
+            kind: e.kind.clone(),
+            payment_id: e.payment_id.as_ref().map(|p| p.to_string()),
+            detail: e.detail.clone(),
+            created_at: e.created_at,
+            resolved_at: e.resolved_at,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    #[serde(default)]
+    all: bool,
+}
+
+async fn events(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<EventsQuery>,
+) -> Result<Json<Vec<EventView>>, ApiError> {
+    admin(&caller)?;
+    let events = state.tijori.operator_events(q.all).await?;
+    Ok(Json(events.iter().map(EventView::from).collect()))
+}
+
+async fn resolve(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    admin(&caller)?;
+    state.tijori.resolve_operator_event(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize)]
+pub(crate) struct DeliveryView {
+    pub id: i64,
+    pub gateway: String,
+    pub event: Option<String>,
+    pub reference: Option<String>,
+    pub status: Option<String>,
+    pub duplicate: bool,
+    pub outcome: Option<String>,
+    pub detail: Option<String>,
+    pub payment_id: Option<String>,
+    pub received_at: DateTime<Utc>,
+}
+
+impl From<&WebhookDelivery> for DeliveryView {
+    fn from(d: &WebhookDelivery) -> Self {
+        DeliveryView {
+            id: d.id,
+            gateway: d.gateway.clone(),
+            event: d.event.clone(),
+            reference: d.reference.clone(),
+            status: d.status.clone(),
+            duplicate: d.duplicate,
+            outcome: d.outcome.clone(),
+            detail: d.detail.clone(),
+            payment_id: d.payment_id.clone(),
+            received_at: d.received_at,
+        }
+    }
+}
+
+async fn webhooks(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<DeliveryView>>, ApiError> {
+    admin(&caller)?;
+    let deliveries = state.tijori.webhook_deliveries().await?;
+    Ok(Json(deliveries.iter().map(DeliveryView::from).collect()))
+}
