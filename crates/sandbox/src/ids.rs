@@ -10,7 +10,11 @@ pub(crate) const ID_LEN: usize = 22;
 /// A random 22-character id, encoded like `shortuuid` encodes a UUID: a random 128-bit
 /// number in base 57, most significant digit first, zero-padded.
 pub(crate) fn short_id() -> String {
-    let mut n: u128 = rand::random();
+    short_id_from(rand::random())
+}
+
+/// `n` in base 57, 22 digits, most significant first (`shortuuid`'s encoding).
+pub(crate) fn short_id_from(mut n: u128) -> String {
     let mut out = [ALPHABET[0]; ID_LEN];
     for slot in out.iter_mut().rev() {
         *slot = ALPHABET[(n % 57) as usize];

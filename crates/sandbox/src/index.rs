@@ -16,9 +16,25 @@ const RECENT: usize = 20;
 pub(crate) async fn index(State(sandbox): State<Sandbox>) -> Response {
     let public_url = sandbox.public_url().to_string();
     let control = sandbox.khalti();
-    let (settings, payments) = {
+    let (settings, payments, widget) = {
         let mut state = control.lock();
         let settings = state.settings.clone();
+        let widget: Vec<_> = state
+            .widget
+            .recent(RECENT)
+            .into_iter()
+            .map(|t| {
+                context! {
+                    token => t.token,
+                    idx => t.idx,
+                    product_name => t.req.product_name,
+                    product_identity => t.req.product_identity,
+                    amount => rupees(t.req.amount),
+                    state => t.state.as_str(),
+                    created_at => human(t.created_at),
+                }
+            })
+            .collect();
         let payments: Vec<_> = state
             .recent(RECENT, Utc::now())
             .into_iter()
@@ -34,7 +50,7 @@ pub(crate) async fn index(State(sandbox): State<Sandbox>) -> Response {
                 }
             })
             .collect();
-        (settings, payments)
+        (settings, payments, widget)
     };
     let chapa = sandbox.chapa();
     let (chapa_settings, chapa_payments) = {
@@ -80,6 +96,8 @@ pub(crate) async fn index(State(sandbox): State<Sandbox>) -> Response {
         khalti_refund => format!("{public_url}khalti/api/merchant-transaction/{{transaction_id}}/refund/"),
         khalti_controls => format!("{public_url}khalti/_sandbox/"),
         secret_key => settings.secret_key,
+        public_key => settings.public_key,
+        khalti_legacy => format!("{public_url}khalti/api/v2/payment/"),
         expires_in => settings.expires_in_secs,
         pending_lookups => settings.pending_lookups,
         latency_ms => settings.latency_ms,
@@ -89,6 +107,7 @@ pub(crate) async fn index(State(sandbox): State<Sandbox>) -> Response {
         test_mpin => TEST_MPIN,
         test_otp => TEST_OTP,
         payments => payments,
+        widget_transactions => widget,
     };
     sandbox.render(StatusCode::OK, "index.html", ctx)
 }

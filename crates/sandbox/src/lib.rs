@@ -2,7 +2,7 @@
 //!
 //! [`Sandbox`] serves an [`axum::Router`] that behaves like Khalti's sandbox (the
 //! ePayment API, the hosted checkout page and the browser redirect back to the
-//! merchant) and Chapa's test mode (initialize / verify / refund, the hosted checkout,
+//! merchant, and the legacy widget API's initiate / confirm / verify / status) and Chapa's test mode (initialize / verify / refund, the hosted checkout,
 //! the callback and the signed webhooks), plus a few sandbox-only test controls (fault
 //! injection, latency, "answer Pending first", webhook misbehaviour, forcing a
 //! payment's outcome). Everything lives in memory.
@@ -47,7 +47,9 @@ mod time;
 pub use chapa::{
     ChapaControl, ChapaSettings, DEFAULT_CHAPA_SECRET_KEY, DEFAULT_CHAPA_WEBHOOK_SECRET,
 };
-pub use khalti::{Fault, KhaltiControl, KhaltiSettings, DEFAULT_KHALTI_SECRET_KEY};
+pub use khalti::{
+    Fault, KhaltiControl, KhaltiSettings, DEFAULT_KHALTI_PUBLIC_KEY, DEFAULT_KHALTI_SECRET_KEY,
+};
 
 /// How to build a [`Sandbox`].
 #[derive(Clone, Debug)]

@@ -80,6 +80,9 @@ pub struct ChapaSettings {
     pub webhook_hold_ms: u64,
     /// Sign webhooks with a wrong secret (both headers are then invalid).
     pub webhook_bad_signature: bool,
+    /// Call the payment's `callback_url` after an outcome (default true). Off, only
+    /// the webhook (if any) tells the merchant: for testing each channel alone.
+    pub send_callbacks: bool,
     /// chapa.md §4.2 / §14 q4: verify of an unpaid transaction answers the documented
     /// 404 `Payment not paid yet` (false, default) or 200 with `data.status: "pending"`.
     pub verify_pending_as_200: bool,
@@ -107,6 +110,7 @@ impl Default for ChapaSettings {
             webhook_out_of_order: false,
             webhook_hold_ms: 5_000,
             webhook_bad_signature: false,
+            send_callbacks: true,
             verify_pending_as_200: false,
             charge_basis_points: 350,
             latency_ms: 0,
@@ -222,6 +226,7 @@ impl ChapaControl {
         let (record, notifications) = {
             let mut state = self.lock();
             let webhook_url = state.settings.webhook_url.clone();
+            let send_callbacks = state.settings.send_callbacks;
             let payment = state
                 .apply(tx_ref, action, now)
                 .map_err(|e| e.to_string())?;
@@ -231,7 +236,10 @@ impl ChapaControl {
                 status = payment.status.as_str(),
                 "chapa sandbox: customer action"
             );
-            let notifications = notify::Notifications::after(payment, action, webhook_url);
+            let mut notifications = notify::Notifications::after(payment, action, webhook_url);
+            if !send_callbacks {
+                notifications.callback = None;
+            }
             (payment.record(&self.shared.public_url), notifications)
         };
         notify::dispatch(self.clone(), notifications);

@@ -24,7 +24,7 @@ pub(crate) struct Webhook {
 /// What to send after an action.
 pub(crate) struct Notifications {
     /// `(tx_ref, url)` of the callback GET, if the payment has a `callback_url`.
-    callback: Option<(String, String)>,
+    pub(crate) callback: Option<(String, String)>,
     webhook: Option<Webhook>,
 }
 

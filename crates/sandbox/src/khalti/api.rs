@@ -1,7 +1,10 @@
-//! The simulated Khalti REST API: initiate, lookup, refund.
+//! The simulated Khalti REST API: initiate, lookup, refund. The legacy KPG-1 routes
+//! are in `widget_api` and use the helpers here.
 //!
 //! Every call goes through [`prelude`]: latency, then the injected fault, then DRF-style
 //! authentication (khalti.md §2), then body parsing. Only then the endpoint runs.
+//! ([`public_prelude`] is the same without authentication, for the legacy calls that
+//! carry the public key in the body.)
 
 use std::time::Duration;
 
@@ -114,17 +117,34 @@ pub(super) async fn refund(
         Err(msg) => return field_error("amount", msg),
     };
     let mut state = control.lock();
+    // A legacy widget transaction is refunded by its idx through this same route
+    // (khalti.md §9.5: legacy transactions live under `merchant-transaction/<idx>/`).
+    if state.widget.has_idx(&transaction_id) {
+        return match state.widget_refund(&transaction_id, amount) {
+            Ok(txn) => {
+                tracing::info!(token = %txn.token, state = %txn.state, "khalti sandbox: widget refund");
+                Json(json!({"detail": "Transaction refund successful."})).into_response()
+            }
+            Err(e) => refund_error(e),
+        };
+    }
     match state.refund(&transaction_id, amount, Utc::now()) {
         Ok(payment) => {
             tracing::info!(pidx = %payment.pidx, status = %payment.status, "khalti sandbox: refund");
             Json(json!({"detail": "Transaction refund successful."})).into_response()
         }
-        Err(RefundError::NotFound) => not_found(),
-        Err(RefundError::AlreadyRefunded) => detail_error("Transaction already refunded."),
-        Err(RefundError::NotRefundable(status)) => detail_error(&format!(
+        Err(e) => refund_error(e),
+    }
+}
+
+fn refund_error(error: RefundError) -> Response {
+    match error {
+        RefundError::NotFound => not_found(),
+        RefundError::AlreadyRefunded => detail_error("Transaction already refunded."),
+        RefundError::NotRefundable(status) => detail_error(&format!(
             "Transaction with status {status} cannot be refunded."
         )),
-        Err(RefundError::AmountTooLarge { refundable }) => field_error(
+        RefundError::AmountTooLarge { refundable } => field_error(
             "amount",
             &format!(
                 "Refund amount cannot be greater than the refundable amount ({refundable} paisa)."
@@ -144,20 +164,44 @@ pub(super) async fn method_not_allowed(
     if let Err(response) = prelude(&control, &headers, &Bytes::new()).await {
         return response;
     }
+    not_allowed(&method, "POST, OPTIONS")
+}
+
+/// 405 in DRF's shape, with `Allow: <allow>`.
+pub(super) fn not_allowed(method: &Method, allow: &'static str) -> Response {
     (
         StatusCode::METHOD_NOT_ALLOWED,
-        [(header::ALLOW, "POST, OPTIONS")],
+        [(header::ALLOW, allow)],
         Json(json!({"detail": format!("Method \"{method}\" not allowed.")})),
     )
         .into_response()
 }
 
 /// Latency, fault, authentication and body parsing, in that order.
-async fn prelude(
+pub(super) async fn prelude(
     control: &KhaltiControl,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Value, Response> {
+    let secret = latency_and_fault(control).await?;
+    authenticate(headers, &secret).map_err(unauthorized)?;
+    parse_body(headers, body).map_err(|(status, detail)| detail_only(status, &detail))
+}
+
+/// [`prelude`] without authentication, for the legacy KPG-1 calls that carry the
+/// public key in the body (khalti.md §9.2). The `Authorization` header is ignored.
+pub(super) async fn public_prelude(
+    control: &KhaltiControl,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Value, Response> {
+    latency_and_fault(control).await?;
+    parse_body(headers, body).map_err(|(status, detail)| detail_only(status, &detail))
+}
+
+/// Waits out the latency and answers the injected fault, if any; returns the secret
+/// key as it was when the request arrived.
+async fn latency_and_fault(control: &KhaltiControl) -> Result<String, Response> {
     let (latency_ms, fault, secret) = {
         let mut state = control.lock();
         let fault = state.take_fault();
@@ -173,8 +217,7 @@ async fn prelude(
     if let Some(response) = fault_response(fault).await {
         return Err(response);
     }
-    authenticate(headers, &secret).map_err(unauthorized)?;
-    parse_body(headers, body).map_err(|(status, detail)| detail_only(status, &detail))
+    Ok(secret)
 }
 
 async fn fault_response(fault: Fault) -> Option<Response> {
@@ -318,7 +361,7 @@ fn not_found() -> Response {
 }
 
 /// `{"detail": …, "error_key": "validation_error"}`, 400.
-fn detail_error(detail: &str) -> Response {
+pub(super) fn detail_error(detail: &str) -> Response {
     (
         StatusCode::BAD_REQUEST,
         Json(json!({"detail": detail, "error_key": "validation_error"})),
@@ -326,7 +369,7 @@ fn detail_error(detail: &str) -> Response {
         .into_response()
 }
 
-fn field_error(field: &str, msg: &str) -> Response {
+pub(super) fn field_error(field: &str, msg: &str) -> Response {
     let mut errors = FieldErrors::new();
     errors.insert(field.to_owned(), json!([msg]));
     validation_error(errors)
@@ -334,7 +377,7 @@ fn field_error(field: &str, msg: &str) -> Response {
 
 /// `{field: [msg], …, "error_key": "validation_error"}`, 400 (khalti.md §3.3; §12 q1:
 /// the code is assumed 400).
-fn validation_error(mut errors: FieldErrors) -> Response {
+pub(super) fn validation_error(mut errors: FieldErrors) -> Response {
     errors.insert("error_key".to_owned(), json!("validation_error"));
     (StatusCode::BAD_REQUEST, Json(Value::Object(errors))).into_response()
 }

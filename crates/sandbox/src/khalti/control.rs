@@ -10,7 +10,7 @@ use chrono::Utc;
 use serde_json::{json, Value};
 
 use super::store::TransitionError;
-use super::{KhaltiSettings, TEST_KHALTI_IDS};
+use super::{widget_request, KhaltiSettings, TEST_KHALTI_IDS};
 use crate::Sandbox;
 
 /// How many payments `GET /khalti/_sandbox/payments` lists.
@@ -54,6 +54,12 @@ pub(super) async fn put_settings(State(sandbox): State<Sandbox>, body: Bytes) ->
         return error(
             StatusCode::BAD_REQUEST,
             "secret_key may not be empty".to_owned(),
+        );
+    }
+    if settings.public_key.trim().is_empty() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "public_key may not be empty".to_owned(),
         );
     }
     tracing::info!(?settings, "khalti sandbox: settings changed");
@@ -106,6 +112,83 @@ pub(super) async fn payment_action(
         }
         Err(TransitionError::NotFound) => unknown(&pidx),
         Err(e) => error(StatusCode::CONFLICT, e.to_string()),
+    }
+}
+
+/// `POST /khalti/_sandbox/widget/tokens`: JSON `{amount, mobile?, product_identity?,
+/// product_name?}` (amount in paisa, ≥ 1000; mobile a test Khalti ID, default
+/// 9800000001). Creates a legacy widget transaction that is already `Confirmed`, as if
+/// the customer had finished the widget, and answers 201 `{token, idx, amount,
+/// mobile}`: the merchant can verify the token now. Unknown keys or wrong types → 400.
+pub(super) async fn mint_widget_token(State(sandbox): State<Sandbox>, body: Bytes) -> Response {
+    let body: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")),
+    };
+    let Some(obj) = body.as_object() else {
+        return error(StatusCode::BAD_REQUEST, "expected a JSON object".to_owned());
+    };
+    const KEYS: [&str; 4] = ["amount", "mobile", "product_identity", "product_name"];
+    if let Some(key) = obj.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("unknown key `{key}` (use {})", KEYS.join(", ")),
+        );
+    }
+    let Some(amount) = obj.get("amount").and_then(Value::as_i64) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "amount (integer paisa) is required".to_owned(),
+        );
+    };
+    let text = |key: &str| match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.trim().to_owned())),
+        Some(_) => Err(format!("{key} must be a string")),
+    };
+    let (mobile, product_identity, product_name) = match (
+        text("mobile"),
+        text("product_identity"),
+        text("product_name"),
+    ) {
+        (Ok(m), Ok(i), Ok(n)) => (m, i, n),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            return error(StatusCode::BAD_REQUEST, e)
+        }
+    };
+    let request = widget_request(amount, mobile, product_identity, product_name);
+    match sandbox.khalti().mint_widget(request) {
+        Ok(record) => (
+            StatusCode::CREATED,
+            Json(json!({
+                "token": record["token"],
+                "idx": record["idx"],
+                "amount": record["amount"],
+                "mobile": record["mobile"],
+            })),
+        )
+            .into_response(),
+        Err(message) => error(StatusCode::BAD_REQUEST, message),
+    }
+}
+
+/// `GET /khalti/_sandbox/widget/tokens`: the most recent widget transactions, newest
+/// first.
+pub(super) async fn list_widget_tokens(State(sandbox): State<Sandbox>) -> Json<Vec<Value>> {
+    Json(sandbox.khalti().recent_widget_transactions(RECENT))
+}
+
+/// `GET /khalti/_sandbox/widget/tokens/{token}` (a token or an idx).
+pub(super) async fn get_widget_token(
+    State(sandbox): State<Sandbox>,
+    Path(token): Path<String>,
+) -> Response {
+    match sandbox.khalti().widget_transaction(&token) {
+        Some(record) => Json(record).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("no widget transaction with token or idx `{token}`"),
+        ),
     }
 }
 

@@ -1,4 +1,5 @@
-//! Khalti sandbox simulator (ePayment / "KPG-2"), following `khalti.md`.
+//! Khalti sandbox simulator (ePayment / "KPG-2", and the legacy widget API "KPG-1"),
+//! following `khalti.md`.
 //!
 //! Routes, relative to the sandbox root:
 //!
@@ -9,19 +10,31 @@
 //! | `POST /khalti/api/merchant-transaction/{transaction_id}/refund/` | Khalti refund (§6) |
 //! | `GET /khalti/pay/?pidx=…` | hosted checkout page (the `test-pay.khalti.com` stand-in, §4) |
 //! | `POST /khalti/pay/` | checkout form submission: pay or cancel, then 303 to `return_url` |
+//! | `POST /khalti/api/v2/payment/initiate/` | legacy KPG-1 DIY wallet initiate, public key in the body (§9.2) |
+//! | `POST /khalti/api/v2/payment/confirm/` | legacy KPG-1 confirm with the OTP (§9.2) |
+//! | `POST /khalti/api/v2/payment/verify/` | legacy KPG-1 verify, the capture step (§9.3) |
+//! | `GET /khalti/api/v2/payment/status/?token=…&amount=…` | legacy KPG-1 status (§9.4) |
 //! | `GET`/`PUT /khalti/_sandbox/settings` | sandbox-only: read / change [`KhaltiSettings`] |
 //! | `GET /khalti/_sandbox/payments` | sandbox-only: the 20 most recent payments |
 //! | `GET /khalti/_sandbox/payments/{pidx}` | sandbox-only: a payment's simulated record |
 //! | `POST /khalti/_sandbox/payments/{pidx}/complete` | sandbox-only: pay it with wallet 9800000001 |
 //! | `POST /khalti/_sandbox/payments/{pidx}/cancel` | sandbox-only: cancel it as the user would |
 //! | `POST /khalti/_sandbox/payments/{pidx}/expire` | sandbox-only: move its expiry into the past |
+//! | `POST /khalti/_sandbox/widget/tokens` | sandbox-only: mint a confirmed widget token, ready to verify |
+//! | `GET /khalti/_sandbox/widget/tokens` | sandbox-only: the 20 most recent widget transactions |
+//! | `GET /khalti/_sandbox/widget/tokens/{token}` | sandbox-only: a widget transaction's record (token or idx) |
 //!
 //! The API routes also answer without the trailing slash (khalti.md §8 item 14 / §12
 //! q10 leave it open; accepting both is the forgiving choice). The `_sandbox` routes
 //! are not part of Khalti; they need no authentication.
 //!
 //! Latency and faults ([`KhaltiSettings::latency_ms`], [`KhaltiSettings::fault`]) apply
-//! to the API routes only (initiate, lookup, refund), never to the pages or controls.
+//! to the API routes only (initiate, lookup, refund and the four legacy `payment/`
+//! routes), never to the pages or controls.
+//!
+//! The legacy transactions (khalti.md §9) live next to the ePayment payments: a
+//! `Completed` one can be refunded by its `idx` through the refund route (§9.5 puts
+//! legacy transactions under the same `merchant-transaction/` resource).
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -38,12 +51,18 @@ mod control;
 mod drf;
 mod store;
 mod validate;
+mod widget;
+mod widget_api;
 
 pub(crate) use checkout::rupees;
 pub(crate) use store::{KhaltiState, Status};
 
 /// The only secret key the simulated API accepts unless configured otherwise.
 pub const DEFAULT_KHALTI_SECRET_KEY: &str = "test_secret_key_tijori_sandbox";
+
+/// The only public key the legacy widget calls (`payment/initiate/`,
+/// `payment/confirm/`, khalti.md §9.2) accept unless configured otherwise.
+pub const DEFAULT_KHALTI_PUBLIC_KEY: &str = "test_public_key_tijori_sandbox";
 
 /// The test wallets (Khalti IDs) the checkout page accepts (khalti.md §1.3).
 pub const TEST_KHALTI_IDS: [&str; 6] = [
@@ -64,9 +83,12 @@ pub const TEST_OTP: &str = "987654";
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default)]
 pub struct KhaltiSettings {
-    /// The only key initiate, lookup and refund accept
+    /// The only key initiate, lookup, refund and the legacy verify and status accept
     /// (default [`DEFAULT_KHALTI_SECRET_KEY`]).
     pub secret_key: String,
+    /// The only public key the legacy widget calls accept in their body
+    /// (default [`DEFAULT_KHALTI_PUBLIC_KEY`]).
+    pub public_key: String,
     /// Payment link lifetime in seconds; default 1800, the sandbox value (khalti.md §3.2).
     pub expires_in_secs: u64,
     /// "Answer Pending first": a paid payment answers `Pending` to this many lookups
@@ -86,6 +108,7 @@ impl Default for KhaltiSettings {
     fn default() -> Self {
         KhaltiSettings {
             secret_key: DEFAULT_KHALTI_SECRET_KEY.to_owned(),
+            public_key: DEFAULT_KHALTI_PUBLIC_KEY.to_owned(),
             expires_in_secs: 1800,
             pending_lookups: 0,
             latency_ms: 0,
@@ -201,6 +224,60 @@ impl KhaltiControl {
             .collect()
     }
 
+    /// Legacy KPG-1: creates a widget transaction of `amount_paisa` that is already
+    /// `Confirmed`, as if the customer had paid in the widget with test wallet
+    /// 9800000001 and the OTP, and returns its token, ready for
+    /// `POST /khalti/api/v2/payment/verify/`. Fails below 1000 paisa (khalti.md §9.1).
+    pub fn mint_widget_token(&self, amount_paisa: u64) -> Result<String, String> {
+        let amount = i64::try_from(amount_paisa)
+            .map_err(|_| format!("amount {amount_paisa} paisa is too large"))?;
+        self.mint_widget(widget_request(amount, None, None, None))
+            .map(|record| record["token"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// The simulated record of a legacy widget transaction, by token or idx (the JSON
+    /// of `GET /khalti/_sandbox/widget/tokens/{token}`: `token`, `idx`, `state`,
+    /// `amount`, `mobile`, …), or `None` when there is none.
+    pub fn widget_transaction(&self, token: &str) -> Option<serde_json::Value> {
+        self.lock().widget.find(token).map(|txn| txn.record())
+    }
+
+    /// The records of the `limit` most recent legacy widget transactions, newest first.
+    pub fn recent_widget_transactions(&self, limit: usize) -> Vec<serde_json::Value> {
+        self.lock()
+            .widget
+            .recent(limit)
+            .into_iter()
+            .map(|txn| txn.record())
+            .collect()
+    }
+
+    /// Mints a `Confirmed` widget transaction after checking the amount (≥ 1000 paisa)
+    /// and the wallet (a test Khalti ID); returns its record.
+    pub(crate) fn mint_widget(
+        &self,
+        req: widget::NewWidgetTxn,
+    ) -> Result<serde_json::Value, String> {
+        if req.amount < validate::MIN_AMOUNT {
+            return Err(format!(
+                "amount must be at least {} paisa (khalti.md §9.1), got {}",
+                validate::MIN_AMOUNT,
+                req.amount
+            ));
+        }
+        if !TEST_KHALTI_IDS.contains(&req.mobile.as_str()) {
+            return Err(format!(
+                "mobile must be a test Khalti ID ({}), got `{}`",
+                TEST_KHALTI_IDS.join(", "),
+                req.mobile
+            ));
+        }
+        let mut state = self.lock();
+        let txn = state.widget_mint(req, chrono::Utc::now());
+        tracing::info!(token = %txn.token, amount = txn.req.amount, "khalti sandbox: widget token minted");
+        Ok(txn.record())
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, KhaltiState> {
         // A panic while holding the lock leaves the state consistent enough for a
         // simulator; keep serving.
@@ -220,12 +297,37 @@ impl KhaltiControl {
     }
 }
 
+/// A minted widget transaction's request: wallet 9800000001 unless given, and
+/// sandbox product names unless given.
+pub(crate) fn widget_request(
+    amount: i64,
+    mobile: Option<String>,
+    product_identity: Option<String>,
+    product_name: Option<String>,
+) -> widget::NewWidgetTxn {
+    widget::NewWidgetTxn {
+        mobile: mobile.unwrap_or_else(|| TEST_KHALTI_IDS[1].to_owned()),
+        amount,
+        product_identity: product_identity.unwrap_or_else(|| "sandbox-widget".to_owned()),
+        product_name: product_name.unwrap_or_else(|| "Sandbox widget payment".to_owned()),
+        product_url: None,
+        merchant_extra: serde_json::Map::new(),
+    }
+}
+
 /// Routes under `/khalti`.
 pub(crate) fn routes() -> Router<Sandbox> {
     let initiate = post(api::initiate).fallback(api::method_not_allowed);
     let lookup = post(api::lookup).fallback(api::method_not_allowed);
     let refund = post(api::refund).fallback(api::method_not_allowed);
     let pay = get(checkout::page).post(checkout::submit);
+    let widget_initiate =
+        post(widget_api::initiate).fallback(widget_api::public_method_not_allowed);
+    let widget_confirm = post(widget_api::confirm).fallback(widget_api::public_method_not_allowed);
+    let widget_verify = post(widget_api::verify).fallback(api::method_not_allowed);
+    let widget_status = get(widget_api::status).fallback(widget_api::status_method_not_allowed);
+    let widget_tokens = get(control::list_widget_tokens).post(control::mint_widget_token);
+    let widget_token = get(control::get_widget_token);
     Router::new()
         .route("/api/v2/epayment/initiate/", initiate.clone())
         .route("/api/v2/epayment/initiate", initiate)
@@ -239,6 +341,15 @@ pub(crate) fn routes() -> Router<Sandbox> {
         .route("/api/merchant-transaction/{transaction_id}/refund", refund)
         .route("/pay/", pay.clone())
         .route("/pay", pay)
+        // Legacy KPG-1 (khalti.md §9).
+        .route("/api/v2/payment/initiate/", widget_initiate.clone())
+        .route("/api/v2/payment/initiate", widget_initiate)
+        .route("/api/v2/payment/confirm/", widget_confirm.clone())
+        .route("/api/v2/payment/confirm", widget_confirm)
+        .route("/api/v2/payment/verify/", widget_verify.clone())
+        .route("/api/v2/payment/verify", widget_verify)
+        .route("/api/v2/payment/status/", widget_status.clone())
+        .route("/api/v2/payment/status", widget_status)
         .route(
             "/_sandbox/settings",
             get(control::get_settings).put(control::put_settings),
@@ -249,4 +360,8 @@ pub(crate) fn routes() -> Router<Sandbox> {
             "/_sandbox/payments/{pidx}/{action}",
             post(control::payment_action),
         )
+        .route("/_sandbox/widget/tokens", widget_tokens.clone())
+        .route("/_sandbox/widget/tokens/", widget_tokens)
+        .route("/_sandbox/widget/tokens/{token}", widget_token.clone())
+        .route("/_sandbox/widget/tokens/{token}/", widget_token)
 }

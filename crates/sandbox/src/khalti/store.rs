@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 use url::Url;
 
+use super::widget::WidgetStore;
 use super::{Fault, KhaltiSettings};
 use crate::ids::short_id;
 use crate::time::khalti_timestamp;
@@ -87,8 +88,11 @@ impl fmt::Display for TransitionError {
 pub(crate) enum RefundError {
     NotFound,
     AlreadyRefunded,
-    NotRefundable(Status),
-    AmountTooLarge { refundable: i64 },
+    /// The transaction's status (ePayment) or state (legacy widget).
+    NotRefundable(&'static str),
+    AmountTooLarge {
+        refundable: i64,
+    },
 }
 
 /// The fields of a valid initiate request.
@@ -299,6 +303,8 @@ pub(crate) struct KhaltiState {
     /// transaction_id → pidx
     by_transaction: HashMap<String, String>,
     seq: u64,
+    /// Legacy KPG-1 widget transactions (khalti.md §9).
+    pub widget: WidgetStore,
 }
 
 impl KhaltiState {
@@ -308,6 +314,7 @@ impl KhaltiState {
             payments: HashMap::new(),
             by_transaction: HashMap::new(),
             seq: 0,
+            widget: WidgetStore::default(),
         }
     }
 
@@ -325,10 +332,14 @@ impl KhaltiState {
         fault
     }
 
-    fn fresh_id(&self) -> String {
+    /// A new id, unused by any payment, transaction or widget token.
+    pub(crate) fn fresh_id(&self) -> String {
         loop {
             let id = short_id();
-            if !self.payments.contains_key(&id) && !self.by_transaction.contains_key(&id) {
+            if !self.payments.contains_key(&id)
+                && !self.by_transaction.contains_key(&id)
+                && !self.widget.uses_id(&id)
+            {
                 return id;
             }
         }
@@ -502,7 +513,7 @@ impl KhaltiState {
         match payment.status {
             Status::Completed | Status::PartiallyRefunded => {}
             Status::Refunded => return Err(RefundError::AlreadyRefunded),
-            other => return Err(RefundError::NotRefundable(other)),
+            other => return Err(RefundError::NotRefundable(other.as_str())),
         }
         let refundable = payment.req.amount - payment.refunded_amount;
         let amount = amount.unwrap_or(refundable);

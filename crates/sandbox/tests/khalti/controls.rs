@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tijori_sandbox::{Fault, KhaltiSettings, DEFAULT_KHALTI_SECRET_KEY};
+use tijori_sandbox::{Fault, KhaltiSettings, DEFAULT_KHALTI_PUBLIC_KEY, DEFAULT_KHALTI_SECRET_KEY};
 
 use crate::common::{json_of, sample, Harness};
 
@@ -40,7 +40,8 @@ async fn settings_endpoint_reads_and_partially_updates() {
     assert_eq!(
         body,
         json!({
-            "secret_key": DEFAULT_KHALTI_SECRET_KEY, "expires_in_secs": 1800, "pending_lookups": 0,
+            "secret_key": DEFAULT_KHALTI_SECRET_KEY, "public_key": DEFAULT_KHALTI_PUBLIC_KEY,
+            "expires_in_secs": 1800, "pending_lookups": 0,
             "latency_ms": 0, "fault": "none", "fault_count": 0
         })
     );
@@ -64,6 +65,7 @@ async fn settings_endpoint_reads_and_partially_updates() {
         json!({"fault": "explode"}),
         json!({"latency_ms": "slow"}),
         json!({"secret_key": ""}),
+        json!({"public_key": " "}),
         json!([1]),
     ] {
         let (status, body) = put_settings(&h, bad.clone()).await;

@@ -5,3 +5,4 @@ mod api;
 mod checkout;
 mod common;
 mod controls;
+mod widget;

@@ -289,3 +289,171 @@ pub fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
 }
+
+// The shop and Chapa ------------------------------------------------------------------
+
+impl TestApp {
+    pub async fn products(&self) -> Vec<Value> {
+        let res = client()
+            .get(self.url("/api/products/"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        res.json().await.unwrap()
+    }
+
+    pub async fn product(&self, id: &str) -> Value {
+        self.products()
+            .await
+            .into_iter()
+            .find(|p| p["id"] == id)
+            .unwrap_or_else(|| panic!("no product {id}"))
+    }
+
+    /// The id of the first demo product in `currency`.
+    pub async fn product_in(&self, currency: &str) -> String {
+        self.products()
+            .await
+            .into_iter()
+            .find(|p| p["currency"] == currency)
+            .unwrap_or_else(|| panic!("no product in {currency}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// A new product (through the core, as `tijori product create` does).
+    pub async fn new_product(&self, name: &str, price: &str, currency: &str, stock: u32) -> String {
+        let currency = currency.parse().unwrap();
+        self.tijori
+            .create_product(tijori_core::shop::NewProduct {
+                name: name.into(),
+                description: String::new(),
+                price: tijori_core::money::Money::parse_major(price, currency).unwrap(),
+                stock,
+            })
+            .await
+            .unwrap()
+            .id
+            .to_string()
+    }
+
+    pub async fn order(&self, user: &TestUser, items: Value) -> (StatusCode, Value) {
+        let res = self
+            .post(user, "/api/orders/", json!({ "items": items }))
+            .await;
+        let status = res.status();
+        (status, res.json().await.unwrap())
+    }
+
+    /// A pending order for `quantity` of `product`; returns its id.
+    pub async fn order_of(&self, user: &TestUser, product: &str, quantity: i64) -> String {
+        let (status, body) = self
+            .order(user, json!([{"product_id": product, "quantity": quantity}]))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn initialize(
+        &self,
+        user: &TestUser,
+        order_id: &str,
+        gateway: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut body = json!({ "order_id": order_id });
+        if let Some(g) = gateway {
+            body["gateway"] = json!(g);
+        }
+        let res = self.post(user, "/api/payments/initialize/", body).await;
+        let status = res.status();
+        (status, res.json().await.unwrap())
+    }
+
+    pub async fn order_json(&self, user: &TestUser, order_id: &str) -> Value {
+        let res = self.get(user, &format!("/api/orders/{order_id}/")).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        res.json().await.unwrap()
+    }
+
+    /// Waits (up to 10 s) until the order reaches `status`.
+    pub async fn wait_for_order(&self, user: &TestUser, order_id: &str, status: &str) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let order = self.order_json(user, order_id).await;
+            if order["status"] == status {
+                return order;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "order {order_id} never became {status}: {order}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Changes the built-in Chapa sandbox's behaviour.
+    pub fn chapa_settings(&self, change: impl FnOnce(&mut tijori_sandbox::ChapaSettings)) {
+        let control = self.sandbox().chapa();
+        let mut settings = control.settings();
+        change(&mut settings);
+        control.set_settings(settings);
+    }
+
+    /// POSTs a webhook body to the Chapa endpoint with the given signature headers.
+    pub async fn chapa_webhook(&self, body: &[u8], headers: &[(&str, String)]) -> Response {
+        let mut req = client()
+            .post(self.url("/api/payments/chapa/webhook/"))
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        for (name, value) in headers {
+            req = req.header(*name, value);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn operator_events(&self) -> Vec<tijori_core::store::OperatorEvent> {
+        self.tijori.operator_events(true).await.unwrap()
+    }
+
+    pub async fn webhook_deliveries(&self) -> Vec<tijori_core::store::WebhookDelivery> {
+        self.tijori.webhook_deliveries().await.unwrap()
+    }
+}
+
+/// `hex(HMAC-SHA256(secret, message))`, as Chapa signs (chapa.md §5.3).
+pub fn chapa_hmac(secret: &str, message: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(message);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// A webhook body as Chapa sends it for a charge (chapa.md §5.2).
+pub fn chapa_charge_body(tx_ref: &str, event: &str, status: &str, amount: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "event": event,
+        "type": "API",
+        "status": status,
+        "tx_ref": tx_ref,
+        "reference": "APfake123",
+        "amount": amount,
+        "charge": "0.00",
+        "currency": "ETB",
+        "mode": "test",
+        "email": "someone@example.com",
+        "created_at": "2026-11-21T10:00:00.000000Z",
+        "updated_at": "2026-11-21T10:00:01.000000Z"
+    }))
+    .unwrap()
+}
+
+/// The headers of a properly signed delivery of `body`.
+pub fn chapa_signed(body: &[u8]) -> Vec<(&'static str, String)> {
+    let secret = tijori_sandbox::DEFAULT_CHAPA_WEBHOOK_SECRET;
+    vec![
+        ("x-chapa-signature", chapa_hmac(secret, body)),
+        ("chapa-signature", chapa_hmac(secret, secret.as_bytes())),
+    ]
+}

@@ -5,7 +5,10 @@
 mod helpers;
 
 mod accounts;
+mod chapa;
 mod gateway_failures;
 mod input;
 mod operations;
+mod shop;
 mod subscription_flow;
+mod widget;
