@@ -1595,3 +1595,301 @@ mod settle {
         partial_refund_keeps_the_subscription,
     );
 }
+
+// The shop, webhooks, operator events and idempotency keys ------------------------------
+
+mod shop {
+    use super::*;
+    use tijori_core::id::OrderId;
+    use tijori_core::idempotency::{Claim, IdempotencyKey, StoredResponse};
+    use tijori_core::shop::{NewProduct, Order, OrderRequest, OrderStatus, ReserveError};
+    use tijori_core::store::NewWebhookDelivery;
+
+    fn etb(minor: i64) -> Money {
+        Money::from_minor(minor, Currency::Etb).unwrap()
+    }
+
+    async fn product(h: &Harness, name: &str, minor: i64, stock: u32) -> Result<String> {
+        Ok(h.store
+            .create_product(
+                NewProduct {
+                    name: name.into(),
+                    description: String::new(),
+                    price: etb(minor),
+                    stock,
+                },
+                t0(),
+            )
+            .await?
+            .id
+            .to_string())
+    }
+
+    async fn order(h: &Harness, user: &User, lines: &[(&str, i64)]) -> Result<Order> {
+        let request = OrderRequest::parse(lines.iter().copied())?;
+        h.store
+            .create_order(
+                &OrderId::generate(),
+                &user.id,
+                &request,
+                t0() + Duration::minutes(30),
+                t0(),
+            )
+            .await?
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// A Chapa payment for the order, its checkout open.
+    async fn chapa_payment(h: &Harness, user: &User, order: &Order) -> Result<Payment> {
+        let payment = Payment {
+            id: PaymentId::generate(),
+            user_id: user.id.clone(),
+            gateway: GatewayKind::Chapa,
+            purpose: Purpose::Order {
+                order_id: order.id.clone(),
+            },
+            amount: order.total,
+            status: PaymentStatus::Initiated,
+            provider_ref: None,
+            provider_txn_id: None,
+            payment_url: None,
+            expires_at: None,
+            status_reason: None,
+            created_at: t0(),
+            updated_at: t0(),
+        };
+        h.store.insert_payment(&payment).await?;
+        let tx_ref = payment.id.to_string();
+        Ok(h.store
+            .record_checkout(
+                &payment.id,
+                &tx_ref,
+                "https://checkout.chapa.co/checkout/payment/x",
+                None,
+                &RawAnswer {
+                    http_status: 200,
+                    body: "{}".into(),
+                },
+                t0(),
+            )
+            .await?)
+    }
+
+    fn chapa(status: GatewayStatus, minor: i64) -> GatewayAnswer {
+        GatewayAnswer {
+            status,
+            amount_minor: minor,
+            currency: Some(Currency::Etb),
+            transaction_id: Some("APref".into()),
+            raw: RawAnswer {
+                http_status: 200,
+                body: "{\"status\":\"success\"}".into(),
+            },
+        }
+    }
+
+    async fn stock(h: &Harness, id: &str) -> Result<u32> {
+        let id = tijori_core::id::ProductId::parse(id).unwrap();
+        Ok(h.store.product(&id).await?.context("product")?.stock)
+    }
+
+    async fn order_status(h: &Harness, order: &Order) -> Result<OrderStatus> {
+        Ok(h.store.order(&order.id).await?.context("order")?.status)
+    }
+
+    async fn reserving_takes_all_or_nothing(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let abebe = h.user("abebe").await?;
+        let coffee = product(&h, "Coffee", 85_000, 5).await?;
+        let pot = product(&h, "Pot", 120_000, 1).await?;
+        let o = order(&h, &abebe, &[(&coffee, 2), (&pot, 1)]).await?;
+        ensure!(o.total == etb(290_000), "{:?}", o.total);
+        ensure!(stock(&h, &coffee).await? == 3 && stock(&h, &pot).await? == 0);
+
+        let request = OrderRequest::parse([(coffee.as_str(), 1), (pot.as_str(), 1)])?;
+        let refused = h
+            .store
+            .create_order(&OrderId::generate(), &abebe.id, &request, t0(), t0())
+            .await?;
+        ensure!(
+            matches!(refused, Err(ReserveError::OutOfStock { available: 0, .. })),
+            "{refused:?}"
+        );
+        ensure!(stock(&h, &coffee).await? == 3, "rolled back");
+        ensure!(h.store.orders_for_user(&abebe.id, 10).await?.len() == 1);
+        let stored = h.store.order(&o.id).await?.context("order")?;
+        ensure!(stored == o, "{stored:?} != {o:?}");
+        Ok(())
+    }
+
+    async fn an_order_is_paid_by_one_payment_only(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let almaz = h.user("almaz").await?;
+        let coffee = product(&h, "Coffee", 85_000, 5).await?;
+        let o = order(&h, &almaz, &[(&coffee, 1)]).await?;
+
+        // The first checkout fails; the customer opens a second one and pays.
+        let first = chapa_payment(&h, &almaz, &o).await?;
+        h.settle(&first, &chapa(GatewayStatus::Failed, 0), t0())
+            .await?;
+        let second = chapa_payment(&h, &almaz, &o).await?;
+        let settled = h
+            .settle(&second, &chapa(GatewayStatus::Paid, 85_000), t0())
+            .await?;
+        ensure!(settled.payment.status == PaymentStatus::Completed);
+        ensure!(order_status(&h, &o).await? == OrderStatus::Paid);
+
+        // Then the first checkout is paid after all (Chapa lets a failed one be
+        // retried): the money is kept and put before an operator, not lost.
+        let first = h.store.payment(&first.id).await?.context("payment")?;
+        let late = h
+            .settle(&first, &chapa(GatewayStatus::Paid, 85_000), t0())
+            .await?;
+        ensure!(late.changed);
+        ensure!(
+            late.payment.status == PaymentStatus::NeedsReview,
+            "{:?}",
+            late.payment
+        );
+        ensure!(late
+            .payment
+            .status_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("refund")));
+        let events = h.store.operator_events(false, 10).await?;
+        ensure!(events.len() == 1, "{events:?}");
+        ensure!(events[0].payment_id.as_ref() == Some(&first.id));
+        ensure!(stock(&h, &coffee).await? == 4, "stock taken once");
+
+        // A full refund of the paying payment marks the order refunded.
+        let second = h.store.payment(&second.id).await?.context("payment")?;
+        h.settle(&second, &chapa(GatewayStatus::Refunded, 85_000), t0())
+            .await?;
+        ensure!(order_status(&h, &o).await? == OrderStatus::Refunded);
+
+        h.store.resolve_operator_event(events[0].id, t0()).await?;
+        ensure!(h.store.operator_events(false, 10).await?.is_empty());
+        ensure!(h.store.operator_events(true, 10).await?.len() == 1);
+        Ok(())
+    }
+
+    async fn one_open_checkout_per_order_and_gateway(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let dawit = h.user("dawit").await?;
+        let coffee = product(&h, "Coffee", 85_000, 5).await?;
+        let o = order(&h, &dawit, &[(&coffee, 1)]).await?;
+        let open = chapa_payment(&h, &dawit, &o).await?;
+        assert_conflict(
+            chapa_payment(&h, &dawit, &o)
+                .await
+                .map_err(|e| e.downcast::<StoreError>().unwrap()),
+            "a second open checkout",
+        );
+        let found = h
+            .store
+            .open_payment_for_order(&o.id, GatewayKind::Chapa)
+            .await?;
+        ensure!(found.map(|p| p.id) == Some(open.id));
+        ensure!(h
+            .store
+            .open_payment_for_order(&o.id, GatewayKind::Khalti)
+            .await?
+            .is_none());
+        Ok(())
+    }
+
+    async fn webhook_repeats_are_recognised(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let delivery = |body: &str| NewWebhookDelivery {
+            gateway: GatewayKind::Chapa,
+            body_sha256: format!("{:0>64}", body.len()),
+            event: Some("charge.success".into()),
+            reference: Some("tx".into()),
+            status: Some("success".into()),
+            body: body.into(),
+            received_at: t0(),
+        };
+        let barrier = Arc::new(Barrier::new(5));
+        let mut tasks = Vec::new();
+        for _ in 0..5 {
+            let (store, barrier, d) = (h.store.clone(), barrier.clone(), delivery("same"));
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                store.record_webhook(&d).await
+            }));
+        }
+        let mut firsts = 0;
+        for t in tasks {
+            if !t.await??.duplicate {
+                firsts += 1;
+            }
+        }
+        ensure!(firsts == 1, "{firsts} deliveries counted as first");
+        let other = h.store.record_webhook(&delivery("other body")).await?;
+        ensure!(!other.duplicate);
+        h.store
+            .finish_webhook(other.id, None, "ignored", Some("why"))
+            .await?;
+        let listed = h.store.webhook_deliveries(10).await?;
+        ensure!(listed.len() == 6);
+        ensure!(listed[0].outcome.as_deref() == Some("ignored"));
+        Ok(())
+    }
+
+    async fn idempotency_keys_claim_replay_and_refuse(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let key = IdempotencyKey::parse("k-1")?;
+        let claim = |print: &'static str, at: DateTime<Utc>| {
+            let (store, user, key) = (h.store.clone(), sita.id.clone(), key.clone());
+            async move { store.claim_idempotency_key(&user, &key, print, at).await }
+        };
+        ensure!(claim("a", t0()).await? == Claim::New);
+        ensure!(claim("a", t0()).await? == Claim::InProgress);
+        ensure!(claim("b", t0()).await? == Claim::Mismatch);
+        let answer = StoredResponse {
+            status: 201,
+            content_type: "application/json".into(),
+            body: b"{\"id\":1}".to_vec(),
+        };
+        h.store
+            .complete_idempotency_key(&sita.id, &key, &answer)
+            .await?;
+        ensure!(claim("a", t0()).await? == Claim::Replay(answer.clone()));
+        // Released claims (a 5xx) can be taken again; completed ones cannot.
+        h.store.release_idempotency_key(&sita.id, &key).await?;
+        ensure!(claim("a", t0()).await? == Claim::Replay(answer));
+        let key2 = IdempotencyKey::parse("k-2")?;
+        ensure!(
+            h.store
+                .claim_idempotency_key(&sita.id, &key2, "a", t0())
+                .await?
+                == Claim::New
+        );
+        h.store.release_idempotency_key(&sita.id, &key2).await?;
+        ensure!(
+            h.store
+                .claim_idempotency_key(&sita.id, &key2, "c", t0())
+                .await?
+                == Claim::New
+        );
+        // A claim whose request died is taken over after a while; keys are
+        // forgotten after a day.
+        ensure!(
+            h.store
+                .claim_idempotency_key(&sita.id, &key2, "c", t0() + Duration::minutes(10))
+                .await?
+                == Claim::New
+        );
+        ensure!(claim("z", t0() + days(2)).await? == Claim::New);
+        Ok(())
+    }
+
+    test_both!(
+        reserving_takes_all_or_nothing,
+        an_order_is_paid_by_one_payment_only,
+        one_open_checkout_per_order_and_gateway,
+        webhook_repeats_are_recognised,
+        idempotency_keys_claim_replay_and_refuse,
+    );
+}
