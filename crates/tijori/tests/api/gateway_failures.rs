@@ -203,3 +203,103 @@ test_both!(
     an_initiate_that_fails_is_kept_as_failed,
     a_refused_key_is_a_502_for_the_merchant_to_fix,
 );
+
+/// Chapa's initialize failing each way: the caller gets an error it can act on, and
+/// the payment row (created before the call) is kept as failed with the reason.
+async fn chapa_initialize_failures_are_mapped(db: TestDatabase) {
+    let app = TestApp::spawn(db).await;
+    let user = app.register("chapafail").await;
+    let coffee = app.product_in("ETB").await;
+    let order = app.order_of(&user, &coffee, 1).await;
+    for (fault, status, code) in [
+        (
+            Fault::Timeout,
+            StatusCode::GATEWAY_TIMEOUT,
+            "gateway_timeout",
+        ),
+        (
+            Fault::ServerError,
+            StatusCode::BAD_GATEWAY,
+            "gateway_bad_answer",
+        ),
+        (
+            Fault::Garbage,
+            StatusCode::BAD_GATEWAY,
+            "gateway_bad_answer",
+        ),
+    ] {
+        app.chapa_settings(|s| {
+            s.fault = fault;
+            s.fault_count = 1;
+        });
+        let (got, body) = app.initialize(&user, &order, Some("chapa")).await;
+        assert_eq!(got, status, "{fault:?}: {body}");
+        assert_eq!(error_code(&body), code, "{fault:?}");
+    }
+    // Chapa's own refusal (here: our key is not the one it knows) comes with its reason.
+    app.chapa_settings(|s| s.secret_key = "CHASECK_TEST-someoneElsesKey000000000000000".into());
+    let (got, body) = app.initialize(&user, &order, Some("chapa")).await;
+    assert_eq!(got, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(error_code(&body), "gateway_misconfigured");
+    app.chapa_settings(|s| s.secret_key = tijori_sandbox::DEFAULT_CHAPA_SECRET_KEY.into());
+
+    // Unreachable: a second tijori on the same database whose Chapa is a closed port.
+    let offline = app
+        .sibling(|c| {
+            c.chapa_secret_key = Some(tijori_sandbox::DEFAULT_CHAPA_SECRET_KEY.into());
+            c.chapa_base_url = Some(
+                format!("http://127.0.0.1:{}/v1/", closed_port())
+                    .parse()
+                    .unwrap(),
+            );
+            c.demo = Some(false);
+        })
+        .await;
+    let (got, body) = offline.initialize(&user, &order, Some("chapa")).await;
+    assert_eq!(got, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(error_code(&body), "gateway_unreachable");
+
+    // Chapa refusing the request itself: a 400 that carries Chapa's reason.
+    let chapa = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .and(wiremock::matchers::path("/v1/transaction/initialize"))
+        .respond_with(wiremock::ResponseTemplate::new(400).set_body_json(json!({
+            "message": {"email": ["The email must be a valid email address."]},
+            "status": "failed",
+            "data": null
+        })))
+        .mount(&chapa)
+        .await;
+    let strict = app
+        .sibling(|c| {
+            c.chapa_secret_key = Some(tijori_sandbox::DEFAULT_CHAPA_SECRET_KEY.into());
+            c.chapa_base_url = Some(format!("{}/v1/", chapa.uri()).parse().unwrap());
+            c.demo = Some(false);
+        })
+        .await;
+    let (got, body) = strict.initialize(&user, &order, Some("chapa")).await;
+    assert_eq!(got, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(error_code(&body), "gateway_rejected");
+    assert!(
+        body["error"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("valid email"),
+        "{body}"
+    );
+
+    // Every attempt is on record as failed, and the order can still be paid.
+    let payments: Vec<serde_json::Value> =
+        app.get(&user, "/api/orders/").await.json().await.unwrap();
+    assert_eq!(payments[0]["status"], "pending");
+    let history = app.tijori.payment_history(&user.id, 20).await.unwrap();
+    assert_eq!(history.len(), 6, "{history:?}");
+    assert!(history
+        .iter()
+        .all(|p| p.status == tijori_core::payment::PaymentStatus::Failed
+            && p.status_reason.is_some()));
+    let (got, body) = app.initialize(&user, &order, Some("chapa")).await;
+    assert_eq!(got, StatusCode::CREATED, "{body}");
+}
+
+test_both!(chapa_initialize_failures_are_mapped);
