@@ -105,7 +105,7 @@ pub enum VerifyView {
         #[serde(skip_serializing_if = "Option::is_none")]
         subscription: Option<SubscriptionView>,
         #[serde(skip_serializing_if = "Option::is_none")]
-        order: Option<OrderView>,
+        order: Option<Box<OrderView>>,
     },
     Pending {
         message: String,
@@ -155,7 +155,7 @@ impl VerifyView {
                         .subscription
                         .as_ref()
                         .map(|(s, plan)| SubscriptionView::new(s, plan, now)),
-                    order: v.order.as_ref().map(OrderView::from),
+                    order: v.order.as_ref().map(|o| Box::new(OrderView::from(o))),
                 },
             ),
             PaymentStatus::Initiated | PaymentStatus::Pending => (

@@ -6,7 +6,9 @@
 //! picks a plan, pays on the sandbox's hosted checkout page, comes back to the return
 //! page (which looks the payment up at the gateway before it says anything) and finds
 //! the subscription and the payment on the account page. A second customer cancels on
-//! the checkout page and gets no subscription.
+//! the checkout page and gets no subscription. A third shops: puts the demo coffee in
+//! the cart, places the ETB order, pays it on the Chapa sandbox's checkout page, and
+//! finds the order paid and the stock taken.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`scripts/test` installs them).
 //! Without them the test fails, unless `TIJORI_SKIP_BROWSER=1`, which skips it.
@@ -14,7 +16,9 @@
 //!
 //! On a failure the screenshot and page source are saved under
 //! `<target dir>/browser-artifacts/` and the panic message names them. A passing run
-//! leaves `<target dir>/browser-success.png` and `browser-canceled.png` for a human.
+//! leaves `<target dir>/browser-success.png`, `browser-canceled.png` and
+//! `browser-chapa-success.png` for a human. The tests take turns: one Chromium at a
+//! time.
 
 use std::ffi::OsStr;
 use std::fs::File;
@@ -42,57 +46,101 @@ const OTP: &str = "987654";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_customer_subscribes_and_another_cancels_in_a_real_browser() {
-    let Some((chromium, chromedriver)) = browser_binaries() else {
+    let Some(run) = BrowserRun::start().await else {
         return;
     };
-    let started = Instant::now();
-    let artifacts = artifacts_dir();
-    let work = tempfile::tempdir().expect("a temporary directory");
-
-    let base = start_app(work.path()).await.expect("the app starts");
-    let driver = ChromeDriver::start(&chromedriver, work.path())
-        .await
-        .unwrap_or_else(|e| panic!("chromedriver did not start: {e:#}"));
-    let client = driver
-        .session(&chromium)
-        .await
-        .unwrap_or_else(|e| panic!("no browser session: {e:#}\n{}", driver.log_tail()));
-    let browser = Browser {
-        client,
-        artifacts: artifacts.clone(),
-    };
-
     let outcome = async {
-        let plan = subscribe_and_pay(&browser, &base)
+        subscribe_and_pay(&run.browser, &run.base)
             .await
             .context("scenario 1 (register, subscribe, pay)")?;
-        browser.client.delete_all_cookies().await?;
-        cancel_at_checkout(&browser, &base)
+        run.browser.client.delete_all_cookies().await?;
+        cancel_at_checkout(&run.browser, &run.base)
             .await
             .context("scenario 2 (register, subscribe, cancel)")?;
-        anyhow::Ok(plan)
+        anyhow::Ok(())
     }
     .await;
+    run.finish(outcome, &["browser-success.png", "browser-canceled.png"])
+        .await;
+}
 
-    let failure = match &outcome {
-        Ok(_) => None,
-        Err(_) => Some(browser.evidence("failure", &driver.log).await),
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_orders_coffee_and_pays_with_chapa_in_a_real_browser() {
+    let Some(run) = BrowserRun::start().await else {
+        return;
     };
-    // End the session so chromedriver stops Chromium; the guard kills what is left.
-    let _ = browser.client.close().await;
-    if let Err(e) = outcome {
-        panic!(
-            "browser test failed: {e:#}\n{}",
-            failure.unwrap_or_default()
+    let outcome = order_and_pay_with_chapa(&run.browser, &run.base)
+        .await
+        .context("scenario 3 (register, shop, order, pay with Chapa)");
+    run.finish(outcome, &["browser-chapa-success.png"]).await;
+}
+
+/// One Chromium at a time: the tests in this file take turns.
+static ONE_BROWSER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A fresh app and a browser session on it, for one test.
+struct BrowserRun {
+    browser: Browser,
+    base: Url,
+    started: Instant,
+    // Dropped in this order: Chromium and chromedriver, the app's files, the turn.
+    driver: ChromeDriver,
+    _work: TempDir,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+}
+
+impl BrowserRun {
+    /// `None` when the browser tests are to be skipped.
+    async fn start() -> Option<BrowserRun> {
+        let (chromium, chromedriver) = browser_binaries()?;
+        let turn = ONE_BROWSER_AT_A_TIME.lock().await;
+        let started = Instant::now();
+        let work = tempfile::tempdir().expect("a temporary directory");
+        let base = start_app(work.path()).await.expect("the app starts");
+        let driver = ChromeDriver::start(&chromedriver, work.path())
+            .await
+            .unwrap_or_else(|e| panic!("chromedriver did not start: {e:#}"));
+        let client = driver
+            .session(&chromium)
+            .await
+            .unwrap_or_else(|e| panic!("no browser session: {e:#}\n{}", driver.log_tail()));
+        Some(BrowserRun {
+            browser: Browser {
+                client,
+                artifacts: artifacts_dir(),
+            },
+            base,
+            started,
+            driver,
+            _work: work,
+            _turn: turn,
+        })
+    }
+
+    /// Ends the browser session; on a failed `outcome`, saves the evidence and panics.
+    async fn finish(self, outcome: anyhow::Result<()>, screenshots: &[&str]) {
+        let failure = match &outcome {
+            Ok(()) => None,
+            Err(_) => Some(self.browser.evidence("failure", &self.driver.log).await),
+        };
+        // End the session so chromedriver stops Chromium; the guard kills what is left.
+        let _ = self.browser.client.clone().close().await;
+        if let Err(e) = outcome {
+            panic!(
+                "browser test failed: {e:#}\n{}",
+                failure.unwrap_or_default()
+            );
+        }
+        let shots: Vec<String> = screenshots
+            .iter()
+            .map(|name| self.browser.artifacts.join(name).display().to_string())
+            .collect();
+        eprintln!(
+            "browser test passed in {:.1?}; screenshots: {}",
+            self.started.elapsed(),
+            shots.join(", ")
         );
     }
-    drop(driver);
-    eprintln!(
-        "browser test passed in {:.1?}; screenshots: {}, {}",
-        started.elapsed(),
-        artifacts.join("browser-success.png").display(),
-        artifacts.join("browser-canceled.png").display()
-    );
 }
 
 /// Scenario 1. Returns the plan's name.
@@ -210,6 +258,130 @@ async fn cancel_at_checkout(b: &Browser, base: &Url) -> anyhow::Result<()> {
         "the canceled payment must not show as completed: {payments:?}"
     );
     Ok(())
+}
+
+/// Scenario 3: a new customer buys two bags of the demo coffee (ETB) and pays with
+/// Chapa. Returns nothing; checks the order, the cart and the stock on the way.
+async fn order_and_pay_with_chapa(b: &Browser, base: &Url) -> anyhow::Result<()> {
+    b.goto(&base.join("register")?).await?;
+    b.fill("#username", &fresh_name("chaltu")).await?;
+    b.fill("#email", "chaltu@example.com").await?;
+    b.fill("#password", "a third long password").await?;
+    b.click("#register").await?;
+    b.wait_for_url("the account page", |u| u.path() == "/account/")
+        .await?;
+
+    // 1. The shop: the first ETB product is the demo coffee.
+    let coffee = first_product_in(base, "ETB").await?;
+    let (id, name, stock_before) = (&coffee.id, &coffee.name, coffee.stock);
+    anyhow::ensure!(
+        stock_before >= 2,
+        "the demo coffee should be in stock: {coffee:?}"
+    );
+    b.goto(&base.join("shop/")?).await?;
+    b.wait_for_text(&format!("#product-{id}"), name).await?;
+    b.fill(&format!("#qty-{id}"), "2").await?;
+    b.click(&format!("#add-{id}")).await?;
+
+    // 2. The cart: one ETB group, two bags, at today's price.
+    b.wait_for_url("the cart", |u| u.path() == "/cart/").await?;
+    b.wait_for_text("#cart-ETB", name).await?;
+    let total = format!("ETB {}", coffee.times(2));
+    b.wait_for_text("#total-ETB", &total).await?;
+    b.click("#place-order-ETB").await?;
+
+    // 3. The order: pending, its stock reserved, one Pay button per gateway for ETB.
+    let order_url = b
+        .wait_for_url("the new order's page", |u| {
+            u.path().starts_with("/orders/ord_")
+        })
+        .await?;
+    b.wait_for_text("#order-status", "pending").await?;
+    b.wait_for_text("#order-total", &total).await?;
+    let reserved = first_product_in(base, "ETB").await?.stock;
+    anyhow::ensure!(
+        reserved == stock_before - 2,
+        "placing the order should reserve 2 of {stock_before}, stock is now {reserved}"
+    );
+    b.click("#pay-chapa").await?;
+
+    // 4. Chapa's hosted checkout (the sandbox's): pay.
+    b.wait_for_url("the sandbox's Chapa checkout", |u| {
+        u.path().starts_with("/sandbox/chapa/checkout/")
+    })
+    .await?;
+    b.wait_for_text("#amount", "ETB").await?;
+    b.click("#pay").await?;
+
+    // 5. Back on the return page, which says nothing until the server has checked.
+    let back = b
+        .wait_for_url("the return page", |u| u.path() == "/payment-success/")
+        .await?;
+    anyhow::ensure!(
+        back.query_pairs()
+            .any(|(k, v)| k == "tx_ref" && !v.is_empty()),
+        "Chapa's return should carry the tx_ref: {back}"
+    );
+    b.wait_for_text("#headline", "Payment successful").await?;
+    b.wait_for_text("#order", "is paid").await?;
+    b.save_screenshot("browser-chapa-success.png").await?;
+
+    // 6. The order is paid; nothing is left to pay.
+    b.click("#order-link").await?;
+    b.wait_for_url("the order's page", |u| u.path() == order_url.path())
+        .await?;
+    b.wait_for_text("#order-status", "paid").await?;
+    anyhow::ensure!(
+        b.client.find(Locator::Css("#pay-chapa")).await.is_err(),
+        "a paid order offers no Pay button"
+    );
+
+    // 7. The stock went down by what was bought, once; the cart is empty; the
+    //    account lists the paid order.
+    let stock_after = first_product_in(base, "ETB").await?.stock;
+    anyhow::ensure!(
+        stock_after == stock_before - 2,
+        "stock should be {} after buying 2 of {stock_before}, is {stock_after}",
+        stock_before - 2
+    );
+    b.goto(&base.join("cart/")?).await?;
+    b.wait_for_text("#cart-empty", "Your cart is empty").await?;
+    b.goto(&base.join("account/")?).await?;
+    b.wait_for_text("#orders", "paid").await?;
+    Ok(())
+}
+
+/// A product as `GET /api/products/` shows it.
+#[derive(Debug, serde::Deserialize)]
+struct ApiProduct {
+    id: String,
+    name: String,
+    price: String,
+    stock: u64,
+    currency: String,
+}
+
+impl ApiProduct {
+    /// `quantity` × the price, as the pages print it ("850.00" × 2 = "1700.00").
+    fn times(&self, quantity: i64) -> String {
+        let (units, cents) = self.price.split_once('.').unwrap_or((&self.price, "00"));
+        let minor = (units.parse::<i64>().unwrap_or(0) * 100 + cents.parse::<i64>().unwrap_or(0))
+            * quantity;
+        format!("{}.{:02}", minor / 100, minor % 100)
+    }
+}
+
+/// The first product on sale in `currency`, over the JSON API.
+async fn first_product_in(base: &Url, currency: &str) -> anyhow::Result<ApiProduct> {
+    let products: Vec<ApiProduct> = reqwest::get(base.join("api/products/")?)
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    products
+        .into_iter()
+        .find(|p| p.currency == currency)
+        .with_context(|| format!("no product in {currency}"))
 }
 
 // --- The app -----------------------------------------------------------------------
