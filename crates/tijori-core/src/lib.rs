@@ -8,6 +8,7 @@ pub mod error;
 pub mod gateway;
 pub mod id;
 pub mod idempotency;
+pub mod jobs;
 pub mod money;
 pub mod payment;
 pub mod service;

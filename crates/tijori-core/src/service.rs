@@ -18,10 +18,12 @@ use crate::shop::Order;
 use crate::store::{AnswerKind, NewUser, OperatorEvent, Settled, Store, WebhookDelivery};
 use crate::subscription::{NewPlan, Plan, Subscription};
 
+mod background;
 mod orders;
 mod webhooks;
 mod widget;
 
+pub use background::{BackgroundSettings, ReconcileReport, Worker};
 pub use webhooks::WebhookOutcome;
 pub use widget::{WidgetTarget, WIDGET_REF_PREFIX};
 
@@ -74,6 +76,7 @@ pub struct Tijori {
     gateways: Gateways,
     clock: Arc<dyn Clock>,
     settings: Settings,
+    background: BackgroundSettings,
 }
 
 impl Tijori {
@@ -88,7 +91,13 @@ impl Tijori {
             gateways,
             clock,
             settings,
+            background: BackgroundSettings::default(),
         }
+    }
+
+    pub fn with_background(mut self, background: BackgroundSettings) -> Self {
+        self.background = background;
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -495,8 +504,10 @@ impl Tijori {
         // A widget payment has no checkout to look up: asking again is capturing its
         // token again, which the gateway answers with the same transaction.
         let answer = match provider_ref.strip_prefix(WIDGET_REF_PREFIX) {
+            // Not retried: a capture that reached Khalti but whose answer was lost
+            // must not be sent again blindly; the next check asks again.
             Some(token) => gw.capture_token(token, payment.amount).await,
-            None => gw.lookup(&provider_ref).await,
+            None => lookup_with_retry(&*gw, &provider_ref).await,
         };
         match answer {
             Ok(answer) => self.settle(&payment, answer).await,
@@ -552,6 +563,39 @@ impl Tijori {
             subscription,
             order,
         })
+    }
+}
+
+/// Looks a payment up, trying again (after 200 ms, then 400 ms, with jitter) when the
+/// gateway failed fast in a way that may pass: a 5xx or a refused connection. A
+/// timeout is not tried again here, because it already took the whole timeout; the
+/// reconciler's own retries (with backoff) cover it. Lookups are safe to repeat;
+/// opening a checkout is never retried this way.
+async fn lookup_with_retry(
+    gw: &dyn Gateway,
+    provider_ref: &str,
+) -> std::result::Result<GatewayAnswer, crate::gateway::GatewayError> {
+    use crate::gateway::GatewayError as E;
+    const ATTEMPTS: u32 = 3;
+    let started = std::time::Instant::now();
+    let mut attempt = 1;
+    loop {
+        let result = gw.lookup(provider_ref).await;
+        let transient = match &result {
+            Err(E::Unreachable { .. }) => true,
+            Err(E::BadAnswer { raw: Some(raw), .. }) => raw.http_status >= 500,
+            _ => false,
+        };
+        if !transient
+            || attempt == ATTEMPTS
+            || started.elapsed() > std::time::Duration::from_secs(2)
+        {
+            return result;
+        }
+        let pause = 200u64 << (attempt - 1);
+        let jitter = rand::random::<u64>() % (pause / 2 + 1);
+        tokio::time::sleep(std::time::Duration::from_millis(pause + jitter)).await;
+        attempt += 1;
     }
 }
 

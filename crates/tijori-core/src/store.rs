@@ -8,6 +8,7 @@ use crate::account::{Email, PasswordHashString, Session, TokenHash, User, Userna
 use crate::gateway::{GatewayKind, RawAnswer};
 use crate::id::{OrderId, PaymentId, PlanId, ProductId, UserId};
 use crate::idempotency::{Claim, IdempotencyKey, StoredResponse};
+use crate::jobs::{Job, JobStatus, NewJob};
 use crate::payment::{Payment, Transition};
 use crate::shop::{NewProduct, Order, OrderRequest, Product, ReserveError};
 use crate::subscription::{NewPlan, Plan, Subscription};
@@ -297,6 +298,56 @@ pub trait Store: Send + Sync + 'static {
         key: &IdempotencyKey,
         response: &StoredResponse,
     ) -> StoreResult<()>;
+    // Background jobs and the work they find ------------------------------------------
+
+    /// Queues a job; `false` if an equal one (same kind and unique key) is already
+    /// queued or running.
+    async fn enqueue_job(&self, job: &NewJob, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// Claims up to `limit` due jobs for `worker` until `lease_until`: queued ones whose
+    /// time has come, and running ones whose worker's lease ran out. Two workers never
+    /// claim the same job at once.
+    async fn claim_jobs(
+        &self,
+        worker: &str,
+        limit: u32,
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Job>>;
+    /// Marks a job done, if `worker` still holds it. `next` queues it again then
+    /// (a recurring job).
+    async fn complete_job(
+        &self,
+        id: i64,
+        worker: &str,
+        next: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Records a failed attempt: queued again at `retry_at`, or dead when `None`.
+    async fn fail_job(
+        &self,
+        id: i64,
+        worker: &str,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Jobs in `status` (all when `None`), newest first.
+    async fn jobs(&self, status: Option<JobStatus>, limit: u32) -> StoreResult<Vec<Job>>;
+    /// Queues a dead job again with fresh attempts (an operator's retry).
+    async fn retry_job(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Payments still waiting for an outcome that nobody has looked at since
+    /// `checked_before` (their checkout open, created before then), oldest first.
+    async fn stale_payments(
+        &self,
+        checked_before: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Payment>>;
+    /// Notes that the payment was just looked up, so the next sweep leaves it a while.
+    async fn mark_checked(&self, id: &PaymentId, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Expires up to `limit` pending orders past their time, each in one transaction
+    /// with its stock returned. Returns the orders expired.
+    async fn expire_orders(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<OrderId>>;
+
     /// Forgets a claim whose request did not complete, so a retry runs again.
     async fn release_idempotency_key(&self, user: &UserId, key: &IdempotencyKey)
         -> StoreResult<()>;

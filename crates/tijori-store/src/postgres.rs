@@ -12,6 +12,8 @@ type DbStore = PgStore;
 const BEGIN_WRITE: &str = "BEGIN";
 /// NO KEY: rows that merely reference the locked one (a new payment) are not held up.
 const LOCK_ROW: &str = " FOR NO KEY UPDATE";
+/// Workers claiming jobs at once each skip the rows another is taking.
+const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
 
 // The same statements for both backends, compiled once for each: loading the file
 // twice is the point.

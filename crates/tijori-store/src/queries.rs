@@ -12,6 +12,7 @@ use tijori_core::account::{Email, PasswordHashString, Session, TokenHash, User, 
 use tijori_core::gateway::{GatewayKind, RawAnswer};
 use tijori_core::id::{OrderId, PaymentId, PlanId, ProductId, UserId};
 use tijori_core::idempotency::{Claim, IdempotencyKey, StoredResponse};
+use tijori_core::jobs::{Job, JobStatus, NewJob};
 use tijori_core::money::{Currency, Money};
 use tijori_core::payment::{Effect, Payment, PaymentStatus, Purpose, Transition};
 use tijori_core::shop::{NewProduct, Order, OrderRequest, Product, ReserveError};
@@ -21,11 +22,13 @@ use tijori_core::store::{
 };
 use tijori_core::subscription::{self, Grant, NewPlan, Plan, Subscription};
 
-use super::{Db, DbStore, BEGIN_WRITE, LOCK_ROW};
+use super::{Db, DbStore, BEGIN_WRITE, LOCK_ROW, SKIP_LOCKED};
 
 type Tx = sqlx::Transaction<'static, Db>;
 
 // Compiled along with this file, once per backend.
+#[path = "jobs.rs"]
+mod jobs;
 #[path = "shop.rs"]
 mod shop;
 
@@ -998,5 +1001,64 @@ impl Store for DbStore {
         key: &IdempotencyKey,
     ) -> StoreResult<()> {
         self.release_idempotency_key_impl(user, key).await
+    }
+
+    async fn enqueue_job(&self, job: &NewJob, now: DateTime<Utc>) -> StoreResult<bool> {
+        self.enqueue_job_impl(job, now).await
+    }
+
+    async fn claim_jobs(
+        &self,
+        worker: &str,
+        limit: u32,
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Job>> {
+        self.claim_jobs_impl(worker, limit, lease_until, now).await
+    }
+
+    async fn complete_job(
+        &self,
+        id: i64,
+        worker: &str,
+        next: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.complete_job_impl(id, worker, next, now).await
+    }
+
+    async fn fail_job(
+        &self,
+        id: i64,
+        worker: &str,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.fail_job_impl(id, worker, error, retry_at, now).await
+    }
+
+    async fn jobs(&self, status: Option<JobStatus>, limit: u32) -> StoreResult<Vec<Job>> {
+        self.jobs_impl(status, limit).await
+    }
+
+    async fn retry_job(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
+        self.retry_job_impl(id, now).await
+    }
+
+    async fn stale_payments(
+        &self,
+        checked_before: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Payment>> {
+        self.stale_payments_impl(checked_before, limit).await
+    }
+
+    async fn mark_checked(&self, id: &PaymentId, now: DateTime<Utc>) -> StoreResult<()> {
+        self.mark_checked_impl(id, now).await
+    }
+
+    async fn expire_orders(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<OrderId>> {
+        self.expire_orders_impl(now, limit).await
     }
 }

@@ -15,6 +15,8 @@ type DbStore = SqliteStore;
 const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 /// SQLite has no row locks; the write lock taken by BEGIN IMMEDIATE covers it.
 const LOCK_ROW: &str = "";
+/// One writer at a time: an UPDATE that picks its rows with a subquery is atomic.
+const SKIP_LOCKED: &str = "";
 
 // The same statements for both backends, compiled once for each: loading the file
 // twice is the point.

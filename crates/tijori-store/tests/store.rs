@@ -1893,3 +1893,131 @@ mod shop {
         idempotency_keys_claim_replay_and_refuse,
     );
 }
+
+// Background jobs ------------------------------------------------------------------------
+
+mod jobs {
+    use super::*;
+    use std::collections::HashSet;
+    use tijori_core::jobs::{JobKind, JobStatus, NewJob};
+
+    fn lookup(key: &str) -> NewJob {
+        NewJob {
+            kind: JobKind::ReconcilePayment,
+            payload: key.into(),
+            unique_key: Some(key.into()),
+            run_at: t0(),
+        }
+    }
+
+    async fn queueing_is_idempotent_while_a_job_is_active(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        ensure!(h.store.enqueue_job(&lookup("a"), t0()).await?);
+        ensure!(
+            !h.store.enqueue_job(&lookup("a"), t0()).await?,
+            "queued twice"
+        );
+        let claimed = h.store.claim_jobs("w", 10, t0() + days(1), t0()).await?;
+        ensure!(claimed.len() == 1);
+        ensure!(!h.store.enqueue_job(&lookup("a"), t0()).await?, "running");
+        ensure!(h.store.complete_job(claimed[0].id, "w", None, t0()).await?);
+        ensure!(
+            h.store.enqueue_job(&lookup("a"), t0()).await?,
+            "done: queue anew"
+        );
+        // Not due yet: not claimed.
+        let later = NewJob {
+            run_at: t0() + days(1),
+            ..lookup("b")
+        };
+        h.store.enqueue_job(&later, t0()).await?;
+        let claimed = h.store.claim_jobs("w", 10, t0() + days(1), t0()).await?;
+        ensure!(claimed.len() == 1 && claimed[0].payload == "a");
+        Ok(())
+    }
+
+    async fn concurrent_workers_never_claim_one_job_twice(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        for i in 0..200 {
+            h.store
+                .enqueue_job(&lookup(&format!("job{i}")), t0())
+                .await?;
+        }
+        let barrier = Arc::new(Barrier::new(4));
+        let mut workers = Vec::new();
+        for w in 0..4 {
+            let (store, barrier) = (h.store.clone(), barrier.clone());
+            workers.push(tokio::spawn(async move {
+                barrier.wait().await;
+                let mut mine = Vec::new();
+                loop {
+                    let jobs = store
+                        .claim_jobs(&format!("w{w}"), 7, t0() + days(1), t0())
+                        .await?;
+                    if jobs.is_empty() {
+                        return anyhow::Ok(mine);
+                    }
+                    for job in jobs {
+                        ensure!(
+                            store
+                                .complete_job(job.id, &format!("w{w}"), None, t0())
+                                .await?
+                        );
+                        mine.push(job.id);
+                    }
+                }
+            }));
+        }
+        let mut seen = HashSet::new();
+        for w in workers {
+            for id in w.await?? {
+                ensure!(seen.insert(id), "job {id} claimed twice");
+            }
+        }
+        ensure!(seen.len() == 200, "{} jobs run", seen.len());
+        ensure!(h.store.jobs(Some(JobStatus::Done), 500).await?.len() == 200);
+        Ok(())
+    }
+
+    async fn an_expired_lease_hands_the_job_over(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        h.store.enqueue_job(&lookup("x"), t0()).await?;
+        let lease = t0() + Duration::minutes(2);
+        let first = h.store.claim_jobs("dies", 1, lease, t0()).await?;
+        ensure!(first.len() == 1);
+        ensure!(h
+            .store
+            .claim_jobs("other", 1, lease, t0() + Duration::minutes(1))
+            .await?
+            .is_empty());
+        let later = t0() + Duration::minutes(3);
+        let taken = h
+            .store
+            .claim_jobs("other", 1, later + Duration::minutes(2), later)
+            .await?;
+        ensure!(taken.len() == 1 && taken[0].attempts == 2);
+        ensure!(
+            !h.store
+                .complete_job(first[0].id, "dies", None, later)
+                .await?
+        );
+        h.store
+            .fail_job(taken[0].id, "other", "boom", None, later)
+            .await?;
+        let dead = h.store.jobs(Some(JobStatus::Dead), 10).await?;
+        ensure!(dead.len() == 1 && dead[0].last_error.as_deref() == Some("boom"));
+        h.store.retry_job(dead[0].id, later).await?;
+        let again = h
+            .store
+            .claim_jobs("other", 1, later + days(1), later)
+            .await?;
+        ensure!(again.len() == 1 && again[0].attempts == 1);
+        Ok(())
+    }
+
+    test_both!(
+        queueing_is_idempotent_while_a_job_is_active,
+        concurrent_workers_never_claim_one_job_twice,
+        an_expired_lease_hands_the_job_over,
+    );
+}

@@ -10,7 +10,7 @@ use axum::Router;
 use secrecy::SecretString;
 use tijori_core::clock::{Clock, SystemClock};
 use tijori_core::gateway::Gateways;
-use tijori_core::service::Settings;
+use tijori_core::service::{Settings, Worker};
 use tijori_core::Tijori;
 use tijori_gateways::{ChapaGateway, KhaltiGateway};
 use tijori_sandbox::{ChapaSettings, Sandbox, SandboxConfig};
@@ -34,6 +34,8 @@ pub struct Application {
     database: Database,
     sandbox: Option<Sandbox>,
     tijori: Tijori,
+    /// Run the background worker in this process, with this many jobs at once.
+    worker: Option<usize>,
 }
 
 impl Application {
@@ -73,101 +75,8 @@ impl Application {
             )
         });
 
-        let mut gateways = Gateways::new();
-        let khalti = match (&config.khalti_secret_key, &sandbox) {
-            (Some(key), _) => Some(khalti::Config::new(
-                config
-                    .khalti_base_url
-                    .clone()
-                    .unwrap_or_else(|| Url::parse(KHALTI_TEST_BASE_URL).expect("constant URL")),
-                key.clone(),
-            )),
-            (None, Some(sandbox)) => Some(khalti::Config::new(
-                // An explicit base URL (a standalone `tijori sandbox`) wins over the
-                // built-in one; the key is the sandbox's either way.
-                config.khalti_base_url.clone().unwrap_or_else(|| {
-                    sandbox
-                        .public_url()
-                        .join("khalti/api/v2/")
-                        .expect("a relative path joins")
-                }),
-                SecretString::from(tijori_sandbox::DEFAULT_KHALTI_SECRET_KEY),
-            )),
-            (None, None) => None,
-        };
-        let khalti_base = khalti.as_ref().map(|k| k.base_url.to_string());
-        if let Some(khalti) = khalti {
-            let client = khalti::Client::new(khalti::Config {
-                timeout: config.gateway_timeout,
-                ..khalti
-            })
-            .context("invalid Khalti configuration")?;
-            gateways = gateways.with(Arc::new(KhaltiGateway::new(client)));
-        }
-
-        let chapa = match (&config.chapa_secret_key, &sandbox) {
-            (Some(key), _) => Some((
-                chapa::Config::new(
-                    config
-                        .chapa_base_url
-                        .clone()
-                        .unwrap_or_else(chapa::default_base_url),
-                    key.clone(),
-                ),
-                config.chapa_webhook_secret.clone(),
-            )),
-            (None, Some(sandbox)) => Some((
-                chapa::Config::new(
-                    config.chapa_base_url.clone().unwrap_or_else(|| {
-                        sandbox
-                            .public_url()
-                            .join("chapa/v1/")
-                            .expect("a relative path joins")
-                    }),
-                    SecretString::from(tijori_sandbox::DEFAULT_CHAPA_SECRET_KEY),
-                ),
-                Some(SecretString::from(
-                    tijori_sandbox::DEFAULT_CHAPA_WEBHOOK_SECRET,
-                )),
-            )),
-            (None, None) => None,
-        };
-        let chapa_base = chapa.as_ref().map(|(c, _)| c.base_url.to_string());
-        if let Some((chapa, webhook_secret)) = chapa {
-            let client = chapa::Client::new(chapa::Config {
-                timeout: config.gateway_timeout,
-                ..chapa
-            })
-            .context("invalid Chapa configuration")?;
-            let callback = public_url
-                .join(CHAPA_CALLBACK_PATH)
-                .expect("a relative path joins");
-            let mut gateway = ChapaGateway::new(client, callback);
-            match webhook_secret {
-                Some(secret) => gateway = gateway.with_webhook_secret(secret),
-                None => tracing::warn!(
-                    "CHAPA_WEBHOOK_SECRET is not set: every Chapa webhook will be refused; \
-                     payments are still settled by the callback, the return page and refresh"
-                ),
-            }
-            gateways = gateways.with(Arc::new(gateway));
-        }
-        if khalti_base.is_none() {
-            tracing::warn!("Khalti is not configured (no KHALTI_SECRET_KEY, no sandbox)");
-        }
-        if chapa_base.is_none() {
-            tracing::warn!("Chapa is not configured (no CHAPA_SECRET_KEY, no sandbox)");
-        }
-
-        let tijori = Tijori::new(
-            database.store(),
-            gateways,
-            clock,
-            Settings {
-                order_ttl: chrono::Duration::minutes(i64::from(config.order_ttl_minutes)),
-                ..Settings::new(public_url.as_str().trim_end_matches('/'))
-            },
-        );
+        let sandbox_url = sandbox.as_ref().map(|s| s.public_url().clone());
+        let tijori = core(config, &database, &public_url, sandbox_url.as_ref(), clock)?;
 
         let mut router = tijori_web::router(AppState::new(
             tijori.clone(),
@@ -187,8 +96,6 @@ impl Application {
             %public_url,
             database = tijori_store::redact(&config.database_url),
             backend = database.backend(),
-            khalti = khalti_base.as_deref().unwrap_or("off"),
-            chapa = chapa_base.as_deref().unwrap_or("off"),
             sandbox = sandbox.is_some(),
             "tijori is ready"
         );
@@ -200,6 +107,9 @@ impl Application {
             database,
             sandbox,
             tijori,
+            worker: config
+                .worker
+                .then_some(usize::from(config.worker_concurrency)),
         })
     }
 
@@ -230,16 +140,143 @@ impl Application {
         self,
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(stop)
+        let (stopping, stopped) = tokio::sync::watch::channel(());
+        let worker = self.worker.map(|concurrency| {
+            let mut stopped = stopped.clone();
+            tokio::spawn(
+                Worker::new(self.tijori.clone(), concurrency).run(async move {
+                    let _ = stopped.changed().await;
+                }),
+            )
+        });
+        let served = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move {
+                stop.await;
+                let _ = stopping.send(());
+            })
             .await
-            .context("the HTTP server failed")?;
+            .context("the HTTP server failed");
+        // The worker finishes the jobs in hand (or stops with the server's failure,
+        // which dropped the sender).
+        if let Some(worker) = worker {
+            let _ = worker.await;
+        }
         self.database.close().await;
-        Ok(())
+        served
     }
 }
 
-async fn shutdown_signal() {
+/// The core wired to the configured database and gateways: a gateway without a key
+/// goes to the sandbox at `sandbox_url` (the built-in one, or a serving tijori's,
+/// for a separate worker), or is left out when there is none.
+pub fn core(
+    config: &Config,
+    database: &Database,
+    public_url: &Url,
+    sandbox_url: Option<&Url>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Tijori> {
+    let mut gateways = Gateways::new();
+    let khalti = match (&config.khalti_secret_key, sandbox_url) {
+        (Some(key), _) => Some(khalti::Config::new(
+            config
+                .khalti_base_url
+                .clone()
+                .unwrap_or_else(|| Url::parse(KHALTI_TEST_BASE_URL).expect("constant URL")),
+            key.clone(),
+        )),
+        (None, Some(sandbox)) => Some(khalti::Config::new(
+            // An explicit base URL (a standalone `tijori sandbox`) wins over the
+            // built-in one; the key is the sandbox's either way.
+            config.khalti_base_url.clone().unwrap_or_else(|| {
+                sandbox
+                    .join("khalti/api/v2/")
+                    .expect("a relative path joins")
+            }),
+            SecretString::from(tijori_sandbox::DEFAULT_KHALTI_SECRET_KEY),
+        )),
+        (None, None) => None,
+    };
+    let khalti_base = khalti.as_ref().map(|k| k.base_url.to_string());
+    if let Some(khalti) = khalti {
+        let client = khalti::Client::new(khalti::Config {
+            timeout: config.gateway_timeout,
+            ..khalti
+        })
+        .context("invalid Khalti configuration")?;
+        gateways = gateways.with(Arc::new(KhaltiGateway::new(client)));
+    }
+
+    let chapa = match (&config.chapa_secret_key, sandbox_url) {
+        (Some(key), _) => Some((
+            chapa::Config::new(
+                config
+                    .chapa_base_url
+                    .clone()
+                    .unwrap_or_else(chapa::default_base_url),
+                key.clone(),
+            ),
+            config.chapa_webhook_secret.clone(),
+        )),
+        (None, Some(sandbox)) => Some((
+            chapa::Config::new(
+                config
+                    .chapa_base_url
+                    .clone()
+                    .unwrap_or_else(|| sandbox.join("chapa/v1/").expect("a relative path joins")),
+                SecretString::from(tijori_sandbox::DEFAULT_CHAPA_SECRET_KEY),
+            ),
+            Some(SecretString::from(
+                tijori_sandbox::DEFAULT_CHAPA_WEBHOOK_SECRET,
+            )),
+        )),
+        (None, None) => None,
+    };
+    let chapa_base = chapa.as_ref().map(|(c, _)| c.base_url.to_string());
+    if let Some((chapa, webhook_secret)) = chapa {
+        let client = chapa::Client::new(chapa::Config {
+            timeout: config.gateway_timeout,
+            ..chapa
+        })
+        .context("invalid Chapa configuration")?;
+        let callback = public_url
+            .join(CHAPA_CALLBACK_PATH)
+            .expect("a relative path joins");
+        let mut gateway = ChapaGateway::new(client, callback);
+        match webhook_secret {
+            Some(secret) => gateway = gateway.with_webhook_secret(secret),
+            None => tracing::warn!(
+                "CHAPA_WEBHOOK_SECRET is not set: every Chapa webhook will be refused; \
+                 payments are still settled by the callback, the return page and refresh"
+            ),
+        }
+        gateways = gateways.with(Arc::new(gateway));
+    }
+    if khalti_base.is_none() {
+        tracing::warn!("Khalti is not configured (no KHALTI_SECRET_KEY, no sandbox)");
+    }
+    if chapa_base.is_none() {
+        tracing::warn!("Chapa is not configured (no CHAPA_SECRET_KEY, no sandbox)");
+    }
+
+    tracing::info!(
+        khalti = khalti_base.as_deref().unwrap_or("off"),
+        chapa = chapa_base.as_deref().unwrap_or("off"),
+        "gateways"
+    );
+    Ok(Tijori::new(
+        database.store(),
+        gateways,
+        clock,
+        Settings {
+            order_ttl: chrono::Duration::minutes(i64::from(config.order_ttl_minutes)),
+            ..Settings::new(public_url.as_str().trim_end_matches('/'))
+        },
+    )
+    .with_background(config.background()))
+}
+
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

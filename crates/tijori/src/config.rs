@@ -70,6 +70,24 @@ pub struct Config {
     #[arg(long, env = "TIJORI_ORDER_TTL_MINUTES", default_value = "30", value_parser = parse_minutes, global = true)]
     pub order_ttl_minutes: u32,
 
+    /// Run the background worker (reconciler, order expiry) inside `tijori serve`.
+    /// Turn it off when separate `tijori worker` processes do the work.
+    #[arg(long, env = "TIJORI_WORKER", default_value = "true", action = clap::ArgAction::Set, global = true)]
+    pub worker: bool,
+
+    /// How many background jobs (gateway lookups, mostly) one worker runs at once.
+    #[arg(long, env = "TIJORI_WORKER_CONCURRENCY", default_value = "16", value_parser = clap::value_parser!(u16).range(1..=1024), global = true)]
+    pub worker_concurrency: u16,
+
+    /// Minutes a payment may wait for its outcome before the reconciler looks it up
+    /// at the gateway (and between two looks at one that stays open).
+    #[arg(long, env = "TIJORI_RECONCILE_AFTER_MINUTES", default_value = "15", value_parser = parse_minutes, global = true)]
+    pub reconcile_after_minutes: u32,
+
+    /// Seconds between two runs of each recurring sweep (reconciliation, order expiry).
+    #[arg(long, env = "TIJORI_SWEEP_SECONDS", default_value = "60", value_parser = clap::value_parser!(u32).range(1..=86_400), global = true)]
+    pub sweep_seconds: u32,
+
     /// Seconds to wait for a gateway's answer before giving up on a call.
     #[arg(long, env = "TIJORI_GATEWAY_TIMEOUT", default_value = "10", value_parser = parse_seconds, global = true)]
     pub gateway_timeout: Duration,
@@ -103,6 +121,10 @@ impl Config {
             chapa_webhook_secret: None,
             chapa_base_url: None,
             order_ttl_minutes: 30,
+            worker: true,
+            worker_concurrency: 16,
+            reconcile_after_minutes: 15,
+            sweep_seconds: 60,
             gateway_timeout: Duration::from_secs(10),
             sandbox: None,
             demo: Some(true),
@@ -149,6 +171,14 @@ impl Config {
                  ({public_url}). Set a key, or TIJORI_SANDBOX=true to run the sandbox there on \
                  purpose."
             )),
+        }
+    }
+
+    pub fn background(&self) -> tijori_core::service::BackgroundSettings {
+        tijori_core::service::BackgroundSettings {
+            reconcile_after: chrono::Duration::minutes(i64::from(self.reconcile_after_minutes)),
+            sweep_every: chrono::Duration::seconds(i64::from(self.sweep_seconds)),
+            ..Default::default()
         }
     }
 

@@ -4,6 +4,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use tijori::{demo, Application, Config};
 use tijori_core::money::{Currency, Money};
+use tijori_core::service::Worker;
 use tijori_core::shop::NewProduct;
 use tijori_core::subscription::NewPlan;
 use tracing_subscriber::EnvFilter;
@@ -30,6 +31,17 @@ struct Cli {
 enum Command {
     /// Serve the API and pages (migrates the database first).
     Serve,
+    /// Run the background jobs (reconciler, order expiry) without serving HTTP.
+    /// Several workers may share one PostgreSQL; set TIJORI_WORKER=false on the
+    /// serving processes if only these should do the work.
+    Worker,
+    /// Look up, now, every payment whose outcome has not arrived for
+    /// TIJORI_RECONCILE_AFTER_MINUTES, settle what changed, and report it.
+    Reconcile {
+        /// One pass, then exit (the only mode: the worker reconciles continuously).
+        #[arg(long, required = true)]
+        once: bool,
+    },
     /// Apply database migrations, then exit.
     Migrate,
     /// Run the sandbox gateways (Khalti and Chapa) alone, for apps in any language to
@@ -155,6 +167,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             app.run_until_stopped().await
         }
+        Command::Worker => {
+            let (db, tijori) = background(&config).await?;
+            let worker = Worker::new(tijori, usize::from(config.worker_concurrency));
+            println!("worker {} running; Ctrl-C to stop", worker.id());
+            worker.run(tijori::app::shutdown_signal()).await;
+            db.close().await;
+            Ok(())
+        }
+        Command::Reconcile { once: _ } => {
+            let (db, tijori) = background(&config).await?;
+            let report = tijori
+                .reconcile_once(usize::from(config.worker_concurrency))
+                .await?;
+            for (id, from, to) in &report.changed {
+                println!("{id}\t{from} -> {to}");
+            }
+            for (id, error) in &report.failed {
+                println!("{id}\tnot checked: {error}");
+            }
+            println!(
+                "checked {}, changed {}, could not check {}",
+                report.checked,
+                report.changed.len(),
+                report.failed.len()
+            );
+            db.close().await;
+            Ok(())
+        }
         Command::Migrate => {
             let db = tijori_store::Database::connect(&config.database_url).await?;
             db.migrate().await?;
@@ -248,6 +288,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The core with its gateways, for work done away from `serve`. A gateway without a
+/// key is the sandbox of the serving tijori at TIJORI_PUBLIC_URL (a sandbox's
+/// payments live in that process), unless TIJORI_SANDBOX=false.
+async fn background(
+    config: &Config,
+) -> anyhow::Result<(tijori_store::Database, tijori_core::Tijori)> {
+    let db = tijori_store::Database::connect(&config.database_url).await?;
+    db.migrate().await?;
+    let public_url = config.public_url_for(config.listen);
+    let sandbox_url = (config.uses_sandbox() && config.sandbox != Some(false))
+        .then(|| public_url.join("sandbox/").expect("a relative path joins"));
+    let tijori = tijori::app::core(
+        config,
+        &db,
+        &public_url,
+        sandbox_url.as_ref(),
+        std::sync::Arc::new(tijori_core::clock::SystemClock),
+    )?;
+    Ok((db, tijori))
 }
 
 /// The core on the configured database, with no gateways: for admin commands.

@@ -67,8 +67,30 @@ impl TestApp {
         Self::start(config).await
     }
 
+    /// The app on a clock the test moves, with no background worker: the test runs
+    /// the due jobs itself (`tijori.run_due_jobs`).
+    pub async fn spawn_with_clock(
+        db: TestDatabase,
+        clock: std::sync::Arc<tijori_core::clock::ManualClock>,
+    ) -> TestApp {
+        let mut config = config(&db.url);
+        config.worker = false;
+        let mut app = Self::start_with_clock(config, clock).await;
+        app.db = Some(db);
+        app
+    }
+
     async fn start(config: Config) -> TestApp {
-        let app = Application::build(&config).await.expect("the app builds");
+        Self::start_with_clock(config, std::sync::Arc::new(tijori_core::clock::SystemClock)).await
+    }
+
+    async fn start_with_clock(
+        config: Config,
+        clock: std::sync::Arc<dyn tijori_core::clock::Clock>,
+    ) -> TestApp {
+        let app = Application::build_with_clock(&config, clock)
+            .await
+            .expect("the app builds");
         if config.demo() {
             tijori::demo::seed(app.tijori())
                 .await

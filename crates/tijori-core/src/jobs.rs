@@ -1,0 +1,167 @@
+//! Background jobs: work that must happen even when no request asks for it (looking up
+//! payments whose outcome never arrived, expiring unpaid orders). Jobs live in the
+//! database, so they survive restarts and several workers can share them; a claimed
+//! job carries a lease, and a job whose worker died is claimed again when the lease
+//! runs out. Every job is idempotent: running one twice does no harm.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Duration, Utc};
+use rand::Rng;
+use serde::Serialize;
+
+/// What a job does. The payload says to what.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// Recurring: find payments whose outcome never arrived and queue a lookup each.
+    ReconcileSweep,
+    /// Look one payment up at its gateway and settle on the answer.
+    ReconcilePayment,
+    /// Recurring: expire unpaid orders past their time, returning their stock.
+    ExpireOrders,
+}
+
+impl JobKind {
+    pub const ALL: [JobKind; 3] = [
+        JobKind::ReconcileSweep,
+        JobKind::ReconcilePayment,
+        JobKind::ExpireOrders,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::ReconcileSweep => "reconcile_sweep",
+            JobKind::ReconcilePayment => "reconcile_payment",
+            JobKind::ExpireOrders => "expire_orders",
+        }
+    }
+
+    /// How many times a job is tried before it is dead (an operator's to retry).
+    pub fn max_attempts(self) -> u32 {
+        match self {
+            // Recurring sweeps must never stop; a failure is retried with backoff.
+            JobKind::ReconcileSweep | JobKind::ExpireOrders => u32::MAX,
+            JobKind::ReconcilePayment => 8,
+        }
+    }
+}
+
+impl fmt::Display for JobKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        JobKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown job kind {s:?}"))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Done,
+    /// Out of attempts: stays until an operator retries it.
+    Dead,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Done => "done",
+            JobStatus::Dead => "dead",
+        }
+    }
+}
+
+impl FromStr for JobStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            JobStatus::Queued,
+            JobStatus::Running,
+            JobStatus::Done,
+            JobStatus::Dead,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+        .ok_or_else(|| format!("unknown job status {s:?}"))
+    }
+}
+
+/// A job to queue. `unique_key` makes queueing idempotent: while a job of the same
+/// kind and key is queued or running, queueing another does nothing.
+#[derive(Clone, Debug)]
+pub struct NewJob {
+    pub kind: JobKind,
+    pub payload: String,
+    pub unique_key: Option<String>,
+    pub run_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Job {
+    pub id: i64,
+    pub kind: JobKind,
+    pub payload: String,
+    pub unique_key: Option<String>,
+    pub status: JobStatus,
+    /// Attempts started so far (this one included, once claimed).
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub run_at: DateTime<Utc>,
+    pub locked_by: Option<String>,
+    pub locked_until: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// When to try a failed job again: exponential from 10 seconds, capped at an hour,
+/// with ±25 % jitter so jobs that failed together (a gateway outage) do not all come
+/// back at the same instant.
+pub fn backoff(attempts: u32, now: DateTime<Utc>) -> DateTime<Utc> {
+    let base = 10i64.saturating_mul(1i64 << attempts.saturating_sub(1).min(20));
+    let capped = base.min(3_600) as f64;
+    let jittered = capped * rand::thread_rng().gen_range(0.75..=1.25);
+    now + Duration::milliseconds((jittered * 1000.0) as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let now = Utc::now();
+        let secs = |a| (backoff(a, now) - now).num_milliseconds() as f64 / 1000.0;
+        for _ in 0..100 {
+            let first = secs(1);
+            assert!((7.5..=12.5).contains(&first), "{first}");
+            let third = secs(3);
+            assert!((30.0..=50.0).contains(&third), "{third}");
+            let late = secs(40);
+            assert!((2_700.0..=4_500.0).contains(&late), "{late}");
+        }
+    }
+
+    #[test]
+    fn kinds_round_trip() {
+        for k in JobKind::ALL {
+            assert_eq!(k.as_str().parse::<JobKind>(), Ok(k));
+        }
+    }
+}

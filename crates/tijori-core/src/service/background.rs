@@ -1,0 +1,338 @@
+//! Work nobody asks for: reconciling payments whose outcome never arrived, expiring
+//! unpaid orders, and the worker that runs it from the jobs table.
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+use futures::stream::{self, StreamExt};
+use tokio::task::JoinSet;
+use tracing::{error, info, warn};
+
+use super::Tijori;
+use crate::error::Result;
+use crate::id::{OrderId, PaymentId};
+use crate::jobs::{backoff, Job, JobKind, NewJob};
+use crate::payment::PaymentStatus;
+
+/// How the background work is paced.
+#[derive(Clone, Debug)]
+pub struct BackgroundSettings {
+    /// A payment still open this long after it was created (and not looked at for as
+    /// long) is looked up by the reconciler.
+    pub reconcile_after: Duration,
+    /// How often the recurring sweeps run.
+    pub sweep_every: Duration,
+    /// The most payments one sweep queues.
+    pub sweep_batch: u32,
+    /// How long a worker holds a claimed job before another may take it over.
+    pub lease: Duration,
+}
+
+impl Default for BackgroundSettings {
+    fn default() -> Self {
+        BackgroundSettings {
+            reconcile_after: Duration::minutes(15),
+            sweep_every: Duration::seconds(60),
+            sweep_batch: 10_000,
+            lease: Duration::minutes(2),
+        }
+    }
+}
+
+/// What one reconciliation pass did.
+#[derive(Clone, Debug, Default)]
+pub struct ReconcileReport {
+    pub checked: usize,
+    /// Payments whose status changed: (payment, from, to).
+    pub changed: Vec<(PaymentId, PaymentStatus, PaymentStatus)>,
+    /// Payments the gateway could not be asked about this time, and why.
+    pub failed: Vec<(PaymentId, String)>,
+}
+
+impl Tijori {
+    /// Looks one payment up at its gateway, if it is still open, and settles on the
+    /// answer. Returns its (from, to) when its status changed.
+    pub async fn reconcile_payment(
+        &self,
+        id: &PaymentId,
+    ) -> Result<Option<(PaymentStatus, PaymentStatus)>> {
+        let Some(payment) = self.store.payment(id).await? else {
+            return Ok(None);
+        };
+        if !payment.status.is_open() || payment.provider_ref.is_none() {
+            return Ok(None);
+        }
+        let from = payment.status;
+        let checked = self.check_at_gateway(payment).await;
+        // Looked at, answer or not: the next sweep leaves it for a while.
+        self.store.mark_checked(id, self.now()).await?;
+        let settled = checked?;
+        Ok(settled.changed.then_some((from, settled.payment.status)))
+    }
+
+    /// One reconciliation pass, now (`tijori reconcile --once`): every payment open
+    /// for longer than the configured age, looked up with at most `concurrency` calls
+    /// to the gateways at once.
+    pub async fn reconcile_once(&self, concurrency: usize) -> Result<ReconcileReport> {
+        let before = self.now() - self.background.reconcile_after;
+        let stale = self
+            .store
+            .stale_payments(before, self.background.sweep_batch)
+            .await?;
+        let mut report = ReconcileReport {
+            checked: stale.len(),
+            ..ReconcileReport::default()
+        };
+        let results: Vec<_> = stream::iter(stale)
+            .map(|p| async move {
+                let outcome = self.reconcile_payment(&p.id).await;
+                (p.id, outcome)
+            })
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
+        for (id, outcome) in results {
+            match outcome {
+                Ok(Some((from, to))) => report.changed.push((id, from, to)),
+                Ok(None) => {}
+                Err(e) => report.failed.push((id, e.to_string())),
+            }
+        }
+        Ok(report)
+    }
+
+    /// The recurring sweep: queues a lookup for every stale payment (a payment
+    /// already queued is not queued twice).
+    pub async fn queue_stale_payments(&self) -> Result<usize> {
+        let now = self.now();
+        let stale = self
+            .store
+            .stale_payments(
+                now - self.background.reconcile_after,
+                self.background.sweep_batch,
+            )
+            .await?;
+        let mut queued = 0;
+        for p in stale {
+            let job = NewJob {
+                kind: JobKind::ReconcilePayment,
+                payload: p.id.to_string(),
+                unique_key: Some(p.id.to_string()),
+                run_at: now,
+            };
+            if self.store.enqueue_job(&job, now).await? {
+                queued += 1;
+            }
+        }
+        Ok(queued)
+    }
+
+    /// Expires the unpaid orders past their time, returning their stock.
+    pub async fn expire_due_orders(&self) -> Result<Vec<OrderId>> {
+        let expired = self.store.expire_orders(self.now(), 1_000).await?;
+        if !expired.is_empty() {
+            info!(
+                count = expired.len(),
+                "expired unpaid orders and returned their stock"
+            );
+        }
+        Ok(expired)
+    }
+
+    /// Queues the recurring sweeps if they are not queued yet (every worker does this
+    /// at start; the jobs table keeps one of each).
+    pub async fn schedule_recurring_jobs(&self) -> Result<()> {
+        let now = self.now();
+        for kind in [JobKind::ReconcileSweep, JobKind::ExpireOrders] {
+            let job = NewJob {
+                kind,
+                payload: String::new(),
+                unique_key: Some(kind.as_str().to_owned()),
+                run_at: now,
+            };
+            self.store.enqueue_job(&job, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Claims up to `limit` due jobs for `worker`.
+    pub async fn claim_jobs(&self, worker: &str, limit: u32) -> Result<Vec<Job>> {
+        let now = self.now();
+        Ok(self
+            .store
+            .claim_jobs(worker, limit, now + self.background.lease, now)
+            .await?)
+    }
+
+    /// Runs a claimed job and records how it went: done (or queued again, for a
+    /// recurring one), queued for a retry with backoff, or dead.
+    pub async fn run_job(&self, worker: &str, job: Job) -> Result<()> {
+        let outcome = self.execute(&job).await;
+        let now = self.now();
+        match outcome {
+            Ok(next) => {
+                if !self.store.complete_job(job.id, worker, next, now).await? {
+                    // Our lease ran out and another worker took the job over; it is
+                    // idempotent, so both runs did the same thing.
+                    warn!(job = job.id, kind = %job.kind, "job finished after its lease was taken over");
+                }
+            }
+            Err(e) => {
+                let retry_at =
+                    (job.attempts < job.max_attempts).then(|| backoff(job.attempts, now));
+                warn!(job = job.id, kind = %job.kind, attempts = job.attempts, error = %e, dead = retry_at.is_none(), "job failed");
+                self.store
+                    .fail_job(job.id, worker, &e, retry_at, now)
+                    .await?;
+                if retry_at.is_none() {
+                    let payment = PaymentId::parse(&job.payload);
+                    self.store
+                        .record_operator_event(
+                            "job_dead",
+                            payment.as_ref(),
+                            &format!("{} gave up after {} attempts: {e}", job.kind, job.attempts),
+                            now,
+                        )
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Claims and runs every job due now, `concurrency` at a time, until none is
+    /// left. Returns how many ran. (The worker loop does the same continuously; tests
+    /// and `tijori reconcile` call this.)
+    pub async fn run_due_jobs(&self, worker: &str, concurrency: u32) -> Result<usize> {
+        let mut ran = 0;
+        loop {
+            let jobs = self.claim_jobs(worker, concurrency).await?;
+            if jobs.is_empty() {
+                return Ok(ran);
+            }
+            ran += jobs.len();
+            let results: Vec<_> = stream::iter(jobs)
+                .map(|job| self.run_job(worker, job))
+                .buffer_unordered(concurrency.max(1) as usize)
+                .collect()
+                .await;
+            for r in results {
+                r?;
+            }
+        }
+    }
+
+    async fn execute(&self, job: &Job) -> std::result::Result<Option<DateTime<Utc>>, String> {
+        let next = || Some(self.now() + self.background.sweep_every);
+        match job.kind {
+            JobKind::ReconcileSweep => {
+                let queued = self
+                    .queue_stale_payments()
+                    .await
+                    .map_err(|e| format!("{e:#}"))?;
+                if queued > 0 {
+                    info!(queued, "reconciler: queued lookups of stale payments");
+                }
+                Ok(next())
+            }
+            JobKind::ExpireOrders => {
+                self.expire_due_orders()
+                    .await
+                    .map_err(|e| format!("{e:#}"))?;
+                Ok(next())
+            }
+            JobKind::ReconcilePayment => {
+                let id = PaymentId::parse(&job.payload)
+                    .ok_or_else(|| format!("payload {:?} is not a payment id", job.payload))?;
+                match self.reconcile_payment(&id).await {
+                    Ok(Some((from, to))) => {
+                        info!(payment = %id, %from, %to, "reconciler settled a payment");
+                        Ok(None)
+                    }
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+        }
+    }
+}
+
+/// Runs jobs continuously: up to `concurrency` at once, claiming more as each
+/// finishes, polling when there is nothing to do.
+pub struct Worker {
+    tijori: Tijori,
+    id: String,
+    concurrency: usize,
+    poll: StdDuration,
+}
+
+impl Worker {
+    pub fn new(tijori: Tijori, concurrency: usize) -> Self {
+        Worker {
+            tijori,
+            // Host and process make a worker recognisable in the jobs table.
+            id: format!(
+                "{}-{}-{}",
+                std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into()),
+                std::process::id(),
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            ),
+            concurrency: concurrency.max(1),
+            poll: StdDuration::from_secs(1),
+        }
+    }
+
+    pub fn with_poll_interval(mut self, poll: StdDuration) -> Self {
+        self.poll = poll;
+        self
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Runs until `stop` resolves, then lets the jobs in hand finish.
+    pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
+        if let Err(e) = self.tijori.schedule_recurring_jobs().await {
+            error!(error = %format!("{e:#}"), "worker: could not schedule the recurring jobs");
+        }
+        info!(
+            worker = self.id,
+            concurrency = self.concurrency,
+            "worker started"
+        );
+        let me = Arc::new(self);
+        let mut running: JoinSet<()> = JoinSet::new();
+        tokio::pin!(stop);
+        loop {
+            let free = me.concurrency - running.len();
+            let mut saturated = free == 0;
+            if free > 0 {
+                match me.tijori.claim_jobs(&me.id, free as u32).await {
+                    Ok(jobs) => {
+                        saturated = jobs.len() == free;
+                        for job in jobs {
+                            let me = me.clone();
+                            running.spawn(async move {
+                                if let Err(e) = me.tijori.run_job(&me.id, job).await {
+                                    error!(error = %format!("{e:#}"), "worker: could not record a job's outcome");
+                                }
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        error!(error = %format!("{e:#}"), "worker: could not claim jobs");
+                    }
+                }
+            }
+            tokio::select! {
+                _ = &mut stop => break,
+                Some(_) = running.join_next(), if !running.is_empty() => {}
+                _ = tokio::time::sleep(me.poll), if !saturated => {}
+            }
+        }
+        info!(worker = me.id, in_hand = running.len(), "worker stopping");
+        while running.join_next().await.is_some() {}
+    }
+}

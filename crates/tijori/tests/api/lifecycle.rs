@@ -1,0 +1,302 @@
+//! The background work, on a clock the tests move: the reconciler finds outcomes that
+//! never arrived, unpaid orders expire, late payments are not lost, and jobs survive a
+//! worker that dies.
+
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use reqwest::StatusCode;
+use serde_json::json;
+use tijori_core::clock::{Clock, ManualClock};
+use tijori_core::jobs::JobStatus;
+use tijori_sandbox::{Fault, KhaltiSettings};
+use tijori_testkit::{test_both, TestDatabase};
+
+use crate::helpers::TestApp;
+
+async fn app_on_clock(db: TestDatabase) -> (TestApp, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(tijori_core::clock::SystemClock.now()));
+    let app = TestApp::spawn_with_clock(db, clock.clone()).await;
+    app.tijori.schedule_recurring_jobs().await.unwrap();
+    (app, clock)
+}
+
+async fn run_jobs(app: &TestApp) -> usize {
+    app.tijori.run_due_jobs("test-worker", 8).await.unwrap()
+}
+
+async fn a_paid_payment_whose_return_never_arrives_is_found(db: TestDatabase) {
+    let (app, clock) = app_on_clock(db).await;
+    let user = app.register("sita").await;
+    let started = app.initiate(&user, &app.plan_id("Basic").await).await;
+    let pidx = started["pidx"].as_str().unwrap();
+    let payment_id = started["payment_id"].as_str().unwrap();
+    // The customer pays and closes the tab: no return, no verify.
+    app.sandbox().khalti().complete(pidx).unwrap();
+
+    run_jobs(&app).await;
+    assert_eq!(
+        app.payment(&user, payment_id).await["status"],
+        "initiated",
+        "too young to be reconciled"
+    );
+
+    clock.advance(Duration::minutes(16));
+    run_jobs(&app).await;
+    assert_eq!(app.payment(&user, payment_id).await["status"], "completed");
+    let sub = app
+        .subscription(&user)
+        .await
+        .expect("granted by the reconciler");
+    assert_eq!(
+        crate::helpers::days_between(&sub["start_date"], &sub["end_date"]),
+        30
+    );
+
+    // Later sweeps, a verify and a manual pass change nothing more.
+    clock.advance(Duration::minutes(20));
+    run_jobs(&app).await;
+    let report = app.tijori.reconcile_once(4).await.unwrap();
+    assert!(report.changed.is_empty(), "{report:?}");
+    let (status, _) = app.verify(&user, pidx).await;
+    assert_eq!(status, StatusCode::OK);
+    let sub = app.subscription(&user).await.unwrap();
+    assert_eq!(
+        crate::helpers::days_between(&sub["start_date"], &sub["end_date"]),
+        30,
+        "fulfilled once"
+    );
+}
+
+async fn reconcile_once_reports_what_it_changed(db: TestDatabase) {
+    let (app, clock) = app_on_clock(db).await;
+    let user = app.register("hari").await;
+    let plan = app.plan_id("Basic").await;
+    let paid = app.initiate(&user, &plan).await;
+    let canceled = app.initiate(&user, &plan).await;
+    let untouched = app.initiate(&user, &plan).await;
+    let khalti = app.sandbox().khalti();
+    khalti.complete(paid["pidx"].as_str().unwrap()).unwrap();
+    khalti.cancel(canceled["pidx"].as_str().unwrap()).unwrap();
+
+    clock.advance(Duration::minutes(16));
+    let report = app.tijori.reconcile_once(2).await.unwrap();
+    assert_eq!(report.checked, 3);
+    assert!(report.failed.is_empty(), "{report:?}");
+    let mut changed: Vec<(String, String)> = report
+        .changed
+        .iter()
+        .map(|(id, _, to)| (id.to_string(), to.to_string()))
+        .collect();
+    changed.sort();
+    let mut expected = vec![
+        (
+            paid["payment_id"].as_str().unwrap().to_owned(),
+            "completed".to_owned(),
+        ),
+        (
+            canceled["payment_id"].as_str().unwrap().to_owned(),
+            "canceled".to_owned(),
+        ),
+    ];
+    expected.sort();
+    assert_eq!(changed, expected);
+    assert_eq!(
+        app.payment(&user, untouched["payment_id"].as_str().unwrap())
+            .await["status"],
+        "initiated"
+    );
+    // Looked at just now: the next pass leaves all three alone for a while.
+    assert_eq!(app.tijori.reconcile_once(2).await.unwrap().checked, 0);
+}
+
+async fn an_abandoned_order_expires_and_its_stock_comes_back(db: TestDatabase) {
+    let (app, clock) = app_on_clock(db).await;
+    let user = app.register("abebe").await;
+    let coffee = app.new_product("Coffee", "850", "ETB", 5).await;
+    let order = app.order_of(&user, &coffee, 3).await;
+    assert_eq!(app.product(&coffee).await["stock"], 2);
+
+    clock.advance(Duration::minutes(29));
+    run_jobs(&app).await;
+    assert_eq!(app.order_json(&user, &order).await["status"], "pending");
+
+    clock.advance(Duration::minutes(2));
+    run_jobs(&app).await;
+    assert_eq!(app.order_json(&user, &order).await["status"], "expired");
+    assert_eq!(app.product(&coffee).await["stock"], 5);
+    let (status, body) = app.initialize(&user, &order, None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+
+    // Expiring again returns nothing twice.
+    clock.advance(Duration::minutes(5));
+    run_jobs(&app).await;
+    assert_eq!(app.product(&coffee).await["stock"], 5);
+}
+
+async fn a_payment_after_expiry_is_never_lost(db: TestDatabase) {
+    let (app, clock) = app_on_clock(db).await;
+    app.chapa_settings(|s| {
+        s.webhook_url = None;
+        s.send_callbacks = false;
+    });
+    let late = app.register("almaz").await;
+    let rival = app.register("kebede").await;
+    let coffee = app.new_product("Coffee", "850", "ETB", 2).await;
+    let pot = app.new_product("Pot", "1200", "ETB", 1).await;
+
+    // Stock still there: re-reserved and paid.
+    let order = app.order_of(&late, &coffee, 2).await;
+    let (_, checkout) = app.initialize(&late, &order, None).await;
+    clock.advance(Duration::minutes(31));
+    run_jobs(&app).await;
+    assert_eq!(app.order_json(&late, &order).await["status"], "expired");
+    assert_eq!(app.product(&coffee).await["stock"], 2);
+    let tx_ref = checkout["tx_ref"].as_str().unwrap();
+    app.sandbox().chapa().pay(tx_ref).unwrap();
+    let res = app
+        .post(
+            &late,
+            "/api/subscriptions/verify/",
+            json!({"tx_ref": tx_ref}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(app.order_json(&late, &order).await["status"], "paid");
+    assert_eq!(app.product(&coffee).await["stock"], 0);
+
+    // Stock gone meanwhile: the money is held for an operator to refund.
+    let order = app.order_of(&late, &pot, 1).await;
+    let (_, checkout) = app.initialize(&late, &order, None).await;
+    clock.advance(Duration::minutes(31));
+    run_jobs(&app).await;
+    app.order_of(&rival, &pot, 1).await;
+    let tx_ref = checkout["tx_ref"].as_str().unwrap();
+    app.sandbox().chapa().pay(tx_ref).unwrap();
+    let res = app
+        .post(
+            &late,
+            "/api/subscriptions/verify/",
+            json!({"tx_ref": tx_ref}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CONFLICT, "held for review");
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["payment_status"], "needs_review");
+    assert_eq!(app.order_json(&late, &order).await["status"], "expired");
+    assert_eq!(app.product(&pot).await["stock"], 0);
+    let events = app.operator_events().await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == "needs_review" && e.detail.contains("refund")),
+        "{events:?}"
+    );
+}
+
+async fn a_job_whose_worker_died_is_taken_over_once(db: TestDatabase) {
+    let (app, clock) = app_on_clock(db).await;
+    let user = app.register("ram").await;
+    let started = app.initiate(&user, &app.plan_id("Basic").await).await;
+    app.sandbox()
+        .khalti()
+        .complete(started["pidx"].as_str().unwrap())
+        .unwrap();
+    clock.advance(Duration::minutes(16));
+    // The sweep runs and queues the lookup; a worker claims it and dies.
+    app.tijori.queue_stale_payments().await.unwrap();
+    let claimed = app.tijori.claim_jobs("doomed", 10).await.unwrap();
+    let lookup: Vec<_> = claimed
+        .iter()
+        .filter(|j| j.kind == tijori_core::jobs::JobKind::ReconcilePayment)
+        .collect();
+    assert_eq!(lookup.len(), 1);
+    let job_id = lookup[0].id;
+
+    // Within the lease nobody else takes it.
+    assert!(app.tijori.claim_jobs("other", 10).await.unwrap().is_empty());
+    clock.advance(Duration::minutes(3));
+    run_jobs(&app).await;
+    assert_eq!(
+        app.payment(&user, started["payment_id"].as_str().unwrap())
+            .await["status"],
+        "completed"
+    );
+    let jobs = app.tijori.store().jobs(None, 50).await.unwrap();
+    let job = jobs.iter().find(|j| j.id == job_id).unwrap();
+    assert_eq!(job.status, JobStatus::Done);
+    assert_eq!(job.attempts, 2, "the dead worker's attempt counts");
+    // The dead worker coming back cannot mark someone else's run.
+    let store = app.tijori.store();
+    assert!(!store
+        .complete_job(job_id, "doomed", None, Utc::now())
+        .await
+        .unwrap());
+}
+
+async fn a_failing_job_backs_off_then_dies_where_an_operator_sees_it(db: TestDatabase) {
+    let (app, clock) = app_on_clock(db).await;
+    let user = app.register("gita").await;
+    let started = app.initiate(&user, &app.plan_id("Basic").await).await;
+    let khalti = app.sandbox().khalti();
+    khalti.set_settings(KhaltiSettings {
+        fault: Fault::Garbage,
+        fault_count: 0,
+        ..khalti.settings()
+    });
+    clock.advance(Duration::minutes(16));
+    app.tijori.queue_stale_payments().await.unwrap();
+    for attempt in 1..=8 {
+        run_jobs(&app).await;
+        let jobs = app.tijori.store().jobs(None, 50).await.unwrap();
+        // The first lookup job (a sweep may queue a fresh one once it is dead).
+        let job = jobs
+            .iter()
+            .filter(|j| j.kind == tijori_core::jobs::JobKind::ReconcilePayment)
+            .min_by_key(|j| j.id)
+            .unwrap();
+        assert_eq!(job.attempts, attempt);
+        if attempt < 8 {
+            assert_eq!(job.status, JobStatus::Queued);
+            assert!(job.run_at > clock.now(), "backed off");
+            assert!(job.last_error.as_deref().unwrap().contains("khalti"));
+            clock.advance(Duration::hours(2));
+        } else {
+            assert_eq!(job.status, JobStatus::Dead);
+        }
+    }
+    let events = app.operator_events().await;
+    assert!(events.iter().any(|e| e.kind == "job_dead"), "{events:?}");
+
+    // Khalti recovers; the operator retries the job and the payment settles.
+    khalti.set_settings(KhaltiSettings {
+        fault: Fault::None,
+        ..khalti.settings()
+    });
+    khalti.complete(started["pidx"].as_str().unwrap()).unwrap();
+    let dead = app
+        .tijori
+        .store()
+        .jobs(Some(JobStatus::Dead), 10)
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    // A fresh lookup job may have been queued by a sweep meanwhile; then the
+    // operator's retry is refused as a duplicate and the queued one does the work.
+    let _ = app.tijori.store().retry_job(dead[0].id, clock.now()).await;
+    run_jobs(&app).await;
+    assert_eq!(
+        app.payment(&user, started["payment_id"].as_str().unwrap())
+            .await["status"],
+        "completed"
+    );
+}
+
+test_both!(
+    a_paid_payment_whose_return_never_arrives_is_found,
+    reconcile_once_reports_what_it_changed,
+    an_abandoned_order_expires_and_its_stock_comes_back,
+    a_payment_after_expiry_is_never_lost,
+    a_job_whose_worker_died_is_taken_over_once,
+    a_failing_job_backs_off_then_dies_where_an_operator_sees_it,
+);
