@@ -20,6 +20,7 @@ mod notices;
 mod ops;
 mod pages;
 mod payments;
+pub mod ratelimit;
 mod shop;
 mod subscriptions;
 mod views;
@@ -35,6 +36,19 @@ pub struct WebConfig {
     /// Where browsers reach this tijori; decides the cookie's Secure flag and which
     /// Origin counts as our own.
     pub public_url: Url,
+    /// How many "check payment status" requests one user may make a minute.
+    pub refreshes_per_minute: u32,
+}
+
+impl WebConfig {
+    pub const DEFAULT_REFRESHES_PER_MINUTE: u32 = 10;
+
+    pub fn new(public_url: Url) -> Self {
+        WebConfig {
+            public_url,
+            refreshes_per_minute: Self::DEFAULT_REFRESHES_PER_MINUTE,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -42,6 +56,8 @@ pub struct AppState {
     pub tijori: Tijori,
     pages: Arc<pages::Templates>,
     config: Arc<WebConfig>,
+    /// "Check payment status" costs a gateway call: a few per user per minute.
+    refreshes: Arc<ratelimit::RateLimiter>,
 }
 
 impl AppState {
@@ -49,6 +65,10 @@ impl AppState {
         AppState {
             tijori,
             pages: Arc::new(pages::Templates::new()),
+            refreshes: Arc::new(ratelimit::RateLimiter::new(
+                config.refreshes_per_minute,
+                std::time::Duration::from_secs(60),
+            )),
             config: Arc::new(config),
         }
     }

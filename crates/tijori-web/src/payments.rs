@@ -39,6 +39,16 @@ async fn refresh(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<PaymentView>, ApiError> {
-    let verification = state.tijori.refresh(&caller.user, &key(&id)?).await?;
+    let key = key(&id)?;
+    if let Err(wait) = state.refreshes.check(caller.user.id.as_str()) {
+        let seconds = wait.as_secs() + 1;
+        return Err(ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many status checks; try again in {seconds} s"),
+        )
+        .retry_after(seconds));
+    }
+    let verification = state.tijori.refresh(&caller.user, &key).await?;
     Ok(Json((&verification.payment).into()))
 }

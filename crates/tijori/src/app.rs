@@ -81,7 +81,8 @@ impl Application {
         let mut router = tijori_web::router(AppState::new(
             tijori.clone(),
             WebConfig {
-                public_url: public_url.clone(),
+                refreshes_per_minute: config.refresh_limit,
+                ..WebConfig::new(public_url.clone())
             },
         ));
         if let Some(sandbox) = &sandbox {

@@ -88,6 +88,11 @@ pub struct Config {
     #[arg(long, env = "TIJORI_SWEEP_SECONDS", default_value = "60", value_parser = clap::value_parser!(u32).range(1..=86_400), global = true)]
     pub sweep_seconds: u32,
 
+    /// How many "check payment status" requests (POST /api/payments/{id}/refresh/)
+    /// one user may make a minute; each costs a call to the gateway.
+    #[arg(long, env = "TIJORI_REFRESH_LIMIT", default_value = "10", value_parser = clap::value_parser!(u32).range(1..=10_000), global = true)]
+    pub refresh_limit: u32,
+
     /// Seconds to wait for a gateway's answer before giving up on a call.
     #[arg(long, env = "TIJORI_GATEWAY_TIMEOUT", default_value = "10", value_parser = parse_seconds, global = true)]
     pub gateway_timeout: Duration,
@@ -125,6 +130,7 @@ impl Config {
             worker_concurrency: 16,
             reconcile_after_minutes: 15,
             sweep_seconds: 60,
+            refresh_limit: 10,
             gateway_timeout: Duration::from_secs(10),
             sandbox: None,
             demo: Some(true),

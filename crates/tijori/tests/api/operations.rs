@@ -78,3 +78,45 @@ async fn every_documented_route_exists(db: TestDatabase) {
 }
 
 test_both!(health_and_metrics, every_documented_route_exists);
+
+async fn check_payment_status_is_rate_limited_per_user(db: TestDatabase) {
+    let mut config = crate::helpers::config(&db.url);
+    config.refresh_limit = 3;
+    let app = TestApp::spawn_with(db, config).await;
+    let user = app.register("impatient").await;
+    let other = app.register("patient").await;
+    let started = app.initiate(&user, &app.plan_id("Basic").await).await;
+    let path = format!(
+        "/api/payments/{}/refresh/",
+        started["payment_id"].as_str().unwrap()
+    );
+    for _ in 0..3 {
+        let res = app.post(&user, &path, serde_json::json!({})).await;
+        assert_eq!(res.status(), reqwest::StatusCode::OK);
+    }
+    let res = app.post(&user, &path, serde_json::json!({})).await;
+    assert_eq!(res.status(), reqwest::StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(crate::helpers::error_code(&body), "rate_limited");
+    // Someone else's checks are not held up (their own payment).
+    let theirs = app.initiate(&other, &app.plan_id("Basic").await).await;
+    let res = app
+        .post(
+            &other,
+            &format!(
+                "/api/payments/{}/refresh/",
+                theirs["payment_id"].as_str().unwrap()
+            ),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), reqwest::StatusCode::OK);
+}
+
+test_both!(check_payment_status_is_rate_limited_per_user);
