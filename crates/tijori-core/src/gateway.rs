@@ -69,6 +69,20 @@ pub struct CheckoutRequest {
     pub customer_email: String,
 }
 
+/// What tijori asks a gateway to refund.
+#[derive(Clone, Debug)]
+pub struct RefundRequest {
+    /// The gateway's transaction reference (Khalti's transaction_id or widget idx,
+    /// Chapa's reference).
+    pub transaction_id: String,
+    /// How much; the whole payment when `full`.
+    pub amount: Money,
+    pub full: bool,
+    pub reason: Option<String>,
+    /// Our id for the refund, where the gateway keeps one (Chapa).
+    pub refund_id: String,
+}
+
 /// An opened checkout: the gateway's reference (Khalti's pidx, Chapa's tx_ref) and
 /// the page to send the customer to.
 #[derive(Clone, Debug)]
@@ -176,6 +190,17 @@ pub trait Gateway: Send + Sync {
 
     /// Asks the gateway what became of a payment. Safe to repeat.
     async fn lookup(&self, provider_ref: &str) -> Result<GatewayAnswer, GatewayError>;
+
+    /// Refunds a paid payment, in full or `amount` of it, by the gateway's
+    /// transaction reference. Never retried blindly: a second call could refund twice.
+    async fn refund(&self, request: &RefundRequest) -> Result<RawAnswer, GatewayError> {
+        let _ = request;
+        Err(GatewayError::Rejected {
+            gateway: self.kind(),
+            reason: format!("{} refunds are not supported", self.kind()),
+            raw: None,
+        })
+    }
 
     /// Captures a payment the customer made in a client-side widget (Khalti's
     /// legacy KPG-1), given the widget's token and the amount it should be for.

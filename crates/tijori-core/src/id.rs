@@ -50,6 +50,7 @@ typed_id!(PlanId, "plan");
 typed_id!(PaymentId, "pay");
 typed_id!(ProductId, "prod");
 typed_id!(OrderId, "ord");
+typed_id!(RefundId, "rfd");
 
 #[cfg(test)]
 mod tests {

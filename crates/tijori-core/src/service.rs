@@ -20,10 +20,12 @@ use crate::subscription::{NewPlan, Plan, Subscription};
 
 mod background;
 mod orders;
+mod refunds;
 mod webhooks;
 mod widget;
 
 pub use background::{BackgroundSettings, ReconcileReport, Worker};
+pub use refunds::{RefundOrder, Refunded};
 pub use webhooks::WebhookOutcome;
 pub use widget::{WidgetTarget, WIDGET_REF_PREFIX};
 
@@ -525,6 +527,16 @@ impl Tijori {
 
     /// The one way a payment's outcome is applied, whichever path learned it.
     pub async fn settle(&self, payment: &Payment, answer: GatewayAnswer) -> Result<Settled> {
+        self.settle_as(payment, answer, AnswerKind::Lookup).await
+    }
+
+    /// `settle`, with the answer recorded as what it is (a lookup, a refund).
+    pub async fn settle_as(
+        &self,
+        payment: &Payment,
+        answer: GatewayAnswer,
+        kind: AnswerKind,
+    ) -> Result<Settled> {
         let transition = decide(payment, &answer);
         let settled = self
             .store
@@ -532,6 +544,7 @@ impl Tijori {
                 &payment.id,
                 transition.as_ref(),
                 answer.transaction_id.as_deref(),
+                kind,
                 &answer.raw,
                 self.now(),
             )

@@ -6,9 +6,10 @@ use chrono::{DateTime, Utc};
 
 use crate::account::{Email, PasswordHashString, Session, TokenHash, User, Username};
 use crate::gateway::{GatewayKind, RawAnswer};
-use crate::id::{OrderId, PaymentId, PlanId, ProductId, UserId};
+use crate::id::{OrderId, PaymentId, PlanId, ProductId, RefundId, UserId};
 use crate::idempotency::{Claim, IdempotencyKey, StoredResponse};
 use crate::jobs::{Job, JobStatus, NewJob};
+use crate::money::Money;
 use crate::payment::{Payment, Transition};
 use crate::shop::{NewProduct, Order, OrderRequest, Product, ReserveError};
 use crate::subscription::{NewPlan, Plan, Subscription};
@@ -44,6 +45,8 @@ pub enum AnswerKind {
     ReturnSignal,
     /// A gateway's server-to-server notice (Chapa's callback), also only a signal.
     Callback,
+    /// The gateway's answer to a refund we asked for.
+    Refund,
 }
 
 impl AnswerKind {
@@ -53,6 +56,7 @@ impl AnswerKind {
             AnswerKind::Lookup => "lookup",
             AnswerKind::ReturnSignal => "return_signal",
             AnswerKind::Callback => "callback",
+            AnswerKind::Refund => "refund",
         }
     }
 }
@@ -119,6 +123,53 @@ pub struct OperatorEvent {
     pub detail: String,
     pub created_at: DateTime<Utc>,
     pub resolved_at: Option<DateTime<Utc>>,
+}
+
+/// A refund an operator asked a gateway for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refund {
+    pub id: RefundId,
+    pub payment_id: PaymentId,
+    pub amount: Money,
+    pub reason: Option<String>,
+    pub status: RefundStatus,
+    pub detail: Option<String>,
+    pub requested_by: UserId,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundStatus {
+    /// The gateway is being asked.
+    Requested,
+    Succeeded,
+    Failed,
+    /// No answer came: it may have happened. Check with the gateway before asking again.
+    Unknown,
+}
+
+impl RefundStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefundStatus::Requested => "requested",
+            RefundStatus::Succeeded => "succeeded",
+            RefundStatus::Failed => "failed",
+            RefundStatus::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            RefundStatus::Requested,
+            RefundStatus::Succeeded,
+            RefundStatus::Failed,
+            RefundStatus::Unknown,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
 }
 
 #[async_trait]
@@ -217,6 +268,7 @@ pub trait Store: Send + Sync + 'static {
         id: &PaymentId,
         transition: Option<&Transition>,
         provider_txn_id: Option<&str>,
+        kind: AnswerKind,
         raw: &RawAnswer,
         now: DateTime<Utc>,
     ) -> StoreResult<Settled>;
@@ -347,6 +399,24 @@ pub trait Store: Send + Sync + 'static {
     /// Expires up to `limit` pending orders past their time, each in one transaction
     /// with its stock returned. Returns the orders expired.
     async fn expire_orders(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<OrderId>>;
+
+    // Refunds ------------------------------------------------------------------------
+
+    /// Records a refund about to be asked for (status `requested`). `Conflict` while
+    /// another refund of the payment is in flight.
+    async fn begin_refund(&self, refund: &Refund) -> StoreResult<()>;
+    /// Records how the gateway answered.
+    async fn finish_refund(
+        &self,
+        id: &RefundId,
+        status: RefundStatus,
+        detail: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    async fn refunds_of(&self, payment: &PaymentId) -> StoreResult<Vec<Refund>>;
+    /// Puts a refunded order's items back on the shelf, once. `false` if the order is
+    /// not refunded or was restocked before.
+    async fn restock_order(&self, order: &OrderId, now: DateTime<Utc>) -> StoreResult<bool>;
 
     /// Forgets a claim whose request did not complete, so a retry runs again.
     async fn release_idempotency_key(&self, user: &UserId, key: &IdempotencyKey)

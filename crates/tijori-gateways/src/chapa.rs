@@ -3,7 +3,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use tijori_core::gateway::{
     Checkout, CheckoutRequest, Gateway, GatewayAnswer, GatewayError, GatewayKind, GatewayStatus,
-    RawAnswer, WebhookError, WebhookNotice,
+    RawAnswer, RefundRequest, WebhookError, WebhookNotice,
 };
 use tijori_core::money::Currency;
 use url::Url;
@@ -175,6 +175,27 @@ impl Gateway for ChapaGateway {
             transaction_id: v.reference,
             raw: raw(&v.raw),
         })
+    }
+
+    async fn refund(&self, request: &RefundRequest) -> Result<RawAnswer, GatewayError> {
+        let mut body = if request.full {
+            chapa::RefundRequest::full()
+        } else {
+            chapa::RefundRequest::partial(chapa::Amount::from_minor(
+                u64::try_from(request.amount.minor())
+                    .map_err(|_| rejected("amount must not be negative".into()))?,
+            ))
+        }
+        .with_reference(request.refund_id.clone());
+        if let Some(reason) = &request.reason {
+            body = body.with_reason(reason.clone());
+        }
+        let done = self
+            .client
+            .refund(&request.transaction_id, &body)
+            .await
+            .map_err(error)?;
+        Ok(raw(&done.raw))
     }
 
     fn read_webhook(

@@ -2,7 +2,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use tijori_core::gateway::{
     Checkout, CheckoutRequest, Gateway, GatewayAnswer, GatewayError, GatewayKind, GatewayStatus,
-    RawAnswer,
+    RawAnswer, RefundRequest,
 };
 use tijori_core::money::{Currency, Money};
 use url::Url;
@@ -139,6 +139,32 @@ impl Gateway for KhaltiGateway {
             transaction_id: lookup.transaction_id,
             raw: raw(&lookup.raw),
         })
+    }
+
+    async fn refund(&self, request: &RefundRequest) -> Result<RawAnswer, GatewayError> {
+        let amount = if request.full {
+            None
+        } else {
+            Some(khalti::Paisa::new(
+                u64::try_from(request.amount.minor()).map_err(|_| GatewayError::Rejected {
+                    gateway: KIND,
+                    reason: "amount must not be negative".into(),
+                    raw: None,
+                })?,
+            ))
+        };
+        let done = self
+            .client
+            .refund(
+                &request.transaction_id,
+                &khalti::RefundRequest {
+                    amount,
+                    mobile: None,
+                },
+            )
+            .await
+            .map_err(error)?;
+        Ok(raw(&done.raw))
     }
 
     async fn capture_token(

@@ -10,7 +10,7 @@ use sqlx::{FromRow, QueryBuilder};
 
 use tijori_core::account::{Email, PasswordHashString, Session, TokenHash, User, Username};
 use tijori_core::gateway::{GatewayKind, RawAnswer};
-use tijori_core::id::{OrderId, PaymentId, PlanId, ProductId, UserId};
+use tijori_core::id::{OrderId, PaymentId, PlanId, ProductId, RefundId, UserId};
 use tijori_core::idempotency::{Claim, IdempotencyKey, StoredResponse};
 use tijori_core::jobs::{Job, JobStatus, NewJob};
 use tijori_core::money::{Currency, Money};
@@ -18,7 +18,7 @@ use tijori_core::payment::{Effect, Payment, PaymentStatus, Purpose, Transition};
 use tijori_core::shop::{NewProduct, Order, OrderRequest, Product, ReserveError};
 use tijori_core::store::{
     AnswerKind, GatewayAnswerRecord, NewUser, NewWebhookDelivery, OperatorEvent, RecordedDelivery,
-    Settled, Store, StoreError, StoreResult, WebhookDelivery,
+    Refund, RefundStatus, Settled, Store, StoreError, StoreResult, WebhookDelivery,
 };
 use tijori_core::subscription::{self, Grant, NewPlan, Plan, Subscription};
 
@@ -804,11 +804,12 @@ impl Store for DbStore {
         id: &PaymentId,
         transition: Option<&Transition>,
         provider_txn_id: Option<&str>,
+        kind: AnswerKind,
         raw: &RawAnswer,
         now: DateTime<Utc>,
     ) -> StoreResult<Settled> {
         let mut tx = self.begin_write().await?;
-        Self::insert_answer(&mut tx, id, AnswerKind::Lookup, raw, now).await?;
+        Self::insert_answer(&mut tx, id, kind, raw, now).await?;
 
         let mut changed = None;
         if let Some(t) = transition {
@@ -1001,6 +1002,28 @@ impl Store for DbStore {
         key: &IdempotencyKey,
     ) -> StoreResult<()> {
         self.release_idempotency_key_impl(user, key).await
+    }
+
+    async fn begin_refund(&self, refund: &Refund) -> StoreResult<()> {
+        self.begin_refund_impl(refund).await
+    }
+
+    async fn finish_refund(
+        &self,
+        id: &RefundId,
+        status: RefundStatus,
+        detail: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.finish_refund_impl(id, status, detail, now).await
+    }
+
+    async fn refunds_of(&self, payment: &PaymentId) -> StoreResult<Vec<Refund>> {
+        self.refunds_of_impl(payment).await
+    }
+
+    async fn restock_order(&self, order: &OrderId, now: DateTime<Utc>) -> StoreResult<bool> {
+        self.restock_order_impl(order, now).await
     }
 
     async fn enqueue_job(&self, job: &NewJob, now: DateTime<Utc>) -> StoreResult<bool> {

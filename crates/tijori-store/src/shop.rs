@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use sqlx::{FromRow, QueryBuilder};
 
 use tijori_core::gateway::GatewayKind;
-use tijori_core::id::{OrderId, PaymentId, ProductId, UserId};
+use tijori_core::id::{OrderId, PaymentId, ProductId, RefundId, UserId};
 use tijori_core::idempotency::{self, Claim, IdempotencyKey, StoredResponse};
 use tijori_core::money::{Currency, Money};
 use tijori_core::payment::{Payment, PaymentStatus};
@@ -14,7 +14,8 @@ use tijori_core::shop::{
     NewProduct, Order, OrderItem, OrderRequest, OrderStatus, Product, ReserveError,
 };
 use tijori_core::store::{
-    NewWebhookDelivery, OperatorEvent, RecordedDelivery, StoreError, StoreResult, WebhookDelivery,
+    NewWebhookDelivery, OperatorEvent, RecordedDelivery, Refund, RefundStatus, StoreError,
+    StoreResult, WebhookDelivery,
 };
 
 use super::{corrupt, ctx, db_err, Db, DbStore, PaymentRow, Tx, LOCK_ROW, PAYMENT_COLUMNS};
@@ -811,5 +812,121 @@ impl DbStore {
         .await
         .map_err(ctx("failed to release an idempotency key"))?;
         Ok(())
+    }
+}
+
+#[derive(FromRow)]
+struct RefundRow {
+    id: String,
+    payment_id: String,
+    amount_minor: i64,
+    currency: String,
+    reason: Option<String>,
+    status: String,
+    detail: Option<String>,
+    requested_by: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl DbStore {
+    pub(super) async fn begin_refund_impl(&self, r: &Refund) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO refunds (id, payment_id, amount_minor, reason, status, requested_by, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, 'requested', $5, $6, $6)",
+        )
+        .bind(r.id.as_str())
+        .bind(r.payment_id.as_str())
+        .bind(r.amount.minor())
+        .bind(&r.reason)
+        .bind(r.requested_by.as_str())
+        .bind(r.created_at)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err("failed to record a refund", "refund in flight"))?;
+        Ok(())
+    }
+
+    pub(super) async fn finish_refund_impl(
+        &self,
+        id: &RefundId,
+        status: RefundStatus,
+        detail: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE refunds SET status = $2, detail = $3, updated_at = $4 WHERE id = $1")
+            .bind(id.as_str())
+            .bind(status.as_str())
+            .bind(detail)
+            .bind(now)
+            .execute(&self.writer)
+            .await
+            .map_err(ctx("failed to record a refund's outcome"))?;
+        Ok(())
+    }
+
+    pub(super) async fn refunds_of_impl(&self, payment: &PaymentId) -> StoreResult<Vec<Refund>> {
+        sqlx::query_as::<_, RefundRow>(
+            "SELECT r.id, r.payment_id, r.amount_minor, p.currency, r.reason, r.status, r.detail, \
+             r.requested_by, r.created_at, r.updated_at FROM refunds r \
+             JOIN payments p ON p.id = r.payment_id WHERE r.payment_id = $1 \
+             ORDER BY r.created_at, r.id",
+        )
+        .bind(payment.as_str())
+        .fetch_all(&self.writer)
+        .await
+        .map_err(ctx("failed to list refunds"))?
+        .into_iter()
+        .map(|r| {
+            Ok(Refund {
+                amount: money(r.amount_minor, &r.currency, "refund amount")?,
+                status: RefundStatus::parse(&r.status)
+                    .ok_or_else(|| corrupt("refund status", &r.status))?,
+                id: RefundId::from_trusted(r.id),
+                payment_id: PaymentId::from_trusted(r.payment_id),
+                reason: r.reason,
+                detail: r.detail,
+                requested_by: UserId::from_trusted(r.requested_by),
+                created_at: r.created_at,
+                updated_at: r.updated_at,
+            })
+        })
+        .collect()
+    }
+
+    pub(super) async fn restock_order_impl(
+        &self,
+        order: &OrderId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        let marked = sqlx::query(
+            "UPDATE orders SET restocked_at = $2, updated_at = $2 \
+             WHERE id = $1 AND status = 'refunded' AND restocked_at IS NULL",
+        )
+        .bind(order.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(ctx("failed to mark an order restocked"))?
+        .rows_affected()
+            == 1;
+        if !marked {
+            return Ok(false);
+        }
+        let items = Self::items_of(&mut *tx, &[order.as_str()]).await?;
+        for item in items {
+            sqlx::query("UPDATE products SET stock = stock + $2, updated_at = $3 WHERE id = $1")
+                .bind(&item.product_id)
+                .bind(item.quantity)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(ctx("failed to return stock"))?;
+        }
+        tx.commit()
+            .await
+            .map_err(ctx("failed to commit a restock"))?;
+        Ok(true)
     }
 }

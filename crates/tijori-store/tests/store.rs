@@ -172,6 +172,7 @@ async fn settle(
             &payment.id,
             transition.as_ref(),
             answer.transaction_id.as_deref(),
+            AnswerKind::Lookup,
             &answer.raw,
             now,
         )
@@ -1066,6 +1067,7 @@ mod payments {
                     &ghost.id,
                     decide(&ghost, &answer).as_ref(),
                     None,
+                    AnswerKind::Lookup,
                     &answer.raw,
                     t0(),
                 )

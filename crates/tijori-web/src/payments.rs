@@ -3,8 +3,12 @@
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::Router;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use tijori_core::id::PaymentId;
 use tijori_core::service::PaymentKey;
+use tijori_core::service::RefundOrder;
+use tijori_core::store::RefundStatus;
 
 use crate::error::ApiError;
 use crate::extract::{Caller, Json};
@@ -15,6 +19,70 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/payments/{id}/", get(show))
         .route("/api/payments/{id}/refresh/", post(refresh))
+        .route("/api/payments/{id}/refund/", post(refund))
+}
+
+#[derive(Deserialize)]
+struct RefundBody {
+    /// Major units ("100.00"); everything left when absent.
+    amount: Option<String>,
+    reason: Option<String>,
+    #[serde(default)]
+    restock: bool,
+    #[serde(default)]
+    force: bool,
+}
+
+#[derive(Serialize)]
+struct RefundView {
+    id: String,
+    amount: String,
+    currency: &'static str,
+    status: RefundStatus,
+    reason: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(Serialize)]
+struct RefundedView {
+    payment: PaymentView,
+    refund: RefundView,
+    restocked: bool,
+}
+
+/// An operator refunds (part of) a payment through its gateway.
+async fn refund(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(body): Json<RefundBody>,
+) -> Result<Json<RefundedView>, ApiError> {
+    crate::admin::admin(&caller)?;
+    let done = state
+        .tijori
+        .refund(
+            &caller.user,
+            &id,
+            &RefundOrder {
+                amount: body.amount,
+                reason: body.reason.filter(|r| !r.trim().is_empty()),
+                restock: body.restock,
+                force: body.force,
+            },
+        )
+        .await?;
+    Ok(Json(RefundedView {
+        payment: (&done.payment).into(),
+        refund: RefundView {
+            id: done.refund.id.to_string(),
+            amount: done.refund.amount.to_major_string(),
+            currency: done.refund.amount.currency().code(),
+            status: done.refund.status,
+            reason: done.refund.reason.clone(),
+            created_at: done.refund.created_at,
+        },
+        restocked: done.restocked,
+    }))
 }
 
 fn key(id: &str) -> Result<PaymentKey, ApiError> {

@@ -479,3 +479,32 @@ pub fn chapa_signed(body: &[u8]) -> Vec<(&'static str, String)> {
         ("chapa-signature", chapa_hmac(secret, secret.as_bytes())),
     ]
 }
+
+impl TestApp {
+    /// An administrator, signed in over the API.
+    pub async fn admin(&self, username: &str) -> TestUser {
+        let user = self
+            .tijori
+            .create_user(
+                username,
+                &format!("{username}@example.com"),
+                "correct horse battery",
+                true,
+            )
+            .await
+            .unwrap();
+        let res = client()
+            .post(self.url("/api/auth/login"))
+            .json(&json!({"username": username, "password": "correct horse battery"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let body: Value = res.json().await.unwrap();
+        TestUser {
+            id: user.id,
+            username: username.to_owned(),
+            token: body["token"].as_str().unwrap().to_owned(),
+        }
+    }
+}

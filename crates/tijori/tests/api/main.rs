@@ -11,6 +11,7 @@ mod input;
 mod lifecycle;
 mod operations;
 mod pages_shop;
+mod refunds;
 mod shop;
 mod subscription_flow;
 mod widget;
