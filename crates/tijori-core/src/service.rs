@@ -79,6 +79,9 @@ pub struct Tijori {
     clock: Arc<dyn Clock>,
     settings: Settings,
     background: BackgroundSettings,
+    /// Payments whose status just changed (here, or, with PostgreSQL, in another
+    /// tijori process): what live status pages listen to.
+    changes: tokio::sync::broadcast::Sender<PaymentId>,
 }
 
 impl Tijori {
@@ -94,7 +97,21 @@ impl Tijori {
             clock,
             settings,
             background: BackgroundSettings::default(),
+            // A slow listener that falls this far behind is told it lagged and
+            // re-reads its payment; nothing waits on it.
+            changes: tokio::sync::broadcast::channel(4_096).0,
         }
+    }
+
+    /// Payment status changes, as they happen.
+    pub fn payment_changes(&self) -> tokio::sync::broadcast::Receiver<PaymentId> {
+        self.changes.subscribe()
+    }
+
+    /// Announces a change (made here, or reported by another process).
+    pub fn announce_change(&self, payment: &PaymentId) {
+        // No listener is not an error.
+        let _ = self.changes.send(payment.clone());
     }
 
     pub fn with_background(mut self, background: BackgroundSettings) -> Self {
@@ -419,6 +436,7 @@ impl Tijori {
                 self.store
                     .fail_initiation(&payment.id, &e.to_string(), e.raw(), self.now())
                     .await?;
+                self.announce_change(&payment.id);
                 Err(e.into())
             }
         }
@@ -550,6 +568,7 @@ impl Tijori {
             )
             .await?;
         if settled.changed {
+            self.announce_change(&payment.id);
             info!(
                 payment = %payment.id,
                 from = %payment.status,

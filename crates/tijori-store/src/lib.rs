@@ -47,6 +47,19 @@ impl Database {
         }
     }
 
+    /// Forwards payment changes made by other processes on this database to
+    /// `on_change` (PostgreSQL's LISTEN/NOTIFY). On SQLite, which one process serves,
+    /// there are none to forward and no task is started.
+    pub fn listen_for_changes(
+        &self,
+        on_change: impl Fn(tijori_core::id::PaymentId) + Send + 'static,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        match self {
+            Database::Sqlite(_) => None,
+            Database::Postgres(p) => Some(p.listen_for_changes(on_change)),
+        }
+    }
+
     pub fn backend(&self) -> &'static str {
         match self {
             Database::Sqlite(_) => "sqlite",

@@ -14,6 +14,8 @@ const BEGIN_WRITE: &str = "BEGIN";
 const LOCK_ROW: &str = " FOR NO KEY UPDATE";
 /// Workers claiming jobs at once each skip the rows another is taking.
 const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
+/// Tells every tijori process on this database that a payment changed, on commit.
+const NOTIFY_CHANGE: &str = "SELECT pg_notify('tijori_payment_changes', $1)";
 
 // The same statements for both backends, compiled once for each: loading the file
 // twice is the point.
@@ -38,6 +40,45 @@ impl PgStore {
         Ok(PgStore {
             writer: pool.clone(),
             reader: pool,
+        })
+    }
+
+    /// Calls `on_change` with the id of every payment any tijori process on this
+    /// database settles, for as long as the returned task runs. A lost connection is
+    /// re-established; changes during the gap are missed (listeners re-read on their
+    /// own schedule, so a page falls back to polling rather than hanging).
+    pub fn listen_for_changes(
+        &self,
+        on_change: impl Fn(tijori_core::id::PaymentId) + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        let pool = self.writer.clone();
+        tokio::spawn(async move {
+            loop {
+                let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot listen for payment changes; retrying");
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                        continue;
+                    }
+                };
+                if let Err(e) = listener.listen("tijori_payment_changes").await {
+                    tracing::warn!(error = %e, "cannot listen for payment changes; retrying");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    continue;
+                }
+                loop {
+                    match listener.recv().await {
+                        Ok(n) => on_change(tijori_core::id::PaymentId::from_trusted(
+                            n.payload().to_owned(),
+                        )),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "lost the payment-change listener; reconnecting");
+                            break;
+                        }
+                    }
+                }
+            }
         })
     }
 

@@ -22,7 +22,7 @@ use tijori_core::store::{
 };
 use tijori_core::subscription::{self, Grant, NewPlan, Plan, Subscription};
 
-use super::{Db, DbStore, BEGIN_WRITE, LOCK_ROW, SKIP_LOCKED};
+use super::{Db, DbStore, BEGIN_WRITE, LOCK_ROW, NOTIFY_CHANGE, SKIP_LOCKED};
 
 type Tx = sqlx::Transaction<'static, Db>;
 
@@ -865,6 +865,13 @@ impl Store for DbStore {
         }
 
         let changed_now = changed.is_some();
+        if changed_now && !NOTIFY_CHANGE.is_empty() {
+            sqlx::query(NOTIFY_CHANGE)
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(ctx("failed to announce a payment change"))?;
+        }
         let payment = match changed {
             Some(p) => p,
             None => Self::payment_in(&mut tx, id)

@@ -17,6 +17,8 @@ const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 const LOCK_ROW: &str = "";
 /// One writer at a time: an UPDATE that picks its rows with a subquery is atomic.
 const SKIP_LOCKED: &str = "";
+/// SQLite serves one process: changes are announced in it directly.
+const NOTIFY_CHANGE: &str = "";
 
 // The same statements for both backends, compiled once for each: loading the file
 // twice is the point.

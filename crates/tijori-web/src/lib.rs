@@ -16,6 +16,7 @@ mod auth;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+mod live;
 mod notices;
 mod ops;
 mod pages;
@@ -106,6 +107,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .merge(subscriptions::router())
         .merge(payments::router())
+        .merge(live::router())
         .merge(shop::router())
         .merge(notices::router())
         .merge(admin::router())

@@ -36,6 +36,8 @@ pub struct Application {
     tijori: Tijori,
     /// Run the background worker in this process, with this many jobs at once.
     worker: Option<usize>,
+    /// Forwards other processes' payment changes (PostgreSQL only).
+    change_listener: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -77,6 +79,12 @@ impl Application {
 
         let sandbox_url = sandbox.as_ref().map(|s| s.public_url().clone());
         let tijori = core(config, &database, &public_url, sandbox_url.as_ref(), clock)?;
+        // Changes settled by other tijori processes (PostgreSQL) reach this one's
+        // live-status listeners too.
+        let change_listener = database.listen_for_changes({
+            let tijori = tijori.clone();
+            move |payment| tijori.announce_change(&payment)
+        });
 
         let mut router = tijori_web::router(AppState::new(
             tijori.clone(),
@@ -111,6 +119,7 @@ impl Application {
             worker: config
                 .worker
                 .then_some(usize::from(config.worker_concurrency)),
+            change_listener,
         })
     }
 
@@ -161,6 +170,9 @@ impl Application {
         // which dropped the sender).
         if let Some(worker) = worker {
             let _ = worker.await;
+        }
+        if let Some(change_listener) = self.change_listener {
+            change_listener.abort();
         }
         self.database.close().await;
         served

@@ -75,6 +75,91 @@ async fn a_customer_orders_coffee_and_pays_with_chapa_in_a_real_browser() {
     run.finish(outcome, &["browser-chapa-success.png"]).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_return_page_updates_live_when_the_outcome_arrives_later() {
+    let Some(run) = BrowserRun::start().await else {
+        return;
+    };
+    let outcome = live_update(&run.browser, &run.base)
+        .await
+        .context("scenario 4 (Khalti says Pending on return; the outcome is pushed)");
+    run.finish(outcome, &["browser-live.png"]).await;
+}
+
+/// Scenario 4: Khalti still says Pending when the customer comes back, so the page
+/// shows "Confirming…"; the outcome is then settled elsewhere (here: an API verify,
+/// as the reconciler or a webhook would) and pushed to the open page, which updates
+/// well before its own next poll.
+async fn live_update(b: &Browser, base: &Url) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    let settings = base.join("sandbox/khalti/_sandbox/settings")?;
+    let res = http
+        .put(settings)
+        .json(&serde_json::json!({"pending_lookups": 1}))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        res.status().is_success(),
+        "sandbox settings: {}",
+        res.status()
+    );
+
+    let username = fresh_name("live");
+    b.goto(&base.join("register")?).await?;
+    b.fill("#username", &username).await?;
+    b.fill("#email", "live@example.com").await?;
+    b.fill("#password", "correct horse battery").await?;
+    b.click("#register").await?;
+    b.wait_for_url("the account page", |u| u.path() == "/account/")
+        .await?;
+    b.goto(base).await?;
+    b.click("button.subscribe").await?;
+    let checkout = b
+        .wait_for_url("the sandbox's Khalti checkout", |u| {
+            u.as_str().contains("/sandbox/khalti/pay/?pidx=")
+        })
+        .await?;
+    let pidx = checkout
+        .query_pairs()
+        .find(|(k, _)| k == "pidx")
+        .map(|(_, v)| v.into_owned())
+        .context("no pidx")?;
+    b.fill("#khalti_id", KHALTI_ID).await?;
+    b.fill("#mpin", MPIN).await?;
+    b.fill("#otp", OTP).await?;
+    b.click("#pay").await?;
+    b.wait_for_url("the return page", |u| u.path() == "/payment-success/")
+        .await?;
+    b.wait_for_text("#headline", "Confirming your payment")
+        .await?;
+
+    // Settled from outside the page.
+    let login: serde_json::Value = http
+        .post(base.join("api/auth/login")?)
+        .json(&serde_json::json!({"username": username, "password": "correct horse battery"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = login["token"].as_str().context("no token")?;
+    let pushed = Instant::now();
+    let res = http
+        .post(base.join("api/subscriptions/verify/")?)
+        .header("Authorization", format!("Token {token}"))
+        .json(&serde_json::json!({"pidx": pidx}))
+        .send()
+        .await?;
+    anyhow::ensure!(res.status() == 200, "verify: {}", res.status());
+    b.wait_for_text("#headline", "Payment successful").await?;
+    anyhow::ensure!(
+        pushed.elapsed() < Duration::from_millis(1_500),
+        "the page should update on the push, not on its next poll (3 s): took {:?}",
+        pushed.elapsed()
+    );
+    b.save_screenshot("browser-live.png").await?;
+    Ok(())
+}
+
 /// One Chromium at a time: the tests in this file take turns.
 static ONE_BROWSER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 

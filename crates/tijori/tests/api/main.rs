@@ -9,6 +9,7 @@ mod chapa;
 mod gateway_failures;
 mod input;
 mod lifecycle;
+mod live;
 mod operations;
 mod pages_shop;
 mod refunds;

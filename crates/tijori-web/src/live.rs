@@ -1,0 +1,163 @@
+//! Live payment status for its owner: Server-Sent Events at
+//! `/api/payments/{id}/events` and a WebSocket at `/ws/payments/{id}`. Each sends the
+//! payment as it stands first, then every status change, however it was learned
+//! (return page, webhook, reconciler, refund) and, on PostgreSQL, in whichever tijori
+//! process it was settled.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use futures::stream::Stream;
+use tijori_core::account::User;
+use tijori_core::id::PaymentId;
+use tijori_core::payment::PaymentStatus;
+use tijori_core::service::PaymentKey;
+use tijori_core::Tijori;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::Receiver;
+
+use crate::error::ApiError;
+use crate::extract::Caller;
+use crate::views::PaymentView;
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/payments/{id}/events", get(events))
+        .route("/ws/payments/{id}", get(socket))
+}
+
+/// One listener's view of one payment: it reports the payment when its status
+/// differs from the last one reported.
+struct Watch {
+    tijori: Tijori,
+    user: User,
+    id: PaymentId,
+    changes: Receiver<PaymentId>,
+    last: Option<PaymentStatus>,
+}
+
+impl Watch {
+    /// Subscribes before anything is read, so no change can slip between the first
+    /// report and the subscription.
+    async fn start(state: &AppState, user: User, id: &str) -> Result<Watch, ApiError> {
+        let id = PaymentId::parse(id).ok_or_else(|| ApiError::not_found("payment"))?;
+        let changes = state.tijori.payment_changes();
+        // The owner (or an admin) only; anyone else gets 404.
+        state
+            .tijori
+            .payment_for(&user, &PaymentKey::Id(id.clone()))
+            .await?;
+        Ok(Watch {
+            tijori: state.tijori.clone(),
+            user,
+            id,
+            changes,
+            last: None,
+        })
+    }
+
+    /// The payment's next reported state; `None` when the stream should end.
+    async fn next(&mut self) -> Option<PaymentView> {
+        loop {
+            if self.last.is_some() {
+                match self.changes.recv().await {
+                    Ok(id) if id == self.id => {}
+                    Ok(_) => continue,
+                    // Missed some: look anyway, the payment may be among them.
+                    Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => return None,
+                }
+            }
+            let payment = self
+                .tijori
+                .payment_for(&self.user, &PaymentKey::Id(self.id.clone()))
+                .await
+                .ok()?;
+            if self.last != Some(payment.status) {
+                self.last = Some(payment.status);
+                return Some((&payment).into());
+            }
+        }
+    }
+}
+
+async fn events(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let watch = Watch::start(&state, caller.user, &id).await?;
+    let stream = futures::stream::unfold(watch, |mut watch| async move {
+        let view = watch.next().await?;
+        let event = Event::default()
+            .event("status")
+            .json_data(&view)
+            .unwrap_or_else(|_| Event::default().event("status"));
+        Some((Ok(event), watch))
+    });
+    // Proxies drop connections that say nothing for a while.
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+async fn socket(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    // A browser opens a WebSocket from any site with our cookie attached, and no
+    // CORS check applies: only our own pages may.
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let ours = origin
+            .to_str()
+            .is_ok_and(|o| state.same_origin(o, headers.get(header::HOST)));
+        if !ours {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "cross_origin_refused",
+                "live status is only for this site's own pages",
+            ));
+        }
+    }
+    let watch = Watch::start(&state, caller.user, &id).await?;
+    Ok(upgrade.on_upgrade(move |socket| follow(socket, watch)))
+}
+
+async fn follow(socket: WebSocket, mut watch: Watch) {
+    use futures::{SinkExt, StreamExt};
+    let (mut outgoing, mut incoming) = socket.split();
+    // The client only listens. Its messages are read (and dropped) on their own task,
+    // so that waiting for a close never interrupts a status read half-way.
+    let (closed, mut client_gone) = tokio::sync::oneshot::channel::<()>();
+    let reader = tokio::spawn(async move {
+        while let Some(Ok(message)) = incoming.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+        let _ = closed.send(());
+    });
+    loop {
+        tokio::select! {
+            view = watch.next() => {
+                let Some(view) = view else { break };
+                let Ok(text) = serde_json::to_string(&view) else { break };
+                if outgoing.send(Message::Text(text.into())).await.is_err() {
+                    break;
+                }
+            }
+            _ = &mut client_gone => break,
+        }
+    }
+    reader.abort();
+    let _ = outgoing.close().await;
+}
