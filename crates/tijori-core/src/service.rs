@@ -277,6 +277,28 @@ impl Tijori {
         Ok(self.store.resolve_operator_event(id, self.now()).await?)
     }
 
+    /// Background jobs in `status` (all when `None`), newest first.
+    pub async fn jobs(
+        &self,
+        status: Option<crate::jobs::JobStatus>,
+    ) -> Result<Vec<crate::jobs::Job>> {
+        Ok(self.store.jobs(status, 200).await?)
+    }
+
+    /// Queues a dead job again (an operator's retry).
+    pub async fn retry_job(&self, id: i64) -> Result<()> {
+        self.store
+            .retry_job(id, self.now())
+            .await
+            .map_err(|e| match e {
+                crate::store::StoreError::Conflict(_) => Error::Conflict {
+                    code: "job_already_queued",
+                    message: "the same work is already queued".into(),
+                },
+                other => other.into(),
+            })
+    }
+
     pub async fn webhook_deliveries(&self) -> Result<Vec<WebhookDelivery>> {
         Ok(self.store.webhook_deliveries(200).await?)
     }

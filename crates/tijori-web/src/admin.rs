@@ -6,6 +6,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use tijori_core::jobs::{Job, JobKind, JobStatus};
 use tijori_core::store::{OperatorEvent, WebhookDelivery};
 
 use crate::error::ApiError;
@@ -17,6 +18,69 @@ pub fn router() -> Router<AppState> {
         .route("/api/admin/events/", get(events))
         .route("/api/admin/events/{id}/resolve/", post(resolve))
         .route("/api/admin/webhooks/", get(webhooks))
+        .route("/api/admin/jobs/", get(jobs))
+        .route("/api/admin/jobs/{id}/retry/", post(retry_job))
+}
+
+#[derive(Serialize)]
+pub(crate) struct JobView {
+    pub id: i64,
+    pub kind: JobKind,
+    pub payload: String,
+    pub status: JobStatus,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub run_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&Job> for JobView {
+    fn from(j: &Job) -> Self {
+        JobView {
+            id: j.id,
+            kind: j.kind,
+            payload: j.payload.clone(),
+            status: j.status,
+            attempts: j.attempts,
+            max_attempts: j.max_attempts,
+            run_at: j.run_at,
+            last_error: j.last_error.clone(),
+            updated_at: j.updated_at,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct JobsQuery {
+    status: Option<String>,
+}
+
+async fn jobs(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<JobsQuery>,
+) -> Result<Json<Vec<JobView>>, ApiError> {
+    admin(&caller)?;
+    let status = q
+        .status
+        .map(|s| {
+            s.parse::<JobStatus>()
+                .map_err(|e| ApiError::bad_request("validation_error", format!("status: {e}")))
+        })
+        .transpose()?;
+    let jobs = state.tijori.jobs(status).await?;
+    Ok(Json(jobs.iter().map(JobView::from).collect()))
+}
+
+async fn retry_job(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    admin(&caller)?;
+    state.tijori.retry_job(id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The caller, if they are an admin. Others get 403: the route's existence is public

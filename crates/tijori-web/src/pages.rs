@@ -97,6 +97,7 @@ pub fn router() -> Router<AppState> {
         .route("/orders/{id}/pay", post(order_pay))
         .route("/admin/", get(admin_page))
         .route("/admin/events/{id}/resolve", post(admin_resolve))
+        .route("/admin/jobs/{id}/retry", post(admin_retry_job))
 }
 
 /// What every page's layout needs to know about the visitor.
@@ -1072,10 +1073,14 @@ async fn admin_page(State(state): State<AppState>, Visitor(session): Visitor) ->
                 Err(e) => return Err(e),
             }
         }
-        Ok((events, deliveries, review))
+        let dead = state
+            .tijori
+            .jobs(Some(tijori_core::jobs::JobStatus::Dead))
+            .await?;
+        Ok((events, deliveries, review, dead))
     }
     .await;
-    let (events, deliveries, review) = match loaded {
+    let (events, deliveries, review, dead) = match loaded {
         Ok(x) => x,
         Err(e) => return api_error_page(&state, &session, e.into()),
     };
@@ -1087,8 +1092,33 @@ async fn admin_page(State(state): State<AppState>, Visitor(session): Visitor) ->
         .collect();
     state.pages.render(
         "admin.html",
-        context! { viewer => viewer(&session), events, deliveries, review },
+        context! {
+            viewer => viewer(&session), events, deliveries, review,
+            dead_jobs => dead.iter().map(crate::admin::JobView::from).collect::<Vec<_>>(),
+        },
     )
+}
+
+async fn admin_retry_job(
+    State(state): State<AppState>,
+    Visitor(session): Visitor,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let s = match require_admin(&state, &session, "/admin/") {
+        Ok(s) => s,
+        Err(response) => return *response,
+    };
+    if let Err(e) = check_csrf_field(s, &form.csrf_token) {
+        return api_error_page(&state, &session, e);
+    }
+    let Ok(id) = id.parse::<i64>() else {
+        return api_error_page(&state, &session, ApiError::not_found("job"));
+    };
+    match state.tijori.retry_job(id).await {
+        Ok(()) => Redirect::to("/admin/").into_response(),
+        Err(e) => api_error_page(&state, &session, e.into()),
+    }
 }
 
 async fn admin_resolve(

@@ -274,16 +274,30 @@ async fn a_failing_job_backs_off_then_dies_where_an_operator_sees_it(db: TestDat
         ..khalti.settings()
     });
     khalti.complete(started["pidx"].as_str().unwrap()).unwrap();
-    let dead = app
-        .tijori
-        .store()
-        .jobs(Some(JobStatus::Dead), 10)
-        .await
-        .unwrap();
-    assert_eq!(dead.len(), 1);
-    // A fresh lookup job may have been queued by a sweep meanwhile; then the
-    // operator's retry is refused as a duplicate and the queued one does the work.
-    let _ = app.tijori.store().retry_job(dead[0].id, clock.now()).await;
+    // The operator sees the dead job and retries it. (A sweep may have queued a
+    // fresh lookup meanwhile; then the retry is refused as a duplicate, 409, and the
+    // queued one does the work.)
+    let admin = app.admin("operator").await;
+    let res = app.get(&admin, "/api/admin/jobs/?status=dead").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let dead: Vec<serde_json::Value> = res.json().await.unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["kind"], "reconcile_payment");
+    assert_eq!(dead[0]["payload"], started["payment_id"]);
+    let res = app.get(&user, "/api/admin/jobs/").await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN, "operators only");
+    let res = app
+        .post(
+            &admin,
+            &format!("/api/admin/jobs/{}/retry/", dead[0]["id"]),
+            json!({}),
+        )
+        .await;
+    assert!(
+        [StatusCode::NO_CONTENT, StatusCode::CONFLICT].contains(&res.status()),
+        "{}",
+        res.status()
+    );
     run_jobs(&app).await;
     assert_eq!(
         app.payment(&user, started["payment_id"].as_str().unwrap())
