@@ -21,13 +21,19 @@ pub enum JobKind {
     ReconcilePayment,
     /// Recurring: expire unpaid orders past their time, returning their stock.
     ExpireOrders,
+    /// Recurring: write the renewal reminders and expiry notices that are due.
+    SubscriptionNotices,
+    /// Deliver one mail from the outbox.
+    DeliverMail,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 3] = [
+    pub const ALL: [JobKind; 5] = [
         JobKind::ReconcileSweep,
         JobKind::ReconcilePayment,
         JobKind::ExpireOrders,
+        JobKind::SubscriptionNotices,
+        JobKind::DeliverMail,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -35,6 +41,8 @@ impl JobKind {
             JobKind::ReconcileSweep => "reconcile_sweep",
             JobKind::ReconcilePayment => "reconcile_payment",
             JobKind::ExpireOrders => "expire_orders",
+            JobKind::SubscriptionNotices => "subscription_notices",
+            JobKind::DeliverMail => "deliver_mail",
         }
     }
 
@@ -42,8 +50,10 @@ impl JobKind {
     pub fn max_attempts(self) -> u32 {
         match self {
             // Recurring sweeps must never stop; a failure is retried with backoff.
-            JobKind::ReconcileSweep | JobKind::ExpireOrders => u32::MAX,
-            JobKind::ReconcilePayment => 8,
+            JobKind::ReconcileSweep | JobKind::ExpireOrders | JobKind::SubscriptionNotices => {
+                u32::MAX
+            }
+            JobKind::ReconcilePayment | JobKind::DeliverMail => 8,
         }
     }
 }

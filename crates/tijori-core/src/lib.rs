@@ -9,6 +9,7 @@ pub mod gateway;
 pub mod id;
 pub mod idempotency;
 pub mod jobs;
+pub mod mail;
 pub mod money;
 pub mod payment;
 pub mod service;

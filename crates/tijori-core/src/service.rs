@@ -19,6 +19,7 @@ use crate::store::{AnswerKind, NewUser, OperatorEvent, Settled, Store, WebhookDe
 use crate::subscription::{NewPlan, Plan, Subscription};
 
 mod background;
+mod notices;
 mod orders;
 mod refunds;
 mod webhooks;
@@ -82,6 +83,8 @@ pub struct Tijori {
     /// Payments whose status just changed (here, or, with PostgreSQL, in another
     /// tijori process): what live status pages listen to.
     changes: tokio::sync::broadcast::Sender<PaymentId>,
+    /// Delivers outbox mail; without one, mail stays in the outbox for the operator.
+    mailer: Option<Arc<dyn crate::mail::Mailer>>,
 }
 
 impl Tijori {
@@ -100,7 +103,13 @@ impl Tijori {
             // A slow listener that falls this far behind is told it lagged and
             // re-reads its payment; nothing waits on it.
             changes: tokio::sync::broadcast::channel(4_096).0,
+            mailer: None,
         }
+    }
+
+    pub fn with_mailer(mut self, mailer: Arc<dyn crate::mail::Mailer>) -> Self {
+        self.mailer = Some(mailer);
+        self
     }
 
     /// Payment status changes, as they happen.

@@ -9,6 +9,7 @@ use crate::gateway::{GatewayKind, RawAnswer};
 use crate::id::{OrderId, PaymentId, PlanId, ProductId, RefundId, UserId};
 use crate::idempotency::{Claim, IdempotencyKey, StoredResponse};
 use crate::jobs::{Job, JobStatus, NewJob};
+use crate::mail::{DueNotice, OutboxMail};
 use crate::money::Money;
 use crate::payment::{Payment, Transition};
 use crate::shop::{NewProduct, Order, OrderRequest, Product, ReserveError};
@@ -417,6 +418,39 @@ pub trait Store: Send + Sync + 'static {
     /// Puts a refunded order's items back on the shelf, once. `false` if the order is
     /// not refunded or was restocked before.
     async fn restock_order(&self, order: &OrderId, now: DateTime<Utc>) -> StoreResult<bool>;
+
+    // Notices and the outbox ----------------------------------------------------------
+
+    /// Subscriptions due a notice: a reminder when they end within `remind_within`,
+    /// an expiry notice when they ended (in the last week), each only if not sent for
+    /// that period yet.
+    async fn due_notices(
+        &self,
+        now: DateTime<Utc>,
+        remind_within: chrono::Duration,
+        limit: u32,
+    ) -> StoreResult<Vec<DueNotice>>;
+    /// Records the notice, its mail in the outbox, and the job that delivers it, in one
+    /// transaction; `false` (and nothing written) if the notice was recorded before.
+    async fn record_notice(
+        &self,
+        notice: &DueNotice,
+        mail: &OutboxMail,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    async fn outbox_mail(&self, id: &str) -> StoreResult<Option<OutboxMail>>;
+    /// Marks a queued mail `sent` or `kept`, with the error of a failed try.
+    async fn mark_mail(
+        &self,
+        id: &str,
+        status: &str,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// The newest mails first.
+    async fn outbox(&self, limit: u32) -> StoreResult<Vec<OutboxMail>>;
+    /// Sets the user's time zone (an IANA name), for dates in mail.
+    async fn set_time_zone(&self, user: &UserId, zone: &str) -> StoreResult<()>;
 
     /// Forgets a claim whose request did not complete, so a retry runs again.
     async fn release_idempotency_key(&self, user: &UserId, key: &IdempotencyKey)

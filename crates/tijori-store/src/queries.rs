@@ -13,6 +13,7 @@ use tijori_core::gateway::{GatewayKind, RawAnswer};
 use tijori_core::id::{OrderId, PaymentId, PlanId, ProductId, RefundId, UserId};
 use tijori_core::idempotency::{Claim, IdempotencyKey, StoredResponse};
 use tijori_core::jobs::{Job, JobStatus, NewJob};
+use tijori_core::mail::{DueNotice, OutboxMail};
 use tijori_core::money::{Currency, Money};
 use tijori_core::payment::{Effect, Payment, PaymentStatus, Purpose, Transition};
 use tijori_core::shop::{NewProduct, Order, OrderRequest, Product, ReserveError};
@@ -29,6 +30,8 @@ type Tx = sqlx::Transaction<'static, Db>;
 // Compiled along with this file, once per backend.
 #[path = "jobs.rs"]
 mod jobs;
+#[path = "notices.rs"]
+mod notices;
 #[path = "shop.rs"]
 mod shop;
 
@@ -1009,6 +1012,46 @@ impl Store for DbStore {
         key: &IdempotencyKey,
     ) -> StoreResult<()> {
         self.release_idempotency_key_impl(user, key).await
+    }
+
+    async fn due_notices(
+        &self,
+        now: DateTime<Utc>,
+        remind_within: chrono::Duration,
+        limit: u32,
+    ) -> StoreResult<Vec<DueNotice>> {
+        self.due_notices_impl(now, remind_within, limit).await
+    }
+
+    async fn record_notice(
+        &self,
+        notice: &DueNotice,
+        mail: &OutboxMail,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.record_notice_impl(notice, mail, now).await
+    }
+
+    async fn outbox_mail(&self, id: &str) -> StoreResult<Option<OutboxMail>> {
+        self.outbox_mail_impl(id).await
+    }
+
+    async fn mark_mail(
+        &self,
+        id: &str,
+        status: &str,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.mark_mail_impl(id, status, error, now).await
+    }
+
+    async fn outbox(&self, limit: u32) -> StoreResult<Vec<OutboxMail>> {
+        self.outbox_impl(limit).await
+    }
+
+    async fn set_time_zone(&self, user: &UserId, zone: &str) -> StoreResult<()> {
+        self.set_time_zone_impl(user, zone).await
     }
 
     async fn begin_refund(&self, refund: &Refund) -> StoreResult<()> {

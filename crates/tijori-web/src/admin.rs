@@ -18,6 +18,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/admin/events/", get(events))
         .route("/api/admin/events/{id}/resolve/", post(resolve))
         .route("/api/admin/webhooks/", get(webhooks))
+        .route("/api/admin/outbox/", get(outbox))
         .route("/api/admin/jobs/", get(jobs))
         .route("/api/admin/jobs/{id}/retry/", post(retry_job))
 }
@@ -183,4 +184,14 @@ async fn webhooks(
     admin(&caller)?;
     let deliveries = state.tijori.webhook_deliveries().await?;
     Ok(Json(deliveries.iter().map(DeliveryView::from).collect()))
+}
+
+/// The customer mail tijori wrote, newest first: sent through SMTP, or kept here when
+/// no SMTP server is configured.
+async fn outbox(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<tijori_core::mail::OutboxMail>>, ApiError> {
+    admin(&caller)?;
+    Ok(Json(state.tijori.outbox(200).await?))
 }

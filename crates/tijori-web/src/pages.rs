@@ -1077,10 +1077,11 @@ async fn admin_page(State(state): State<AppState>, Visitor(session): Visitor) ->
             .tijori
             .jobs(Some(tijori_core::jobs::JobStatus::Dead))
             .await?;
-        Ok((events, deliveries, review, dead))
+        let outbox = state.tijori.outbox(50).await?;
+        Ok((events, deliveries, review, dead, outbox))
     }
     .await;
-    let (events, deliveries, review, dead) = match loaded {
+    let (events, deliveries, review, dead, outbox) = match loaded {
         Ok(x) => x,
         Err(e) => return api_error_page(&state, &session, e.into()),
     };
@@ -1095,6 +1096,7 @@ async fn admin_page(State(state): State<AppState>, Visitor(session): Visitor) ->
         context! {
             viewer => viewer(&session), events, deliveries, review,
             dead_jobs => dead.iter().map(crate::admin::JobView::from).collect::<Vec<_>>(),
+            outbox,
         },
     )
 }

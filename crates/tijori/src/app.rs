@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use axum::response::Redirect;
 use axum::routing::get;
 use axum::Router;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use tijori_core::clock::{Clock, SystemClock};
 use tijori_core::gateway::Gateways;
 use tijori_core::service::{Settings, Worker};
@@ -277,7 +277,17 @@ pub fn core(
         chapa = chapa_base.as_deref().unwrap_or("off"),
         "gateways"
     );
-    Ok(Tijori::new(
+    let mailer: Option<Arc<dyn tijori_core::mail::Mailer>> = match &config.smtp_url {
+        Some(url) => Some(Arc::new(crate::mail::SmtpMailer::new(
+            url.expose_secret(),
+            &config.mail_from,
+        )?)),
+        None => {
+            tracing::info!("no TIJORI_SMTP_URL: customer mail is kept in the outbox (/admin/)");
+            None
+        }
+    };
+    let tijori = Tijori::new(
         database.store(),
         gateways,
         clock,
@@ -286,7 +296,11 @@ pub fn core(
             ..Settings::new(public_url.as_str().trim_end_matches('/'))
         },
     )
-    .with_background(config.background()))
+    .with_background(config.background());
+    Ok(match mailer {
+        Some(mailer) => tijori.with_mailer(mailer),
+        None => tijori,
+    })
 }
 
 pub async fn shutdown_signal() {

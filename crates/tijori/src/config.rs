@@ -93,6 +93,25 @@ pub struct Config {
     #[arg(long, env = "TIJORI_REFRESH_LIMIT", default_value = "10", value_parser = clap::value_parser!(u32).range(1..=10_000), global = true)]
     pub refresh_limit: u32,
 
+    /// Days before a subscription ends that its renewal reminder is mailed.
+    #[arg(long, env = "TIJORI_REMINDER_DAYS", default_value = "3", value_parser = clap::value_parser!(u32).range(1..=60), global = true)]
+    pub reminder_days: u32,
+
+    /// SMTP server for customer mail, e.g. smtps://user:pass@smtp.example.com:465 or
+    /// smtp://user:pass@host:587?tls=required. Without it, mail is kept in the outbox
+    /// (the admin page) instead of sent.
+    #[arg(long, env = "TIJORI_SMTP_URL", hide_env_values = true, global = true)]
+    pub smtp_url: Option<SecretString>,
+
+    /// The sender of customer mail.
+    #[arg(
+        long,
+        env = "TIJORI_MAIL_FROM",
+        default_value = "tijori <no-reply@localhost>",
+        global = true
+    )]
+    pub mail_from: String,
+
     /// Seconds to wait for a gateway's answer before giving up on a call.
     #[arg(long, env = "TIJORI_GATEWAY_TIMEOUT", default_value = "10", value_parser = parse_seconds, global = true)]
     pub gateway_timeout: Duration,
@@ -131,6 +150,9 @@ impl Config {
             reconcile_after_minutes: 15,
             sweep_seconds: 60,
             refresh_limit: 10,
+            reminder_days: 3,
+            smtp_url: None,
+            mail_from: "tijori <no-reply@localhost>".into(),
             gateway_timeout: Duration::from_secs(10),
             sandbox: None,
             demo: Some(true),
@@ -184,6 +206,7 @@ impl Config {
         tijori_core::service::BackgroundSettings {
             reconcile_after: chrono::Duration::minutes(i64::from(self.reconcile_after_minutes)),
             sweep_every: chrono::Duration::seconds(i64::from(self.sweep_seconds)),
+            remind_before: chrono::Duration::days(i64::from(self.reminder_days)),
             ..Default::default()
         }
     }

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod config;
 pub mod demo;
+pub mod mail;
 
 pub use app::Application;
 pub use config::Config;

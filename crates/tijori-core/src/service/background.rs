@@ -27,6 +27,8 @@ pub struct BackgroundSettings {
     pub sweep_batch: u32,
     /// How long a worker holds a claimed job before another may take it over.
     pub lease: Duration,
+    /// How long before a subscription ends its renewal reminder goes out.
+    pub remind_before: Duration,
 }
 
 impl Default for BackgroundSettings {
@@ -36,6 +38,7 @@ impl Default for BackgroundSettings {
             sweep_every: Duration::seconds(60),
             sweep_batch: 10_000,
             lease: Duration::minutes(2),
+            remind_before: Duration::days(3),
         }
     }
 }
@@ -144,7 +147,11 @@ impl Tijori {
     /// at start; the jobs table keeps one of each).
     pub async fn schedule_recurring_jobs(&self) -> Result<()> {
         let now = self.now();
-        for kind in [JobKind::ReconcileSweep, JobKind::ExpireOrders] {
+        for kind in [
+            JobKind::ReconcileSweep,
+            JobKind::ExpireOrders,
+            JobKind::SubscriptionNotices,
+        ] {
             let job = NewJob {
                 kind,
                 payload: String::new(),
@@ -242,6 +249,11 @@ impl Tijori {
                     .map_err(|e| format!("{e:#}"))?;
                 Ok(next())
             }
+            JobKind::SubscriptionNotices => {
+                self.queue_notices().await.map_err(|e| format!("{e:#}"))?;
+                Ok(next())
+            }
+            JobKind::DeliverMail => self.deliver_mail(&job.payload).await.map(|()| None),
             JobKind::ReconcilePayment => {
                 let id = PaymentId::parse(&job.payload)
                     .ok_or_else(|| format!("payload {:?} is not a payment id", job.payload))?;

@@ -306,7 +306,85 @@ async fn a_failing_job_backs_off_then_dies_where_an_operator_sees_it(db: TestDat
     );
 }
 
+async fn a_renewal_reminder_goes_out_once_per_period_then_an_expiry_notice(db: TestDatabase) {
+    let (app, clock) = app_on_clock(db).await;
+    let res = crate::helpers::client()
+        .post(app.url("/api/auth/register"))
+        .json(&json!({"username": "sita", "email": "sita@example.com",
+            "password": "correct horse battery", "time_zone": "Mars/Olympus"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST, "an unknown zone");
+    let user = app.register("sita").await; // no zone: inferred from NPR (Nepal)
+    let started = app.initiate(&user, &app.plan_id("Basic").await).await;
+    app.pay_on_checkout(started["payment_url"].as_str().unwrap(), "pay")
+        .await;
+    assert_eq!(
+        app.verify(&user, started["pidx"].as_str().unwrap()).await.0,
+        StatusCode::OK
+    );
+
+    clock.advance(Duration::days(26));
+    run_jobs(&app).await;
+    assert!(
+        app.tijori.outbox(10).await.unwrap().is_empty(),
+        "4 days left: too early"
+    );
+
+    clock.advance(Duration::days(1) + Duration::minutes(1));
+    // Two workers find it due at the same moment.
+    let (a, b) = tokio::join!(app.tijori.queue_notices(), app.tijori.queue_notices());
+    assert_eq!(a.unwrap() + b.unwrap(), 1, "written once");
+    run_jobs(&app).await;
+    run_jobs(&app).await;
+    let outbox = app.tijori.outbox(10).await.unwrap();
+    assert_eq!(outbox.len(), 1, "{outbox:?}");
+    let mail = &outbox[0];
+    assert_eq!(mail.to, "sita@example.com");
+    assert!(mail.subject.contains("Basic"), "{}", mail.subject);
+    assert!(
+        mail.body.contains("(Asia/Kathmandu, UTC+05:45)"),
+        "in Nepal time: {}",
+        mail.body
+    );
+    assert!(
+        mail.body.contains(app.base.as_str().trim_end_matches('/')),
+        "a renew link"
+    );
+    assert_eq!(
+        mail.status, "kept",
+        "no SMTP: kept in the outbox, not dropped"
+    );
+
+    // Days pass; no second reminder for the same period.
+    clock.advance(Duration::days(1));
+    run_jobs(&app).await;
+    assert_eq!(app.tijori.outbox(10).await.unwrap().len(), 1);
+
+    // It ends: an expiry notice, once.
+    clock.advance(Duration::days(3));
+    run_jobs(&app).await;
+    clock.advance(Duration::hours(1));
+    run_jobs(&app).await;
+    let outbox = app.tijori.outbox(10).await.unwrap();
+    assert_eq!(outbox.len(), 2, "{outbox:?}");
+    assert!(
+        outbox[0].subject.contains("has ended"),
+        "{}",
+        outbox[0].subject
+    );
+
+    // The operator reads it.
+    let admin = app.admin("operator").await;
+    let res = app.get(&admin, "/api/admin/outbox/").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let listed: Vec<serde_json::Value> = res.json().await.unwrap();
+    assert_eq!(listed.len(), 2);
+}
+
 test_both!(
+    a_renewal_reminder_goes_out_once_per_period_then_an_expiry_notice,
     a_paid_payment_whose_return_never_arrives_is_found,
     reconcile_once_reports_what_it_changed,
     an_abandoned_order_expires_and_its_stock_comes_back,

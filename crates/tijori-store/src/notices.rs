@@ -1,0 +1,226 @@
+// Notices and the mail outbox: a child of `queries.rs`, compiled once per backend.
+
+use chrono::{DateTime, Duration, Utc};
+use sqlx::FromRow;
+
+use tijori_core::id::UserId;
+use tijori_core::jobs::JobKind;
+use tijori_core::mail::{DueNotice, NoticeKind, OutboxMail};
+use tijori_core::store::{StoreError, StoreResult};
+
+use super::{corrupt, ctx, DbStore};
+
+#[derive(FromRow)]
+struct DueRow {
+    user_id: String,
+    username: String,
+    email: String,
+    time_zone: Option<String>,
+    plan_name: String,
+    currency: String,
+    end_at: DateTime<Utc>,
+}
+
+#[derive(FromRow)]
+struct MailRow {
+    id: String,
+    user_id: String,
+    to_address: String,
+    subject: String,
+    body: String,
+    status: String,
+    error: Option<String>,
+    created_at: DateTime<Utc>,
+    sent_at: Option<DateTime<Utc>>,
+}
+
+impl From<MailRow> for OutboxMail {
+    fn from(r: MailRow) -> Self {
+        OutboxMail {
+            id: r.id,
+            user_id: UserId::from_trusted(r.user_id),
+            to: r.to_address,
+            subject: r.subject,
+            body: r.body,
+            status: r.status,
+            error: r.error,
+            created_at: r.created_at,
+            sent_at: r.sent_at,
+        }
+    }
+}
+
+const MAIL_COLUMNS: &str =
+    "id, user_id, to_address, subject, body, status, error, created_at, sent_at";
+
+/// Expiry notices are not sent for periods that ended longer ago than this (a tijori
+/// started after a long stop does not mail about old news).
+const EXPIRED_NOTICE_WINDOW_DAYS: i64 = 7;
+
+impl DbStore {
+    pub(super) async fn due_notices_impl(
+        &self,
+        now: DateTime<Utc>,
+        remind_within: Duration,
+        limit: u32,
+    ) -> StoreResult<Vec<DueNotice>> {
+        let mut due = Vec::new();
+        for (kind, from, to) in [
+            (NoticeKind::Reminder, now, now + remind_within),
+            (
+                NoticeKind::Expired,
+                now - Duration::days(EXPIRED_NOTICE_WINDOW_DAYS),
+                now,
+            ),
+        ] {
+            // (from, to]: a reminder for a period ending after now; an expiry notice
+            // for one that ended by now.
+            let rows = sqlx::query_as::<_, DueRow>(
+                "SELECT s.user_id, u.username, u.email, u.time_zone, p.name AS plan_name, \
+                 p.currency, s.end_at \
+                 FROM subscriptions s JOIN users u ON u.id = s.user_id \
+                 JOIN plans p ON p.id = s.plan_id \
+                 WHERE s.end_at > $1 AND s.end_at <= $2 AND NOT EXISTS ( \
+                     SELECT 1 FROM notices n WHERE n.user_id = s.user_id AND n.kind = $3 \
+                     AND n.period_end = s.end_at) \
+                 ORDER BY s.end_at LIMIT $4",
+            )
+            .bind(from)
+            .bind(to)
+            .bind(kind.as_str())
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(ctx("failed to find due notices"))?;
+            for r in rows {
+                due.push(DueNotice {
+                    kind,
+                    plan_currency: r
+                        .currency
+                        .parse()
+                        .map_err(|_| corrupt("plan currency", &r.currency))?,
+                    user_id: UserId::from_trusted(r.user_id),
+                    username: r.username,
+                    email: r.email,
+                    time_zone: r.time_zone,
+                    plan_name: r.plan_name,
+                    period_end: r.end_at,
+                });
+            }
+        }
+        Ok(due)
+    }
+
+    pub(super) async fn record_notice_impl(
+        &self,
+        notice: &DueNotice,
+        mail: &OutboxMail,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        // The primary key makes the notice once per user, kind and period, however
+        // many workers find it due at the same time.
+        let fresh = sqlx::query(
+            "INSERT INTO notices (user_id, kind, period_end, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (user_id, kind, period_end) DO NOTHING",
+        )
+        .bind(notice.user_id.as_str())
+        .bind(notice.kind.as_str())
+        .bind(notice.period_end)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(ctx("failed to record a notice"))?
+        .rows_affected()
+            == 1;
+        if !fresh {
+            return Ok(false);
+        }
+        sqlx::query(&format!(
+            "INSERT INTO outbox ({MAIL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, 'queued', NULL, $6, NULL)"
+        ))
+        .bind(&mail.id)
+        .bind(mail.user_id.as_str())
+        .bind(&mail.to)
+        .bind(&mail.subject)
+        .bind(&mail.body)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(ctx("failed to put a mail in the outbox"))?;
+        // Its delivery is queued in the same transaction: no mail without its job.
+        sqlx::query(
+            "INSERT INTO jobs (kind, payload, unique_key, status, attempts, max_attempts, run_at, \
+             created_at, updated_at) VALUES ($1, $2, $2, 'queued', 0, $3, $4, $4, $4)",
+        )
+        .bind(JobKind::DeliverMail.as_str())
+        .bind(&mail.id)
+        .bind(i64::from(JobKind::DeliverMail.max_attempts()))
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(ctx("failed to queue a mail's delivery"))?;
+        tx.commit()
+            .await
+            .map_err(ctx("failed to commit a notice"))?;
+        Ok(true)
+    }
+
+    pub(super) async fn outbox_mail_impl(&self, id: &str) -> StoreResult<Option<OutboxMail>> {
+        Ok(sqlx::query_as::<_, MailRow>(&format!(
+            "SELECT {MAIL_COLUMNS} FROM outbox WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(ctx("failed to load a mail"))?
+        .map(OutboxMail::from))
+    }
+
+    pub(super) async fn mark_mail_impl(
+        &self,
+        id: &str,
+        status: &str,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let done = sqlx::query(
+            "UPDATE outbox SET status = $2, error = $3, \
+             sent_at = CASE WHEN $2 = 'sent' THEN $4 ELSE sent_at END WHERE id = $1",
+        )
+        .bind(id)
+        .bind(status)
+        .bind(error)
+        .bind(now)
+        .execute(&self.writer)
+        .await
+        .map_err(ctx("failed to mark a mail"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("mail"));
+        }
+        Ok(())
+    }
+
+    pub(super) async fn outbox_impl(&self, limit: u32) -> StoreResult<Vec<OutboxMail>> {
+        Ok(sqlx::query_as::<_, MailRow>(&format!(
+            "SELECT {MAIL_COLUMNS} FROM outbox ORDER BY created_at DESC, id DESC LIMIT $1"
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(ctx("failed to list the outbox"))?
+        .into_iter()
+        .map(OutboxMail::from)
+        .collect())
+    }
+
+    pub(super) async fn set_time_zone_impl(&self, user: &UserId, zone: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET time_zone = $2 WHERE id = $1")
+            .bind(user.as_str())
+            .bind(zone)
+            .execute(&self.writer)
+            .await
+            .map_err(ctx("failed to set a time zone"))?;
+        Ok(())
+    }
+}
