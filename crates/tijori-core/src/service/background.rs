@@ -15,6 +15,10 @@ use crate::id::{OrderId, PaymentId};
 use crate::jobs::{backoff, Job, JobKind, NewJob};
 use crate::payment::PaymentStatus;
 
+/// How long a checkout without an expiry of its own (Chapa's) is taken to stay
+/// payable before the reconciler closes it.
+pub const CHECKOUT_LIFETIME_HOURS: i64 = 24;
+
 /// How the background work is paced.
 #[derive(Clone, Debug)]
 pub struct BackgroundSettings {
@@ -70,8 +74,32 @@ impl Tijori {
         let checked = self.check_at_gateway(payment).await;
         // Looked at, answer or not: the next sweep leaves it for a while.
         self.store.mark_checked(id, self.now()).await?;
-        let settled = checked?;
-        Ok(settled.changed.then_some((from, settled.payment.status)))
+        let mut settled = checked?;
+        // Still unpaid after its link expired: closed, on this last look. (Khalti
+        // reports Expired itself; Chapa's checkouts have no documented expiry, so
+        // theirs is taken to be a day.) Money that still arrives counts: an expired
+        // payment can be completed by a later answer.
+        let link_end = settled
+            .payment
+            .expires_at
+            .unwrap_or(settled.payment.created_at + Duration::hours(CHECKOUT_LIFETIME_HOURS));
+        if settled.payment.status.is_open() && self.now() >= link_end {
+            let closed = crate::gateway::GatewayAnswer {
+                status: crate::gateway::GatewayStatus::Expired,
+                amount_minor: 0,
+                currency: None,
+                transaction_id: None,
+                raw: crate::gateway::RawAnswer {
+                    http_status: 0,
+                    body: format!(
+                        "{{\"closed_by\":\"reconciler\",\"reason\":\"no payment by {}\"}}",
+                        link_end.to_rfc3339()
+                    ),
+                },
+            };
+            settled = self.settle(&settled.payment, closed).await?;
+        }
+        Ok((settled.payment.status != from).then_some((from, settled.payment.status)))
     }
 
     /// One reconciliation pass, now (`tijori reconcile --once`): every payment open

@@ -298,6 +298,8 @@ async fn a_failing_job_backs_off_then_dies_where_an_operator_sees_it(db: TestDat
         "{}",
         res.status()
     );
+    // Whichever job is queued (the retried one now, a fresh one after its backoff).
+    clock.advance(Duration::hours(2));
     run_jobs(&app).await;
     assert_eq!(
         app.payment(&user, started["payment_id"].as_str().unwrap())
@@ -383,7 +385,52 @@ async fn a_renewal_reminder_goes_out_once_per_period_then_an_expiry_notice(db: T
     assert_eq!(listed.len(), 2);
 }
 
+async fn a_checkout_never_paid_is_closed_once_its_link_is_dead(db: TestDatabase) {
+    let (app, clock) = app_on_clock(db).await;
+    app.chapa_settings(|s| {
+        s.webhook_url = None;
+        s.send_callbacks = false;
+    });
+    let user = app.register("dawit").await;
+    let coffee = app.product_in("ETB").await;
+    let order = app.order_of(&user, &coffee, 1).await;
+    let (_, checkout) = app.initialize(&user, &order, None).await;
+    let payment = checkout["payment_id"].as_str().unwrap();
+
+    clock.advance(Duration::hours(2));
+    run_jobs(&app).await;
+    assert_eq!(
+        app.payment(&user, payment).await["status"],
+        "initiated",
+        "Chapa says not paid yet; the checkout may still be used"
+    );
+    clock.advance(Duration::hours(23));
+    run_jobs(&app).await;
+    let closed = app.payment(&user, payment).await;
+    assert_eq!(closed["status"], "expired", "{closed}");
+    assert!(
+        app.tijori.reconcile_once(2).await.unwrap().checked == 0,
+        "closed: not looked at again"
+    );
+
+    // Paid after all (a customer on a very old tab): the money still counts.
+    app.sandbox()
+        .chapa()
+        .pay(checkout["tx_ref"].as_str().unwrap())
+        .unwrap();
+    let res = app
+        .post(
+            &user,
+            &format!("/api/payments/{payment}/refresh/"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(app.payment(&user, payment).await["status"], "completed");
+}
+
 test_both!(
+    a_checkout_never_paid_is_closed_once_its_link_is_dead,
     a_renewal_reminder_goes_out_once_per_period_then_an_expiry_notice,
     a_paid_payment_whose_return_never_arrives_is_found,
     reconcile_once_reports_what_it_changed,
