@@ -72,7 +72,14 @@ pub(super) async fn verify(
     if let Err(response) = prelude(&control, &headers).await {
         return response;
     }
-    let state = control.lock();
+    let mut state = control.lock();
+    if state.settings.auto_complete
+        && state
+            .get(&tx_ref)
+            .is_some_and(|p| p.status == Status::Pending)
+    {
+        let _ = state.apply(&tx_ref, super::Action::Pay, chrono::Utc::now());
+    }
     let Some(payment) = state.get(&tx_ref) else {
         return failed(
             StatusCode::NOT_FOUND,

@@ -80,6 +80,9 @@ pub struct ChapaSettings {
     pub webhook_hold_ms: u64,
     /// Sign webhooks with a wrong secret (both headers are then invalid).
     pub webhook_bad_signature: bool,
+    /// Benchmarks: a transaction nobody has paid yet is paid when it is verified
+    /// (no callback or webhook is sent for it). Default off.
+    pub auto_complete: bool,
     /// Call the payment's `callback_url` after an outcome (default true). Off, only
     /// the webhook (if any) tells the merchant: for testing each channel alone.
     pub send_callbacks: bool,
@@ -111,6 +114,7 @@ impl Default for ChapaSettings {
             webhook_hold_ms: 5_000,
             webhook_bad_signature: false,
             send_callbacks: true,
+            auto_complete: false,
             verify_pending_as_200: false,
             charge_basis_points: 350,
             latency_ms: 0,

@@ -94,6 +94,9 @@ pub struct KhaltiSettings {
     /// "Answer Pending first": a paid payment answers `Pending` to this many lookups
     /// before `Completed`, and the return redirect says `status=Pending`. Default 0.
     pub pending_lookups: u32,
+    /// Benchmarks: every payment still `Initiated` is paid (with wallet
+    /// 9800000001) when it is looked up, so a load test needs no browser. Default off.
+    pub auto_complete: bool,
     /// Fixed delay, in milliseconds, added to every API answer. Default 0.
     pub latency_ms: u64,
     /// Fault injected into API answers. Default [`Fault::None`].
@@ -111,6 +114,7 @@ impl Default for KhaltiSettings {
             public_key: DEFAULT_KHALTI_PUBLIC_KEY.to_owned(),
             expires_in_secs: 1800,
             pending_lookups: 0,
+            auto_complete: false,
             latency_ms: 0,
             fault: Fault::None,
             fault_count: 0,

@@ -41,7 +41,7 @@ async fn settings_endpoint_reads_and_partially_updates() {
         body,
         json!({
             "secret_key": DEFAULT_KHALTI_SECRET_KEY, "public_key": DEFAULT_KHALTI_PUBLIC_KEY,
-            "expires_in_secs": 1800, "pending_lookups": 0,
+            "expires_in_secs": 1800, "pending_lookups": 0, "auto_complete": false,
             "latency_ms": 0, "fault": "none", "fault_count": 0
         })
     );
@@ -370,4 +370,19 @@ async fn index_lists_only_the_20_most_recent() {
     let (_, html) = h.get_text("").await;
     assert!(!html.contains(&pidxs[0]) && !html.contains(&pidxs[1]));
     assert!(pidxs[2..].iter().all(|p| html.contains(p.as_str())));
+}
+
+/// Benchmarks: with auto_complete, a payment is paid when it is looked up.
+#[tokio::test]
+async fn auto_complete_pays_at_lookup() {
+    let h = crate::common::Harness::start().await;
+    h.sandbox.khalti().set_settings(tijori_sandbox::KhaltiSettings {
+        auto_complete: true,
+        ..h.sandbox.khalti().settings()
+    });
+    let pidx = h.new_payment(serde_json::json!({})).await;
+    let (status, body) = h.lookup(&pidx).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "Completed", "{body}");
+    assert!(body["transaction_id"].is_string());
 }
