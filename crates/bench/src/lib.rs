@@ -1,0 +1,485 @@
+//! A load generator for tijori's money paths, driving real HTTP traffic at a running
+//! tijori (any base URL). A tool for developers: see BENCHMARKS.md for how the
+//! figures there were made.
+//!
+//! Scenarios:
+//! - `khalti-flow`: N virtual users in a closed loop, each initiate → verify (the
+//!   sandbox pays every payment when it is looked up), each user with its own account
+//!   and token.
+//! - `chapa-flow`: order → initialize → a signed webhook → settled (the sandbox pays
+//!   at verify).
+//! - `webhooks`: signed webhooks for open payments, each delivered twice (new and
+//!   duplicate), as fast as the endpoint takes them.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use hdrhistogram::Histogram;
+use hmac::{Hmac, Mac};
+use reqwest::{Client, StatusCode};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+/// The sandbox's webhook secret (tijori's built-in Chapa sandbox signs with it).
+pub const SANDBOX_WEBHOOK_SECRET: &str = "tijori_sandbox_chapa_webhook_secret";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    KhaltiFlow,
+    ChapaFlow,
+    Webhooks,
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Where tijori is, e.g. http://127.0.0.1:8000/
+    pub base: reqwest::Url,
+    pub scenario: Scenario,
+    /// Virtual users (concurrent closed loops).
+    pub users: usize,
+    pub duration: Duration,
+    /// Switch the built-in sandbox to auto-complete (and no latency) first.
+    pub configure_sandbox: bool,
+    /// Added latency in the sandbox's API answers, in milliseconds.
+    pub sandbox_latency_ms: u64,
+    /// For `chapa-flow`: the product to order (else the ETB product with most stock).
+    pub product_id: Option<String>,
+    pub webhook_secret: String,
+    /// The server's process id, for its peak RSS.
+    pub server_pid: Option<u32>,
+}
+
+/// Per-step latencies and outcomes.
+#[derive(Default)]
+struct Tally {
+    steps: BTreeMap<&'static str, Histogram<u64>>,
+    errors: BTreeMap<String, u64>,
+    flows: u64,
+}
+
+impl Tally {
+    fn record(&mut self, step: &'static str, took: Duration) {
+        self.steps
+            .entry(step)
+            .or_insert_with(|| Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"))
+            .saturating_record(took.as_micros().max(1) as u64);
+    }
+
+    fn error(&mut self, what: String) {
+        *self.errors.entry(what).or_default() += 1;
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct StepReport {
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub scenario: Scenario,
+    pub users: usize,
+    pub seconds: f64,
+    pub completed: u64,
+    pub per_second: f64,
+    pub steps: BTreeMap<&'static str, StepReport>,
+    pub errors: BTreeMap<String, u64>,
+    /// The server's peak resident memory (VmHWM), when its pid was given.
+    pub server_peak_rss_mb: Option<f64>,
+}
+
+impl Report {
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    pub fn print(&self) {
+        println!(
+            "{:?}: {} users, {:.1} s: {} completed, {:.0}/s, {} errors",
+            self.scenario,
+            self.users,
+            self.seconds,
+            self.completed,
+            self.per_second,
+            self.error_count()
+        );
+        for (step, s) in &self.steps {
+            println!(
+                "  {step:<12} n={:<8} p50 {:>7.2} ms  p90 {:>7.2} ms  p99 {:>7.2} ms  max {:>8.2} ms",
+                s.count, s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms
+            );
+        }
+        for (what, n) in &self.errors {
+            println!("  error {what}: {n}");
+        }
+        if let Some(rss) = self.server_peak_rss_mb {
+            println!("  server peak RSS: {rss:.1} MB");
+        }
+    }
+}
+
+/// Runs a scenario and reports.
+pub async fn run(options: &Options) -> anyhow::Result<Report> {
+    let client = Client::builder()
+        .pool_max_idle_per_host(options.users.max(1) * 2)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    if options.configure_sandbox {
+        configure_sandbox(&client, options).await?;
+    }
+    let setup = Setup::prepare(&client, options).await?;
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for user in 0..options.users {
+        let (client, options, setup, tally, stop) = (
+            client.clone(),
+            options.clone(),
+            setup.clone(),
+            tally.clone(),
+            stop.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let token = &setup.tokens[user % setup.tokens.len()];
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let outcome = match options.scenario {
+                    Scenario::KhaltiFlow => khalti_flow(&client, &options, &setup, token).await,
+                    Scenario::ChapaFlow => chapa_flow(&client, &options, &setup, token).await,
+                    Scenario::Webhooks => webhooks(&client, &options, &setup, token, user, n).await,
+                };
+                n += 1;
+                let mut t = tally.lock().expect("tally lock");
+                match outcome {
+                    Ok(steps) => {
+                        t.flows += 1;
+                        for (step, took) in steps {
+                            t.record(step, took);
+                        }
+                    }
+                    Err(e) => t.error(e),
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(options.duration).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.context("a virtual user panicked")?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let tally = Arc::try_unwrap(tally)
+        .map_err(|_| anyhow::anyhow!("tally still shared"))?
+        .into_inner()
+        .expect("tally lock");
+    let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    Ok(Report {
+        scenario: options.scenario,
+        users: options.users,
+        seconds,
+        completed: tally.flows,
+        per_second: tally.flows as f64 / seconds,
+        steps: tally
+            .steps
+            .iter()
+            .map(|(k, h)| {
+                (
+                    *k,
+                    StepReport {
+                        count: h.len(),
+                        p50_ms: ms(h, 0.5),
+                        p90_ms: ms(h, 0.9),
+                        p99_ms: ms(h, 0.99),
+                        max_ms: h.max() as f64 / 1000.0,
+                    },
+                )
+            })
+            .collect(),
+        errors: tally.errors,
+        server_peak_rss_mb: options.server_pid.and_then(peak_rss_mb),
+    })
+}
+
+/// VmHWM of a process, in MB (Linux).
+pub fn peak_rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+async fn configure_sandbox(client: &Client, options: &Options) -> anyhow::Result<()> {
+    let body = json!({"auto_complete": true, "latency_ms": options.sandbox_latency_ms});
+    for path in ["sandbox/khalti/_sandbox/settings", "sandbox/chapa/_sandbox/settings"] {
+        let res = client
+            .put(options.base.join(path)?)
+            .json(&body)
+            .send()
+            .await
+            .with_context(|| format!("failed to reach {path}"))?;
+        if !res.status().is_success() {
+            bail!(
+                "{path} answered {}: is tijori running on its built-in sandbox?",
+                res.status()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// What the virtual users share: accounts, the plan, the product.
+#[derive(Clone)]
+struct Setup {
+    tokens: Arc<Vec<String>>,
+    plan_id: String,
+    product_id: Option<String>,
+}
+
+impl Setup {
+    async fn prepare(client: &Client, options: &Options) -> anyhow::Result<Setup> {
+        let plans: Vec<Value> = client
+            .get(options.base.join("api/subscriptions/plans/")?)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let plan_id = plans
+            .iter()
+            .find(|p| p["currency"] == "NPR")
+            .context("no NPR plan to subscribe to")?["id"]
+            .as_str()
+            .context("plan id")?
+            .to_owned();
+        let product_id = match (&options.product_id, options.scenario) {
+            (Some(id), _) => Some(id.clone()),
+            (None, Scenario::KhaltiFlow) => None,
+            (None, _) => {
+                let products: Vec<Value> = client
+                    .get(options.base.join("api/products/")?)
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .json()
+                    .await?;
+                Some(
+                    products
+                        .iter()
+                        .filter(|p| p["currency"] == "ETB")
+                        .max_by_key(|p| p["stock"].as_u64().unwrap_or(0))
+                        .context("no ETB product to order")?["id"]
+                        .as_str()
+                        .context("product id")?
+                        .to_owned(),
+                )
+            }
+        };
+        // Many distinct users, as in production: one account and token per user.
+        let run = std::process::id();
+        let mut tokens = Vec::with_capacity(options.users);
+        for i in 0..options.users.max(1) {
+            let name = format!("bench{run}x{i}x{}", Instant::now().elapsed().as_nanos() % 1000);
+            let res = client
+                .post(options.base.join("api/auth/register")?)
+                .json(&json!({"username": name, "email": format!("{name}@example.com"),
+                    "password": "bench-password-1"}))
+                .send()
+                .await?;
+            if res.status() != StatusCode::CREATED {
+                bail!("register {name}: {}", res.status());
+            }
+            let body: Value = res.json().await?;
+            tokens.push(body["token"].as_str().context("token")?.to_owned());
+        }
+        Ok(Setup {
+            tokens: Arc::new(tokens),
+            plan_id,
+            product_id,
+        })
+    }
+}
+
+type Steps = Vec<(&'static str, Duration)>;
+
+/// POSTs JSON with the user's token; the answer's JSON if the status is `want`.
+async fn post(
+    client: &Client,
+    url: reqwest::Url,
+    token: &str,
+    body: &Value,
+    want: StatusCode,
+    step: &str,
+) -> Result<(Value, Duration), String> {
+    let started = Instant::now();
+    let res = client
+        .post(url)
+        .header("Authorization", format!("Token {token}"))
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| format!("{step}: {}", if e.is_timeout() { "timeout" } else { "connection" }))?;
+    let status = res.status();
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    let took = started.elapsed();
+    if status != want {
+        return Err(format!("{step}: HTTP {}", status.as_u16()));
+    }
+    Ok((body, took))
+}
+
+async fn khalti_flow(
+    client: &Client,
+    options: &Options,
+    setup: &Setup,
+    token: &str,
+) -> Result<Steps, String> {
+    let url = |p: &str| options.base.join(p).expect("a relative path joins");
+    let (started, t1) = post(
+        client,
+        url("api/subscriptions/initiate/"),
+        token,
+        &json!({"plan_id": setup.plan_id}),
+        StatusCode::OK,
+        "initiate",
+    )
+    .await?;
+    let pidx = started["pidx"].as_str().ok_or("initiate: no pidx")?;
+    let (verified, t2) = post(
+        client,
+        url("api/subscriptions/verify/"),
+        token,
+        &json!({"pidx": pidx}),
+        StatusCode::OK,
+        "verify",
+    )
+    .await?;
+    if verified["status"] != "success" {
+        return Err("verify: not success".into());
+    }
+    Ok(vec![("initiate", t1), ("verify", t2)])
+}
+
+/// A Chapa webhook body for `tx_ref`, signed as Chapa signs (x-chapa-signature is the
+/// HMAC of the raw body).
+fn signed_webhook(secret: &str, tx_ref: &str) -> (Vec<u8>, String) {
+    let body = serde_json::to_vec(&json!({
+        "event": "charge.success", "type": "API", "status": "success", "tx_ref": tx_ref,
+        "reference": format!("AP{tx_ref}"), "amount": "10.00", "currency": "ETB", "mode": "test"
+    }))
+    .expect("JSON serializes");
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key");
+    mac.update(&body);
+    (body, hex::encode(mac.finalize().into_bytes()))
+}
+
+async fn deliver(
+    client: &Client,
+    options: &Options,
+    tx_ref: &str,
+) -> Result<(Value, Duration), String> {
+    let (body, signature) = signed_webhook(&options.webhook_secret, tx_ref);
+    let started = Instant::now();
+    let res = client
+        .post(
+            options
+                .base
+                .join("api/payments/chapa/webhook/")
+                .expect("joins"),
+        )
+        .header("content-type", "application/json")
+        .header("x-chapa-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .map_err(|_| "webhook: connection".to_string())?;
+    let status = res.status();
+    let answer: Value = res.json().await.unwrap_or(Value::Null);
+    if status != StatusCode::OK {
+        return Err(format!("webhook: HTTP {}", status.as_u16()));
+    }
+    Ok((answer, started.elapsed()))
+}
+
+/// Opens a Chapa checkout for a new one-item order; returns its tx_ref.
+async fn open_order(
+    client: &Client,
+    options: &Options,
+    setup: &Setup,
+    token: &str,
+    steps: &mut Steps,
+) -> Result<String, String> {
+    let url = |p: &str| options.base.join(p).expect("a relative path joins");
+    let product = setup.product_id.as_deref().ok_or("no product")?;
+    let (order, t1) = post(
+        client,
+        url("api/orders/"),
+        token,
+        &json!({"items": [{"product_id": product, "quantity": 1}]}),
+        StatusCode::CREATED,
+        "order",
+    )
+    .await?;
+    let (checkout, t2) = post(
+        client,
+        url("api/payments/initialize/"),
+        token,
+        &json!({"order_id": order["id"], "gateway": "chapa"}),
+        StatusCode::CREATED,
+        "initialize",
+    )
+    .await?;
+    steps.push(("order", t1));
+    steps.push(("initialize", t2));
+    Ok(checkout["tx_ref"]
+        .as_str()
+        .ok_or("initialize: no tx_ref")?
+        .to_owned())
+}
+
+async fn chapa_flow(
+    client: &Client,
+    options: &Options,
+    setup: &Setup,
+    token: &str,
+) -> Result<Steps, String> {
+    let mut steps = Vec::new();
+    let tx_ref = open_order(client, options, setup, token, &mut steps).await?;
+    let (answer, t3) = deliver(client, options, &tx_ref).await?;
+    if answer["outcome"] != "verified" {
+        return Err(format!("webhook: {}", answer["outcome"]));
+    }
+    steps.push(("webhook", t3));
+    Ok(steps)
+}
+
+/// One new delivery and one duplicate for a fresh checkout (opened outside the timed
+/// part would be fairer; it is timed separately as `order`/`initialize`).
+async fn webhooks(
+    client: &Client,
+    options: &Options,
+    setup: &Setup,
+    token: &str,
+    _user: usize,
+    _n: u64,
+) -> Result<Steps, String> {
+    let mut steps = Vec::new();
+    let tx_ref = open_order(client, options, setup, token, &mut steps).await?;
+    let (first, second) = tokio::join!(
+        deliver(client, options, &tx_ref),
+        deliver(client, options, &tx_ref)
+    );
+    let (_, t1) = first?;
+    let (_, t2) = second?;
+    steps.push(("webhook", t1));
+    steps.push(("webhook", t2));
+    Ok(steps)
+}

@@ -1,0 +1,68 @@
+//! `tijori-bench`: drive load at a running tijori and report throughput and latency.
+
+use std::time::Duration;
+
+use clap::Parser;
+use tijori_bench::{run, Options, Scenario, SANDBOX_WEBHOOK_SECRET};
+
+/// A load generator for tijori's money paths (a developer's tool). Start tijori on its
+/// built-in sandbox (release build), then point this at it. See BENCHMARKS.md.
+#[derive(Parser)]
+#[command(name = "tijori-bench", version)]
+struct Args {
+    /// What to drive.
+    #[arg(value_enum)]
+    scenario: Scenario,
+    /// Where tijori is.
+    #[arg(long, default_value = "http://127.0.0.1:8000/")]
+    base_url: reqwest::Url,
+    /// Virtual users (concurrent closed loops), each with its own account.
+    #[arg(long, default_value = "32")]
+    users: usize,
+    /// Seconds to run.
+    #[arg(long, default_value = "20")]
+    seconds: u64,
+    /// Leave the sandbox's settings alone (by default: auto-complete on).
+    #[arg(long)]
+    no_configure_sandbox: bool,
+    /// Milliseconds of latency the sandbox adds to each gateway API answer.
+    #[arg(long, default_value = "0")]
+    sandbox_latency_ms: u64,
+    /// The product `chapa-flow` orders (default: the ETB product with most stock;
+    /// make one with `tijori product create --name Bench --price 10 --currency ETB
+    /// --stock 1000000`).
+    #[arg(long)]
+    product_id: Option<String>,
+    /// The Chapa webhook secret the server checks.
+    #[arg(long, default_value = SANDBOX_WEBHOOK_SECRET)]
+    webhook_secret: String,
+    /// The server's pid, to report its peak RSS.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let report = run(&Options {
+        base: args.base_url,
+        scenario: args.scenario,
+        users: args.users.max(1),
+        duration: Duration::from_secs(args.seconds.max(1)),
+        configure_sandbox: !args.no_configure_sandbox,
+        sandbox_latency_ms: args.sandbox_latency_ms,
+        product_id: args.product_id,
+        webhook_secret: args.webhook_secret,
+        server_pid: args.server_pid,
+    })
+    .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        report.print();
+    }
+    Ok(())
+}

@@ -1,0 +1,50 @@
+//! CI's check of the load generator: each scenario runs for a moment against the real
+//! app on its sandbox, without errors. (Benchmarks are not tests; see BENCHMARKS.md.)
+
+use std::time::Duration;
+
+use tijori::{Application, Config};
+use tijori_bench::{run, Options, Scenario, SANDBOX_WEBHOOK_SECRET};
+use tijori_testkit::TestDatabase;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_scenario_runs_without_errors() {
+    let db = TestDatabase::sqlite().await;
+    let app = Application::build(&Config::embedded(&db.url))
+        .await
+        .expect("the app builds");
+    tijori::demo::seed(app.tijori()).await.unwrap();
+    let product = app
+        .tijori()
+        .create_product(tijori_core::shop::NewProduct {
+            name: "Bench".into(),
+            description: String::new(),
+            price: tijori_core::money::Money::parse_major("10", "ETB".parse().unwrap()).unwrap(),
+            stock: 1_000_000,
+        })
+        .await
+        .unwrap();
+    let base = app.public_url().clone();
+    let pid = std::process::id();
+    tokio::spawn(app.run_until(std::future::pending()));
+
+    for scenario in [Scenario::KhaltiFlow, Scenario::ChapaFlow, Scenario::Webhooks] {
+        let report = run(&Options {
+            base: base.clone(),
+            scenario,
+            users: 4,
+            duration: Duration::from_millis(1500),
+            configure_sandbox: true,
+            sandbox_latency_ms: 0,
+            product_id: Some(product.id.to_string()),
+            webhook_secret: SANDBOX_WEBHOOK_SECRET.into(),
+            server_pid: Some(pid),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{scenario:?}: {e:#}"));
+        report.print();
+        assert_eq!(report.error_count(), 0, "{scenario:?}: {:?}", report.errors);
+        assert!(report.completed > 0, "{scenario:?} completed nothing");
+        assert!(report.server_peak_rss_mb.is_some_and(|mb| mb > 1.0));
+    }
+}
