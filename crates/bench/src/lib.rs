@@ -219,7 +219,10 @@ pub fn peak_rss_mb(pid: u32) -> Option<f64> {
 
 async fn configure_sandbox(client: &Client, options: &Options) -> anyhow::Result<()> {
     let body = json!({"auto_complete": true, "latency_ms": options.sandbox_latency_ms});
-    for path in ["sandbox/khalti/_sandbox/settings", "sandbox/chapa/_sandbox/settings"] {
+    for path in [
+        "sandbox/khalti/_sandbox/settings",
+        "sandbox/chapa/_sandbox/settings",
+    ] {
         let res = client
             .put(options.base.join(path)?)
             .json(&body)
@@ -287,11 +290,16 @@ impl Setup {
         let run = std::process::id();
         let mut tokens = Vec::with_capacity(options.users);
         for i in 0..options.users.max(1) {
-            let name = format!("bench{run}x{i}x{}", Instant::now().elapsed().as_nanos() % 1000);
+            let name = format!(
+                "bench{run}x{i}x{}",
+                Instant::now().elapsed().as_nanos() % 1000
+            );
             let res = client
                 .post(options.base.join("api/auth/register")?)
-                .json(&json!({"username": name, "email": format!("{name}@example.com"),
-                    "password": "bench-password-1"}))
+                .json(
+                    &json!({"username": name, "email": format!("{name}@example.com"),
+                    "password": "bench-password-1"}),
+                )
                 .send()
                 .await?;
             if res.status() != StatusCode::CREATED {
@@ -326,7 +334,16 @@ async fn post(
         .json(body)
         .send()
         .await
-        .map_err(|e| format!("{step}: {}", if e.is_timeout() { "timeout" } else { "connection" }))?;
+        .map_err(|e| {
+            format!(
+                "{step}: {}",
+                if e.is_timeout() {
+                    "timeout"
+                } else {
+                    "connection"
+                }
+            )
+        })?;
     let status = res.status();
     let body: Value = res.json().await.unwrap_or(Value::Null);
     let took = started.elapsed();

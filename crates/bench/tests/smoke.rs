@@ -10,9 +10,12 @@ use tijori_testkit::TestDatabase;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_scenario_runs_without_errors() {
     let db = TestDatabase::sqlite().await;
-    let app = Application::build(&Config::embedded(&db.url))
-        .await
-        .expect("the app builds");
+    let config = Config {
+        // A load test verifies far more often than a customer would.
+        verify_limit: 1_000_000,
+        ..Config::embedded(&db.url)
+    };
+    let app = Application::build(&config).await.expect("the app builds");
     tijori::demo::seed(app.tijori()).await.unwrap();
     let product = app
         .tijori()
@@ -28,7 +31,11 @@ async fn every_scenario_runs_without_errors() {
     let pid = std::process::id();
     tokio::spawn(app.run_until(std::future::pending()));
 
-    for scenario in [Scenario::KhaltiFlow, Scenario::ChapaFlow, Scenario::Webhooks] {
+    for scenario in [
+        Scenario::KhaltiFlow,
+        Scenario::ChapaFlow,
+        Scenario::Webhooks,
+    ] {
         let report = run(&Options {
             base: base.clone(),
             scenario,

@@ -18,6 +18,8 @@ use crate::money::{Currency, Money};
 /// The most distinct products one order may hold, and the most of one product.
 pub const MAX_ORDER_LINES: usize = 50;
 pub const MAX_QUANTITY: u32 = 1_000;
+/// The highest price a product may have, in minor units.
+pub const MAX_PRICE_MINOR: i64 = 1_000_000_000_000;
 /// The most stock one product may hold (keeps every total far from overflow).
 pub const MAX_STOCK: u32 = 1_000_000;
 
@@ -52,6 +54,10 @@ impl NewProduct {
         }
         if self.price.minor() == 0 {
             return Err(invalid("price", "must be more than zero"));
+        }
+        // Keeps every order total (at most 50 lines of 1,000) far from overflow.
+        if self.price.minor() > MAX_PRICE_MINOR {
+            return Err(invalid("price", "must be at most 10,000,000,000.00"));
         }
         if self.stock > MAX_STOCK {
             return Err(invalid("stock", "must be at most 1000000"));

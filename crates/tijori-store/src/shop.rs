@@ -831,9 +831,29 @@ struct RefundRow {
 
 impl DbStore {
     pub(super) async fn begin_refund_impl(&self, r: &Refund) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        // A refund left `requested` for minutes lost its process mid-call: its outcome
+        // is unknown, which the operator must look into (and it stops blocking).
         sqlx::query(
+            "UPDATE refunds SET status = 'unknown', detail = 'no outcome was recorded', \
+             updated_at = $2 WHERE payment_id = $1 AND status = 'requested' AND created_at < $3",
+        )
+        .bind(r.payment_id.as_str())
+        .bind(r.created_at)
+        .bind(r.created_at - chrono::Duration::minutes(5))
+        .execute(&mut *tx)
+        .await
+        .map_err(ctx("failed to close stale refunds"))?;
+        // Inserted only while it fits in what is left: what succeeded or may have
+        // succeeded is counted, so two refunds one after the other cannot both take
+        // the whole amount.
+        let inserted = sqlx::query(
             "INSERT INTO refunds (id, payment_id, amount_minor, reason, status, requested_by, \
-             created_at, updated_at) VALUES ($1, $2, $3, $4, 'requested', $5, $6, $6)",
+             created_at, updated_at) \
+             SELECT $1, $2, $3, $4, 'requested', $5, $6, $6 \
+             WHERE $3 + (SELECT COALESCE(SUM(amount_minor), 0) FROM refunds \
+                 WHERE payment_id = $2 AND status IN ('succeeded', 'unknown', 'requested')) \
+               <= (SELECT amount_minor FROM payments WHERE id = $2)",
         )
         .bind(r.id.as_str())
         .bind(r.payment_id.as_str())
@@ -841,9 +861,16 @@ impl DbStore {
         .bind(&r.reason)
         .bind(r.requested_by.as_str())
         .bind(r.created_at)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await
-        .map_err(db_err("failed to record a refund", "refund in flight"))?;
+        .map_err(db_err("failed to record a refund", "refund in flight"))?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(StoreError::Conflict("refund larger than what is left"));
+        }
+        tx.commit()
+            .await
+            .map_err(ctx("failed to commit a refund"))?;
         Ok(())
     }
 

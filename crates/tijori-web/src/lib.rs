@@ -39,15 +39,19 @@ pub struct WebConfig {
     pub public_url: Url,
     /// How many "check payment status" requests one user may make a minute.
     pub refreshes_per_minute: u32,
+    /// How many verify requests one user may make a minute.
+    pub verifies_per_minute: u32,
 }
 
 impl WebConfig {
     pub const DEFAULT_REFRESHES_PER_MINUTE: u32 = 10;
+    pub const DEFAULT_VERIFIES_PER_MINUTE: u32 = 60;
 
     pub fn new(public_url: Url) -> Self {
         WebConfig {
             public_url,
             refreshes_per_minute: Self::DEFAULT_REFRESHES_PER_MINUTE,
+            verifies_per_minute: Self::DEFAULT_VERIFIES_PER_MINUTE,
         }
     }
 }
@@ -59,6 +63,11 @@ pub struct AppState {
     config: Arc<WebConfig>,
     /// "Check payment status" costs a gateway call: a few per user per minute.
     refreshes: Arc<ratelimit::RateLimiter>,
+    /// Verify may cost one too (for an open payment); the return page polls it, so
+    /// its allowance is larger.
+    verifies: Arc<ratelimit::RateLimiter>,
+    /// Chapa's public callback, per tx_ref: anyone can call it.
+    callbacks: Arc<ratelimit::RateLimiter>,
 }
 
 impl AppState {
@@ -68,6 +77,14 @@ impl AppState {
             pages: Arc::new(pages::Templates::new()),
             refreshes: Arc::new(ratelimit::RateLimiter::new(
                 config.refreshes_per_minute,
+                std::time::Duration::from_secs(60),
+            )),
+            verifies: Arc::new(ratelimit::RateLimiter::new(
+                config.verifies_per_minute,
+                std::time::Duration::from_secs(60),
+            )),
+            callbacks: Arc::new(ratelimit::RateLimiter::new(
+                10,
                 std::time::Duration::from_secs(60),
             )),
             config: Arc::new(config),

@@ -10,7 +10,6 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::{Deserialize, Serialize};
 use tijori_core::gateway::{GatewayKind, WebhookError};
-use tijori_core::payment::PaymentStatus;
 use tijori_core::service::WidgetTarget;
 
 use crate::error::ApiError;
@@ -87,11 +86,15 @@ struct CallbackQuery {
     tx_ref: Option<String>,
 }
 
+/// Says only that the signal was taken: a caller of this public route learns nothing
+/// about the payment.
 #[derive(Serialize)]
 struct CallbackAnswer {
-    payment_id: String,
-    status: PaymentStatus,
+    received: bool,
 }
+
+/// The most of a callback's query string kept on the payment's audit trail.
+const MAX_KEPT_QUERY: usize = 2_048;
 
 /// Chapa's server-to-server GET after a payment: a signal to verify now.
 async fn chapa_callback(
@@ -104,14 +107,22 @@ async fn chapa_callback(
         .or(q.tx_ref)
         .filter(|r| !r.is_empty())
         .ok_or_else(|| ApiError::bad_request("validation_error", "trx_ref is required"))?;
-    let payment = state
+    if let Err(wait) = state.callbacks.check(&reference) {
+        return Err(crate::ratelimit::too_many(
+            "callbacks for this payment",
+            wait,
+        ));
+    }
+    let query = raw.as_deref().unwrap_or("");
+    let kept = match query.char_indices().nth(MAX_KEPT_QUERY) {
+        Some((cut, _)) => &query[..cut],
+        None => query,
+    };
+    state
         .tijori
-        .handle_callback(GatewayKind::Chapa, &reference, raw.as_deref().unwrap_or(""))
+        .handle_callback(GatewayKind::Chapa, &reference, kept)
         .await?;
-    Ok(Json(CallbackAnswer {
-        payment_id: payment.id.to_string(),
-        status: payment.status,
-    }))
+    Ok(Json(CallbackAnswer { received: true }))
 }
 
 #[derive(Deserialize)]

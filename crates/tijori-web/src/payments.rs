@@ -109,13 +109,7 @@ async fn refresh(
 ) -> Result<Json<PaymentView>, ApiError> {
     let key = key(&id)?;
     if let Err(wait) = state.refreshes.check(caller.user.id.as_str()) {
-        let seconds = wait.as_secs() + 1;
-        return Err(ApiError::new(
-            axum::http::StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!("too many status checks; try again in {seconds} s"),
-        )
-        .retry_after(seconds));
+        return Err(crate::ratelimit::too_many("status checks", wait));
     }
     let verification = state.tijori.refresh(&caller.user, &key).await?;
     Ok(Json((&verification.payment).into()))

@@ -45,6 +45,17 @@ impl RateLimiter {
     }
 }
 
+/// The 429 for a refused request.
+pub fn too_many(what: &str, wait: Duration) -> crate::error::ApiError {
+    let seconds = wait.as_secs() + 1;
+    crate::error::ApiError::new(
+        axum::http::StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!("too many {what}; try again in {seconds} s"),
+    )
+    .retry_after(seconds)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -118,6 +118,9 @@ async fn verify(
             ))
         }
     };
+    if let Err(wait) = state.verifies.check(caller.user.id.as_str()) {
+        return Err(crate::ratelimit::too_many("verifications", wait));
+    }
     let verification = state.tijori.verify(&caller.user, &key).await?;
     let (status, view) = VerifyView::from_verification(&verification, state.tijori.now());
     Ok((status, Json(view)).into_response())

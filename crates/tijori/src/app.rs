@@ -90,6 +90,7 @@ impl Application {
             tijori.clone(),
             WebConfig {
                 refreshes_per_minute: config.refresh_limit,
+                verifies_per_minute: config.verify_limit,
                 ..WebConfig::new(public_url.clone())
             },
         ));

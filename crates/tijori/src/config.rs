@@ -93,6 +93,11 @@ pub struct Config {
     #[arg(long, env = "TIJORI_REFRESH_LIMIT", default_value = "10", value_parser = clap::value_parser!(u32).range(1..=10_000), global = true)]
     pub refresh_limit: u32,
 
+    /// How many verify requests (POST /api/subscriptions/verify/) one user may make a
+    /// minute; the return page polls it. Raise it for load tests.
+    #[arg(long, env = "TIJORI_VERIFY_LIMIT", default_value = "60", value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
+    pub verify_limit: u32,
+
     /// Days before a subscription ends that its renewal reminder is mailed.
     #[arg(long, env = "TIJORI_REMINDER_DAYS", default_value = "3", value_parser = clap::value_parser!(u32).range(1..=60), global = true)]
     pub reminder_days: u32,
@@ -150,6 +155,7 @@ impl Config {
             reconcile_after_minutes: 15,
             sweep_seconds: 60,
             refresh_limit: 10,
+            verify_limit: 60,
             reminder_days: 3,
             smtp_url: None,
             mail_from: "tijori <no-reply@localhost>".into(),

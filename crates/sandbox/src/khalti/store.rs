@@ -401,7 +401,9 @@ impl KhaltiState {
     /// the payment. `None` for an unknown pidx.
     pub(crate) fn lookup(&mut self, pidx: &str, now: DateTime<Utc>) -> Option<&Payment> {
         if self.settings.auto_complete
-            && self.get(pidx, now).is_some_and(|p| p.status == Status::Initiated)
+            && self
+                .get(pidx, now)
+                .is_some_and(|p| p.status == Status::Initiated)
         {
             // Paid as if on the checkout page (settings.auto_complete).
             let _ = self.pay(pidx, "9800000001", now);

@@ -376,10 +376,12 @@ async fn index_lists_only_the_20_most_recent() {
 #[tokio::test]
 async fn auto_complete_pays_at_lookup() {
     let h = crate::common::Harness::start().await;
-    h.sandbox.khalti().set_settings(tijori_sandbox::KhaltiSettings {
-        auto_complete: true,
-        ..h.sandbox.khalti().settings()
-    });
+    h.sandbox
+        .khalti()
+        .set_settings(tijori_sandbox::KhaltiSettings {
+            auto_complete: true,
+            ..h.sandbox.khalti().settings()
+        });
     let pidx = h.new_payment(serde_json::json!({})).await;
     let (status, body) = h.lookup(&pidx).await;
     assert_eq!(status, StatusCode::OK);

@@ -83,7 +83,9 @@ impl Tijori {
             .payment
             .expires_at
             .unwrap_or(settled.payment.created_at + Duration::hours(CHECKOUT_LIFETIME_HOURS));
-        if settled.payment.status.is_open() && self.now() >= link_end {
+        // Only one the gateway still calls unpaid: a Pending payment is being decided
+        // and stays open (looked at again on every sweep) until the gateway says.
+        if settled.payment.status == PaymentStatus::Initiated && self.now() >= link_end {
             let closed = crate::gateway::GatewayAnswer {
                 status: crate::gateway::GatewayStatus::Expired,
                 amount_minor: 0,

@@ -12,6 +12,9 @@ use crate::payment::{Payment, PaymentStatus, Purpose};
 use crate::shop::{NewProduct, Order, OrderRequest, Product, ReserveError};
 use crate::store::StoreError;
 
+/// Unpaid, unexpired orders one user may have at once.
+pub const MAX_PENDING_ORDERS: usize = 5;
+
 /// A payment row whose checkout never opened (the process died during the gateway
 /// call) stops blocking its order after this long.
 const STALE_INITIATION_SECS: i64 = 120;
@@ -29,6 +32,24 @@ impl Tijori {
     /// Creates an order for the caller, reserving its stock.
     pub async fn create_order(&self, user: &User, request: &OrderRequest) -> Result<Order> {
         let now = self.now();
+        // One account must not be able to hold the shop's stock hostage: a few
+        // unpaid orders at a time.
+        let pending = self
+            .store
+            .orders_for_user(&user.id, 50)
+            .await?
+            .iter()
+            .filter(|o| o.is_payable(now))
+            .count();
+        if pending >= MAX_PENDING_ORDERS {
+            return Err(Error::Conflict {
+                code: "too_many_pending_orders",
+                message: format!(
+                    "you have {pending} unpaid orders; pay for one, or wait for it to expire, \
+                     before ordering more"
+                ),
+            });
+        }
         let id = OrderId::generate();
         let order = self
             .store

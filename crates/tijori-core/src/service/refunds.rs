@@ -114,17 +114,23 @@ impl Tijori {
             created_at: now,
             updated_at: now,
         };
+        // Before anything is recorded: a refund row must never wait on a gateway that
+        // is not there.
+        let gw = self.gateway_for(payment.gateway, currency)?;
         self.store
             .begin_refund(&refund)
             .await
             .map_err(|e| match e {
+                StoreError::Conflict("refund larger than what is left") => Error::Refused {
+                    code: "invalid_refund_amount",
+                    message: "the amount is more than is left to refund".into(),
+                },
                 StoreError::Conflict(_) => Error::Conflict {
                     code: "refund_in_progress",
                     message: "another refund of this payment is being made".into(),
                 },
                 other => other.into(),
             })?;
-        let gw = self.gateway_for(payment.gateway, currency)?;
         let request = RefundRequest {
             transaction_id,
             amount,

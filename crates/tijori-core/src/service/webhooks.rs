@@ -145,7 +145,13 @@ impl Tijori {
         })?;
         let now = settled.payment;
         info!(payment = %now.id, status = %now.status, changed = settled.changed, "webhook verified");
-        if notice.claims_paid && now.status != PaymentStatus::Completed {
+        // Held for review is already on the operator's list.
+        if notice.claims_paid
+            && !matches!(
+                now.status,
+                PaymentStatus::Completed | PaymentStatus::NeedsReview
+            )
+        {
             return Err((
                 "webhook_contradicted",
                 format!(

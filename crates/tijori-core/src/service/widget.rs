@@ -57,6 +57,17 @@ impl Tijori {
                 }
                 .filter(|o| o.user_id == user.id)
                 .ok_or(Error::NotFound("order"))?;
+                // As for a hosted checkout: nothing is captured for an order that can
+                // no longer take the money.
+                if order.items.is_empty() {
+                    return Err(invalid("order_id", "the order has no items").into());
+                }
+                if !order.is_payable(self.now()) {
+                    return Err(Error::Conflict {
+                        code: "order_not_pending",
+                        message: "the order is not pending any more, so it cannot be paid".into(),
+                    });
+                }
                 (Purpose::Order { order_id: order.id }, order.total)
             }
         };
@@ -71,7 +82,7 @@ impl Tijori {
             });
         }
 
-        let payment = self.widget_payment(user, token, purpose, price).await?;
+        let (payment, retry) = self.widget_payment(user, token, purpose, price).await?;
         if !payment.status.is_open() {
             // Verified before (a retry after a lost answer): say how it stands.
             return self.verification(payment).await;
@@ -81,6 +92,25 @@ impl Tijori {
                 let settled = self.settle(&payment, answer).await?;
                 info!(payment = %payment.id, status = %settled.payment.status, "widget payment verified");
                 self.verification(settled.payment).await
+            }
+            // Refused on a retry: the first attempt may have captured the money before
+            // its answer was lost, and whether Khalti accepts a token twice is not
+            // documented (khalti.md §9.3). The payment stays open for an operator.
+            Err(e @ (GatewayError::Rejected { .. } | GatewayError::NotFound { .. })) if retry => {
+                warn!(payment = %payment.id, error = %e, "widget token refused on a retry");
+                self.store
+                    .record_operator_event(
+                        "widget_unclear",
+                        Some(&payment.id),
+                        &format!(
+                            "Khalti refused the widget token on a second verify ({e}); the first \
+                             attempt got no answer and may have captured the money. Check the \
+                             transaction in Khalti's dashboard."
+                        ),
+                        self.now(),
+                    )
+                    .await?;
+                Err(e.into())
             }
             // Khalti refused the token: the payment did not happen.
             Err(e @ (GatewayError::Rejected { .. } | GatewayError::NotFound { .. })) => {
@@ -126,7 +156,7 @@ impl Tijori {
         token: &str,
         purpose: Purpose,
         amount: Money,
-    ) -> Result<Payment> {
+    ) -> Result<(Payment, bool)> {
         let provider_ref = format!("{WIDGET_REF_PREFIX}{token}");
         let now = self.now();
         let payment = Payment {
@@ -145,14 +175,14 @@ impl Tijori {
             updated_at: now,
         };
         match self.store.insert_payment(&payment).await {
-            Ok(()) => Ok(payment),
+            Ok(()) => Ok((payment, false)),
             Err(StoreError::Conflict(_)) => {
                 let existing = self
                     .store
                     .payment_by_provider_ref(GatewayKind::Khalti, &provider_ref)
                     .await?;
                 match existing {
-                    Some(p) if p.user_id == user.id && p.purpose == purpose => Ok(p),
+                    Some(p) if p.user_id == user.id && p.purpose == purpose => Ok((p, true)),
                     Some(_) => Err(Error::Conflict {
                         code: "token_used",
                         message: "this widget token has already been used for another payment"

@@ -429,7 +429,28 @@ async fn a_checkout_never_paid_is_closed_once_its_link_is_dead(db: TestDatabase)
     assert_eq!(app.payment(&user, payment).await["status"], "completed");
 }
 
+async fn a_payment_the_gateway_calls_pending_stays_open(db: TestDatabase) {
+    let (app, clock) = app_on_clock(db).await;
+    let khalti = app.sandbox().khalti();
+    khalti.set_settings(KhaltiSettings {
+        pending_lookups: 1_000,
+        ..khalti.settings()
+    });
+    let user = app.register("bishnu").await;
+    let started = app.initiate(&user, &app.plan_id("Basic").await).await;
+    khalti.complete(started["pidx"].as_str().unwrap()).unwrap();
+    clock.advance(Duration::hours(3));
+    run_jobs(&app).await;
+    assert_eq!(
+        app.payment(&user, started["payment_id"].as_str().unwrap())
+            .await["status"],
+        "pending",
+        "Khalti is deciding: never closed by us, even past the link's expiry"
+    );
+}
+
 test_both!(
+    a_payment_the_gateway_calls_pending_stays_open,
     a_checkout_never_paid_is_closed_once_its_link_is_dead,
     a_renewal_reminder_goes_out_once_per_period_then_an_expiry_notice,
     a_paid_payment_whose_return_never_arrives_is_found,

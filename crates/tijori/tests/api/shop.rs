@@ -414,7 +414,23 @@ async fn an_idempotency_key_replays_the_first_answer(db: TestDatabase) {
     assert_eq!(app.product(&coffee).await["stock"], 5);
 }
 
+async fn one_account_cannot_hold_the_whole_shop(db: TestDatabase) {
+    let app = TestApp::spawn(db).await;
+    let user = app.register("hoarder").await;
+    let coffee = app.new_product("Coffee", "850", "ETB", 100).await;
+    for _ in 0..5 {
+        app.order_of(&user, &coffee, 1).await;
+    }
+    let (status, body) = app
+        .order(&user, json!([{"product_id": coffee, "quantity": 1}]))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(error_code(&body), "too_many_pending_orders");
+    assert_eq!(app.product(&coffee).await["stock"], 95);
+}
+
 test_both!(
+    one_account_cannot_hold_the_whole_shop,
     an_order_reserves_stock_at_the_price_of_the_day,
     short_stock_refuses_the_whole_order,
     bad_orders_are_refused_clearly,

@@ -125,6 +125,22 @@ async fn a_widget_token_pays_for_an_order(db: TestDatabase) {
     assert_eq!(body["order"]["status"], "paid");
     assert_eq!(app.order_json(&user, &order).await["status"], "paid");
 
+    // A paid order takes no second widget payment: nothing is captured.
+    let again = app.sandbox().khalti().mint_widget_token(65_000).unwrap();
+    let (status, body) = widget_verify(
+        &app,
+        &user,
+        json!({"token": again, "amount": 65_000, "order_id": order}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(error_code(&body), "order_not_pending");
+    let state = app.sandbox().khalti().widget_transaction(&again).unwrap();
+    assert!(
+        !state.to_string().contains("Completed"),
+        "not captured: {state}"
+    );
+
     // An ETB order cannot be paid with Khalti's widget.
     let coffee = app.product_in("ETB").await;
     let etb_order = app.order_of(&user, &coffee, 1).await;
