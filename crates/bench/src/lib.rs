@@ -12,7 +12,7 @@
 //!   duplicate), as fast as the endpoint takes them.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,9 @@ use hmac::{Hmac, Mac};
 use reqwest::{Client, StatusCode};
 use serde::Serialize;
 use serde_json::{json, Value};
+
+/// Runs started by this process, to keep their account names apart.
+static RUNS: AtomicU64 = AtomicU64::new(0);
 
 /// The sandbox's webhook secret (tijori's built-in Chapa sandbox signs with it).
 pub const SANDBOX_WEBHOOK_SECRET: &str = "tijori_sandbox_chapa_webhook_secret";
@@ -286,14 +289,19 @@ impl Setup {
                 )
             }
         };
-        // Many distinct users, as in production: one account and token per user.
-        let run = std::process::id();
+        // Many distinct users, as in production: one account and token per user. Names
+        // must differ between runs against one server (and runs in one process), so
+        // they carry the wall clock and a per-process counter.
+        let run = format!(
+            "{:x}{:x}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros()),
+            RUNS.fetch_add(1, Ordering::Relaxed)
+        );
         let mut tokens = Vec::with_capacity(options.users);
         for i in 0..options.users.max(1) {
-            let name = format!(
-                "bench{run}x{i}x{}",
-                Instant::now().elapsed().as_nanos() % 1000
-            );
+            let name = format!("bench{run}x{i}");
             let res = client
                 .post(options.base.join("api/auth/register")?)
                 .json(

@@ -1,0 +1,186 @@
+//! Micro-benchmarks of the hot pieces of the money path: the webhook signature check,
+//! reading a gateway's answer, deciding a settlement, and settling in SQLite.
+//!
+//! `cargo bench -p tijori-bench --bench money_path`
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use hmac::{Hmac, Mac};
+use reqwest::header::{HeaderMap, HeaderValue};
+use tijori_core::account::{Email, PasswordHashString, Username};
+use tijori_core::gateway::{GatewayAnswer, GatewayKind, GatewayStatus, RawAnswer};
+use tijori_core::id::{PaymentId, PlanId};
+use tijori_core::money::{Currency, Money};
+use tijori_core::payment::{decide, Payment, PaymentStatus, Purpose};
+use tijori_core::store::{AnswerKind, NewUser, Store};
+use tijori_core::subscription::NewPlan;
+
+const SECRET: &str = "tijori_sandbox_chapa_webhook_secret";
+
+fn webhook_body() -> Vec<u8> {
+    br#"{"event":"charge.success","type":"API","status":"success","tx_ref":"pay_0193a1b2c3d47e5f8a9b0c1d2e3f4a5b","reference":"APfake123","amount":"850.00","charge":"29.75","currency":"ETB","mode":"test","email":"abebe@example.com","first_name":"Abebe","created_at":"2026-11-21T10:00:00.000000Z","updated_at":"2026-11-21T10:00:01.000000Z"}"#.to_vec()
+}
+
+fn signed_headers(body: &[u8]) -> HeaderMap {
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(body);
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "x-chapa-signature",
+        HeaderValue::from_str(&hex::encode(mac.finalize().into_bytes())).unwrap(),
+    );
+    headers
+}
+
+fn signature(c: &mut Criterion) {
+    let body = webhook_body();
+    let headers = signed_headers(&body);
+    c.bench_function("chapa webhook: signature check", |b| {
+        b.iter(|| chapa::verify_webhook_signature(SECRET.as_bytes(), &body, &headers).unwrap())
+    });
+    c.bench_function("chapa webhook: signature check then parse", |b| {
+        b.iter(|| chapa::parse_webhook(SECRET.as_bytes(), &body, &headers).unwrap())
+    });
+}
+
+fn answers(c: &mut Criterion) {
+    let khalti = r#"{"pidx":"HT6o6PEZRWFJ5ygavzHWd5","total_amount":50000,"status":"Completed","transaction_id":"GFq9PFS7b2iYvL8Lir9oXe","fee":0,"refunded":false}"#;
+    c.bench_function("khalti lookup answer: JSON to value", |b| {
+        b.iter(|| serde_json::from_str::<serde_json::Value>(khalti).unwrap())
+    });
+    let now = Utc::now();
+    let payment = Payment {
+        id: PaymentId::generate(),
+        user_id: tijori_core::id::UserId::generate(),
+        gateway: GatewayKind::Khalti,
+        purpose: Purpose::Subscription {
+            plan_id: PlanId::generate(),
+        },
+        amount: Money::from_minor(50_000, Currency::Npr).unwrap(),
+        status: PaymentStatus::Initiated,
+        provider_ref: Some("HT6o6PEZRWFJ5ygavzHWd5".into()),
+        provider_txn_id: None,
+        payment_url: None,
+        expires_at: None,
+        status_reason: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let answer = GatewayAnswer {
+        status: GatewayStatus::Paid,
+        amount_minor: 50_000,
+        currency: None,
+        transaction_id: Some("GFq9PFS7b2iYvL8Lir9oXe".into()),
+        raw: RawAnswer {
+            http_status: 200,
+            body: khalti.into(),
+        },
+    };
+    c.bench_function("settle: decide", |b| b.iter(|| decide(&payment, &answer)));
+}
+
+/// One settle of a paid payment on SQLite (synchronous = FULL, as tijori runs it):
+/// the answer recorded, the status moved, the subscription granted, in one
+/// transaction.
+fn settle_sqlite(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile_dir();
+    let url = format!("sqlite://{}/bench.db", dir.display());
+    let (store, user, plan) = runtime.block_on(async {
+        let db = tijori_store::Database::connect(&url).await.unwrap();
+        db.migrate().await.unwrap();
+        let store: Arc<dyn Store> = db.store();
+        let user = store
+            .create_user(
+                NewUser {
+                    username: Username::parse("bench").unwrap(),
+                    email: Email::parse("bench@example.com").unwrap(),
+                    password_hash: PasswordHashString("x".into()),
+                    is_admin: false,
+                },
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        let plan = store
+            .create_plan(
+                NewPlan {
+                    name: "Basic".into(),
+                    description: String::new(),
+                    price: Money::from_minor(50_000, Currency::Npr).unwrap(),
+                    duration_days: 30,
+                },
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        std::mem::forget(db); // keep the pools open for the benchmark
+        (store, user, plan)
+    });
+    c.bench_function("settle: a paid payment on SQLite", |b| {
+        b.iter_batched(
+            || {
+                runtime.block_on(async {
+                    let now = Utc::now();
+                    let payment = Payment {
+                        id: PaymentId::generate(),
+                        user_id: user.id.clone(),
+                        gateway: GatewayKind::Khalti,
+                        purpose: Purpose::Subscription {
+                            plan_id: plan.id.clone(),
+                        },
+                        amount: plan.price,
+                        status: PaymentStatus::Initiated,
+                        provider_ref: Some(PaymentId::generate().to_string()),
+                        provider_txn_id: None,
+                        payment_url: None,
+                        expires_at: None,
+                        status_reason: None,
+                        created_at: now,
+                        updated_at: now,
+                    };
+                    store.insert_payment(&payment).await.unwrap();
+                    payment
+                })
+            },
+            |payment| {
+                runtime.block_on(async {
+                    let answer = GatewayAnswer {
+                        status: GatewayStatus::Paid,
+                        amount_minor: 50_000,
+                        currency: None,
+                        transaction_id: Some("txn".into()),
+                        raw: RawAnswer {
+                            http_status: 200,
+                            body: "{}".into(),
+                        },
+                    };
+                    let t = decide(&payment, &answer);
+                    store
+                        .settle(
+                            &payment.id,
+                            t.as_ref(),
+                            Some("txn"),
+                            AnswerKind::Lookup,
+                            &answer.raw,
+                            Utc::now(),
+                        )
+                        .await
+                        .unwrap()
+                })
+            },
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("tijori-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+criterion_group!(money_path, signature, answers, settle_sqlite);
+criterion_main!(money_path);
