@@ -58,6 +58,24 @@ async fn an_order_is_paid_by_the_callback_alone(db: TestDatabase) {
     app.sandbox().chapa().pay(&tx_ref).unwrap();
     app.wait_for_order(&user, &order, "paid").await;
     assert!(app.webhook_deliveries().await.is_empty());
+    let payment = app
+        .tijori
+        .store()
+        .payment_by_provider_ref(tijori_core::gateway::GatewayKind::Chapa, &tx_ref)
+        .await
+        .unwrap()
+        .unwrap();
+    let kinds: Vec<String> = app
+        .gateway_answers(payment.id.as_str())
+        .await
+        .into_iter()
+        .map(|a| a.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        ["initiate", "callback", "lookup"],
+        "the callback made us ask Chapa"
+    );
 
     // The callback is a signal anyone can send: for an unknown tx_ref it does nothing.
     let res = crate::helpers::client()
@@ -150,6 +168,62 @@ async fn a_webhook_that_verify_contradicts_grants_nothing(db: TestDatabase) {
         .any(|e| e.kind == "webhook_unmatched"));
 }
 
+async fn a_webhook_chapa_cannot_verify_now_is_kept_for_later(db: TestDatabase) {
+    let app = TestApp::spawn(db).await;
+    app.chapa_settings(|s| {
+        s.webhook_url = None;
+        s.send_callbacks = false;
+    });
+    let (user, order, tx_ref, _, _) = open_chapa_order(&app, "hana").await;
+    app.sandbox().chapa().pay(&tx_ref).unwrap();
+    // Chapa's verify is down (every attempt answers 500) when the webhook comes.
+    app.chapa_settings(|s| {
+        s.fault = tijori_sandbox::Fault::ServerError;
+        s.fault_count = 0;
+    });
+    let body = chapa_charge_body(&tx_ref, "charge.success", "success", "850.00");
+    let res = app.chapa_webhook(&body, &chapa_signed(&body)).await;
+    assert_eq!(res.status(), StatusCode::OK, "authentic, so answered");
+    assert_eq!(
+        app.order_json(&user, &order).await["status"],
+        "pending",
+        "a webhook alone pays nothing"
+    );
+    let events = app.operator_events().await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].kind, "webhook_unverified");
+    assert!(
+        events[0].detail.contains("checked again"),
+        "{}",
+        events[0].detail
+    );
+    let deliveries = app.webhook_deliveries().await;
+    assert_eq!(deliveries[0].outcome.as_deref(), Some("webhook_unverified"));
+    let payment_id = deliveries[0]
+        .payment_id
+        .clone()
+        .expect("matched to its payment");
+    assert_eq!(
+        app.payment(&user, &payment_id).await["status"],
+        "initiated",
+        "still open, for the reconciler"
+    );
+
+    // Chapa recovers: the same delivery again (as Chapa retries) settles it.
+    app.chapa_settings(|s| s.fault = tijori_sandbox::Fault::None);
+    let res = app.chapa_webhook(&body, &chapa_signed(&body)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(app.order_json(&user, &order).await["status"], "paid");
+    let deliveries = app.webhook_deliveries().await;
+    assert_eq!(deliveries.len(), 2);
+    assert!(
+        deliveries
+            .iter()
+            .any(|d| d.duplicate && d.outcome.as_deref() == Some("verified")),
+        "the repeat is recognised and still verified: {deliveries:?}"
+    );
+}
+
 async fn every_signal_at_once_pays_the_order_once(db: TestDatabase) {
     let app = TestApp::spawn(db).await;
     app.chapa_settings(|s| {
@@ -219,5 +293,6 @@ test_both!(
     an_order_is_paid_by_the_callback_alone,
     forged_webhooks_change_nothing,
     a_webhook_that_verify_contradicts_grants_nothing,
+    a_webhook_chapa_cannot_verify_now_is_kept_for_later,
     every_signal_at_once_pays_the_order_once,
 );

@@ -138,6 +138,26 @@ async fn the_websocket_pushes_each_change(db: TestDatabase) {
         .insert("origin", "https://evil.example".parse().unwrap());
     let refused = tokio_tungstenite::connect_async(request).await;
     assert!(refused.is_err(), "a foreign Origin is refused");
+
+    // Nor can another customer, nor anyone without credentials.
+    let other = app.register("kebede").await;
+    for (who, auth, status) in [
+        ("another user", Some(format!("Token {}", other.token)), 404),
+        ("no one", None, 401),
+    ] {
+        let mut request = url.as_str().into_client_request().unwrap();
+        if let Some(auth) = auth {
+            request
+                .headers_mut()
+                .insert("authorization", auth.parse().unwrap());
+        }
+        match tokio_tungstenite::connect_async(request).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+                assert_eq!(res.status().as_u16(), status, "{who}")
+            }
+            other => panic!("{who} was not refused: {other:?}"),
+        }
+    }
 }
 
 /// The next text message's JSON, within 10 s.
