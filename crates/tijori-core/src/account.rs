@@ -21,6 +21,9 @@ pub struct User {
     pub email: Email,
     pub is_admin: bool,
     pub created_at: DateTime<Utc>,
+    /// The zone the customer chose (one of [`crate::mail::TIME_ZONES`]); pages and
+    /// mail show times in it.
+    pub time_zone: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

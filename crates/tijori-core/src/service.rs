@@ -176,6 +176,36 @@ impl Tijori {
         Ok(user)
     }
 
+    /// A customer signing up: `create_user` with the zone they chose for their
+    /// dates, checked before anything is stored so a bad zone creates no account.
+    pub async fn register(
+        &self,
+        username: &str,
+        email: &str,
+        password: &str,
+        time_zone: Option<&str>,
+    ) -> Result<User> {
+        let zone = match time_zone.map(str::trim).filter(|z| !z.is_empty()) {
+            Some(z) => Some(
+                crate::mail::offset_of(z)
+                    .ok_or_else(|| {
+                        invalid(
+                            "time_zone",
+                            format!("must be one of {}", crate::mail::TIME_ZONES.join(", ")),
+                        )
+                    })?
+                    .0,
+            ),
+            None => None,
+        };
+        let mut user = self.create_user(username, email, password, false).await?;
+        if let Some(zone) = zone {
+            self.store.set_time_zone(&user.id, zone).await?;
+            user.time_zone = Some(zone.to_owned());
+        }
+        Ok(user)
+    }
+
     /// Checks a username and password. A wrong username and a wrong password are the
     /// same answer, and take about as long, so neither leaks which accounts exist.
     pub async fn check_credentials(&self, username: &str, password: &str) -> Result<User> {

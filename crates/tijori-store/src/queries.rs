@@ -61,6 +61,7 @@ struct UserRow {
     email: String,
     is_admin: bool,
     created_at: DateTime<Utc>,
+    time_zone: Option<String>,
 }
 
 impl From<UserRow> for User {
@@ -71,11 +72,12 @@ impl From<UserRow> for User {
             email: Email::from_trusted(r.email),
             is_admin: r.is_admin,
             created_at: r.created_at,
+            time_zone: r.time_zone,
         }
     }
 }
 
-const USER_COLUMNS: &str = "u.id, u.username, u.email, u.is_admin, u.created_at";
+const USER_COLUMNS: &str = "u.id, u.username, u.email, u.is_admin, u.created_at, u.time_zone";
 
 #[derive(FromRow)]
 struct PlanRow {
@@ -411,6 +413,7 @@ impl Store for DbStore {
             email: user.email,
             is_admin: user.is_admin,
             created_at: now,
+            time_zone: None,
         })
     }
 

@@ -30,8 +30,9 @@ struct RegisterBody {
     username: String,
     email: String,
     password: String,
-    /// Where dates in mail are shown (Asia/Kathmandu, Africa/Addis_Ababa, UTC);
-    /// inferred from the currency the user pays in when left out.
+    /// Where dates in pages and mail are shown (Asia/Kathmandu, Africa/Addis_Ababa,
+    /// UTC). Left out: mail infers it from the currency the user pays in, pages use
+    /// the browser's own zone.
     time_zone: Option<String>,
 }
 
@@ -47,25 +48,15 @@ async fn register(
     State(state): State<AppState>,
     Json(body): Json<RegisterBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    // Checked first, so a bad zone creates no half-registered user.
-    if let Some(zone) = &body.time_zone {
-        if tijori_core::mail::offset_of(zone).is_none() {
-            return Err(ApiError::bad_request(
-                "validation_error",
-                format!(
-                    "time_zone: must be one of {}",
-                    tijori_core::mail::TIME_ZONES.join(", ")
-                ),
-            ));
-        }
-    }
     let user = state
         .tijori
-        .create_user(&body.username, &body.email, &body.password, false)
+        .register(
+            &body.username,
+            &body.email,
+            &body.password,
+            body.time_zone.as_deref(),
+        )
         .await?;
-    if let Some(zone) = &body.time_zone {
-        state.tijori.set_time_zone(&user.id, zone).await?;
-    }
     let token = state.tijori.issue_api_token(&user.id).await?;
     Ok((
         StatusCode::CREATED,

@@ -106,6 +106,8 @@ struct Viewer {
     username: String,
     csrf_token: String,
     is_admin: bool,
+    /// The zone the visitor chose; without one, pages show the browser's own.
+    time_zone: Option<String>,
 }
 
 fn viewer(session: &Option<Session>) -> Option<Viewer> {
@@ -113,6 +115,7 @@ fn viewer(session: &Option<Session>) -> Option<Viewer> {
         username: s.user.username.as_str().to_owned(),
         csrf_token: s.csrf_token.clone(),
         is_admin: s.user.is_admin,
+        time_zone: s.user.time_zone.clone(),
     })
 }
 
@@ -303,7 +306,7 @@ async fn register_page(
 ) -> Response {
     state.pages.render(
         "register.html",
-        context! { viewer => viewer(&session), next => safe_next(q.next.as_deref()) },
+        context! { viewer => viewer(&session), next => safe_next(q.next.as_deref()), time_zones => tijori_core::mail::TIME_ZONES },
     )
 }
 
@@ -312,6 +315,7 @@ struct RegisterForm {
     username: String,
     email: String,
     password: String,
+    time_zone: Option<String>,
     next: Option<String>,
 }
 
@@ -323,7 +327,12 @@ async fn register(
     let next = safe_next(form.next.as_deref());
     let user = match state
         .tijori
-        .create_user(&form.username, &form.email, &form.password, false)
+        .register(
+            &form.username,
+            &form.email,
+            &form.password,
+            form.time_zone.as_deref(),
+        )
         .await
     {
         Ok(user) => user,
@@ -331,7 +340,7 @@ async fn register(
             let e = ApiError::from(e);
             let mut page = state.pages.render(
                 "register.html",
-                context! { viewer => None::<Viewer>, next, error => e.detail, username => form.username, email => form.email },
+                context! { viewer => None::<Viewer>, next, error => e.detail, username => form.username, email => form.email, time_zone => form.time_zone, time_zones => tijori_core::mail::TIME_ZONES },
             );
             *page.status_mut() = e.status;
             return page;

@@ -235,6 +235,7 @@ async fn subscribe_and_pay(b: &Browser, base: &Url) -> anyhow::Result<String> {
     b.fill("#username", &fresh_name("asha")).await?;
     b.fill("#email", "asha@example.com").await?;
     b.fill("#password", "correct horse battery").await?;
+    b.select("#time_zone", "Asia/Kathmandu").await?;
     b.click("#register").await?;
     b.wait_for_url("the account page", |u| u.path() == "/account/")
         .await?;
@@ -284,6 +285,11 @@ async fn subscribe_and_pay(b: &Browser, base: &Url) -> anyhow::Result<String> {
     anyhow::ensure!(
         card.contains("active"),
         "the subscription card should say active: {card:?}"
+    );
+    // In the zone chosen at registration, whatever the browser's own.
+    anyhow::ensure!(
+        card.contains("(Asia/Kathmandu)"),
+        "the dates should be in Nepal time: {card:?}"
     );
     let payments = b.wait_for_text("#payments tbody", "completed").await?;
     let rows = b
@@ -735,6 +741,14 @@ impl Browser {
             .send_keys(value)
             .await
             .with_context(|| format!("failed to type into {css}"))
+    }
+
+    async fn select(&self, css: &str, value: &str) -> anyhow::Result<()> {
+        self.find(css)
+            .await?
+            .select_by_value(value)
+            .await
+            .with_context(|| format!("failed to choose {value} in {css}"))
     }
 
     async fn click(&self, css: &str) -> anyhow::Result<()> {

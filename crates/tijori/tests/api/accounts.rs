@@ -156,6 +156,66 @@ async fn the_sign_in_pages_work_without_javascript(db: TestDatabase) {
     assert_eq!(res.status(), StatusCode::SEE_OTHER, "signed out");
 }
 
+async fn pages_show_dates_in_the_zone_chosen_at_registration(db: TestDatabase) {
+    let app = TestApp::spawn(db).await;
+    let browser = browser();
+    let res = browser
+        .post(app.url("/register"))
+        .form(&[
+            ("username", "bishnu"),
+            ("email", "bishnu@example.com"),
+            ("password", "correct horse battery"),
+            ("time_zone", "Mars/Olympus"),
+            ("next", "/account/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let page = res.text().await.unwrap();
+    assert!(page.contains("time_zone: must be one of"), "{page}");
+
+    let res = browser
+        .post(app.url("/register"))
+        .form(&[
+            ("username", "bishnu"),
+            ("email", "bishnu@example.com"),
+            ("password", "correct horse battery"),
+            ("time_zone", "Asia/Kathmandu"),
+            ("next", "/account/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER, "the bad zone made no account");
+    let account = browser
+        .get(app.url("/account/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        // (HTML-escaped: the browser reads "Asia/Kathmandu")
+        account.contains(r#"data-time-zone="Asia&#x2f;Kathmandu""#),
+        "{account}"
+    );
+
+    // Without a choice, pages leave dates to the browser's own zone.
+    let user = app.register("ram").await;
+    let (other, _) = app.sign_in_browser(&user).await;
+    let account = other
+        .get(app.url("/account/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!account.contains("data-time-zone"), "{account}");
+}
+
 async fn signing_out_revokes_exactly_what_signed_in(db: TestDatabase) {
     let app = TestApp::spawn(db).await;
     let user = app.register("leaver").await;
@@ -215,6 +275,7 @@ async fn signing_out_revokes_exactly_what_signed_in(db: TestDatabase) {
 }
 
 test_both!(
+    pages_show_dates_in_the_zone_chosen_at_registration,
     register_and_login,
     the_sign_in_pages_work_without_javascript,
     signing_out_revokes_exactly_what_signed_in,
