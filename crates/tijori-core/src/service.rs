@@ -567,6 +567,18 @@ impl Tijori {
     /// lookup leaves the payment as it was (still open, to be checked again) and
     /// keeps any answer the gateway did give for audit.
     pub async fn check_at_gateway(&self, payment: Payment) -> Result<Settled> {
+        self.check_at_gateway_with(payment, Patience::Interactive)
+            .await
+    }
+
+    /// `check_at_gateway` for background work, where nobody waits on the answer: a
+    /// lookup that timed out is tried again too (see [`Patience`]).
+    pub async fn check_at_gateway_patiently(&self, payment: Payment) -> Result<Settled> {
+        self.check_at_gateway_with(payment, Patience::Background)
+            .await
+    }
+
+    async fn check_at_gateway_with(&self, payment: Payment, patience: Patience) -> Result<Settled> {
         let gw = self
             .gateways
             .get(payment.gateway)
@@ -588,7 +600,7 @@ impl Tijori {
             // Not retried: a capture that reached Khalti but whose answer was lost
             // must not be sent again blindly; the next check asks again.
             Some(token) => gw.capture_token(token, payment.amount).await,
-            None => lookup_with_retry(&*gw, &provider_ref).await,
+            None => lookup_with_retry(&*gw, &provider_ref, patience).await,
         };
         match answer {
             Ok(answer) => self.settle(&payment, answer).await,
@@ -659,14 +671,25 @@ impl Tijori {
     }
 }
 
+/// How long a caller can wait for a lookup that fails in a way that may pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Patience {
+    /// A customer or a gateway is waiting on the answer: a 5xx or a refused
+    /// connection is tried again within about a second, but a timeout is not (it
+    /// already took the whole timeout; the reconciler looks again later).
+    Interactive,
+    /// The reconciler: nobody waits, so a timeout is tried again as well.
+    Background,
+}
+
 /// Looks a payment up, trying again (after 200 ms, then 400 ms, with jitter) when the
-/// gateway failed fast in a way that may pass: a 5xx or a refused connection. A
-/// timeout is not tried again here, because it already took the whole timeout; the
-/// reconciler's own retries (with backoff) cover it. Lookups are safe to repeat;
-/// opening a checkout is never retried this way.
+/// gateway failed in a way that may pass: a 5xx or a refused connection, and, for
+/// background work, a timeout. Lookups are safe to repeat; opening a checkout (and a
+/// refund) is never retried this way, since a repeat could charge twice.
 async fn lookup_with_retry(
     gw: &dyn Gateway,
     provider_ref: &str,
+    patience: Patience,
 ) -> std::result::Result<GatewayAnswer, crate::gateway::GatewayError> {
     use crate::gateway::GatewayError as E;
     const ATTEMPTS: u32 = 3;
@@ -677,12 +700,12 @@ async fn lookup_with_retry(
         let transient = match &result {
             Err(E::Unreachable { .. }) => true,
             Err(E::BadAnswer { raw: Some(raw), .. }) => raw.http_status >= 500,
+            Err(E::Timeout { .. }) => patience == Patience::Background,
             _ => false,
         };
-        if !transient
-            || attempt == ATTEMPTS
-            || started.elapsed() > std::time::Duration::from_secs(2)
-        {
+        let out_of_time = patience == Patience::Interactive
+            && started.elapsed() > std::time::Duration::from_secs(2);
+        if !transient || attempt == ATTEMPTS || out_of_time {
             return result;
         }
         let pause = 200u64 << (attempt - 1);

@@ -71,7 +71,7 @@ impl Tijori {
             return Ok(None);
         }
         let from = payment.status;
-        let checked = self.check_at_gateway(payment).await;
+        let checked = self.check_at_gateway_patiently(payment).await;
         // Looked at, answer or not: the next sweep leaves it for a while.
         self.store.mark_checked(id, self.now()).await?;
         let mut settled = checked?;

@@ -187,7 +187,11 @@ async fn pages_show_dates_in_the_zone_chosen_at_registration(db: TestDatabase) {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), StatusCode::SEE_OTHER, "the bad zone made no account");
+    assert_eq!(
+        res.status(),
+        StatusCode::SEE_OTHER,
+        "the bad zone made no account"
+    );
     let account = browser
         .get(app.url("/account/"))
         .send()

@@ -73,8 +73,18 @@ impl TestApp {
         db: TestDatabase,
         clock: std::sync::Arc<tijori_core::clock::ManualClock>,
     ) -> TestApp {
+        Self::spawn_with_clock_and(db, clock, |_| {}).await
+    }
+
+    /// `spawn_with_clock`, with the configuration changed first.
+    pub async fn spawn_with_clock_and(
+        db: TestDatabase,
+        clock: std::sync::Arc<tijori_core::clock::ManualClock>,
+        configure: impl FnOnce(&mut Config),
+    ) -> TestApp {
         let mut config = config(&db.url);
         config.worker = false;
+        configure(&mut config);
         let mut app = Self::start_with_clock(config, clock).await;
         app.db = Some(db);
         app
@@ -506,5 +516,58 @@ impl TestApp {
             username: username.to_owned(),
             token: body["token"].as_str().unwrap().to_owned(),
         }
+    }
+}
+
+/// A mail server that takes every message and keeps it (SMTP's happy path, enough
+/// for lettre without TLS or authentication): what reached it, as raw DATA.
+pub struct SmtpSink {
+    pub url: String,
+    pub received: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl SmtpSink {
+    pub async fn start() -> SmtpSink {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("smtp://{}", listener.local_addr().unwrap());
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = received.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let kept = kept.clone();
+                tokio::spawn(async move {
+                    let (read, mut write) = socket.into_split();
+                    let mut lines = BufReader::new(read).lines();
+                    write.write_all(b"220 sink ESMTP\r\n").await.ok()?;
+                    while let Some(line) = lines.next_line().await.ok()? {
+                        let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                        let answer: &[u8] = match verb.as_str() {
+                            "DATA" => {
+                                write.write_all(b"354 go on\r\n").await.ok()?;
+                                let mut data = String::new();
+                                while let Some(l) = lines.next_line().await.ok()? {
+                                    if l == "." {
+                                        break;
+                                    }
+                                    data.push_str(&l);
+                                    data.push('\n');
+                                }
+                                kept.lock().unwrap().push(data);
+                                b"250 kept\r\n"
+                            }
+                            "QUIT" => {
+                                write.write_all(b"221 bye\r\n").await.ok()?;
+                                return Some(());
+                            }
+                            _ => b"250 ok\r\n",
+                        };
+                        write.write_all(answer).await.ok()?;
+                    }
+                    Some(())
+                });
+            }
+        });
+        SmtpSink { url, received }
     }
 }

@@ -68,6 +68,29 @@ async fn a_paid_payment_whose_return_never_arrives_is_found(db: TestDatabase) {
     );
 }
 
+async fn the_reconciler_tries_a_timed_out_lookup_again(db: TestDatabase) {
+    let (app, clock) = app_on_clock(db).await;
+    let user = app.register("laxmi").await;
+    let started = app.initiate(&user, &app.plan_id("Basic").await).await;
+    let khalti = app.sandbox().khalti();
+    khalti.complete(started["pidx"].as_str().unwrap()).unwrap();
+    // Khalti's next answer is too late (the tests' gateway timeout is 2 s).
+    khalti.set_settings(KhaltiSettings {
+        fault: Fault::Timeout,
+        fault_count: 1,
+        ..khalti.settings()
+    });
+    clock.advance(Duration::minutes(16));
+    let report = app.tijori.reconcile_once(2).await.unwrap();
+    assert!(report.failed.is_empty(), "tried again at once: {report:?}");
+    assert_eq!(report.changed.len(), 1, "{report:?}");
+    assert_eq!(
+        app.payment(&user, started["payment_id"].as_str().unwrap())
+            .await["status"],
+        "completed"
+    );
+}
+
 async fn reconcile_once_reports_what_it_changed(db: TestDatabase) {
     let (app, clock) = app_on_clock(db).await;
     let user = app.register("hari").await;
@@ -410,6 +433,51 @@ async fn a_renewal_reminder_goes_out_once_per_period_then_an_expiry_notice(db: T
     assert_eq!(listed.len(), 2);
 }
 
+async fn with_smtp_a_reminder_is_mailed_once(db: TestDatabase) {
+    let sink = crate::helpers::SmtpSink::start().await;
+    let clock = Arc::new(ManualClock::new(tijori_core::clock::SystemClock.now()));
+    let app = TestApp::spawn_with_clock_and(db, clock.clone(), |c| {
+        c.smtp_url = Some(sink.url.clone().into());
+        c.mail_from = "Tijori Shop <shop@example.com>".into();
+    })
+    .await;
+    app.tijori.schedule_recurring_jobs().await.unwrap();
+    let user = app.register("ganesh").await;
+    let started = app.initiate(&user, &app.plan_id("Basic").await).await;
+    app.pay_on_checkout(started["payment_url"].as_str().unwrap(), "pay")
+        .await;
+    assert_eq!(
+        app.verify(&user, started["pidx"].as_str().unwrap()).await.0,
+        StatusCode::OK
+    );
+    clock.advance(Duration::days(27) + Duration::minutes(1));
+    for _ in 0..3 {
+        let (a, b) = tokio::join!(
+            app.tijori.run_due_jobs("worker-a", 8),
+            app.tijori.run_due_jobs("worker-b", 8)
+        );
+        a.unwrap();
+        b.unwrap();
+    }
+    let outbox = app.tijori.outbox(10).await.unwrap();
+    assert_eq!(outbox.len(), 1, "{outbox:?}");
+    assert_eq!(outbox[0].status, "sent", "{:?}", outbox[0]);
+    let received = sink.received.lock().unwrap().clone();
+    assert_eq!(received.len(), 1, "mailed once: {received:?}");
+    let mail = &received[0];
+    assert!(mail.contains("To: ganesh@example.com"), "{mail}");
+    let from = mail.lines().find(|l| l.starts_with("From: ")).unwrap_or("");
+    assert!(
+        from.contains("Tijori Shop") && from.ends_with("<shop@example.com>"),
+        "{mail}"
+    );
+    assert!(
+        mail.contains("Subject: Your Basic subscription ends soon"),
+        "{mail}"
+    );
+    assert!(mail.contains("UTC+05:45"), "{mail}");
+}
+
 async fn a_checkout_never_paid_is_closed_once_its_link_is_dead(db: TestDatabase) {
     let (app, clock) = app_on_clock(db).await;
     app.chapa_settings(|s| {
@@ -478,8 +546,10 @@ test_both!(
     a_payment_the_gateway_calls_pending_stays_open,
     a_checkout_never_paid_is_closed_once_its_link_is_dead,
     a_renewal_reminder_goes_out_once_per_period_then_an_expiry_notice,
+    with_smtp_a_reminder_is_mailed_once,
     a_paid_payment_whose_return_never_arrives_is_found,
     reconcile_once_reports_what_it_changed,
+    the_reconciler_tries_a_timed_out_lookup_again,
     an_abandoned_order_expires_and_its_stock_comes_back,
     a_payment_after_expiry_is_never_lost,
     a_job_whose_worker_died_is_taken_over_once,
