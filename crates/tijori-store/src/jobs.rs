@@ -1,60 +1,15 @@
 // Background jobs, and the queries that find their work (stale payments, expired
-// orders): a child of `queries.rs`, compiled once per backend.
+// orders), on PostgreSQL: a child of `queries.rs`.
 
 use chrono::{DateTime, Utc};
-use sqlx::FromRow;
 
 use tijori_core::id::{OrderId, PaymentId};
 use tijori_core::jobs::{Job, JobStatus, NewJob};
 use tijori_core::payment::Payment;
 use tijori_core::store::{StoreError, StoreResult};
 
-use super::{corrupt, ctx, db_err, DbStore, PaymentRow, PAYMENT_COLUMNS, SKIP_LOCKED};
-
-#[derive(FromRow)]
-struct JobRow {
-    id: i64,
-    kind: String,
-    payload: String,
-    unique_key: Option<String>,
-    status: String,
-    attempts: i32,
-    max_attempts: i64,
-    run_at: DateTime<Utc>,
-    locked_by: Option<String>,
-    locked_until: Option<DateTime<Utc>>,
-    last_error: Option<String>,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-}
-
-const JOB_COLUMNS: &str = "id, kind, payload, unique_key, status, attempts, max_attempts, \
-     run_at, locked_by, locked_until, last_error, created_at, updated_at";
-
-impl TryFrom<JobRow> for Job {
-    type Error = StoreError;
-
-    fn try_from(r: JobRow) -> Result<Self, StoreError> {
-        Ok(Job {
-            kind: r.kind.parse().map_err(|_| corrupt("job kind", &r.kind))?,
-            status: r
-                .status
-                .parse()
-                .map_err(|_| corrupt("job status", &r.status))?,
-            attempts: u32::try_from(r.attempts).unwrap_or(0),
-            max_attempts: u32::try_from(r.max_attempts).unwrap_or(u32::MAX),
-            id: r.id,
-            payload: r.payload,
-            unique_key: r.unique_key,
-            run_at: r.run_at,
-            locked_by: r.locked_by,
-            locked_until: r.locked_until,
-            last_error: r.last_error,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        })
-    }
-}
+use super::{ctx, db_err, DbStore, SKIP_LOCKED};
+use crate::rows::{JobRow, PaymentRow, JOB_COLUMNS, PAYMENT_COLUMNS};
 
 impl DbStore {
     pub(super) async fn enqueue_job_impl(

@@ -1,11 +1,13 @@
-//! tijori's Store on SQLite (the embedded default) and PostgreSQL. All SQL lives in
-//! this crate; both backends run the same statements (`queries.rs`).
+//! tijori's Store on SQLite (the embedded default, through rusqlite) and PostgreSQL
+//! (through sqlx). All SQL lives in this crate; both backends run the same statements
+//! and read the same rows (`rows.rs`).
 
 use std::sync::Arc;
 
 use tijori_core::store::Store;
 
 mod postgres;
+mod rows;
 mod sqlite;
 
 pub use postgres::PgStore;

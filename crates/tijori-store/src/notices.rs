@@ -1,57 +1,14 @@
-// Notices and the mail outbox: a child of `queries.rs`, compiled once per backend.
+// Notices and the mail outbox on PostgreSQL: a child of `queries.rs`.
 
 use chrono::{DateTime, Duration, Utc};
-use sqlx::FromRow;
 
 use tijori_core::id::UserId;
 use tijori_core::jobs::JobKind;
 use tijori_core::mail::{DueNotice, NoticeKind, OutboxMail};
 use tijori_core::store::{StoreError, StoreResult};
 
-use super::{corrupt, ctx, DbStore};
-
-#[derive(FromRow)]
-struct DueRow {
-    user_id: String,
-    username: String,
-    email: String,
-    time_zone: Option<String>,
-    plan_name: String,
-    currency: String,
-    end_at: DateTime<Utc>,
-}
-
-#[derive(FromRow)]
-struct MailRow {
-    id: String,
-    user_id: String,
-    to_address: String,
-    subject: String,
-    body: String,
-    status: String,
-    error: Option<String>,
-    created_at: DateTime<Utc>,
-    sent_at: Option<DateTime<Utc>>,
-}
-
-impl From<MailRow> for OutboxMail {
-    fn from(r: MailRow) -> Self {
-        OutboxMail {
-            id: r.id,
-            user_id: UserId::from_trusted(r.user_id),
-            to: r.to_address,
-            subject: r.subject,
-            body: r.body,
-            status: r.status,
-            error: r.error,
-            created_at: r.created_at,
-            sent_at: r.sent_at,
-        }
-    }
-}
-
-const MAIL_COLUMNS: &str =
-    "id, user_id, to_address, subject, body, status, error, created_at, sent_at";
+use super::{ctx, DbStore};
+use crate::rows::{corrupt, DueRow, MailRow, MAIL_COLUMNS};
 
 /// Expiry notices are not sent for periods that ended longer ago than this (a tijori
 /// started after a long stop does not mail about old news).

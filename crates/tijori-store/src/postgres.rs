@@ -17,9 +17,6 @@ const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
 /// Tells every tijori process on this database that a payment changed, on commit.
 const NOTIFY_CHANGE: &str = "SELECT pg_notify('tijori_payment_changes', $1)";
 
-// The same statements for both backends, compiled once for each: loading the file
-// twice is the point.
-#[allow(clippy::duplicate_mod)]
 #[path = "queries.rs"]
 mod queries;
 

@@ -1,20 +1,17 @@
-// The Store implementation, written once and compiled twice: `sqlite.rs` and
-// `postgres.rs` each include this file as a module, with `super::Db` naming their
-// sqlx backend. Every statement uses `$N` parameters and SQL both databases accept;
-// what truly differs lives in the backend module (`super::BEGIN_WRITE`,
-// `super::LOCK_ROW`).
+// The Store on PostgreSQL, with sqlx (included by `postgres.rs`; `super::Db` names the
+// backend). The SQLite store (`sqlite/`) runs the same statements through rusqlite;
+// the rows both read, and their conversions, live in `crate::rows`.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, QueryBuilder};
 
-use tijori_core::account::{Email, PasswordHashString, Session, TokenHash, User, Username};
+use tijori_core::account::{PasswordHashString, Session, TokenHash, User, Username};
 use tijori_core::gateway::{GatewayKind, RawAnswer};
 use tijori_core::id::{OrderId, PaymentId, PlanId, ProductId, RefundId, UserId};
 use tijori_core::idempotency::{Claim, IdempotencyKey, StoredResponse};
 use tijori_core::jobs::{Job, JobStatus, NewJob};
 use tijori_core::mail::{DueNotice, OutboxMail};
-use tijori_core::money::{Currency, Money};
 use tijori_core::payment::{Effect, Payment, PaymentStatus, Purpose, Transition};
 use tijori_core::shop::{NewProduct, Order, OrderRequest, Product, ReserveError};
 use tijori_core::store::{
@@ -24,10 +21,13 @@ use tijori_core::store::{
 use tijori_core::subscription::{self, Grant, NewPlan, Plan, Subscription};
 
 use super::{Db, DbStore, BEGIN_WRITE, LOCK_ROW, NOTIFY_CHANGE, SKIP_LOCKED};
+use crate::rows::{
+    PaymentRow, PlanRow, SubscriptionRow, UserRow, PAYMENT_COLUMNS, PLAN_COLUMNS, USER_COLUMNS,
+};
 
 type Tx = sqlx::Transaction<'static, Db>;
 
-// Compiled along with this file, once per backend.
+// Parts of the same store, split by subject.
 #[path = "jobs.rs"]
 mod jobs;
 #[path = "notices.rs"]
@@ -46,160 +46,6 @@ fn db_err(what: &'static str, conflict: &'static str) -> impl FnOnce(sqlx::Error
 
 fn ctx(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |e| StoreError::Database(anyhow::Error::new(e).context(what))
-}
-
-/// A value read back from our own database that does not parse is corruption, not
-/// bad input: fail loudly with what and where.
-fn corrupt(what: &str, value: &str) -> StoreError {
-    StoreError::Database(anyhow::anyhow!("corrupt {what} in database: {value:?}"))
-}
-
-#[derive(FromRow)]
-struct UserRow {
-    id: String,
-    username: String,
-    email: String,
-    is_admin: bool,
-    created_at: DateTime<Utc>,
-    time_zone: Option<String>,
-}
-
-impl From<UserRow> for User {
-    fn from(r: UserRow) -> Self {
-        User {
-            id: UserId::from_trusted(r.id),
-            username: Username::from_trusted(r.username),
-            email: Email::from_trusted(r.email),
-            is_admin: r.is_admin,
-            created_at: r.created_at,
-            time_zone: r.time_zone,
-        }
-    }
-}
-
-const USER_COLUMNS: &str = "u.id, u.username, u.email, u.is_admin, u.created_at, u.time_zone";
-
-#[derive(FromRow)]
-struct PlanRow {
-    id: String,
-    name: String,
-    description: String,
-    price_minor: i64,
-    currency: String,
-    duration_days: i32,
-    active: bool,
-    created_at: DateTime<Utc>,
-}
-
-impl TryFrom<PlanRow> for Plan {
-    type Error = StoreError;
-
-    fn try_from(r: PlanRow) -> Result<Self, StoreError> {
-        let currency: Currency = r
-            .currency
-            .parse()
-            .map_err(|_| corrupt("plan currency", &r.currency))?;
-        Ok(Plan {
-            id: PlanId::from_trusted(r.id),
-            name: r.name,
-            description: r.description,
-            price: Money::from_minor(r.price_minor, currency)
-                .map_err(|_| corrupt("plan price", &r.price_minor.to_string()))?,
-            duration_days: u32::try_from(r.duration_days)
-                .map_err(|_| corrupt("plan duration", &r.duration_days.to_string()))?,
-            active: r.active,
-            created_at: r.created_at,
-        })
-    }
-}
-
-const PLAN_COLUMNS: &str =
-    "id, name, description, price_minor, currency, duration_days, active, created_at";
-
-#[derive(FromRow)]
-struct PaymentRow {
-    id: String,
-    user_id: String,
-    gateway: String,
-    purpose: String,
-    plan_id: Option<String>,
-    order_id: Option<String>,
-    amount_minor: i64,
-    currency: String,
-    status: String,
-    provider_ref: Option<String>,
-    provider_txn_id: Option<String>,
-    payment_url: Option<String>,
-    expires_at: Option<DateTime<Utc>>,
-    status_reason: Option<String>,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-}
-
-impl TryFrom<PaymentRow> for Payment {
-    type Error = StoreError;
-
-    fn try_from(r: PaymentRow) -> Result<Self, StoreError> {
-        let currency: Currency = r
-            .currency
-            .parse()
-            .map_err(|_| corrupt("payment currency", &r.currency))?;
-        let purpose = match (r.purpose.as_str(), r.plan_id, r.order_id) {
-            ("subscription", Some(plan_id), _) => Purpose::Subscription {
-                plan_id: PlanId::from_trusted(plan_id),
-            },
-            ("order", _, Some(order_id)) => Purpose::Order {
-                order_id: OrderId::from_trusted(order_id),
-            },
-            (other, _, _) => return Err(corrupt("payment purpose", other)),
-        };
-        Ok(Payment {
-            id: PaymentId::from_trusted(r.id),
-            user_id: UserId::from_trusted(r.user_id),
-            gateway: r
-                .gateway
-                .parse()
-                .map_err(|_| corrupt("payment gateway", &r.gateway))?,
-            purpose,
-            amount: Money::from_minor(r.amount_minor, currency)
-                .map_err(|_| corrupt("payment amount", &r.amount_minor.to_string()))?,
-            status: r
-                .status
-                .parse()
-                .map_err(|_| corrupt("payment status", &r.status))?,
-            provider_ref: r.provider_ref,
-            provider_txn_id: r.provider_txn_id,
-            payment_url: r.payment_url,
-            expires_at: r.expires_at,
-            status_reason: r.status_reason,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        })
-    }
-}
-
-const PAYMENT_COLUMNS: &str =
-    "id, user_id, gateway, purpose, plan_id, order_id, amount_minor, currency, \
-     status, provider_ref, provider_txn_id, payment_url, expires_at, status_reason, created_at, \
-     updated_at";
-
-#[derive(FromRow)]
-struct SubscriptionRow {
-    user_id: String,
-    plan_id: String,
-    start_at: DateTime<Utc>,
-    end_at: DateTime<Utc>,
-}
-
-impl From<SubscriptionRow> for Subscription {
-    fn from(r: SubscriptionRow) -> Self {
-        Subscription {
-            user_id: UserId::from_trusted(r.user_id),
-            plan_id: PlanId::from_trusted(r.plan_id),
-            start_at: r.start_at,
-            end_at: r.end_at,
-        }
-    }
 }
 
 impl DbStore {

@@ -1,6 +1,5 @@
-// The shop, webhook deliveries, operator events and idempotency keys: a child of
-// `queries.rs`, so it is compiled once per backend along with it and shares its
-// helpers and row types.
+// The shop, webhook deliveries, operator events and idempotency keys on PostgreSQL: a
+// child of `queries.rs`, sharing its helpers.
 
 use chrono::{DateTime, Duration, Utc};
 use sqlx::{FromRow, QueryBuilder};
@@ -8,7 +7,7 @@ use sqlx::{FromRow, QueryBuilder};
 use tijori_core::gateway::GatewayKind;
 use tijori_core::id::{OrderId, PaymentId, ProductId, RefundId, UserId};
 use tijori_core::idempotency::{self, Claim, IdempotencyKey, StoredResponse};
-use tijori_core::money::{Currency, Money};
+use tijori_core::money::Money;
 use tijori_core::payment::{Payment, PaymentStatus};
 use tijori_core::shop::{
     NewProduct, Order, OrderItem, OrderRequest, OrderStatus, Product, ReserveError,
@@ -18,125 +17,15 @@ use tijori_core::store::{
     StoreResult, WebhookDelivery,
 };
 
-use super::{corrupt, ctx, db_err, Db, DbStore, PaymentRow, Tx, LOCK_ROW, PAYMENT_COLUMNS};
+use super::{ctx, db_err, Db, DbStore, Tx, LOCK_ROW};
+use crate::rows::{
+    corrupt, money, order_from, DeliveryRow, EventRow, ItemRow, OrderRow, PaymentRow, ProductRow,
+    RefundRow, ORDER_COLUMNS, PAYMENT_COLUMNS, PRODUCT_COLUMNS,
+};
 
 /// A claim on an idempotency key whose request never finished (the process died
 /// mid-request) may be taken over after this long.
 const ABANDONED_CLAIM_SECS: i64 = 300;
-
-#[derive(FromRow)]
-struct ProductRow {
-    id: String,
-    name: String,
-    description: String,
-    price_minor: i64,
-    currency: String,
-    stock: i32,
-    active: bool,
-    created_at: DateTime<Utc>,
-}
-
-const PRODUCT_COLUMNS: &str =
-    "id, name, description, price_minor, currency, stock, active, created_at";
-
-fn money(minor: i64, currency: &str, what: &str) -> StoreResult<Money> {
-    let currency: Currency = currency
-        .parse()
-        .map_err(|_| corrupt(&format!("{what} currency"), currency))?;
-    Money::from_minor(minor, currency).map_err(|_| corrupt(what, &minor.to_string()))
-}
-
-impl TryFrom<ProductRow> for Product {
-    type Error = StoreError;
-
-    fn try_from(r: ProductRow) -> Result<Self, StoreError> {
-        Ok(Product {
-            price: money(r.price_minor, &r.currency, "product price")?,
-            stock: u32::try_from(r.stock).map_err(|_| corrupt("stock", &r.stock.to_string()))?,
-            id: ProductId::from_trusted(r.id),
-            name: r.name,
-            description: r.description,
-            active: r.active,
-            created_at: r.created_at,
-        })
-    }
-}
-
-#[derive(FromRow)]
-struct OrderRow {
-    id: String,
-    user_id: String,
-    status: String,
-    total_minor: i64,
-    currency: String,
-    expires_at: DateTime<Utc>,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-}
-
-const ORDER_COLUMNS: &str =
-    "id, user_id, status, total_minor, currency, expires_at, created_at, updated_at";
-
-#[derive(FromRow)]
-struct ItemRow {
-    order_id: String,
-    product_id: String,
-    name: String,
-    unit_price_minor: i64,
-    quantity: i32,
-}
-
-fn order_from(r: OrderRow, items: Vec<ItemRow>) -> StoreResult<Order> {
-    let items = items
-        .into_iter()
-        .map(|i| {
-            Ok(OrderItem {
-                unit_price: money(i.unit_price_minor, &r.currency, "order item price")?,
-                quantity: u32::try_from(i.quantity)
-                    .map_err(|_| corrupt("order quantity", &i.quantity.to_string()))?,
-                product_id: ProductId::from_trusted(i.product_id),
-                name: i.name,
-            })
-        })
-        .collect::<StoreResult<Vec<_>>>()?;
-    Ok(Order {
-        total: money(r.total_minor, &r.currency, "order total")?,
-        status: r
-            .status
-            .parse()
-            .map_err(|_| corrupt("order status", &r.status))?,
-        id: OrderId::from_trusted(r.id),
-        user_id: UserId::from_trusted(r.user_id),
-        items,
-        expires_at: r.expires_at,
-        created_at: r.created_at,
-        updated_at: r.updated_at,
-    })
-}
-
-#[derive(FromRow)]
-struct DeliveryRow {
-    id: i64,
-    gateway: String,
-    event: Option<String>,
-    reference: Option<String>,
-    status: Option<String>,
-    duplicate: bool,
-    outcome: Option<String>,
-    detail: Option<String>,
-    payment_id: Option<String>,
-    received_at: DateTime<Utc>,
-}
-
-#[derive(FromRow)]
-struct EventRow {
-    id: i64,
-    kind: String,
-    payment_id: Option<String>,
-    detail: String,
-    created_at: DateTime<Utc>,
-    resolved_at: Option<DateTime<Utc>>,
-}
 
 /// What fulfilling an order payment came to, inside the settlement's transaction.
 pub(super) enum OrderFulfilment {
@@ -813,20 +702,6 @@ impl DbStore {
         .map_err(ctx("failed to release an idempotency key"))?;
         Ok(())
     }
-}
-
-#[derive(FromRow)]
-struct RefundRow {
-    id: String,
-    payment_id: String,
-    amount_minor: i64,
-    currency: String,
-    reason: Option<String>,
-    status: String,
-    detail: Option<String>,
-    requested_by: String,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
 }
 
 impl DbStore {

@@ -1,0 +1,386 @@
+//! The rows both backends read, and how they become domain values. PostgreSQL reads
+//! them with sqlx (`FromRow`), SQLite with rusqlite (`from_sqlite`); either way a value
+//! that does not parse is reported as corruption, never guessed at.
+
+use chrono::{DateTime, Utc};
+
+use tijori_core::account::{Email, User, Username};
+use tijori_core::id::{OrderId, PaymentId, PlanId, ProductId, UserId};
+use tijori_core::jobs::Job;
+use tijori_core::mail::OutboxMail;
+use tijori_core::money::{Currency, Money};
+use tijori_core::payment::{Payment, Purpose};
+use tijori_core::shop::{Order, OrderItem, Product};
+use tijori_core::store::{StoreError, StoreResult};
+use tijori_core::subscription::{Plan, Subscription};
+
+/// A value read back from our own database that does not parse is corruption, not
+/// bad input: fail loudly with what and where.
+pub(crate) fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Database(anyhow::anyhow!("corrupt {what} in database: {value:?}"))
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct UserRow {
+    pub(crate) id: String,
+    pub(crate) username: String,
+    pub(crate) email: String,
+    pub(crate) is_admin: bool,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) time_zone: Option<String>,
+}
+
+impl From<UserRow> for User {
+    fn from(r: UserRow) -> Self {
+        User {
+            id: UserId::from_trusted(r.id),
+            username: Username::from_trusted(r.username),
+            email: Email::from_trusted(r.email),
+            is_admin: r.is_admin,
+            created_at: r.created_at,
+            time_zone: r.time_zone,
+        }
+    }
+}
+
+pub(crate) const USER_COLUMNS: &str = "u.id, u.username, u.email, u.is_admin, u.created_at, u.time_zone";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct PlanRow {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) description: String,
+    pub(crate) price_minor: i64,
+    pub(crate) currency: String,
+    pub(crate) duration_days: i32,
+    pub(crate) active: bool,
+    pub(crate) created_at: DateTime<Utc>,
+}
+
+impl TryFrom<PlanRow> for Plan {
+    type Error = StoreError;
+
+    fn try_from(r: PlanRow) -> Result<Self, StoreError> {
+        let currency: Currency = r
+            .currency
+            .parse()
+            .map_err(|_| corrupt("plan currency", &r.currency))?;
+        Ok(Plan {
+            id: PlanId::from_trusted(r.id),
+            name: r.name,
+            description: r.description,
+            price: Money::from_minor(r.price_minor, currency)
+                .map_err(|_| corrupt("plan price", &r.price_minor.to_string()))?,
+            duration_days: u32::try_from(r.duration_days)
+                .map_err(|_| corrupt("plan duration", &r.duration_days.to_string()))?,
+            active: r.active,
+            created_at: r.created_at,
+        })
+    }
+}
+
+pub(crate) const PLAN_COLUMNS: &str =
+    "id, name, description, price_minor, currency, duration_days, active, created_at";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct PaymentRow {
+    pub(crate) id: String,
+    pub(crate) user_id: String,
+    pub(crate) gateway: String,
+    pub(crate) purpose: String,
+    pub(crate) plan_id: Option<String>,
+    pub(crate) order_id: Option<String>,
+    pub(crate) amount_minor: i64,
+    pub(crate) currency: String,
+    pub(crate) status: String,
+    pub(crate) provider_ref: Option<String>,
+    pub(crate) provider_txn_id: Option<String>,
+    pub(crate) payment_url: Option<String>,
+    pub(crate) expires_at: Option<DateTime<Utc>>,
+    pub(crate) status_reason: Option<String>,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<PaymentRow> for Payment {
+    type Error = StoreError;
+
+    fn try_from(r: PaymentRow) -> Result<Self, StoreError> {
+        let currency: Currency = r
+            .currency
+            .parse()
+            .map_err(|_| corrupt("payment currency", &r.currency))?;
+        let purpose = match (r.purpose.as_str(), r.plan_id, r.order_id) {
+            ("subscription", Some(plan_id), _) => Purpose::Subscription {
+                plan_id: PlanId::from_trusted(plan_id),
+            },
+            ("order", _, Some(order_id)) => Purpose::Order {
+                order_id: OrderId::from_trusted(order_id),
+            },
+            (other, _, _) => return Err(corrupt("payment purpose", other)),
+        };
+        Ok(Payment {
+            id: PaymentId::from_trusted(r.id),
+            user_id: UserId::from_trusted(r.user_id),
+            gateway: r
+                .gateway
+                .parse()
+                .map_err(|_| corrupt("payment gateway", &r.gateway))?,
+            purpose,
+            amount: Money::from_minor(r.amount_minor, currency)
+                .map_err(|_| corrupt("payment amount", &r.amount_minor.to_string()))?,
+            status: r
+                .status
+                .parse()
+                .map_err(|_| corrupt("payment status", &r.status))?,
+            provider_ref: r.provider_ref,
+            provider_txn_id: r.provider_txn_id,
+            payment_url: r.payment_url,
+            expires_at: r.expires_at,
+            status_reason: r.status_reason,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+pub(crate) const PAYMENT_COLUMNS: &str =
+    "id, user_id, gateway, purpose, plan_id, order_id, amount_minor, currency, \
+     status, provider_ref, provider_txn_id, payment_url, expires_at, status_reason, created_at, \
+     updated_at";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct SubscriptionRow {
+    pub(crate) user_id: String,
+    pub(crate) plan_id: String,
+    pub(crate) start_at: DateTime<Utc>,
+    pub(crate) end_at: DateTime<Utc>,
+}
+
+impl From<SubscriptionRow> for Subscription {
+    fn from(r: SubscriptionRow) -> Self {
+        Subscription {
+            user_id: UserId::from_trusted(r.user_id),
+            plan_id: PlanId::from_trusted(r.plan_id),
+            start_at: r.start_at,
+            end_at: r.end_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ProductRow {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) description: String,
+    pub(crate) price_minor: i64,
+    pub(crate) currency: String,
+    pub(crate) stock: i32,
+    pub(crate) active: bool,
+    pub(crate) created_at: DateTime<Utc>,
+}
+
+pub(crate) const PRODUCT_COLUMNS: &str =
+    "id, name, description, price_minor, currency, stock, active, created_at";
+
+pub(crate) fn money(minor: i64, currency: &str, what: &str) -> StoreResult<Money> {
+    let currency: Currency = currency
+        .parse()
+        .map_err(|_| corrupt(&format!("{what} currency"), currency))?;
+    Money::from_minor(minor, currency).map_err(|_| corrupt(what, &minor.to_string()))
+}
+
+impl TryFrom<ProductRow> for Product {
+    type Error = StoreError;
+
+    fn try_from(r: ProductRow) -> Result<Self, StoreError> {
+        Ok(Product {
+            price: money(r.price_minor, &r.currency, "product price")?,
+            stock: u32::try_from(r.stock).map_err(|_| corrupt("stock", &r.stock.to_string()))?,
+            id: ProductId::from_trusted(r.id),
+            name: r.name,
+            description: r.description,
+            active: r.active,
+            created_at: r.created_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct OrderRow {
+    pub(crate) id: String,
+    pub(crate) user_id: String,
+    pub(crate) status: String,
+    pub(crate) total_minor: i64,
+    pub(crate) currency: String,
+    pub(crate) expires_at: DateTime<Utc>,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) updated_at: DateTime<Utc>,
+}
+
+pub(crate) const ORDER_COLUMNS: &str =
+    "id, user_id, status, total_minor, currency, expires_at, created_at, updated_at";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ItemRow {
+    pub(crate) order_id: String,
+    pub(crate) product_id: String,
+    pub(crate) name: String,
+    pub(crate) unit_price_minor: i64,
+    pub(crate) quantity: i32,
+}
+
+pub(crate) fn order_from(r: OrderRow, items: Vec<ItemRow>) -> StoreResult<Order> {
+    let items = items
+        .into_iter()
+        .map(|i| {
+            Ok(OrderItem {
+                unit_price: money(i.unit_price_minor, &r.currency, "order item price")?,
+                quantity: u32::try_from(i.quantity)
+                    .map_err(|_| corrupt("order quantity", &i.quantity.to_string()))?,
+                product_id: ProductId::from_trusted(i.product_id),
+                name: i.name,
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(Order {
+        total: money(r.total_minor, &r.currency, "order total")?,
+        status: r
+            .status
+            .parse()
+            .map_err(|_| corrupt("order status", &r.status))?,
+        id: OrderId::from_trusted(r.id),
+        user_id: UserId::from_trusted(r.user_id),
+        items,
+        expires_at: r.expires_at,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+    })
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct DeliveryRow {
+    pub(crate) id: i64,
+    pub(crate) gateway: String,
+    pub(crate) event: Option<String>,
+    pub(crate) reference: Option<String>,
+    pub(crate) status: Option<String>,
+    pub(crate) duplicate: bool,
+    pub(crate) outcome: Option<String>,
+    pub(crate) detail: Option<String>,
+    pub(crate) payment_id: Option<String>,
+    pub(crate) received_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct EventRow {
+    pub(crate) id: i64,
+    pub(crate) kind: String,
+    pub(crate) payment_id: Option<String>,
+    pub(crate) detail: String,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) resolved_at: Option<DateTime<Utc>>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct RefundRow {
+    pub(crate) id: String,
+    pub(crate) payment_id: String,
+    pub(crate) amount_minor: i64,
+    pub(crate) currency: String,
+    pub(crate) reason: Option<String>,
+    pub(crate) status: String,
+    pub(crate) detail: Option<String>,
+    pub(crate) requested_by: String,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) updated_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct JobRow {
+    pub(crate) id: i64,
+    pub(crate) kind: String,
+    pub(crate) payload: String,
+    pub(crate) unique_key: Option<String>,
+    pub(crate) status: String,
+    pub(crate) attempts: i32,
+    pub(crate) max_attempts: i64,
+    pub(crate) run_at: DateTime<Utc>,
+    pub(crate) locked_by: Option<String>,
+    pub(crate) locked_until: Option<DateTime<Utc>>,
+    pub(crate) last_error: Option<String>,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) updated_at: DateTime<Utc>,
+}
+
+pub(crate) const JOB_COLUMNS: &str = "id, kind, payload, unique_key, status, attempts, max_attempts, \
+     run_at, locked_by, locked_until, last_error, created_at, updated_at";
+
+impl TryFrom<JobRow> for Job {
+    type Error = StoreError;
+
+    fn try_from(r: JobRow) -> Result<Self, StoreError> {
+        Ok(Job {
+            kind: r.kind.parse().map_err(|_| corrupt("job kind", &r.kind))?,
+            status: r
+                .status
+                .parse()
+                .map_err(|_| corrupt("job status", &r.status))?,
+            attempts: u32::try_from(r.attempts).unwrap_or(0),
+            max_attempts: u32::try_from(r.max_attempts).unwrap_or(u32::MAX),
+            id: r.id,
+            payload: r.payload,
+            unique_key: r.unique_key,
+            run_at: r.run_at,
+            locked_by: r.locked_by,
+            locked_until: r.locked_until,
+            last_error: r.last_error,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct DueRow {
+    pub(crate) user_id: String,
+    pub(crate) username: String,
+    pub(crate) email: String,
+    pub(crate) time_zone: Option<String>,
+    pub(crate) plan_name: String,
+    pub(crate) currency: String,
+    pub(crate) end_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct MailRow {
+    pub(crate) id: String,
+    pub(crate) user_id: String,
+    pub(crate) to_address: String,
+    pub(crate) subject: String,
+    pub(crate) body: String,
+    pub(crate) status: String,
+    pub(crate) error: Option<String>,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) sent_at: Option<DateTime<Utc>>,
+}
+
+impl From<MailRow> for OutboxMail {
+    fn from(r: MailRow) -> Self {
+        OutboxMail {
+            id: r.id,
+            user_id: UserId::from_trusted(r.user_id),
+            to: r.to_address,
+            subject: r.subject,
+            body: r.body,
+            status: r.status,
+            error: r.error,
+            created_at: r.created_at,
+            sent_at: r.sent_at,
+        }
+    }
+}
+
+pub(crate) const MAIL_COLUMNS: &str =
+    "id, user_id, to_address, subject, body, status, error, created_at, sent_at";
+
