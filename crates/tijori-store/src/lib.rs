@@ -11,7 +11,7 @@ mod rows;
 mod sqlite;
 
 pub use postgres::PgStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, Synchronous};
 
 /// An open database of either kind.
 pub enum Database {
@@ -23,8 +23,16 @@ impl Database {
     /// Opens the database a `TIJORI_DATABASE_URL` names: `sqlite://path` (the file
     /// is created if missing) or `postgres://…`. Does not migrate.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        Self::connect_with(url, Synchronous::Full).await
+    }
+
+    /// `connect`, saying when a SQLite commit counts as durable (PostgreSQL has its own
+    /// settings for that).
+    pub async fn connect_with(url: &str, synchronous: Synchronous) -> anyhow::Result<Self> {
         match url.split_once(':').map(|(scheme, _)| scheme) {
-            Some("sqlite") => Ok(Database::Sqlite(Arc::new(SqliteStore::connect(url).await?))),
+            Some("sqlite") => Ok(Database::Sqlite(Arc::new(
+                SqliteStore::connect(url, synchronous).await?,
+            ))),
             Some("postgres" | "postgresql") => Ok(Database::Postgres(Arc::new(
                 PgStore::connect(url, 16).await?,
             ))),

@@ -43,7 +43,8 @@ impl From<UserRow> for User {
     }
 }
 
-pub(crate) const USER_COLUMNS: &str = "u.id, u.username, u.email, u.is_admin, u.created_at, u.time_zone";
+pub(crate) const USER_COLUMNS: &str =
+    "u.id, u.username, u.email, u.is_admin, u.created_at, u.time_zone";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct PlanRow {
@@ -313,7 +314,8 @@ pub(crate) struct JobRow {
     pub(crate) updated_at: DateTime<Utc>,
 }
 
-pub(crate) const JOB_COLUMNS: &str = "id, kind, payload, unique_key, status, attempts, max_attempts, \
+pub(crate) const JOB_COLUMNS: &str =
+    "id, kind, payload, unique_key, status, attempts, max_attempts, \
      run_at, locked_by, locked_until, last_error, created_at, updated_at";
 
 impl TryFrom<JobRow> for Job {
@@ -384,3 +386,234 @@ impl From<MailRow> for OutboxMail {
 pub(crate) const MAIL_COLUMNS: &str =
     "id, user_id, to_address, subject, body, status, error, created_at, sent_at";
 
+// --- Reading the rows from SQLite ----------------------------------------------------
+
+/// A row as rusqlite reads it, by column name (so a statement's column order is free).
+pub(crate) trait FromSqlite: Sized {
+    fn from_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self>;
+}
+
+/// A stored time (see `sqlite::engine::ts`); anything else is corruption.
+pub(crate) fn time(r: &rusqlite::Row<'_>, column: &str) -> rusqlite::Result<DateTime<Utc>> {
+    let text: String = r.get(column)?;
+    crate::sqlite::parse_ts(&text).ok_or_else(|| bad_time(r, column, &text))
+}
+
+pub(crate) fn opt_time(
+    r: &rusqlite::Row<'_>,
+    column: &str,
+) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    let text: Option<String> = r.get(column)?;
+    text.map(|t| crate::sqlite::parse_ts(&t).ok_or_else(|| bad_time(r, column, &t)))
+        .transpose()
+}
+
+fn bad_time(r: &rusqlite::Row<'_>, column: &str, text: &str) -> rusqlite::Error {
+    let index = r.as_ref().column_index(column).unwrap_or(0);
+    rusqlite::Error::FromSqlConversionFailure(
+        index,
+        rusqlite::types::Type::Text,
+        format!("corrupt time in column {column}: {text:?}").into(),
+    )
+}
+
+impl FromSqlite for UserRow {
+    fn from_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(UserRow {
+            id: r.get("id")?,
+            username: r.get("username")?,
+            email: r.get("email")?,
+            is_admin: r.get("is_admin")?,
+            created_at: time(r, "created_at")?,
+            time_zone: r.get("time_zone")?,
+        })
+    }
+}
+
+impl FromSqlite for PlanRow {
+    fn from_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(PlanRow {
+            id: r.get("id")?,
+            name: r.get("name")?,
+            description: r.get("description")?,
+            price_minor: r.get("price_minor")?,
+            currency: r.get("currency")?,
+            duration_days: r.get("duration_days")?,
+            active: r.get("active")?,
+            created_at: time(r, "created_at")?,
+        })
+    }
+}
+
+impl FromSqlite for PaymentRow {
+    fn from_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(PaymentRow {
+            id: r.get("id")?,
+            user_id: r.get("user_id")?,
+            gateway: r.get("gateway")?,
+            purpose: r.get("purpose")?,
+            plan_id: r.get("plan_id")?,
+            order_id: r.get("order_id")?,
+            amount_minor: r.get("amount_minor")?,
+            currency: r.get("currency")?,
+            status: r.get("status")?,
+            provider_ref: r.get("provider_ref")?,
+            provider_txn_id: r.get("provider_txn_id")?,
+            payment_url: r.get("payment_url")?,
+            expires_at: opt_time(r, "expires_at")?,
+            status_reason: r.get("status_reason")?,
+            created_at: time(r, "created_at")?,
+            updated_at: time(r, "updated_at")?,
+        })
+    }
+}
+
+impl FromSqlite for SubscriptionRow {
+    fn from_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(SubscriptionRow {
+            user_id: r.get("user_id")?,
+            plan_id: r.get("plan_id")?,
+            start_at: time(r, "start_at")?,
+            end_at: time(r, "end_at")?,
+        })
+    }
+}
+
+impl FromSqlite for ProductRow {
+    fn from_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(ProductRow {
+            id: r.get("id")?,
+            name: r.get("name")?,
+            description: r.get("description")?,
+            price_minor: r.get("price_minor")?,
+            currency: r.get("currency")?,
+            stock: r.get("stock")?,
+            active: r.get("active")?,
+            created_at: time(r, "created_at")?,
+        })
+    }
+}
+
+impl FromSqlite for OrderRow {
+    fn from_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(OrderRow {
+            id: r.get("id")?,
+            user_id: r.get("user_id")?,
+            status: r.get("status")?,
+            total_minor: r.get("total_minor")?,
+            currency: r.get("currency")?,
+            expires_at: time(r, "expires_at")?,
+            created_at: time(r, "created_at")?,
+            updated_at: time(r, "updated_at")?,
+        })
+    }
+}
+
+impl FromSqlite for ItemRow {
+    fn from_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(ItemRow {
+            order_id: r.get("order_id")?,
+            product_id: r.get("product_id")?,
+            name: r.get("name")?,
+            unit_price_minor: r.get("unit_price_minor")?,
+            quantity: r.get("quantity")?,
+        })
+    }
+}
+
+impl FromSqlite for DeliveryRow {
+    fn from_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(DeliveryRow {
+            id: r.get("id")?,
+            gateway: r.get("gateway")?,
+            event: r.get("event")?,
+            reference: r.get("reference")?,
+            status: r.get("status")?,
+            duplicate: r.get("duplicate")?,
+            outcome: r.get("outcome")?,
+            detail: r.get("detail")?,
+            payment_id: r.get("payment_id")?,
+            received_at: time(r, "received_at")?,
+        })
+    }
+}
+
+impl FromSqlite for EventRow {
+    fn from_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(EventRow {
+            id: r.get("id")?,
+            kind: r.get("kind")?,
+            payment_id: r.get("payment_id")?,
+            detail: r.get("detail")?,
+            created_at: time(r, "created_at")?,
+            resolved_at: opt_time(r, "resolved_at")?,
+        })
+    }
+}
+
+impl FromSqlite for RefundRow {
+    fn from_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(RefundRow {
+            id: r.get("id")?,
+            payment_id: r.get("payment_id")?,
+            amount_minor: r.get("amount_minor")?,
+            currency: r.get("currency")?,
+            reason: r.get("reason")?,
+            status: r.get("status")?,
+            detail: r.get("detail")?,
+            requested_by: r.get("requested_by")?,
+            created_at: time(r, "created_at")?,
+            updated_at: time(r, "updated_at")?,
+        })
+    }
+}
+
+impl FromSqlite for JobRow {
+    fn from_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(JobRow {
+            id: r.get("id")?,
+            kind: r.get("kind")?,
+            payload: r.get("payload")?,
+            unique_key: r.get("unique_key")?,
+            status: r.get("status")?,
+            attempts: r.get("attempts")?,
+            max_attempts: r.get("max_attempts")?,
+            run_at: time(r, "run_at")?,
+            locked_by: r.get("locked_by")?,
+            locked_until: opt_time(r, "locked_until")?,
+            last_error: r.get("last_error")?,
+            created_at: time(r, "created_at")?,
+            updated_at: time(r, "updated_at")?,
+        })
+    }
+}
+
+impl FromSqlite for DueRow {
+    fn from_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(DueRow {
+            user_id: r.get("user_id")?,
+            username: r.get("username")?,
+            email: r.get("email")?,
+            time_zone: r.get("time_zone")?,
+            plan_name: r.get("plan_name")?,
+            currency: r.get("currency")?,
+            end_at: time(r, "end_at")?,
+        })
+    }
+}
+
+impl FromSqlite for MailRow {
+    fn from_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(MailRow {
+            id: r.get("id")?,
+            user_id: r.get("user_id")?,
+            to_address: r.get("to_address")?,
+            subject: r.get("subject")?,
+            body: r.get("body")?,
+            status: r.get("status")?,
+            error: r.get("error")?,
+            created_at: time(r, "created_at")?,
+            sent_at: opt_time(r, "sent_at")?,
+        })
+    }
+}

@@ -1,0 +1,684 @@
+//! The embedded default: one SQLite file in WAL mode, through rusqlite.
+//!
+//! The statements are PostgreSQL's (`queries.rs` and its children) with `?N` for `$N`
+//! and no row locks: SQLite has one writer, and every write here runs on it (see
+//! `engine`). Each subject has its module of plain functions over a connection; this
+//! file maps the Store port onto them, reads where they are asked for and writes
+//! through the writer.
+//!
+//! Why not sqlx, as for PostgreSQL: sqlx runs each SQLite connection on a thread of
+//! its own and hands every statement across and back. Under load that was most of the
+//! server's CPU, and the one write connection spent a checkout's dozen statements in
+//! handoffs while every other write waited (BENCHMARKS.md). sqlx still applies the
+//! migrations, so databases made by earlier versions carry on as they are.
+
+use std::str::FromStr;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Params};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+use sqlx::Connection as _;
+
+use tijori_core::account::{PasswordHashString, Session, TokenHash, User, Username};
+use tijori_core::gateway::{GatewayKind, RawAnswer};
+use tijori_core::id::{OrderId, PaymentId, PlanId, ProductId, RefundId, UserId};
+use tijori_core::idempotency::{Claim, IdempotencyKey, StoredResponse};
+use tijori_core::jobs::{Job, JobStatus, NewJob};
+use tijori_core::mail::{DueNotice, OutboxMail};
+use tijori_core::payment::{Payment, Transition};
+use tijori_core::shop::{NewProduct, Order, OrderRequest, Product, ReserveError};
+use tijori_core::store::{
+    AnswerKind, GatewayAnswerRecord, NewUser, NewWebhookDelivery, OperatorEvent, RecordedDelivery,
+    Refund, RefundStatus, Settled, Store, StoreError, StoreResult, WebhookDelivery,
+};
+use tijori_core::subscription::{NewPlan, Plan, Subscription};
+
+use crate::rows::FromSqlite;
+
+mod accounts;
+mod engine;
+mod jobs;
+mod notices;
+mod payments;
+mod shop;
+
+use engine::Engine;
+pub use engine::Synchronous;
+pub(crate) use engine::{parse_ts, ts};
+
+pub struct SqliteStore {
+    db: Engine,
+    url: String,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database file a `sqlite://path` URL names.
+    pub async fn connect(url: &str, synchronous: Synchronous) -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .with_context(|| format!("invalid SQLite database URL {url:?}"))?;
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            anyhow::bail!(
+                "{url:?}: tijori needs a SQLite file (it reads and writes on several \
+                 connections); use sqlite://path/to/tijori.db"
+            );
+        }
+        let path = options.get_filename().to_owned();
+        let db = tokio::task::spawn_blocking(move || Engine::open(&path, synchronous))
+            .await
+            .context("the SQLite opener panicked")??;
+        Ok(SqliteStore {
+            db,
+            url: url.to_owned(),
+        })
+    }
+
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        let options = SqliteConnectOptions::from_str(&self.url)
+            .with_context(|| format!("invalid SQLite database URL {:?}", self.url))?
+            .journal_mode(SqliteJournalMode::Wal)
+            .foreign_keys(true);
+        let mut conn = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .with_context(|| format!("failed to open {:?} to migrate it", self.url))?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&mut conn)
+            .await
+            .context("failed to run SQLite migrations")?;
+        conn.close()
+            .await
+            .context("failed to close the migration connection")
+    }
+
+    pub async fn close(&self) {
+        self.db.close().await;
+    }
+
+    /// Runs a write with owned arguments on the writer.
+    async fn write<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        self.db.write(op).await
+    }
+
+    fn read<T>(&self, op: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        self.db.read(op)
+    }
+}
+
+// --- Helpers shared by the modules ---------------------------------------------------
+
+fn ctx(what: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    move |e| StoreError::Database(anyhow::Error::new(e).context(what))
+}
+
+/// A unique-constraint failure is `Conflict`; anything else a database error.
+fn db_err(
+    what: &'static str,
+    conflict: &'static str,
+) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    move |e| {
+        if is_constraint(&e, &[UNIQUE, PRIMARY_KEY]) {
+            StoreError::Conflict(conflict)
+        } else {
+            StoreError::Database(anyhow::Error::new(e).context(what))
+        }
+    }
+}
+
+const UNIQUE: i32 = rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE;
+const PRIMARY_KEY: i32 = rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY;
+const FOREIGN_KEY: i32 = rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY;
+
+fn is_constraint(e: &rusqlite::Error, kinds: &[i32]) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if kinds.contains(&f.extended_code))
+}
+
+/// The row `sql` finds, if any.
+fn one<T: FromSqlite>(
+    c: &Connection,
+    sql: &str,
+    params: impl Params,
+    what: &'static str,
+) -> StoreResult<Option<T>> {
+    one_with(c, sql, params, T::from_sqlite, what)
+}
+
+fn one_with<T>(
+    c: &Connection,
+    sql: &str,
+    params: impl Params,
+    row: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    what: &'static str,
+) -> StoreResult<Option<T>> {
+    c.prepare_cached(sql)
+        .and_then(|mut s| s.query_row(params, row).optional())
+        .map_err(ctx(what))
+}
+
+/// Every row `sql` finds.
+fn all<T: FromSqlite>(
+    c: &Connection,
+    sql: &str,
+    params: impl Params,
+    what: &'static str,
+) -> StoreResult<Vec<T>> {
+    all_with(c, sql, params, T::from_sqlite, what)
+}
+
+fn all_with<T>(
+    c: &Connection,
+    sql: &str,
+    params: impl Params,
+    row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    what: &'static str,
+) -> StoreResult<Vec<T>> {
+    c.prepare_cached(sql)
+        .and_then(|mut s| s.query_map(params, row)?.collect())
+        .map_err(ctx(what))
+}
+
+/// Runs a statement; the number of rows it changed.
+fn exec(c: &Connection, sql: &str, params: impl Params, what: &'static str) -> StoreResult<usize> {
+    exec_or(c, sql, params, ctx(what))
+}
+
+fn exec_or(
+    c: &Connection,
+    sql: &str,
+    params: impl Params,
+    err: impl FnOnce(rusqlite::Error) -> StoreError,
+) -> StoreResult<usize> {
+    c.prepare_cached(sql)
+        .and_then(|mut s| s.execute(params))
+        .map_err(err)
+}
+
+/// An optional time, as stored.
+fn opt_ts(at: Option<DateTime<Utc>>) -> Option<String> {
+    at.map(ts)
+}
+
+// --- The port ----------------------------------------------------------------------
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.read(|c| {
+            one_with(
+                c,
+                "SELECT 1",
+                [],
+                |r| r.get::<_, i64>(0),
+                "database did not answer",
+            )
+            .map(drop)
+        })
+    }
+
+    async fn create_user(&self, user: NewUser, now: DateTime<Utc>) -> StoreResult<User> {
+        self.write(move |c| accounts::create_user(c, user, now))
+            .await
+    }
+
+    async fn user(&self, id: &UserId) -> StoreResult<Option<User>> {
+        self.read(|c| accounts::user(c, id))
+    }
+
+    async fn user_credentials(
+        &self,
+        username: &Username,
+    ) -> StoreResult<Option<(User, PasswordHashString)>> {
+        self.read(|c| accounts::user_credentials(c, username))
+    }
+
+    async fn set_password(&self, id: &UserId, hash: &PasswordHashString) -> StoreResult<()> {
+        let (id, hash) = (id.clone(), hash.clone());
+        self.write(move |c| accounts::set_password(c, &id, &hash))
+            .await
+    }
+
+    async fn create_api_token(
+        &self,
+        user: &UserId,
+        token: &TokenHash,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let (user, token) = (user.clone(), token.clone());
+        self.write(move |c| accounts::create_api_token(c, &user, &token, expires_at, now))
+            .await
+    }
+
+    async fn user_by_api_token(
+        &self,
+        token: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<User>> {
+        self.read(|c| accounts::user_by_api_token(c, token, now))
+    }
+
+    async fn delete_api_token(&self, token: &TokenHash) -> StoreResult<()> {
+        let token = token.clone();
+        self.write(move |c| accounts::delete_api_token(c, &token))
+            .await
+    }
+
+    async fn create_session(
+        &self,
+        user: &UserId,
+        token: &TokenHash,
+        csrf_token: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let (user, token, csrf) = (user.clone(), token.clone(), csrf_token.to_owned());
+        self.write(move |c| accounts::create_session(c, &user, &token, &csrf, expires_at, now))
+            .await
+    }
+
+    async fn session(&self, token: &TokenHash, now: DateTime<Utc>) -> StoreResult<Option<Session>> {
+        self.read(|c| accounts::session(c, token, now))
+    }
+
+    async fn delete_session(&self, token: &TokenHash) -> StoreResult<()> {
+        let token = token.clone();
+        self.write(move |c| accounts::delete_session(c, &token))
+            .await
+    }
+
+    async fn create_plan(&self, plan: NewPlan, now: DateTime<Utc>) -> StoreResult<Plan> {
+        self.write(move |c| accounts::create_plan(c, plan, now))
+            .await
+    }
+
+    async fn plans(&self) -> StoreResult<Vec<Plan>> {
+        self.read(accounts::plans)
+    }
+
+    async fn plan(&self, id: &PlanId) -> StoreResult<Option<Plan>> {
+        self.read(|c| accounts::plan(c, id))
+    }
+
+    async fn insert_payment(&self, payment: &Payment) -> StoreResult<()> {
+        let payment = payment.clone();
+        self.write(move |c| payments::insert_payment(c, &payment))
+            .await
+    }
+
+    async fn record_checkout(
+        &self,
+        id: &PaymentId,
+        provider_ref: &str,
+        payment_url: &str,
+        expires_at: Option<DateTime<Utc>>,
+        raw: &RawAnswer,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Payment> {
+        let (id, provider_ref, url, raw) = (
+            id.clone(),
+            provider_ref.to_owned(),
+            payment_url.to_owned(),
+            raw.clone(),
+        );
+        self.write(move |c| {
+            payments::record_checkout(c, &id, &provider_ref, &url, expires_at, &raw, now)
+        })
+        .await
+    }
+
+    async fn fail_initiation(
+        &self,
+        id: &PaymentId,
+        reason: &str,
+        raw: Option<&RawAnswer>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Payment> {
+        let (id, reason, raw) = (id.clone(), reason.to_owned(), raw.cloned());
+        self.write(move |c| payments::fail_initiation(c, &id, &reason, raw.as_ref(), now))
+            .await
+    }
+
+    async fn payment(&self, id: &PaymentId) -> StoreResult<Option<Payment>> {
+        self.read(|c| payments::payment(c, id))
+    }
+
+    async fn payment_by_provider_ref(
+        &self,
+        gateway: GatewayKind,
+        provider_ref: &str,
+    ) -> StoreResult<Option<Payment>> {
+        self.read(|c| payments::payment_by_provider_ref(c, gateway, provider_ref))
+    }
+
+    async fn payments_for_user(&self, user: &UserId, limit: u32) -> StoreResult<Vec<Payment>> {
+        self.read(|c| payments::payments_for_user(c, user, limit))
+    }
+
+    async fn record_answer(
+        &self,
+        id: &PaymentId,
+        kind: AnswerKind,
+        raw: &RawAnswer,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let (id, raw) = (id.clone(), raw.clone());
+        self.write(move |c| payments::insert_answer(c, &id, kind, &raw, now))
+            .await
+    }
+
+    async fn answers(&self, id: &PaymentId) -> StoreResult<Vec<GatewayAnswerRecord>> {
+        self.read(|c| payments::answers(c, id))
+    }
+
+    async fn settle(
+        &self,
+        id: &PaymentId,
+        transition: Option<&Transition>,
+        provider_txn_id: Option<&str>,
+        kind: AnswerKind,
+        raw: &RawAnswer,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Settled> {
+        let (id, transition, txn, raw) = (
+            id.clone(),
+            transition.cloned(),
+            provider_txn_id.map(str::to_owned),
+            raw.clone(),
+        );
+        self.write(move |c| {
+            payments::settle(c, &id, transition.as_ref(), txn.as_deref(), kind, &raw, now)
+        })
+        .await
+    }
+
+    async fn subscription(&self, user: &UserId) -> StoreResult<Option<Subscription>> {
+        self.read(|c| payments::subscription(c, user))
+    }
+
+    async fn create_product(
+        &self,
+        product: NewProduct,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Product> {
+        self.write(move |c| shop::create_product(c, product, now))
+            .await
+    }
+
+    async fn products(&self) -> StoreResult<Vec<Product>> {
+        self.read(shop::products)
+    }
+
+    async fn product(&self, id: &ProductId) -> StoreResult<Option<Product>> {
+        self.read(|c| shop::product(c, id))
+    }
+
+    async fn create_order(
+        &self,
+        id: &OrderId,
+        user: &UserId,
+        request: &OrderRequest,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Result<Order, ReserveError>> {
+        let (id, user, request) = (id.clone(), user.clone(), request.clone());
+        self.write(move |c| shop::create_order(c, &id, &user, &request, expires_at, now))
+            .await
+    }
+
+    async fn order(&self, id: &OrderId) -> StoreResult<Option<Order>> {
+        self.read(|c| shop::order(c, id))
+    }
+
+    async fn orders_for_user(&self, user: &UserId, limit: u32) -> StoreResult<Vec<Order>> {
+        self.read(|c| shop::orders_for_user(c, user, limit))
+    }
+
+    async fn open_payment_for_order(
+        &self,
+        order: &OrderId,
+        gateway: GatewayKind,
+    ) -> StoreResult<Option<Payment>> {
+        self.read(|c| shop::open_payment_for_order(c, order, gateway))
+    }
+
+    async fn record_webhook(&self, delivery: &NewWebhookDelivery) -> StoreResult<RecordedDelivery> {
+        let delivery = delivery.clone();
+        self.write(move |c| shop::record_webhook(c, &delivery))
+            .await
+    }
+
+    async fn finish_webhook(
+        &self,
+        id: i64,
+        payment: Option<&PaymentId>,
+        outcome: &str,
+        detail: Option<&str>,
+    ) -> StoreResult<()> {
+        let (payment, outcome, detail) = (
+            payment.cloned(),
+            outcome.to_owned(),
+            detail.map(str::to_owned),
+        );
+        self.write(move |c| {
+            shop::finish_webhook(c, id, payment.as_ref(), &outcome, detail.as_deref())
+        })
+        .await
+    }
+
+    async fn webhook_deliveries(&self, limit: u32) -> StoreResult<Vec<WebhookDelivery>> {
+        self.read(|c| shop::webhook_deliveries(c, limit))
+    }
+
+    async fn record_operator_event(
+        &self,
+        kind: &str,
+        payment: Option<&PaymentId>,
+        detail: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let (kind, payment, detail) = (kind.to_owned(), payment.cloned(), detail.to_owned());
+        self.write(move |c| shop::insert_operator_event(c, &kind, payment.as_ref(), &detail, now))
+            .await
+    }
+
+    async fn operator_events(
+        &self,
+        include_resolved: bool,
+        limit: u32,
+    ) -> StoreResult<Vec<OperatorEvent>> {
+        self.read(|c| shop::operator_events(c, include_resolved, limit))
+    }
+
+    async fn resolve_operator_event(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
+        self.write(move |c| shop::resolve_operator_event(c, id, now))
+            .await
+    }
+
+    async fn claim_idempotency_key(
+        &self,
+        user: &UserId,
+        key: &IdempotencyKey,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Claim> {
+        let (user, key, fingerprint) = (user.clone(), key.clone(), fingerprint.to_owned());
+        self.write(move |c| shop::claim_idempotency_key(c, &user, &key, &fingerprint, now))
+            .await
+    }
+
+    async fn complete_idempotency_key(
+        &self,
+        user: &UserId,
+        key: &IdempotencyKey,
+        response: &StoredResponse,
+    ) -> StoreResult<()> {
+        let (user, key, response) = (user.clone(), key.clone(), response.clone());
+        self.write(move |c| shop::complete_idempotency_key(c, &user, &key, &response))
+            .await
+    }
+
+    async fn release_idempotency_key(
+        &self,
+        user: &UserId,
+        key: &IdempotencyKey,
+    ) -> StoreResult<()> {
+        let (user, key) = (user.clone(), key.clone());
+        self.write(move |c| shop::release_idempotency_key(c, &user, &key))
+            .await
+    }
+
+    async fn due_notices(
+        &self,
+        now: DateTime<Utc>,
+        remind_within: chrono::Duration,
+        limit: u32,
+    ) -> StoreResult<Vec<DueNotice>> {
+        self.read(|c| notices::due_notices(c, now, remind_within, limit))
+    }
+
+    async fn record_notice(
+        &self,
+        notice: &DueNotice,
+        mail: &OutboxMail,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let (notice, mail) = (notice.clone(), mail.clone());
+        self.write(move |c| notices::record_notice(c, &notice, &mail, now))
+            .await
+    }
+
+    async fn outbox_mail(&self, id: &str) -> StoreResult<Option<OutboxMail>> {
+        self.read(|c| notices::outbox_mail(c, id))
+    }
+
+    async fn mark_mail(
+        &self,
+        id: &str,
+        status: &str,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let (id, status, error) = (id.to_owned(), status.to_owned(), error.map(str::to_owned));
+        self.write(move |c| notices::mark_mail(c, &id, &status, error.as_deref(), now))
+            .await
+    }
+
+    async fn outbox(&self, limit: u32) -> StoreResult<Vec<OutboxMail>> {
+        self.read(|c| notices::outbox(c, limit))
+    }
+
+    async fn set_time_zone(&self, user: &UserId, zone: &str) -> StoreResult<()> {
+        let (user, zone) = (user.clone(), zone.to_owned());
+        self.write(move |c| notices::set_time_zone(c, &user, &zone))
+            .await
+    }
+
+    async fn begin_refund(&self, refund: &Refund) -> StoreResult<()> {
+        let refund = refund.clone();
+        self.write(move |c| shop::begin_refund(c, &refund)).await
+    }
+
+    async fn finish_refund(
+        &self,
+        id: &RefundId,
+        status: RefundStatus,
+        detail: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let (id, detail) = (id.clone(), detail.map(str::to_owned));
+        self.write(move |c| shop::finish_refund(c, &id, status, detail.as_deref(), now))
+            .await
+    }
+
+    async fn refunds_of(&self, payment: &PaymentId) -> StoreResult<Vec<Refund>> {
+        self.read(|c| shop::refunds_of(c, payment))
+    }
+
+    async fn restock_order(&self, order: &OrderId, now: DateTime<Utc>) -> StoreResult<bool> {
+        let order = order.clone();
+        self.write(move |c| shop::restock_order(c, &order, now))
+            .await
+    }
+
+    async fn enqueue_job(&self, job: &NewJob, now: DateTime<Utc>) -> StoreResult<bool> {
+        let job = job.clone();
+        self.write(move |c| jobs::enqueue_job(c, &job, now)).await
+    }
+
+    async fn claim_jobs(
+        &self,
+        worker: &str,
+        limit: u32,
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Job>> {
+        let worker = worker.to_owned();
+        self.write(move |c| jobs::claim_jobs(c, &worker, limit, lease_until, now))
+            .await
+    }
+
+    async fn complete_job(
+        &self,
+        id: i64,
+        worker: &str,
+        next: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let worker = worker.to_owned();
+        self.write(move |c| jobs::complete_job(c, id, &worker, next, now))
+            .await
+    }
+
+    async fn fail_job(
+        &self,
+        id: i64,
+        worker: &str,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let (worker, error) = (worker.to_owned(), error.to_owned());
+        self.write(move |c| jobs::fail_job(c, id, &worker, &error, retry_at, now))
+            .await
+    }
+
+    async fn jobs(&self, status: Option<JobStatus>, limit: u32) -> StoreResult<Vec<Job>> {
+        self.read(|c| jobs::jobs(c, status, limit))
+    }
+
+    async fn retry_job(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
+        self.write(move |c| jobs::retry_job(c, id, now)).await
+    }
+
+    async fn stale_payments(
+        &self,
+        checked_before: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Payment>> {
+        self.read(|c| jobs::stale_payments(c, checked_before, limit))
+    }
+
+    async fn mark_checked(&self, id: &PaymentId, now: DateTime<Utc>) -> StoreResult<()> {
+        let id = id.clone();
+        self.write(move |c| jobs::mark_checked(c, &id, now)).await
+    }
+
+    async fn expire_orders(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<OrderId>> {
+        let due = self.read(|c| jobs::orders_due_to_expire(c, now, limit))?;
+        let mut expired = Vec::with_capacity(due.len());
+        // One transaction each: one order's failure leaves the others expired.
+        for id in due {
+            let order = id.clone();
+            if self
+                .write(move |c| jobs::expire_order(c, &order, now))
+                .await?
+            {
+                expired.push(id);
+            }
+        }
+        Ok(expired)
+    }
+}

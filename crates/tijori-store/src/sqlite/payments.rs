@@ -1,0 +1,384 @@
+//! Payments, their audit trail of gateway answers, settlement and subscriptions.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, params_from_iter, Connection};
+
+use tijori_core::gateway::{GatewayKind, RawAnswer};
+use tijori_core::id::{PaymentId, PlanId, UserId};
+use tijori_core::payment::{Effect, Payment, PaymentStatus, Purpose, Transition};
+use tijori_core::store::{AnswerKind, GatewayAnswerRecord, Settled, StoreError, StoreResult};
+use tijori_core::subscription::{self, Grant, Plan, Subscription};
+
+use super::shop::{self, OrderFulfilment};
+use super::{all, all_with, db_err, exec, exec_or, is_constraint, one, one_with, opt_ts, ts};
+use super::{ctx, FOREIGN_KEY};
+use crate::rows::{PaymentRow, PlanRow, SubscriptionRow, PAYMENT_COLUMNS, PLAN_COLUMNS};
+
+pub(super) fn insert_payment(c: &Connection, p: &Payment) -> StoreResult<()> {
+    let (plan_id, order_id) = match &p.purpose {
+        Purpose::Subscription { plan_id } => (Some(plan_id.as_str()), None),
+        Purpose::Order { order_id } => (None, Some(order_id.as_str())),
+    };
+    exec_or(
+        c,
+        "INSERT INTO payments (id, user_id, gateway, purpose, plan_id, amount_minor, currency, \
+         status, provider_ref, provider_txn_id, payment_url, expires_at, status_reason, \
+         created_at, updated_at, order_id) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+        params![
+            p.id.as_str(),
+            p.user_id.as_str(),
+            p.gateway.as_str(),
+            p.purpose.as_str(),
+            plan_id,
+            p.amount.minor(),
+            p.amount.currency().code(),
+            p.status.as_str(),
+            p.provider_ref,
+            p.provider_txn_id,
+            p.payment_url,
+            opt_ts(p.expires_at),
+            p.status_reason,
+            ts(p.created_at),
+            ts(p.updated_at),
+            order_id,
+        ],
+        db_err("failed to insert payment", "payment"),
+    )?;
+    Ok(())
+}
+
+pub(super) fn record_checkout(
+    c: &Connection,
+    id: &PaymentId,
+    provider_ref: &str,
+    payment_url: &str,
+    expires_at: Option<DateTime<Utc>>,
+    raw: &RawAnswer,
+    now: DateTime<Utc>,
+) -> StoreResult<Payment> {
+    insert_answer(c, id, AnswerKind::Initiate, raw, now)?;
+    c.prepare_cached(&format!(
+        "UPDATE payments SET provider_ref = ?2, payment_url = ?3, expires_at = ?4, \
+         updated_at = ?5 WHERE id = ?1 AND status = 'initiated' AND provider_ref IS NULL \
+         RETURNING {PAYMENT_COLUMNS}"
+    ))
+    .and_then(|mut s| {
+        s.query_row(
+            params![
+                id.as_str(),
+                provider_ref,
+                payment_url,
+                opt_ts(expires_at),
+                ts(now)
+            ],
+            <PaymentRow as crate::rows::FromSqlite>::from_sqlite,
+        )
+    })
+    .map_err(|e| match e {
+        rusqlite::Error::QueryReturnedNoRows => {
+            StoreError::NotFound("payment awaiting its checkout")
+        }
+        e => db_err(
+            "failed to record checkout",
+            "payment with this provider reference",
+        )(e),
+    })?
+    .try_into()
+}
+
+pub(super) fn fail_initiation(
+    c: &Connection,
+    id: &PaymentId,
+    reason: &str,
+    raw: Option<&RawAnswer>,
+    now: DateTime<Utc>,
+) -> StoreResult<Payment> {
+    if let Some(raw) = raw {
+        insert_answer(c, id, AnswerKind::Initiate, raw, now)?;
+    }
+    one::<PaymentRow>(
+        c,
+        &format!(
+            "UPDATE payments SET status = 'failed', status_reason = ?2, updated_at = ?3 \
+             WHERE id = ?1 AND status = 'initiated' AND provider_ref IS NULL \
+             RETURNING {PAYMENT_COLUMNS}"
+        ),
+        params![id.as_str(), reason, ts(now)],
+        "failed to mark payment failed",
+    )?
+    .ok_or(StoreError::NotFound("payment awaiting its checkout"))?
+    .try_into()
+}
+
+pub(super) fn payment(c: &Connection, id: &PaymentId) -> StoreResult<Option<Payment>> {
+    one::<PaymentRow>(
+        c,
+        &format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = ?1"),
+        [id.as_str()],
+        "failed to load payment",
+    )?
+    .map(Payment::try_from)
+    .transpose()
+}
+
+pub(super) fn payment_by_provider_ref(
+    c: &Connection,
+    gateway: GatewayKind,
+    provider_ref: &str,
+) -> StoreResult<Option<Payment>> {
+    one::<PaymentRow>(
+        c,
+        &format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE gateway = ?1 AND provider_ref = ?2"),
+        [gateway.as_str(), provider_ref],
+        "failed to load payment by provider reference",
+    )?
+    .map(Payment::try_from)
+    .transpose()
+}
+
+pub(super) fn payments_for_user(
+    c: &Connection,
+    user: &UserId,
+    limit: u32,
+) -> StoreResult<Vec<Payment>> {
+    all::<PaymentRow>(
+        c,
+        &format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE user_id = ?1 \
+             ORDER BY created_at DESC, id DESC LIMIT ?2"
+        ),
+        params![user.as_str(), i64::from(limit)],
+        "failed to list payments",
+    )?
+    .into_iter()
+    .map(Payment::try_from)
+    .collect()
+}
+
+pub(super) fn insert_answer(
+    c: &Connection,
+    id: &PaymentId,
+    kind: AnswerKind,
+    raw: &RawAnswer,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    exec_or(
+        c,
+        "INSERT INTO gateway_answers (payment_id, kind, http_status, body, received_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            id.as_str(),
+            kind.as_str(),
+            i32::from(raw.http_status),
+            raw.body,
+            ts(now)
+        ],
+        |e| {
+            if is_constraint(&e, &[FOREIGN_KEY]) {
+                StoreError::NotFound("payment")
+            } else {
+                ctx("failed to record gateway answer")(e)
+            }
+        },
+    )?;
+    Ok(())
+}
+
+pub(super) fn answers(c: &Connection, id: &PaymentId) -> StoreResult<Vec<GatewayAnswerRecord>> {
+    all_with(
+        c,
+        "SELECT kind, http_status, body, received_at FROM gateway_answers \
+         WHERE payment_id = ?1 ORDER BY id",
+        [id.as_str()],
+        |r| {
+            Ok(GatewayAnswerRecord {
+                kind: r.get(0)?,
+                http_status: u16::try_from(r.get::<_, i32>(1)?).unwrap_or(0),
+                body: r.get(2)?,
+                received_at: crate::rows::time(r, "received_at")?,
+            })
+        },
+        "failed to list gateway answers",
+    )
+}
+
+/// The atomic half of settling (`Store::settle`), inside the writer's transaction.
+pub(super) fn settle(
+    c: &Connection,
+    id: &PaymentId,
+    transition: Option<&Transition>,
+    provider_txn_id: Option<&str>,
+    kind: AnswerKind,
+    raw: &RawAnswer,
+    now: DateTime<Utc>,
+) -> StoreResult<Settled> {
+    insert_answer(c, id, kind, raw, now)?;
+    let mut changed = None;
+    if let Some(t) = transition {
+        // The compare-and-set: only a payment still in one of `t.from` moves.
+        let statuses = (0..t.from.len())
+            .map(|i| format!("?{}", i + 6))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "UPDATE payments SET status = ?1, status_reason = ?2, \
+             provider_txn_id = COALESCE(?3, provider_txn_id), updated_at = ?4 \
+             WHERE id = ?5 AND status IN ({statuses}) RETURNING {PAYMENT_COLUMNS}"
+        );
+        let (to, now_text, payment_id) = (t.to.as_str(), ts(now), id.as_str());
+        let mut args: Vec<&dyn rusqlite::ToSql> =
+            vec![&to, &t.reason, &provider_txn_id, &now_text, &payment_id];
+        let from: Vec<&str> = t.from.iter().map(|s| s.as_str()).collect();
+        args.extend(from.iter().map(|s| s as &dyn rusqlite::ToSql));
+        let row = one::<PaymentRow>(
+            c,
+            &sql,
+            params_from_iter(args),
+            "failed to move payment status",
+        )?;
+        if let Some(row) = row {
+            let mut payment = Payment::try_from(row)?;
+            match t.effect {
+                Effect::Fulfil => {
+                    if let OrderFulfilment::Held(reason) = fulfil(c, &payment, now)? {
+                        payment = shop::hold_for_review(c, id, &reason, now)?;
+                    }
+                }
+                Effect::Revoke => revoke(c, &payment, now)?,
+                Effect::None => {}
+            }
+            // Money held for review is an operator's job: put it on their list in the
+            // same transaction, so it cannot be settled and forgotten.
+            if payment.status == PaymentStatus::NeedsReview {
+                let detail = payment
+                    .status_reason
+                    .clone()
+                    .unwrap_or_else(|| "held for review".into());
+                shop::insert_operator_event(c, "needs_review", Some(id), &detail, now)?;
+            }
+            changed = Some(payment);
+        }
+    }
+    let changed_now = changed.is_some();
+    let payment = match changed {
+        Some(p) => p,
+        None => payment(c, id)?.ok_or(StoreError::NotFound("payment"))?,
+    };
+    Ok(Settled {
+        payment,
+        changed: changed_now,
+    })
+}
+
+/// Grants what the payment bought. For an order that can no longer take the money the
+/// payment is held for review instead (and said why).
+fn fulfil(c: &Connection, payment: &Payment, now: DateTime<Utc>) -> StoreResult<OrderFulfilment> {
+    match &payment.purpose {
+        Purpose::Subscription { plan_id } => {
+            grant_subscription(c, payment, plan_id, now)?;
+            Ok(OrderFulfilment::Paid)
+        }
+        Purpose::Order { order_id } => shop::fulfil_order(c, payment, order_id, now),
+    }
+}
+
+fn grant_subscription(
+    c: &Connection,
+    payment: &Payment,
+    plan_id: &PlanId,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let plan: Plan = one::<PlanRow>(
+        c,
+        &format!("SELECT {PLAN_COLUMNS} FROM plans WHERE id = ?1"),
+        [plan_id.as_str()],
+        "failed to load plan to fulfil",
+    )?
+    .ok_or(StoreError::NotFound("plan"))?
+    .try_into()?;
+    // The writer runs one write at a time: two payments of one user settling "at
+    // once" extend the subscription one after the other.
+    let current = subscription(c, &payment.user_id)?;
+    let grant = subscription::grant(current.as_ref(), &plan, now);
+    let granted = plan.duration();
+
+    // The primary key on payment_id makes this the exactly-once guard: should the
+    // status compare-and-set ever be bypassed, a second grant fails here and rolls
+    // the whole settlement back.
+    exec_or(
+        c,
+        "INSERT INTO fulfilments (payment_id, user_id, plan_id, granted_seconds, period_start, \
+         period_end, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            payment.id.as_str(),
+            payment.user_id.as_str(),
+            plan.id.as_str(),
+            granted.num_seconds(),
+            ts(grant.end_at - granted),
+            ts(grant.end_at),
+            ts(now)
+        ],
+        db_err("failed to record fulfilment", "fulfilment"),
+    )?;
+    exec(
+        c,
+        "INSERT INTO subscriptions (user_id, plan_id, start_at, end_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (user_id) DO UPDATE SET plan_id = excluded.plan_id, \
+         start_at = excluded.start_at, end_at = excluded.end_at, updated_at = excluded.updated_at",
+        params![
+            payment.user_id.as_str(),
+            plan.id.as_str(),
+            ts(grant.start_at),
+            ts(grant.end_at),
+            ts(now)
+        ],
+        "failed to grant subscription",
+    )?;
+    Ok(())
+}
+
+fn revoke(c: &Connection, payment: &Payment, now: DateTime<Utc>) -> StoreResult<()> {
+    if let Purpose::Order { order_id } = &payment.purpose {
+        return shop::revoke_order(c, payment, order_id, now);
+    }
+    let granted = one_with(
+        c,
+        "UPDATE fulfilments SET revoked_at = ?2 WHERE payment_id = ?1 AND revoked_at IS NULL \
+         RETURNING period_start, period_end",
+        params![payment.id.as_str(), ts(now)],
+        |r| {
+            Ok((
+                crate::rows::time(r, "period_start")?,
+                crate::rows::time(r, "period_end")?,
+            ))
+        },
+        "failed to revoke fulfilment",
+    )?;
+    let Some((start_at, end_at)) = granted else {
+        return Ok(()); // this payment never granted anything
+    };
+    let current = subscription(c, &payment.user_id)?;
+    let new_end =
+        current.and_then(|sub| subscription::revoke(&sub, Grant { start_at, end_at }, now));
+    if let Some(end) = new_end {
+        exec(
+            c,
+            "UPDATE subscriptions SET end_at = ?2, updated_at = ?3 WHERE user_id = ?1",
+            params![payment.user_id.as_str(), ts(end), ts(now)],
+            "failed to shorten subscription",
+        )?;
+    }
+    Ok(())
+}
+
+pub(super) fn subscription(c: &Connection, user: &UserId) -> StoreResult<Option<Subscription>> {
+    Ok(one::<SubscriptionRow>(
+        c,
+        "SELECT user_id, plan_id, start_at, end_at FROM subscriptions WHERE user_id = ?1",
+        [user.as_str()],
+        "failed to load subscription",
+    )?
+    .map(Subscription::from))
+}
