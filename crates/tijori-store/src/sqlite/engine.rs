@@ -344,6 +344,105 @@ pub(crate) fn parse_ts(text: &str) -> Option<DateTime<Utc>> {
 mod tests {
     use super::*;
 
+    fn engine(dir: &tempfile::TempDir) -> Engine {
+        let engine = Engine::open(&dir.path().join("t.db"), Synchronous::Full).unwrap();
+        engine
+            .read(|_| Ok(()))
+            .expect("a reader opens once the file exists");
+        engine
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_in_one_batch_fail_alone_and_are_answered_only_once_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = std::sync::Arc::new(engine(&dir));
+        db.write(|c| {
+            c.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+                .map_err(|e| StoreError::Database(e.into()))
+        })
+        .await
+        .unwrap();
+        // 200 writes at once; every tenth one inserts twice and so fails half-way.
+        let writes = (0..200i64).map(|k| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let result = db
+                    .write(move |c| {
+                        let insert = |k: i64| {
+                            c.execute("INSERT INTO t (k, v) VALUES (?1, 'x')", [k])
+                                .map_err(|e| StoreError::Database(e.into()))
+                        };
+                        insert(k)?;
+                        if k % 10 == 0 {
+                            insert(k)?;
+                        }
+                        Ok(k)
+                    })
+                    .await;
+                // Answered means committed: a reader sees it at once.
+                let seen = db
+                    .read(|c| {
+                        c.query_row("SELECT COUNT(*) FROM t WHERE k = ?1", [k], |r| {
+                            r.get::<_, i64>(0)
+                        })
+                        .map_err(|e| StoreError::Database(e.into()))
+                    })
+                    .unwrap();
+                (k, result.is_ok(), seen)
+            })
+        });
+        for write in futures_join(writes).await {
+            let (k, ok, seen) = write;
+            if k % 10 == 0 {
+                assert!(!ok, "{k} inserted itself twice");
+                assert_eq!(seen, 0, "{k}: its first insert was rolled back with it");
+            } else {
+                assert!(ok, "{k} failed");
+                assert_eq!(seen, 1, "{k} was answered before it was visible");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_write_is_an_error_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = engine(&dir);
+        db.write(|c| {
+            c.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY)")
+                .map_err(|e| StoreError::Database(e.into()))
+        })
+        .await
+        .unwrap();
+        let result: StoreResult<()> = db
+            .write(|c| {
+                c.execute("INSERT INTO t (k) VALUES (1)", []).unwrap();
+                panic!("a bug");
+            })
+            .await;
+        assert!(result.is_err());
+        let count = db
+            .read(|c| {
+                c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get::<_, i64>(0))
+                    .map_err(|e| StoreError::Database(e.into()))
+            })
+            .unwrap();
+        assert_eq!(count, 0);
+        db.close().await;
+        let after_close: StoreResult<()> = db.write(|_| Ok(())).await;
+        assert!(
+            after_close.is_err(),
+            "closed: writes are refused, not lost silently"
+        );
+    }
+
+    async fn futures_join<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
+        let mut out = Vec::new();
+        for h in handles.collect::<Vec<_>>() {
+            out.push(h.await.unwrap());
+        }
+        out
+    }
+
     #[test]
     fn times_keep_the_format_and_order_of_earlier_databases() {
         let at = DateTime::parse_from_rfc3339("2026-12-02T00:35:12.148446Z")

@@ -1,0 +1,196 @@
+//! A settle that was answered survives `kill -9`: the real binary on SQLite is killed
+//! while payments are settling, started again on the same file, and every payment it
+//! had called paid is still paid (SQLite's writer answers a write only after the
+//! COMMIT of its batch returned; with synchronous = FULL that commit is on disk).
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    async fn start(dir: &Path) -> Server {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new(env!("CARGO_BIN_EXE_tijori"))
+            .arg("serve")
+            .env("TIJORI_LISTEN", format!("127.0.0.1:{port}"))
+            .env(
+                "TIJORI_DATABASE_URL",
+                format!("sqlite://{}", dir.join("tijori.db").display()),
+            )
+            .env("TIJORI_WORKER", "false")
+            .env("TIJORI_VERIFY_LIMIT", "100000")
+            .env("TIJORI_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join(format!("stderr-{port}"))).unwrap())
+            .spawn()
+            .expect("tijori starts");
+        let server = Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while client()
+            .get(format!("{}/healthz", server.base))
+            .send()
+            .await
+            .map_or(true, |r| r.status() != StatusCode::OK)
+        {
+            assert!(Instant::now() < deadline, "tijori did not come up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        server
+    }
+
+    /// SIGKILL: no shutdown, no flush, nothing.
+    fn kill(mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("reaped");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+async fn post(base: &str, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
+    let res = client()
+        .post(format!("{base}{path}"))
+        .header("Authorization", format!("Token {token}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settled_payment_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    let base = server.base.clone();
+    let http = client();
+    let res = http
+        .put(format!("{base}/sandbox/khalti/_sandbox/settings"))
+        .json(&json!({"auto_complete": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let plans: Vec<Value> = http
+        .get(format!("{base}/api/subscriptions/plans/"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let plan = plans.iter().find(|p| p["currency"] == "NPR").unwrap()["id"].clone();
+
+    // Eight customers each open a checkout; then all verify at once, and the server
+    // dies as soon as the first few have been told "paid".
+    let mut customers = Vec::new();
+    for i in 0..8 {
+        let res = http
+            .post(format!("{base}/api/auth/register"))
+            .json(
+                &json!({"username": format!("durable{i}"), "email": format!("d{i}@example.com"),
+                "password": "correct horse battery"}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let token = res.json::<Value>().await.unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (status, started) = post(
+            &base,
+            &token,
+            "/api/subscriptions/initiate/",
+            json!({"plan_id": plan}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{started}");
+        customers.push((token, started));
+    }
+    let (told, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    for (token, started) in &customers {
+        let (base, token, told) = (base.clone(), token.clone(), told.clone());
+        let pidx = started["pidx"].clone();
+        let payment = started["payment_id"].as_str().unwrap().to_owned();
+        tokio::spawn(async move {
+            let (status, _) = post(
+                &base,
+                &token,
+                "/api/subscriptions/verify/",
+                json!({"pidx": pidx}),
+            )
+            .await;
+            if status == StatusCode::OK {
+                let _ = told.send((token, payment));
+            }
+        });
+    }
+    drop(told);
+    let mut paid = Vec::new();
+    while let Some(answer) = answers.recv().await {
+        paid.push(answer);
+        if paid.len() == 3 {
+            break;
+        }
+    }
+    server.kill();
+    assert!(!paid.is_empty(), "some verify answered 200 before the kill");
+
+    let server = Server::start(dir.path()).await;
+    for (token, payment) in &paid {
+        let res = client()
+            .get(format!("{}/api/payments/{payment}/", server.base))
+            .header("Authorization", format!("Token {token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let now: Value = res.json().await.unwrap();
+        assert_eq!(
+            now["status"], "completed",
+            "answered paid, then lost: {now}"
+        );
+        let res = client()
+            .get(format!("{}/api/subscriptions/me/", server.base))
+            .header("Authorization", format!("Token {token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            StatusCode::OK,
+            "the subscription it granted is kept"
+        );
+    }
+}
