@@ -64,9 +64,18 @@ impl Tijori {
         &self,
         id: &PaymentId,
     ) -> Result<Option<(PaymentStatus, PaymentStatus)>> {
-        let Some(payment) = self.store.payment(id).await? else {
-            return Ok(None);
-        };
+        match self.store.payment(id).await? {
+            Some(payment) => self.reconcile_loaded(payment).await,
+            None => Ok(None),
+        }
+    }
+
+    /// `reconcile_payment` for a payment just read.
+    async fn reconcile_loaded(
+        &self,
+        payment: crate::payment::Payment,
+    ) -> Result<Option<(PaymentStatus, PaymentStatus)>> {
+        let id = &payment.id.clone();
         if !payment.status.is_open() || payment.provider_ref.is_none() {
             return Ok(None);
         }
@@ -106,30 +115,41 @@ impl Tijori {
 
     /// One reconciliation pass, now (`tijori reconcile --once`): every payment open
     /// for longer than the configured age, looked up with at most `concurrency` calls
-    /// to the gateways at once.
+    /// to the gateways at once. Read in batches of `sweep_batch`; each payment looked
+    /// at is marked checked, so the next batch is the next payments.
     pub async fn reconcile_once(&self, concurrency: usize) -> Result<ReconcileReport> {
         let before = self.now() - self.background.reconcile_after;
-        let stale = self
-            .store
-            .stale_payments(before, self.background.sweep_batch)
-            .await?;
-        let mut report = ReconcileReport {
-            checked: stale.len(),
-            ..ReconcileReport::default()
-        };
-        let results: Vec<_> = stream::iter(stale)
-            .map(|p| async move {
-                let outcome = self.reconcile_payment(&p.id).await;
-                (p.id, outcome)
-            })
-            .buffer_unordered(concurrency.max(1))
-            .collect()
-            .await;
-        for (id, outcome) in results {
-            match outcome {
-                Ok(Some((from, to))) => report.changed.push((id, from, to)),
-                Ok(None) => {}
-                Err(e) => report.failed.push((id, e.to_string())),
+        let mut report = ReconcileReport::default();
+        // A payment that could not be marked checked comes back in the next batch;
+        // looking at it twice in one pass would never end.
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            let stale = self
+                .store
+                .stale_payments(before, self.background.sweep_batch)
+                .await?;
+            let fresh: Vec<_> = stale
+                .into_iter()
+                .filter(|p| seen.insert(p.id.clone()))
+                .collect();
+            if fresh.is_empty() {
+                break;
+            }
+            report.checked += fresh.len();
+            let results: Vec<_> = stream::iter(fresh)
+                .map(|p| async move {
+                    let id = p.id.clone();
+                    (id, self.reconcile_loaded(p).await)
+                })
+                .buffer_unordered(concurrency.max(1))
+                .collect()
+                .await;
+            for (id, outcome) in results {
+                match outcome {
+                    Ok(Some((from, to))) => report.changed.push((id, from, to)),
+                    Ok(None) => {}
+                    Err(e) => report.failed.push((id, e.to_string())),
+                }
             }
         }
         Ok(report)

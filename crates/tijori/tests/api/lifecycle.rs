@@ -68,6 +68,39 @@ async fn a_paid_payment_whose_return_never_arrives_is_found(db: TestDatabase) {
     );
 }
 
+async fn one_pass_reconciles_more_than_one_batch(db: TestDatabase) {
+    let (app, clock) = app_on_clock(db).await;
+    let user = app.register("mohan").await;
+    let plan = app.plan_id("Basic").await;
+    let mut started = Vec::new();
+    for _ in 0..5 {
+        let s = app.initiate(&user, &plan).await;
+        app.sandbox()
+            .khalti()
+            .complete(s["pidx"].as_str().unwrap())
+            .unwrap();
+        started.push(s);
+    }
+    clock.advance(Duration::minutes(16));
+    let small_batches = app
+        .tijori
+        .clone()
+        .with_background(tijori_core::service::BackgroundSettings {
+            sweep_batch: 2,
+            ..Default::default()
+        });
+    let report = small_batches.reconcile_once(2).await.unwrap();
+    assert_eq!(report.checked, 5, "{report:?}");
+    assert_eq!(report.changed.len(), 5, "{report:?}");
+    for s in &started {
+        assert_eq!(
+            app.payment(&user, s["payment_id"].as_str().unwrap())
+                .await["status"],
+            "completed"
+        );
+    }
+}
+
 async fn the_reconciler_tries_a_timed_out_lookup_again(db: TestDatabase) {
     let (app, clock) = app_on_clock(db).await;
     let user = app.register("laxmi").await;
@@ -550,6 +583,7 @@ test_both!(
     a_paid_payment_whose_return_never_arrives_is_found,
     reconcile_once_reports_what_it_changed,
     the_reconciler_tries_a_timed_out_lookup_again,
+    one_pass_reconciles_more_than_one_batch,
     an_abandoned_order_expires_and_its_stock_comes_back,
     a_payment_after_expiry_is_never_lost,
     a_job_whose_worker_died_is_taken_over_once,
