@@ -263,7 +263,8 @@ pub trait Store: Send + Sync + 'static {
     /// `transition.from` (compare-and-set), and applies the transition's effect
     /// (grant or revoke the subscription) only if the status changed. A fulfilment
     /// is unique per payment in the database, so a payment is granted at most once
-    /// whatever happens around this call.
+    /// whatever happens around this call. A `Lookup` answer also notes the payment
+    /// as checked now (see `mark_checked`).
     async fn settle(
         &self,
         id: &PaymentId,

@@ -59,16 +59,23 @@ pub struct Grant {
 /// so no paid day is lost; any other purchase (a different plan, or after the old one
 /// ended) starts now.
 pub fn grant(current: Option<&Subscription>, plan: &Plan, now: DateTime<Utc>) -> Grant {
-    match current {
-        Some(sub) if sub.plan_id == plan.id && sub.is_active(now) => Grant {
-            start_at: sub.start_at,
-            end_at: sub.end_at + plan.duration(),
-        },
-        _ => Grant {
-            start_at: now,
-            end_at: now + plan.duration(),
-        },
+    let (start_at, from) = match current {
+        Some(sub) if sub.plan_id == plan.id && sub.is_active(now) => (sub.start_at, sub.end_at),
+        _ => (now, now),
+    };
+    Grant {
+        start_at,
+        end_at: from
+            .checked_add_signed(plan.duration())
+            .map_or(latest_end(), |end| end.min(latest_end())),
     }
+}
+
+/// The furthest a subscription can run: the last moment a four-digit year can write
+/// (dates are stored as RFC 3339 text). Only a customer stacking thousands of years
+/// of renewals gets there.
+pub fn latest_end() -> DateTime<Utc> {
+    DateTime::from_timestamp(253_402_300_799, 0).expect("9999-12-31T23:59:59Z is a valid time")
 }
 
 /// The new end of `sub` once the refunded `period` (what one fulfilled payment
@@ -104,6 +111,24 @@ mod tests {
 
     fn t(days: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000, 0).unwrap() + Duration::days(days)
+    }
+
+    #[test]
+    fn renewals_stop_at_the_year_9999() {
+        let p = plan(&PlanId::generate(), 36_500);
+        let mut sub = Subscription {
+            user_id: UserId::generate(),
+            plan_id: p.id.clone(),
+            start_at: t(0),
+            end_at: t(1),
+        };
+        for _ in 0..100 {
+            let g = grant(Some(&sub), &p, t(0));
+            assert!(g.end_at <= latest_end() && g.end_at >= sub.end_at);
+            sub.end_at = g.end_at;
+        }
+        assert_eq!(sub.end_at, latest_end());
+        assert_eq!(latest_end().to_rfc3339(), "9999-12-31T23:59:59+00:00");
     }
 
     #[test]

@@ -662,6 +662,14 @@ impl Store for DbStore {
     ) -> StoreResult<Settled> {
         let mut tx = self.begin_write().await?;
         Self::insert_answer(&mut tx, id, kind, raw, now).await?;
+        if kind == AnswerKind::Lookup {
+            sqlx::query("UPDATE payments SET checked_at = $2 WHERE id = $1")
+                .bind(id.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(ctx("failed to note a payment's check"))?;
+        }
 
         let mut changed = None;
         if let Some(t) = transition {

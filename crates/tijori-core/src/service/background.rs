@@ -81,8 +81,11 @@ impl Tijori {
         }
         let from = payment.status;
         let checked = self.check_at_gateway_patiently(payment).await;
-        // Looked at, answer or not: the next sweep leaves it for a while.
-        self.store.mark_checked(id, self.now()).await?;
+        // Looked at, answer or not: the next sweep leaves it for a while. (A lookup
+        // that was answered noted that in its settlement.)
+        if checked.is_err() {
+            self.store.mark_checked(id, self.now()).await?;
+        }
         let mut settled = checked?;
         // Still unpaid after its link expired: closed, on this last look. (Khalti
         // reports Expired itself; Chapa's checkouts have no documented expiry, so
@@ -121,8 +124,13 @@ impl Tijori {
         let before = self.now() - self.background.reconcile_after;
         let mut report = ReconcileReport::default();
         // A payment that could not be marked checked comes back in the next batch;
-        // looking at it twice in one pass would never end.
+        // looking at it twice in one pass would never end. (Those still being looked
+        // up when the next batch is read come back too.)
         let mut seen = std::collections::HashSet::new();
+        // Spawned, not polled in one task: the lookups' settling spreads over the
+        // runtime's threads.
+        let mut running = JoinSet::new();
+        let mut looking_at = std::collections::HashMap::new();
         loop {
             let stale = self
                 .store
@@ -133,24 +141,31 @@ impl Tijori {
                 .filter(|p| seen.insert(p.id.clone()))
                 .collect();
             if fresh.is_empty() {
-                break;
+                if running.is_empty() {
+                    break;
+                }
+                // The batch was all payments still being looked up: once they are
+                // done (and marked checked), the next read is past them.
+                while let Some(done) = running.join_next_with_id().await {
+                    record(&mut report, &mut looking_at, done);
+                }
+                continue;
             }
             report.checked += fresh.len();
-            let results: Vec<_> = stream::iter(fresh)
-                .map(|p| async move {
-                    let id = p.id.clone();
-                    (id, self.reconcile_loaded(p).await)
-                })
-                .buffer_unordered(concurrency.max(1))
-                .collect()
-                .await;
-            for (id, outcome) in results {
-                match outcome {
-                    Ok(Some((from, to))) => report.changed.push((id, from, to)),
-                    Ok(None) => {}
-                    Err(e) => report.failed.push((id, e.to_string())),
+            for payment in fresh {
+                while running.len() >= concurrency.max(1) {
+                    if let Some(done) = running.join_next_with_id().await {
+                        record(&mut report, &mut looking_at, done);
+                    }
                 }
+                let tijori = self.clone();
+                let id = payment.id.clone();
+                let task = running.spawn(async move { tijori.reconcile_loaded(payment).await });
+                looking_at.insert(task.id(), id);
             }
+        }
+        while let Some(done) = running.join_next_with_id().await {
+            record(&mut report, &mut looking_at, done);
         }
         Ok(report)
     }
@@ -396,5 +411,42 @@ impl Worker {
         }
         info!(worker = me.id, in_hand = running.len(), "worker stopping");
         while running.join_next().await.is_some() {}
+    }
+}
+
+/// An error as the operator should read it in a report: with its cause, which an
+/// API answer keeps to the log.
+fn describe(e: &crate::error::Error) -> String {
+    match e {
+        crate::error::Error::Internal(cause) => format!("internal error: {cause:#}"),
+        other => other.to_string(),
+    }
+}
+
+type Looked = std::result::Result<
+    (
+        tokio::task::Id,
+        Result<Option<(PaymentStatus, PaymentStatus)>>,
+    ),
+    tokio::task::JoinError,
+>;
+
+/// Notes one finished lookup of a pass in its report.
+fn record(
+    report: &mut ReconcileReport,
+    looking_at: &mut std::collections::HashMap<tokio::task::Id, PaymentId>,
+    done: Looked,
+) {
+    let (task, outcome) = match done {
+        Ok((task, outcome)) => (task, outcome.map_err(|e| describe(&e))),
+        Err(e) => (e.id(), Err(format!("the lookup failed unexpectedly: {e}"))),
+    };
+    let Some(id) = looking_at.remove(&task) else {
+        return;
+    };
+    match outcome {
+        Ok(Some((from, to))) => report.changed.push((id, from, to)),
+        Ok(None) => {}
+        Err(why) => report.failed.push((id, why)),
     }
 }

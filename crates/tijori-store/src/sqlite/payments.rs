@@ -214,6 +214,9 @@ pub(super) fn settle(
     now: DateTime<Utc>,
 ) -> StoreResult<Settled> {
     insert_answer(c, id, kind, raw, now)?;
+    if kind == AnswerKind::Lookup {
+        super::jobs::mark_checked(c, id, now)?;
+    }
     let mut changed = None;
     if let Some(t) = transition {
         // The compare-and-set: only a payment still in one of `t.from` moves.

@@ -82,20 +82,19 @@ async fn one_pass_reconciles_more_than_one_batch(db: TestDatabase) {
         started.push(s);
     }
     clock.advance(Duration::minutes(16));
-    let small_batches = app
-        .tijori
-        .clone()
-        .with_background(tijori_core::service::BackgroundSettings {
-            sweep_batch: 2,
-            ..Default::default()
-        });
+    let small_batches =
+        app.tijori
+            .clone()
+            .with_background(tijori_core::service::BackgroundSettings {
+                sweep_batch: 2,
+                ..Default::default()
+            });
     let report = small_batches.reconcile_once(2).await.unwrap();
     assert_eq!(report.checked, 5, "{report:?}");
     assert_eq!(report.changed.len(), 5, "{report:?}");
     for s in &started {
         assert_eq!(
-            app.payment(&user, s["payment_id"].as_str().unwrap())
-                .await["status"],
+            app.payment(&user, s["payment_id"].as_str().unwrap()).await["status"],
             "completed"
         );
     }
