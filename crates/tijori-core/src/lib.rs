@@ -3,6 +3,7 @@
 //! (`Store`, `Gateway`, `Clock`).
 
 pub mod account;
+pub mod changes;
 pub mod clock;
 pub mod error;
 pub mod gateway;

@@ -81,8 +81,8 @@ pub struct Tijori {
     settings: Settings,
     background: BackgroundSettings,
     /// Payments whose status just changed (here, or, with PostgreSQL, in another
-    /// tijori process): what live status pages listen to.
-    changes: tokio::sync::broadcast::Sender<PaymentId>,
+    /// tijori process), for the live status pages watching them.
+    changes: Arc<crate::changes::ChangeFeed>,
     /// Delivers outbox mail; without one, mail stays in the outbox for the operator.
     mailer: Option<Arc<dyn crate::mail::Mailer>>,
 }
@@ -100,9 +100,7 @@ impl Tijori {
             clock,
             settings,
             background: BackgroundSettings::default(),
-            // A slow listener that falls this far behind is told it lagged and
-            // re-reads its payment; nothing waits on it.
-            changes: tokio::sync::broadcast::channel(4_096).0,
+            changes: crate::changes::ChangeFeed::new(),
             mailer: None,
         }
     }
@@ -112,15 +110,15 @@ impl Tijori {
         self
     }
 
-    /// Payment status changes, as they happen.
-    pub fn payment_changes(&self) -> tokio::sync::broadcast::Receiver<PaymentId> {
-        self.changes.subscribe()
+    /// Watches one payment's status changes, as they happen. (The watcher is woken;
+    /// it reads the payment itself.)
+    pub fn watch_payment(&self, payment: &PaymentId) -> crate::changes::ChangeWatcher {
+        self.changes.watch(payment)
     }
 
     /// Announces a change (made here, or reported by another process).
     pub fn announce_change(&self, payment: &PaymentId) {
-        // No listener is not an error.
-        let _ = self.changes.send(payment.clone());
+        self.changes.announce(payment);
     }
 
     pub fn with_background(mut self, background: BackgroundSettings) -> Self {

@@ -16,12 +16,11 @@ use axum::routing::get;
 use axum::Router;
 use futures::stream::Stream;
 use tijori_core::account::User;
+use tijori_core::changes::ChangeWatcher;
 use tijori_core::id::PaymentId;
 use tijori_core::payment::PaymentStatus;
 use tijori_core::service::PaymentKey;
 use tijori_core::Tijori;
-use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::broadcast::Receiver;
 
 use crate::error::ApiError;
 use crate::extract::Caller;
@@ -40,7 +39,7 @@ struct Watch {
     tijori: Tijori,
     user: User,
     id: PaymentId,
-    changes: Receiver<PaymentId>,
+    changes: ChangeWatcher,
     last: Option<PaymentStatus>,
 }
 
@@ -49,7 +48,7 @@ impl Watch {
     /// report and the subscription.
     async fn start(state: &AppState, user: User, id: &str) -> Result<Watch, ApiError> {
         let id = PaymentId::parse(id).ok_or_else(|| ApiError::not_found("payment"))?;
-        let changes = state.tijori.payment_changes();
+        let changes = state.tijori.watch_payment(&id);
         // The owner (or an admin) only; anyone else gets 404.
         state
             .tijori
@@ -68,13 +67,7 @@ impl Watch {
     async fn next(&mut self) -> Option<PaymentView> {
         loop {
             if self.last.is_some() {
-                match self.changes.recv().await {
-                    Ok(id) if id == self.id => {}
-                    Ok(_) => continue,
-                    // Missed some: look anyway, the payment may be among them.
-                    Err(RecvError::Lagged(_)) => {}
-                    Err(RecvError::Closed) => return None,
-                }
+                self.changes.changed().await;
             }
             let payment = self
                 .tijori
