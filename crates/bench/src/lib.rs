@@ -10,6 +10,9 @@
 //!   at verify).
 //! - `webhooks`: signed webhooks for open payments, each delivered twice (new and
 //!   duplicate), as fast as the endpoint takes them.
+//! - `sse`: many idle live-status subscribers (Server-Sent Events) on one payment;
+//!   reports the server's memory with them open, then settles the payment and times
+//!   how long each subscriber takes to hear it.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -35,12 +38,16 @@ pub enum Scenario {
     KhaltiFlow,
     ChapaFlow,
     Webhooks,
+    Sse,
 }
 
 #[derive(Clone, Debug)]
 pub struct Options {
     /// Where tijori is, e.g. http://127.0.0.1:8000/
     pub base: reqwest::Url,
+    /// Where its sandbox is: the built-in one (`<base>/sandbox/`) or a separate
+    /// `tijori sandbox`.
+    pub sandbox: reqwest::Url,
     pub scenario: Scenario,
     /// Virtual users (concurrent closed loops).
     pub users: usize,
@@ -159,6 +166,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
                     Scenario::KhaltiFlow => khalti_flow(&client, &options, &setup, token).await,
                     Scenario::ChapaFlow => chapa_flow(&client, &options, &setup, token).await,
                     Scenario::Webhooks => webhooks(&client, &options, &setup, token, user, n).await,
+                    Scenario::Sse => Err("sse is not a flow: see run_sse".to_string()),
                 };
                 n += 1;
                 let mut t = tally.lock().expect("tally lock");
@@ -222,20 +230,18 @@ pub fn peak_rss_mb(pid: u32) -> Option<f64> {
 
 async fn configure_sandbox(client: &Client, options: &Options) -> anyhow::Result<()> {
     let body = json!({"auto_complete": true, "latency_ms": options.sandbox_latency_ms});
-    for path in [
-        "sandbox/khalti/_sandbox/settings",
-        "sandbox/chapa/_sandbox/settings",
-    ] {
+    for path in ["khalti/_sandbox/settings", "chapa/_sandbox/settings"] {
         let res = client
-            .put(options.base.join(path)?)
+            .put(options.sandbox.join(path)?)
             .json(&body)
             .send()
             .await
             .with_context(|| format!("failed to reach {path}"))?;
         if !res.status().is_success() {
             bail!(
-                "{path} answered {}: is tijori running on its built-in sandbox?",
-                res.status()
+                "{path} answered {}: is {} a tijori sandbox?",
+                res.status(),
+                options.sandbox
             );
         }
     }
@@ -507,4 +513,215 @@ async fn webhooks(
     steps.push(("webhook", t1));
     steps.push(("webhook", t2));
     Ok(steps)
+}
+
+// --- Idle live-status subscribers ---------------------------------------------------
+
+#[derive(Clone, Debug)]
+pub struct SseOptions {
+    pub base: reqwest::Url,
+    pub sandbox: reqwest::Url,
+    pub subscribers: usize,
+    /// How long the subscribers stay idle before the payment settles.
+    pub hold: Duration,
+    pub server_pid: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SseReport {
+    pub subscribers: usize,
+    /// How long opening them all took (each sees the payment's status first).
+    pub connect_seconds: f64,
+    /// The server's resident memory with them all open and idle.
+    pub server_rss_mb: Option<f64>,
+    pub server_peak_rss_mb: Option<f64>,
+    /// From the settling request to each subscriber hearing the change.
+    pub fanout: StepReport,
+    /// Subscribers that did not hear the change within 30 s.
+    pub missed: usize,
+}
+
+impl SseReport {
+    pub fn print(&self) {
+        println!(
+            "Sse: {} idle subscribers opened in {:.1} s; server RSS {} (peak {})",
+            self.subscribers,
+            self.connect_seconds,
+            mb(self.server_rss_mb),
+            mb(self.server_peak_rss_mb)
+        );
+        let f = &self.fanout;
+        println!(
+            "  settled → heard  n={:<6} p50 {:>7.2} ms  p90 {:>7.2} ms  p99 {:>7.2} ms  max {:>8.2} ms; missed {}",
+            f.count, f.p50_ms, f.p90_ms, f.p99_ms, f.max_ms, self.missed
+        );
+    }
+}
+
+fn mb(v: Option<f64>) -> String {
+    v.map_or("unknown".into(), |v| format!("{v:.1} MB"))
+}
+
+/// VmRSS of a process, in MB (Linux).
+pub fn rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+pub async fn run_sse(options: &SseOptions) -> anyhow::Result<SseReport> {
+    let client = Client::builder().pool_max_idle_per_host(0).build()?;
+    // The payment must stay open until we settle it.
+    for path in ["khalti/_sandbox/settings"] {
+        client
+            .put(options.sandbox.join(path)?)
+            .json(&json!({"auto_complete": false, "latency_ms": 0}))
+            .send()
+            .await?
+            .error_for_status()
+            .with_context(|| format!("is {} a tijori sandbox?", options.sandbox))?;
+    }
+    let flow = Options {
+        base: options.base.clone(),
+        sandbox: options.sandbox.clone(),
+        scenario: Scenario::Sse,
+        users: 1,
+        duration: Duration::ZERO,
+        configure_sandbox: false,
+        sandbox_latency_ms: 0,
+        product_id: None,
+        webhook_secret: String::new(),
+        server_pid: None,
+    };
+    let setup = Setup::prepare(&client, &flow).await?;
+    let token = setup.tokens[0].clone();
+    let (started, _) = post(
+        &client,
+        options.base.join("api/subscriptions/initiate/")?,
+        &token,
+        &json!({"plan_id": setup.plan_id}),
+        StatusCode::OK,
+        "initiate",
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
+    let payment = started["payment_id"]
+        .as_str()
+        .context("payment_id")?
+        .to_owned();
+    let pidx = started["pidx"].as_str().context("pidx")?.to_owned();
+    let events = options
+        .base
+        .join(&format!("api/payments/{payment}/events"))?;
+
+    // Open them, a few hundred at a time; each holds its connection and waits.
+    let opening = Arc::new(tokio::sync::Semaphore::new(256));
+    let (opened_tx, mut opened) = tokio::sync::mpsc::unbounded_channel::<Result<(), String>>();
+    let (heard_tx, mut heard) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+    let connect_started = Instant::now();
+    for _ in 0..options.subscribers {
+        let (client, events, token) = (client.clone(), events.clone(), token.clone());
+        let (opening, opened_tx, heard_tx) = (opening.clone(), opened_tx.clone(), heard_tx.clone());
+        tokio::spawn(async move {
+            let mut permit = Some(opening.acquire_owned().await.expect("never closed"));
+            let res = client
+                .get(events)
+                .header("Authorization", format!("Token {token}"))
+                .send()
+                .await;
+            let mut res = match res {
+                Ok(r) if r.status() == StatusCode::OK => r,
+                Ok(r) => return drop(opened_tx.send(Err(format!("HTTP {}", r.status().as_u16())))),
+                Err(_) => return drop(opened_tx.send(Err("connection".into()))),
+            };
+            let mut first = true;
+            // Held open (idle) until the change comes.
+            let mut seen = String::new();
+            while let Ok(Some(chunk)) = res.chunk().await {
+                seen.push_str(&String::from_utf8_lossy(&chunk));
+                if first && seen.contains("event: status") {
+                    first = false;
+                    drop(opened_tx.send(Ok(())));
+                    // Open: the next one may connect.
+                    permit.take();
+                }
+                if seen.contains("\"completed\"") {
+                    let _ = heard_tx.send(Instant::now());
+                    break;
+                }
+                // Keep only the tail: an event is short.
+                if seen.len() > 4096 {
+                    seen.drain(..seen.len() - 1024);
+                }
+            }
+        });
+    }
+    drop((opened_tx, heard_tx));
+    let mut failures = BTreeMap::<String, u64>::new();
+    let mut ready = 0;
+    while ready + failures.values().sum::<u64>() < options.subscribers as u64 {
+        match tokio::time::timeout(Duration::from_secs(60), opened.recv()).await {
+            Ok(Some(Ok(()))) => ready += 1,
+            Ok(Some(Err(why))) => *failures.entry(why).or_default() += 1,
+            Ok(None) | Err(_) => break,
+        }
+    }
+    let connect_seconds = connect_started.elapsed().as_secs_f64();
+    if ready < options.subscribers as u64 {
+        bail!(
+            "only {ready} of {} subscribers opened: {failures:?}",
+            options.subscribers
+        );
+    }
+    tokio::time::sleep(options.hold).await;
+    let server_rss_mb = options.server_pid.and_then(rss_mb);
+
+    // The customer pays; the verify settles it; every subscriber should hear.
+    client
+        .post(
+            options
+                .sandbox
+                .join(&format!("khalti/_sandbox/payments/{pidx}/complete"))?,
+        )
+        .send()
+        .await?
+        .error_for_status()?;
+    let settling = Instant::now();
+    post(
+        &client,
+        options.base.join("api/subscriptions/verify/")?,
+        &token,
+        &json!({"pidx": pidx}),
+        StatusCode::OK,
+        "verify",
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
+    let mut fanout = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+    let deadline = settling + Duration::from_secs(30);
+    while fanout.len() < options.subscribers as u64 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, heard.recv()).await {
+            Ok(Some(at)) => {
+                fanout.saturating_record(at.duration_since(settling).as_micros().max(1) as u64)
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    let ms = |q: f64| fanout.value_at_quantile(q) as f64 / 1000.0;
+    Ok(SseReport {
+        subscribers: options.subscribers,
+        connect_seconds,
+        server_rss_mb,
+        server_peak_rss_mb: options.server_pid.and_then(peak_rss_mb),
+        fanout: StepReport {
+            count: fanout.len(),
+            p50_ms: ms(0.5),
+            p90_ms: ms(0.9),
+            p99_ms: ms(0.99),
+            max_ms: fanout.max() as f64 / 1000.0,
+        },
+        missed: options.subscribers - fanout.len() as usize,
+    })
 }

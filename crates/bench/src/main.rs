@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use tijori_bench::{run, Options, Scenario, SANDBOX_WEBHOOK_SECRET};
+use tijori_bench::{run, run_sse, Options, Scenario, SseOptions, SANDBOX_WEBHOOK_SECRET};
 
 /// A load generator for tijori's money paths (a developer's tool). Start tijori on its
 /// built-in sandbox (release build), then point this at it. See BENCHMARKS.md.
@@ -16,10 +16,17 @@ struct Args {
     /// Where tijori is.
     #[arg(long, default_value = "http://127.0.0.1:8000/")]
     base_url: reqwest::Url,
+    /// Where its sandbox is (default: the built-in one, <base-url>sandbox/). For a
+    /// separate `tijori sandbox`: http://127.0.0.1:9000/
+    #[arg(long)]
+    sandbox_url: Option<reqwest::Url>,
+    /// For `sse`: how many subscribers to hold open.
+    #[arg(long, default_value = "10000")]
+    subscribers: usize,
     /// Virtual users (concurrent closed loops), each with its own account.
     #[arg(long, default_value = "32")]
     users: usize,
-    /// Seconds to run.
+    /// Seconds to run (for `sse`: to hold the subscribers idle).
     #[arg(long, default_value = "20")]
     seconds: u64,
     /// Leave the sandbox's settings alone (by default: auto-complete on).
@@ -47,8 +54,29 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let sandbox = match args.sandbox_url {
+        Some(url) => url,
+        None => args.base_url.join("sandbox/")?,
+    };
+    if args.scenario == Scenario::Sse {
+        let report = run_sse(&SseOptions {
+            base: args.base_url,
+            sandbox,
+            subscribers: args.subscribers.max(1),
+            hold: Duration::from_secs(args.seconds.max(1)),
+            server_pid: args.server_pid,
+        })
+        .await?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            report.print();
+        }
+        return Ok(());
+    }
     let report = run(&Options {
         base: args.base_url,
+        sandbox,
         scenario: args.scenario,
         users: args.users.max(1),
         duration: Duration::from_secs(args.seconds.max(1)),

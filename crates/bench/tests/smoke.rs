@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use tijori::{Application, Config};
-use tijori_bench::{run, Options, Scenario, SANDBOX_WEBHOOK_SECRET};
+use tijori_bench::{run, run_sse, Options, Scenario, SseOptions, SANDBOX_WEBHOOK_SECRET};
 use tijori_testkit::TestDatabase;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,6 +38,7 @@ async fn every_scenario_runs_without_errors() {
     ] {
         let report = run(&Options {
             base: base.clone(),
+            sandbox: base.join("sandbox/").unwrap(),
             scenario,
             users: 4,
             duration: Duration::from_millis(1500),
@@ -54,4 +55,17 @@ async fn every_scenario_runs_without_errors() {
         assert!(report.completed > 0, "{scenario:?} completed nothing");
         assert!(report.server_peak_rss_mb.is_some_and(|mb| mb > 1.0));
     }
+
+    let sse = run_sse(&SseOptions {
+        base: base.clone(),
+        sandbox: base.join("sandbox/").unwrap(),
+        subscribers: 50,
+        hold: Duration::from_millis(200),
+        server_pid: Some(pid),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("Sse: {e:#}"));
+    sse.print();
+    assert_eq!(sse.missed, 0, "every subscriber hears the change");
+    assert_eq!(sse.fanout.count, 50);
 }

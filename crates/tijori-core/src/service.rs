@@ -85,6 +85,30 @@ pub struct Tijori {
     changes: Arc<crate::changes::ChangeFeed>,
     /// Delivers outbox mail; without one, mail stays in the outbox for the operator.
     mailer: Option<Arc<dyn crate::mail::Mailer>>,
+    known_plans: Arc<KnownPlans>,
+}
+
+/// Plans read so far (see `Tijori::plan`), at most a few thousand.
+#[derive(Default)]
+struct KnownPlans(std::sync::RwLock<std::collections::HashMap<PlanId, Plan>>);
+
+impl KnownPlans {
+    const MOST: usize = 4_096;
+
+    fn get(&self, id: &PlanId) -> Option<Plan> {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    fn insert(&self, plan: Plan) {
+        let mut known = self.0.write().unwrap_or_else(|p| p.into_inner());
+        if known.len() < Self::MOST {
+            known.insert(plan.id.clone(), plan);
+        }
+    }
 }
 
 impl Tijori {
@@ -102,6 +126,7 @@ impl Tijori {
             background: BackgroundSettings::default(),
             changes: crate::changes::ChangeFeed::new(),
             mailer: None,
+            known_plans: Arc::default(),
         }
     }
 
@@ -358,11 +383,24 @@ impl Tijori {
 
     async fn active_plan(&self, plan_id: &str) -> Result<Plan> {
         match PlanId::parse(plan_id) {
-            Some(id) => self.store.plan(&id).await?,
+            Some(id) => self.plan(&id).await?,
             None => None,
         }
         .filter(|p| p.active)
         .ok_or(Error::NotFound("plan"))
+    }
+
+    /// A plan by id. Plans never change once created (there is no way to edit or
+    /// withdraw one), so each is read from the store once per process.
+    async fn plan(&self, id: &PlanId) -> Result<Option<Plan>> {
+        if let Some(plan) = self.known_plans.get(id) {
+            return Ok(Some(plan));
+        }
+        let plan = self.store.plan(id).await?;
+        if let Some(plan) = &plan {
+            self.known_plans.insert(plan.clone());
+        }
+        Ok(plan)
     }
 
     pub async fn plans(&self) -> Result<Vec<Plan>> {
@@ -374,7 +412,6 @@ impl Tijori {
             return Ok(None);
         };
         let plan = self
-            .store
             .plan(&sub.plan_id)
             .await?
             .ok_or(Error::NotFound("plan"))?;

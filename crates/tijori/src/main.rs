@@ -358,7 +358,7 @@ async fn run_sandbox(listen: SocketAddr, public_url: Option<url::Url>) -> anyhow
         chapa = tijori_sandbox::DEFAULT_CHAPA_SECRET_KEY,
         webhook = tijori_sandbox::DEFAULT_CHAPA_WEBHOOK_SECRET,
     );
-    axum::serve(listener, sandbox.router())
+    axum::serve(listener, sandbox.router().into_make_service())
         .await
         .context("the sandbox server failed")
 }
