@@ -14,8 +14,6 @@ const BEGIN_WRITE: &str = "BEGIN";
 const LOCK_ROW: &str = " FOR NO KEY UPDATE";
 /// Workers claiming jobs at once each skip the rows another is taking.
 const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
-/// Tells every tijori process on this database that a payment changed, on commit.
-const NOTIFY_CHANGE: &str = "SELECT pg_notify('tijori_payment_changes', $1)";
 
 #[path = "queries.rs"]
 mod queries;

@@ -20,7 +20,7 @@ use tijori_core::store::{
 };
 use tijori_core::subscription::{self, Grant, NewPlan, Plan, Subscription};
 
-use super::{Db, DbStore, BEGIN_WRITE, LOCK_ROW, NOTIFY_CHANGE, SKIP_LOCKED};
+use super::{Db, DbStore, BEGIN_WRITE, LOCK_ROW, SKIP_LOCKED};
 use crate::rows::{
     PaymentRow, PlanRow, SubscriptionRow, UserRow, PAYMENT_COLUMNS, PLAN_COLUMNS, USER_COLUMNS,
 };
@@ -154,18 +154,25 @@ impl DbStore {
         .ok_or(StoreError::NotFound("plan"))?
         .try_into()?;
         // Two payments of one user settling at once must extend the subscription one
-        // after the other, not both from the same end.
+        // after the other, not both from the same end. The subscription is read by a
+        // statement of its own once the user's row is locked: a statement that waited
+        // for the lock would see the others' rows as they were before it waited.
         Self::lock_user(tx, &payment.user_id).await?;
         let current = Self::subscription_in(tx, &payment.user_id).await?;
         let grant = subscription::grant(current.as_ref(), &plan, now);
         let granted = plan.duration();
 
-        // The primary key on payment_id makes this the exactly-once guard: should the
-        // status compare-and-set ever be bypassed, a second grant fails here and rolls
-        // the whole settlement back.
+        // The primary key on payment_id makes the fulfilment the exactly-once guard:
+        // should the status compare-and-set ever be bypassed, a second grant fails
+        // here and rolls the whole settlement back. One statement for both rows.
         sqlx::query(
-            "INSERT INTO fulfilments (payment_id, user_id, plan_id, granted_seconds, period_start, \
-             period_end, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "WITH fulfilment AS (INSERT INTO fulfilments (payment_id, user_id, plan_id, \
+             granted_seconds, period_start, period_end, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)) \
+             INSERT INTO subscriptions (user_id, plan_id, start_at, end_at, updated_at) \
+             VALUES ($2, $3, $8, $6, $7) \
+             ON CONFLICT (user_id) DO UPDATE SET plan_id = excluded.plan_id, \
+             start_at = excluded.start_at, end_at = excluded.end_at, updated_at = excluded.updated_at",
         )
         .bind(payment.id.as_str())
         .bind(payment.user_id.as_str())
@@ -174,24 +181,10 @@ impl DbStore {
         .bind(grant.end_at - granted)
         .bind(grant.end_at)
         .bind(now)
-        .execute(&mut **tx)
-        .await
-        .map_err(db_err("failed to record fulfilment", "fulfilment"))?;
-
-        sqlx::query(
-            "INSERT INTO subscriptions (user_id, plan_id, start_at, end_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (user_id) DO UPDATE SET plan_id = excluded.plan_id, \
-             start_at = excluded.start_at, end_at = excluded.end_at, updated_at = excluded.updated_at",
-        )
-        .bind(payment.user_id.as_str())
-        .bind(plan.id.as_str())
         .bind(grant.start_at)
-        .bind(grant.end_at)
-        .bind(now)
         .execute(&mut **tx)
         .await
-        .map_err(ctx("failed to grant subscription"))?;
+        .map_err(db_err("failed to grant the subscription", "fulfilment"))?;
         Ok(())
     }
 
@@ -520,24 +513,32 @@ impl Store for DbStore {
         raw: &RawAnswer,
         now: DateTime<Utc>,
     ) -> StoreResult<Payment> {
-        let mut tx = self.begin_write().await?;
-        Self::insert_answer(&mut tx, id, AnswerKind::Initiate, raw, now).await?;
+        // One statement (atomic on its own), not a transaction of two: each round trip
+        // to PostgreSQL costs about as much as the work. The answer is kept only with
+        // the checkout it opened.
         let row = sqlx::query_as::<_, PaymentRow>(&format!(
-            "UPDATE payments SET provider_ref = $2, payment_url = $3, expires_at = $4, updated_at = $5 \
-             WHERE id = $1 AND status = 'initiated' AND provider_ref IS NULL RETURNING {PAYMENT_COLUMNS}"
+            "WITH moved AS (UPDATE payments SET provider_ref = $2, payment_url = $3, \
+             expires_at = $4, updated_at = $5 \
+             WHERE id = $1 AND status = 'initiated' AND provider_ref IS NULL \
+             RETURNING {PAYMENT_COLUMNS}), \
+             answer AS (INSERT INTO gateway_answers (payment_id, kind, http_status, body, \
+             received_at) SELECT id, 'initiate', $6, $7, $5 FROM moved) \
+             SELECT * FROM moved"
         ))
         .bind(id.as_str())
         .bind(provider_ref)
         .bind(payment_url)
         .bind(expires_at)
         .bind(now)
-        .fetch_optional(&mut *tx)
+        .bind(i32::from(raw.http_status))
+        .bind(&raw.body)
+        .fetch_optional(&self.writer)
         .await
-        .map_err(db_err("failed to record checkout", "payment with this provider reference"))?
+        .map_err(db_err(
+            "failed to record checkout",
+            "payment with this provider reference",
+        ))?
         .ok_or(StoreError::NotFound("payment awaiting its checkout"))?;
-        tx.commit()
-            .await
-            .map_err(ctx("failed to commit checkout"))?;
         row.try_into()
     }
 
@@ -661,42 +662,59 @@ impl Store for DbStore {
         now: DateTime<Utc>,
     ) -> StoreResult<Settled> {
         let mut tx = self.begin_write().await?;
-        Self::insert_answer(&mut tx, id, kind, raw, now).await?;
-        if kind == AnswerKind::Lookup {
-            sqlx::query("UPDATE payments SET checked_at = $2 WHERE id = $1")
-                .bind(id.as_str())
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(ctx("failed to note a payment's check"))?;
-        }
-
+        let looked_up = kind == AnswerKind::Lookup;
         let mut changed = None;
         if let Some(t) = transition {
-            // The compare-and-set: only a payment still in one of `t.from` moves. On
-            // PostgreSQL a concurrent settle blocks on the row lock and then sees the
-            // new status, so it matches nothing.
-            let mut q = QueryBuilder::<Db>::new("UPDATE payments SET status = ");
-            q.push_bind(t.to.as_str())
+            // The compare-and-set: only a payment still in one of `t.from` moves. A
+            // concurrent settle blocks on the row lock and then sees the new status,
+            // so it matches nothing. The answer is recorded, and every tijori process
+            // told of the change (on commit), by the same statement.
+            let mut q = QueryBuilder::<Db>::new(
+                "WITH answer AS (INSERT INTO gateway_answers (payment_id, kind, http_status, \
+                 body, received_at) VALUES (",
+            );
+            q.push_bind(id.as_str())
+                .push(", ")
+                .push_bind(kind.as_str())
+                .push(", ")
+                .push_bind(i32::from(raw.http_status))
+                .push(", ")
+                .push_bind(&raw.body)
+                .push(", ")
+                .push_bind(now)
+                .push(")), moved AS (UPDATE payments SET status = ")
+                .push_bind(t.to.as_str())
                 .push(", status_reason = ")
                 .push_bind(t.reason.as_deref())
                 .push(", provider_txn_id = COALESCE(")
                 .push_bind(provider_txn_id)
                 .push(", provider_txn_id), updated_at = ")
                 .push_bind(now)
-                .push(" WHERE id = ")
+                .push(", checked_at = CASE WHEN ")
+                .push_bind(looked_up)
+                .push(" THEN ")
+                .push_bind(now)
+                .push(" ELSE checked_at END WHERE id = ")
                 .push_bind(id.as_str())
                 .push(" AND status IN (");
             let mut statuses = q.separated(", ");
             for s in t.from {
                 statuses.push_bind(s.as_str());
             }
-            q.push(format!(") RETURNING {PAYMENT_COLUMNS}"));
+            q.push(format!(
+                ") RETURNING {PAYMENT_COLUMNS}) SELECT moved.*, \
+                 pg_notify('tijori_payment_changes', moved.id) FROM moved"
+            ));
             let row = q
                 .build_query_as::<PaymentRow>()
                 .fetch_optional(&mut *tx)
                 .await
-                .map_err(ctx("failed to move payment status"))?;
+                .map_err(|e| match &e {
+                    sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+                        StoreError::NotFound("payment")
+                    }
+                    _ => ctx("failed to move payment status")(e),
+                })?;
             if let Some(row) = row {
                 let mut payment = Payment::try_from(row)?;
                 match t.effect {
@@ -723,20 +741,27 @@ impl Store for DbStore {
                 changed = Some(payment);
             }
         }
-
         let changed_now = changed.is_some();
-        if changed_now && !NOTIFY_CHANGE.is_empty() {
-            sqlx::query(NOTIFY_CHANGE)
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(ctx("failed to announce a payment change"))?;
-        }
         let payment = match changed {
             Some(p) => p,
-            None => Self::payment_in(&mut tx, id)
-                .await?
-                .ok_or(StoreError::NotFound("payment"))?,
+            None => {
+                // Nothing moved (no transition, or another settle got there first):
+                // the answer is still kept, and a lookup still counts as a check.
+                if transition.is_none() {
+                    Self::insert_answer(&mut tx, id, kind, raw, now).await?;
+                }
+                if looked_up {
+                    sqlx::query("UPDATE payments SET checked_at = $2 WHERE id = $1")
+                        .bind(id.as_str())
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(ctx("failed to note a payment's check"))?;
+                }
+                Self::payment_in(&mut tx, id)
+                    .await?
+                    .ok_or(StoreError::NotFound("payment"))?
+            }
         };
         tx.commit()
             .await
