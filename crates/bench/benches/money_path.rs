@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the hot pieces of the money path: the webhook signature check,
-//! reading a gateway's answer, deciding a settlement, and settling in SQLite.
+//! reading a gateway's answer, deciding a settlement, and settling in SQLite (one
+//! alone, which waits for its own fsync, and 64 at once, which share one).
 //!
 //! `cargo bench -p tijori-bench --bench money_path`
 
@@ -45,10 +46,33 @@ fn signature(c: &mut Criterion) {
     });
 }
 
+const CHAPA_VERIFY: &str = r#"{"message":"Payment details","status":"success","data":{"first_name":"Bilen","last_name":"Gizachew","email":"abebech_bekele@gmail.com","currency":"ETB","amount":100,"charge":3.5,"mode":"test","method":"test","type":"API","status":"success","reference":"6jnheVKQEmy","tx_ref":"chewatatest-6669","customization":{"title":"Payment for my favourite merchant","description":"I love online payments","logo":null},"meta":null,"created_at":"2023-02-02T07:05:23.000000Z","updated_at":"2023-02-02T07:05:23.000000Z"}}"#;
+
 fn answers(c: &mut Criterion) {
     let khalti = r#"{"pidx":"HT6o6PEZRWFJ5ygavzHWd5","total_amount":50000,"status":"Completed","transaction_id":"GFq9PFS7b2iYvL8Lir9oXe","fee":0,"refunded":false}"#;
-    c.bench_function("khalti lookup answer: JSON to value", |b| {
-        b.iter(|| serde_json::from_str::<serde_json::Value>(khalti).unwrap())
+    c.bench_function("khalti lookup answer: read", |b| {
+        b.iter(|| {
+            khalti::Lookup::from_answer(
+                khalti::RawAnswer {
+                    http_status: 200,
+                    body: khalti.to_owned(),
+                },
+                "HT6o6PEZRWFJ5ygavzHWd5",
+            )
+            .unwrap()
+        })
+    });
+    c.bench_function("chapa verify answer: read", |b| {
+        b.iter(|| {
+            chapa::Verification::from_answer(
+                chapa::RawAnswer {
+                    http_status: 200,
+                    body: CHAPA_VERIFY.to_owned(),
+                },
+                "chewatatest-6669",
+            )
+            .unwrap()
+        })
     });
     let now = Utc::now();
     let payment = Payment {
@@ -176,11 +200,134 @@ fn settle_sqlite(c: &mut Criterion) {
     });
 }
 
+/// 64 settles at once, as under load: the SQLite writer commits them together, so the
+/// cost per settle is far below one fsync.
+fn settle_sqlite_together(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile_dir().join("together");
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}/bench.db", dir.display());
+    let (store, users, plan) = runtime.block_on(async {
+        let db = tijori_store::Database::connect(&url).await.unwrap();
+        db.migrate().await.unwrap();
+        let store: Arc<dyn Store> = db.store();
+        let mut users = Vec::new();
+        for i in 0..64 {
+            users.push(
+                store
+                    .create_user(
+                        NewUser {
+                            username: Username::parse(&format!("bench{i}")).unwrap(),
+                            email: Email::parse(&format!("bench{i}@example.com")).unwrap(),
+                            password_hash: PasswordHashString("x".into()),
+                            is_admin: false,
+                        },
+                        Utc::now(),
+                    )
+                    .await
+                    .unwrap(),
+            );
+        }
+        let plan = store
+            .create_plan(
+                NewPlan {
+                    name: "Basic".into(),
+                    description: String::new(),
+                    price: Money::from_minor(50_000, Currency::Npr).unwrap(),
+                    duration_days: 30,
+                },
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        std::mem::forget(db);
+        (store, users, plan)
+    });
+    let mut group = c.benchmark_group("settle: 64 paid payments at once on SQLite");
+    group.throughput(criterion::Throughput::Elements(64));
+    group.bench_function("all 64", |b| {
+        b.iter_batched(
+            || {
+                runtime.block_on(async {
+                    let mut payments = Vec::new();
+                    for user in &users {
+                        let now = Utc::now();
+                        let payment = Payment {
+                            id: PaymentId::generate(),
+                            user_id: user.id.clone(),
+                            gateway: GatewayKind::Khalti,
+                            purpose: Purpose::Subscription {
+                                plan_id: plan.id.clone(),
+                            },
+                            amount: plan.price,
+                            status: PaymentStatus::Initiated,
+                            provider_ref: Some(PaymentId::generate().to_string()),
+                            provider_txn_id: None,
+                            payment_url: None,
+                            expires_at: None,
+                            status_reason: None,
+                            created_at: now,
+                            updated_at: now,
+                        };
+                        store.insert_payment(&payment).await.unwrap();
+                        payments.push(payment);
+                    }
+                    payments
+                })
+            },
+            |payments| {
+                runtime.block_on(async {
+                    let settles = payments.iter().map(|payment| {
+                        let store = store.clone();
+                        async move {
+                            let answer = paid_answer();
+                            let t = decide(payment, &answer);
+                            store
+                                .settle(
+                                    &payment.id,
+                                    t.as_ref(),
+                                    Some("txn"),
+                                    AnswerKind::Lookup,
+                                    &answer.raw,
+                                    Utc::now(),
+                                )
+                                .await
+                                .unwrap()
+                        }
+                    });
+                    futures::future::join_all(settles).await
+                })
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+fn paid_answer() -> GatewayAnswer {
+    GatewayAnswer {
+        status: GatewayStatus::Paid,
+        amount_minor: 50_000,
+        currency: None,
+        transaction_id: Some("txn".into()),
+        raw: RawAnswer {
+            http_status: 200,
+            body: "{}".into(),
+        },
+    }
+}
+
 fn tempfile_dir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("tijori-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
-criterion_group!(money_path, signature, answers, settle_sqlite);
+criterion_group!(
+    money_path,
+    signature,
+    answers,
+    settle_sqlite,
+    settle_sqlite_together
+);
 criterion_main!(money_path);

@@ -431,7 +431,7 @@ fn interpret_initialize(raw: RawAnswer) -> Result<Initialized, Error> {
     })
 }
 
-fn interpret_verify(raw: RawAnswer, asked_tx_ref: &str) -> Result<Verification, Error> {
+pub(crate) fn interpret_verify(raw: RawAnswer, asked_tx_ref: &str) -> Result<Verification, Error> {
     let status = raw.http_status;
     let object = RawObject::parse(&raw.body);
     // "Payment not paid yet": documented as 404 with status null / "null" and data null

@@ -197,6 +197,18 @@ pub struct Verification {
 }
 
 impl Verification {
+    /// Reads a verify answer received some other way (kept from earlier, or in a
+    /// benchmark) exactly as [`crate::Client::verify`] reads Chapa's: `asked_tx_ref`
+    /// must be the transaction it is about.
+    pub fn from_answer(
+        raw: crate::RawAnswer,
+        asked_tx_ref: &str,
+    ) -> Result<Verification, crate::Error> {
+        crate::client::interpret_verify(raw, asked_tx_ref)
+    }
+}
+
+impl Verification {
     /// Paid according to both the envelope and `data` (chapa.md §4.1, §11.2): the
     /// top-level `status` and `data.status` are both `success`.
     pub fn is_paid(&self) -> bool {

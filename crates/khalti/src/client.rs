@@ -372,7 +372,7 @@ fn describe_json_error(error: &serde_json::Error) -> String {
 /// 4xx body that is a JSON object with a string `status` and a `pidx` is a lookup
 /// answer (Expired and User canceled come with HTTP 400); anything else is classified
 /// by status code and error envelope.
-fn interpret_lookup(raw: RawAnswer, asked_pidx: &str) -> Result<Lookup, Error> {
+pub(crate) fn interpret_lookup(raw: RawAnswer, asked_pidx: &str) -> Result<Lookup, Error> {
     let status = raw.http_status;
     if !(is_success(status) || (400..500).contains(&status)) {
         return Err(classify_failure(raw));

@@ -184,6 +184,15 @@ pub struct Lookup {
     pub raw: RawAnswer,
 }
 
+impl Lookup {
+    /// Reads a lookup answer received some other way (kept from earlier, or in a
+    /// benchmark) exactly as [`crate::Client::lookup`] reads Khalti's: `asked_pidx`
+    /// must be the payment it is about.
+    pub fn from_answer(raw: crate::RawAnswer, asked_pidx: &str) -> Result<Lookup, crate::Error> {
+        crate::client::interpret_lookup(raw, asked_pidx)
+    }
+}
+
 /// A payment's status in a lookup answer (khalti.md §5.2).
 ///
 /// Parsed case-insensitively, because Khalti's own docs spell some values two ways
