@@ -450,7 +450,10 @@ impl DbStore {
             // turns the loser into a duplicate below.
             let duplicate_sql = match duplicate {
                 Some(true) => "TRUE".to_owned(),
-                _ => "EXISTS (SELECT 1 FROM webhook_deliveries WHERE gateway = $1 AND body_sha256 = $2)".to_owned(),
+                // `NOT duplicate`: the first delivery is there if any is, and the
+                // partial unique index over first deliveries finds it.
+                _ => "EXISTS (SELECT 1 FROM webhook_deliveries WHERE gateway = $1 AND body_sha256 = $2 \
+                      AND NOT duplicate)".to_owned(),
             };
             format!(
                 "INSERT INTO webhook_deliveries (gateway, body_sha256, event, reference, status, \

@@ -477,8 +477,12 @@ pub(super) fn record_webhook(
             )
         })
     };
-    let first =
-        insert("EXISTS (SELECT 1 FROM webhook_deliveries WHERE gateway = ?1 AND body_sha256 = ?2)");
+    // `NOT duplicate`: the first delivery is there if any is, and the partial unique
+    // index over first deliveries finds it (without, each delivery scanned them all).
+    let first = insert(
+        "EXISTS (SELECT 1 FROM webhook_deliveries WHERE gateway = ?1 AND body_sha256 = ?2 \
+         AND NOT duplicate)",
+    );
     let (id, duplicate) = match first {
         Err(e) if is_constraint(&e, &[UNIQUE, PRIMARY_KEY]) => insert("TRUE"),
         other => other,
