@@ -6,7 +6,9 @@ use clap::Parser;
 use tijori_bench::{run, run_sse, Options, Scenario, SseOptions, SANDBOX_WEBHOOK_SECRET};
 
 /// A load generator for tijori's money paths (a developer's tool). Start tijori on its
-/// built-in sandbox (release build), then point this at it. See BENCHMARKS.md.
+/// built-in sandbox (release build, with TIJORI_VERIFY_LIMIT=1000000: a load test
+/// verifies far more often than a customer), then point this at it. See BENCHMARKS.md
+/// and scripts/bench.
 #[derive(Parser)]
 #[command(name = "tijori-bench", version)]
 struct Args {
