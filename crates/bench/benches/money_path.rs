@@ -10,13 +10,13 @@ use chrono::Utc;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use hmac::{Hmac, Mac};
 use reqwest::header::{HeaderMap, HeaderValue};
-use tijori_core::account::{Email, PasswordHashString, Username};
+use tijori_core::account::{Email, PasswordHashString, User, Username};
 use tijori_core::gateway::{GatewayAnswer, GatewayKind, GatewayStatus, RawAnswer};
 use tijori_core::id::{PaymentId, PlanId};
 use tijori_core::money::{Currency, Money};
 use tijori_core::payment::{decide, Payment, PaymentStatus, Purpose};
-use tijori_core::store::{AnswerKind, NewUser, Store};
-use tijori_core::subscription::NewPlan;
+use tijori_core::store::{AnswerKind, NewUser, Settled, Store};
+use tijori_core::subscription::{NewPlan, Plan};
 
 const SECRET: &str = "tijori_sandbox_chapa_webhook_secret";
 
@@ -105,96 +105,92 @@ fn answers(c: &mut Criterion) {
     c.bench_function("settle: decide", |b| b.iter(|| decide(&payment, &answer)));
 }
 
-/// One settle of a paid payment on SQLite (synchronous = FULL, as tijori runs it):
-/// the answer recorded, the status moved, the subscription granted, in one
-/// transaction.
-fn settle_sqlite(c: &mut Criterion) {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let dir = tempfile_dir();
+/// A fresh SQLite store (synchronous = FULL, as tijori runs it) with `customers` users
+/// and a plan, kept open for the whole benchmark.
+fn sqlite_store(
+    runtime: &tokio::runtime::Runtime,
+    name: &str,
+    customers: usize,
+) -> (Arc<dyn Store>, Vec<User>, Plan) {
+    let dir = tempfile_dir().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}/bench.db", dir.display());
-    let (store, user, plan) = runtime.block_on(async {
+    runtime.block_on(async {
         let db = tijori_store::Database::connect(&url).await.unwrap();
         db.migrate().await.unwrap();
         let store: Arc<dyn Store> = db.store();
-        let user = store
-            .create_user(
-                NewUser {
-                    username: Username::parse("bench").unwrap(),
-                    email: Email::parse("bench@example.com").unwrap(),
-                    password_hash: PasswordHashString("x".into()),
-                    is_admin: false,
-                },
-                Utc::now(),
-            )
-            .await
-            .unwrap();
-        let plan = store
-            .create_plan(
-                NewPlan {
-                    name: "Basic".into(),
-                    description: String::new(),
-                    price: Money::from_minor(50_000, Currency::Npr).unwrap(),
-                    duration_days: 30,
-                },
-                Utc::now(),
-            )
-            .await
-            .unwrap();
-        std::mem::forget(db); // keep the pools open for the benchmark
-        (store, user, plan)
-    });
+        let mut users = Vec::new();
+        for i in 0..customers {
+            let user = NewUser {
+                username: Username::parse(&format!("bench{i}")).unwrap(),
+                email: Email::parse(&format!("bench{i}@example.com")).unwrap(),
+                password_hash: PasswordHashString("x".into()),
+                is_admin: false,
+            };
+            users.push(store.create_user(user, Utc::now()).await.unwrap());
+        }
+        let plan = NewPlan {
+            name: "Basic".into(),
+            description: String::new(),
+            price: Money::from_minor(50_000, Currency::Npr).unwrap(),
+            duration_days: 30,
+        };
+        let plan = store.create_plan(plan, Utc::now()).await.unwrap();
+        std::mem::forget(db); // the store stays open for the benchmark's life
+        (store, users, plan)
+    })
+}
+
+/// An open checkout for `plan`, stored.
+async fn open_payment(store: &dyn Store, user: &User, plan: &Plan) -> Payment {
+    let now = Utc::now();
+    let payment = Payment {
+        id: PaymentId::generate(),
+        user_id: user.id.clone(),
+        gateway: GatewayKind::Khalti,
+        purpose: Purpose::Subscription {
+            plan_id: plan.id.clone(),
+        },
+        amount: plan.price,
+        status: PaymentStatus::Initiated,
+        provider_ref: Some(PaymentId::generate().to_string()),
+        provider_txn_id: None,
+        payment_url: None,
+        expires_at: None,
+        status_reason: None,
+        created_at: now,
+        updated_at: now,
+    };
+    store.insert_payment(&payment).await.unwrap();
+    payment
+}
+
+/// Settles `payment` on a Khalti "Completed": the answer recorded, the status moved,
+/// the subscription granted, in one transaction.
+async fn settle_paid(store: &dyn Store, payment: &Payment) -> Settled {
+    let answer = paid_answer();
+    let transition = decide(payment, &answer);
+    store
+        .settle(
+            &payment.id,
+            transition.as_ref(),
+            Some("txn"),
+            AnswerKind::Lookup,
+            &answer.raw,
+            Utc::now(),
+        )
+        .await
+        .unwrap()
+}
+
+/// One settle alone: it waits for its own commit, so for an fsync.
+fn settle_sqlite(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (store, users, plan) = sqlite_store(&runtime, "alone", 1);
     c.bench_function("settle: a paid payment on SQLite", |b| {
         b.iter_batched(
-            || {
-                runtime.block_on(async {
-                    let now = Utc::now();
-                    let payment = Payment {
-                        id: PaymentId::generate(),
-                        user_id: user.id.clone(),
-                        gateway: GatewayKind::Khalti,
-                        purpose: Purpose::Subscription {
-                            plan_id: plan.id.clone(),
-                        },
-                        amount: plan.price,
-                        status: PaymentStatus::Initiated,
-                        provider_ref: Some(PaymentId::generate().to_string()),
-                        provider_txn_id: None,
-                        payment_url: None,
-                        expires_at: None,
-                        status_reason: None,
-                        created_at: now,
-                        updated_at: now,
-                    };
-                    store.insert_payment(&payment).await.unwrap();
-                    payment
-                })
-            },
-            |payment| {
-                runtime.block_on(async {
-                    let answer = GatewayAnswer {
-                        status: GatewayStatus::Paid,
-                        amount_minor: 50_000,
-                        currency: None,
-                        transaction_id: Some("txn".into()),
-                        raw: RawAnswer {
-                            http_status: 200,
-                            body: "{}".into(),
-                        },
-                    };
-                    let t = decide(&payment, &answer);
-                    store
-                        .settle(
-                            &payment.id,
-                            t.as_ref(),
-                            Some("txn"),
-                            AnswerKind::Lookup,
-                            &answer.raw,
-                            Utc::now(),
-                        )
-                        .await
-                        .unwrap()
-                })
-            },
+            || runtime.block_on(open_payment(&*store, &users[0], &plan)),
+            |payment| runtime.block_on(settle_paid(&*store, &payment)),
             BatchSize::SmallInput,
         )
     });
@@ -204,99 +200,20 @@ fn settle_sqlite(c: &mut Criterion) {
 /// cost per settle is far below one fsync.
 fn settle_sqlite_together(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let dir = tempfile_dir().join("together");
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}/bench.db", dir.display());
-    let (store, users, plan) = runtime.block_on(async {
-        let db = tijori_store::Database::connect(&url).await.unwrap();
-        db.migrate().await.unwrap();
-        let store: Arc<dyn Store> = db.store();
-        let mut users = Vec::new();
-        for i in 0..64 {
-            users.push(
-                store
-                    .create_user(
-                        NewUser {
-                            username: Username::parse(&format!("bench{i}")).unwrap(),
-                            email: Email::parse(&format!("bench{i}@example.com")).unwrap(),
-                            password_hash: PasswordHashString("x".into()),
-                            is_admin: false,
-                        },
-                        Utc::now(),
-                    )
-                    .await
-                    .unwrap(),
-            );
-        }
-        let plan = store
-            .create_plan(
-                NewPlan {
-                    name: "Basic".into(),
-                    description: String::new(),
-                    price: Money::from_minor(50_000, Currency::Npr).unwrap(),
-                    duration_days: 30,
-                },
-                Utc::now(),
-            )
-            .await
-            .unwrap();
-        std::mem::forget(db);
-        (store, users, plan)
-    });
+    let (store, users, plan) = sqlite_store(&runtime, "together", 64);
     let mut group = c.benchmark_group("settle: 64 paid payments at once on SQLite");
     group.throughput(criterion::Throughput::Elements(64));
     group.bench_function("all 64", |b| {
         b.iter_batched(
             || {
-                runtime.block_on(async {
-                    let mut payments = Vec::new();
-                    for user in &users {
-                        let now = Utc::now();
-                        let payment = Payment {
-                            id: PaymentId::generate(),
-                            user_id: user.id.clone(),
-                            gateway: GatewayKind::Khalti,
-                            purpose: Purpose::Subscription {
-                                plan_id: plan.id.clone(),
-                            },
-                            amount: plan.price,
-                            status: PaymentStatus::Initiated,
-                            provider_ref: Some(PaymentId::generate().to_string()),
-                            provider_txn_id: None,
-                            payment_url: None,
-                            expires_at: None,
-                            status_reason: None,
-                            created_at: now,
-                            updated_at: now,
-                        };
-                        store.insert_payment(&payment).await.unwrap();
-                        payments.push(payment);
-                    }
-                    payments
-                })
+                runtime.block_on(futures::future::join_all(
+                    users.iter().map(|u| open_payment(&*store, u, &plan)),
+                ))
             },
             |payments| {
-                runtime.block_on(async {
-                    let settles = payments.iter().map(|payment| {
-                        let store = store.clone();
-                        async move {
-                            let answer = paid_answer();
-                            let t = decide(payment, &answer);
-                            store
-                                .settle(
-                                    &payment.id,
-                                    t.as_ref(),
-                                    Some("txn"),
-                                    AnswerKind::Lookup,
-                                    &answer.raw,
-                                    Utc::now(),
-                                )
-                                .await
-                                .unwrap()
-                        }
-                    });
-                    futures::future::join_all(settles).await
-                })
+                runtime.block_on(futures::future::join_all(
+                    payments.iter().map(|p| settle_paid(&*store, p)),
+                ))
             },
             BatchSize::SmallInput,
         )
