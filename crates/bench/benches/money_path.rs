@@ -81,6 +81,7 @@ fn answers(c: &mut Criterion) {
         gateway: GatewayKind::Khalti,
         purpose: Purpose::Subscription {
             plan_id: PlanId::generate(),
+            change: tijori_core::subscription::PlanChange::Queue,
         },
         amount: Money::from_minor(50_000, Currency::Npr).unwrap(),
         status: PaymentStatus::Initiated,
@@ -150,6 +151,7 @@ async fn open_payment(store: &dyn Store, user: &User, plan: &Plan) -> Payment {
         gateway: GatewayKind::Khalti,
         purpose: Purpose::Subscription {
             plan_id: plan.id.clone(),
+            change: tijori_core::subscription::PlanChange::Queue,
         },
         amount: plan.price,
         status: PaymentStatus::Initiated,

@@ -84,6 +84,7 @@ fn main() -> anyhow::Result<()> {
                     &users[i % users.len()],
                     plan.id.as_str(),
                     GatewayKind::Khalti,
+                    tijori_core::subscription::PlanChange::Queue,
                 )
             })
             .buffer_unordered(64)

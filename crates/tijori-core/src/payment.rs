@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::gateway::{GatewayAnswer, GatewayKind, GatewayStatus};
 use crate::id::{OrderId, PaymentId, PlanId, UserId};
 use crate::money::Money;
+use crate::subscription::PlanChange;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -92,7 +93,12 @@ impl FromStr for PaymentStatus {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Purpose {
-    Subscription { plan_id: PlanId },
+    Subscription {
+        plan_id: PlanId,
+        /// What the customer chose should happen if they hold another plan (stored
+        /// with the payment, so the settle does what they were told before paying).
+        change: PlanChange,
+    },
     Order { order_id: OrderId },
 }
 
@@ -141,7 +147,9 @@ pub enum Effect {
     None,
     /// Grant what was bought (exactly once per payment).
     Fulfil,
-    /// Take back what this payment granted, if it granted anything.
+    /// Take back what the refunds of this payment paid for, if it granted anything:
+    /// all its unused days when refunded in full, their share of its days when in
+    /// part (`subscription::take_back`). An order is only taken back in full.
     Revoke,
 }
 
@@ -232,7 +240,7 @@ pub fn decide(payment: &Payment, answer: &GatewayAnswer) -> Option<Transition> {
         GatewayStatus::PartiallyRefunded => t(
             S::PartiallyRefunded,
             &[S::Initiated, S::Pending, S::Completed, S::NeedsReview],
-            Effect::None,
+            Effect::Revoke,
             Some("Partially refunded".into()),
         ),
     }
@@ -252,6 +260,7 @@ mod tests {
             gateway: GatewayKind::Khalti,
             purpose: Purpose::Subscription {
                 plan_id: PlanId::generate(),
+                change: PlanChange::Queue,
             },
             amount: Money::from_minor(50_000, Currency::Npr).unwrap(),
             status,
@@ -336,7 +345,7 @@ mod tests {
         );
         assert_eq!(
             to(GatewayStatus::PartiallyRefunded),
-            Some((S::PartiallyRefunded, Effect::None))
+            Some((S::PartiallyRefunded, Effect::Revoke))
         );
         assert_eq!(
             to(GatewayStatus::Unrecognised("Weird".into())),

@@ -16,7 +16,9 @@ use crate::money::{Currency, Money};
 use crate::payment::{decide, Payment, PaymentStatus, Purpose};
 use crate::shop::Order;
 use crate::store::{AnswerKind, NewUser, OperatorEvent, Settled, Store, WebhookDelivery};
-use crate::subscription::{NewPlan, Plan, Subscription};
+use crate::subscription::{
+    self, ChangeMode, ChangePreview, NewPlan, Plan, PlanChange, Subscription,
+};
 
 mod background;
 mod notices;
@@ -57,6 +59,22 @@ impl Settings {
     }
 }
 
+/// What a user holds: the plan running now (or the last one that ran, ended) and
+/// the plans queued after it, each with its dates.
+#[derive(Clone, Debug)]
+pub struct Holding {
+    pub current: (Subscription, Plan),
+    pub queued: Vec<(Subscription, Plan)>,
+}
+
+/// What buying a plan would do: by default, and with "switch now" when that is a
+/// different thing (the customer holds another plan).
+#[derive(Clone, Debug)]
+pub struct PlanChoice {
+    pub default: ChangePreview,
+    pub switch_now: Option<ChangePreview>,
+}
+
 /// How a caller names the payment to verify.
 #[derive(Clone, Debug)]
 pub enum PaymentKey {
@@ -69,7 +87,7 @@ pub enum PaymentKey {
 #[derive(Clone, Debug)]
 pub struct Verification {
     pub payment: Payment,
-    pub subscription: Option<(Subscription, Plan)>,
+    pub subscription: Option<Holding>,
     pub order: Option<Order>,
 }
 
@@ -407,37 +425,95 @@ impl Tijori {
         Ok(self.store.plans().await?)
     }
 
-    pub async fn my_subscription(&self, user: &UserId) -> Result<Option<(Subscription, Plan)>> {
-        let Some(sub) = self.store.subscription(user).await? else {
+    /// The plan the user holds now (or the last one they held) and what is queued
+    /// after it, as their paid periods add up at this moment.
+    pub async fn my_holding(&self, user: &UserId) -> Result<Option<Holding>> {
+        let periods = self.store.paid_periods(user).await?;
+        let projection = subscription::project(user, &periods, self.now());
+        let Some(current) = projection.current else {
             return Ok(None);
         };
-        let plan = self
-            .plan(&sub.plan_id)
+        let mut queued = Vec::with_capacity(projection.queued.len());
+        for sub in projection.queued {
+            let plan = self.plan_of(&sub).await?;
+            queued.push((sub, plan));
+        }
+        let plan = self.plan_of(&current).await?;
+        Ok(Some(Holding {
+            current: (current, plan),
+            queued,
+        }))
+    }
+
+    pub async fn my_subscription(&self, user: &UserId) -> Result<Option<(Subscription, Plan)>> {
+        Ok(self.my_holding(user).await?.map(|h| h.current))
+    }
+
+    async fn plan_of(&self, sub: &Subscription) -> Result<Plan> {
+        self.plan(&sub.plan_id)
             .await?
-            .ok_or(Error::NotFound("plan"))?;
-        Ok(Some((sub, plan)))
+            .ok_or(Error::NotFound("plan"))
+    }
+
+    /// What buying `plan_id` with `change` would do to the user's paid time if it were
+    /// paid now: told to the customer before they pay.
+    pub async fn plan_change_preview(
+        &self,
+        user: &UserId,
+        plan_id: &str,
+        change: PlanChange,
+    ) -> Result<ChangePreview> {
+        let plan = self.active_plan(plan_id).await?;
+        let periods = self.store.paid_periods(user).await?;
+        Ok(subscription::preview(&periods, &plan, change, self.now()))
+    }
+
+    /// For each of `plans`, what buying it would do now (`None` for a plan no longer
+    /// on offer): the subscribe page's "starts on…" and its "switch now" offer.
+    pub async fn plan_choices(&self, user: &UserId, plans: &[Plan]) -> Result<Vec<Option<PlanChoice>>> {
+        let periods = self.store.paid_periods(user).await?;
+        let now = self.now();
+        Ok(plans
+            .iter()
+            .map(|plan| {
+                plan.active.then(|| {
+                    let switch = subscription::preview(&periods, plan, PlanChange::SwitchNow, now);
+                    PlanChoice {
+                        default: subscription::preview(&periods, plan, PlanChange::Queue, now),
+                        switch_now: (switch.mode == ChangeMode::SwitchNow).then_some(switch),
+                    }
+                })
+            })
+            .collect())
     }
 
     // Payments -------------------------------------------------------------------
 
-    /// Starts paying for a plan.
+    /// Starts paying for a plan. The customer's choice for the plan they hold is kept
+    /// with the payment: the settle applies it to the periods as they are then.
     pub async fn initiate_subscription(
         &self,
         user: &User,
         plan_id: &str,
         gateway: GatewayKind,
-    ) -> Result<Payment> {
+        change: PlanChange,
+    ) -> Result<(Payment, ChangePreview)> {
         let plan = self.active_plan(plan_id).await?;
-        self.open_checkout(
-            user,
-            Purpose::Subscription {
-                plan_id: plan.id.clone(),
-            },
-            plan.price,
-            format!("{} subscription ({} days)", plan.name, plan.duration_days),
-            gateway,
-        )
-        .await
+        let periods = self.store.paid_periods(&user.id).await?;
+        let preview = subscription::preview(&periods, &plan, change, self.now());
+        let payment = self
+            .open_checkout(
+                user,
+                Purpose::Subscription {
+                    plan_id: plan.id.clone(),
+                    change,
+                },
+                plan.price,
+                format!("{} subscription ({} days)", plan.name, plan.duration_days),
+                gateway,
+            )
+            .await?;
+        Ok((payment, preview))
     }
 
     /// The gateway that takes payments in `currency`, or why there is none.
@@ -693,7 +769,7 @@ impl Tijori {
     async fn verification(&self, payment: Payment) -> Result<Verification> {
         let (subscription, order) = match (&payment.purpose, payment.status) {
             (Purpose::Subscription { .. }, PaymentStatus::Completed) => {
-                (self.my_subscription(&payment.user_id).await?, None)
+                (self.my_holding(&payment.user_id).await?, None)
             }
             (Purpose::Order { order_id }, _) => (None, self.store.order(order_id).await?),
             _ => (None, None),

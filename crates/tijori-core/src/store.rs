@@ -13,7 +13,7 @@ use crate::mail::{DueNotice, OutboxMail};
 use crate::money::Money;
 use crate::payment::{Payment, Transition};
 use crate::shop::{NewProduct, Order, OrderRequest, Product, ReserveError};
-use crate::subscription::{NewPlan, Plan, Subscription};
+use crate::subscription::{NewPlan, PaidPeriod, Plan, Subscription};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -277,7 +277,16 @@ pub trait Store: Send + Sync + 'static {
 
     // Subscriptions --------------------------------------------------------------
 
+    /// The `subscriptions` row: the user's latest run of paid time, as the last change
+    /// laid it out (what notices read). `paid_periods` is the truth behind it.
     async fn subscription(&self, user: &UserId) -> StoreResult<Option<Subscription>>;
+    /// The user's paid periods (their fulfilled subscription payments), for
+    /// `subscription::project` to say what runs now and what is queued.
+    async fn paid_periods(&self, user: &UserId) -> StoreResult<Vec<PaidPeriod>>;
+    /// Takes back the days a further partial refund of a payment paid for, under the
+    /// user's lock. `settle` does this for the first refund; its compare-and-set
+    /// moves a payment to `partially_refunded` only once, so the next ones come here.
+    async fn take_back(&self, payment: &PaymentId, now: DateTime<Utc>) -> StoreResult<()>;
 
     // Shop -----------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tijori_core::store::Store;
 
+mod paid_periods;
 mod postgres;
 mod rows;
 mod sqlite;

@@ -18,11 +18,13 @@ use tijori_core::store::{
     AnswerKind, GatewayAnswerRecord, NewUser, NewWebhookDelivery, OperatorEvent, RecordedDelivery,
     Refund, RefundStatus, Settled, Store, StoreError, StoreResult, WebhookDelivery,
 };
-use tijori_core::subscription::{self, Grant, NewPlan, Plan, Subscription};
+use tijori_core::subscription::{self, NewPlan, PaidPeriod, Plan, PlanChange, Refunded, Subscription};
 
 use super::{Db, DbStore, BEGIN_WRITE, LOCK_ROW, SKIP_LOCKED};
+use crate::paid_periods;
 use crate::rows::{
-    PaymentRow, PlanRow, SubscriptionRow, UserRow, PAYMENT_COLUMNS, PLAN_COLUMNS, USER_COLUMNS,
+    PaymentRow, PeriodRow, PlanRow, SubscriptionRow, UserRow, PAYMENT_COLUMNS, PERIOD_COLUMNS,
+    PLAN_COLUMNS, USER_COLUMNS,
 };
 
 type Tx = sqlx::Transaction<'static, Db>;
@@ -111,17 +113,6 @@ impl DbStore {
         Ok(())
     }
 
-    async fn subscription_in(tx: &mut Tx, user: &UserId) -> StoreResult<Option<Subscription>> {
-        Ok(sqlx::query_as::<_, SubscriptionRow>(
-            "SELECT user_id, plan_id, start_at, end_at FROM subscriptions WHERE user_id = $1",
-        )
-        .bind(user.as_str())
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(ctx("failed to load subscription"))?
-        .map(Subscription::from))
-    }
-
     /// Grants what the payment bought. For an order that can no longer take the money
     /// the payment is held for review instead (and said why).
     async fn fulfil(
@@ -130,18 +121,36 @@ impl DbStore {
         now: DateTime<Utc>,
     ) -> StoreResult<shop::OrderFulfilment> {
         match &payment.purpose {
-            Purpose::Subscription { plan_id } => {
-                Self::grant_subscription(tx, payment, plan_id, now).await?;
+            Purpose::Subscription { plan_id, change } => {
+                Self::grant_subscription(tx, payment, plan_id, *change, now).await?;
                 Ok(shop::OrderFulfilment::Paid)
             }
             Purpose::Order { order_id } => Self::fulfil_order(tx, payment, order_id, now).await,
         }
     }
 
+    /// The user's paid periods, read by a statement of its own once the user's row is
+    /// locked: a statement that waited for the lock would see the others' rows as
+    /// they were before it waited.
+    async fn periods_in(tx: &mut Tx, user: &UserId) -> StoreResult<Vec<PaidPeriod>> {
+        sqlx::query_as::<_, PeriodRow>(&format!(
+            "SELECT {PERIOD_COLUMNS} FROM fulfilments f JOIN payments p ON p.id = f.payment_id \
+             WHERE f.user_id = $1"
+        ))
+        .bind(user.as_str())
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(ctx("failed to load the paid periods"))?
+        .into_iter()
+        .map(PaidPeriod::try_from)
+        .collect()
+    }
+
     async fn grant_subscription(
         tx: &mut Tx,
         payment: &Payment,
         plan_id: &PlanId,
+        change: PlanChange,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         let plan: Plan = sqlx::query_as::<_, PlanRow>(&format!(
@@ -153,71 +162,124 @@ impl DbStore {
         .map_err(ctx("failed to load plan to fulfil"))?
         .ok_or(StoreError::NotFound("plan"))?
         .try_into()?;
-        // Two payments of one user settling at once must extend the subscription one
-        // after the other, not both from the same end. The subscription is read by a
-        // statement of its own once the user's row is locked: a statement that waited
-        // for the lock would see the others' rows as they were before it waited.
+        // Two payments of one user settling at once add their periods one after the
+        // other: the second waits here for the first to commit.
         Self::lock_user(tx, &payment.user_id).await?;
-        let current = Self::subscription_in(tx, &payment.user_id).await?;
-        let grant = subscription::grant(current.as_ref(), &plan, now);
-        let granted = plan.duration();
+        let before = Self::periods_in(tx, &payment.user_id).await?;
+        let now = paid_periods::time_of_change(&before, now);
+        let mut after = before.clone();
+        subscription::grant(
+            &mut after,
+            &subscription::Purchase {
+                payment_id: payment.id.clone(),
+                plan: &plan,
+                price: payment.amount,
+                change,
+            },
+            now,
+        );
+        Self::write_periods(tx, &payment.user_id, &before, &after, now).await
+    }
 
-        // The primary key on payment_id makes the fulfilment the exactly-once guard:
-        // should the status compare-and-set ever be bypassed, a second grant fails
-        // here and rolls the whole settlement back. One statement for both rows.
+    /// Writes what a grant or a refund changed in the user's periods, and the
+    /// `subscriptions` row they now project to, in one statement. The primary key on
+    /// fulfilments' payment_id makes a new period the exactly-once guard: should the
+    /// status compare-and-set ever be bypassed, a second grant fails here and rolls
+    /// the whole settlement back.
+    async fn write_periods(
+        tx: &mut Tx,
+        user: &UserId,
+        before: &[PaidPeriod],
+        after: &[PaidPeriod],
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let writes = paid_periods::changes(user, before, after, now)?;
+        let (changed, added, run) = (&writes.changed, writes.added.as_ref(), &writes.run);
+        let col = |f: &dyn Fn(&PaidPeriod) -> i64| changed.iter().map(|p| f(p)).collect::<Vec<i64>>();
         sqlx::query(
-            "WITH fulfilment AS (INSERT INTO fulfilments (payment_id, user_id, plan_id, \
-             granted_seconds, period_start, period_end, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)) \
+            "WITH changed AS (UPDATE fulfilments f SET period_start = u.period_start, \
+             period_end = u.period_end, taken_seconds = u.taken, moved_seconds = u.moved, \
+             credit_to = u.credit_to, credit_seconds = u.credit, credit_in = u.credit_in, \
+             refunded_minor = u.refunded, revoked_at = u.revoked_at \
+             FROM UNNEST($1::text[], $2::timestamptz[], $3::timestamptz[], $4::bigint[], \
+             $5::bigint[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], \
+             $10::timestamptz[]) \
+             AS u(payment_id, period_start, period_end, taken, moved, credit_to, credit, \
+             credit_in, refunded, revoked_at) WHERE f.payment_id = u.payment_id), \
+             added AS (INSERT INTO fulfilments (payment_id, user_id, plan_id, granted_seconds, \
+             period_start, period_end, created_at, credit_in) \
+             SELECT $11::text, $12::text, $13::text, $14::bigint, $15::timestamptz, \
+             $16::timestamptz, $17::timestamptz, $18::bigint WHERE $11::text IS NOT NULL) \
              INSERT INTO subscriptions (user_id, plan_id, start_at, end_at, updated_at) \
-             VALUES ($2, $3, $8, $6, $7) \
+             VALUES ($12, $19, $20, $21, $22) \
              ON CONFLICT (user_id) DO UPDATE SET plan_id = excluded.plan_id, \
-             start_at = excluded.start_at, end_at = excluded.end_at, updated_at = excluded.updated_at",
+             start_at = excluded.start_at, end_at = excluded.end_at, \
+             updated_at = excluded.updated_at",
         )
-        .bind(payment.id.as_str())
-        .bind(payment.user_id.as_str())
-        .bind(plan.id.as_str())
-        .bind(granted.num_seconds())
-        .bind(grant.end_at - granted)
-        .bind(grant.end_at)
+        .bind(changed.iter().map(|p| p.payment_id.as_str()).collect::<Vec<_>>())
+        .bind(changed.iter().map(|p| p.start_at).collect::<Vec<_>>())
+        .bind(changed.iter().map(|p| p.end_at).collect::<Vec<_>>())
+        .bind(col(&|p| p.taken_seconds))
+        .bind(col(&|p| p.moved_seconds))
+        .bind(
+            changed
+                .iter()
+                .map(|p| p.credit_to.as_ref().map(|c| c.as_str()))
+                .collect::<Vec<_>>(),
+        )
+        .bind(col(&|p| p.credit_seconds))
+        .bind(col(&|p| p.credit_in))
+        .bind(col(&|p| p.refunded_minor))
+        .bind(changed.iter().map(|p| p.revoked_at).collect::<Vec<_>>())
+        .bind(added.map(|p| p.payment_id.as_str()))
+        .bind(user.as_str())
+        .bind(added.map(|p| p.plan_id.as_str()))
+        .bind(added.map(|p| p.granted_seconds))
+        .bind(added.map(|p| p.start_at))
+        .bind(added.map(|p| p.end_at))
+        .bind(added.map(|p| p.granted_at))
+        .bind(added.map(|p| p.credit_in))
+        .bind(run.plan_id.as_str())
+        .bind(run.start_at)
+        .bind(run.end_at)
         .bind(now)
-        .bind(grant.start_at)
         .execute(&mut **tx)
         .await
-        .map_err(db_err("failed to grant the subscription", "fulfilment"))?;
+        .map_err(db_err("failed to write the paid periods", "fulfilment"))?;
         Ok(())
     }
 
     async fn revoke(tx: &mut Tx, payment: &Payment, now: DateTime<Utc>) -> StoreResult<()> {
         if let Purpose::Order { order_id } = &payment.purpose {
-            return Self::revoke_order(tx, payment, order_id, now).await;
+            // An order is taken back only when refunded in full.
+            if payment.status == PaymentStatus::Refunded {
+                return Self::revoke_order(tx, payment, order_id, now).await;
+            }
+            return Ok(());
         }
-        let granted: Option<(DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
-            "UPDATE fulfilments SET revoked_at = $2 WHERE payment_id = $1 AND revoked_at IS NULL \
-             RETURNING period_start, period_end",
-        )
-        .bind(payment.id.as_str())
-        .bind(now)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(ctx("failed to revoke fulfilment"))?;
-        let Some((start_at, end_at)) = granted else {
-            return Ok(()); // this payment never granted anything
+        let refunded = match payment.status {
+            PaymentStatus::Refunded => Refunded::Everything,
+            PaymentStatus::PartiallyRefunded => {
+                let (sum,): (i64,) = sqlx::query_as(
+                    "SELECT COALESCE(SUM(amount_minor), 0)::BIGINT FROM refunds \
+                     WHERE payment_id = $1 AND status = 'succeeded'",
+                )
+                .bind(payment.id.as_str())
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(ctx("failed to add up a payment's refunds"))?;
+                Refunded::Amount(sum)
+            }
+            _ => return Ok(()),
         };
         Self::lock_user(tx, &payment.user_id).await?;
-        let current = Self::subscription_in(tx, &payment.user_id).await?;
-        let new_end =
-            current.and_then(|sub| subscription::revoke(&sub, Grant { start_at, end_at }, now));
-        if let Some(end) = new_end {
-            sqlx::query("UPDATE subscriptions SET end_at = $2, updated_at = $3 WHERE user_id = $1")
-                .bind(payment.user_id.as_str())
-                .bind(end)
-                .bind(now)
-                .execute(&mut **tx)
-                .await
-                .map_err(ctx("failed to shorten subscription"))?;
+        let before = Self::periods_in(tx, &payment.user_id).await?;
+        let now = paid_periods::time_of_change(&before, now);
+        let mut after = before.clone();
+        if !subscription::take_back(&mut after, &payment.id, refunded, now) {
+            return Ok(()); // it bought no period, or nothing more is due back
         }
-        Ok(())
+        Self::write_periods(tx, &payment.user_id, &before, &after, now).await
     }
 }
 
@@ -472,15 +534,17 @@ impl Store for DbStore {
     }
 
     async fn insert_payment(&self, p: &Payment) -> StoreResult<()> {
-        let (plan_id, order_id) = match &p.purpose {
-            Purpose::Subscription { plan_id } => (Some(plan_id.as_str()), None),
-            Purpose::Order { order_id } => (None, Some(order_id.as_str())),
+        let (plan_id, order_id, change) = match &p.purpose {
+            Purpose::Subscription { plan_id, change } => {
+                (Some(plan_id.as_str()), None, Some(change.as_str()))
+            }
+            Purpose::Order { order_id } => (None, Some(order_id.as_str()), None),
         };
         sqlx::query(
             "INSERT INTO payments (id, user_id, gateway, purpose, plan_id, amount_minor, currency, \
              status, provider_ref, provider_txn_id, payment_url, expires_at, status_reason, \
-             created_at, updated_at, order_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+             created_at, updated_at, order_id, plan_change) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         )
         .bind(p.id.as_str())
         .bind(p.user_id.as_str())
@@ -498,6 +562,7 @@ impl Store for DbStore {
         .bind(p.created_at)
         .bind(p.updated_at)
         .bind(order_id)
+        .bind(change)
         .execute(&self.writer)
         .await
         .map_err(db_err("failed to insert payment", "payment"))?;
@@ -781,6 +846,31 @@ impl Store for DbStore {
         .await
         .map_err(ctx("failed to load subscription"))?
         .map(Subscription::from))
+    }
+
+    async fn paid_periods(&self, user: &UserId) -> StoreResult<Vec<PaidPeriod>> {
+        sqlx::query_as::<_, PeriodRow>(&format!(
+            "SELECT {PERIOD_COLUMNS} FROM fulfilments f JOIN payments p ON p.id = f.payment_id \
+             WHERE f.user_id = $1"
+        ))
+        .bind(user.as_str())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(ctx("failed to load the paid periods"))?
+        .into_iter()
+        .map(PaidPeriod::try_from)
+        .collect()
+    }
+
+    async fn take_back(&self, id: &PaymentId, now: DateTime<Utc>) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        let payment = Self::payment_in(&mut tx, id)
+            .await?
+            .ok_or(StoreError::NotFound("payment"))?;
+        Self::revoke(&mut tx, &payment, now).await?;
+        tx.commit()
+            .await
+            .map_err(ctx("failed to commit a refund's take-back"))
     }
 
     async fn create_product(

@@ -12,7 +12,7 @@ use tijori_core::money::{Currency, Money};
 use tijori_core::payment::{Payment, Purpose};
 use tijori_core::shop::{Order, OrderItem, Product};
 use tijori_core::store::{StoreError, StoreResult};
-use tijori_core::subscription::{Plan, Subscription};
+use tijori_core::subscription::{PaidPeriod, Plan, PlanChange, Subscription};
 
 /// A value read back from our own database that does not parse is corruption, not
 /// bad input: fail loudly with what and where.
@@ -101,6 +101,7 @@ pub(crate) struct PaymentRow {
     pub(crate) status_reason: Option<String>,
     pub(crate) created_at: DateTime<Utc>,
     pub(crate) updated_at: DateTime<Utc>,
+    pub(crate) plan_change: Option<String>,
 }
 
 impl TryFrom<PaymentRow> for Payment {
@@ -114,6 +115,14 @@ impl TryFrom<PaymentRow> for Payment {
         let purpose = match (r.purpose.as_str(), r.plan_id, r.order_id) {
             ("subscription", Some(plan_id), _) => Purpose::Subscription {
                 plan_id: PlanId::from_trusted(plan_id),
+                // Payments made before the choice existed queue, as never losing days
+                // requires.
+                change: match r.plan_change.as_deref() {
+                    None => PlanChange::Queue,
+                    Some(text) => {
+                        PlanChange::parse(text).ok_or_else(|| corrupt("plan change", text))?
+                    }
+                },
             },
             ("order", _, Some(order_id)) => Purpose::Order {
                 order_id: OrderId::from_trusted(order_id),
@@ -148,7 +157,7 @@ impl TryFrom<PaymentRow> for Payment {
 pub(crate) const PAYMENT_COLUMNS: &str =
     "id, user_id, gateway, purpose, plan_id, order_id, amount_minor, currency, \
      status, provider_ref, provider_txn_id, payment_url, expires_at, status_reason, created_at, \
-     updated_at";
+     updated_at, plan_change";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct SubscriptionRow {
@@ -166,6 +175,56 @@ impl From<SubscriptionRow> for Subscription {
             start_at: r.start_at,
             end_at: r.end_at,
         }
+    }
+}
+
+/// A paid period: a fulfilment and the price its payment paid.
+#[derive(sqlx::FromRow)]
+pub(crate) struct PeriodRow {
+    pub(crate) payment_id: String,
+    pub(crate) plan_id: String,
+    pub(crate) amount_minor: i64,
+    pub(crate) currency: String,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) granted_seconds: i64,
+    pub(crate) taken_seconds: i64,
+    pub(crate) moved_seconds: i64,
+    pub(crate) credit_to: Option<String>,
+    pub(crate) credit_seconds: i64,
+    pub(crate) credit_in: i64,
+    pub(crate) refunded_minor: i64,
+    pub(crate) revoked_at: Option<DateTime<Utc>>,
+    pub(crate) period_start: DateTime<Utc>,
+    pub(crate) period_end: DateTime<Utc>,
+}
+
+/// The columns of `PeriodRow`, from `fulfilments f JOIN payments p`.
+pub(crate) const PERIOD_COLUMNS: &str =
+    "f.payment_id, f.plan_id, p.amount_minor, p.currency, f.created_at, f.granted_seconds, \
+     f.taken_seconds, f.moved_seconds, f.credit_to, f.credit_seconds, f.credit_in, \
+     f.refunded_minor, \
+     f.revoked_at, f.period_start, f.period_end";
+
+impl TryFrom<PeriodRow> for PaidPeriod {
+    type Error = StoreError;
+
+    fn try_from(r: PeriodRow) -> Result<Self, StoreError> {
+        Ok(PaidPeriod {
+            price: money(r.amount_minor, &r.currency, "paid period's price")?,
+            payment_id: PaymentId::from_trusted(r.payment_id),
+            plan_id: PlanId::from_trusted(r.plan_id),
+            granted_at: r.created_at,
+            granted_seconds: r.granted_seconds,
+            taken_seconds: r.taken_seconds,
+            moved_seconds: r.moved_seconds,
+            credit_to: r.credit_to.map(PaymentId::from_trusted),
+            credit_seconds: r.credit_seconds,
+            credit_in: r.credit_in,
+            refunded_minor: r.refunded_minor,
+            revoked_at: r.revoked_at,
+            start_at: r.period_start,
+            end_at: r.period_end,
+        })
     }
 }
 
@@ -464,6 +523,7 @@ impl FromSqlite for PaymentRow {
             status_reason: r.get("status_reason")?,
             created_at: time(r, "created_at")?,
             updated_at: time(r, "updated_at")?,
+            plan_change: r.get("plan_change")?,
         })
     }
 }
@@ -475,6 +535,28 @@ impl FromSqlite for SubscriptionRow {
             plan_id: r.get("plan_id")?,
             start_at: time(r, "start_at")?,
             end_at: time(r, "end_at")?,
+        })
+    }
+}
+
+impl FromSqlite for PeriodRow {
+    fn from_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(PeriodRow {
+            payment_id: r.get("payment_id")?,
+            plan_id: r.get("plan_id")?,
+            amount_minor: r.get("amount_minor")?,
+            currency: r.get("currency")?,
+            created_at: time(r, "created_at")?,
+            granted_seconds: r.get("granted_seconds")?,
+            taken_seconds: r.get("taken_seconds")?,
+            moved_seconds: r.get("moved_seconds")?,
+            credit_to: r.get("credit_to")?,
+            credit_seconds: r.get("credit_seconds")?,
+            credit_in: r.get("credit_in")?,
+            refunded_minor: r.get("refunded_minor")?,
+            revoked_at: opt_time(r, "revoked_at")?,
+            period_start: time(r, "period_start")?,
+            period_end: time(r, "period_end")?,
         })
     }
 }

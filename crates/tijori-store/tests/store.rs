@@ -19,7 +19,7 @@ use tijori_core::id::{PaymentId, PlanId, UserId};
 use tijori_core::money::{Currency, Money};
 use tijori_core::payment::{decide, Payment, PaymentStatus, Purpose};
 use tijori_core::store::{AnswerKind, NewUser, Settled, Store, StoreError};
-use tijori_core::subscription::{NewPlan, Plan, Subscription};
+use tijori_core::subscription::{self, NewPlan, Plan, PlanChange, Subscription};
 use tijori_store::Database;
 use tijori_testkit::{test_both, Backend, TestDatabase};
 
@@ -120,7 +120,22 @@ impl Harness {
 
     /// A payment as `initiate` leaves it: stored, then its Khalti checkout recorded.
     async fn checkout(&self, user: &User, plan: &Plan, now: DateTime<Utc>) -> Result<Payment> {
-        let payment = new_payment(user, plan, now);
+        self.checkout_with(user, plan, PlanChange::Queue, now).await
+    }
+
+    /// `checkout`, with the customer's choice for the plan they hold.
+    async fn checkout_with(
+        &self,
+        user: &User,
+        plan: &Plan,
+        change: PlanChange,
+        now: DateTime<Utc>,
+    ) -> Result<Payment> {
+        let mut payment = new_payment(user, plan, now);
+        payment.purpose = Purpose::Subscription {
+            plan_id: plan.id.clone(),
+            change,
+        };
         self.store.insert_payment(&payment).await?;
         let pidx = pidx_for(&payment.id);
         Ok(self
@@ -199,6 +214,7 @@ fn new_payment(user: &User, plan: &Plan, now: DateTime<Utc>) -> Payment {
         gateway: GatewayKind::Khalti,
         purpose: Purpose::Subscription {
             plan_id: plan.id.clone(),
+            change: PlanChange::Queue,
         },
         amount: plan.price,
         status: PaymentStatus::Initiated,
@@ -1093,6 +1109,8 @@ mod payments {
 
 mod settle {
     use super::*;
+    use tijori_core::id::RefundId;
+    use tijori_core::store::{Refund, RefundStatus};
 
     async fn paid_completes_and_grants_once(db: TestDatabase) -> Result<()> {
         let h = Harness::open(&db).await?;
@@ -1293,7 +1311,150 @@ mod settle {
         Ok(())
     }
 
-    async fn a_different_plan_starts_now(db: TestDatabase) -> Result<()> {
+    async fn a_settle_that_waited_with_an_earlier_now_keeps_both_periods(
+        db: TestDatabase,
+    ) -> Result<()> {
+        // Issue 9 item 0, the interleaving itself: each settle takes its `now` before
+        // it waits for the user's lock, so the one that waited can hold the earlier
+        // time. It must add its period after the one committed first, not replace it.
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let first = h.checkout(&sita, &plan, t0()).await?;
+        let second = h.checkout(&sita, &plan, t0()).await?;
+        let later = t0() + Duration::milliseconds(1);
+        assert!(h.settle(&second, &paid(&second), later).await?.changed);
+        assert!(h.settle(&first, &paid(&first), t0()).await?.changed);
+        let sub = h.subscription(&sita).await?.context("no subscription")?;
+        assert_eq!(
+            (sub.start_at, sub.end_at),
+            (later, later + days(60)),
+            "two paid periods must add up to 60 days"
+        );
+        assert_eq!(h.fulfilments(&first.id).await?, 1);
+        assert_eq!(h.fulfilments(&second.id).await?, 1);
+        Ok(())
+    }
+
+    async fn first_purchases_settled_with_their_own_clocks_add_up(db: TestDatabase) -> Result<()> {
+        // Issue 9 item 0 as it happened: forty users with no subscription each pay
+        // twice, and both outcomes arrive at once. Each settle reads the clock before
+        // it waits for the user's lock, as `Tijori::settle` does; whichever commits
+        // second may hold the earlier time. Every user must get both periods.
+        let h = Harness::open(&db).await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let mut users = Vec::new();
+        let mut payments = Vec::new();
+        for i in 0..40 {
+            let user = h.user(&format!("user{i}")).await?;
+            payments.push(h.checkout(&user, &plan, t0()).await?);
+            payments.push(h.checkout(&user, &plan, t0()).await?);
+            users.push(user);
+        }
+        let barrier = Arc::new(Barrier::new(payments.len()));
+        let tasks: Vec<_> = payments
+            .iter()
+            .map(|p| {
+                let (store, payment, barrier) = (h.store.clone(), p.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    let now = Utc::now();
+                    barrier.wait().await;
+                    settle(&*store, &payment, &paid(&payment), now).await
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert!(task.await??.changed);
+        }
+        let mut short = Vec::new();
+        for user in &users {
+            let sub = h.subscription(user).await?.context("no subscription")?;
+            if sub.end_at - sub.start_at != days(60) {
+                short.push(format!("{}: {sub:?}", user.username.as_str()));
+            }
+        }
+        assert!(
+            short.is_empty(),
+            "{} of {} users got less than the 60 days they paid for: {short:#?}",
+            short.len(),
+            users.len()
+        );
+        for p in &payments {
+            assert_eq!(h.fulfilments(&p.id).await?, 1);
+        }
+        Ok(())
+    }
+
+    async fn refunding_the_older_renewal_then_the_newer_ends_it_now(
+        db: TestDatabase,
+    ) -> Result<()> {
+        // Issue 9 item 1: Basic paid twice (days 0-30 and 30-60), both refunded on day
+        // 5, the older first. Only the 5 days used remain.
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let first = h.checkout(&sita, &plan, t0()).await?;
+        h.settle(&first, &paid(&first), t0()).await?;
+        let second = h.checkout(&sita, &plan, t0()).await?;
+        h.settle(&second, &paid(&second), t0()).await?;
+
+        h.settle(&first, &lookup(&first, "Refunded", 50_000), t0() + days(5))
+            .await?;
+        let sub = h.subscription(&sita).await?.context("subscription")?;
+        assert_eq!((sub.start_at, sub.end_at), (t0(), t0() + days(35)));
+        h.settle(&second, &lookup(&second, "Refunded", 50_000), t0() + days(5))
+            .await?;
+        let sub = h.subscription(&sita).await?.context("subscription")?;
+        assert_eq!(
+            (sub.start_at, sub.end_at),
+            (t0(), t0() + days(5)),
+            "nothing paid and unrefunded is left after day 5"
+        );
+        assert!(!sub.is_active(t0() + days(5)));
+        Ok(())
+    }
+
+    async fn a_partial_refund_takes_its_share_of_the_days(db: TestDatabase) -> Result<()> {
+        // Issue 9 item 1: a refund of a fifth of the price takes a fifth of the
+        // period's days (as far as they are unused).
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let admin = h.user("admin").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let payment = h.checkout(&sita, &plan, t0()).await?;
+        h.settle(&payment, &paid(&payment), t0()).await?;
+        let refund = Refund {
+            id: RefundId::generate(),
+            payment_id: payment.id.clone(),
+            amount: npr(10_000),
+            reason: None,
+            status: RefundStatus::Requested,
+            detail: None,
+            requested_by: admin.id.clone(),
+            created_at: t0() + days(1),
+            updated_at: t0() + days(1),
+        };
+        h.store.begin_refund(&refund).await?;
+        h.store
+            .finish_refund(&refund.id, RefundStatus::Succeeded, None, t0() + days(1))
+            .await?;
+        let settled = h
+            .settle(
+                &payment,
+                &lookup(&payment, "Partially Refunded", 50_000),
+                t0() + days(1),
+            )
+            .await?;
+        assert_eq!(settled.payment.status, PaymentStatus::PartiallyRefunded);
+        let sub = h.subscription(&sita).await?.context("subscription")?;
+        assert_eq!((sub.start_at, sub.end_at), (t0(), t0() + days(24)));
+        assert_eq!(h.revoked_fulfilments(&payment.id).await?, 0);
+        Ok(())
+    }
+
+    async fn a_different_plan_is_queued_after_the_paid_time(db: TestDatabase) -> Result<()> {
+        // Issue 9 item 4: buying another plan while one runs must not throw away the
+        // 20 days left of it; by default the new plan starts when they end.
         let h = Harness::open(&db).await?;
         let sita = h.user("sita").await?;
         let basic = h.plan("Basic", 50_000, 30).await?;
@@ -1307,14 +1468,106 @@ mod settle {
                 .await?
                 .changed
         );
+        // The row is the whole run of paid time, named by the plan that ends it.
         let expected = Subscription {
             user_id: sita.id.clone(),
             plan_id: yearly.id.clone(),
-            start_at: t0() + days(10),
-            end_at: t0() + days(375),
+            start_at: t0(),
+            end_at: t0() + days(395),
         };
-        assert_eq!(h.subscription(&sita).await?, Some(expected.clone()));
         assert_eq!(h.subscription(&sita).await?, Some(expected));
+        Ok(())
+    }
+
+    async fn what_is_queued_and_a_switch_now_come_from_the_periods(
+        db: TestDatabase,
+    ) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let basic = h.plan("Basic", 50_000, 30).await?;
+        let yearly = h.plan("Yearly", 500_000, 365).await?;
+        let premium = h.plan("Premium", 100_000, 30).await?;
+        let first = h.checkout(&sita, &basic, t0()).await?;
+        h.settle(&first, &paid(&first), t0()).await?;
+        let upgrade = h.checkout(&sita, &yearly, t0() + days(10)).await?;
+        h.settle(&upgrade, &paid(&upgrade), t0() + days(10)).await?;
+
+        let periods = h.store.paid_periods(&sita.id).await?;
+        let now = t0() + days(10);
+        let p = subscription::project(&sita.id, &periods, now);
+        let current = p.current.context("current")?;
+        assert_eq!(
+            (current.plan_id, current.start_at, current.end_at),
+            (basic.id.clone(), t0(), t0() + days(30))
+        );
+        assert_eq!(p.queued.len(), 1);
+        assert_eq!(
+            (p.queued[0].plan_id.clone(), p.queued[0].start_at, p.queued[0].end_at),
+            (yearly.id.clone(), t0() + days(30), t0() + days(395))
+        );
+
+        // Switching to Premium now on day 20: 10 Basic days and the whole year turn
+        // into Premium days, pro rata by price (Basic at 500.00 per 30 days, the year
+        // at 5000.00 per 365, Premium at 1000.00 per 30 days).
+        let switch = h
+            .checkout_with(&sita, &premium, PlanChange::SwitchNow, t0() + days(20))
+            .await?;
+        h.settle(&switch, &paid(&switch), t0() + days(20)).await?;
+        let periods = h.store.paid_periods(&sita.id).await?;
+        let p = subscription::project(&sita.id, &periods, t0() + days(20));
+        let current = p.current.context("current")?;
+        let credit = Duration::days(5) + Duration::days(150);
+        assert_eq!(
+            (current.plan_id, current.start_at, current.end_at),
+            (premium.id.clone(), t0() + days(20), t0() + days(50) + credit)
+        );
+        assert!(p.queued.is_empty());
+        // Basic's first 20 days stay Basic.
+        let basic_row = periods.iter().find(|x| x.payment_id == first.id).context("basic")?;
+        assert_eq!((basic_row.start_at, basic_row.end_at), (t0(), t0() + days(20)));
+        Ok(())
+    }
+
+    async fn further_partial_refunds_take_their_share_too(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let admin = h.user("admin").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let payment = h.checkout(&sita, &plan, t0()).await?;
+        h.settle(&payment, &paid(&payment), t0()).await?;
+        for (n, now) in [(1, t0() + days(1)), (2, t0() + days(2))] {
+            let refund = Refund {
+                id: RefundId::generate(),
+                payment_id: payment.id.clone(),
+                amount: npr(10_000),
+                reason: None,
+                status: RefundStatus::Requested,
+                detail: None,
+                requested_by: admin.id.clone(),
+                created_at: now,
+                updated_at: now,
+            };
+            h.store.begin_refund(&refund).await?;
+            h.store
+                .finish_refund(&refund.id, RefundStatus::Succeeded, None, now)
+                .await?;
+            let settled = h
+                .settle(&payment, &lookup(&payment, "Partially Refunded", 50_000), now)
+                .await?;
+            assert_eq!(settled.changed, n == 1);
+            if !settled.changed {
+                h.store.take_back(&payment.id, now).await?;
+            }
+            // Told again: nothing more goes.
+            h.store.take_back(&payment.id, now).await?;
+            let sub = h.subscription(&sita).await?.context("subscription")?;
+            assert_eq!(sub.end_at, t0() + days(30 - 6 * n), "after refund {n}");
+        }
+        // The rest refunded: the unused days go, the used ones stay.
+        h.settle(&payment, &lookup(&payment, "Refunded", 50_000), t0() + days(3))
+            .await?;
+        let sub = h.subscription(&sita).await?.context("subscription")?;
+        assert_eq!(sub.end_at, t0() + days(3));
         Ok(())
     }
 
@@ -1476,7 +1729,9 @@ mod settle {
         Ok(())
     }
 
-    async fn refunding_a_replaced_plan_leaves_the_new_one_alone(db: TestDatabase) -> Result<()> {
+    async fn refunding_the_plan_before_a_queued_one_keeps_the_queued_one_whole(
+        db: TestDatabase,
+    ) -> Result<()> {
         let h = Harness::open(&db).await?;
         let sita = h.user("sita").await?;
         let basic = h.plan("Basic", 50_000, 30).await?;
@@ -1486,16 +1741,21 @@ mod settle {
         let upgrade = h.checkout(&sita, &yearly, t0() + days(10)).await?;
         h.settle(&upgrade, &paid(&upgrade), t0() + days(10)).await?;
         let before = h.subscription(&sita).await?.context("subscription")?;
-        assert_eq!(before.end_at, t0() + days(375));
+        // The year is queued after Basic's 30 days (issue 9 item 4).
+        assert_eq!(before.end_at, t0() + days(395));
 
-        // The Basic period was already replaced by the yearly plan: refunding it must
-        // not take 30 days off a plan it never paid for.
+        // Refunding Basic on day 11 takes its 19 unused days, and nothing of the year
+        // it never paid for: the year starts now and runs its 365 days.
         let settled = h
             .settle(&first, &lookup(&first, "Refunded", 50_000), t0() + days(11))
             .await?;
         assert!(settled.changed);
         assert_eq!(settled.payment.status, PaymentStatus::Refunded);
-        assert_eq!(h.subscription(&sita).await?, Some(before));
+        let after = h.subscription(&sita).await?.context("subscription")?;
+        assert_eq!(
+            (after.plan_id.clone(), after.start_at, after.end_at),
+            (yearly.id.clone(), t0(), t0() + days(376))
+        );
         assert_eq!(h.revoked_fulfilments(&first.id).await?, 1);
         Ok(())
     }
@@ -1585,13 +1845,19 @@ mod settle {
         concurrent_first_purchases_add_up,
         concurrent_renewals_add_up,
         renewal_extends_an_active_subscription_from_its_end,
-        a_different_plan_starts_now,
+        a_settle_that_waited_with_an_earlier_now_keeps_both_periods,
+        first_purchases_settled_with_their_own_clocks_add_up,
+        refunding_the_older_renewal_then_the_newer_ends_it_now,
+        a_partial_refund_takes_its_share_of_the_days,
+        a_different_plan_is_queued_after_the_paid_time,
+        what_is_queued_and_a_switch_now_come_from_the_periods,
+        further_partial_refunds_take_their_share_too,
         a_different_amount_needs_review,
         pending_waits_and_unpaid_changes_nothing,
         expired_and_canceled_are_never_fulfilled,
         money_that_arrives_late_still_counts,
         refund_takes_back_the_granted_period,
-        refunding_a_replaced_plan_leaves_the_new_one_alone,
+        refunding_the_plan_before_a_queued_one_keeps_the_queued_one_whole,
         refunding_a_lapsed_period_leaves_a_later_purchase_alone,
         refund_of_an_unfulfilled_payment_revokes_nothing,
         partial_refund_keeps_the_subscription,

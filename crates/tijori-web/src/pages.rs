@@ -28,9 +28,9 @@ use crate::auth::{end_session_cookie, start_session};
 use crate::error::ApiError;
 use crate::extract::{check_csrf_field, Form, Visitor};
 use crate::shop::parse_optional_gateway;
-use crate::subscriptions::{parse_gateway, start_subscription};
+use crate::subscriptions::{parse_change, parse_gateway, start_subscription};
 use crate::views::{
-    status_message, OrderView, PaymentView, PlanView, ProductView, SubscriptionView,
+    status_message, ChangeView, OrderView, PaymentView, PlanView, ProductView, SubscriptionView,
 };
 use crate::AppState;
 
@@ -201,6 +201,10 @@ struct PlanCard {
     #[serde(flatten)]
     plan: PlanView,
     gateways: Vec<GatewayChoice>,
+    /// For a signed-in customer: what buying it does to their paid time by default,
+    /// and, when they hold another plan, what "switch now" would do instead.
+    change: Option<ChangeView>,
+    switch_now: Option<ChangeView>,
 }
 
 /// A product as the shop shows it.
@@ -228,18 +232,29 @@ async fn home(State(state): State<AppState>, Visitor(session): Visitor) -> Respo
     let loaded = async {
         let plans = state.tijori.plans().await?;
         let products = state.tijori.products().await?;
-        Ok::<_, tijori_core::Error>((plans, products))
+        let choices = match &session {
+            Some(s) => state.tijori.plan_choices(&s.user.id, &plans).await?,
+            None => Vec::new(),
+        };
+        Ok::<_, tijori_core::Error>((plans, products, choices))
     }
     .await;
-    let (plans, products) = match loaded {
+    let (plans, products, mut choices) = match loaded {
         Ok(x) => x,
         Err(e) => return api_error_page(&state, &session, e.into()),
     };
+    choices.resize(plans.len(), None);
     let plans: Vec<PlanCard> = plans
         .iter()
-        .map(|p| PlanCard {
+        .zip(choices)
+        .map(|(p, choice)| PlanCard {
             plan: p.into(),
             gateways: gateway_choices(&state, p.price.currency()),
+            change: choice.as_ref().map(|c| ChangeView::from(&c.default)),
+            switch_now: choice
+                .as_ref()
+                .and_then(|c| c.switch_now.as_ref())
+                .map(ChangeView::from),
         })
         .collect();
     state.pages.render(
@@ -380,6 +395,8 @@ async fn logout(
 struct SubscribeForm {
     plan_id: String,
     gateway: Option<String>,
+    /// "switch_now" when the customer ticked it; absent queues.
+    change: Option<String>,
     csrf_token: String,
 }
 
@@ -397,7 +414,8 @@ async fn subscribe(
     }
     let started = async {
         let gateway = parse_gateway(form.gateway.as_deref())?;
-        start_subscription(&state, &s.user, &form.plan_id, gateway).await
+        let change = parse_change(form.change.as_deref())?;
+        start_subscription(&state, &s.user, &form.plan_id, gateway, change).await
     }
     .await;
     match started {
@@ -482,7 +500,7 @@ async fn payment_success(
             message => status_message(&payment),
             gateway_problem,
             payment => PaymentView::from(&payment),
-            subscription => subscription.map(|(sub, plan)| SubscriptionView::new(&sub, &plan, now)),
+            subscription => subscription.map(|h| SubscriptionView::new(&h, now)),
             order => order.map(|o| OrderView::from(&o)),
         },
     )
@@ -493,7 +511,7 @@ async fn account(State(state): State<AppState>, Visitor(session): Visitor) -> Re
         return login_redirect("/account/");
     };
     let loaded = async {
-        let sub = state.tijori.my_subscription(&s.user.id).await?;
+        let sub = state.tijori.my_holding(&s.user.id).await?;
         let payments = state.tijori.payment_history(&s.user.id, 50).await?;
         let orders = state.tijori.orders_of(&s.user.id, 50).await?;
         Ok::<_, tijori_core::Error>((sub, payments, orders))
@@ -511,7 +529,7 @@ async fn account(State(state): State<AppState>, Visitor(session): Visitor) -> Re
         context! {
             viewer => viewer(&session),
             email => s.user.email.as_str(),
-            subscription => sub.map(|(sub, plan)| SubscriptionView::new(&sub, &plan, now)),
+            subscription => sub.map(|h| SubscriptionView::new(&h, now)),
             payments,
             orders,
         },

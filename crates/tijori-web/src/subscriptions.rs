@@ -13,7 +13,9 @@ use tijori_core::service::PaymentKey;
 
 use crate::error::ApiError;
 use crate::extract::{Caller, Json};
-use crate::views::{PlanView, SubscriptionView, VerifyView};
+use tijori_core::subscription::PlanChange;
+
+use crate::views::{ChangeView, PlanView, SubscriptionView, VerifyView};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -33,6 +35,9 @@ async fn plans(State(state): State<AppState>) -> Result<Json<Vec<PlanView>>, Api
 struct InitiateBody {
     plan_id: String,
     gateway: Option<String>,
+    /// What to do with the plan held now if this is another: "queue" (the default)
+    /// or "switch_now".
+    change: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -45,6 +50,8 @@ pub(crate) struct InitiatedView {
     pidx: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tx_ref: Option<String>,
+    /// What paying will do to the customer's paid time.
+    change: ChangeView,
 }
 
 pub(crate) fn parse_gateway(gateway: Option<&str>) -> Result<GatewayKind, ApiError> {
@@ -54,15 +61,29 @@ pub(crate) fn parse_gateway(gateway: Option<&str>) -> Result<GatewayKind, ApiErr
         .map_err(|e: String| ApiError::bad_request("validation_error", format!("gateway: {e}")))
 }
 
+/// Reads the customer's choice for the plan they hold: "queue" when absent.
+pub(crate) fn parse_change(change: Option<&str>) -> Result<PlanChange, ApiError> {
+    match change {
+        None | Some("") => Ok(PlanChange::Queue),
+        Some(text) => PlanChange::parse(text).ok_or_else(|| {
+            ApiError::bad_request(
+                "validation_error",
+                "change: must be \"queue\" or \"switch_now\"",
+            )
+        }),
+    }
+}
+
 pub(crate) async fn start_subscription(
     state: &AppState,
     user: &tijori_core::account::User,
     plan_id: &str,
     gateway: GatewayKind,
+    change: PlanChange,
 ) -> Result<InitiatedView, ApiError> {
-    let payment = state
+    let (payment, preview) = state
         .tijori
-        .initiate_subscription(user, plan_id, gateway)
+        .initiate_subscription(user, plan_id, gateway, change)
         .await?;
     let provider_ref = payment.provider_ref.clone();
     Ok(InitiatedView {
@@ -73,6 +94,7 @@ pub(crate) async fn start_subscription(
             .clone()
             .filter(|_| gateway == GatewayKind::Khalti),
         tx_ref: provider_ref.filter(|_| gateway == GatewayKind::Chapa),
+        change: ChangeView::from(&preview),
     })
 }
 
@@ -88,8 +110,9 @@ async fn initiate(
     Json(body): Json<InitiateBody>,
 ) -> Result<Json<InitiatedView>, ApiError> {
     let gateway = parse_gateway(body.gateway.as_deref())?;
+    let change = parse_change(body.change.as_deref())?;
     Ok(Json(
-        start_subscription(&state, &caller.user, &body.plan_id, gateway).await?,
+        start_subscription(&state, &caller.user, &body.plan_id, gateway, change).await?,
     ))
 }
 
@@ -127,10 +150,8 @@ async fn verify(
 }
 
 async fn me(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
-    match state.tijori.my_subscription(&caller.user.id).await? {
-        Some((sub, plan)) => {
-            Ok(Json(SubscriptionView::new(&sub, &plan, state.tijori.now())).into_response())
-        }
+    match state.tijori.my_holding(&caller.user.id).await? {
+        Some(holding) => Ok(Json(SubscriptionView::new(&holding, state.tijori.now())).into_response()),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",

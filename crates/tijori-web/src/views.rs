@@ -5,9 +5,9 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tijori_core::payment::{Payment, PaymentStatus, Purpose};
-use tijori_core::service::Verification;
+use tijori_core::service::{Holding, Verification};
 use tijori_core::shop::{Order, OrderStatus, Product};
-use tijori_core::subscription::{Plan, Subscription};
+use tijori_core::subscription::{ChangePreview, Plan};
 
 #[derive(Serialize)]
 pub struct PlanView {
@@ -33,21 +33,63 @@ impl From<&Plan> for PlanView {
     }
 }
 
+/// `GET /api/subscriptions/me/`: the plan held now (or the last one, ended) and the
+/// plans queued to follow it.
 #[derive(Serialize)]
 pub struct SubscriptionView {
     pub plan: PlanView,
     pub start_date: DateTime<Utc>,
     pub end_date: DateTime<Utc>,
     pub is_active: bool,
+    pub queued: Vec<QueuedView>,
+}
+
+/// What a subscription payment will do, told before the customer pays: `new` (no
+/// paid time ahead: starts now), `extend` (the same plan: runs on from the end),
+/// `queue` (another plan: starts when the paid time ends) or `switch_now` (another
+/// plan now, with the unused value of the old one as extra days).
+#[derive(Serialize)]
+pub struct ChangeView {
+    pub mode: &'static str,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+}
+
+impl From<&ChangePreview> for ChangeView {
+    fn from(p: &ChangePreview) -> Self {
+        ChangeView {
+            mode: p.mode.as_str(),
+            starts_at: p.starts_at,
+            ends_at: p.ends_at,
+        }
+    }
+}
+
+/// A plan paid for that starts when the one before it ends.
+#[derive(Serialize)]
+pub struct QueuedView {
+    pub plan: PlanView,
+    pub start_date: DateTime<Utc>,
+    pub end_date: DateTime<Utc>,
 }
 
 impl SubscriptionView {
-    pub fn new(sub: &Subscription, plan: &Plan, now: DateTime<Utc>) -> Self {
+    pub fn new(holding: &Holding, now: DateTime<Utc>) -> Self {
+        let (sub, plan) = &holding.current;
         SubscriptionView {
             plan: plan.into(),
             start_date: sub.start_at,
             end_date: sub.end_at,
             is_active: sub.is_active(now),
+            queued: holding
+                .queued
+                .iter()
+                .map(|(q, plan)| QueuedView {
+                    plan: plan.into(),
+                    start_date: q.start_at,
+                    end_date: q.end_at,
+                })
+                .collect(),
         }
     }
 }
@@ -80,7 +122,7 @@ impl From<&Payment> for PaymentView {
             currency: p.amount.currency().code(),
             purpose: p.purpose.as_str(),
             plan_id: match &p.purpose {
-                Purpose::Subscription { plan_id } => Some(plan_id.to_string()),
+                Purpose::Subscription { plan_id, .. } => Some(plan_id.to_string()),
                 Purpose::Order { .. } => None,
             },
             order_id: match &p.purpose {
@@ -154,7 +196,7 @@ impl VerifyView {
                     subscription: v
                         .subscription
                         .as_ref()
-                        .map(|(s, plan)| SubscriptionView::new(s, plan, now)),
+                        .map(|h| SubscriptionView::new(h, now)),
                     order: v.order.as_ref().map(|o| Box::new(OrderView::from(o))),
                 },
             ),

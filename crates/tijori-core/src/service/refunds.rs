@@ -34,8 +34,9 @@ pub struct Refunded {
 
 impl Tijori {
     /// Refunds (part of) a paid payment at its gateway, records it, and settles the
-    /// payment: a refund of everything left revokes what it bought; a partial one
-    /// leaves it. The caller must be an admin.
+    /// payment: a refund of everything left takes back all that is unused of what it
+    /// bought; a partial one takes back its share of the days (see
+    /// `subscription::take_back`), and an order only goes back when refunded in full. The caller must be an admin.
     pub async fn refund(
         &self,
         operator: &User,
@@ -190,7 +191,13 @@ impl Tijori {
             transaction_id: None,
             raw,
         };
-        let settled = self.settle_as(&payment, answer, AnswerKind::Refund).await?;
+        let mut settled = self.settle_as(&payment, answer, AnswerKind::Refund).await?;
+        if !full && !settled.changed && settled.payment.status == PaymentStatus::PartiallyRefunded {
+            // A further partial refund: the status stays, but its share of the days
+            // still goes back.
+            self.store.take_back(&payment.id, self.now()).await?;
+            settled.payment = self.store.payment(&payment.id).await?.unwrap_or(settled.payment);
+        }
         info!(payment = %payment.id, refund = %refund.id, %amount, full, "refunded");
         let restocked = match (&payment.purpose, full && order.restock) {
             (Purpose::Order { order_id }, true) => {

@@ -48,7 +48,13 @@ impl Tijori {
         let (purpose, price) = match target {
             WidgetTarget::Plan(id) => {
                 let plan = self.active_plan(id).await?;
-                (Purpose::Subscription { plan_id: plan.id }, plan.price)
+                (
+                    Purpose::Subscription {
+                        plan_id: plan.id,
+                        change: crate::subscription::PlanChange::Queue,
+                    },
+                    plan.price,
+                )
             }
             WidgetTarget::Order(id) => {
                 let order = match OrderId::parse(id) {

@@ -33,7 +33,7 @@ use tijori_core::store::{
     AnswerKind, GatewayAnswerRecord, NewUser, NewWebhookDelivery, OperatorEvent, RecordedDelivery,
     Refund, RefundStatus, Settled, Store, StoreError, StoreResult, WebhookDelivery,
 };
-use tijori_core::subscription::{NewPlan, Plan, Subscription};
+use tijori_core::subscription::{NewPlan, PaidPeriod, Plan, Subscription};
 
 use crate::rows::FromSqlite;
 
@@ -396,6 +396,19 @@ impl Store for SqliteStore {
 
     async fn subscription(&self, user: &UserId) -> StoreResult<Option<Subscription>> {
         self.read(|c| payments::subscription(c, user))
+    }
+
+    async fn paid_periods(&self, user: &UserId) -> StoreResult<Vec<PaidPeriod>> {
+        self.read(|c| payments::paid_periods(c, user))
+    }
+
+    async fn take_back(&self, id: &PaymentId, now: DateTime<Utc>) -> StoreResult<()> {
+        let id = id.clone();
+        self.write(move |c| {
+            let payment = payments::payment(c, &id)?.ok_or(StoreError::NotFound("payment"))?;
+            payments::revoke(c, &payment, now)
+        })
+        .await
     }
 
     async fn create_product(

@@ -7,24 +7,28 @@ use tijori_core::gateway::{GatewayKind, RawAnswer};
 use tijori_core::id::{PaymentId, PlanId, UserId};
 use tijori_core::payment::{Effect, Payment, PaymentStatus, Purpose, Transition};
 use tijori_core::store::{AnswerKind, GatewayAnswerRecord, Settled, StoreError, StoreResult};
-use tijori_core::subscription::{self, Grant, Plan, Subscription};
+use tijori_core::subscription::{self, PaidPeriod, Plan, PlanChange, Refunded, Subscription};
 
 use super::shop::{self, OrderFulfilment};
 use super::{all, all_with, db_err, exec, exec_or, is_constraint, one, one_with, opt_ts, ts};
 use super::{ctx, FOREIGN_KEY};
-use crate::rows::{PaymentRow, PlanRow, SubscriptionRow, PAYMENT_COLUMNS, PLAN_COLUMNS};
+use crate::rows::{
+    PaymentRow, PeriodRow, PlanRow, SubscriptionRow, PAYMENT_COLUMNS, PERIOD_COLUMNS, PLAN_COLUMNS,
+};
 
 pub(super) fn insert_payment(c: &Connection, p: &Payment) -> StoreResult<()> {
-    let (plan_id, order_id) = match &p.purpose {
-        Purpose::Subscription { plan_id } => (Some(plan_id.as_str()), None),
-        Purpose::Order { order_id } => (None, Some(order_id.as_str())),
+    let (plan_id, order_id, change) = match &p.purpose {
+        Purpose::Subscription { plan_id, change } => {
+            (Some(plan_id.as_str()), None, Some(change.as_str()))
+        }
+        Purpose::Order { order_id } => (None, Some(order_id.as_str()), None),
     };
     exec_or(
         c,
         "INSERT INTO payments (id, user_id, gateway, purpose, plan_id, amount_minor, currency, \
          status, provider_ref, provider_txn_id, payment_url, expires_at, status_reason, \
-         created_at, updated_at, order_id) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+         created_at, updated_at, order_id, plan_change) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         params![
             p.id.as_str(),
             p.user_id.as_str(),
@@ -42,6 +46,7 @@ pub(super) fn insert_payment(c: &Connection, p: &Payment) -> StoreResult<()> {
             ts(p.created_at),
             ts(p.updated_at),
             order_id,
+            change,
         ],
         db_err("failed to insert payment", "payment"),
     )?;
@@ -278,8 +283,8 @@ pub(super) fn settle(
 /// payment is held for review instead (and said why).
 fn fulfil(c: &Connection, payment: &Payment, now: DateTime<Utc>) -> StoreResult<OrderFulfilment> {
     match &payment.purpose {
-        Purpose::Subscription { plan_id } => {
-            grant_subscription(c, payment, plan_id, now)?;
+        Purpose::Subscription { plan_id, change } => {
+            grant_subscription(c, payment, plan_id, *change, now)?;
             Ok(OrderFulfilment::Paid)
         }
         Purpose::Order { order_id } => shop::fulfil_order(c, payment, order_id, now),
@@ -290,6 +295,7 @@ fn grant_subscription(
     c: &Connection,
     payment: &Payment,
     plan_id: &PlanId,
+    change: PlanChange,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
     let plan: Plan = one::<PlanRow>(
@@ -301,29 +307,77 @@ fn grant_subscription(
     .ok_or(StoreError::NotFound("plan"))?
     .try_into()?;
     // The writer runs one write at a time: two payments of one user settling "at
-    // once" extend the subscription one after the other.
-    let current = subscription(c, &payment.user_id)?;
-    let grant = subscription::grant(current.as_ref(), &plan, now);
-    let granted = plan.duration();
+    // once" add their periods one after the other.
+    let before = paid_periods(c, &payment.user_id)?;
+    let now = crate::paid_periods::time_of_change(&before, now);
+    let mut after = before.clone();
+    subscription::grant(
+        &mut after,
+        &subscription::Purchase {
+            payment_id: payment.id.clone(),
+            plan: &plan,
+            price: payment.amount,
+            change,
+        },
+        now,
+    );
+    write_periods(c, &payment.user_id, &before, &after, now)
+}
 
-    // The primary key on payment_id makes this the exactly-once guard: should the
-    // status compare-and-set ever be bypassed, a second grant fails here and rolls
-    // the whole settlement back.
-    exec_or(
-        c,
-        "INSERT INTO fulfilments (payment_id, user_id, plan_id, granted_seconds, period_start, \
-         period_end, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            payment.id.as_str(),
-            payment.user_id.as_str(),
-            plan.id.as_str(),
-            granted.num_seconds(),
-            ts(grant.end_at - granted),
-            ts(grant.end_at),
-            ts(now)
-        ],
-        db_err("failed to record fulfilment", "fulfilment"),
-    )?;
+/// Writes what a grant or a refund changed in the user's periods, and the
+/// `subscriptions` row they now project to. The primary key on fulfilments'
+/// payment_id makes a new period the exactly-once guard: should the status
+/// compare-and-set ever be bypassed, a second grant fails here and rolls the whole
+/// settlement back.
+fn write_periods(
+    c: &Connection,
+    user: &UserId,
+    before: &[PaidPeriod],
+    after: &[PaidPeriod],
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let writes = crate::paid_periods::changes(user, before, after, now)?;
+    for p in &writes.changed {
+        exec(
+            c,
+            "UPDATE fulfilments SET period_start = ?2, period_end = ?3, taken_seconds = ?4, \
+             moved_seconds = ?5, credit_to = ?6, credit_seconds = ?7, refunded_minor = ?8, \
+             revoked_at = ?9, credit_in = ?10 WHERE payment_id = ?1",
+            params![
+                p.payment_id.as_str(),
+                ts(p.start_at),
+                ts(p.end_at),
+                p.taken_seconds,
+                p.moved_seconds,
+                p.credit_to.as_ref().map(|c| c.as_str()),
+                p.credit_seconds,
+                p.refunded_minor,
+                opt_ts(p.revoked_at),
+                p.credit_in,
+            ],
+            "failed to update a paid period",
+        )?;
+    }
+    if let Some(p) = &writes.added {
+        exec_or(
+            c,
+            "INSERT INTO fulfilments (payment_id, user_id, plan_id, granted_seconds, \
+             period_start, period_end, created_at, credit_in) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                p.payment_id.as_str(),
+                user.as_str(),
+                p.plan_id.as_str(),
+                p.granted_seconds,
+                ts(p.start_at),
+                ts(p.end_at),
+                ts(p.granted_at),
+                p.credit_in
+            ],
+            db_err("failed to record fulfilment", "fulfilment"),
+        )?;
+    }
+    let run = &writes.run;
     exec(
         c,
         "INSERT INTO subscriptions (user_id, plan_id, start_at, end_at, updated_at) \
@@ -331,49 +385,62 @@ fn grant_subscription(
          ON CONFLICT (user_id) DO UPDATE SET plan_id = excluded.plan_id, \
          start_at = excluded.start_at, end_at = excluded.end_at, updated_at = excluded.updated_at",
         params![
-            payment.user_id.as_str(),
-            plan.id.as_str(),
-            ts(grant.start_at),
-            ts(grant.end_at),
+            user.as_str(),
+            run.plan_id.as_str(),
+            ts(run.start_at),
+            ts(run.end_at),
             ts(now)
         ],
-        "failed to grant subscription",
+        "failed to write subscription",
     )?;
     Ok(())
 }
 
-fn revoke(c: &Connection, payment: &Payment, now: DateTime<Utc>) -> StoreResult<()> {
+pub(super) fn revoke(c: &Connection, payment: &Payment, now: DateTime<Utc>) -> StoreResult<()> {
     if let Purpose::Order { order_id } = &payment.purpose {
-        return shop::revoke_order(c, payment, order_id, now);
+        // An order is taken back only when refunded in full.
+        if payment.status == PaymentStatus::Refunded {
+            return shop::revoke_order(c, payment, order_id, now);
+        }
+        return Ok(());
     }
-    let granted = one_with(
-        c,
-        "UPDATE fulfilments SET revoked_at = ?2 WHERE payment_id = ?1 AND revoked_at IS NULL \
-         RETURNING period_start, period_end",
-        params![payment.id.as_str(), ts(now)],
-        |r| {
-            Ok((
-                crate::rows::time(r, "period_start")?,
-                crate::rows::time(r, "period_end")?,
-            ))
-        },
-        "failed to revoke fulfilment",
-    )?;
-    let Some((start_at, end_at)) = granted else {
-        return Ok(()); // this payment never granted anything
+    let refunded = match payment.status {
+        PaymentStatus::Refunded => Refunded::Everything,
+        PaymentStatus::PartiallyRefunded => Refunded::Amount(
+            one_with(
+                c,
+                "SELECT COALESCE(SUM(amount_minor), 0) FROM refunds \
+                 WHERE payment_id = ?1 AND status = 'succeeded'",
+                [payment.id.as_str()],
+                |r| r.get::<_, i64>(0),
+                "failed to add up a payment's refunds",
+            )?
+            .unwrap_or(0),
+        ),
+        _ => return Ok(()),
     };
-    let current = subscription(c, &payment.user_id)?;
-    let new_end =
-        current.and_then(|sub| subscription::revoke(&sub, Grant { start_at, end_at }, now));
-    if let Some(end) = new_end {
-        exec(
-            c,
-            "UPDATE subscriptions SET end_at = ?2, updated_at = ?3 WHERE user_id = ?1",
-            params![payment.user_id.as_str(), ts(end), ts(now)],
-            "failed to shorten subscription",
-        )?;
+    let before = paid_periods(c, &payment.user_id)?;
+    let now = crate::paid_periods::time_of_change(&before, now);
+    let mut after = before.clone();
+    if !subscription::take_back(&mut after, &payment.id, refunded, now) {
+        return Ok(()); // it bought no period, or nothing more is due back
     }
-    Ok(())
+    write_periods(c, &payment.user_id, &before, &after, now)
+}
+
+pub(super) fn paid_periods(c: &Connection, user: &UserId) -> StoreResult<Vec<PaidPeriod>> {
+    all::<PeriodRow>(
+        c,
+        &format!(
+            "SELECT {PERIOD_COLUMNS} FROM fulfilments f JOIN payments p ON p.id = f.payment_id \
+             WHERE f.user_id = ?1"
+        ),
+        [user.as_str()],
+        "failed to load the paid periods",
+    )?
+    .into_iter()
+    .map(PaidPeriod::try_from)
+    .collect()
 }
 
 pub(super) fn subscription(c: &Connection, user: &UserId) -> StoreResult<Option<Subscription>> {

@@ -12,6 +12,7 @@ mod lifecycle;
 mod live;
 mod operations;
 mod pages_shop;
+mod paid_periods;
 mod refunds;
 mod shop;
 mod subscription_flow;

@@ -1,0 +1,56 @@
+//! What both backends do around `tijori_core::subscription`'s rule when they write a
+//! user's paid periods: which time a change happens at, and which rows it changed.
+//! The rule itself is the core's; nothing here decides days.
+
+use chrono::{DateTime, Utc};
+
+use tijori_core::id::UserId;
+use tijori_core::store::{StoreError, StoreResult};
+use tijori_core::subscription::{project, PaidPeriod, Subscription};
+
+/// The time a grant or refund happens at, taken under the user's lock: never before
+/// anything already written for the user. A settle takes its `now` before it waits
+/// for the lock, so the one that waited may hold a time earlier than what the other
+/// just committed; time must not run backwards for one user's periods.
+pub(crate) fn time_of_change(periods: &[PaidPeriod], now: DateTime<Utc>) -> DateTime<Utc> {
+    periods
+        .iter()
+        .flat_map(|p| [Some(p.granted_at), p.revoked_at])
+        .flatten()
+        .fold(now, DateTime::max)
+}
+
+/// The rows to write after the rule changed `before` into `after`.
+pub(crate) struct Writes {
+    /// Periods that were there and changed.
+    pub(crate) changed: Vec<PaidPeriod>,
+    /// The period a grant added.
+    pub(crate) added: Option<PaidPeriod>,
+    /// The `subscriptions` row: the latest run of paid time.
+    pub(crate) run: Subscription,
+}
+
+pub(crate) fn changes(
+    user: &UserId,
+    before: &[PaidPeriod],
+    after: &[PaidPeriod],
+    now: DateTime<Utc>,
+) -> StoreResult<Writes> {
+    let mut changed = Vec::new();
+    let mut added = None;
+    for p in after {
+        match before.iter().find(|b| b.payment_id == p.payment_id) {
+            Some(b) if b == p => {}
+            Some(_) => changed.push(p.clone()),
+            None => added = Some(p.clone()),
+        }
+    }
+    let run = project(user, after, now)
+        .run
+        .ok_or_else(|| StoreError::Database(anyhow::anyhow!("no paid period to write")))?;
+    Ok(Writes {
+        changed,
+        added,
+        run,
+    })
+}
