@@ -162,6 +162,13 @@ impl PaidPeriod {
     }
 }
 
+/// Periods are kept in whole seconds: a change happens at the second it is made in
+/// (rounded down), so a period refunded in full ends at once, not a fraction of a
+/// second later.
+fn whole_second(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp(at.timestamp(), 0).unwrap_or(at)
+}
+
 fn plus(at: DateTime<Utc>, seconds: i64) -> DateTime<Utc> {
     at.checked_add_signed(Duration::seconds(seconds.max(0)))
         .map_or(latest_end(), |end| end.min(latest_end()))
@@ -257,6 +264,7 @@ pub struct Purchase<'a> {
 /// Adds the purchase to `periods` (laying them all out again) and says what it did.
 /// The new period is the one with `purchase.payment_id`.
 pub fn grant(periods: &mut Vec<PaidPeriod>, purchase: &Purchase, now: DateTime<Utc>) -> ChangeMode {
+    let now = whole_second(now);
     lay_out(periods);
     let mode = change_mode(periods, purchase.plan, purchase.change, now);
     let mut new = PaidPeriod::bought(
@@ -325,6 +333,7 @@ pub fn take_back(
     refunded: Refunded,
     now: DateTime<Utc>,
 ) -> bool {
+    let now = whole_second(now);
     lay_out(periods);
     let Some(i) = periods.iter().position(|p| &p.payment_id == payment) else {
         return false;
@@ -567,7 +576,7 @@ mod tests {
         let user = UserId::generate();
         let basic = plan(30, 50_000);
         let mut periods = Vec::new();
-        let later = t(0) + Duration::milliseconds(1);
+        let later = t(0) + Duration::seconds(1);
         buy(&mut periods, &basic, PlanChange::Queue, later);
         assert_eq!(buy(&mut periods, &basic, PlanChange::Queue, t(0)).1, ChangeMode::Extend);
         let run = project(&user, &periods, later).run.unwrap();

@@ -76,6 +76,11 @@ async fn another_plan_is_queued_and_shown_and_no_notice_announces_a_false_end(
         "nothing ends: {:?}",
         app.tijori.outbox(10).await.unwrap()
     );
+    // (API tokens last 30 days: sign in again.)
+    let user = TestUser {
+        token: app.issue_second_token(&user).await,
+        ..user
+    };
     let me = app.subscription(&user).await.unwrap();
     assert_eq!(me["plan"]["name"], "Standard");
     assert_eq!(me["is_active"], true);

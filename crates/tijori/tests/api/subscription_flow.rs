@@ -346,7 +346,7 @@ async fn another_users_payment_is_not_found(db: TestDatabase) {
     assert!(app.subscription(&other).await.is_none());
 }
 
-async fn renewing_extends_and_a_new_plan_starts_now(db: TestDatabase) {
+async fn renewing_extends_and_a_new_plan_is_queued(db: TestDatabase) {
     let app = TestApp::spawn(db).await;
     let user = app.register("kamal").await;
     let basic = app.plan_id("Basic").await;
@@ -373,9 +373,15 @@ async fn renewing_extends_and_a_new_plan_starts_now(db: TestDatabase) {
         app.verify(&user, started["pidx"].as_str().unwrap()).await.0,
         StatusCode::OK
     );
+    // Another plan is queued after the paid 60 days (issue 9 item 4), not started
+    // over them.
     let me = app.subscription(&user).await.unwrap();
-    assert_eq!(me["plan"]["name"], "Standard");
-    assert_eq!(days_between(&me["start_date"], &me["end_date"]), 90);
+    assert_eq!(me["plan"]["name"], "Basic");
+    assert_eq!(days_between(&me["start_date"], &me["end_date"]), 60);
+    let queued = &me["queued"][0];
+    assert_eq!(queued["plan"]["name"], "Standard");
+    assert_eq!(queued["start_date"], me["end_date"]);
+    assert_eq!(days_between(&queued["start_date"], &queued["end_date"]), 90);
 }
 
 /// The sandbox never reports a wrong amount, so a fake Khalti does.
@@ -455,7 +461,7 @@ test_both!(
     a_refund_at_khalti_revokes_the_subscription,
     twenty_concurrent_verifies_grant_once,
     another_users_payment_is_not_found,
-    renewing_extends_and_a_new_plan_starts_now,
+    renewing_extends_and_a_new_plan_is_queued,
     a_different_amount_is_held_for_review,
     the_pages_show_plans_and_require_sign_in,
 );
