@@ -226,7 +226,11 @@ impl ChapaControl {
                     chrono::Utc::now(),
                 )
                 .map_err(|e| format!("{e:?}"))?;
-            tracing::info!(tx_ref, amount = refund.amount, "chapa sandbox: dashboard refund");
+            tracing::info!(
+                tx_ref,
+                amount = refund.amount,
+                "chapa sandbox: dashboard refund"
+            );
             (
                 payment.record(&self.shared.public_url),
                 notify::Notifications::refunded(payment, webhook_url),
