@@ -255,6 +255,28 @@ async fn a_recheck_fails_a_refund_that_did_not_happen(db: TestDatabase) {
         .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 
+    // The admin page lists it with its buttons; its "Re-check" asks Khalti, whose
+    // lookup still reads Completed: the refund did not happen.
+    let (browser, csrf) = app.sign_in_browser(&admin).await;
+    let page = browser
+        .get(app.url("/admin/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(&format!("recheck-{refund_id}")), "{page}");
+    assert!(page.contains(&format!("resolve-{refund_id}")), "{page}");
+    let res = browser
+        .post(app.url(&format!("/admin/refunds/{refund_id}/recheck")))
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_redirection(), "{}", res.status());
+    assert!(unknown_refunds(&app, &admin).await.is_empty());
+    // Asked again over the API, it is answered as it stands.
     let res = app
         .post(
             &admin,
