@@ -528,7 +528,59 @@ async fn chapa_charge_refunded_finds_a_dashboard_refund(db: TestDatabase) {
     );
 }
 
+/// Chapa's `charge.refunded` webhook settles a refund of ours whose answer was lost:
+/// Chapa's verify then reads `refunded`, so the refund succeeded, with its effects
+/// (the order refunded and, as the operator asked, restocked), and nothing is
+/// reported as refunded elsewhere.
+async fn chapa_charge_refunded_settles_an_unknown_refund(db: TestDatabase) {
+    let app = TestApp::spawn(db).await;
+    let admin = app.admin("operator").await;
+    app.chapa_settings(|s| s.send_callbacks = false);
+    let user = app.register("almaz").await;
+    let coffee = app.new_product("Coffee", "850", "ETB", 5).await;
+    let order = app.order_of(&user, &coffee, 2).await;
+    let (_, checkout) = app.initialize(&user, &order, None).await;
+    let tx_ref = checkout["tx_ref"].as_str().unwrap();
+    app.sandbox().chapa().pay(tx_ref).unwrap();
+    app.wait_for_order(&user, &order, "paid").await;
+    let payment = checkout["payment_id"].as_str().unwrap();
+
+    app.chapa_settings(|s| {
+        s.fault = Fault::ServerError;
+        s.fault_count = 1;
+    });
+    let refund_id = unknown_refund_of(&app, &admin, payment, json!({"restock": true})).await;
+    // The refund reaches Chapa after all (as the operator might redo it there), and
+    // Chapa says so with charge.refunded.
+    app.sandbox()
+        .chapa()
+        .dashboard_refund(tx_ref, None)
+        .unwrap();
+    app.wait_for_order(&user, &order, "refunded").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while app.product(&coffee).await["stock"] != 5 {
+        assert!(std::time::Instant::now() < deadline, "never restocked");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(unknown_refunds(&app, &admin).await.is_empty());
+    let res = app
+        .post(
+            &admin,
+            &format!("/api/admin/refunds/{refund_id}/recheck/"),
+            json!({}),
+        )
+        .await;
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["refund"]["status"], "succeeded", "{body}");
+    let events = app.operator_events().await;
+    assert!(
+        !events.iter().any(|e| e.kind == "refund_found"),
+        "our own refund: {events:?}"
+    );
+}
+
 test_both!(
+    chapa_charge_refunded_settles_an_unknown_refund,
     an_unknown_refund_is_settled_by_its_background_look_up,
     a_recheck_fails_a_refund_that_did_not_happen,
     a_forced_refund_resolves_the_unknown_one_as_failed,
