@@ -31,7 +31,8 @@ struct Cli {
 enum Command {
     /// Serve the API and pages (migrates the database first).
     Serve,
-    /// Run the background jobs (reconciler, order expiry) without serving HTTP.
+    /// Run the background jobs (reconciler, order expiry, notices, look-ups of
+    /// refunds whose outcome is unknown, the refund audit) without serving HTTP.
     /// Several workers may share one PostgreSQL; set TIJORI_WORKER=false on the
     /// serving processes if only these should do the work.
     Worker,
