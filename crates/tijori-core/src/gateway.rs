@@ -202,6 +202,14 @@ pub trait Gateway: Send + Sync {
         })
     }
 
+    /// Whether a refund the gateway accepted shows in its look-up at once (Khalti's
+    /// lookup reads `Refunded`/`Partially Refunded` straight away). Where it does
+    /// not, a look-up that still reads "paid" proves nothing about a refund whose
+    /// answer was lost, so such a refund is not called failed on it.
+    fn refunds_show_at_once(&self) -> bool {
+        true
+    }
+
     /// Captures a payment the customer made in a client-side widget (Khalti's
     /// legacy KPG-1), given the widget's token and the amount it should be for.
     async fn capture_token(

@@ -25,15 +25,24 @@ pub enum JobKind {
     SubscriptionNotices,
     /// Deliver one mail from the outbox.
     DeliverMail,
+    /// Look a payment up to learn what became of one of its refunds whose answer
+    /// was lost (payload: the refund's id). Queued with the unknown refund, in the
+    /// same transaction.
+    CheckRefund,
+    /// Recurring: look up one recently paid payment, to find refunds made outside
+    /// tijori (in the gateway's dashboard).
+    RefundAudit,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 5] = [
+    pub const ALL: [JobKind; 7] = [
         JobKind::ReconcileSweep,
         JobKind::ReconcilePayment,
         JobKind::ExpireOrders,
         JobKind::SubscriptionNotices,
         JobKind::DeliverMail,
+        JobKind::CheckRefund,
+        JobKind::RefundAudit,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,6 +52,8 @@ impl JobKind {
             JobKind::ExpireOrders => "expire_orders",
             JobKind::SubscriptionNotices => "subscription_notices",
             JobKind::DeliverMail => "deliver_mail",
+            JobKind::CheckRefund => "check_refund",
+            JobKind::RefundAudit => "refund_audit",
         }
     }
 
@@ -50,10 +61,11 @@ impl JobKind {
     pub fn max_attempts(self) -> u32 {
         match self {
             // Recurring sweeps must never stop; a failure is retried with backoff.
-            JobKind::ReconcileSweep | JobKind::ExpireOrders | JobKind::SubscriptionNotices => {
-                u32::MAX
-            }
-            JobKind::ReconcilePayment | JobKind::DeliverMail => 8,
+            JobKind::ReconcileSweep
+            | JobKind::ExpireOrders
+            | JobKind::SubscriptionNotices
+            | JobKind::RefundAudit => u32::MAX,
+            JobKind::ReconcilePayment | JobKind::DeliverMail | JobKind::CheckRefund => 8,
         }
     }
 }
@@ -120,6 +132,24 @@ pub struct NewJob {
     pub payload: String,
     pub unique_key: Option<String>,
     pub run_at: DateTime<Utc>,
+}
+
+impl NewJob {
+    /// How long after a refund's answer was lost it is first looked up: long enough
+    /// for a gateway that just failed to have recovered, short enough that the
+    /// payment is not blocked for long.
+    pub const REFUND_CHECK_DELAY_SECS: i64 = 30;
+
+    /// The look-up of a refund whose outcome is unknown. The store queues it in the
+    /// same transaction that records the refund as unknown.
+    pub fn check_refund(refund: &crate::id::RefundId, now: DateTime<Utc>) -> NewJob {
+        NewJob {
+            kind: JobKind::CheckRefund,
+            payload: refund.to_string(),
+            unique_key: Some(refund.to_string()),
+            run_at: now + Duration::seconds(Self::REFUND_CHECK_DELAY_SECS),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

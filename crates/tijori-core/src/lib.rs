@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod mail;
 pub mod money;
 pub mod payment;
+pub mod refunds;
 pub mod service;
 pub mod shop;
 pub mod store;

@@ -27,8 +27,8 @@ mod refunds;
 mod webhooks;
 mod widget;
 
-pub use background::{BackgroundSettings, ReconcileReport, Worker};
-pub use refunds::{RefundOrder, Refunded};
+pub use background::{BackgroundSettings, ReconcileReport, Reconciled, Worker};
+pub use refunds::{RefundOrder, RefundState, Refunded, Resolution};
 pub use webhooks::WebhookOutcome;
 pub use widget::{WidgetTarget, WIDGET_REF_PREFIX};
 
@@ -377,6 +377,11 @@ impl Tijori {
                 },
                 other => other.into(),
             })
+    }
+
+    /// Refunds whose outcome is still unknown, oldest first (the operator's list).
+    pub async fn unknown_refunds(&self) -> Result<Vec<crate::store::Refund>> {
+        Ok(self.store.unknown_refunds(200).await?)
     }
 
     pub async fn webhook_deliveries(&self) -> Result<Vec<WebhookDelivery>> {
@@ -739,6 +744,18 @@ impl Tijori {
         answer: GatewayAnswer,
         kind: AnswerKind,
     ) -> Result<Settled> {
+        let looked_up = kind == AnswerKind::Lookup;
+        let paid = matches!(
+            payment.status,
+            PaymentStatus::Completed
+                | PaymentStatus::PartiallyRefunded
+                | PaymentStatus::NeedsReview
+        );
+        // A refund whose answer was lost is settled from the look-up before the
+        // look-up moves the payment, so the payment's move sees it.
+        if looked_up && paid {
+            self.settle_unknown_refunds(payment, &answer).await?;
+        }
         let transition = decide(payment, &answer);
         let settled = self
             .store
@@ -761,6 +778,14 @@ impl Tijori {
             );
             if settled.payment.status == PaymentStatus::NeedsReview {
                 warn!(payment = %payment.id, reason = ?settled.payment.status_reason, "payment needs an operator's review");
+            }
+            if looked_up
+                && matches!(
+                    settled.payment.status,
+                    PaymentStatus::Refunded | PaymentStatus::PartiallyRefunded
+                )
+            {
+                self.refund_found(&settled.payment, payment.status).await?;
             }
         }
         Ok(settled)

@@ -136,8 +136,22 @@ pub struct Refund {
     pub status: RefundStatus,
     pub detail: Option<String>,
     pub requested_by: UserId,
+    /// The operator asked for a refunded order's items to go back on the shelf; a
+    /// refund settled later (its answer lost) restocks then.
+    pub restock: bool,
+    /// Who settled an unknown refund by hand, when and why (the audit trail).
+    pub resolved_by: Option<UserId>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolution: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// An operator's settling of an unknown refund by hand: who, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefundResolution {
+    pub by: UserId,
+    pub reason: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -416,7 +430,10 @@ pub trait Store: Send + Sync + 'static {
     /// Records a refund about to be asked for (status `requested`). `Conflict` while
     /// another refund of the payment is in flight.
     async fn begin_refund(&self, refund: &Refund) -> StoreResult<()>;
-    /// Records how the gateway answered.
+    /// Records how the gateway answered. A refund left `unknown` (here, or by
+    /// `begin_refund` closing a stale `requested` one) gets its look-up job
+    /// (`NewJob::check_refund`) queued in the same transaction, so it cannot be
+    /// forgotten.
     async fn finish_refund(
         &self,
         id: &RefundId,
@@ -425,6 +442,29 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
     async fn refunds_of(&self, payment: &PaymentId) -> StoreResult<Vec<Refund>>;
+    async fn refund(&self, id: &RefundId) -> StoreResult<Option<Refund>>;
+    /// Settles an `unknown` refund as `succeeded` or `failed` (a compare-and-set:
+    /// `false` if it was not unknown any more, e.g. settled by a concurrent look-up).
+    /// `resolution` records an operator who decided it by hand.
+    async fn settle_refund(
+        &self,
+        id: &RefundId,
+        status: RefundStatus,
+        detail: &str,
+        resolution: Option<&RefundResolution>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Refunds whose outcome is still unknown, oldest first (the operator's list).
+    async fn unknown_refunds(&self, limit: u32) -> StoreResult<Vec<Refund>>;
+    /// Paid payments (completed or partially refunded) last changed at or after
+    /// `paid_since` and not looked up since `checked_before`, least recently looked
+    /// up first: what the refund audit asks the gateways about.
+    async fn payments_to_audit(
+        &self,
+        paid_since: DateTime<Utc>,
+        checked_before: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Payment>>;
     /// Puts a refunded order's items back on the shelf, once. `false` if the order is
     /// not refunded or was restocked before.
     async fn restock_order(&self, order: &OrderId, now: DateTime<Utc>) -> StoreResult<bool>;

@@ -177,6 +177,13 @@ impl Gateway for ChapaGateway {
         })
     }
 
+    /// Chapa processes a refund in 1-3 business days, signals it with a
+    /// `charge.refunded` webhook, and its verify has no partially-refunded status
+    /// (chapa.md §6, §5.2).
+    fn refunds_show_at_once(&self) -> bool {
+        false
+    }
+
     async fn refund(&self, request: &RefundRequest) -> Result<RawAnswer, GatewayError> {
         let mut body = if request.full {
             chapa::RefundRequest::full()

@@ -16,7 +16,8 @@ use tijori_core::payment::{Effect, Payment, PaymentStatus, Purpose, Transition};
 use tijori_core::shop::{NewProduct, Order, OrderRequest, Product, ReserveError};
 use tijori_core::store::{
     AnswerKind, GatewayAnswerRecord, NewUser, NewWebhookDelivery, OperatorEvent, RecordedDelivery,
-    Refund, RefundStatus, Settled, Store, StoreError, StoreResult, WebhookDelivery,
+    Refund, RefundResolution, RefundStatus, Settled, Store, StoreError, StoreResult,
+    WebhookDelivery,
 };
 use tijori_core::subscription::{self, NewPlan, PaidPeriod, Plan, PlanChange, Refunded, Subscription};
 
@@ -1042,6 +1043,36 @@ impl Store for DbStore {
 
     async fn refunds_of(&self, payment: &PaymentId) -> StoreResult<Vec<Refund>> {
         self.refunds_of_impl(payment).await
+    }
+
+    async fn refund(&self, id: &RefundId) -> StoreResult<Option<Refund>> {
+        self.refund_impl(id).await
+    }
+
+    async fn settle_refund(
+        &self,
+        id: &RefundId,
+        status: RefundStatus,
+        detail: &str,
+        resolution: Option<&RefundResolution>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.settle_refund_impl(id, status, detail, resolution, now)
+            .await
+    }
+
+    async fn unknown_refunds(&self, limit: u32) -> StoreResult<Vec<Refund>> {
+        self.unknown_refunds_impl(limit).await
+    }
+
+    async fn payments_to_audit(
+        &self,
+        paid_since: DateTime<Utc>,
+        checked_before: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Payment>> {
+        self.payments_to_audit_impl(paid_since, checked_before, limit)
+            .await
     }
 
     async fn restock_order(&self, order: &OrderId, now: DateTime<Utc>) -> StoreResult<bool> {

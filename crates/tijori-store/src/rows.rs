@@ -352,8 +352,42 @@ pub(crate) struct RefundRow {
     pub(crate) status: String,
     pub(crate) detail: Option<String>,
     pub(crate) requested_by: String,
+    pub(crate) restock: bool,
+    pub(crate) resolved_by: Option<String>,
+    pub(crate) resolved_at: Option<DateTime<Utc>>,
+    pub(crate) resolution: Option<String>,
     pub(crate) created_at: DateTime<Utc>,
     pub(crate) updated_at: DateTime<Utc>,
+}
+
+/// The columns of `RefundRow`, from `refunds r JOIN payments p` (the currency is the
+/// payment's).
+pub(crate) const REFUND_COLUMNS: &str = "r.id, r.payment_id, r.amount_minor, p.currency, \
+     r.reason, r.status, r.detail, r.requested_by, r.restock, r.resolved_by, r.resolved_at, \
+     r.resolution, r.created_at, r.updated_at";
+
+impl TryFrom<RefundRow> for tijori_core::store::Refund {
+    type Error = StoreError;
+
+    fn try_from(r: RefundRow) -> StoreResult<Self> {
+        use tijori_core::store::RefundStatus;
+        Ok(tijori_core::store::Refund {
+            amount: money(r.amount_minor, &r.currency, "refund amount")?,
+            status: RefundStatus::parse(&r.status)
+                .ok_or_else(|| corrupt("refund status", &r.status))?,
+            id: tijori_core::id::RefundId::from_trusted(r.id),
+            payment_id: PaymentId::from_trusted(r.payment_id),
+            reason: r.reason,
+            detail: r.detail,
+            requested_by: UserId::from_trusted(r.requested_by),
+            restock: r.restock,
+            resolved_by: r.resolved_by.map(UserId::from_trusted),
+            resolved_at: r.resolved_at,
+            resolution: r.resolution,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -644,6 +678,10 @@ impl FromSqlite for RefundRow {
             status: r.get("status")?,
             detail: r.get("detail")?,
             requested_by: r.get("requested_by")?,
+            restock: r.get("restock")?,
+            resolved_by: r.get("resolved_by")?,
+            resolved_at: opt_time(r, "resolved_at")?,
+            resolution: r.get("resolution")?,
             created_at: time(r, "created_at")?,
             updated_at: time(r, "updated_at")?,
         })

@@ -13,14 +13,14 @@ use tijori_core::shop::{
     NewProduct, Order, OrderItem, OrderRequest, OrderStatus, Product, ReserveError,
 };
 use tijori_core::store::{
-    NewWebhookDelivery, OperatorEvent, RecordedDelivery, Refund, RefundStatus, StoreError,
-    StoreResult, WebhookDelivery,
+    NewWebhookDelivery, OperatorEvent, RecordedDelivery, Refund, RefundResolution, RefundStatus,
+    StoreError, StoreResult, WebhookDelivery,
 };
 
 use super::{ctx, db_err, Db, DbStore, Tx, LOCK_ROW};
 use crate::rows::{
     corrupt, money, order_from, DeliveryRow, EventRow, ItemRow, OrderRow, PaymentRow, ProductRow,
-    RefundRow, ORDER_COLUMNS, PAYMENT_COLUMNS, PRODUCT_COLUMNS,
+    RefundRow, ORDER_COLUMNS, PAYMENT_COLUMNS, PRODUCT_COLUMNS, REFUND_COLUMNS,
 };
 
 /// A claim on an idempotency key whose request never finished (the process died
@@ -711,24 +711,28 @@ impl DbStore {
     pub(super) async fn begin_refund_impl(&self, r: &Refund) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
         // A refund left `requested` for minutes lost its process mid-call: its outcome
-        // is unknown, which the operator must look into (and it stops blocking).
-        sqlx::query(
+        // is unknown (it stops blocking), and it is looked up like any unknown refund.
+        let stale: Vec<(String,)> = sqlx::query_as(
             "UPDATE refunds SET status = 'unknown', detail = 'no outcome was recorded', \
-             updated_at = $2 WHERE payment_id = $1 AND status = 'requested' AND created_at < $3",
+             updated_at = $2 WHERE payment_id = $1 AND status = 'requested' AND created_at < $3 \
+             RETURNING id",
         )
         .bind(r.payment_id.as_str())
         .bind(r.created_at)
         .bind(r.created_at - chrono::Duration::minutes(5))
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await
         .map_err(ctx("failed to close stale refunds"))?;
+        for (id,) in stale {
+            Self::queue_refund_check(&mut tx, &RefundId::from_trusted(id), r.created_at).await?;
+        }
         // Inserted only while it fits in what is left: what succeeded or may have
         // succeeded is counted, so two refunds one after the other cannot both take
         // the whole amount.
         let inserted = sqlx::query(
             "INSERT INTO refunds (id, payment_id, amount_minor, reason, status, requested_by, \
-             created_at, updated_at) \
-             SELECT $1, $2, $3, $4, 'requested', $5, $6, $6 \
+             restock, created_at, updated_at) \
+             SELECT $1, $2, $3, $4, 'requested', $5, $7, $6, $6 \
              WHERE $3 + (SELECT COALESCE(SUM(amount_minor), 0) FROM refunds \
                  WHERE payment_id = $2 AND status IN ('succeeded', 'unknown', 'requested')) \
                <= (SELECT amount_minor FROM payments WHERE id = $2)",
@@ -739,6 +743,7 @@ impl DbStore {
         .bind(&r.reason)
         .bind(r.requested_by.as_str())
         .bind(r.created_at)
+        .bind(r.restock)
         .execute(&mut *tx)
         .await
         .map_err(db_err("failed to record a refund", "refund in flight"))?
@@ -752,6 +757,27 @@ impl DbStore {
         Ok(())
     }
 
+    /// Queues the look-up of an unknown refund, in the caller's transaction.
+    async fn queue_refund_check(tx: &mut Tx, id: &RefundId, now: DateTime<Utc>) -> StoreResult<()> {
+        let job = tijori_core::jobs::NewJob::check_refund(id, now);
+        sqlx::query(
+            "INSERT INTO jobs (kind, payload, unique_key, status, attempts, max_attempts, run_at, \
+             created_at, updated_at) VALUES ($1, $2, $3, 'queued', 0, $4, $5, $6, $6) \
+             ON CONFLICT (kind, unique_key) \
+             WHERE unique_key IS NOT NULL AND status IN ('queued', 'running') DO NOTHING",
+        )
+        .bind(job.kind.as_str())
+        .bind(&job.payload)
+        .bind(&job.unique_key)
+        .bind(i64::from(job.kind.max_attempts()))
+        .bind(job.run_at)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(ctx("failed to queue a refund's look-up"))?;
+        Ok(())
+    }
+
     pub(super) async fn finish_refund_impl(
         &self,
         id: &RefundId,
@@ -759,43 +785,115 @@ impl DbStore {
         detail: Option<&str>,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE refunds SET status = $2, detail = $3, updated_at = $4 WHERE id = $1")
             .bind(id.as_str())
             .bind(status.as_str())
             .bind(detail)
             .bind(now)
-            .execute(&self.writer)
+            .execute(&mut *tx)
             .await
             .map_err(ctx("failed to record a refund's outcome"))?;
+        // No unknown refund without the look-up that settles it.
+        if status == RefundStatus::Unknown {
+            Self::queue_refund_check(&mut tx, id, now).await?;
+        }
+        tx.commit()
+            .await
+            .map_err(ctx("failed to commit a refund's outcome"))?;
         Ok(())
     }
 
     pub(super) async fn refunds_of_impl(&self, payment: &PaymentId) -> StoreResult<Vec<Refund>> {
-        sqlx::query_as::<_, RefundRow>(
-            "SELECT r.id, r.payment_id, r.amount_minor, p.currency, r.reason, r.status, r.detail, \
-             r.requested_by, r.created_at, r.updated_at FROM refunds r \
+        sqlx::query_as::<_, RefundRow>(&format!(
+            "SELECT {REFUND_COLUMNS} FROM refunds r \
              JOIN payments p ON p.id = r.payment_id WHERE r.payment_id = $1 \
-             ORDER BY r.created_at, r.id",
-        )
+             ORDER BY r.created_at, r.id"
+        ))
         .bind(payment.as_str())
         .fetch_all(&self.writer)
         .await
         .map_err(ctx("failed to list refunds"))?
         .into_iter()
-        .map(|r| {
-            Ok(Refund {
-                amount: money(r.amount_minor, &r.currency, "refund amount")?,
-                status: RefundStatus::parse(&r.status)
-                    .ok_or_else(|| corrupt("refund status", &r.status))?,
-                id: RefundId::from_trusted(r.id),
-                payment_id: PaymentId::from_trusted(r.payment_id),
-                reason: r.reason,
-                detail: r.detail,
-                requested_by: UserId::from_trusted(r.requested_by),
-                created_at: r.created_at,
-                updated_at: r.updated_at,
-            })
-        })
+        .map(Refund::try_from)
+        .collect()
+    }
+
+    pub(super) async fn refund_impl(&self, id: &RefundId) -> StoreResult<Option<Refund>> {
+        sqlx::query_as::<_, RefundRow>(&format!(
+            "SELECT {REFUND_COLUMNS} FROM refunds r \
+             JOIN payments p ON p.id = r.payment_id WHERE r.id = $1"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(ctx("failed to load a refund"))?
+        .map(Refund::try_from)
+        .transpose()
+    }
+
+    pub(super) async fn settle_refund_impl(
+        &self,
+        id: &RefundId,
+        status: RefundStatus,
+        detail: &str,
+        resolution: Option<&RefundResolution>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        // Compare-and-set: of a look-up and an operator settling it at once, one wins.
+        let moved = sqlx::query(
+            "UPDATE refunds SET status = $2, detail = $3, resolved_by = $4, \
+             resolved_at = CASE WHEN $4::text IS NULL THEN NULL ELSE $6 END, resolution = $5, \
+             updated_at = $6 WHERE id = $1 AND status = 'unknown'",
+        )
+        .bind(id.as_str())
+        .bind(status.as_str())
+        .bind(detail)
+        .bind(resolution.map(|r| r.by.as_str()))
+        .bind(resolution.map(|r| r.reason.as_str()))
+        .bind(now)
+        .execute(&self.writer)
+        .await
+        .map_err(ctx("failed to settle a refund"))?
+        .rows_affected();
+        Ok(moved == 1)
+    }
+
+    pub(super) async fn unknown_refunds_impl(&self, limit: u32) -> StoreResult<Vec<Refund>> {
+        sqlx::query_as::<_, RefundRow>(&format!(
+            "SELECT {REFUND_COLUMNS} FROM refunds r \
+             JOIN payments p ON p.id = r.payment_id WHERE r.status = 'unknown' \
+             ORDER BY r.created_at, r.id LIMIT $1"
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(ctx("failed to list unknown refunds"))?
+        .into_iter()
+        .map(Refund::try_from)
+        .collect()
+    }
+
+    pub(super) async fn payments_to_audit_impl(
+        &self,
+        paid_since: DateTime<Utc>,
+        checked_before: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Payment>> {
+        sqlx::query_as::<_, PaymentRow>(&format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments \
+             WHERE status IN ('completed', 'partially_refunded') AND provider_ref IS NOT NULL \
+             AND updated_at >= $1 AND (checked_at IS NULL OR checked_at < $2) \
+             ORDER BY checked_at IS NOT NULL, checked_at, id LIMIT $3"
+        ))
+        .bind(paid_since)
+        .bind(checked_before)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(ctx("failed to find payments to audit"))?
+        .into_iter()
+        .map(Payment::try_from)
         .collect()
     }
 

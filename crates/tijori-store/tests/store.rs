@@ -1431,6 +1431,10 @@ mod settle {
             status: RefundStatus::Requested,
             detail: None,
             requested_by: admin.id.clone(),
+            restock: false,
+            resolved_by: None,
+            resolved_at: None,
+            resolution: None,
             created_at: t0() + days(1),
             updated_at: t0() + days(1),
         };
@@ -1544,6 +1548,10 @@ mod settle {
                 status: RefundStatus::Requested,
                 detail: None,
                 requested_by: admin.id.clone(),
+                restock: false,
+                resolved_by: None,
+                resolved_at: None,
+                resolution: None,
                 created_at: now,
                 updated_at: now,
             };
@@ -2287,5 +2295,169 @@ mod jobs {
         queueing_is_idempotent_while_a_job_is_active,
         concurrent_workers_never_claim_one_job_twice,
         an_expired_lease_hands_the_job_over,
+    );
+}
+
+mod refund_outcomes {
+    use super::*;
+    use tijori_core::id::RefundId;
+    use tijori_core::jobs::{JobKind, JobStatus};
+    use tijori_core::store::{Refund, RefundResolution, RefundStatus};
+
+    fn refund_of(payment: &Payment, by: &User, minor: i64, now: DateTime<Utc>) -> Refund {
+        Refund {
+            id: RefundId::generate(),
+            payment_id: payment.id.clone(),
+            amount: npr(minor),
+            reason: Some("changed mind".into()),
+            status: RefundStatus::Requested,
+            detail: None,
+            requested_by: by.id.clone(),
+            restock: true,
+            resolved_by: None,
+            resolved_at: None,
+            resolution: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// A refund left unknown has its look-up queued with it; it keeps what the
+    /// operator asked (restock); it is settled once (compare-and-set), with who,
+    /// when and why when an operator does it.
+    async fn an_unknown_refund_is_queued_for_a_look_up_and_settled_once(
+        db: TestDatabase,
+    ) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let payment = h.checkout(&sita, &plan, t0()).await?;
+        h.settle(&payment, &paid(&payment), t0()).await?;
+
+        let refund = refund_of(&payment, &sita, 50_000, t0() + days(1));
+        h.store.begin_refund(&refund).await?;
+        h.store
+            .finish_refund(
+                &refund.id,
+                RefundStatus::Unknown,
+                Some("502"),
+                t0() + days(1),
+            )
+            .await?;
+        let queued = h.store.jobs(Some(JobStatus::Queued), 10).await?;
+        ensure!(
+            queued
+                .iter()
+                .any(|j| j.kind == JobKind::CheckRefund && j.payload == refund.id.as_str()),
+            "{queued:?}"
+        );
+        // What may have been refunded is not refundable again meanwhile.
+        assert_conflict(
+            h.store
+                .begin_refund(&refund_of(&payment, &sita, 1, t0() + days(1)))
+                .await,
+            "a refund beyond what may be left",
+        );
+        ensure!(h.store.unknown_refunds(10).await?.len() == 1);
+
+        let by = RefundResolution {
+            by: sita.id.clone(),
+            reason: "seen in the dashboard".into(),
+        };
+        let at = t0() + days(2);
+        ensure!(
+            h.store
+                .settle_refund(
+                    &refund.id,
+                    RefundStatus::Succeeded,
+                    "by hand",
+                    Some(&by),
+                    at
+                )
+                .await?
+        );
+        ensure!(
+            !h.store
+                .settle_refund(&refund.id, RefundStatus::Failed, "a look-up", None, at)
+                .await?,
+            "settled once"
+        );
+        let stored = h.store.refund(&refund.id).await?.context("refund gone")?;
+        ensure!(stored.status == RefundStatus::Succeeded && stored.restock);
+        ensure!(stored.resolved_by.as_ref() == Some(&sita.id));
+        ensure!(stored.resolved_at == Some(at));
+        ensure!(stored.resolution.as_deref() == Some("seen in the dashboard"));
+        ensure!(h.store.unknown_refunds(10).await?.is_empty());
+        Ok(())
+    }
+
+    /// A refund left `requested` by a process that died becomes unknown when the
+    /// next refund of the payment is asked for, with its look-up queued too.
+    async fn a_stale_requested_refund_becomes_unknown_with_its_look_up(
+        db: TestDatabase,
+    ) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let hari = h.user("hari").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let payment = h.checkout(&hari, &plan, t0()).await?;
+        h.settle(&payment, &paid(&payment), t0()).await?;
+        let lost = refund_of(&payment, &hari, 10_000, t0());
+        h.store.begin_refund(&lost).await?;
+        h.store
+            .begin_refund(&refund_of(
+                &payment,
+                &hari,
+                10_000,
+                t0() + Duration::minutes(6),
+            ))
+            .await?;
+        let stored = h.store.refund(&lost.id).await?.context("refund gone")?;
+        ensure!(stored.status == RefundStatus::Unknown);
+        let queued = h.store.jobs(Some(JobStatus::Queued), 10).await?;
+        ensure!(queued
+            .iter()
+            .any(|j| j.kind == JobKind::CheckRefund && j.payload == lost.id.as_str()));
+        Ok(())
+    }
+
+    /// The audit's list: paid payments within the window, not looked up lately,
+    /// least recently looked up first.
+    async fn the_audit_lists_recently_paid_payments_not_looked_up_lately(
+        db: TestDatabase,
+    ) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let gita = h.user("gita").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let old = h.checkout(&gita, &plan, t0()).await?;
+        h.settle(&old, &paid(&old), t0()).await?;
+        let newer = h.checkout(&gita, &plan, t0() + days(1)).await?;
+        h.settle(&newer, &paid(&newer), t0() + days(1)).await?;
+        let open = h.checkout(&gita, &plan, t0() + days(1)).await?;
+
+        let ids = |ps: Vec<Payment>| ps.into_iter().map(|p| p.id).collect::<Vec<_>>();
+        let now = t0() + days(2);
+        // Both paid ones, the least recently looked up first; never the open one.
+        let due = ids(h.store.payments_to_audit(now - days(14), now, 10).await?);
+        ensure!(due == vec![old.id.clone(), newer.id.clone()], "{due:?}");
+        ensure!(!due.contains(&open.id));
+        // Looked up after the cut-off: left alone.
+        let due = ids(h
+            .store
+            .payments_to_audit(now - days(14), t0() + Duration::hours(12), 10)
+            .await?);
+        ensure!(due == vec![old.id.clone()], "{due:?}");
+        // Paid before the window: left alone.
+        let due = ids(h
+            .store
+            .payments_to_audit(t0() + Duration::hours(12), now, 10)
+            .await?);
+        ensure!(due == vec![newer.id.clone()], "{due:?}");
+        Ok(())
+    }
+
+    test_both!(
+        an_unknown_refund_is_queued_for_a_look_up_and_settled_once,
+        a_stale_requested_refund_becomes_unknown_with_its_look_up,
+        the_audit_lists_recently_paid_payments_not_looked_up_lately,
     );
 }

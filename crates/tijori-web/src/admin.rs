@@ -21,6 +21,82 @@ pub fn router() -> Router<AppState> {
         .route("/api/admin/outbox/", get(outbox))
         .route("/api/admin/jobs/", get(jobs))
         .route("/api/admin/jobs/{id}/retry/", post(retry_job))
+        .route("/api/admin/refunds/", get(unknown_refunds))
+        .route("/api/admin/refunds/{id}/recheck/", post(recheck_refund))
+        .route("/api/admin/refunds/{id}/resolve/", post(resolve_refund))
+}
+
+/// A refund after a re-check or a resolution, with its payment as it now stands.
+#[derive(Serialize)]
+struct RefundStateView {
+    payment: crate::views::PaymentView,
+    refund: crate::payments::RefundView,
+}
+
+impl From<&tijori_core::service::RefundState> for RefundStateView {
+    fn from(s: &tijori_core::service::RefundState) -> Self {
+        RefundStateView {
+            payment: (&s.payment).into(),
+            refund: (&s.refund).into(),
+        }
+    }
+}
+
+/// The refunds whose outcome is still unknown, oldest first.
+async fn unknown_refunds(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<crate::payments::RefundView>>, ApiError> {
+    admin(&caller)?;
+    let refunds = state.tijori.unknown_refunds().await?;
+    Ok(Json(refunds.iter().map(Into::into).collect()))
+}
+
+/// "Re-check": looks the refund's payment up at the gateway now and settles the
+/// refund from the answer if it tells.
+async fn recheck_refund(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<RefundStateView>, ApiError> {
+    admin(&caller)?;
+    let done = state.tijori.recheck_refund(&caller.user, &id).await?;
+    Ok(Json((&done).into()))
+}
+
+#[derive(Deserialize)]
+struct ResolveBody {
+    /// `succeeded` or `failed`.
+    status: String,
+    reason: String,
+}
+
+/// Settles an unknown refund by hand, with the reason kept in the audit trail.
+async fn resolve_refund(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(body): Json<ResolveBody>,
+) -> Result<Json<RefundStateView>, ApiError> {
+    admin(&caller)?;
+    let resolution = parse_resolution(&body.status)?;
+    let done = state
+        .tijori
+        .resolve_refund(&caller.user, &id, resolution, &body.reason)
+        .await?;
+    Ok(Json((&done).into()))
+}
+
+pub(crate) fn parse_resolution(status: &str) -> Result<tijori_core::service::Resolution, ApiError> {
+    use tijori_core::service::Resolution;
+    match status {
+        "succeeded" => Ok(Resolution::Succeeded),
+        "failed" => Ok(Resolution::Failed),
+        _ => Err(ApiError::bad_request(
+            "validation_error",
+            "status: must be \"succeeded\" or \"failed\"".to_owned(),
+        )),
+    }
 }
 
 #[derive(Serialize)]

@@ -98,6 +98,8 @@ pub fn router() -> Router<AppState> {
         .route("/admin/", get(admin_page))
         .route("/admin/events/{id}/resolve", post(admin_resolve))
         .route("/admin/jobs/{id}/retry", post(admin_retry_job))
+        .route("/admin/refunds/{id}/recheck", post(admin_recheck_refund))
+        .route("/admin/refunds/{id}/resolve", post(admin_resolve_refund))
 }
 
 /// What every page's layout needs to know about the visitor.
@@ -1105,10 +1107,11 @@ async fn admin_page(State(state): State<AppState>, Visitor(session): Visitor) ->
             .jobs(Some(tijori_core::jobs::JobStatus::Dead))
             .await?;
         let outbox = state.tijori.outbox(50).await?;
-        Ok((events, deliveries, review, dead, outbox))
+        let unknown = state.tijori.unknown_refunds().await?;
+        Ok((events, deliveries, review, dead, outbox, unknown))
     }
     .await;
-    let (events, deliveries, review, dead, outbox) = match loaded {
+    let (events, deliveries, review, dead, outbox, unknown) = match loaded {
         Ok(x) => x,
         Err(e) => return api_error_page(&state, &session, e.into()),
     };
@@ -1124,6 +1127,7 @@ async fn admin_page(State(state): State<AppState>, Visitor(session): Visitor) ->
             viewer => viewer(&session), events, deliveries, review,
             dead_jobs => dead.iter().map(crate::admin::JobView::from).collect::<Vec<_>>(),
             outbox,
+            unknown_refunds => unknown.iter().map(crate::payments::RefundView::from).collect::<Vec<_>>(),
         },
     )
 }
@@ -1146,6 +1150,61 @@ async fn admin_retry_job(
     };
     match state.tijori.retry_job(id).await {
         Ok(()) => Redirect::to("/admin/").into_response(),
+        Err(e) => api_error_page(&state, &session, e.into()),
+    }
+}
+
+/// The admin page's "Re-check" of a refund whose outcome is unknown.
+async fn admin_recheck_refund(
+    State(state): State<AppState>,
+    Visitor(session): Visitor,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let s = match require_admin(&state, &session, "/admin/") {
+        Ok(s) => s,
+        Err(response) => return *response,
+    };
+    if let Err(e) = check_csrf_field(s, &form.csrf_token) {
+        return api_error_page(&state, &session, e);
+    }
+    match state.tijori.recheck_refund(&s.user, &id).await {
+        Ok(_) => Redirect::to("/admin/").into_response(),
+        Err(e) => api_error_page(&state, &session, e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct ResolveRefundForm {
+    csrf_token: String,
+    status: String,
+    reason: String,
+}
+
+/// The admin page's "Resolve" of a refund whose outcome is unknown, with a reason.
+async fn admin_resolve_refund(
+    State(state): State<AppState>,
+    Visitor(session): Visitor,
+    Path(id): Path<String>,
+    Form(form): Form<ResolveRefundForm>,
+) -> Response {
+    let s = match require_admin(&state, &session, "/admin/") {
+        Ok(s) => s,
+        Err(response) => return *response,
+    };
+    if let Err(e) = check_csrf_field(s, &form.csrf_token) {
+        return api_error_page(&state, &session, e);
+    }
+    let resolution = match crate::admin::parse_resolution(&form.status) {
+        Ok(r) => r,
+        Err(e) => return api_error_page(&state, &session, e),
+    };
+    match state
+        .tijori
+        .resolve_refund(&s.user, &id, resolution, &form.reason)
+        .await
+    {
+        Ok(_) => Redirect::to("/admin/").into_response(),
         Err(e) => api_error_page(&state, &session, e.into()),
     }
 }

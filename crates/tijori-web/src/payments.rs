@@ -33,14 +33,44 @@ struct RefundBody {
     force: bool,
 }
 
+/// A refund as the operator sees it (the refund answer, the admin API and page).
 #[derive(Serialize)]
-struct RefundView {
-    id: String,
-    amount: String,
-    currency: &'static str,
-    status: RefundStatus,
-    reason: Option<String>,
-    created_at: DateTime<Utc>,
+pub(crate) struct RefundView {
+    pub id: String,
+    pub payment_id: String,
+    pub amount: String,
+    pub currency: &'static str,
+    pub status: RefundStatus,
+    pub reason: Option<String>,
+    /// What the gateway said, or how the outcome became known.
+    pub detail: Option<String>,
+    pub restock: bool,
+    /// Who settled it by hand, when and why.
+    pub resolved_by: Option<String>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolution: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&tijori_core::store::Refund> for RefundView {
+    fn from(r: &tijori_core::store::Refund) -> Self {
+        RefundView {
+            id: r.id.to_string(),
+            payment_id: r.payment_id.to_string(),
+            amount: r.amount.to_major_string(),
+            currency: r.amount.currency().code(),
+            status: r.status,
+            reason: r.reason.clone(),
+            detail: r.detail.clone(),
+            restock: r.restock,
+            resolved_by: r.resolved_by.as_ref().map(|u| u.to_string()),
+            resolved_at: r.resolved_at,
+            resolution: r.resolution.clone(),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -73,14 +103,7 @@ async fn refund(
         .await?;
     Ok(Json(RefundedView {
         payment: (&done.payment).into(),
-        refund: RefundView {
-            id: done.refund.id.to_string(),
-            amount: done.refund.amount.to_major_string(),
-            currency: done.refund.amount.currency().code(),
-            status: done.refund.status,
-            reason: done.refund.reason.clone(),
-            created_at: done.refund.created_at,
-        },
+        refund: (&done.refund).into(),
         restocked: done.restocked,
     }))
 }

@@ -98,6 +98,24 @@ pub struct Config {
     #[arg(long, env = "TIJORI_VERIFY_LIMIT", default_value = "60", value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
     pub verify_limit: u32,
 
+    /// The refund audit looks up payments paid within this many days, to find refunds
+    /// made outside tijori (in Khalti's or Chapa's dashboard).
+    #[arg(long, env = "TIJORI_REFUND_AUDIT_DAYS", default_value = "14", value_parser = clap::value_parser!(u32).range(1..=3_650), global = true)]
+    pub refund_audit_days: u32,
+
+    /// How many payments the refund audit looks up a minute, one at a time, evenly
+    /// spread (each is a gateway call); 0 turns the audit off. A payment is looked up
+    /// at most every 6 hours.
+    #[arg(long, env = "TIJORI_REFUND_AUDIT_PER_MINUTE", default_value = "4", value_parser = clap::value_parser!(u32).range(0..=600), global = true)]
+    pub refund_audit_per_minute: u32,
+
+    /// Put a fully refunded order's items back on the shelf when the refund was made
+    /// outside tijori (found by the audit, "check payment status" or Chapa's
+    /// charge.refunded webhook). Off by default: a dashboard refund says nothing
+    /// about the goods coming back; the operator is told either way.
+    #[arg(long, env = "TIJORI_RESTOCK_FOUND_REFUNDS", default_value = "false", action = clap::ArgAction::Set, global = true)]
+    pub restock_found_refunds: bool,
+
     /// Days before a subscription ends that its renewal reminder is mailed.
     #[arg(long, env = "TIJORI_REMINDER_DAYS", default_value = "3", value_parser = clap::value_parser!(u32).range(1..=60), global = true)]
     pub reminder_days: u32,
@@ -157,6 +175,9 @@ impl Config {
             refresh_limit: 10,
             verify_limit: 60,
             reminder_days: 3,
+            refund_audit_days: 14,
+            refund_audit_per_minute: 4,
+            restock_found_refunds: false,
             smtp_url: None,
             mail_from: "tijori <no-reply@localhost>".into(),
             gateway_timeout: Duration::from_secs(10),
@@ -213,6 +234,9 @@ impl Config {
             reconcile_after: chrono::Duration::minutes(i64::from(self.reconcile_after_minutes)),
             sweep_every: chrono::Duration::seconds(i64::from(self.sweep_seconds)),
             remind_before: chrono::Duration::days(i64::from(self.reminder_days)),
+            refund_audit_window: chrono::Duration::days(i64::from(self.refund_audit_days)),
+            refund_audit_per_minute: self.refund_audit_per_minute,
+            restock_found_refunds: self.restock_found_refunds,
             ..Default::default()
         }
     }

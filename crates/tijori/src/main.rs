@@ -31,12 +31,16 @@ struct Cli {
 enum Command {
     /// Serve the API and pages (migrates the database first).
     Serve,
-    /// Run the background jobs (reconciler, order expiry) without serving HTTP.
+    /// Run the background jobs (reconciler, order expiry, notices, look-ups of
+    /// refunds whose outcome is unknown, the refund audit) without serving HTTP.
     /// Several workers may share one PostgreSQL; set TIJORI_WORKER=false on the
     /// serving processes if only these should do the work.
     Worker,
     /// Look up, now, every payment whose outcome has not arrived for
-    /// TIJORI_RECONCILE_AFTER_MINUTES, settle what changed, and report it.
+    /// TIJORI_RECONCILE_AFTER_MINUTES, settle what changed, and report it. A change
+    /// is reported only by the process that made it; with other processes (or
+    /// workers) reconciling at the same time, the payments they settled first are
+    /// listed as "already settled by another process".
     Reconcile {
         /// One pass, then exit (the only mode: the worker reconciles continuously).
         #[arg(long, required = true)]
@@ -201,13 +205,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             for (id, from, to) in &report.changed {
                 println!("{id}\t{from} -> {to}");
             }
+            for (id, now) in &report.already_settled {
+                println!("{id}\talready settled ({now}) by another process");
+            }
             for (id, error) in &report.failed {
                 println!("{id}\tnot checked: {error}");
             }
             println!(
-                "checked {}, changed {}, could not check {}",
+                "checked {}, changed {}, already settled elsewhere {}, could not check {}",
                 report.checked,
                 report.changed.len(),
+                report.already_settled.len(),
                 report.failed.len()
             );
             db.close().await;

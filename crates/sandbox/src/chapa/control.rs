@@ -109,6 +109,44 @@ pub(super) async fn payment_action(
     }
 }
 
+/// `POST /chapa/_sandbox/payments/{tx_ref}/refund`: a refund made in Chapa's
+/// dashboard rather than through the API. Body: nothing, or `{"amount": <cents>}`.
+/// Sends `charge.refunded`; answers with the record. 404 unknown tx_ref, 409 when the
+/// payment cannot be refunded (or not that much).
+pub(super) async fn dashboard_refund(
+    State(sandbox): State<Sandbox>,
+    Path(tx_ref): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let amount = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(v) => match v.get("amount") {
+                None | Some(Value::Null) => None,
+                Some(a) => match a.as_i64().filter(|a| *a >= 1) {
+                    Some(a) => Some(a),
+                    None => {
+                        return error(
+                            StatusCode::BAD_REQUEST,
+                            "amount must be a whole number of cents, at least 1".to_owned(),
+                        )
+                    }
+                },
+            },
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")),
+        }
+    };
+    let control = sandbox.chapa();
+    if control.payment(&tx_ref).is_none() {
+        return unknown(&tx_ref);
+    }
+    match control.dashboard_refund(&tx_ref, amount) {
+        Ok(record) => Json(record).into_response(),
+        Err(e) => error(StatusCode::CONFLICT, e),
+    }
+}
+
 fn unknown(tx_ref: &str) -> Response {
     error(
         StatusCode::NOT_FOUND,

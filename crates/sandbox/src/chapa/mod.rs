@@ -14,6 +14,7 @@
 //! | `GET /chapa/_sandbox/payments` | sandbox-only: the 20 most recent payments |
 //! | `GET /chapa/_sandbox/payments/{tx_ref}` | sandbox-only: a payment's simulated record |
 //! | `POST /chapa/_sandbox/payments/{tx_ref}/{pay\|fail\|cancel}` | sandbox-only: act as the customer would |
+//! | `POST /chapa/_sandbox/payments/{tx_ref}/refund` | sandbox-only: refund as from the merchant dashboard (`{"amount": cents}` or all; sends `charge.refunded`) |
 //!
 //! After a payment's outcome (checkout page or control), the sandbox sends, in
 //! background tasks: `GET callback_url?trx_ref=…&ref_id=…&status=…` (§3.2) and the
@@ -207,6 +208,38 @@ impl ChapaControl {
         self.act(tx_ref, Action::Cancel)
     }
 
+    /// Refunds `amount` cents of a successful payment (everything left when `None`) as
+    /// the merchant would in Chapa's dashboard, outside the merchant's own app; sends
+    /// the `charge.refunded` webhook like any refund (chapa.md §5.2, §6). Returns the
+    /// payment's record.
+    pub fn dashboard_refund(&self, tx_ref: &str, amount: Option<i64>) -> Result<Value, String> {
+        let (record, notifications) = {
+            let mut state = self.lock();
+            let webhook_url = state.settings.webhook_url.clone();
+            let (payment, refund) = state
+                .refund(
+                    tx_ref,
+                    amount,
+                    Some("refunded in the dashboard".into()),
+                    None,
+                    store::empty_object(),
+                    chrono::Utc::now(),
+                )
+                .map_err(|e| format!("{e:?}"))?;
+            tracing::info!(
+                tx_ref,
+                amount = refund.amount,
+                "chapa sandbox: dashboard refund"
+            );
+            (
+                payment.record(&self.shared.public_url),
+                notify::Notifications::refunded(payment, webhook_url),
+            )
+        };
+        notify::dispatch(self.clone(), notifications);
+        Ok(record)
+    }
+
     /// The simulated record of a payment (the JSON of
     /// `GET /chapa/_sandbox/payments/{tx_ref}`), or `None` for an unknown `tx_ref`.
     pub fn payment(&self, tx_ref: &str) -> Option<Value> {
@@ -286,6 +319,10 @@ pub(crate) fn routes() -> Router<Sandbox> {
         )
         .route("/_sandbox/payments", get(control::list_payments))
         .route("/_sandbox/payments/{tx_ref}", get(control::get_payment))
+        .route(
+            "/_sandbox/payments/{tx_ref}/refund",
+            post(control::dashboard_refund),
+        )
         .route(
             "/_sandbox/payments/{tx_ref}/{action}",
             post(control::payment_action),

@@ -115,6 +115,46 @@ pub(super) async fn payment_action(
     }
 }
 
+/// `POST /khalti/_sandbox/payments/{pidx}/refund`: a refund made in Khalti's merchant
+/// dashboard rather than through the API (khalti.md §6). Body: nothing, or
+/// `{"amount": <paisa>}` for part of it. Answers with the record; 404 unknown pidx,
+/// 409 when the payment cannot be refunded (or not that much).
+pub(super) async fn dashboard_refund(
+    State(sandbox): State<Sandbox>,
+    Path(pidx): Path<String>,
+    body: Bytes,
+) -> Response {
+    let amount = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(v) => match v.get("amount") {
+                None | Some(Value::Null) => None,
+                Some(a) => match a.as_i64().filter(|a| *a >= 1) {
+                    Some(a) => Some(a),
+                    None => {
+                        return error(
+                            StatusCode::BAD_REQUEST,
+                            "amount must be a whole number of paisa, at least 1".to_owned(),
+                        )
+                    }
+                },
+            },
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")),
+        }
+    };
+    let control = sandbox.khalti();
+    let mut state = control.lock();
+    match state.dashboard_refund(&pidx, amount, Utc::now()) {
+        Ok(payment) => {
+            tracing::info!(pidx = %payment.pidx, status = %payment.status, "khalti sandbox: dashboard refund");
+            Json(payment.record(control.public_url())).into_response()
+        }
+        Err(super::store::RefundError::NotFound) => unknown(&pidx),
+        Err(e) => error(StatusCode::CONFLICT, e.to_string()),
+    }
+}
+
 /// `POST /khalti/_sandbox/widget/tokens`: JSON `{amount, mobile?, product_identity?,
 /// product_name?}` (amount in paisa, ≥ 1000; mobile a test Khalti ID, default
 /// 9800000001). Creates a legacy widget transaction that is already `Confirmed`, as if

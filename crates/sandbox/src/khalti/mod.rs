@@ -20,6 +20,7 @@
 //! | `POST /khalti/_sandbox/payments/{pidx}/complete` | sandbox-only: pay it with wallet 9800000001 |
 //! | `POST /khalti/_sandbox/payments/{pidx}/cancel` | sandbox-only: cancel it as the user would |
 //! | `POST /khalti/_sandbox/payments/{pidx}/expire` | sandbox-only: move its expiry into the past |
+//! | `POST /khalti/_sandbox/payments/{pidx}/refund` | sandbox-only: refund it as from the merchant dashboard (`{"amount": paisa}` or all) |
 //! | `POST /khalti/_sandbox/widget/tokens` | sandbox-only: mint a confirmed widget token, ready to verify |
 //! | `GET /khalti/_sandbox/widget/tokens` | sandbox-only: the 20 most recent widget transactions |
 //! | `GET /khalti/_sandbox/widget/tokens/{token}` | sandbox-only: a widget transaction's record (token or idx) |
@@ -208,6 +209,16 @@ impl KhaltiControl {
             .map_err(|e| e.to_string())
     }
 
+    /// Refunds `amount` paisa of a paid payment (everything left when `None`) as the
+    /// merchant would in Khalti's dashboard, outside the merchant's own app: its
+    /// lookup then reads `Refunded` or `Partially Refunded`.
+    pub fn dashboard_refund(&self, pidx: &str, amount: Option<i64>) -> Result<(), String> {
+        self.lock()
+            .dashboard_refund(pidx, amount, chrono::Utc::now())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
     /// The simulated record of a payment (the JSON of
     /// `GET /khalti/_sandbox/payments/{pidx}`), or `None` for an unknown `pidx`.
     pub fn payment(&self, pidx: &str) -> Option<serde_json::Value> {
@@ -360,6 +371,10 @@ pub(crate) fn routes() -> Router<Sandbox> {
         )
         .route("/_sandbox/payments", get(control::list_payments))
         .route("/_sandbox/payments/{pidx}", get(control::get_payment))
+        .route(
+            "/_sandbox/payments/{pidx}/refund",
+            post(control::dashboard_refund),
+        )
         .route(
             "/_sandbox/payments/{pidx}/{action}",
             post(control::payment_action),

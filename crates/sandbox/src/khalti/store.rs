@@ -95,6 +95,19 @@ pub(crate) enum RefundError {
     },
 }
 
+impl std::fmt::Display for RefundError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RefundError::NotFound => f.write_str("no such transaction"),
+            RefundError::AlreadyRefunded => f.write_str("already refunded"),
+            RefundError::NotRefundable(s) => write!(f, "a {s} transaction cannot be refunded"),
+            RefundError::AmountTooLarge { refundable } => {
+                write!(f, "at most {refundable} paisa can be refunded")
+            }
+        }
+    }
+}
+
 /// The fields of a valid initiate request.
 #[derive(Clone, Debug)]
 pub(crate) struct NewPayment {
@@ -503,6 +516,24 @@ impl KhaltiState {
         payment.expires_at = now - chrono::Duration::seconds(1);
         payment.refresh(now);
         Ok(payment)
+    }
+
+    /// A refund the merchant makes in Khalti's dashboard (khalti.md §6: "Refunds can
+    /// also be issued from the merchant dashboard"): the same as the refund API, found
+    /// by pidx.
+    pub(crate) fn dashboard_refund(
+        &mut self,
+        pidx: &str,
+        amount: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<&Payment, RefundError> {
+        let transaction_id = self
+            .get(pidx, now)
+            .ok_or(RefundError::NotFound)?
+            .transaction_id
+            .clone()
+            .ok_or(RefundError::NotRefundable("Initiated"))?;
+        self.refund(&transaction_id, amount, now)
     }
 
     /// Refund `amount` paisa (all that is left when `None`) of a transaction.

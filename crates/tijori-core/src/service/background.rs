@@ -33,7 +33,20 @@ pub struct BackgroundSettings {
     pub lease: Duration,
     /// How long before a subscription ends its renewal reminder goes out.
     pub remind_before: Duration,
+    /// The refund audit looks up payments paid within this window
+    /// (`TIJORI_REFUND_AUDIT_DAYS`).
+    pub refund_audit_window: Duration,
+    /// How many payments the refund audit looks up a minute, one at a time, evenly
+    /// spread (`TIJORI_REFUND_AUDIT_PER_MINUTE`); 0 turns the audit off.
+    pub refund_audit_per_minute: u32,
+    /// Restock a fully refunded order when the refund was made outside tijori
+    /// (`TIJORI_RESTOCK_FOUND_REFUNDS`). Off by default: a refund in the gateway's
+    /// dashboard says nothing about the goods coming back.
+    pub restock_found_refunds: bool,
 }
+
+/// The refund audit looks a payment up at most this often.
+pub const REFUND_AUDIT_RECHECK_HOURS: i64 = 6;
 
 impl Default for BackgroundSettings {
     fn default() -> Self {
@@ -43,6 +56,9 @@ impl Default for BackgroundSettings {
             sweep_batch: 10_000,
             lease: Duration::minutes(2),
             remind_before: Duration::days(3),
+            refund_audit_window: Duration::days(14),
+            refund_audit_per_minute: 4,
+            restock_found_refunds: false,
         }
     }
 }
@@ -51,33 +67,43 @@ impl Default for BackgroundSettings {
 #[derive(Clone, Debug, Default)]
 pub struct ReconcileReport {
     pub checked: usize,
-    /// Payments whose status changed: (payment, from, to).
+    /// Payments whose status this pass changed (its compare-and-set won):
+    /// (payment, from, to). Of passes running at once, only one reports a transition.
     pub changed: Vec<(PaymentId, PaymentStatus, PaymentStatus)>,
+    /// Payments this pass found already settled by someone else (another pass or
+    /// process, a webhook, a verify) between reading them and settling them:
+    /// (payment, the status it found).
+    pub already_settled: Vec<(PaymentId, PaymentStatus)>,
     /// Payments the gateway could not be asked about this time, and why.
     pub failed: Vec<(PaymentId, String)>,
 }
 
+/// What looking one payment up came to, as this process saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reconciled {
+    /// Nothing to do, or the gateway's answer changed nothing.
+    Unchanged,
+    /// This process's compare-and-set moved the payment: (from, to).
+    Changed(PaymentStatus, PaymentStatus),
+    /// Someone else moved it first; this is the status it was found in.
+    AlreadySettled(PaymentStatus),
+}
+
 impl Tijori {
     /// Looks one payment up at its gateway, if it is still open, and settles on the
-    /// answer. Returns its (from, to) when its status changed.
-    pub async fn reconcile_payment(
-        &self,
-        id: &PaymentId,
-    ) -> Result<Option<(PaymentStatus, PaymentStatus)>> {
+    /// answer. Says whether this call changed it, or found it changed by another.
+    pub async fn reconcile_payment(&self, id: &PaymentId) -> Result<Reconciled> {
         match self.store.payment(id).await? {
             Some(payment) => self.reconcile_loaded(payment).await,
-            None => Ok(None),
+            None => Ok(Reconciled::Unchanged),
         }
     }
 
     /// `reconcile_payment` for a payment just read.
-    async fn reconcile_loaded(
-        &self,
-        payment: crate::payment::Payment,
-    ) -> Result<Option<(PaymentStatus, PaymentStatus)>> {
+    async fn reconcile_loaded(&self, payment: crate::payment::Payment) -> Result<Reconciled> {
         let id = &payment.id.clone();
         if !payment.status.is_open() || payment.provider_ref.is_none() {
-            return Ok(None);
+            return Ok(Reconciled::Unchanged);
         }
         let from = payment.status;
         let checked = self.check_at_gateway_patiently(payment).await;
@@ -87,6 +113,7 @@ impl Tijori {
             self.store.mark_checked(id, self.now()).await?;
         }
         let mut settled = checked?;
+        let mut won = settled.changed;
         // Still unpaid after its link expired: closed, on this last look. (Khalti
         // reports Expired itself; Chapa's checkouts have no documented expiry, so
         // theirs is taken to be a day.) Money that still arrives counts: an expired
@@ -112,8 +139,16 @@ impl Tijori {
                 },
             };
             settled = self.settle(&settled.payment, closed).await?;
+            won |= settled.changed;
         }
-        Ok((settled.payment.status != from).then_some((from, settled.payment.status)))
+        let now = settled.payment.status;
+        // Only the compare-and-set that won reports the transition: the status read
+        // back may have been written by a concurrent pass, webhook or verify.
+        Ok(match (won, now != from) {
+            (_, false) => Reconciled::Unchanged,
+            (true, true) => Reconciled::Changed(from, now),
+            (false, true) => Reconciled::AlreadySettled(now),
+        })
     }
 
     /// One reconciliation pass, now (`tijori reconcile --once`): every payment open
@@ -196,6 +231,43 @@ impl Tijori {
         Ok(queued)
     }
 
+    /// One step of the refund audit: looks up the paid payment (within the window)
+    /// that was looked up least recently, if it has not been for a few hours, and
+    /// settles what the gateway says (a refund made in its dashboard is found this
+    /// way). Returns the payment looked at and its status after.
+    pub async fn audit_one_payment(&self) -> Result<Option<(PaymentId, PaymentStatus)>> {
+        let now = self.now();
+        let due = self
+            .store
+            .payments_to_audit(
+                now - self.background.refund_audit_window,
+                now - Duration::hours(REFUND_AUDIT_RECHECK_HOURS),
+                1,
+            )
+            .await?;
+        let Some(payment) = due.into_iter().next() else {
+            return Ok(None);
+        };
+        let id = payment.id.clone();
+        match self.check_at_gateway_patiently(payment).await {
+            Ok(settled) => Ok(Some((id, settled.payment.status))),
+            Err(e) => {
+                // Noted as looked at, so one payment the gateway cannot answer about
+                // does not hold the audit up; it comes round again later.
+                self.store.mark_checked(&id, self.now()).await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// When the next step of the refund audit runs: `refund_audit_per_minute`
+    /// steps a minute, evenly spread.
+    fn next_audit(&self) -> Option<DateTime<Utc>> {
+        let per_minute = self.background.refund_audit_per_minute;
+        (per_minute > 0)
+            .then(|| self.now() + Duration::milliseconds(60_000 / i64::from(per_minute)))
+    }
+
     /// Expires the unpaid orders past their time, returning their stock.
     pub async fn expire_due_orders(&self) -> Result<Vec<OrderId>> {
         let expired = self.store.expire_orders(self.now(), 1_000).await?;
@@ -221,6 +293,15 @@ impl Tijori {
                 kind,
                 payload: String::new(),
                 unique_key: Some(kind.as_str().to_owned()),
+                run_at: now,
+            };
+            self.store.enqueue_job(&job, now).await?;
+        }
+        if self.background.refund_audit_per_minute > 0 {
+            let job = NewJob {
+                kind: JobKind::RefundAudit,
+                payload: String::new(),
+                unique_key: Some(JobKind::RefundAudit.as_str().to_owned()),
                 run_at: now,
             };
             self.store.enqueue_job(&job, now).await?;
@@ -323,13 +404,22 @@ impl Tijori {
                 let id = PaymentId::parse(&job.payload)
                     .ok_or_else(|| format!("payload {:?} is not a payment id", job.payload))?;
                 match self.reconcile_payment(&id).await {
-                    Ok(Some((from, to))) => {
+                    Ok(Reconciled::Changed(from, to)) => {
                         info!(payment = %id, %from, %to, "reconciler settled a payment");
                         Ok(None)
                     }
-                    Ok(None) => Ok(None),
+                    Ok(_) => Ok(None),
                     Err(e) => Err(e.to_string()),
                 }
+            }
+            JobKind::CheckRefund => self.check_refund_job(&job.payload).await,
+            JobKind::RefundAudit => {
+                // A look-up that failed is not the audit's failure: the next step
+                // looks at the next payment.
+                if let Err(e) = self.audit_one_payment().await {
+                    warn!(error = %format!("{e:#}"), "refund audit: a look-up failed");
+                }
+                Ok(self.next_audit())
             }
         }
     }
@@ -423,13 +513,7 @@ fn describe(e: &crate::error::Error) -> String {
     }
 }
 
-type Looked = std::result::Result<
-    (
-        tokio::task::Id,
-        Result<Option<(PaymentStatus, PaymentStatus)>>,
-    ),
-    tokio::task::JoinError,
->;
+type Looked = std::result::Result<(tokio::task::Id, Result<Reconciled>), tokio::task::JoinError>;
 
 /// Notes one finished lookup of a pass in its report.
 fn record(
@@ -445,8 +529,9 @@ fn record(
         return;
     };
     match outcome {
-        Ok(Some((from, to))) => report.changed.push((id, from, to)),
-        Ok(None) => {}
+        Ok(Reconciled::Changed(from, to)) => report.changed.push((id, from, to)),
+        Ok(Reconciled::AlreadySettled(now)) => report.already_settled.push((id, now)),
+        Ok(Reconciled::Unchanged) => {}
         Err(why) => report.failed.push((id, why)),
     }
 }

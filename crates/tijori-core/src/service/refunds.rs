@@ -1,15 +1,41 @@
 //! Refunds an operator asks for, through the gateway's refund API.
 
+use chrono::{DateTime, Duration, Utc};
 use tracing::{info, warn};
 
 use super::Tijori;
 use crate::account::{invalid, User};
 use crate::error::{Error, Result};
-use crate::gateway::{GatewayAnswer, GatewayError, GatewayStatus, RefundRequest};
+use crate::gateway::{GatewayAnswer, GatewayError, GatewayStatus, RawAnswer, RefundRequest};
 use crate::id::{PaymentId, RefundId};
 use crate::money::Money;
 use crate::payment::{Payment, PaymentStatus, Purpose};
-use crate::store::{AnswerKind, Refund, RefundStatus, StoreError};
+use crate::refunds::{unknown_refund_outcome, RefundOutcome, UnknownRefund};
+use crate::store::{AnswerKind, Refund, RefundResolution, RefundStatus, StoreError};
+
+/// How long the background look-up keeps asking about a refund whose outcome is
+/// unknown before it leaves it to an operator (Chapa takes 1-3 business days).
+pub const REFUND_CHECK_FOR_DAYS: i64 = 7;
+
+/// How often the background look-up asks again while the gateway's answer cannot
+/// tell what became of a refund.
+pub const REFUND_CHECK_EVERY_MINUTES: i64 = 60;
+
+/// How an operator settles an unknown refund by hand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resolution {
+    /// The money went back (seen in the gateway's dashboard, say).
+    Succeeded,
+    /// It did not happen.
+    Failed,
+}
+
+/// A refund as it stands after a re-check or a resolution, with its payment.
+#[derive(Clone, Debug)]
+pub struct RefundState {
+    pub payment: Payment,
+    pub refund: Refund,
+}
 
 /// What an operator asks for.
 #[derive(Clone, Debug, Default)]
@@ -69,14 +95,33 @@ impl Tijori {
                 "the gateway has not given this payment a transaction id; check its status first"
                     .into(),
         })?;
-        let earlier = self.store.refunds_of(&payment.id).await?;
-        if !order.force && earlier.iter().any(|r| r.status == RefundStatus::Unknown) {
-            return Err(Error::Conflict {
-                code: "refund_outcome_unknown",
-                message: "an earlier refund of this payment got no answer from the gateway; \
-                          check there, then ask again with force"
-                    .into(),
-            });
+        let mut earlier = self.store.refunds_of(&payment.id).await?;
+        if earlier.iter().any(|r| r.status == RefundStatus::Unknown) {
+            if !order.force {
+                return Err(Error::Conflict {
+                    code: "refund_outcome_unknown",
+                    message: "an earlier refund of this payment got no answer from the \
+                              gateway; re-check it (POST /api/admin/refunds/{id}/recheck), \
+                              resolve it, or ask again with force if you checked that it \
+                              did not happen"
+                        .into(),
+                });
+            }
+            // Force is the operator's word that the earlier refunds did not happen:
+            // recorded as their resolution, so what is left counts them no more.
+            let why = format!(
+                "asked to refund again with force{}",
+                order
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            );
+            for unknown in earlier.iter().filter(|r| r.status == RefundStatus::Unknown) {
+                self.resolve_by_hand(operator, unknown, Resolution::Failed, &why)
+                    .await?;
+            }
+            earlier = self.store.refunds_of(&payment.id).await?;
         }
         let refunded: i64 = earlier
             .iter()
@@ -112,6 +157,10 @@ impl Tijori {
             status: RefundStatus::Requested,
             detail: None,
             requested_by: operator.id.clone(),
+            restock: order.restock,
+            resolved_by: None,
+            resolved_at: None,
+            resolution: None,
             created_at: now,
             updated_at: now,
         };
@@ -166,9 +215,10 @@ impl Tijori {
                             "refund_unknown",
                             Some(&payment.id),
                             &format!(
-                                "a refund of {amount} got no answer from {}: {e}. Check it \
-                                 there before refunding again.",
-                                payment.gateway
+                                "refund {} of {amount} got no answer from {}: {e}. It is \
+                                 looked up in the background; re-check or resolve it on the \
+                                 admin page.",
+                                refund.id, payment.gateway
                             ),
                             self.now(),
                         )
@@ -180,31 +230,10 @@ impl Tijori {
         self.store
             .finish_refund(&refund.id, RefundStatus::Succeeded, None, self.now())
             .await?;
-        let answer = GatewayAnswer {
-            status: if full {
-                GatewayStatus::Refunded
-            } else {
-                GatewayStatus::PartiallyRefunded
-            },
-            amount_minor: payment.amount.minor(),
-            currency: Some(currency),
-            transaction_id: None,
-            raw,
-        };
-        let mut settled = self.settle_as(&payment, answer, AnswerKind::Refund).await?;
-        if !full && !settled.changed && settled.payment.status == PaymentStatus::PartiallyRefunded {
-            // A further partial refund: the status stays, but its share of the days
-            // still goes back.
-            self.store.take_back(&payment.id, self.now()).await?;
-            settled.payment = self.store.payment(&payment.id).await?.unwrap_or(settled.payment);
-        }
+        let (settled, restocked) = self
+            .refund_took_effect(&payment, full, order.restock, raw)
+            .await?;
         info!(payment = %payment.id, refund = %refund.id, %amount, full, "refunded");
-        let restocked = match (&payment.purpose, full && order.restock) {
-            (Purpose::Order { order_id }, true) => {
-                self.store.restock_order(order_id, self.now()).await?
-            }
-            _ => false,
-        };
         let refund = self
             .store
             .refunds_of(&payment.id)
@@ -217,5 +246,376 @@ impl Tijori {
             refund,
             restocked,
         })
+    }
+}
+
+impl Tijori {
+    /// What a refund that went through does, whenever that became known: the payment
+    /// becomes refunded (revoking what it bought) or partially refunded, and a fully
+    /// refunded order's items go back on the shelf if the operator asked for it.
+    async fn refund_took_effect(
+        &self,
+        payment: &Payment,
+        full: bool,
+        restock: bool,
+        raw: RawAnswer,
+    ) -> Result<(crate::store::Settled, bool)> {
+        let answer = GatewayAnswer {
+            status: if full {
+                GatewayStatus::Refunded
+            } else {
+                GatewayStatus::PartiallyRefunded
+            },
+            amount_minor: payment.amount.minor(),
+            currency: Some(payment.amount.currency()),
+            transaction_id: None,
+            raw,
+        };
+        let mut settled = self.settle_as(payment, answer, AnswerKind::Refund).await?;
+        if !full && !settled.changed && settled.payment.status == PaymentStatus::PartiallyRefunded
+        {
+            // A further partial refund: the status stays, but its share of the days
+            // still goes back.
+            self.store.take_back(&payment.id, self.now()).await?;
+            settled.payment = self
+                .store
+                .payment(&payment.id)
+                .await?
+                .unwrap_or(settled.payment);
+        }
+        let restocked = self.restock_if(&settled.payment, full && restock).await?;
+        Ok((settled, restocked))
+    }
+
+    async fn restock_if(&self, payment: &Payment, restock: bool) -> Result<bool> {
+        Ok(match (&payment.purpose, restock) {
+            (Purpose::Order { order_id }, true) => {
+                self.store.restock_order(order_id, self.now()).await?
+            }
+            _ => false,
+        })
+    }
+
+    /// Settles the payment's refunds whose outcome is unknown from a look-up's
+    /// answer (see `unknown_refund_outcome`). Called by `settle` before the answer
+    /// moves the payment, so the refund is settled first whichever path looked the
+    /// payment up: the check job, an operator's re-check, the refund audit, "check
+    /// payment status", or Chapa's `charge.refunded` webhook.
+    pub(super) async fn settle_unknown_refunds(
+        &self,
+        payment: &Payment,
+        answer: &GatewayAnswer,
+    ) -> Result<()> {
+        let refunds = self.store.refunds_of(&payment.id).await?;
+        if !refunds.iter().any(|r| r.status == RefundStatus::Unknown) {
+            return Ok(());
+        }
+        let at_once = self
+            .gateways
+            .get(payment.gateway)
+            .is_none_or(|g| g.refunds_show_at_once());
+        let mut succeeded: i64 = refunds
+            .iter()
+            .filter(|r| r.status == RefundStatus::Succeeded)
+            .map(|r| r.amount.minor())
+            .sum();
+        for refund in refunds.iter().filter(|r| r.status == RefundStatus::Unknown) {
+            let outcome = unknown_refund_outcome(
+                UnknownRefund {
+                    paid: payment.amount.minor(),
+                    succeeded_before: succeeded,
+                    amount: refund.amount.minor(),
+                },
+                &answer.status,
+                at_once,
+            );
+            let status = match outcome {
+                RefundOutcome::Succeeded => RefundStatus::Succeeded,
+                RefundOutcome::Failed => RefundStatus::Failed,
+                RefundOutcome::StillUnknown => continue,
+            };
+            let detail = format!(
+                "settled by a look-up: {} reports the payment {:?}",
+                payment.gateway, answer.status
+            );
+            if self
+                .store
+                .settle_refund(&refund.id, status, &detail, None, self.now())
+                .await?
+            {
+                info!(payment = %payment.id, refund = %refund.id, status = status.as_str(), "an unknown refund was settled by a look-up");
+                if status == RefundStatus::Succeeded {
+                    succeeded += refund.amount.minor();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After a look-up moved a payment to refunded or partially refunded: if the
+    /// refunds made through tijori do not account for it, it was refunded elsewhere
+    /// (the gateway's dashboard), which the operator is told of. A fully refunded
+    /// order is restocked when a refund of ours asked for it, or, for a refund made
+    /// elsewhere, when `TIJORI_RESTOCK_FOUND_REFUNDS` says so (off by default: a
+    /// refund in a dashboard says nothing about the goods coming back).
+    pub(super) async fn refund_found(&self, payment: &Payment, was: PaymentStatus) -> Result<()> {
+        let refunds = self.store.refunds_of(&payment.id).await?;
+        let ours: Vec<&Refund> = refunds
+            .iter()
+            .filter(|r| r.status == RefundStatus::Succeeded)
+            .collect();
+        let succeeded: i64 = ours.iter().map(|r| r.amount.minor()).sum();
+        let full = payment.status == PaymentStatus::Refunded;
+        let explained = if full {
+            succeeded >= payment.amount.minor()
+        } else {
+            succeeded > 0
+        };
+        let restock = full
+            && (ours.iter().any(|r| r.restock)
+                || (!explained && self.background.restock_found_refunds));
+        let restocked = self.restock_if(payment, restock).await?;
+        if !explained {
+            let done = Money::from_minor(succeeded, payment.amount.currency())
+                .map(|m| m.to_string())
+                .unwrap_or_default();
+            warn!(payment = %payment.id, status = %payment.status, "a refund made outside tijori was found");
+            self.store
+                .record_operator_event(
+                    "refund_found",
+                    Some(&payment.id),
+                    &format!(
+                        "{} reports payment {} {} (it was {was}); the refunds made through \
+                         tijori come to {done}, so it was refunded outside tijori (e.g. in \
+                         the gateway's dashboard).{}",
+                        payment.gateway,
+                        payment.id,
+                        payment.status,
+                        match (full, restocked) {
+                            (_, true) => " Its order was restocked.",
+                            (true, false) if matches!(payment.purpose, Purpose::Order { .. }) =>
+                                " Its order was not restocked: put the items back by hand if \
+                                 they came back.",
+                            _ => "",
+                        }
+                    ),
+                    self.now(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    fn refund_of_admin<'a>(&self, operator: &'a User) -> Result<&'a User> {
+        if operator.is_admin {
+            Ok(operator)
+        } else {
+            Err(Error::NotFound("refund"))
+        }
+    }
+
+    async fn unknown_refund(&self, refund_id: &str) -> Result<(Refund, Payment)> {
+        let id = RefundId::parse(refund_id).ok_or(Error::NotFound("refund"))?;
+        let refund = self
+            .store
+            .refund(&id)
+            .await?
+            .ok_or(Error::NotFound("refund"))?;
+        let payment = self
+            .store
+            .payment(&refund.payment_id)
+            .await?
+            .ok_or(Error::NotFound("payment"))?;
+        Ok((refund, payment))
+    }
+
+    async fn refund_state(&self, refund: &RefundId, payment: &PaymentId) -> Result<RefundState> {
+        let refund = self
+            .store
+            .refund(refund)
+            .await?
+            .ok_or(Error::NotFound("refund"))?;
+        let payment = self
+            .store
+            .payment(payment)
+            .await?
+            .ok_or(Error::NotFound("payment"))?;
+        Ok(RefundState { payment, refund })
+    }
+
+    /// An operator's "re-check": looks the refund's payment up at the gateway now and
+    /// settles the refund from the answer if it tells (a refund that is not unknown
+    /// is answered as it stands).
+    pub async fn recheck_refund(&self, operator: &User, refund_id: &str) -> Result<RefundState> {
+        self.refund_of_admin(operator)?;
+        let (refund, payment) = self.unknown_refund(refund_id).await?;
+        if refund.status == RefundStatus::Unknown {
+            self.check_at_gateway(payment.clone()).await?;
+        }
+        self.refund_state(&refund.id, &payment.id).await
+    }
+
+    /// An operator settles an unknown refund by hand, with a reason: who, when and
+    /// why stay on the refund and in the operator's log. A refund settled as
+    /// succeeded has the effects of one answered at once.
+    pub async fn resolve_refund(
+        &self,
+        operator: &User,
+        refund_id: &str,
+        resolution: Resolution,
+        reason: &str,
+    ) -> Result<RefundState> {
+        self.refund_of_admin(operator)?;
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(invalid("reason", "say why (it is kept in the audit trail)").into());
+        }
+        if reason.chars().count() > 1_000 {
+            return Err(invalid("reason", "at most 1000 characters").into());
+        }
+        let (refund, _) = self.unknown_refund(refund_id).await?;
+        if refund.status != RefundStatus::Unknown {
+            return Err(Error::Conflict {
+                code: "refund_not_unknown",
+                message: format!("this refund is already {}", refund.status.as_str()),
+            });
+        }
+        self.resolve_by_hand(operator, &refund, resolution, reason)
+            .await?;
+        self.refund_state(&refund.id, &refund.payment_id).await
+    }
+
+    async fn resolve_by_hand(
+        &self,
+        operator: &User,
+        refund: &Refund,
+        resolution: Resolution,
+        reason: &str,
+    ) -> Result<()> {
+        let status = match resolution {
+            Resolution::Succeeded => RefundStatus::Succeeded,
+            Resolution::Failed => RefundStatus::Failed,
+        };
+        let by = RefundResolution {
+            by: operator.id.clone(),
+            reason: reason.to_owned(),
+        };
+        let detail = format!(
+            "resolved by {} as {}: {reason}",
+            operator.username.as_str(),
+            status.as_str()
+        );
+        if !self
+            .store
+            .settle_refund(&refund.id, status, &detail, Some(&by), self.now())
+            .await?
+        {
+            return Err(Error::Conflict {
+                code: "refund_not_unknown",
+                message: "this refund was settled meanwhile".into(),
+            });
+        }
+        self.store
+            .record_operator_event(
+                "refund_resolved",
+                Some(&refund.payment_id),
+                &format!("refund {} of {} {detail}", refund.id, refund.amount),
+                self.now(),
+            )
+            .await?;
+        info!(refund = %refund.id, by = operator.username.as_str(), status = status.as_str(), "refund resolved by hand");
+        if status == RefundStatus::Succeeded {
+            let payment = self
+                .store
+                .payment(&refund.payment_id)
+                .await?
+                .ok_or(Error::NotFound("payment"))?;
+            let succeeded: i64 = self
+                .store
+                .refunds_of(&payment.id)
+                .await?
+                .iter()
+                .filter(|r| r.status == RefundStatus::Succeeded)
+                .map(|r| r.amount.minor())
+                .sum();
+            let raw = RawAnswer {
+                http_status: 0,
+                body: serde_json::json!({
+                    "resolved_by": operator.username.as_str(),
+                    "refund": refund.id.to_string(),
+                    "status": status.as_str(),
+                    "reason": reason,
+                })
+                .to_string(),
+            };
+            self.refund_took_effect(
+                &payment,
+                succeeded >= payment.amount.minor(),
+                refund.restock,
+                raw,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// The `check_refund` job: looks the refund's payment up (which settles the
+    /// refund if the answer tells). Queued again in an hour while the answer cannot
+    /// tell, for up to a week; then it is left to an operator. `Err` is a look-up
+    /// that failed (retried with backoff).
+    pub(super) async fn check_refund_job(
+        &self,
+        refund_id: &str,
+    ) -> std::result::Result<Option<DateTime<Utc>>, String> {
+        let id = RefundId::parse(refund_id)
+            .ok_or_else(|| format!("payload {refund_id:?} is not a refund id"))?;
+        let describe = |e: Error| format!("{e:#}");
+        let Some(refund) = self
+            .store
+            .refund(&id)
+            .await
+            .map_err(|e| describe(e.into()))?
+        else {
+            return Ok(None);
+        };
+        if refund.status != RefundStatus::Unknown {
+            return Ok(None);
+        }
+        let payment = self
+            .store
+            .payment(&refund.payment_id)
+            .await
+            .map_err(|e| describe(e.into()))?
+            .ok_or_else(|| format!("refund {id} names no payment"))?;
+        self.check_at_gateway_patiently(payment)
+            .await
+            .map_err(describe)?;
+        let still = self
+            .store
+            .refund(&id)
+            .await
+            .map_err(|e| describe(e.into()))?
+            .is_some_and(|r| r.status == RefundStatus::Unknown);
+        if !still {
+            return Ok(None);
+        }
+        let now = self.now();
+        if now - refund.created_at < Duration::days(REFUND_CHECK_FOR_DAYS) {
+            return Ok(Some(now + Duration::minutes(REFUND_CHECK_EVERY_MINUTES)));
+        }
+        self.store
+            .record_operator_event(
+                "refund_still_unknown",
+                Some(&refund.payment_id),
+                &format!(
+                    "refund {id} of {} is still unknown after {REFUND_CHECK_FOR_DAYS} days of \
+                     look-ups: check the gateway's dashboard and resolve it by hand",
+                    refund.amount
+                ),
+                now,
+            )
+            .await
+            .map_err(|e| describe(e.into()))?;
+        Ok(None)
     }
 }

@@ -31,7 +31,8 @@ use tijori_core::payment::{Payment, Transition};
 use tijori_core::shop::{NewProduct, Order, OrderRequest, Product, ReserveError};
 use tijori_core::store::{
     AnswerKind, GatewayAnswerRecord, NewUser, NewWebhookDelivery, OperatorEvent, RecordedDelivery,
-    Refund, RefundStatus, Settled, Store, StoreError, StoreResult, WebhookDelivery,
+    Refund, RefundResolution, RefundStatus, Settled, Store, StoreError, StoreResult,
+    WebhookDelivery,
 };
 use tijori_core::subscription::{NewPlan, PaidPeriod, Plan, Subscription};
 
@@ -608,6 +609,36 @@ impl Store for SqliteStore {
 
     async fn refunds_of(&self, payment: &PaymentId) -> StoreResult<Vec<Refund>> {
         self.read(|c| shop::refunds_of(c, payment))
+    }
+
+    async fn refund(&self, id: &RefundId) -> StoreResult<Option<Refund>> {
+        self.read(|c| shop::refund(c, id))
+    }
+
+    async fn settle_refund(
+        &self,
+        id: &RefundId,
+        status: RefundStatus,
+        detail: &str,
+        resolution: Option<&RefundResolution>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let (id, detail, resolution) = (id.clone(), detail.to_owned(), resolution.cloned());
+        self.write(move |c| shop::settle_refund(c, &id, status, &detail, resolution.as_ref(), now))
+            .await
+    }
+
+    async fn unknown_refunds(&self, limit: u32) -> StoreResult<Vec<Refund>> {
+        self.read(|c| shop::unknown_refunds(c, limit))
+    }
+
+    async fn payments_to_audit(
+        &self,
+        paid_since: DateTime<Utc>,
+        checked_before: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Payment>> {
+        self.read(|c| shop::payments_to_audit(c, paid_since, checked_before, limit))
     }
 
     async fn restock_order(&self, order: &OrderId, now: DateTime<Utc>) -> StoreResult<bool> {

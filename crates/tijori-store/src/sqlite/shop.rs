@@ -13,15 +13,15 @@ use tijori_core::shop::{
     NewProduct, Order, OrderItem, OrderRequest, OrderStatus, Product, ReserveError,
 };
 use tijori_core::store::{
-    NewWebhookDelivery, OperatorEvent, RecordedDelivery, Refund, RefundStatus, StoreError,
-    StoreResult, WebhookDelivery,
+    NewWebhookDelivery, OperatorEvent, RecordedDelivery, Refund, RefundResolution, RefundStatus,
+    StoreError, StoreResult, WebhookDelivery,
 };
 
-use super::{all, ctx, db_err, exec, exec_or, is_constraint, one, one_with, ts};
+use super::{all, all_with, ctx, db_err, exec, exec_or, is_constraint, one, one_with, ts};
 use super::{PRIMARY_KEY, UNIQUE};
 use crate::rows::{
     corrupt, money, order_from, DeliveryRow, EventRow, ItemRow, OrderRow, PaymentRow, ProductRow,
-    RefundRow, ORDER_COLUMNS, PAYMENT_COLUMNS, PRODUCT_COLUMNS,
+    RefundRow, ORDER_COLUMNS, PAYMENT_COLUMNS, PRODUCT_COLUMNS, REFUND_COLUMNS,
 };
 
 /// A claim on an idempotency key whose request never finished (the process died
@@ -692,25 +692,30 @@ pub(super) fn release_idempotency_key(
 
 pub(super) fn begin_refund(c: &Connection, r: &Refund) -> StoreResult<()> {
     // A refund left `requested` for minutes lost its process mid-call: its outcome is
-    // unknown, which the operator must look into (and it stops blocking).
-    exec(
+    // unknown (it stops blocking), and it is looked up like any unknown refund.
+    let stale: Vec<String> = all_with(
         c,
         "UPDATE refunds SET status = 'unknown', detail = 'no outcome was recorded', \
-         updated_at = ?2 WHERE payment_id = ?1 AND status = 'requested' AND created_at < ?3",
+         updated_at = ?2 WHERE payment_id = ?1 AND status = 'requested' AND created_at < ?3 \
+         RETURNING id",
         params![
             r.payment_id.as_str(),
             ts(r.created_at),
             ts(r.created_at - Duration::minutes(5))
         ],
+        |row| row.get(0),
         "failed to close stale refunds",
     )?;
+    for id in stale {
+        queue_refund_check(c, &RefundId::from_trusted(id), r.created_at)?;
+    }
     // Inserted only while it fits in what is left: what succeeded or may have succeeded
     // is counted, so two refunds one after the other cannot both take the whole amount.
     let inserted = exec_or(
         c,
         "INSERT INTO refunds (id, payment_id, amount_minor, reason, status, requested_by, \
-         created_at, updated_at) \
-         SELECT ?1, ?2, ?3, ?4, 'requested', ?5, ?6, ?6 \
+         restock, created_at, updated_at) \
+         SELECT ?1, ?2, ?3, ?4, 'requested', ?5, ?7, ?6, ?6 \
          WHERE ?3 + (SELECT COALESCE(SUM(amount_minor), 0) FROM refunds \
              WHERE payment_id = ?2 AND status IN ('succeeded', 'unknown', 'requested')) \
            <= (SELECT amount_minor FROM payments WHERE id = ?2)",
@@ -720,13 +725,36 @@ pub(super) fn begin_refund(c: &Connection, r: &Refund) -> StoreResult<()> {
             r.amount.minor(),
             r.reason,
             r.requested_by.as_str(),
-            ts(r.created_at)
+            ts(r.created_at),
+            r.restock
         ],
         db_err("failed to record a refund", "refund in flight"),
     )?;
     if inserted == 0 {
         return Err(StoreError::Conflict("refund larger than what is left"));
     }
+    Ok(())
+}
+
+/// Queues the look-up of an unknown refund, in the caller's transaction.
+fn queue_refund_check(c: &Connection, id: &RefundId, now: DateTime<Utc>) -> StoreResult<()> {
+    let job = tijori_core::jobs::NewJob::check_refund(id, now);
+    exec(
+        c,
+        "INSERT INTO jobs (kind, payload, unique_key, status, attempts, max_attempts, run_at, \
+         created_at, updated_at) VALUES (?1, ?2, ?3, 'queued', 0, ?4, ?5, ?6, ?6) \
+         ON CONFLICT (kind, unique_key) \
+         WHERE unique_key IS NOT NULL AND status IN ('queued', 'running') DO NOTHING",
+        params![
+            job.kind.as_str(),
+            job.payload,
+            job.unique_key,
+            i64::from(job.kind.max_attempts()),
+            ts(job.run_at),
+            ts(now)
+        ],
+        "failed to queue a refund's look-up",
+    )?;
     Ok(())
 }
 
@@ -743,34 +771,105 @@ pub(super) fn finish_refund(
         params![id.as_str(), status.as_str(), detail, ts(now)],
         "failed to record a refund's outcome",
     )?;
+    // No unknown refund without the look-up that settles it (same transaction).
+    if status == RefundStatus::Unknown {
+        queue_refund_check(c, id, now)?;
+    }
     Ok(())
 }
 
 pub(super) fn refunds_of(c: &Connection, payment: &PaymentId) -> StoreResult<Vec<Refund>> {
     all::<RefundRow>(
         c,
-        "SELECT r.id, r.payment_id, r.amount_minor, p.currency, r.reason, r.status, r.detail, \
-         r.requested_by, r.created_at, r.updated_at FROM refunds r \
-         JOIN payments p ON p.id = r.payment_id WHERE r.payment_id = ?1 \
-         ORDER BY r.created_at, r.id",
+        &format!(
+            "SELECT {REFUND_COLUMNS} FROM refunds r \
+             JOIN payments p ON p.id = r.payment_id WHERE r.payment_id = ?1 \
+             ORDER BY r.created_at, r.id"
+        ),
         [payment.as_str()],
         "failed to list refunds",
     )?
     .into_iter()
-    .map(|r| {
-        Ok(Refund {
-            amount: money(r.amount_minor, &r.currency, "refund amount")?,
-            status: RefundStatus::parse(&r.status)
-                .ok_or_else(|| corrupt("refund status", &r.status))?,
-            id: RefundId::from_trusted(r.id),
-            payment_id: PaymentId::from_trusted(r.payment_id),
-            reason: r.reason,
-            detail: r.detail,
-            requested_by: UserId::from_trusted(r.requested_by),
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        })
-    })
+    .map(Refund::try_from)
+    .collect()
+}
+
+pub(super) fn refund(c: &Connection, id: &RefundId) -> StoreResult<Option<Refund>> {
+    one::<RefundRow>(
+        c,
+        &format!(
+            "SELECT {REFUND_COLUMNS} FROM refunds r \
+             JOIN payments p ON p.id = r.payment_id WHERE r.id = ?1"
+        ),
+        [id.as_str()],
+        "failed to load a refund",
+    )?
+    .map(Refund::try_from)
+    .transpose()
+}
+
+pub(super) fn settle_refund(
+    c: &Connection,
+    id: &RefundId,
+    status: RefundStatus,
+    detail: &str,
+    resolution: Option<&RefundResolution>,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    // Compare-and-set: of a look-up and an operator settling it at once, one wins.
+    let moved = exec(
+        c,
+        "UPDATE refunds SET status = ?2, detail = ?3, resolved_by = ?4, \
+         resolved_at = CASE WHEN ?4 IS NULL THEN NULL ELSE ?6 END, resolution = ?5, \
+         updated_at = ?6 WHERE id = ?1 AND status = 'unknown'",
+        params![
+            id.as_str(),
+            status.as_str(),
+            detail,
+            resolution.map(|r| r.by.as_str()),
+            resolution.map(|r| r.reason.as_str()),
+            ts(now)
+        ],
+        "failed to settle a refund",
+    )?;
+    Ok(moved == 1)
+}
+
+pub(super) fn unknown_refunds(c: &Connection, limit: u32) -> StoreResult<Vec<Refund>> {
+    all::<RefundRow>(
+        c,
+        &format!(
+            "SELECT {REFUND_COLUMNS} FROM refunds r \
+             JOIN payments p ON p.id = r.payment_id WHERE r.status = 'unknown' \
+             ORDER BY r.created_at, r.id LIMIT ?1"
+        ),
+        [i64::from(limit)],
+        "failed to list unknown refunds",
+    )?
+    .into_iter()
+    .map(Refund::try_from)
+    .collect()
+}
+
+pub(super) fn payments_to_audit(
+    c: &Connection,
+    paid_since: DateTime<Utc>,
+    checked_before: DateTime<Utc>,
+    limit: u32,
+) -> StoreResult<Vec<Payment>> {
+    all::<PaymentRow>(
+        c,
+        &format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments \
+             WHERE status IN ('completed', 'partially_refunded') AND provider_ref IS NOT NULL \
+             AND updated_at >= ?1 AND (checked_at IS NULL OR checked_at < ?2) \
+             ORDER BY checked_at IS NOT NULL, checked_at, id LIMIT ?3"
+        ),
+        params![ts(paid_since), ts(checked_before), i64::from(limit)],
+        "failed to find payments to audit",
+    )?
+    .into_iter()
+    .map(Payment::try_from)
     .collect()
 }
 

@@ -165,6 +165,62 @@ async fn reconcile_once_reports_what_it_changed(db: TestDatabase) {
     assert_eq!(app.tijori.reconcile_once(2).await.unwrap().checked, 0);
 }
 
+/// Two `reconcile --once` at the same time over the same stale payments: each
+/// transition is reported by the pass whose compare-and-set won it, and only there;
+/// the other pass says it found the payment already settled.
+async fn concurrent_reconcile_passes_report_each_transition_once(db: TestDatabase) {
+    let (app, clock) = app_on_clock(db).await;
+    let plan = app.plan_id("Basic").await;
+    let khalti = app.sandbox().khalti();
+    let mut ids = Vec::new();
+    // One payment per customer: this is about the reports, not about one user's
+    // concurrent first purchases.
+    for name in ["gita", "ram", "shyam", "kamal"] {
+        let user = app.register(name).await;
+        let s = app.initiate(&user, &plan).await;
+        khalti.complete(s["pidx"].as_str().unwrap()).unwrap();
+        ids.push(s["payment_id"].as_str().unwrap().to_owned());
+    }
+    // Slow lookups, so that both passes have read the same stale payments before
+    // either settles one.
+    khalti.set_settings(KhaltiSettings {
+        latency_ms: 300,
+        ..khalti.settings()
+    });
+    clock.advance(Duration::minutes(16));
+    let (a, b) = (app.tijori.clone(), app.tijori.clone());
+    let (one, two) = tokio::join!(a.reconcile_once(4), b.reconcile_once(4));
+    let (one, two) = (one.unwrap(), two.unwrap());
+    let mut reported: Vec<String> = one
+        .changed
+        .iter()
+        .chain(&two.changed)
+        .map(|(id, _, to)| {
+            assert_eq!(to.as_str(), "completed");
+            id.to_string()
+        })
+        .collect();
+    reported.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(
+        reported, expected,
+        "each transition once in total: {one:?} {two:?}"
+    );
+    // What a pass read but did not win, it calls already settled.
+    for report in [&one, &two] {
+        for (id, now) in &report.already_settled {
+            assert!(ids.contains(&id.to_string()));
+            assert_eq!(now.as_str(), "completed");
+            assert!(!report.changed.iter().any(|(c, _, _)| c == id));
+        }
+    }
+    assert!(
+        one.already_settled.len() + two.already_settled.len() > 0,
+        "the passes overlapped: {one:?} {two:?}"
+    );
+}
+
 async fn an_abandoned_order_expires_and_its_stock_comes_back(db: TestDatabase) {
     let (app, clock) = app_on_clock(db).await;
     let user = app.register("abebe").await;
@@ -581,6 +637,7 @@ test_both!(
     with_smtp_a_reminder_is_mailed_once,
     a_paid_payment_whose_return_never_arrives_is_found,
     reconcile_once_reports_what_it_changed,
+    concurrent_reconcile_passes_report_each_transition_once,
     the_reconciler_tries_a_timed_out_lookup_again,
     one_pass_reconciles_more_than_one_batch,
     an_abandoned_order_expires_and_its_stock_comes_back,
