@@ -196,7 +196,11 @@ impl Tijori {
             // A further partial refund: the status stays, but its share of the days
             // still goes back.
             self.store.take_back(&payment.id, self.now()).await?;
-            settled.payment = self.store.payment(&payment.id).await?.unwrap_or(settled.payment);
+            settled.payment = self
+                .store
+                .payment(&payment.id)
+                .await?
+                .unwrap_or(settled.payment);
         }
         info!(payment = %payment.id, refund = %refund.id, %amount, full, "refunded");
         let restocked = match (&payment.purpose, full && order.restock) {
