@@ -99,7 +99,9 @@ pub enum Purpose {
         /// with the payment, so the settle does what they were told before paying).
         change: PlanChange,
     },
-    Order { order_id: OrderId },
+    Order {
+        order_id: OrderId,
+    },
 }
 
 impl Purpose {

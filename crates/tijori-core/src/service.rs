@@ -475,7 +475,11 @@ impl Tijori {
 
     /// For each of `plans`, what buying it would do now (`None` for a plan no longer
     /// on offer): the subscribe page's "starts on…" and its "switch now" offer.
-    pub async fn plan_choices(&self, user: &UserId, plans: &[Plan]) -> Result<Vec<Option<PlanChoice>>> {
+    pub async fn plan_choices(
+        &self,
+        user: &UserId,
+        plans: &[Plan],
+    ) -> Result<Vec<Option<PlanChoice>>> {
         let periods = self.store.paid_periods(user).await?;
         let now = self.now();
         Ok(plans

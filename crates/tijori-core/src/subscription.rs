@@ -61,4 +61,3 @@ impl Subscription {
 pub fn latest_end() -> DateTime<Utc> {
     DateTime::from_timestamp(253_402_300_799, 0).expect("9999-12-31T23:59:59Z is a valid time")
 }
-

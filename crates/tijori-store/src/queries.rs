@@ -19,7 +19,9 @@ use tijori_core::store::{
     Refund, RefundResolution, RefundStatus, Settled, Store, StoreError, StoreResult,
     WebhookDelivery,
 };
-use tijori_core::subscription::{self, NewPlan, PaidPeriod, Plan, PlanChange, Refunded, Subscription};
+use tijori_core::subscription::{
+    self, NewPlan, PaidPeriod, Plan, PlanChange, Refunded, Subscription,
+};
 
 use super::{Db, DbStore, BEGIN_WRITE, LOCK_ROW, SKIP_LOCKED};
 use crate::paid_periods;
@@ -196,7 +198,7 @@ impl DbStore {
     ) -> StoreResult<()> {
         let writes = paid_periods::changes(user, before, after, now)?;
         let (changed, added, run) = (&writes.changed, writes.added.as_ref(), &writes.run);
-        let col = |f: &dyn Fn(&PaidPeriod) -> i64| changed.iter().map(|p| f(p)).collect::<Vec<i64>>();
+        let col = |f: &dyn Fn(&PaidPeriod) -> i64| changed.iter().map(f).collect::<Vec<i64>>();
         sqlx::query(
             "WITH changed AS (UPDATE fulfilments f SET period_start = u.period_start, \
              period_end = u.period_end, taken_seconds = u.taken, moved_seconds = u.moved, \
@@ -217,7 +219,12 @@ impl DbStore {
              start_at = excluded.start_at, end_at = excluded.end_at, \
              updated_at = excluded.updated_at",
         )
-        .bind(changed.iter().map(|p| p.payment_id.as_str()).collect::<Vec<_>>())
+        .bind(
+            changed
+                .iter()
+                .map(|p| p.payment_id.as_str())
+                .collect::<Vec<_>>(),
+        )
         .bind(changed.iter().map(|p| p.start_at).collect::<Vec<_>>())
         .bind(changed.iter().map(|p| p.end_at).collect::<Vec<_>>())
         .bind(col(&|p| p.taken_seconds))

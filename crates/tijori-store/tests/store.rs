@@ -1402,8 +1402,12 @@ mod settle {
             .await?;
         let sub = h.subscription(&sita).await?.context("subscription")?;
         assert_eq!((sub.start_at, sub.end_at), (t0(), t0() + days(35)));
-        h.settle(&second, &lookup(&second, "Refunded", 50_000), t0() + days(5))
-            .await?;
+        h.settle(
+            &second,
+            &lookup(&second, "Refunded", 50_000),
+            t0() + days(5),
+        )
+        .await?;
         let sub = h.subscription(&sita).await?.context("subscription")?;
         assert_eq!(
             (sub.start_at, sub.end_at),
@@ -1483,9 +1487,7 @@ mod settle {
         Ok(())
     }
 
-    async fn what_is_queued_and_a_switch_now_come_from_the_periods(
-        db: TestDatabase,
-    ) -> Result<()> {
+    async fn what_is_queued_and_a_switch_now_come_from_the_periods(db: TestDatabase) -> Result<()> {
         let h = Harness::open(&db).await?;
         let sita = h.user("sita").await?;
         let basic = h.plan("Basic", 50_000, 30).await?;
@@ -1506,7 +1508,11 @@ mod settle {
         );
         assert_eq!(p.queued.len(), 1);
         assert_eq!(
-            (p.queued[0].plan_id.clone(), p.queued[0].start_at, p.queued[0].end_at),
+            (
+                p.queued[0].plan_id.clone(),
+                p.queued[0].start_at,
+                p.queued[0].end_at
+            ),
             (yearly.id.clone(), t0() + days(30), t0() + days(395))
         );
 
@@ -1523,12 +1529,22 @@ mod settle {
         let credit = Duration::days(5) + Duration::days(150);
         assert_eq!(
             (current.plan_id, current.start_at, current.end_at),
-            (premium.id.clone(), t0() + days(20), t0() + days(50) + credit)
+            (
+                premium.id.clone(),
+                t0() + days(20),
+                t0() + days(50) + credit
+            )
         );
         assert!(p.queued.is_empty());
         // Basic's first 20 days stay Basic.
-        let basic_row = periods.iter().find(|x| x.payment_id == first.id).context("basic")?;
-        assert_eq!((basic_row.start_at, basic_row.end_at), (t0(), t0() + days(20)));
+        let basic_row = periods
+            .iter()
+            .find(|x| x.payment_id == first.id)
+            .context("basic")?;
+        assert_eq!(
+            (basic_row.start_at, basic_row.end_at),
+            (t0(), t0() + days(20))
+        );
         Ok(())
     }
 
@@ -1560,7 +1576,11 @@ mod settle {
                 .finish_refund(&refund.id, RefundStatus::Succeeded, None, now)
                 .await?;
             let settled = h
-                .settle(&payment, &lookup(&payment, "Partially Refunded", 50_000), now)
+                .settle(
+                    &payment,
+                    &lookup(&payment, "Partially Refunded", 50_000),
+                    now,
+                )
                 .await?;
             assert_eq!(settled.changed, n == 1);
             if !settled.changed {
@@ -1572,8 +1592,12 @@ mod settle {
             assert_eq!(sub.end_at, t0() + days(30 - 6 * n), "after refund {n}");
         }
         // The rest refunded: the unused days go, the used ones stay.
-        h.settle(&payment, &lookup(&payment, "Refunded", 50_000), t0() + days(3))
-            .await?;
+        h.settle(
+            &payment,
+            &lookup(&payment, "Refunded", 50_000),
+            t0() + days(3),
+        )
+        .await?;
         let sub = h.subscription(&sita).await?.context("subscription")?;
         assert_eq!(sub.end_at, t0() + days(3));
         Ok(())

@@ -151,7 +151,9 @@ async fn verify(
 
 async fn me(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     match state.tijori.my_holding(&caller.user.id).await? {
-        Some(holding) => Ok(Json(SubscriptionView::new(&holding, state.tijori.now())).into_response()),
+        Some(holding) => {
+            Ok(Json(SubscriptionView::new(&holding, state.tijori.now())).into_response())
+        }
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",

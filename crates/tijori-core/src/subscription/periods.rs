@@ -286,7 +286,13 @@ pub fn grant(periods: &mut Vec<PaidPeriod>, purchase: &Purchase, now: DateTime<U
                 continue;
             }
             let convert = |secs| {
-                convert(secs, p.price.minor(), p.granted_seconds, new_price, new_seconds)
+                convert(
+                    secs,
+                    p.price.minor(),
+                    p.granted_seconds,
+                    new_price,
+                    new_seconds,
+                )
             };
             let mut theirs = 0;
             for (s, left) in claims_left(periods, p, now) {
@@ -440,12 +446,7 @@ pub fn project(user: &UserId, periods: &[PaidPeriod], now: DateTime<Utc>) -> Pro
     let current = segments
         .iter()
         .position(|s| s.is_active(now))
-        .unwrap_or_else(|| {
-            segments
-                .iter()
-                .rposition(|s| s.end_at <= now)
-                .unwrap_or(0)
-        });
+        .unwrap_or_else(|| segments.iter().rposition(|s| s.end_at <= now).unwrap_or(0));
     let mut run = segments.last().cloned().expect("not empty");
     for s in segments.iter().rev().skip(1) {
         if s.end_at != run.start_at {
@@ -556,8 +557,14 @@ mod tests {
         let user = UserId::generate();
         let basic = plan(30, 50_000);
         let mut periods = Vec::new();
-        assert_eq!(buy(&mut periods, &basic, PlanChange::Queue, t(0)).1, ChangeMode::New);
-        assert_eq!(buy(&mut periods, &basic, PlanChange::Queue, t(10)).1, ChangeMode::Extend);
+        assert_eq!(
+            buy(&mut periods, &basic, PlanChange::Queue, t(0)).1,
+            ChangeMode::New
+        );
+        assert_eq!(
+            buy(&mut periods, &basic, PlanChange::Queue, t(10)).1,
+            ChangeMode::Extend
+        );
         let p = project(&user, &periods, t(10));
         let cur = p.current.unwrap();
         assert_eq!((cur.start_at, cur.end_at), (t(0), t(60)));
@@ -578,9 +585,15 @@ mod tests {
         let mut periods = Vec::new();
         let later = t(0) + Duration::seconds(1);
         buy(&mut periods, &basic, PlanChange::Queue, later);
-        assert_eq!(buy(&mut periods, &basic, PlanChange::Queue, t(0)).1, ChangeMode::Extend);
+        assert_eq!(
+            buy(&mut periods, &basic, PlanChange::Queue, t(0)).1,
+            ChangeMode::Extend
+        );
         let run = project(&user, &periods, later).run.unwrap();
-        assert_eq!((run.start_at, run.end_at), (later, later + Duration::days(60)));
+        assert_eq!(
+            (run.start_at, run.end_at),
+            (later, later + Duration::days(60))
+        );
     }
 
     #[test]
@@ -591,10 +604,19 @@ mod tests {
         let (first, _) = buy(&mut periods, &basic, PlanChange::Queue, t(0));
         let (second, _) = buy(&mut periods, &basic, PlanChange::Queue, t(0));
         assert!(take_back(&mut periods, &first, Refunded::Everything, t(5)));
-        assert_eq!(paid_until(&periods, &user), t(35), "5 used + the second's 30");
+        assert_eq!(
+            paid_until(&periods, &user),
+            t(35),
+            "5 used + the second's 30"
+        );
         assert!(take_back(&mut periods, &second, Refunded::Everything, t(5)));
         assert_eq!(paid_until(&periods, &user), t(5));
-        assert!(!take_back(&mut periods, &second, Refunded::Everything, t(6)));
+        assert!(!take_back(
+            &mut periods,
+            &second,
+            Refunded::Everything,
+            t(6)
+        ));
     }
 
     #[test]
@@ -607,11 +629,21 @@ mod tests {
         assert!(take_back(&mut periods, &id, Refunded::Amount(10_000), t(1)));
         assert_eq!(paid_until(&periods, &user), t(24));
         // The same total again takes nothing more; another fifth takes 6 more days.
-        assert!(!take_back(&mut periods, &id, Refunded::Amount(10_000), t(2)));
+        assert!(!take_back(
+            &mut periods,
+            &id,
+            Refunded::Amount(10_000),
+            t(2)
+        ));
         assert!(take_back(&mut periods, &id, Refunded::Amount(20_000), t(2)));
         assert_eq!(paid_until(&periods, &user), t(18));
         // Late in the period only the unused days can go.
-        assert!(take_back(&mut periods, &id, Refunded::Amount(45_000), t(16)));
+        assert!(take_back(
+            &mut periods,
+            &id,
+            Refunded::Amount(45_000),
+            t(16)
+        ));
         assert_eq!(paid_until(&periods, &user), t(16));
     }
 
@@ -654,7 +686,10 @@ mod tests {
         assert_eq!(mode, ChangeMode::SwitchNow);
         let proj = project(&user, &periods, t(10));
         let cur = proj.current.unwrap();
-        assert_eq!((cur.plan_id.clone(), cur.start_at, cur.end_at), (premium.id.clone(), t(10), t(50)));
+        assert_eq!(
+            (cur.plan_id.clone(), cur.start_at, cur.end_at),
+            (premium.id.clone(), t(10), t(50))
+        );
         assert_eq!(period(&periods, &b).end_at, t(10), "Basic's used days stay");
 
         // Refunding Basic takes back the days it became, as far as unused.
@@ -673,20 +708,37 @@ mod tests {
         usd.price = Money::from_minor(1_000, Currency::Usd).unwrap();
         let mut periods = Vec::new();
         buy(&mut periods, &basic, PlanChange::Queue, t(0));
-        assert_eq!(preview(&periods, &basic, PlanChange::SwitchNow, t(1)).mode, ChangeMode::Extend);
-        assert_eq!(preview(&periods, &usd, PlanChange::SwitchNow, t(1)).mode, ChangeMode::Queue);
-        assert_eq!(preview(&periods, &usd, PlanChange::SwitchNow, t(31)).mode, ChangeMode::New);
+        assert_eq!(
+            preview(&periods, &basic, PlanChange::SwitchNow, t(1)).mode,
+            ChangeMode::Extend
+        );
+        assert_eq!(
+            preview(&periods, &usd, PlanChange::SwitchNow, t(1)).mode,
+            ChangeMode::Queue
+        );
+        assert_eq!(
+            preview(&periods, &usd, PlanChange::SwitchNow, t(31)).mode,
+            ChangeMode::New
+        );
     }
 
     // Property tests --------------------------------------------------------------
 
     #[derive(Clone, Debug)]
     enum Op {
-        Buy { plan: usize, switch: bool },
+        Buy {
+            plan: usize,
+            switch: bool,
+        },
         /// Refund the `which`-th payment (modulo how many there are): all of what is
         /// left, or `percent` of its price more.
-        Refund { which: usize, percent: Option<u8> },
-        Step { seconds: i64 },
+        Refund {
+            which: usize,
+            percent: Option<u8>,
+        },
+        Step {
+            seconds: i64,
+        },
     }
 
     fn ops(switches: bool) -> impl Strategy<Value = Vec<Op>> {
@@ -704,7 +756,10 @@ mod tests {
     }
 
     /// What the user had, plan by plan, up to `now`: laid out, never to change.
-    fn history(periods: &[PaidPeriod], now: DateTime<Utc>) -> Vec<(PlanId, DateTime<Utc>, DateTime<Utc>)> {
+    fn history(
+        periods: &[PaidPeriod],
+        now: DateTime<Utc>,
+    ) -> Vec<(PlanId, DateTime<Utc>, DateTime<Utc>)> {
         let mut periods = periods.to_vec();
         lay_out(&mut periods);
         let mut out: Vec<(PlanId, DateTime<Utc>, DateTime<Utc>)> = Vec::new();
@@ -727,7 +782,11 @@ mod tests {
 
     /// The paid time ahead has no holes, and the subscription ends exactly when it
     /// runs out: end = now + the unused paid seconds.
-    fn check_layout(user: &UserId, periods: &[PaidPeriod], now: DateTime<Utc>) -> Result<(), TestCaseError> {
+    fn check_layout(
+        user: &UserId,
+        periods: &[PaidPeriod],
+        now: DateTime<Utc>,
+    ) -> Result<(), TestCaseError> {
         let left = ahead(periods, now);
         let proj = project(user, periods, now);
         if left > 0 {

@@ -36,9 +36,7 @@ async fn buy(app: &TestApp, user: &TestUser, plan: &str, change: Option<&str>) -
     started
 }
 
-async fn another_plan_is_queued_and_shown_and_no_notice_announces_a_false_end(
-    db: TestDatabase,
-) {
+async fn another_plan_is_queued_and_shown_and_no_notice_announces_a_false_end(db: TestDatabase) {
     let (app, clock) = app_on_clock(db).await;
     let user = app.register("sita").await;
     let first = buy(&app, &user, "Basic", None).await;
@@ -107,7 +105,10 @@ async fn switching_now_turns_the_unused_days_into_days_of_the_new_plan(db: TestD
     let started = buy(&app, &user, "Premium", Some("switch_now")).await;
     assert_eq!(started["change"]["mode"], "switch_now");
     assert_eq!(
-        days_between(&started["change"]["starts_at"], &started["change"]["ends_at"]),
+        days_between(
+            &started["change"]["starts_at"],
+            &started["change"]["ends_at"]
+        ),
         365 + 45
     );
     let me = app.subscription(&user).await.unwrap();
@@ -151,7 +152,11 @@ async fn each_partial_refund_takes_back_its_share_of_the_days(db: TestDatabase) 
     }
     // The rest: the unused days go; the day used stays used.
     let res = app
-        .post(&admin, &format!("/api/payments/{payment}/refund/"), json!({}))
+        .post(
+            &admin,
+            &format!("/api/payments/{payment}/refund/"),
+            json!({}),
+        )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
     let me = app.subscription(&user).await.unwrap();
@@ -159,7 +164,60 @@ async fn each_partial_refund_takes_back_its_share_of_the_days(db: TestDatabase) 
     assert_eq!(me["is_active"], false);
 }
 
+async fn the_plans_page_says_what_will_happen_and_offers_switching_now(db: TestDatabase) {
+    let app = TestApp::spawn(db).await;
+    let user = app.register("gita").await;
+    buy(&app, &user, "Basic", None).await;
+    let (browser, _) = app.sign_in_browser(&user).await;
+    let html = browser
+        .get(app.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("change-extend"), "Basic again extends it");
+    assert!(
+        html.contains("change-queue") && html.contains("Starts when your current paid time ends"),
+        "another plan is queued by default"
+    );
+    assert!(
+        html.contains(r#"name="change" value="switch_now""#),
+        "switching is offered"
+    );
+    let csrf = crate::helpers::csrf_token(&html);
+
+    // Ticking "switch now" is what the payment is opened with.
+    let res = browser
+        .post(app.url("/subscribe"))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("plan_id", app.plan_id("Standard").await.as_str()),
+            ("gateway", "khalti"),
+            ("change", "switch_now"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let payment_url = res.headers()["location"].to_str().unwrap().to_owned();
+    app.pay_on_checkout(&payment_url, "pay").await;
+    let pidx = url::Url::parse(&payment_url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "pidx")
+        .unwrap()
+        .1
+        .into_owned();
+    assert_eq!(app.verify(&user, &pidx).await.0, StatusCode::OK);
+    let me = app.subscription(&user).await.unwrap();
+    assert_eq!(me["plan"]["name"], "Standard", "switched now: {me}");
+    assert_eq!(me["queued"], json!([]));
+}
+
 test_both!(
+    the_plans_page_says_what_will_happen_and_offers_switching_now,
     each_partial_refund_takes_back_its_share_of_the_days,
     another_plan_is_queued_and_shown_and_no_notice_announces_a_false_end,
     switching_now_turns_the_unused_days_into_days_of_the_new_plan,
