@@ -343,6 +343,7 @@ impl Tijori {
                 .settle_refund(&refund.id, status, &detail, None, self.now())
                 .await?
             {
+                self.close_unknown_refund_notice(refund).await?;
                 info!(payment = %payment.id, refund = %refund.id, status = status.as_str(), "an unknown refund was settled by a look-up");
                 if status == RefundStatus::Succeeded {
                     succeeded += refund.amount.minor();
@@ -401,6 +402,22 @@ impl Tijori {
                     ),
                     self.now(),
                 )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Marks the operator's "refund_unknown" notice of a refund resolved once the
+    /// refund is settled, so the list shows what still needs a person.
+    async fn close_unknown_refund_notice(&self, refund: &Refund) -> Result<()> {
+        let open = self.store.operator_events(false, 500).await?;
+        for event in open.iter().filter(|e| {
+            e.kind == "refund_unknown"
+                && e.payment_id.as_ref() == Some(&refund.payment_id)
+                && e.detail.contains(refund.id.as_str())
+        }) {
+            self.store
+                .resolve_operator_event(event.id, self.now())
                 .await?;
         }
         Ok(())
@@ -515,6 +532,7 @@ impl Tijori {
                 message: "this refund was settled meanwhile".into(),
             });
         }
+        self.close_unknown_refund_notice(refund).await?;
         self.store
             .record_operator_event(
                 "refund_resolved",

@@ -219,6 +219,14 @@ async fn an_unknown_refund_is_settled_by_its_background_look_up(db: TestDatabase
     app.tijori.run_due_jobs("test-worker", 8).await.unwrap();
 
     assert!(unknown_refunds(&app, &admin).await.is_empty());
+    // Its notice on the operator's list is closed with it.
+    let open = app.tijori.operator_events(false).await.unwrap();
+    assert!(!open.iter().any(|e| e.kind == "refund_unknown"), "{open:?}");
+    assert!(app
+        .operator_events()
+        .await
+        .iter()
+        .any(|e| e.kind == "refund_unknown" && e.detail.contains(&refund_id)));
     assert_eq!(app.payment(&user, &payment).await["status"], "refunded");
     let sub = app.subscription(&user).await;
     assert!(
