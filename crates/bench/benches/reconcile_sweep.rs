@@ -84,6 +84,7 @@ fn main() -> anyhow::Result<()> {
                     &users[i % users.len()],
                     plan.id.as_str(),
                     GatewayKind::Khalti,
+                    None,
                 )
             })
             .buffer_unordered(64)

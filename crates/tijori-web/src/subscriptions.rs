@@ -59,10 +59,11 @@ pub(crate) async fn start_subscription(
     user: &tijori_core::account::User,
     plan_id: &str,
     gateway: GatewayKind,
+    attempt: Option<&tijori_core::idempotency::Attempt>,
 ) -> Result<InitiatedView, ApiError> {
     let payment = state
         .tijori
-        .initiate_subscription(user, plan_id, gateway)
+        .initiate_subscription(user, plan_id, gateway, attempt)
         .await?;
     let provider_ref = payment.provider_ref.clone();
     Ok(InitiatedView {
@@ -85,11 +86,13 @@ impl InitiatedView {
 async fn initiate(
     State(state): State<AppState>,
     caller: Caller,
+    attempt: Option<axum::Extension<tijori_core::idempotency::Attempt>>,
     Json(body): Json<InitiateBody>,
 ) -> Result<Json<InitiatedView>, ApiError> {
     let gateway = parse_gateway(body.gateway.as_deref())?;
+    let attempt = crate::idempotency::attempt_of(&attempt);
     Ok(Json(
-        start_subscription(&state, &caller.user, &body.plan_id, gateway).await?,
+        start_subscription(&state, &caller.user, &body.plan_id, gateway, attempt).await?,
     ))
 }
 

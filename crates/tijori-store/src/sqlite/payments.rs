@@ -14,7 +14,11 @@ use super::{all, all_with, db_err, exec, exec_or, is_constraint, one, one_with, 
 use super::{ctx, FOREIGN_KEY};
 use crate::rows::{PaymentRow, PlanRow, SubscriptionRow, PAYMENT_COLUMNS, PLAN_COLUMNS};
 
-pub(super) fn insert_payment(c: &Connection, p: &Payment) -> StoreResult<()> {
+pub(super) fn insert_payment(
+    c: &Connection,
+    p: &Payment,
+    attempt: Option<&tijori_core::idempotency::Attempt>,
+) -> StoreResult<()> {
     let (plan_id, order_id) = match &p.purpose {
         Purpose::Subscription { plan_id } => (Some(plan_id.as_str()), None),
         Purpose::Order { order_id } => (None, Some(order_id.as_str())),
@@ -45,6 +49,9 @@ pub(super) fn insert_payment(c: &Connection, p: &Payment) -> StoreResult<()> {
         ],
         db_err("failed to insert payment", "payment"),
     )?;
+    if let Some(attempt) = attempt {
+        shop::note_attempt(c, attempt, Some(&p.id), None)?;
+    }
     Ok(())
 }
 
