@@ -106,6 +106,7 @@ impl InstanceId {
         InstanceId(id.into())
     }
 
+    /// The id as stored (the `instances` table, a key's `owner`).
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -133,6 +134,7 @@ pub struct Claimant {
 }
 
 impl Claimant {
+    /// `instance`, asking at `now`, to hold the key for the standard lease.
     pub fn new(instance: InstanceId, now: DateTime<Utc>) -> Self {
         Claimant {
             instance,
