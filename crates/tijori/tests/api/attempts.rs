@@ -487,6 +487,59 @@ async fn a_retry_after_a_crash_mid_checkout_reuses_or_closes_what_it_left(db: Te
     );
 }
 
+async fn a_running_tijori_keeps_its_keys_and_frees_them_when_it_stops(db: TestDatabase) {
+    let mut app = TestApp::spawn(db).await;
+    let user = app.register("ruth").await;
+    let key = IdempotencyKey::parse("held").unwrap();
+    let store = app.tijori.store().clone();
+    // A claim the running app made a minute ago (a slow request): its heartbeat,
+    // not the claim's time, says it is alive.
+    let ago = app.tijori.now() - Duration::minutes(1);
+    let mine = Claimant::new(app.tijori.instance().clone(), ago);
+    assert_eq!(
+        store
+            .claim_idempotency_key(&user.id, &key, "print", &mine, ago)
+            .await
+            .unwrap(),
+        Claim::New
+    );
+    let now = app.tijori.now();
+    let other = Claimant::new(InstanceId::from_trusted("other"), now);
+    assert_eq!(
+        store
+            .claim_idempotency_key(&user.id, &key, "print", &other, now)
+            .await
+            .unwrap(),
+        Claim::InProgress,
+        "the app's heartbeat keeps its key"
+    );
+    // Stopped cleanly: its heartbeat row goes, and its keys are free at once.
+    let db = app.db.take().expect("owns its database");
+    drop((store, app));
+    // Sooner than a missed heartbeat would free it (20 s after the last beat).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(8);
+    loop {
+        let database = tijori_store::Database::connect(&db.url).await.unwrap();
+        let now = SystemClock.now();
+        let other = Claimant::new(InstanceId::from_trusted("other"), now);
+        let claim = database
+            .store()
+            .claim_idempotency_key(&user.id, &key, "print", &other, now)
+            .await
+            .unwrap();
+        database.close().await;
+        if claim == Claim::TakenOver(Leftover::default()) {
+            break;
+        }
+        assert_eq!(claim, Claim::InProgress);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stopped app's key was never freed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 test_both!(
     a_failed_chapa_attempt_paid_on_retry_is_found_by_the_reconciler,
     a_failed_chapa_attempt_past_its_checkouts_life_is_left_alone,
@@ -496,4 +549,5 @@ test_both!(
     the_return_page_looks_up_once_every_few_seconds_and_keeps_a_capped_query,
     a_retry_after_a_crash_gets_the_order_the_dead_request_made,
     a_retry_after_a_crash_mid_checkout_reuses_or_closes_what_it_left,
+    a_running_tijori_keeps_its_keys_and_frees_them_when_it_stops,
 );
