@@ -85,6 +85,7 @@ fn main() -> anyhow::Result<()> {
                     plan.id.as_str(),
                     GatewayKind::Khalti,
                     tijori_core::subscription::PlanChange::Queue,
+                    None,
                 )
             })
             .buffer_unordered(64)

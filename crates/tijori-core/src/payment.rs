@@ -64,11 +64,61 @@ impl PaymentStatus {
     }
 }
 
+/// How long a checkout without an expiry of its own (Chapa's: their links carry
+/// none) is taken to stay payable.
+pub const CHECKOUT_LIFETIME_HOURS: i64 = 24;
+
+/// Gateways whose checkout takes another attempt after one failed, so a `failed`
+/// answer is not their last word while the checkout lives. Chapa lets the customer
+/// retry a failed payment on the same checkout (chapa.md §3.3); Khalti ends the pidx
+/// (its `User canceled` and `Expired` are final), so a closed Khalti payment is not
+/// looked up again.
+pub const RETRY_AFTER_FAILURE: &[GatewayKind] = &[GatewayKind::Chapa];
+
+/// The statuses in which a payment on some gateway is still worth looking up (while
+/// its checkout lives, for the closed ones): the open ones, and `Failed` on a
+/// gateway in [`RETRY_AFTER_FAILURE`]. The store selects stale payments by exactly
+/// this rule; [`Payment::worth_looking_up`] is the same rule for one payment.
+pub fn recheckable_statuses(gateway: GatewayKind) -> &'static [PaymentStatus] {
+    if RETRY_AFTER_FAILURE.contains(&gateway) {
+        &[S::Initiated, S::Pending, S::Failed]
+    } else {
+        OPEN
+    }
+}
+
 impl Payment {
     /// Whether money arriving for it would still count: it is open, or was seen
     /// canceled, expired or failed (the gateway may yet report it paid).
     pub fn may_still_be_paid(&self) -> bool {
         UNFULFILLED.contains(&self.status)
+    }
+
+    /// When its checkout stops taking money: the gateway's own expiry, or
+    /// [`CHECKOUT_LIFETIME_HOURS`] after it was opened for a gateway that gives none.
+    pub fn link_end(&self) -> DateTime<Utc> {
+        self.expires_at
+            .unwrap_or(self.created_at + chrono::Duration::hours(CHECKOUT_LIFETIME_HOURS))
+    }
+
+    /// Whether asking the gateway about it may still change anything: it is open,
+    /// or it is a failed attempt on a gateway that takes another on the same
+    /// checkout ([`RETRY_AFTER_FAILURE`]) and that checkout still lives. A payment
+    /// whose checkout never opened has nothing to look up.
+    pub fn worth_looking_up(&self, now: DateTime<Utc>) -> bool {
+        if self.provider_ref.is_none() || !recheckable_statuses(self.gateway).contains(&self.status)
+        {
+            return false;
+        }
+        self.status.is_open() || now < self.link_end()
+    }
+
+    /// The checkout a customer whose attempt failed can try again on (the same
+    /// one: "Try again"), while the gateway still takes attempts there.
+    pub fn retry_url(&self, now: DateTime<Utc>) -> Option<&str> {
+        (self.status == S::Failed && self.worth_looking_up(now))
+            .then_some(self.payment_url.as_deref())
+            .flatten()
     }
 }
 
@@ -353,6 +403,38 @@ mod tests {
             to(GatewayStatus::Unrecognised("Weird".into())),
             Some((S::Pending, Effect::None))
         );
+    }
+
+    #[test]
+    fn only_a_failed_chapa_attempt_stays_worth_looking_up_and_only_while_its_checkout_lives() {
+        let mut p = payment(S::Failed);
+        let opened = p.created_at;
+        let alive = opened + chrono::Duration::hours(CHECKOUT_LIFETIME_HOURS)
+            - chrono::Duration::seconds(1);
+        let dead = opened + chrono::Duration::hours(CHECKOUT_LIFETIME_HOURS);
+        // Khalti ends the pidx: closed is closed.
+        for st in [S::Failed, S::Canceled, S::Expired, S::Completed] {
+            p.status = st;
+            assert!(!p.worth_looking_up(opened), "khalti {st}");
+        }
+        p.gateway = GatewayKind::Chapa;
+        p.payment_url = Some("https://checkout.chapa.co/checkout/payment/x".into());
+        p.status = S::Failed;
+        assert!(p.worth_looking_up(alive));
+        assert_eq!(p.retry_url(alive), p.payment_url.as_deref());
+        assert!(!p.worth_looking_up(dead));
+        assert_eq!(p.retry_url(dead), None);
+        for st in [S::Canceled, S::Expired, S::Completed, S::Refunded] {
+            p.status = st;
+            assert!(!p.worth_looking_up(alive), "chapa {st}");
+        }
+        // Open ones always are; one whose checkout never opened never is.
+        p.status = S::Initiated;
+        assert!(p.worth_looking_up(dead));
+        assert_eq!(p.retry_url(alive), None);
+        p.provider_ref = None;
+        p.status = S::Failed;
+        assert!(!p.worth_looking_up(alive));
     }
 
     #[test]

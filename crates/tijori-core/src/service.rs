@@ -11,7 +11,7 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::gateway::{CheckoutRequest, Gateway, GatewayAnswer, GatewayKind, Gateways, RawAnswer};
 use crate::id::{PaymentId, PlanId, UserId};
-use crate::idempotency::{Claim, IdempotencyKey, StoredResponse};
+use crate::idempotency::{Attempt, Claim, Claimant, IdempotencyKey, InstanceId, StoredResponse};
 use crate::money::{Currency, Money};
 use crate::payment::{decide, Payment, PaymentStatus, Purpose};
 use crate::shop::Order;
@@ -24,11 +24,16 @@ mod background;
 mod notices;
 mod orders;
 mod refunds;
+mod returns;
 mod webhooks;
 mod widget;
 
 pub use background::{BackgroundSettings, ReconcileReport, Reconciled, Worker};
 pub use refunds::{RefundOrder, RefundState, Refunded, Resolution};
+pub use returns::{
+    kept_return_query, return_lookup_cutoff, return_lookup_due, Returned, MAX_RETURN_QUERY_BYTES,
+    RETURN_LOOKUP_EVERY_SECS,
+};
 pub use webhooks::WebhookOutcome;
 pub use widget::{WidgetTarget, WIDGET_REF_PREFIX};
 
@@ -104,6 +109,8 @@ pub struct Tijori {
     /// Delivers outbox mail; without one, mail stays in the outbox for the operator.
     mailer: Option<Arc<dyn crate::mail::Mailer>>,
     known_plans: Arc<KnownPlans>,
+    /// This process, as the holder of the idempotency keys it handles.
+    instance: InstanceId,
 }
 
 /// Plans read so far (see `Tijori::plan`), at most a few thousand.
@@ -145,7 +152,25 @@ impl Tijori {
             changes: crate::changes::ChangeFeed::new(),
             mailer: None,
             known_plans: Arc::default(),
+            instance: InstanceId::generate(),
         }
+    }
+
+    /// This process, as the holder of the idempotency keys it is handling.
+    pub fn instance(&self) -> &InstanceId {
+        &self.instance
+    }
+
+    /// Notes that this process is alive (every `HEARTBEAT_EVERY_SECS`): while it
+    /// does, the keys it holds are its own until their lease ends; once it stops,
+    /// other processes take them over within `HOLDER_GONE_AFTER_SECS`.
+    pub async fn heartbeat(&self) -> Result<()> {
+        Ok(self.store.heartbeat(&self.instance, self.now()).await?)
+    }
+
+    /// Says this process is stopping: the keys it still holds are free at once.
+    pub async fn retire(&self) -> Result<()> {
+        Ok(self.store.retire_instance(&self.instance).await?)
     }
 
     pub fn with_mailer(mut self, mailer: Arc<dyn crate::mail::Mailer>) -> Self {
@@ -319,16 +344,34 @@ impl Tijori {
 
     // Idempotency keys -----------------------------------------------------------
 
+    /// Claims `key` for this process (see `Store::claim_idempotency_key`).
     pub async fn claim_idempotency_key(
         &self,
         user: &UserId,
         key: &IdempotencyKey,
         fingerprint: &str,
     ) -> Result<Claim> {
+        let now = self.now();
+        let claimant = Claimant::new(self.instance.clone(), now);
         Ok(self
             .store
-            .claim_idempotency_key(user, key, fingerprint, self.now())
+            .claim_idempotency_key(user, key, fingerprint, &claimant, now)
             .await?)
+    }
+
+    /// The attempt a claimed key stands for, for the use-case the request runs.
+    pub fn attempt(&self, user: &UserId, key: &IdempotencyKey, claim: &Claim) -> Option<Attempt> {
+        let left = match claim {
+            Claim::New => Default::default(),
+            Claim::TakenOver(left) => left.clone(),
+            _ => return None,
+        };
+        Some(Attempt {
+            user: user.clone(),
+            key: key.clone(),
+            holder: self.instance.clone(),
+            left,
+        })
     }
 
     pub async fn complete_idempotency_key(
@@ -339,12 +382,52 @@ impl Tijori {
     ) -> Result<()> {
         Ok(self
             .store
-            .complete_idempotency_key(user, key, response)
+            .complete_idempotency_key(user, key, &self.instance, response)
             .await?)
     }
 
     pub async fn release_idempotency_key(&self, user: &UserId, key: &IdempotencyKey) -> Result<()> {
-        Ok(self.store.release_idempotency_key(user, key).await?)
+        Ok(self
+            .store
+            .release_idempotency_key(user, key, &self.instance)
+            .await?)
+    }
+
+    /// What a previous holder of the request's key left of a checkout: the payment,
+    /// if its checkout opened (handed back rather than opening a second one for the
+    /// same key). One whose checkout never opened (the process died before or during
+    /// the gateway call) is closed now, so it blocks nothing; the gateway may hold a
+    /// checkout for it that nobody was ever sent to.
+    async fn left_checkout(&self, attempt: Option<&Attempt>) -> Result<Option<Payment>> {
+        let Some(id) = attempt.and_then(|a| a.left.payment.as_ref()) else {
+            return Ok(None);
+        };
+        let Some(payment) = self.store.payment(id).await? else {
+            return Ok(None);
+        };
+        if payment.provider_ref.is_some() && payment.payment_url.is_some() {
+            info!(payment = %payment.id, "idempotent retry: reusing the checkout its first attempt opened");
+            return Ok(Some(payment));
+        }
+        if payment.status == PaymentStatus::Initiated {
+            warn!(payment = %payment.id, "idempotent retry: closing the payment its first attempt left unopened");
+            match self
+                .store
+                .fail_initiation(
+                    &payment.id,
+                    "the request opening its checkout stopped before the gateway answered",
+                    None,
+                    self.now(),
+                )
+                .await
+            {
+                Ok(_) | Err(crate::store::StoreError::NotFound(_)) => {
+                    self.announce_change(&payment.id)
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(None)
     }
 
     // Operator's view ---------------------------------------------------------------
@@ -499,17 +582,23 @@ impl Tijori {
     // Payments -------------------------------------------------------------------
 
     /// Starts paying for a plan. The customer's choice for the plan they hold is kept
-    /// with the payment: the settle applies it to the periods as they are then.
+    /// with the payment: the settle applies it to the periods as they are then. Under
+    /// an idempotency key a previous holder of which opened a checkout, that checkout
+    /// is the answer again.
     pub async fn initiate_subscription(
         &self,
         user: &User,
         plan_id: &str,
         gateway: GatewayKind,
         change: PlanChange,
+        attempt: Option<&Attempt>,
     ) -> Result<(Payment, ChangePreview)> {
         let plan = self.active_plan(plan_id).await?;
         let periods = self.store.paid_periods(&user.id).await?;
         let preview = subscription::preview(&periods, &plan, change, self.now());
+        if let Some(left) = self.left_checkout(attempt).await? {
+            return Ok((left, preview));
+        }
         let payment = self
             .open_checkout(
                 user,
@@ -520,6 +609,7 @@ impl Tijori {
                 plan.price,
                 format!("{} subscription ({} days)", plan.name, plan.duration_days),
                 gateway,
+                attempt,
             )
             .await?;
         Ok((payment, preview))
@@ -554,6 +644,7 @@ impl Tijori {
         amount: Money,
         description: String,
         gateway: GatewayKind,
+        attempt: Option<&Attempt>,
     ) -> Result<Payment> {
         let gw = self.gateway_for(gateway, amount.currency())?;
         let now = self.now();
@@ -572,7 +663,7 @@ impl Tijori {
             created_at: now,
             updated_at: now,
         };
-        self.store.insert_payment(&payment).await?;
+        self.store.insert_payment_for(&payment, attempt).await?;
 
         let request = CheckoutRequest {
             payment_id: payment.id.clone(),
@@ -648,8 +739,10 @@ impl Tijori {
     }
 
     /// `verify` for a payment the caller already holds (found with `payment_for`).
+    /// Looked up while that can still change anything (`Payment::worth_looking_up`:
+    /// open, or a Chapa attempt that failed while its checkout takes another).
     pub async fn verify_payment(&self, payment: Payment) -> Result<Verification> {
-        let payment = if payment.status.is_open() && payment.provider_ref.is_some() {
+        let payment = if payment.worth_looking_up(self.now()) {
             self.check_at_gateway(payment).await?.payment
         } else {
             payment
@@ -671,11 +764,12 @@ impl Tijori {
         self.verification(payment).await
     }
 
-    /// Records the browser's return redirect as a signal (it proves nothing).
+    /// Records the browser's return redirect as a signal (it proves nothing), at most
+    /// `MAX_RETURN_QUERY_BYTES` of its query: a stranger chooses its length.
     pub async fn record_return_signal(&self, payment: &PaymentId, query: &str) -> Result<()> {
         let raw = RawAnswer {
             http_status: 0,
-            body: query.to_owned(),
+            body: kept_return_query(query).to_owned(),
         };
         Ok(self
             .store
@@ -795,7 +889,9 @@ impl Tijori {
         Ok(settled)
     }
 
-    async fn verification(&self, payment: Payment) -> Result<Verification> {
+    /// What the payment bought (its subscription, or its order), as it stands,
+    /// without asking the gateway.
+    pub async fn verification(&self, payment: Payment) -> Result<Verification> {
         let (subscription, order) = match (&payment.purpose, payment.status) {
             (Purpose::Subscription { .. }, PaymentStatus::Completed) => {
                 (self.my_holding(&payment.user_id).await?, None)

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use crate::account::{Email, PasswordHashString, Session, TokenHash, User, Username};
 use crate::gateway::{GatewayKind, RawAnswer};
 use crate::id::{OrderId, PaymentId, PlanId, ProductId, RefundId, UserId};
-use crate::idempotency::{Claim, IdempotencyKey, StoredResponse};
+use crate::idempotency::{Attempt, Claim, Claimant, IdempotencyKey, InstanceId, StoredResponse};
 use crate::jobs::{Job, JobStatus, NewJob};
 use crate::mail::{DueNotice, OutboxMail};
 use crate::money::Money;
@@ -236,7 +236,17 @@ pub trait Store: Send + Sync + 'static {
     // Payments -------------------------------------------------------------------
 
     /// Stores a new payment (status `initiated`) before any gateway is called.
-    async fn insert_payment(&self, payment: &Payment) -> StoreResult<()>;
+    async fn insert_payment(&self, payment: &Payment) -> StoreResult<()> {
+        self.insert_payment_for(payment, None).await
+    }
+    /// `insert_payment`, noting the payment on the idempotency key of the request
+    /// making it (if its holder still holds it) in the same transaction, so a
+    /// request that takes the key over finds it.
+    async fn insert_payment_for(
+        &self,
+        payment: &Payment,
+        attempt: Option<&Attempt>,
+    ) -> StoreResult<()>;
     /// Records the opened checkout on an `initiated` payment, with the gateway's answer.
     async fn record_checkout(
         &self,
@@ -319,6 +329,21 @@ pub trait Store: Send + Sync + 'static {
         request: &OrderRequest,
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
+    ) -> StoreResult<Result<Order, ReserveError>> {
+        self.create_order_for(id, user, request, expires_at, now, None)
+            .await
+    }
+    /// `create_order`, noting the order on the idempotency key of the request making
+    /// it in the same transaction (see `insert_payment_for`): stock reserved by a
+    /// request whose process died is the retry's, not a second reservation.
+    async fn create_order_for(
+        &self,
+        id: &OrderId,
+        user: &UserId,
+        request: &OrderRequest,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+        attempt: Option<&Attempt>,
     ) -> StoreResult<Result<Order, ReserveError>>;
     async fn order(&self, id: &OrderId) -> StoreResult<Option<Order>>;
     async fn orders_for_user(&self, user: &UserId, limit: u32) -> StoreResult<Vec<Order>>;
@@ -359,22 +384,33 @@ pub trait Store: Send + Sync + 'static {
 
     // Idempotency keys ---------------------------------------------------------------
 
-    /// Claims `key` for a request with this fingerprint, or says what became of the
-    /// request that claimed it first.
+    /// Claims `key` for a request with this fingerprint, held by `claimant` until its
+    /// lease ends, or says what became of the request that claimed it first: an
+    /// unanswered key whose holder is gone or whose lease ran out
+    /// (`idempotency::may_take_over`) is taken over, with what its holder left.
+    /// Also notes the claimant's process as alive now.
     async fn claim_idempotency_key(
         &self,
         user: &UserId,
         key: &IdempotencyKey,
         fingerprint: &str,
+        claimant: &Claimant,
         now: DateTime<Utc>,
     ) -> StoreResult<Claim>;
-    /// Keeps the answer to replay for the key.
+    /// Keeps the answer to replay for the key, if `holder` still holds it (a request
+    /// whose key was taken over does not overwrite its successor's answer).
     async fn complete_idempotency_key(
         &self,
         user: &UserId,
         key: &IdempotencyKey,
+        holder: &InstanceId,
         response: &StoredResponse,
     ) -> StoreResult<()>;
+    /// Notes that the process `instance` is alive at `now` (and forgets processes
+    /// not heard from for a day).
+    async fn heartbeat(&self, instance: &InstanceId, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Forgets a process that is stopping: the keys it still holds are free at once.
+    async fn retire_instance(&self, instance: &InstanceId) -> StoreResult<()>;
     // Background jobs and the work they find ------------------------------------------
 
     /// Queues a job; `false` if an equal one (same kind and unique key) is already
@@ -412,15 +448,27 @@ pub trait Store: Send + Sync + 'static {
     async fn jobs(&self, status: Option<JobStatus>, limit: u32) -> StoreResult<Vec<Job>>;
     /// Queues a dead job again with fresh attempts (an operator's retry).
     async fn retry_job(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()>;
-    /// Payments still waiting for an outcome that nobody has looked at since
-    /// `checked_before` (their checkout open, created before then), oldest first.
+    /// Payments still worth looking up at `now` (`Payment::worth_looking_up`: open,
+    /// or a failed attempt on a gateway that takes another while its checkout
+    /// lives) that nobody has looked at since `checked_before` (created before
+    /// then), oldest first.
     async fn stale_payments(
         &self,
         checked_before: DateTime<Utc>,
+        now: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<Vec<Payment>>;
     /// Notes that the payment was just looked up, so the next sweep leaves it a while.
     async fn mark_checked(&self, id: &PaymentId, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Notes the payment as checked `now` if nothing checked it after `not_after`,
+    /// and says whether it did: of any number of concurrent callers, one may go on
+    /// to look it up (the return page's one lookup every few seconds).
+    async fn claim_lookup(
+        &self,
+        id: &PaymentId,
+        now: DateTime<Utc>,
+        not_after: DateTime<Utc>,
+    ) -> StoreResult<bool>;
     /// Expires up to `limit` pending orders past their time, each in one transaction
     /// with its stock returned. Returns the orders expired.
     async fn expire_orders(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<OrderId>>;
@@ -502,7 +550,12 @@ pub trait Store: Send + Sync + 'static {
     /// Sets the user's time zone (an IANA name), for dates in mail.
     async fn set_time_zone(&self, user: &UserId, zone: &str) -> StoreResult<()>;
 
-    /// Forgets a claim whose request did not complete, so a retry runs again.
-    async fn release_idempotency_key(&self, user: &UserId, key: &IdempotencyKey)
-        -> StoreResult<()>;
+    /// Forgets a claim whose request did not complete, so a retry runs again (if
+    /// `holder` still holds it).
+    async fn release_idempotency_key(
+        &self,
+        user: &UserId,
+        key: &IdempotencyKey,
+        holder: &InstanceId,
+    ) -> StoreResult<()>;
 }

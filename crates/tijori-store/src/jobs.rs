@@ -5,11 +5,11 @@ use chrono::{DateTime, Utc};
 
 use tijori_core::id::{OrderId, PaymentId};
 use tijori_core::jobs::{Job, JobStatus, NewJob};
-use tijori_core::payment::Payment;
+use tijori_core::payment::{Payment, CHECKOUT_LIFETIME_HOURS};
 use tijori_core::store::{StoreError, StoreResult};
 
 use super::{ctx, db_err, DbStore, SKIP_LOCKED};
-use crate::rows::{JobRow, PaymentRow, JOB_COLUMNS, PAYMENT_COLUMNS};
+use crate::rows::{stale_payments_sql, JobRow, PaymentRow, JOB_COLUMNS};
 
 impl DbStore {
     pub(super) async fn enqueue_job_impl(
@@ -168,22 +168,20 @@ impl DbStore {
     pub(super) async fn stale_payments_impl(
         &self,
         checked_before: DateTime<Utc>,
+        now: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<Vec<Payment>> {
-        sqlx::query_as::<_, PaymentRow>(&format!(
-            "SELECT {PAYMENT_COLUMNS} FROM payments \
-             WHERE status IN ('initiated', 'pending') AND provider_ref IS NOT NULL \
-             AND created_at < $1 AND (checked_at IS NULL OR checked_at < $1) \
-             ORDER BY created_at, id LIMIT $2"
-        ))
-        .bind(checked_before)
-        .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(ctx("failed to find stale payments"))?
-        .into_iter()
-        .map(Payment::try_from)
-        .collect()
+        sqlx::query_as::<_, PaymentRow>(&stale_payments_sql("$"))
+            .bind(checked_before)
+            .bind(i64::from(limit))
+            .bind(now - chrono::Duration::hours(CHECKOUT_LIFETIME_HOURS))
+            .bind(now)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(ctx("failed to find stale payments"))?
+            .into_iter()
+            .map(Payment::try_from)
+            .collect()
     }
 
     pub(super) async fn mark_checked_impl(
@@ -198,6 +196,25 @@ impl DbStore {
             .await
             .map_err(ctx("failed to note a payment's check"))?;
         Ok(())
+    }
+
+    pub(super) async fn claim_lookup_impl(
+        &self,
+        id: &PaymentId,
+        now: DateTime<Utc>,
+        not_after: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE payments SET checked_at = $2 \
+             WHERE id = $1 AND (checked_at IS NULL OR checked_at <= $3)",
+        )
+        .bind(id.as_str())
+        .bind(now)
+        .bind(not_after)
+        .execute(&self.writer)
+        .await
+        .map_err(ctx("failed to claim a payment's lookup"))?;
+        Ok(done.rows_affected() == 1)
     }
 
     pub(super) async fn expire_orders_impl(

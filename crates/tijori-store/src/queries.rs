@@ -9,7 +9,9 @@ use sqlx::{FromRow, QueryBuilder};
 use tijori_core::account::{PasswordHashString, Session, TokenHash, User, Username};
 use tijori_core::gateway::{GatewayKind, RawAnswer};
 use tijori_core::id::{OrderId, PaymentId, PlanId, ProductId, RefundId, UserId};
-use tijori_core::idempotency::{Claim, IdempotencyKey, StoredResponse};
+use tijori_core::idempotency::{
+    Attempt, Claim, Claimant, IdempotencyKey, InstanceId, StoredResponse,
+};
 use tijori_core::jobs::{Job, JobStatus, NewJob};
 use tijori_core::mail::{DueNotice, OutboxMail};
 use tijori_core::payment::{Effect, Payment, PaymentStatus, Purpose, Transition};
@@ -541,14 +543,19 @@ impl Store for DbStore {
             .transpose()
     }
 
-    async fn insert_payment(&self, p: &Payment) -> StoreResult<()> {
+    async fn insert_payment_for(&self, p: &Payment, attempt: Option<&Attempt>) -> StoreResult<()> {
         let (plan_id, order_id, change) = match &p.purpose {
             Purpose::Subscription { plan_id, change } => {
                 (Some(plan_id.as_str()), None, Some(change.as_str()))
             }
             Purpose::Order { order_id } => (None, Some(order_id.as_str()), None),
         };
-        sqlx::query(
+        // Without a key, one statement (no transaction of its own, as it was).
+        let mut tx = match attempt {
+            Some(_) => Some(self.begin_write().await?),
+            None => None,
+        };
+        let insert = sqlx::query(
             "INSERT INTO payments (id, user_id, gateway, purpose, plan_id, amount_minor, currency, \
              status, provider_ref, provider_txn_id, payment_url, expires_at, status_reason, \
              created_at, updated_at, order_id, plan_change) \
@@ -570,10 +577,27 @@ impl Store for DbStore {
         .bind(p.created_at)
         .bind(p.updated_at)
         .bind(order_id)
-        .bind(change)
-        .execute(&self.writer)
-        .await
-        .map_err(db_err("failed to insert payment", "payment"))?;
+        .bind(change);
+        match (&mut tx, attempt) {
+            (Some(tx), Some(attempt)) => {
+                insert
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(db_err("failed to insert payment", "payment"))?;
+                Self::note_attempt(tx, attempt, Some(&p.id), None).await?;
+            }
+            _ => {
+                insert
+                    .execute(&self.writer)
+                    .await
+                    .map_err(db_err("failed to insert payment", "payment"))?;
+            }
+        }
+        if let Some(tx) = tx {
+            tx.commit()
+                .await
+                .map_err(ctx("failed to commit a payment"))?;
+        }
         Ok(())
     }
 
@@ -897,15 +921,16 @@ impl Store for DbStore {
         self.product_impl(id).await
     }
 
-    async fn create_order(
+    async fn create_order_for(
         &self,
         id: &OrderId,
         user: &UserId,
         request: &OrderRequest,
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
+        attempt: Option<&Attempt>,
     ) -> StoreResult<Result<Order, ReserveError>> {
-        self.create_order_impl(id, user, request, expires_at, now)
+        self.create_order_impl(id, user, request, expires_at, now, attempt)
             .await
     }
 
@@ -970,9 +995,10 @@ impl Store for DbStore {
         user: &UserId,
         key: &IdempotencyKey,
         fingerprint: &str,
+        claimant: &Claimant,
         now: DateTime<Utc>,
     ) -> StoreResult<Claim> {
-        self.claim_idempotency_key_impl(user, key, fingerprint, now)
+        self.claim_idempotency_key_impl(user, key, fingerprint, claimant, now)
             .await
     }
 
@@ -980,18 +1006,28 @@ impl Store for DbStore {
         &self,
         user: &UserId,
         key: &IdempotencyKey,
+        holder: &InstanceId,
         response: &StoredResponse,
     ) -> StoreResult<()> {
-        self.complete_idempotency_key_impl(user, key, response)
+        self.complete_idempotency_key_impl(user, key, holder, response)
             .await
+    }
+
+    async fn heartbeat(&self, instance: &InstanceId, now: DateTime<Utc>) -> StoreResult<()> {
+        self.heartbeat_impl(instance, now).await
+    }
+
+    async fn retire_instance(&self, instance: &InstanceId) -> StoreResult<()> {
+        self.retire_instance_impl(instance).await
     }
 
     async fn release_idempotency_key(
         &self,
         user: &UserId,
         key: &IdempotencyKey,
+        holder: &InstanceId,
     ) -> StoreResult<()> {
-        self.release_idempotency_key_impl(user, key).await
+        self.release_idempotency_key_impl(user, key, holder).await
     }
 
     async fn due_notices(
@@ -1132,9 +1168,19 @@ impl Store for DbStore {
     async fn stale_payments(
         &self,
         checked_before: DateTime<Utc>,
+        now: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<Vec<Payment>> {
-        self.stale_payments_impl(checked_before, limit).await
+        self.stale_payments_impl(checked_before, now, limit).await
+    }
+
+    async fn claim_lookup(
+        &self,
+        id: &PaymentId,
+        now: DateTime<Utc>,
+        not_after: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.claim_lookup_impl(id, now, not_after).await
     }
 
     async fn mark_checked(&self, id: &PaymentId, now: DateTime<Utc>) -> StoreResult<()> {

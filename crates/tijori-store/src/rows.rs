@@ -159,6 +159,40 @@ pub(crate) const PAYMENT_COLUMNS: &str =
      status, provider_ref, provider_txn_id, payment_url, expires_at, status_reason, created_at, \
      updated_at, plan_change";
 
+/// The reconciler's question as SQL, for either backend (`p` is `$` or `?`): payments
+/// nobody has looked at since `{p}1` (and created before then), oldest first, at most
+/// `{p}2`, that `Payment::worth_looking_up` would look up: the open ones, and the
+/// failed ones on a gateway that takes another attempt on the same checkout
+/// (`RETRY_AFTER_FAILURE`) while that checkout lives (its own expiry after `{p}4`,
+/// now, or, without one, opened after `{p}3`, now less `CHECKOUT_LIFETIME_HOURS`).
+/// Two branches, so each keeps to its partial index.
+pub(crate) fn stale_payments_sql(p: &str) -> String {
+    use tijori_core::payment::{recheckable_statuses, PaymentStatus, RETRY_AFTER_FAILURE};
+    let not_looked_at = format!(
+        "provider_ref IS NOT NULL AND created_at < {p}1 \
+         AND (checked_at IS NULL OR checked_at < {p}1)"
+    );
+    let mut sql = format!(
+        "SELECT {PAYMENT_COLUMNS} FROM payments \
+         WHERE status IN ('initiated', 'pending') AND {not_looked_at}"
+    );
+    let retrying: Vec<String> = RETRY_AFTER_FAILURE
+        .iter()
+        .filter(|g| recheckable_statuses(**g).contains(&PaymentStatus::Failed))
+        .map(|g| format!("'{}'", g.as_str()))
+        .collect();
+    if !retrying.is_empty() {
+        sql = format!(
+            "SELECT * FROM ({sql} UNION ALL SELECT {PAYMENT_COLUMNS} FROM payments \
+             WHERE status = 'failed' AND gateway IN ({}) AND {not_looked_at} \
+             AND CASE WHEN expires_at IS NULL THEN created_at > {p}3 \
+             ELSE expires_at > {p}4 END) AS stale",
+            retrying.join(", ")
+        );
+    }
+    format!("{sql} ORDER BY created_at, id LIMIT {p}2")
+}
+
 #[derive(sqlx::FromRow)]
 pub(crate) struct SubscriptionRow {
     pub(crate) user_id: String,

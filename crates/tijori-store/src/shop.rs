@@ -6,7 +6,9 @@ use sqlx::{FromRow, QueryBuilder};
 
 use tijori_core::gateway::GatewayKind;
 use tijori_core::id::{OrderId, PaymentId, ProductId, RefundId, UserId};
-use tijori_core::idempotency::{self, Claim, IdempotencyKey, StoredResponse};
+use tijori_core::idempotency::{
+    self, Attempt, Claim, Claimant, Hold, IdempotencyKey, InstanceId, Leftover, StoredResponse,
+};
 use tijori_core::money::Money;
 use tijori_core::payment::{Payment, PaymentStatus};
 use tijori_core::shop::{
@@ -22,10 +24,6 @@ use crate::rows::{
     corrupt, money, order_from, DeliveryRow, EventRow, ItemRow, OrderRow, PaymentRow, ProductRow,
     RefundRow, ORDER_COLUMNS, PAYMENT_COLUMNS, PRODUCT_COLUMNS, REFUND_COLUMNS,
 };
-
-/// A claim on an idempotency key whose request never finished (the process died
-/// mid-request) may be taken over after this long.
-const ABANDONED_CLAIM_SECS: i64 = 300;
 
 /// What fulfilling an order payment came to, inside the settlement's transaction.
 pub(super) enum OrderFulfilment {
@@ -179,6 +177,7 @@ impl DbStore {
         request: &OrderRequest,
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
+        attempt: Option<&Attempt>,
     ) -> StoreResult<Result<Order, ReserveError>> {
         let mut tx = self.begin_write().await?;
         let items = match Self::reserve(&mut tx, request.lines(), now).await? {
@@ -226,6 +225,9 @@ impl DbStore {
             .execute(&mut *tx)
             .await
             .map_err(ctx("failed to insert order item"))?;
+        }
+        if let Some(attempt) = attempt {
+            Self::note_attempt(&mut tx, attempt, None, Some(id)).await?;
         }
         tx.commit().await.map_err(ctx("failed to commit order"))?;
         Ok(Ok(Order {
@@ -590,6 +592,7 @@ impl DbStore {
         user: &UserId,
         key: &IdempotencyKey,
         fingerprint: &str,
+        claimant: &Claimant,
         now: DateTime<Utc>,
     ) -> StoreResult<Claim> {
         let mut tx = self.begin_write().await?;
@@ -600,14 +603,19 @@ impl DbStore {
             .execute(&mut *tx)
             .await
             .map_err(ctx("failed to prune idempotency keys"))?;
+        // The claimant is alive: whatever it claims is not taken from it for want of
+        // a heartbeat, even before its first beat.
+        Self::beat(&mut *tx, &claimant.instance, now).await?;
         let claimed = sqlx::query(
-            "INSERT INTO idempotency_keys (user_id, key, fingerprint, created_at) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, key) DO NOTHING",
+            "INSERT INTO idempotency_keys (user_id, key, fingerprint, created_at, owner, \
+             lease_until) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_id, key) DO NOTHING",
         )
         .bind(user.as_str())
         .bind(key.as_str())
         .bind(fingerprint)
         .bind(now)
+        .bind(claimant.instance.as_str())
+        .bind(claimant.lease_until)
         .execute(&mut *tx)
         .await
         .map_err(ctx("failed to claim an idempotency key"))?
@@ -623,16 +631,30 @@ impl DbStore {
                 content_type: Option<String>,
                 body: Option<String>,
                 created_at: DateTime<Utc>,
+                owner: Option<String>,
+                lease_until: Option<DateTime<Utc>>,
+                payment_id: Option<String>,
+                order_id: Option<String>,
+                heartbeat_at: Option<DateTime<Utc>>,
             }
-            let row = sqlx::query_as::<_, Row>(&format!(
-                "SELECT fingerprint, status_code, content_type, body, created_at \
-                 FROM idempotency_keys WHERE user_id = $1 AND key = $2{LOCK_ROW}"
-            ))
+            let row = sqlx::query_as::<_, Row>(
+                "SELECT k.fingerprint, k.status_code, k.content_type, k.body, k.created_at, \
+                 k.owner, k.lease_until, k.payment_id, k.order_id, i.heartbeat_at \
+                 FROM idempotency_keys k LEFT JOIN instances i ON i.id = k.owner \
+                 WHERE k.user_id = $1 AND k.key = $2 FOR NO KEY UPDATE OF k",
+            )
             .bind(user.as_str())
             .bind(key.as_str())
             .fetch_one(&mut *tx)
             .await
             .map_err(ctx("failed to read an idempotency key"))?;
+            let hold = Hold {
+                owner: row.owner.clone().map(InstanceId::from_trusted),
+                lease_until: row
+                    .lease_until
+                    .unwrap_or(row.created_at + Duration::seconds(idempotency::LEASE_SECS)),
+                owner_heartbeat: row.heartbeat_at,
+            };
             match row {
                 r if r.fingerprint != fingerprint => Claim::Mismatch,
                 Row {
@@ -645,17 +667,23 @@ impl DbStore {
                     content_type: content_type.unwrap_or_default(),
                     body: body.unwrap_or_default().into_bytes(),
                 }),
-                r if now - r.created_at > Duration::seconds(ABANDONED_CLAIM_SECS) => {
+                r if idempotency::may_take_over(&hold, now) => {
                     sqlx::query(
-                        "UPDATE idempotency_keys SET created_at = $3 WHERE user_id = $1 AND key = $2",
+                        "UPDATE idempotency_keys SET created_at = $3, owner = $4, \
+                         lease_until = $5 WHERE user_id = $1 AND key = $2",
                     )
                     .bind(user.as_str())
                     .bind(key.as_str())
                     .bind(now)
+                    .bind(claimant.instance.as_str())
+                    .bind(claimant.lease_until)
                     .execute(&mut *tx)
                     .await
                     .map_err(ctx("failed to take over an idempotency key"))?;
-                    Claim::New
+                    Claim::TakenOver(Leftover {
+                        payment: r.payment_id.as_deref().and_then(PaymentId::parse),
+                        order: r.order_id.as_deref().and_then(OrderId::parse),
+                    })
                 }
                 _ => Claim::InProgress,
             }
@@ -666,10 +694,74 @@ impl DbStore {
         Ok(claim)
     }
 
+    /// Notes what a request under an idempotency key created, on the key, if the
+    /// request's holder still holds it.
+    pub(super) async fn note_attempt(
+        tx: &mut Tx,
+        attempt: &Attempt,
+        payment: Option<&PaymentId>,
+        order: Option<&OrderId>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE idempotency_keys SET payment_id = COALESCE($4, payment_id), \
+             order_id = COALESCE($5, order_id) WHERE user_id = $1 AND key = $2 AND owner = $3",
+        )
+        .bind(attempt.user.as_str())
+        .bind(attempt.key.as_str())
+        .bind(attempt.holder.as_str())
+        .bind(payment.map(PaymentId::as_str))
+        .bind(order.map(OrderId::as_str))
+        .execute(&mut **tx)
+        .await
+        .map_err(ctx("failed to note an idempotent request's work"))?;
+        Ok(())
+    }
+
+    async fn beat<'e>(
+        executor: impl sqlx::Executor<'e, Database = Db>,
+        instance: &InstanceId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO instances (id, started_at, heartbeat_at) VALUES ($1, $2, $2) \
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = GREATEST(instances.heartbeat_at, $2)",
+        )
+        .bind(instance.as_str())
+        .bind(now)
+        .execute(executor)
+        .await
+        .map_err(ctx("failed to note a heartbeat"))?;
+        Ok(())
+    }
+
+    pub(super) async fn heartbeat_impl(
+        &self,
+        instance: &InstanceId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        Self::beat(&self.writer, instance, now).await?;
+        sqlx::query("DELETE FROM instances WHERE heartbeat_at < $1")
+            .bind(now - Duration::hours(idempotency::FORGET_INSTANCE_AFTER_HOURS))
+            .execute(&self.writer)
+            .await
+            .map_err(ctx("failed to forget old instances"))?;
+        Ok(())
+    }
+
+    pub(super) async fn retire_instance_impl(&self, instance: &InstanceId) -> StoreResult<()> {
+        sqlx::query("DELETE FROM instances WHERE id = $1")
+            .bind(instance.as_str())
+            .execute(&self.writer)
+            .await
+            .map_err(ctx("failed to retire an instance"))?;
+        Ok(())
+    }
+
     pub(super) async fn complete_idempotency_key_impl(
         &self,
         user: &UserId,
         key: &IdempotencyKey,
+        holder: &InstanceId,
         response: &StoredResponse,
     ) -> StoreResult<()> {
         let body = String::from_utf8(response.body.clone()).map_err(|_| {
@@ -677,13 +769,14 @@ impl DbStore {
         })?;
         sqlx::query(
             "UPDATE idempotency_keys SET status_code = $3, content_type = $4, body = $5 \
-             WHERE user_id = $1 AND key = $2",
+             WHERE user_id = $1 AND key = $2 AND owner = $6",
         )
         .bind(user.as_str())
         .bind(key.as_str())
         .bind(i32::from(response.status))
         .bind(&response.content_type)
         .bind(body)
+        .bind(holder.as_str())
         .execute(&self.writer)
         .await
         .map_err(ctx("failed to keep an idempotent answer"))?;
@@ -694,12 +787,15 @@ impl DbStore {
         &self,
         user: &UserId,
         key: &IdempotencyKey,
+        holder: &InstanceId,
     ) -> StoreResult<()> {
         sqlx::query(
-            "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND status_code IS NULL",
+            "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 \
+             AND status_code IS NULL AND owner = $3",
         )
         .bind(user.as_str())
         .bind(key.as_str())
+        .bind(holder.as_str())
         .execute(&self.writer)
         .await
         .map_err(ctx("failed to release an idempotency key"))?;

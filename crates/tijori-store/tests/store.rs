@@ -1901,7 +1901,9 @@ mod settle {
 mod shop {
     use super::*;
     use tijori_core::id::OrderId;
-    use tijori_core::idempotency::{Claim, IdempotencyKey, StoredResponse};
+    use tijori_core::idempotency::{
+        Claim, Claimant, IdempotencyKey, InstanceId, Leftover, StoredResponse,
+    };
     use tijori_core::shop::{NewProduct, Order, OrderRequest, OrderStatus, ReserveError};
     use tijori_core::store::NewWebhookDelivery;
 
@@ -2140,9 +2142,16 @@ mod shop {
         let h = Harness::open(&db).await?;
         let sita = h.user("sita").await?;
         let key = IdempotencyKey::parse("k-1")?;
+        let me = InstanceId::from_trusted("me");
+        let claimant = |at: DateTime<Utc>| Claimant::new(me.clone(), at);
         let claim = |print: &'static str, at: DateTime<Utc>| {
-            let (store, user, key) = (h.store.clone(), sita.id.clone(), key.clone());
-            async move { store.claim_idempotency_key(&user, &key, print, at).await }
+            let (store, user, key, claimant) =
+                (h.store.clone(), sita.id.clone(), key.clone(), claimant(at));
+            async move {
+                store
+                    .claim_idempotency_key(&user, &key, print, &claimant, at)
+                    .await
+            }
         };
         ensure!(claim("a", t0()).await? == Claim::New);
         ensure!(claim("a", t0()).await? == Claim::InProgress);
@@ -2153,33 +2162,36 @@ mod shop {
             body: b"{\"id\":1}".to_vec(),
         };
         h.store
-            .complete_idempotency_key(&sita.id, &key, &answer)
+            .complete_idempotency_key(&sita.id, &key, &me, &answer)
             .await?;
         ensure!(claim("a", t0()).await? == Claim::Replay(answer.clone()));
         // Released claims (a 5xx) can be taken again; completed ones cannot.
-        h.store.release_idempotency_key(&sita.id, &key).await?;
+        h.store.release_idempotency_key(&sita.id, &key, &me).await?;
         ensure!(claim("a", t0()).await? == Claim::Replay(answer));
         let key2 = IdempotencyKey::parse("k-2")?;
         ensure!(
             h.store
-                .claim_idempotency_key(&sita.id, &key2, "a", t0())
+                .claim_idempotency_key(&sita.id, &key2, "a", &claimant(t0()), t0())
                 .await?
                 == Claim::New
         );
-        h.store.release_idempotency_key(&sita.id, &key2).await?;
+        h.store
+            .release_idempotency_key(&sita.id, &key2, &me)
+            .await?;
         ensure!(
             h.store
-                .claim_idempotency_key(&sita.id, &key2, "c", t0())
+                .claim_idempotency_key(&sita.id, &key2, "c", &claimant(t0()), t0())
                 .await?
                 == Claim::New
         );
-        // A claim whose request died is taken over after a while; keys are
-        // forgotten after a day.
+        // A claim whose request never answered is taken over once its lease ran out
+        // (with nothing left behind here); keys are forgotten after a day.
+        let later = t0() + Duration::minutes(10);
         ensure!(
             h.store
-                .claim_idempotency_key(&sita.id, &key2, "c", t0() + Duration::minutes(10))
+                .claim_idempotency_key(&sita.id, &key2, "c", &claimant(later), later)
                 .await?
-                == Claim::New
+                == Claim::TakenOver(Leftover::default())
         );
         ensure!(claim("z", t0() + days(2)).await? == Claim::New);
         Ok(())
@@ -2483,5 +2495,350 @@ mod refund_outcomes {
         an_unknown_refund_is_queued_for_a_look_up_and_settled_once,
         a_stale_requested_refund_becomes_unknown_with_its_look_up,
         the_audit_lists_recently_paid_payments_not_looked_up_lately,
+    );
+}
+
+// Retried attempts: failed Chapa attempts still looked up, the return page's one
+// lookup every few seconds, and idempotency keys whose holder died ------------------
+
+mod attempts {
+    use super::*;
+    use tijori_core::id::OrderId;
+    use tijori_core::idempotency::{
+        Attempt, Claim, Claimant, IdempotencyKey, InstanceId, Leftover, HOLDER_GONE_AFTER_SECS,
+        LEASE_SECS,
+    };
+    use tijori_core::payment::CHECKOUT_LIFETIME_HOURS;
+    use tijori_core::shop::{NewProduct, OrderRequest};
+
+    fn secs(n: i64) -> Duration {
+        Duration::seconds(n)
+    }
+
+    /// A payment on `gateway` with its checkout open (Chapa's without an expiry of
+    /// its own, Khalti's expiring in an hour), created at `at`.
+    async fn opened(
+        h: &Harness,
+        user: &User,
+        plan: &Plan,
+        gateway: GatewayKind,
+        at: DateTime<Utc>,
+    ) -> Result<Payment> {
+        let payment = Payment {
+            gateway,
+            ..new_payment(user, plan, at)
+        };
+        h.store.insert_payment(&payment).await?;
+        let reference = format!("ref-{}", payment.id);
+        let expires = (gateway == GatewayKind::Khalti).then(|| at + Duration::hours(1));
+        Ok(h.store
+            .record_checkout(
+                &payment.id,
+                &reference,
+                &format!("https://checkout.example/{reference}"),
+                expires,
+                &initiate_answer(&reference),
+                at,
+            )
+            .await?)
+    }
+
+    /// Settles `payment` on a gateway answer of `status`.
+    async fn answered(
+        h: &Harness,
+        payment: &Payment,
+        status: GatewayStatus,
+        at: DateTime<Utc>,
+    ) -> Result<Payment> {
+        let answer = GatewayAnswer {
+            status,
+            amount_minor: payment.amount.minor(),
+            currency: None,
+            transaction_id: None,
+            raw: RawAnswer {
+                http_status: 200,
+                body: "{}".into(),
+            },
+        };
+        Ok(h.settle(payment, &answer, at).await?.payment)
+    }
+
+    async fn a_failed_chapa_attempt_is_looked_up_while_its_checkout_lives(
+        db: TestDatabase,
+    ) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let user = h.user("hana").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let start = t0();
+        let chapa_failed = opened(&h, &user, &plan, GatewayKind::Chapa, start).await?;
+        let chapa_failed = answered(&h, &chapa_failed, GatewayStatus::Failed, start).await?;
+        let chapa_open = opened(&h, &user, &plan, GatewayKind::Chapa, start).await?;
+        let khalti_canceled = opened(&h, &user, &plan, GatewayKind::Khalti, start).await?;
+        let khalti_canceled =
+            answered(&h, &khalti_canceled, GatewayStatus::Canceled, start).await?;
+        let khalti_failed = opened(&h, &user, &plan, GatewayKind::Khalti, start).await?;
+        let khalti_failed = answered(&h, &khalti_failed, GatewayStatus::Failed, start).await?;
+        ensure!(chapa_failed.status == PaymentStatus::Failed);
+        ensure!(khalti_canceled.status == PaymentStatus::Canceled);
+        ensure!(khalti_failed.status == PaymentStatus::Failed);
+        // A failure that never reached the gateway (no checkout) has nothing to look up.
+        let never_opened = new_payment(&user, &plan, start);
+        let never_opened = Payment {
+            gateway: GatewayKind::Chapa,
+            ..never_opened
+        };
+        h.store.insert_payment(&never_opened).await?;
+        h.store
+            .fail_initiation(&never_opened.id, "refused", None, start)
+            .await?;
+        let all = [
+            &chapa_failed,
+            &chapa_open,
+            &khalti_canceled,
+            &khalti_failed,
+            &never_opened,
+        ];
+
+        for (now, expect) in [
+            (
+                start + Duration::hours(1),
+                vec![&chapa_failed.id, &chapa_open.id],
+            ),
+            (
+                start + Duration::hours(CHECKOUT_LIFETIME_HOURS) - secs(1),
+                vec![&chapa_failed.id, &chapa_open.id],
+            ),
+            // The checkout is dead: only the open one is left to close.
+            (
+                start + Duration::hours(CHECKOUT_LIFETIME_HOURS) + secs(1),
+                vec![&chapa_open.id],
+            ),
+        ] {
+            let stale = h.store.stale_payments(now, now, 100).await?;
+            let mut ids: Vec<&PaymentId> = stale.iter().map(|p| &p.id).collect();
+            let mut expect = expect;
+            ids.sort();
+            expect.sort();
+            ensure!(ids == expect, "at {now}: {ids:?}, expected {expect:?}");
+            // The store's selection is the core's rule, payment by payment.
+            for p in all {
+                let current = h.store.payment(&p.id).await?.context("payment")?;
+                ensure!(
+                    current.worth_looking_up(now) == ids.contains(&&p.id),
+                    "{} {} at {now}",
+                    current.gateway,
+                    current.status
+                );
+            }
+        }
+        // Looked at a moment ago: left alone until it is stale again.
+        let looked = start + Duration::hours(2);
+        answered(&h, &chapa_failed, GatewayStatus::Failed, looked).await?;
+        let stale = h.store.stale_payments(looked, looked, 100).await?;
+        ensure!(stale.iter().all(|p| p.id != chapa_failed.id));
+        // A later success on the same checkout still completes it.
+        let paid = answered(&h, &chapa_failed, GatewayStatus::Paid, looked + secs(5)).await?;
+        ensure!(paid.status == PaymentStatus::Completed);
+        ensure!(h.fulfilments(&paid.id).await? == 1);
+        Ok(())
+    }
+
+    async fn a_lookup_is_claimed_once_every_few_seconds(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let user = h.user("hari").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let p = h.checkout(&user, &plan, t0()).await?;
+        let every = tijori_core::service::RETURN_LOOKUP_EVERY_SECS;
+        let cutoff = tijori_core::service::return_lookup_cutoff;
+        let at = t0() + secs(1);
+        // Of many at once, one.
+        let tries: Vec<_> = (0..8)
+            .map(|_| {
+                let (store, id) = (h.store.clone(), p.id.clone());
+                tokio::spawn(async move { store.claim_lookup(&id, at, cutoff(at)).await })
+            })
+            .collect();
+        let mut won = 0;
+        for t in tries {
+            won += usize::from(t.await??);
+        }
+        ensure!(won == 1, "{won} claimed the lookup");
+        let soon = at + secs(every - 1);
+        ensure!(!h.store.claim_lookup(&p.id, soon, cutoff(soon)).await?);
+        let later = at + secs(every);
+        ensure!(h.store.claim_lookup(&p.id, later, cutoff(later)).await?);
+        // Any lookup counts (the reconciler's, a verify's): it was just checked.
+        let after = later + secs(every);
+        h.store.mark_checked(&p.id, after).await?;
+        ensure!(!h.store.claim_lookup(&p.id, after, cutoff(after)).await?);
+        Ok(())
+    }
+
+    fn claimant(name: &str, at: DateTime<Utc>) -> Claimant {
+        Claimant::new(InstanceId::from_trusted(name), at)
+    }
+
+    async fn a_key_whose_holder_died_is_taken_over_at_once(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let user = h.user("dawit").await?;
+        let key = IdempotencyKey::parse("order-1")?;
+        let claim = |who: &'static str, at: DateTime<Utc>| {
+            let (store, user, key) = (h.store.clone(), user.id.clone(), key.clone());
+            async move {
+                store
+                    .claim_idempotency_key(&user, &key, "print", &claimant(who, at), at)
+                    .await
+            }
+        };
+        // The first process claims the key and dies (its last heartbeat is its claim).
+        ensure!(claim("dead", t0()).await? == Claim::New);
+        // Heard from a moment ago: it may still be at work.
+        ensure!(claim("fresh", t0() + secs(HOLDER_GONE_AFTER_SECS)).await? == Claim::InProgress);
+        // Silent for longer, with most of its lease left: taken over at once.
+        let later = t0() + secs(HOLDER_GONE_AFTER_SECS + 1);
+        ensure!(LEASE_SECS > HOLDER_GONE_AFTER_SECS * 2);
+        ensure!(claim("fresh", later).await? == Claim::TakenOver(Leftover::default()));
+        // The new holder has it now; the dead one coming back cannot answer for it.
+        ensure!(claim("third", later + secs(1)).await? == Claim::InProgress);
+        let answer = tijori_core::idempotency::StoredResponse {
+            status: 201,
+            content_type: "application/json".into(),
+            body: b"{}".to_vec(),
+        };
+        h.store
+            .complete_idempotency_key(&user.id, &key, &InstanceId::from_trusted("dead"), &answer)
+            .await?;
+        h.store
+            .release_idempotency_key(&user.id, &key, &InstanceId::from_trusted("dead"))
+            .await?;
+        ensure!(claim("third", later + secs(2)).await? == Claim::InProgress);
+        h.store
+            .complete_idempotency_key(&user.id, &key, &InstanceId::from_trusted("fresh"), &answer)
+            .await?;
+        ensure!(claim("third", later + secs(3)).await? == Claim::Replay(answer));
+
+        // A process that stops cleanly frees its keys at once.
+        let key2 = IdempotencyKey::parse("order-2")?;
+        let at = t0() + Duration::hours(1);
+        ensure!(
+            h.store
+                .claim_idempotency_key(&user.id, &key2, "print", &claimant("leaving", at), at)
+                .await?
+                == Claim::New
+        );
+        h.store
+            .retire_instance(&InstanceId::from_trusted("leaving"))
+            .await?;
+        ensure!(
+            h.store
+                .claim_idempotency_key(&user.id, &key2, "print", &claimant("next", at), at)
+                .await?
+                == Claim::TakenOver(Leftover::default())
+        );
+        Ok(())
+    }
+
+    async fn a_live_holder_keeps_its_key_until_its_lease_ends(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let user = h.user("kebede").await?;
+        let key = IdempotencyKey::parse("slow")?;
+        let claim = |who: &'static str, at: DateTime<Utc>| {
+            let (store, user, key) = (h.store.clone(), user.id.clone(), key.clone());
+            async move {
+                store
+                    .claim_idempotency_key(&user, &key, "print", &claimant(who, at), at)
+                    .await
+            }
+        };
+        let busy = InstanceId::from_trusted("busy");
+        ensure!(claim("busy", t0()).await? == Claim::New);
+        // Its heartbeat goes on (the process lives; its request is slow).
+        let mut now = t0();
+        while now < t0() + secs(LEASE_SECS - 5) {
+            now += secs(5);
+            h.store.heartbeat(&busy, now).await?;
+            ensure!(claim("other", now).await? == Claim::InProgress, "at {now}");
+        }
+        let lease_end = t0() + secs(LEASE_SECS);
+        h.store.heartbeat(&busy, lease_end).await?;
+        ensure!(claim("other", lease_end).await? == Claim::TakenOver(Leftover::default()));
+        Ok(())
+    }
+
+    async fn what_a_dead_holder_made_is_handed_to_the_next(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let user = h.user("meron").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let product = h
+            .store
+            .create_product(
+                NewProduct {
+                    name: "Coffee".into(),
+                    description: String::new(),
+                    price: Money::from_minor(85_000, Currency::Etb)?,
+                    stock: 10,
+                },
+                t0(),
+            )
+            .await?;
+        let key = IdempotencyKey::parse("k")?;
+        let dead = InstanceId::from_trusted("dead");
+        ensure!(
+            h.store
+                .claim_idempotency_key(&user.id, &key, "print", &claimant("dead", t0()), t0())
+                .await?
+                == Claim::New
+        );
+        let attempt = Attempt {
+            user: user.id.clone(),
+            key: key.clone(),
+            holder: dead.clone(),
+            left: Leftover::default(),
+        };
+        let request = OrderRequest::parse([(product.id.as_str(), 2)])?;
+        let order = h
+            .store
+            .create_order_for(
+                &OrderId::generate(),
+                &user.id,
+                &request,
+                t0() + Duration::minutes(30),
+                t0(),
+                Some(&attempt),
+            )
+            .await?
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let payment = new_payment(&user, &plan, t0());
+        h.store.insert_payment_for(&payment, Some(&attempt)).await?;
+        // Someone else's attempt (another holder) notes nothing on this key.
+        let stranger = Attempt {
+            holder: InstanceId::from_trusted("stranger"),
+            ..attempt.clone()
+        };
+        h.store
+            .insert_payment_for(&new_payment(&user, &plan, t0()), Some(&stranger))
+            .await?;
+        let later = t0() + secs(HOLDER_GONE_AFTER_SECS + 1);
+        let claim = h
+            .store
+            .claim_idempotency_key(&user.id, &key, "print", &claimant("next", later), later)
+            .await?;
+        ensure!(
+            claim
+                == Claim::TakenOver(Leftover {
+                    payment: Some(payment.id.clone()),
+                    order: Some(order.id.clone()),
+                }),
+            "{claim:?}"
+        );
+        Ok(())
+    }
+
+    test_both!(
+        a_failed_chapa_attempt_is_looked_up_while_its_checkout_lives,
+        a_lookup_is_claimed_once_every_few_seconds,
+        a_key_whose_holder_died_is_taken_over_at_once,
+        a_live_holder_keeps_its_key_until_its_lease_ends,
+        what_a_dead_holder_made_is_handed_to_the_next,
     );
 }

@@ -5,13 +5,20 @@
 //! Answers below 500 are kept (a 409 "out of stock" is the answer to that request,
 //! and a retry gets it again). A 5xx is not: the key is released, so a retry after
 //! an outage runs again.
+//!
+//! A key is held by the process handling its request, with a lease. A retry while it
+//! runs is told to retry shortly (409 `idempotency_in_progress`). If the process dies
+//! mid-request, its key is taken over as soon as its heartbeat is missed (seconds),
+//! and the retry reuses what the first attempt had made (its order, its opened
+//! checkout) or closes it, instead of making a second. The handler learns of that
+//! through the [`Attempt`] this puts on the request.
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use tijori_core::idempotency::{fingerprint, Claim, IdempotencyKey, StoredResponse};
+use tijori_core::idempotency::{fingerprint, Attempt, Claim, IdempotencyKey, StoredResponse};
 
 use crate::error::ApiError;
 use crate::extract::Caller;
@@ -74,8 +81,8 @@ async fn run(state: AppState, request: Request, next: Next) -> Result<Response, 
         .claim_idempotency_key(user, &key, &print)
         .await
         .map_err(|e| ApiError::from(e).into_response())?;
-    match claim {
-        Claim::Replay(stored) => Ok(replay(stored)),
+    match &claim {
+        Claim::Replay(stored) => Ok(replay(stored.clone())),
         Claim::InProgress => Err(ApiError::new(
             StatusCode::CONFLICT,
             "idempotency_in_progress",
@@ -88,7 +95,13 @@ async fn run(state: AppState, request: Request, next: Next) -> Result<Response, 
             "this Idempotency-Key was used for a different request",
         )
         .into_response()),
-        Claim::New => {
+        Claim::New | Claim::TakenOver(_) => {
+            if let Claim::TakenOver(left) = &claim {
+                tracing::warn!(user = %user, ?left, "idempotency key taken over from a request that never answered");
+            }
+            if let Some(attempt) = state.tijori.attempt(user, &key, &claim) {
+                parts.extensions.insert(attempt);
+            }
             let response = next
                 .run(Request::from_parts(parts, Body::from(bytes)))
                 .await;
@@ -123,7 +136,7 @@ async fn run(state: AppState, request: Request, next: Next) -> Result<Response, 
                 .await
             {
                 // The request itself succeeded; a retry will be told it is still in
-                // progress until the claim is abandoned, never run twice.
+                // progress until the lease ends, then reuse what it made.
                 tracing::error!(error = %e, "could not keep an idempotent answer");
             }
             Ok(Response::from_parts(parts, Body::from(body)))
@@ -151,4 +164,9 @@ async fn release(state: &AppState, caller: &Caller, key: &IdempotencyKey) {
     {
         tracing::error!(error = %e, "could not release an idempotency key");
     }
+}
+
+/// The idempotency attempt a request runs under, if it came with a key.
+pub(crate) fn attempt_of(attempt: &Option<axum::Extension<Attempt>>) -> Option<&Attempt> {
+    attempt.as_ref().map(|axum::Extension(a)| a)
 }

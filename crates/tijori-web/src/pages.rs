@@ -166,7 +166,45 @@ fn safe_next(next: Option<&str>) -> String {
 }
 
 fn login_redirect(next: &str) -> Response {
-    let q = serde_urlencoded::to_string([("next", next)]).unwrap_or_default();
+    login_redirect_with(next, None)
+}
+
+/// Why a visitor is asked to sign in, when the sign-in page should say so. The page
+/// shows our own words for each; nothing in the link is shown as text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LoginNotice {
+    /// Back from the gateway without a session: the payment was looked up.
+    PaymentChecked,
+}
+
+impl LoginNotice {
+    const ALL: [LoginNotice; 1] = [LoginNotice::PaymentChecked];
+
+    fn code(self) -> &'static str {
+        match self {
+            LoginNotice::PaymentChecked => "payment_checked",
+        }
+    }
+
+    fn text(self) -> &'static str {
+        match self {
+            LoginNotice::PaymentChecked => {
+                "Welcome back. We have checked your payment with the gateway; sign in to see how it went."
+            }
+        }
+    }
+
+    fn parse(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|n| n.code() == code)
+    }
+}
+
+fn login_redirect_with(next: &str, notice: Option<LoginNotice>) -> Response {
+    let mut pairs = vec![("next", next)];
+    if let Some(n) = notice {
+        pairs.push(("notice", n.code()));
+    }
+    let q = serde_urlencoded::to_string(pairs).unwrap_or_default();
     Redirect::to(&format!("/login?{q}")).into_response()
 }
 
@@ -268,6 +306,7 @@ async fn home(State(state): State<AppState>, Visitor(session): Visitor) -> Respo
 #[derive(Deserialize)]
 struct NextQuery {
     next: Option<String>,
+    notice: Option<String>,
 }
 
 async fn login_page(
@@ -275,9 +314,14 @@ async fn login_page(
     Visitor(session): Visitor,
     Query(q): Query<NextQuery>,
 ) -> Response {
+    let notice = q
+        .notice
+        .as_deref()
+        .and_then(LoginNotice::parse)
+        .map(LoginNotice::text);
     state.pages.render(
         "login.html",
-        context! { viewer => viewer(&session), next => safe_next(q.next.as_deref()) },
+        context! { viewer => viewer(&session), next => safe_next(q.next.as_deref()), notice },
     )
 }
 
@@ -417,7 +461,7 @@ async fn subscribe(
     let started = async {
         let gateway = parse_gateway(form.gateway.as_deref())?;
         let change = parse_change(form.change.as_deref())?;
-        start_subscription(&state, &s.user, &form.plan_id, gateway, change).await
+        start_subscription(&state, &s.user, &form.plan_id, gateway, change, None).await
     }
     .await;
     match started {
@@ -451,43 +495,62 @@ fn return_key(raw_query: Option<&str>) -> Option<PaymentKey> {
 
 /// Where Khalti and Chapa send the browser back. The query string is a signal only:
 /// the payment is looked up at the gateway (unless a webhook or callback already
-/// settled it) before this page says anything about it.
+/// settled it, or the page was loaded a moment ago) before this page says anything
+/// about it. A visitor whose session expired while paying is not turned away first:
+/// the lookup is made all the same (only the gateway's answer settles anything), and
+/// then they are asked to sign in to see how it went.
 async fn payment_success(
     State(state): State<AppState>,
     Visitor(session): Visitor,
     RawQuery(raw_query): RawQuery,
 ) -> Response {
-    let Some(s) = &session else {
+    let query = raw_query.as_deref().unwrap_or("");
+    let key = return_key(raw_query.as_deref());
+    let returned = match &key {
+        Some(key) => {
+            let viewer = session.as_ref().map(|s| &s.user);
+            state.tijori.payment_returned(key, query, viewer).await
+        }
+        None => Ok(None),
+    };
+    if session.is_none() {
+        if let Err(e) = &returned {
+            tracing::warn!(error = %e, "return page: the signal of a signed-out visitor could not be handled");
+        }
+        // The same answer whether or not the reference is known: a stranger learns
+        // nothing from it.
         let here = match &raw_query {
             Some(q) => format!("/payment-success/?{q}"),
             None => "/payment-success/".to_owned(),
         };
-        return login_redirect(&here);
-    };
-    let Some(key) = return_key(raw_query.as_deref()) else {
+        return login_redirect_with(&here, Some(LoginNotice::PaymentChecked));
+    }
+    if key.is_none() {
         return error_page(&state, &session, StatusCode::BAD_REQUEST, "Missing payment reference", "This page needs the payment reference the gateway sends back (pidx or tx_ref). Open it from the gateway's redirect, or see your payments on the account page.");
-    };
-    let payment = match state.tijori.payment_for(&s.user, &key).await {
-        Ok(p) => p,
+    }
+    let returned = match returned {
+        Ok(Some(r)) => r,
+        // Someone else's payment is "not found", as everywhere.
+        Ok(None) => {
+            return api_error_page(
+                &state,
+                &session,
+                tijori_core::Error::NotFound("payment").into(),
+            )
+        }
         Err(e) => return api_error_page(&state, &session, e.into()),
     };
-    if let Err(e) = state
-        .tijori
-        .record_return_signal(&payment.id, raw_query.as_deref().unwrap_or(""))
-        .await
-    {
-        return api_error_page(&state, &session, e.into());
-    }
-
+    let gateway_problem = returned.gateway_problem.map(|e| e.to_string());
+    let verification = match state.tijori.verification(returned.payment).await {
+        Ok(v) => v,
+        Err(e) => return api_error_page(&state, &session, e.into()),
+    };
+    let (payment, subscription, order) = (
+        verification.payment,
+        verification.subscription,
+        verification.order,
+    );
     let now = state.tijori.now();
-    let (payment, subscription, order, gateway_problem) =
-        match state.tijori.verify_payment(payment.clone()).await {
-            Ok(v) => (v.payment, v.subscription, v.order, None),
-            // The gateway could not answer now; the payment stays open and this page
-            // keeps asking.
-            Err(tijori_core::Error::Gateway(e)) => (payment, None, None, Some(e.to_string())),
-            Err(e) => return api_error_page(&state, &session, e.into()),
-        };
     let outcome = match payment.status {
         PaymentStatus::Completed => "success",
         PaymentStatus::Initiated | PaymentStatus::Pending => "pending",
@@ -501,11 +564,34 @@ async fn payment_success(
             outcome,
             message => status_message(&payment),
             gateway_problem,
+            retry_url => payment.retry_url(now),
             payment => PaymentView::from(&payment),
             subscription => subscription.map(|h| SubscriptionView::new(&h, now)),
             order => order.map(|o| OrderView::from(&o)),
         },
     )
+}
+
+/// A payment as the account page lists it.
+#[derive(Serialize)]
+struct PaymentCard {
+    #[serde(flatten)]
+    payment: PaymentView,
+    /// "Check payment status" is offered: looking it up can still change something
+    /// (open, or a failed Chapa attempt whose checkout takes another).
+    checkable: bool,
+    /// The same checkout again, for a failed attempt the gateway lets them retry.
+    retry_url: Option<String>,
+}
+
+impl PaymentCard {
+    fn new(payment: &tijori_core::payment::Payment, now: DateTime<Utc>) -> Self {
+        PaymentCard {
+            payment: payment.into(),
+            checkable: payment.worth_looking_up(now),
+            retry_url: payment.retry_url(now).map(str::to_owned),
+        }
+    }
 }
 
 async fn account(State(state): State<AppState>, Visitor(session): Visitor) -> Response {
@@ -524,7 +610,7 @@ async fn account(State(state): State<AppState>, Visitor(session): Visitor) -> Re
         Err(e) => return api_error_page(&state, &session, e.into()),
     };
     let now = state.tijori.now();
-    let payments: Vec<PaymentView> = payments.iter().map(PaymentView::from).collect();
+    let payments: Vec<PaymentCard> = payments.iter().map(|p| PaymentCard::new(p, now)).collect();
     let orders: Vec<OrderCard> = orders.iter().map(|o| OrderCard::new(o, now)).collect();
     state.pages.render(
         "account.html",
@@ -930,7 +1016,7 @@ async fn cart_checkout(
         }
         let request = OrderRequest::parse(lines.iter().map(|(id, q)| (id.as_str(), i64::from(*q))))
             .map_err(tijori_core::Error::from)?;
-        let order = state.tijori.create_order(&s.user, &request).await?;
+        let order = state.tijori.create_order(&s.user, &request, None).await?;
         Ok((order, lines))
     }
     .await;
@@ -991,12 +1077,27 @@ async fn order_page(
         Ok(o) => o,
         Err(e) => return api_error_page(&state, &session, e.into()),
     };
-    let card = OrderCard::new(&order, state.tijori.now());
+    let now = state.tijori.now();
+    let card = OrderCard::new(&order, now);
     // Only its owner pays for an order (an admin may look at it).
-    let gateways = if card.payable && order.user_id == s.user.id {
+    let owner_pays = card.payable && order.user_id == s.user.id;
+    let gateways = if owner_pays {
         gateway_choices(&state, order.currency())
     } else {
         Vec::new()
+    };
+    // A failed attempt the gateway lets them try again, on the same checkout.
+    let retry = if owner_pays {
+        match state.tijori.retryable_payment(&order).await {
+            Ok(p) => p.and_then(|p| {
+                p.retry_url(now).map(|url| {
+                    context! { url, gateway => gateway_label(p.gateway), reason => status_message(&p) }
+                })
+            }),
+            Err(e) => return api_error_page(&state, &session, e.into()),
+        }
+    } else {
+        None
     };
     state.pages.render(
         "order.html",
@@ -1004,6 +1105,7 @@ async fn order_page(
             viewer => viewer(&session),
             order => card,
             gateways,
+            retry,
             owner => order.user_id == s.user.id,
         },
     )
@@ -1033,7 +1135,7 @@ async fn order_pay(
         let gateway = parse_optional_gateway(form.gateway.as_deref())?;
         let payment = state
             .tijori
-            .initialize_order_payment(&s.user, &id, gateway)
+            .initialize_order_payment(&s.user, &id, gateway, None)
             .await?;
         payment.payment_url.ok_or_else(|| {
             ApiError::new(

@@ -42,6 +42,7 @@ struct OrderLine {
 async fn create_order(
     State(state): State<AppState>,
     caller: Caller,
+    attempt: Option<axum::Extension<tijori_core::idempotency::Attempt>>,
     Json(body): Json<OrderBody>,
 ) -> Result<(StatusCode, Json<OrderView>), ApiError> {
     let request = OrderRequest::parse(
@@ -50,7 +51,11 @@ async fn create_order(
             .map(|l| (l.product_id.as_str(), l.quantity)),
     )
     .map_err(tijori_core::Error::from)?;
-    let order = state.tijori.create_order(&caller.user, &request).await?;
+    let attempt = crate::idempotency::attempt_of(&attempt);
+    let order = state
+        .tijori
+        .create_order(&caller.user, &request, attempt)
+        .await?;
     Ok((StatusCode::CREATED, Json((&order).into())))
 }
 
@@ -122,12 +127,14 @@ pub(crate) fn parse_optional_gateway(
 async fn initialize(
     State(state): State<AppState>,
     caller: Caller,
+    attempt: Option<axum::Extension<tijori_core::idempotency::Attempt>>,
     Json(body): Json<InitializeBody>,
 ) -> Result<(StatusCode, Json<CheckoutView>), ApiError> {
     let gateway = parse_optional_gateway(body.gateway.as_deref())?;
+    let attempt = crate::idempotency::attempt_of(&attempt);
     let payment = state
         .tijori
-        .initialize_order_payment(&caller.user, &body.order_id, gateway)
+        .initialize_order_payment(&caller.user, &body.order_id, gateway, attempt)
         .await?;
     Ok((StatusCode::CREATED, Json((&payment).into())))
 }

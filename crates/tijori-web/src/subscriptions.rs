@@ -80,10 +80,11 @@ pub(crate) async fn start_subscription(
     plan_id: &str,
     gateway: GatewayKind,
     change: PlanChange,
+    attempt: Option<&tijori_core::idempotency::Attempt>,
 ) -> Result<InitiatedView, ApiError> {
     let (payment, preview) = state
         .tijori
-        .initiate_subscription(user, plan_id, gateway, change)
+        .initiate_subscription(user, plan_id, gateway, change, attempt)
         .await?;
     let provider_ref = payment.provider_ref.clone();
     Ok(InitiatedView {
@@ -107,12 +108,22 @@ impl InitiatedView {
 async fn initiate(
     State(state): State<AppState>,
     caller: Caller,
+    attempt: Option<axum::Extension<tijori_core::idempotency::Attempt>>,
     Json(body): Json<InitiateBody>,
 ) -> Result<Json<InitiatedView>, ApiError> {
     let gateway = parse_gateway(body.gateway.as_deref())?;
     let change = parse_change(body.change.as_deref())?;
+    let attempt = crate::idempotency::attempt_of(&attempt);
     Ok(Json(
-        start_subscription(&state, &caller.user, &body.plan_id, gateway, change).await?,
+        start_subscription(
+            &state,
+            &caller.user,
+            &body.plan_id,
+            gateway,
+            change,
+            attempt,
+        )
+        .await?,
     ))
 }
 

@@ -152,6 +152,7 @@ impl Application {
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stopping, stopped) = tokio::sync::watch::channel(());
+        let beating = tokio::spawn(heartbeat(self.tijori.clone()));
         let worker = self.worker.map(|concurrency| {
             let mut stopped = stopped.clone();
             tokio::spawn(
@@ -174,8 +175,32 @@ impl Application {
         if let Some(change_listener) = self.change_listener {
             change_listener.abort();
         }
+        // The requests in flight are done: any key this process still holds is free
+        // for a retry at once.
+        beating.abort();
+        if let Err(e) = self.tijori.retire().await {
+            tracing::warn!(error = %format!("{e:#}"), "could not retire this instance");
+        }
         self.database.close().await;
         served
+    }
+}
+
+/// Notes every few seconds that this process is alive, so the idempotency keys it
+/// holds stay its own; when it dies they are taken over within seconds (see
+/// `tijori_core::idempotency`). A missed beat (the database busy or away) is logged
+/// and the next one tried.
+async fn heartbeat(tijori: Tijori) {
+    let every = std::time::Duration::from_secs(
+        u64::try_from(tijori_core::idempotency::HEARTBEAT_EVERY_SECS).unwrap_or(5),
+    );
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(e) = tijori.heartbeat().await {
+            tracing::warn!(error = %format!("{e:#}"), "could not note this instance's heartbeat");
+        }
     }
 }
 

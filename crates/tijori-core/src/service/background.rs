@@ -15,10 +15,6 @@ use crate::id::{OrderId, PaymentId};
 use crate::jobs::{backoff, Job, JobKind, NewJob};
 use crate::payment::PaymentStatus;
 
-/// How long a checkout without an expiry of its own (Chapa's) is taken to stay
-/// payable before the reconciler closes it.
-pub const CHECKOUT_LIFETIME_HOURS: i64 = 24;
-
 /// How the background work is paced.
 #[derive(Clone, Debug)]
 pub struct BackgroundSettings {
@@ -102,7 +98,9 @@ impl Tijori {
     /// `reconcile_payment` for a payment just read.
     async fn reconcile_loaded(&self, payment: crate::payment::Payment) -> Result<Reconciled> {
         let id = &payment.id.clone();
-        if !payment.status.is_open() || payment.provider_ref.is_none() {
+        // Open ones, and a Chapa attempt that failed while its checkout still takes
+        // another (a later success must not be lost when callback and webhook are).
+        if !payment.worth_looking_up(self.now()) {
             return Ok(Reconciled::Unchanged);
         }
         let from = payment.status;
@@ -118,10 +116,7 @@ impl Tijori {
         // reports Expired itself; Chapa's checkouts have no documented expiry, so
         // theirs is taken to be a day.) Money that still arrives counts: an expired
         // payment can be completed by a later answer.
-        let link_end = settled
-            .payment
-            .expires_at
-            .unwrap_or(settled.payment.created_at + Duration::hours(CHECKOUT_LIFETIME_HOURS));
+        let link_end = settled.payment.link_end();
         // Only one the gateway still calls unpaid: a Pending payment is being decided
         // and stays open (looked at again on every sweep) until the gateway says.
         if settled.payment.status == PaymentStatus::Initiated && self.now() >= link_end {
@@ -169,7 +164,7 @@ impl Tijori {
         loop {
             let stale = self
                 .store
-                .stale_payments(before, self.background.sweep_batch)
+                .stale_payments(before, self.now(), self.background.sweep_batch)
                 .await?;
             let fresh: Vec<_> = stale
                 .into_iter()
@@ -213,6 +208,7 @@ impl Tijori {
             .store
             .stale_payments(
                 now - self.background.reconcile_after,
+                now,
                 self.background.sweep_batch,
             )
             .await?;

@@ -8,6 +8,7 @@ use crate::account::{invalid, User};
 use crate::error::{Error, Result};
 use crate::gateway::GatewayKind;
 use crate::id::{OrderId, UserId};
+use crate::idempotency::Attempt;
 use crate::payment::{Payment, PaymentStatus, Purpose};
 use crate::shop::{NewProduct, Order, OrderRequest, Product, ReserveError};
 use crate::store::StoreError;
@@ -29,8 +30,21 @@ impl Tijori {
         Ok(self.store.products().await?)
     }
 
-    /// Creates an order for the caller, reserving its stock.
-    pub async fn create_order(&self, user: &User, request: &OrderRequest) -> Result<Order> {
+    /// Creates an order for the caller, reserving its stock. Under an idempotency key
+    /// a previous holder of which created the order, that order is the answer again
+    /// (its stock stays reserved once).
+    pub async fn create_order(
+        &self,
+        user: &User,
+        request: &OrderRequest,
+        attempt: Option<&Attempt>,
+    ) -> Result<Order> {
+        if let Some(id) = attempt.and_then(|a| a.left.order.as_ref()) {
+            if let Some(order) = self.store.order(id).await? {
+                info!(order = %order.id, "idempotent retry: the order its first attempt created");
+                return Ok(order);
+            }
+        }
         let now = self.now();
         // One account must not be able to hold the shop's stock hostage: a few
         // unpaid orders at a time.
@@ -53,7 +67,14 @@ impl Tijori {
         let id = OrderId::generate();
         let order = self
             .store
-            .create_order(&id, &user.id, request, now + self.settings.order_ttl, now)
+            .create_order_for(
+                &id,
+                &user.id,
+                request,
+                now + self.settings.order_ttl,
+                now,
+                attempt,
+            )
             .await?
             .map_err(|e| match e {
                 ReserveError::OutOfStock { .. } => Error::Conflict {
@@ -89,6 +110,7 @@ impl Tijori {
         user: &User,
         order_id: &str,
         gateway: Option<GatewayKind>,
+        attempt: Option<&Attempt>,
     ) -> Result<Payment> {
         // Paying is for the order's owner only, admins included.
         let order = match OrderId::parse(order_id) {
@@ -134,6 +156,10 @@ impl Tijori {
         };
         self.gateway_for(gateway, order.currency())?;
 
+        // A previous holder of this request's key that died mid-checkout: its opened
+        // checkout is found below like any open one; an unopened one is closed now
+        // rather than blocking the order for minutes.
+        self.left_checkout(attempt).await?;
         if let Some(open) = self
             .store
             .open_payment_for_order(&order.id, gateway)
@@ -148,7 +174,7 @@ impl Tijori {
         };
         let description = order_description(&order);
         match self
-            .open_checkout(user, purpose, order.total, description, gateway)
+            .open_checkout(user, purpose, order.total, description, gateway, attempt)
             .await
         {
             // Another request for the same order won the race to open a checkout
@@ -169,6 +195,21 @@ impl Tijori {
             }
             other => other,
         }
+    }
+
+    /// The order's latest payment attempt that failed on a checkout the gateway
+    /// still takes another attempt on (Chapa's), if any: the order page's "Try
+    /// again", which sends the customer back to that same checkout.
+    pub async fn retryable_payment(&self, order: &Order) -> Result<Option<Payment>> {
+        let now = self.now();
+        Ok(self
+            .store
+            .payments_for_user(&order.user_id, 50)
+            .await?
+            .into_iter()
+            .filter(|p| matches!(&p.purpose, Purpose::Order { order_id } if *order_id == order.id))
+            .max_by_key(|p| p.created_at)
+            .filter(|p| p.retry_url(now).is_some()))
     }
 
     /// An open payment for the order: returned if its checkout can still be used;

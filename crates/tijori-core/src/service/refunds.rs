@@ -272,8 +272,7 @@ impl Tijori {
             raw,
         };
         let mut settled = self.settle_as(payment, answer, AnswerKind::Refund).await?;
-        if !full && !settled.changed && settled.payment.status == PaymentStatus::PartiallyRefunded
-        {
+        if !full && !settled.changed && settled.payment.status == PaymentStatus::PartiallyRefunded {
             // A further partial refund: the status stays, but its share of the days
             // still goes back.
             self.store.take_back(&payment.id, self.now()).await?;

@@ -6,11 +6,11 @@ use rusqlite::{params, Connection};
 
 use tijori_core::id::{OrderId, PaymentId};
 use tijori_core::jobs::{Job, JobStatus, NewJob};
-use tijori_core::payment::Payment;
+use tijori_core::payment::{Payment, CHECKOUT_LIFETIME_HOURS};
 use tijori_core::store::{StoreError, StoreResult};
 
 use super::{all, all_with, db_err, exec, exec_or, ts};
-use crate::rows::{JobRow, PaymentRow, JOB_COLUMNS, PAYMENT_COLUMNS};
+use crate::rows::{stale_payments_sql, JobRow, PaymentRow, JOB_COLUMNS};
 
 pub(super) fn enqueue_job(c: &Connection, job: &NewJob, now: DateTime<Utc>) -> StoreResult<bool> {
     let done = exec(
@@ -149,17 +149,18 @@ pub(super) fn retry_job(c: &Connection, id: i64, now: DateTime<Utc>) -> StoreRes
 pub(super) fn stale_payments(
     c: &Connection,
     checked_before: DateTime<Utc>,
+    now: DateTime<Utc>,
     limit: u32,
 ) -> StoreResult<Vec<Payment>> {
     all::<PaymentRow>(
         c,
-        &format!(
-            "SELECT {PAYMENT_COLUMNS} FROM payments \
-             WHERE status IN ('initiated', 'pending') AND provider_ref IS NOT NULL \
-             AND created_at < ?1 AND (checked_at IS NULL OR checked_at < ?1) \
-             ORDER BY created_at, id LIMIT ?2"
-        ),
-        params![ts(checked_before), i64::from(limit)],
+        &stale_payments_sql("?"),
+        params![
+            ts(checked_before),
+            i64::from(limit),
+            ts(now - chrono::Duration::hours(CHECKOUT_LIFETIME_HOURS)),
+            ts(now)
+        ],
         "failed to find stale payments",
     )?
     .into_iter()
@@ -175,6 +176,21 @@ pub(super) fn mark_checked(c: &Connection, id: &PaymentId, now: DateTime<Utc>) -
         "failed to note a payment's check",
     )?;
     Ok(())
+}
+
+pub(super) fn claim_lookup(
+    c: &Connection,
+    id: &PaymentId,
+    now: DateTime<Utc>,
+    not_after: DateTime<Utc>,
+) -> StoreResult<bool> {
+    Ok(exec(
+        c,
+        "UPDATE payments SET checked_at = ?2 \
+         WHERE id = ?1 AND (checked_at IS NULL OR checked_at <= ?3)",
+        params![id.as_str(), ts(now), ts(not_after)],
+        "failed to claim a payment's lookup",
+    )? == 1)
 }
 
 pub(super) fn orders_due_to_expire(

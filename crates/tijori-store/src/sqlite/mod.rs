@@ -24,7 +24,9 @@ use sqlx::Connection as _;
 use tijori_core::account::{PasswordHashString, Session, TokenHash, User, Username};
 use tijori_core::gateway::{GatewayKind, RawAnswer};
 use tijori_core::id::{OrderId, PaymentId, PlanId, ProductId, RefundId, UserId};
-use tijori_core::idempotency::{Claim, IdempotencyKey, StoredResponse};
+use tijori_core::idempotency::{
+    Attempt, Claim, Claimant, IdempotencyKey, InstanceId, StoredResponse,
+};
 use tijori_core::jobs::{Job, JobStatus, NewJob};
 use tijori_core::mail::{DueNotice, OutboxMail};
 use tijori_core::payment::{Payment, Transition};
@@ -303,9 +305,13 @@ impl Store for SqliteStore {
         self.read(|c| accounts::plan(c, id))
     }
 
-    async fn insert_payment(&self, payment: &Payment) -> StoreResult<()> {
-        let payment = payment.clone();
-        self.write(move |c| payments::insert_payment(c, &payment))
+    async fn insert_payment_for(
+        &self,
+        payment: &Payment,
+        attempt: Option<&Attempt>,
+    ) -> StoreResult<()> {
+        let (payment, attempt) = (payment.clone(), attempt.cloned());
+        self.write(move |c| payments::insert_payment(c, &payment, attempt.as_ref()))
             .await
     }
 
@@ -429,17 +435,21 @@ impl Store for SqliteStore {
         self.read(|c| shop::product(c, id))
     }
 
-    async fn create_order(
+    async fn create_order_for(
         &self,
         id: &OrderId,
         user: &UserId,
         request: &OrderRequest,
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
+        attempt: Option<&Attempt>,
     ) -> StoreResult<Result<Order, ReserveError>> {
-        let (id, user, request) = (id.clone(), user.clone(), request.clone());
-        self.write(move |c| shop::create_order(c, &id, &user, &request, expires_at, now))
-            .await
+        let (id, user, request, attempt) =
+            (id.clone(), user.clone(), request.clone(), attempt.cloned());
+        self.write(move |c| {
+            shop::create_order(c, &id, &user, &request, expires_at, now, attempt.as_ref())
+        })
+        .await
     }
 
     async fn order(&self, id: &OrderId) -> StoreResult<Option<Order>> {
@@ -516,21 +526,43 @@ impl Store for SqliteStore {
         user: &UserId,
         key: &IdempotencyKey,
         fingerprint: &str,
+        claimant: &Claimant,
         now: DateTime<Utc>,
     ) -> StoreResult<Claim> {
-        let (user, key, fingerprint) = (user.clone(), key.clone(), fingerprint.to_owned());
-        self.write(move |c| shop::claim_idempotency_key(c, &user, &key, &fingerprint, now))
-            .await
+        let (user, key, fingerprint, claimant) = (
+            user.clone(),
+            key.clone(),
+            fingerprint.to_owned(),
+            claimant.clone(),
+        );
+        self.write(move |c| {
+            shop::claim_idempotency_key(c, &user, &key, &fingerprint, &claimant, now)
+        })
+        .await
     }
 
     async fn complete_idempotency_key(
         &self,
         user: &UserId,
         key: &IdempotencyKey,
+        holder: &InstanceId,
         response: &StoredResponse,
     ) -> StoreResult<()> {
-        let (user, key, response) = (user.clone(), key.clone(), response.clone());
-        self.write(move |c| shop::complete_idempotency_key(c, &user, &key, &response))
+        let (user, key, holder, response) =
+            (user.clone(), key.clone(), holder.clone(), response.clone());
+        self.write(move |c| shop::complete_idempotency_key(c, &user, &key, &holder, &response))
+            .await
+    }
+
+    async fn heartbeat(&self, instance: &InstanceId, now: DateTime<Utc>) -> StoreResult<()> {
+        let instance = instance.clone();
+        self.write(move |c| shop::heartbeat(c, &instance, now))
+            .await
+    }
+
+    async fn retire_instance(&self, instance: &InstanceId) -> StoreResult<()> {
+        let instance = instance.clone();
+        self.write(move |c| shop::retire_instance(c, &instance))
             .await
     }
 
@@ -538,9 +570,10 @@ impl Store for SqliteStore {
         &self,
         user: &UserId,
         key: &IdempotencyKey,
+        holder: &InstanceId,
     ) -> StoreResult<()> {
-        let (user, key) = (user.clone(), key.clone());
-        self.write(move |c| shop::release_idempotency_key(c, &user, &key))
+        let (user, key, holder) = (user.clone(), key.clone(), holder.clone());
+        self.write(move |c| shop::release_idempotency_key(c, &user, &key, &holder))
             .await
     }
 
@@ -700,9 +733,21 @@ impl Store for SqliteStore {
     async fn stale_payments(
         &self,
         checked_before: DateTime<Utc>,
+        now: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<Vec<Payment>> {
-        self.read(|c| jobs::stale_payments(c, checked_before, limit))
+        self.read(|c| jobs::stale_payments(c, checked_before, now, limit))
+    }
+
+    async fn claim_lookup(
+        &self,
+        id: &PaymentId,
+        now: DateTime<Utc>,
+        not_after: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let id = id.clone();
+        self.write(move |c| jobs::claim_lookup(c, &id, now, not_after))
+            .await
     }
 
     async fn mark_checked(&self, id: &PaymentId, now: DateTime<Utc>) -> StoreResult<()> {

@@ -16,7 +16,11 @@ use crate::rows::{
     PaymentRow, PeriodRow, PlanRow, SubscriptionRow, PAYMENT_COLUMNS, PERIOD_COLUMNS, PLAN_COLUMNS,
 };
 
-pub(super) fn insert_payment(c: &Connection, p: &Payment) -> StoreResult<()> {
+pub(super) fn insert_payment(
+    c: &Connection,
+    p: &Payment,
+    attempt: Option<&tijori_core::idempotency::Attempt>,
+) -> StoreResult<()> {
     let (plan_id, order_id, change) = match &p.purpose {
         Purpose::Subscription { plan_id, change } => {
             (Some(plan_id.as_str()), None, Some(change.as_str()))
@@ -50,6 +54,9 @@ pub(super) fn insert_payment(c: &Connection, p: &Payment) -> StoreResult<()> {
         ],
         db_err("failed to insert payment", "payment"),
     )?;
+    if let Some(attempt) = attempt {
+        shop::note_attempt(c, attempt, Some(&p.id), None)?;
+    }
     Ok(())
 }
 

@@ -6,7 +6,9 @@ use rusqlite::{params, params_from_iter, Connection};
 
 use tijori_core::gateway::GatewayKind;
 use tijori_core::id::{OrderId, PaymentId, ProductId, RefundId, UserId};
-use tijori_core::idempotency::{self, Claim, IdempotencyKey, StoredResponse};
+use tijori_core::idempotency::{
+    self, Attempt, Claim, Claimant, Hold, IdempotencyKey, InstanceId, Leftover, StoredResponse,
+};
 use tijori_core::money::Money;
 use tijori_core::payment::{Payment, PaymentStatus};
 use tijori_core::shop::{
@@ -23,10 +25,6 @@ use crate::rows::{
     corrupt, money, order_from, DeliveryRow, EventRow, ItemRow, OrderRow, PaymentRow, ProductRow,
     RefundRow, ORDER_COLUMNS, PAYMENT_COLUMNS, PRODUCT_COLUMNS, REFUND_COLUMNS,
 };
-
-/// A claim on an idempotency key whose request never finished (the process died
-/// mid-request) may be taken over after this long.
-const ABANDONED_CLAIM_SECS: i64 = 300;
 
 /// What fulfilling an order payment came to, inside the settlement's transaction.
 pub(super) enum OrderFulfilment {
@@ -187,6 +185,7 @@ pub(super) fn create_order(
     request: &OrderRequest,
     expires_at: DateTime<Utc>,
     now: DateTime<Utc>,
+    attempt: Option<&Attempt>,
 ) -> StoreResult<Result<Order, ReserveError>> {
     // A refusal is an answer, not a failure, but what was reserved before it must go
     // back on the shelf: the lines are reserved inside a savepoint of their own.
@@ -242,6 +241,9 @@ pub(super) fn create_order(
             ],
             "failed to insert order item",
         )?;
+    }
+    if let Some(attempt) = attempt {
+        note_attempt(c, attempt, None, Some(id))?;
     }
     Ok(Ok(Order {
         id: id.clone(),
@@ -584,6 +586,7 @@ pub(super) fn claim_idempotency_key(
     user: &UserId,
     key: &IdempotencyKey,
     fingerprint: &str,
+    claimant: &Claimant,
     now: DateTime<Utc>,
 ) -> StoreResult<Claim> {
     // Claiming is a natural moment to forget this user's old keys.
@@ -593,11 +596,21 @@ pub(super) fn claim_idempotency_key(
         params![user.as_str(), ts(now - idempotency::retention())],
         "failed to prune idempotency keys",
     )?;
+    // The claimant is alive: whatever it claims is not taken from it for want of a
+    // heartbeat, even before its first beat.
+    beat(c, &claimant.instance, now)?;
     let claimed = exec(
         c,
-        "INSERT INTO idempotency_keys (user_id, key, fingerprint, created_at) \
-         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (user_id, key) DO NOTHING",
-        params![user.as_str(), key.as_str(), fingerprint, ts(now)],
+        "INSERT INTO idempotency_keys (user_id, key, fingerprint, created_at, owner, \
+         lease_until) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (user_id, key) DO NOTHING",
+        params![
+            user.as_str(),
+            key.as_str(),
+            fingerprint,
+            ts(now),
+            claimant.instance.as_str(),
+            ts(claimant.lease_until)
+        ],
         "failed to claim an idempotency key",
     )? == 1;
     if claimed {
@@ -608,20 +621,40 @@ pub(super) fn claim_idempotency_key(
         status_code: Option<i32>,
         content_type: Option<String>,
         body: Option<String>,
-        created_at: DateTime<Utc>,
+        hold: Hold,
+        left: Leftover,
     }
     let row = one_with(
         c,
-        "SELECT fingerprint, status_code, content_type, body, created_at \
-         FROM idempotency_keys WHERE user_id = ?1 AND key = ?2",
+        "SELECT k.fingerprint, k.status_code, k.content_type, k.body, k.created_at, \
+         k.owner, k.lease_until, k.payment_id, k.order_id, i.heartbeat_at \
+         FROM idempotency_keys k LEFT JOIN instances i ON i.id = k.owner \
+         WHERE k.user_id = ?1 AND k.key = ?2",
         [user.as_str(), key.as_str()],
         |r| {
+            let created_at = crate::rows::time(r, "created_at")?;
+            let lease_until: Option<String> = r.get("lease_until")?;
+            let heartbeat_at: Option<String> = r.get("heartbeat_at")?;
+            let owner: Option<String> = r.get("owner")?;
+            let payment: Option<String> = r.get("payment_id")?;
+            let order: Option<String> = r.get("order_id")?;
             Ok(Row {
                 fingerprint: r.get("fingerprint")?,
                 status_code: r.get("status_code")?,
                 content_type: r.get("content_type")?,
                 body: r.get("body")?,
-                created_at: crate::rows::time(r, "created_at")?,
+                hold: Hold {
+                    owner: owner.map(InstanceId::from_trusted),
+                    lease_until: lease_until
+                        .as_deref()
+                        .and_then(super::parse_ts)
+                        .unwrap_or(created_at + Duration::seconds(idempotency::LEASE_SECS)),
+                    owner_heartbeat: heartbeat_at.as_deref().and_then(super::parse_ts),
+                },
+                left: Leftover {
+                    payment: payment.as_deref().and_then(PaymentId::parse),
+                    order: order.as_deref().and_then(OrderId::parse),
+                },
             })
         },
         "failed to read an idempotency key",
@@ -639,23 +672,94 @@ pub(super) fn claim_idempotency_key(
             content_type: content_type.unwrap_or_default(),
             body: body.unwrap_or_default().into_bytes(),
         }),
-        r if now - r.created_at > Duration::seconds(ABANDONED_CLAIM_SECS) => {
+        r if idempotency::may_take_over(&r.hold, now) => {
             exec(
                 c,
-                "UPDATE idempotency_keys SET created_at = ?3 WHERE user_id = ?1 AND key = ?2",
-                params![user.as_str(), key.as_str(), ts(now)],
+                "UPDATE idempotency_keys SET created_at = ?3, owner = ?4, lease_until = ?5 \
+                 WHERE user_id = ?1 AND key = ?2",
+                params![
+                    user.as_str(),
+                    key.as_str(),
+                    ts(now),
+                    claimant.instance.as_str(),
+                    ts(claimant.lease_until)
+                ],
                 "failed to take over an idempotency key",
             )?;
-            Claim::New
+            Claim::TakenOver(r.left)
         }
         _ => Claim::InProgress,
     })
+}
+
+/// Notes what a request under an idempotency key created, on the key, if the
+/// request's holder still holds it.
+pub(super) fn note_attempt(
+    c: &Connection,
+    attempt: &Attempt,
+    payment: Option<&PaymentId>,
+    order: Option<&OrderId>,
+) -> StoreResult<()> {
+    exec(
+        c,
+        "UPDATE idempotency_keys SET payment_id = COALESCE(?4, payment_id), \
+         order_id = COALESCE(?5, order_id) WHERE user_id = ?1 AND key = ?2 AND owner = ?3",
+        params![
+            attempt.user.as_str(),
+            attempt.key.as_str(),
+            attempt.holder.as_str(),
+            payment.map(PaymentId::as_str),
+            order.map(OrderId::as_str)
+        ],
+        "failed to note an idempotent request's work",
+    )?;
+    Ok(())
+}
+
+fn beat(c: &Connection, instance: &InstanceId, now: DateTime<Utc>) -> StoreResult<()> {
+    exec(
+        c,
+        "INSERT INTO instances (id, started_at, heartbeat_at) VALUES (?1, ?2, ?2) \
+         ON CONFLICT (id) DO UPDATE SET heartbeat_at = MAX(heartbeat_at, excluded.heartbeat_at)",
+        params![instance.as_str(), ts(now)],
+        "failed to note a heartbeat",
+    )?;
+    Ok(())
+}
+
+pub(super) fn heartbeat(
+    c: &Connection,
+    instance: &InstanceId,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    beat(c, instance, now)?;
+    exec(
+        c,
+        "DELETE FROM instances WHERE heartbeat_at < ?1",
+        [ts(now
+            - Duration::hours(
+                idempotency::FORGET_INSTANCE_AFTER_HOURS,
+            ))],
+        "failed to forget old instances",
+    )?;
+    Ok(())
+}
+
+pub(super) fn retire_instance(c: &Connection, instance: &InstanceId) -> StoreResult<()> {
+    exec(
+        c,
+        "DELETE FROM instances WHERE id = ?1",
+        [instance.as_str()],
+        "failed to retire an instance",
+    )?;
+    Ok(())
 }
 
 pub(super) fn complete_idempotency_key(
     c: &Connection,
     user: &UserId,
     key: &IdempotencyKey,
+    holder: &InstanceId,
     response: &StoredResponse,
 ) -> StoreResult<()> {
     let body = std::str::from_utf8(&response.body)
@@ -663,13 +767,14 @@ pub(super) fn complete_idempotency_key(
     exec(
         c,
         "UPDATE idempotency_keys SET status_code = ?3, content_type = ?4, body = ?5 \
-         WHERE user_id = ?1 AND key = ?2",
+         WHERE user_id = ?1 AND key = ?2 AND owner = ?6",
         params![
             user.as_str(),
             key.as_str(),
             i32::from(response.status),
             response.content_type,
-            body
+            body,
+            holder.as_str()
         ],
         "failed to keep an idempotent answer",
     )?;
@@ -680,11 +785,13 @@ pub(super) fn release_idempotency_key(
     c: &Connection,
     user: &UserId,
     key: &IdempotencyKey,
+    holder: &InstanceId,
 ) -> StoreResult<()> {
     exec(
         c,
-        "DELETE FROM idempotency_keys WHERE user_id = ?1 AND key = ?2 AND status_code IS NULL",
-        [user.as_str(), key.as_str()],
+        "DELETE FROM idempotency_keys WHERE user_id = ?1 AND key = ?2 \
+         AND status_code IS NULL AND owner = ?3",
+        [user.as_str(), key.as_str(), holder.as_str()],
         "failed to release an idempotency key",
     )?;
     Ok(())

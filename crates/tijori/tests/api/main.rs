@@ -5,6 +5,7 @@
 mod helpers;
 
 mod accounts;
+mod attempts;
 mod chapa;
 mod gateway_failures;
 mod input;
