@@ -25,15 +25,19 @@ pub enum JobKind {
     SubscriptionNotices,
     /// Deliver one mail from the outbox.
     DeliverMail,
+    /// Recurring: delete API tokens and sessions that have expired (they no longer
+    /// sign anyone in, but would otherwise stay in the database for ever).
+    PruneCredentials,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 5] = [
+    pub const ALL: [JobKind; 6] = [
         JobKind::ReconcileSweep,
         JobKind::ReconcilePayment,
         JobKind::ExpireOrders,
         JobKind::SubscriptionNotices,
         JobKind::DeliverMail,
+        JobKind::PruneCredentials,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,6 +47,7 @@ impl JobKind {
             JobKind::ExpireOrders => "expire_orders",
             JobKind::SubscriptionNotices => "subscription_notices",
             JobKind::DeliverMail => "deliver_mail",
+            JobKind::PruneCredentials => "prune_credentials",
         }
     }
 
@@ -50,9 +55,10 @@ impl JobKind {
     pub fn max_attempts(self) -> u32 {
         match self {
             // Recurring sweeps must never stop; a failure is retried with backoff.
-            JobKind::ReconcileSweep | JobKind::ExpireOrders | JobKind::SubscriptionNotices => {
-                u32::MAX
-            }
+            JobKind::ReconcileSweep
+            | JobKind::ExpireOrders
+            | JobKind::SubscriptionNotices
+            | JobKind::PruneCredentials => u32::MAX,
             JobKind::ReconcilePayment | JobKind::DeliverMail => 8,
         }
     }

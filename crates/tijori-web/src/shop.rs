@@ -12,6 +12,7 @@ use tijori_core::shop::OrderRequest;
 
 use crate::error::ApiError;
 use crate::extract::{Caller, Json};
+use crate::limits::Checkout;
 use crate::views::{OrderView, ProductView};
 use crate::AppState;
 
@@ -50,6 +51,7 @@ async fn create_order(
             .map(|l| (l.product_id.as_str(), l.quantity)),
     )
     .map_err(tijori_core::Error::from)?;
+    state.limits.checkout(Checkout::CreateOrder, &caller.user)?;
     let order = state.tijori.create_order(&caller.user, &request).await?;
     Ok((StatusCode::CREATED, Json((&order).into())))
 }
@@ -125,6 +127,7 @@ async fn initialize(
     Json(body): Json<InitializeBody>,
 ) -> Result<(StatusCode, Json<CheckoutView>), ApiError> {
     let gateway = parse_optional_gateway(body.gateway.as_deref())?;
+    state.limits.checkout(Checkout::Initialize, &caller.user)?;
     let payment = state
         .tijori
         .initialize_order_payment(&caller.user, &body.order_id, gateway)
