@@ -88,6 +88,13 @@ impl WebConfig {
     }
 }
 
+/// One of the server's connection places (`TIJORI_MAX_CONNECTIONS`), held while it
+/// lives. The server puts it on each request of a connection; a WebSocket keeps it
+/// after its upgrade, when the HTTP connection it came on has ended, so open sockets
+/// count against the cap too.
+#[derive(Clone)]
+pub struct ConnectionSlot(pub Arc<dyn std::any::Any + Send + Sync>);
+
 #[derive(Clone)]
 pub struct AppState {
     pub tijori: Tijori,

@@ -109,6 +109,7 @@ async fn socket(
     caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
+    slot: Option<axum::Extension<crate::ConnectionSlot>>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     // A browser opens a WebSocket from any site with our cookie attached, and no
@@ -131,7 +132,11 @@ async fn socket(
     Ok(upgrade
         .max_message_size(MAX_CLIENT_MESSAGE_BYTES)
         .max_frame_size(MAX_CLIENT_MESSAGE_BYTES)
-        .on_upgrade(move |socket| follow(socket, watch)))
+        .on_upgrade(move |socket| async move {
+            // The socket holds its connection's place until it closes.
+            let _slot = slot;
+            follow(socket, watch).await
+        }))
 }
 
 async fn follow(socket: WebSocket, mut watch: Watch) {

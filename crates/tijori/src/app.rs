@@ -357,7 +357,8 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 /// any browser's does). A slow client gets 30 s to send its request's head (and the
 /// router gives its body a limit of its own).
 ///
-/// At most `max_connections` are served at once: one more is answered 503 and closed
+/// At most `max_connections` are served at once (a WebSocket counts until it closes):
+/// one more is answered 503 and closed
 /// at once (cheaper than a queue, and the client learns why), and the log says so,
 /// once per minute while it lasts.
 async fn serve(
@@ -375,6 +376,8 @@ async fn serve(
         .header_read_timeout(std::time::Duration::from_secs(30));
     let (stopping, stopped) = tokio::sync::watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
+    // A place per open connection (and per WebSocket, which outlives its connection).
+    let places = Arc::new(tokio::sync::Semaphore::new(max_connections));
     let mut refused = Refused::default();
     tokio::pin!(stop);
     loop {
@@ -394,19 +397,21 @@ async fn serve(
         };
         // Answers are small and wanted at once.
         let _ = stream.set_nodelay(true);
-        if connections.len() >= max_connections {
+        let Ok(place) = places.clone().try_acquire_owned() else {
             refused.note(max_connections);
             connections.spawn(refuse(stream));
             continue;
-        }
+        };
         refused.ended();
-        // The handlers see the client's address (rate limits per address).
+        let slot = tijori_web::ConnectionSlot(Arc::new(place));
+        // The handlers see the client's address (rate limits per address) and the
+        // connection's place (which a WebSocket keeps).
         let service = tower::ServiceExt::map_request(
             router.clone(),
             move |mut request: axum::extract::Request<hyper::body::Incoming>| {
-                request
-                    .extensions_mut()
-                    .insert(axum::extract::ConnectInfo(peer));
+                let extensions = request.extensions_mut();
+                extensions.insert(axum::extract::ConnectInfo(peer));
+                extensions.insert(slot.clone());
                 request
             },
         );

@@ -531,6 +531,70 @@ async fn open_connections_are_capped(db: TestDatabase) {
     }
 }
 
+/// A WebSocket outlives the HTTP connection it was upgraded from: it still holds its
+/// place under the cap until it closes.
+async fn open_websockets_count_against_the_connection_cap(db: TestDatabase) {
+    let shop = TestApp::spawn(db).await;
+    let user = shop.register("abebe").await;
+    let coffee = shop.product_in("ETB").await;
+    let order = shop.order_of(&user, &coffee, 1).await;
+    let (_, checkout) = shop.initialize(&user, &order, None).await;
+    let payment = checkout["payment_id"].as_str().unwrap().to_owned();
+    // Another tijori on the same database, whose only connections are this test's
+    // (the first one keeps connections to its own built-in sandbox).
+    let app = shop.sibling(|c| c.max_connections = 2).await;
+    let open = || async {
+        let mut url = app.url(&format!("/ws/payments/{payment}"));
+        url.set_scheme("ws").unwrap();
+        let mut request = url.as_str().into_client_request().unwrap();
+        request.headers_mut().insert(
+            "authorization",
+            format!("Token {}", user.token).parse().unwrap(),
+        );
+        tokio_tungstenite::connect_async(request).await
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut sockets = Vec::new();
+    while sockets.len() < 2 {
+        match open().await {
+            Ok((mut socket, _)) => {
+                socket.next().await.unwrap().unwrap();
+                sockets.push(socket);
+            }
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("could not open two sockets: {e}"),
+        }
+    }
+    let answer = send_slowly(
+        &app,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
+    let mut closing = sockets.pop().unwrap();
+    closing.close(None).await.unwrap();
+    while let Some(Ok(_)) = closing.next().await {}
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let answer = send_slowly(
+            &app,
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            b"",
+            Duration::from_secs(5),
+        )
+        .await;
+        if answer.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never served again: {answer:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 // Item 13: tokens ------------------------------------------------------------------------
 
 async fn get_with_token(app: &TestApp, path: &str, token: &str) -> StatusCode {
@@ -721,6 +785,7 @@ test_both!(
     the_websocket_refuses_big_client_messages,
     a_body_that_trickles_in_gets_408,
     open_connections_are_capped,
+    open_websockets_count_against_the_connection_cap,
     a_bad_token_is_401_on_every_endpoint,
     an_expired_token_is_401_and_pruned_by_the_job,
     login_issues_a_token_or_a_session_not_both,
