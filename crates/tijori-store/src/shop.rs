@@ -185,7 +185,9 @@ impl DbStore {
         // The user's row lock makes one customer's orders take turns, so what they
         // already hold unpaid is counted after any concurrent order of theirs has
         // committed: twenty orders at once cannot pass the caps.
-        sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
+        // (The same lock as a subscription's settlement takes; no transaction locks a
+        // product before the user, so the order of locks cannot deadlock.)
+        sqlx::query(&format!("SELECT 1 FROM users WHERE id = $1{LOCK_ROW}"))
             .bind(user.as_str())
             .fetch_optional(&mut *tx)
             .await
