@@ -46,6 +46,9 @@ pub struct Settings {
     pub order_ttl: Duration,
     /// How much one customer may hold unpaid.
     pub order_caps: crate::shop::OrderCaps,
+    /// How many password hashes (sign-in, sign-up) may wait for a core; beyond that
+    /// an attempt is refused at once. `None`: 8 a core.
+    pub hashes_waiting: Option<usize>,
 }
 
 impl Settings {
@@ -56,6 +59,7 @@ impl Settings {
             public_url: public_url.into(),
             order_ttl: Duration::minutes(Self::DEFAULT_ORDER_TTL_MINUTES),
             order_caps: crate::shop::OrderCaps::default(),
+            hashes_waiting: None,
         }
     }
 }
@@ -122,6 +126,7 @@ impl Tijori {
         clock: Arc<dyn Clock>,
         settings: Settings,
     ) -> Self {
+        let hasher = Arc::new(Hasher::new(settings.hashes_waiting));
         Tijori {
             store,
             gateways,
@@ -131,7 +136,7 @@ impl Tijori {
             changes: crate::changes::ChangeFeed::new(),
             mailer: None,
             known_plans: Arc::default(),
-            hasher: Arc::new(Hasher::new()),
+            hasher,
         }
     }
 
@@ -768,15 +773,16 @@ pub(crate) struct Hasher {
 }
 
 impl Hasher {
-    /// How many hashes may wait per core: about a second of work, at worst.
+    /// How many hashes may wait per core by default: about a second of work.
     pub const WAITING_PER_CORE: usize = 8;
 
-    fn new() -> Self {
+    /// At most `waiting` hashes wait (by default [`Self::WAITING_PER_CORE`] a core).
+    fn new(waiting: Option<usize>) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Hasher {
             permits: tokio::sync::Semaphore::new(cores),
             admitted: std::sync::atomic::AtomicUsize::new(0),
-            most_admitted: cores * (1 + Self::WAITING_PER_CORE),
+            most_admitted: cores + waiting.unwrap_or(cores * Self::WAITING_PER_CORE),
         }
     }
 

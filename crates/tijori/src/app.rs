@@ -308,6 +308,7 @@ pub fn core(
         clock,
         Settings {
             order_ttl: chrono::Duration::minutes(i64::from(config.order_ttl_minutes)),
+            hashes_waiting: config.hash_queue.map(|n| n as usize),
             order_caps: tijori_core::shop::OrderCaps {
                 unpaid_orders: config.max_unpaid_orders,
                 unpaid_units_per_product: config.max_unpaid_units_per_product,

@@ -147,6 +147,12 @@ pub struct Config {
     #[arg(long, env = "TIJORI_MAX_CONNECTIONS", default_value = "10000", value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
     pub max_connections: u32,
 
+    /// Password checks (sign-in, sign-up) that may wait for a free core at once; one
+    /// more is refused at once with 503 and Retry-After, so a flood of sign-ins
+    /// cannot build a queue that grows. Default: 8 per core (about a second's work).
+    #[arg(long, env = "TIJORI_HASH_QUEUE", value_parser = clap::value_parser!(u32).range(0..=100_000), global = true)]
+    pub hash_queue: Option<u32>,
+
     /// Unpaid, unexpired orders one customer may hold at once (409
     /// too_many_pending_orders beyond).
     #[arg(long, env = "TIJORI_MAX_UNPAID_ORDERS", default_value = "5", value_parser = clap::value_parser!(u32).range(1..=10_000), global = true)]
@@ -223,6 +229,7 @@ impl Config {
             trusted_proxies: tijori_web::extract::TrustedProxies::default(),
             body_timeout: Duration::from_secs(10),
             max_connections: 10_000,
+            hash_queue: None,
             max_unpaid_orders: 5,
             max_unpaid_units_per_product: 10,
             reminder_days: 3,
