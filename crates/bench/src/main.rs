@@ -6,8 +6,11 @@ use clap::Parser;
 use tijori_bench::{run, run_sse, Options, Scenario, SseOptions, SANDBOX_WEBHOOK_SECRET};
 
 /// A load generator for tijori's money paths (a developer's tool). Start tijori on its
-/// built-in sandbox (release build, with TIJORI_VERIFY_LIMIT=1000000: a load test
-/// verifies far more often than a customer), then point this at it. See BENCHMARKS.md
+/// built-in sandbox (release build, with the per-user and per-address limits raised:
+/// TIJORI_VERIFY_LIMIT, TIJORI_CHECKOUT_LIMIT, TIJORI_CALLBACK_LIMIT,
+/// TIJORI_SIGNUP_LIMIT=1000000 and TIJORI_MAX_UNPAID_ORDERS=10000,
+/// TIJORI_MAX_UNPAID_UNITS_PER_PRODUCT=1000000, as scripts/bench does: a load test does
+/// from one address what thousands of customers would), then point this at it. See BENCHMARKS.md
 /// and scripts/bench.
 #[derive(Parser)]
 #[command(name = "tijori-bench", version)]

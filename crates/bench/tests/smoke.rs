@@ -11,8 +11,15 @@ use tijori_testkit::TestDatabase;
 async fn every_scenario_runs_without_errors() {
     let db = TestDatabase::sqlite().await;
     let config = Config {
-        // A load test verifies far more often than a customer would.
+        // A load test does, from one address and a few accounts, what thousands of
+        // customers would: the per-user and per-address limits are raised for it.
         verify_limit: 1_000_000,
+        checkout_limit: 1_000_000,
+        callback_limit: 1_000_000,
+        signup_limit: 1_000_000,
+        signin_address_limit: 1_000_000,
+        max_unpaid_orders: 10_000,
+        max_unpaid_units_per_product: 1_000_000,
         ..Config::embedded(&db.url)
     };
     let app = Application::build(&config).await.expect("the app builds");

@@ -25,6 +25,13 @@ pub enum Error {
     BadCredentials,
     #[error(transparent)]
     Gateway(#[from] GatewayError),
+    /// Too much of one kind of work is waiting (password hashing under a flood of
+    /// sign-ins): refused at once, to be tried again after `retry_after_secs`.
+    #[error("{message}")]
+    Overloaded {
+        message: &'static str,
+        retry_after_secs: u64,
+    },
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }

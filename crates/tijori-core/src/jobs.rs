@@ -32,10 +32,13 @@ pub enum JobKind {
     /// Recurring: look up one recently paid payment, to find refunds made outside
     /// tijori (in the gateway's dashboard).
     RefundAudit,
+    /// Recurring: delete API tokens and sessions that have expired (they no longer
+    /// sign anyone in, but would otherwise stay in the database for ever).
+    PruneCredentials,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 7] = [
+    pub const ALL: [JobKind; 8] = [
         JobKind::ReconcileSweep,
         JobKind::ReconcilePayment,
         JobKind::ExpireOrders,
@@ -43,6 +46,7 @@ impl JobKind {
         JobKind::DeliverMail,
         JobKind::CheckRefund,
         JobKind::RefundAudit,
+        JobKind::PruneCredentials,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +58,7 @@ impl JobKind {
             JobKind::DeliverMail => "deliver_mail",
             JobKind::CheckRefund => "check_refund",
             JobKind::RefundAudit => "refund_audit",
+            JobKind::PruneCredentials => "prune_credentials",
         }
     }
 
@@ -64,7 +69,8 @@ impl JobKind {
             JobKind::ReconcileSweep
             | JobKind::ExpireOrders
             | JobKind::SubscriptionNotices
-            | JobKind::RefundAudit => u32::MAX,
+            | JobKind::RefundAudit
+            | JobKind::PruneCredentials => u32::MAX,
             JobKind::ReconcilePayment | JobKind::DeliverMail | JobKind::CheckRefund => 8,
         }
     }

@@ -51,6 +51,11 @@ pub struct Settings {
     pub public_url: String,
     /// How long an unpaid order holds its stock.
     pub order_ttl: Duration,
+    /// How much one customer may hold unpaid.
+    pub order_caps: crate::shop::OrderCaps,
+    /// How many password hashes (sign-in, sign-up) may wait for a core; beyond that
+    /// an attempt is refused at once. `None`: 8 a core.
+    pub hashes_waiting: Option<usize>,
 }
 
 impl Settings {
@@ -60,6 +65,8 @@ impl Settings {
         Settings {
             public_url: public_url.into(),
             order_ttl: Duration::minutes(Self::DEFAULT_ORDER_TTL_MINUTES),
+            order_caps: crate::shop::OrderCaps::default(),
+            hashes_waiting: None,
         }
     }
 }
@@ -111,6 +118,7 @@ pub struct Tijori {
     known_plans: Arc<KnownPlans>,
     /// This process, as the holder of the idempotency keys it handles.
     instance: InstanceId,
+    hasher: Arc<Hasher>,
 }
 
 /// Plans read so far (see `Tijori::plan`), at most a few thousand.
@@ -143,6 +151,7 @@ impl Tijori {
         clock: Arc<dyn Clock>,
         settings: Settings,
     ) -> Self {
+        let hasher = Arc::new(Hasher::new(settings.hashes_waiting));
         Tijori {
             store,
             gateways,
@@ -153,6 +162,7 @@ impl Tijori {
             mailer: None,
             known_plans: Arc::default(),
             instance: InstanceId::generate(),
+            hasher,
         }
     }
 
@@ -218,7 +228,7 @@ impl Tijori {
         let username = Username::parse(username)?;
         let email = Email::parse(email)?;
         let password = Password::parse(password)?;
-        let password_hash = hashing(move || password.hash()).await?;
+        let password_hash = self.hasher.run(move || password.hash()).await?;
         let user = self
             .store
             .create_user(
@@ -284,7 +294,7 @@ impl Tijori {
             Some((user, hash)) => (Some(user), hash),
             None => (None, dummy_hash().clone()),
         };
-        let ok = hashing(move || password.verify(&hash)).await?;
+        let ok = self.hasher.run(move || password.verify(&hash)).await?;
         match user {
             Some(user) if ok => Ok(user),
             _ => Err(Error::BadCredentials),
@@ -952,20 +962,58 @@ async fn lookup_with_retry(
 }
 
 /// Runs password hashing off the async threads, at most one hash per core at a time:
-/// each takes 19 MiB and tens of milliseconds, and sign-in is open to anyone, so a
-/// flood of attempts must queue rather than spawn a thread (and its memory) each.
-async fn hashing<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
-    let permits = PERMITS.get_or_init(|| {
-        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
-    });
-    let _permit = permits
-        .acquire()
-        .await
-        .map_err(|e| Error::Internal(anyhow::anyhow!("hashing semaphore closed: {e}")))?;
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::Internal(anyhow::anyhow!("blocking task failed: {e}")))
+/// each takes 19 MiB and tens of milliseconds, and sign-in is open to anyone. A flood
+/// must neither spawn a thread (and its memory) per attempt nor build a queue whose
+/// wait grows without end: a few hashes' worth wait their turn, and beyond that an
+/// attempt is refused at once (503, try again in a second).
+pub(crate) struct Hasher {
+    permits: tokio::sync::Semaphore,
+    /// Hashes running or waiting for a permit.
+    admitted: std::sync::atomic::AtomicUsize,
+    most_admitted: usize,
+}
+
+impl Hasher {
+    /// How many hashes may wait per core by default: about a second of work.
+    pub const WAITING_PER_CORE: usize = 8;
+
+    /// At most `waiting` hashes wait (by default [`Self::WAITING_PER_CORE`] a core).
+    fn new(waiting: Option<usize>) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Hasher {
+            permits: tokio::sync::Semaphore::new(cores),
+            admitted: std::sync::atomic::AtomicUsize::new(0),
+            most_admitted: cores + waiting.unwrap_or(cores * Self::WAITING_PER_CORE),
+        }
+    }
+
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+        use std::sync::atomic::Ordering;
+        /// Gives the place back however the hash ends (finished, failed, cancelled).
+        struct Admitted<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Admitted<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        if self.admitted.fetch_add(1, Ordering::AcqRel) >= self.most_admitted {
+            self.admitted.fetch_sub(1, Ordering::AcqRel);
+            warn!("password hashing is saturated: refusing a sign-in or sign-up (503)");
+            return Err(Error::Overloaded {
+                message: "too many sign-ins at once; try again in a moment",
+                retry_after_secs: 1,
+            });
+        }
+        let _place = Admitted(&self.admitted);
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| Error::Internal(anyhow::anyhow!("hashing semaphore closed: {e}")))?;
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| Error::Internal(anyhow::anyhow!("blocking task failed: {e}")))
+    }
 }
 
 /// A real hash to verify against when the username is unknown, so that case costs

@@ -233,6 +233,65 @@ pub enum ReserveError {
     },
     #[error("one order cannot mix currencies ({0} and {1})")]
     MixedCurrencies(Currency, Currency),
+    #[error("you have {held} unpaid orders (the most is {most}); pay for one, or wait for it to expire, before ordering more")]
+    TooManyUnpaidOrders { held: u32, most: u32 },
+    #[error("you hold {held} of {name} in unpaid orders; {requested} more would pass the most one customer may hold unpaid ({most})")]
+    TooManyUnits {
+        product: ProductId,
+        name: String,
+        held: u32,
+        requested: u32,
+        most: u32,
+    },
+}
+
+/// How much of the shop one customer may hold without paying: checked in the same
+/// write transaction that reserves the stock, so concurrent orders cannot pass them.
+/// Without them one account could take every unit off the shelf, unpaid, for as long
+/// as orders live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OrderCaps {
+    /// Unpaid, unexpired orders at once.
+    pub unpaid_orders: u32,
+    /// Units of one product across the customer's unpaid, unexpired orders.
+    pub unpaid_units_per_product: u32,
+}
+
+impl OrderCaps {
+    /// No caps at all (for tests of other things, and tools).
+    pub const UNLIMITED: OrderCaps = OrderCaps {
+        unpaid_orders: u32::MAX,
+        unpaid_units_per_product: u32::MAX,
+    };
+
+    /// Whether one more order is refused, with `held` unpaid ones.
+    pub fn refuses_order(&self, held: u32) -> Option<ReserveError> {
+        (held >= self.unpaid_orders).then_some(ReserveError::TooManyUnpaidOrders {
+            held,
+            most: self.unpaid_orders,
+        })
+    }
+
+    /// Whether `item` is refused, with `held` units of its product already unpaid.
+    pub fn refuses_units(&self, item: &OrderItem, held: u32) -> Option<ReserveError> {
+        (u64::from(held) + u64::from(item.quantity) > u64::from(self.unpaid_units_per_product))
+            .then(|| ReserveError::TooManyUnits {
+                product: item.product_id.clone(),
+                name: item.name.clone(),
+                held,
+                requested: item.quantity,
+                most: self.unpaid_units_per_product,
+            })
+    }
+}
+
+impl Default for OrderCaps {
+    fn default() -> Self {
+        OrderCaps {
+            unpaid_orders: 5,
+            unpaid_units_per_product: 10,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use crate::jobs::{Job, JobStatus, NewJob};
 use crate::mail::{DueNotice, OutboxMail};
 use crate::money::Money;
 use crate::payment::{Payment, Transition};
-use crate::shop::{NewProduct, Order, OrderRequest, Product, ReserveError};
+use crate::shop::{NewProduct, Order, OrderCaps, OrderRequest, Product, ReserveError};
 use crate::subscription::{NewPlan, PaidPeriod, Plan, Subscription};
 
 #[derive(Debug, thiserror::Error)]
@@ -226,6 +226,13 @@ pub trait Store: Send + Sync + 'static {
     /// The live session with this token, if it has not expired by `now`.
     async fn session(&self, token: &TokenHash, now: DateTime<Utc>) -> StoreResult<Option<Session>>;
     async fn delete_session(&self, token: &TokenHash) -> StoreResult<()>;
+    /// Deletes up to `limit` API tokens and up to `limit` sessions that expired by
+    /// `now`; returns how many of each went.
+    async fn prune_expired_credentials(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<(u64, u64)>;
 
     // Plans ----------------------------------------------------------------------
 
@@ -327,10 +334,11 @@ pub trait Store: Send + Sync + 'static {
         id: &OrderId,
         user: &UserId,
         request: &OrderRequest,
+        caps: &OrderCaps,
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<Result<Order, ReserveError>> {
-        self.create_order_for(id, user, request, expires_at, now, None)
+        self.create_order_for(id, user, request, caps, expires_at, now, None)
             .await
     }
     /// `create_order`, noting the order on the idempotency key of the request making
@@ -341,6 +349,7 @@ pub trait Store: Send + Sync + 'static {
         id: &OrderId,
         user: &UserId,
         request: &OrderRequest,
+        caps: &OrderCaps,
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
         attempt: Option<&Attempt>,

@@ -15,7 +15,7 @@ use tijori_core::idempotency::{
 use tijori_core::jobs::{Job, JobStatus, NewJob};
 use tijori_core::mail::{DueNotice, OutboxMail};
 use tijori_core::payment::{Effect, Payment, PaymentStatus, Purpose, Transition};
-use tijori_core::shop::{NewProduct, Order, OrderRequest, Product, ReserveError};
+use tijori_core::shop::{NewProduct, Order, OrderCaps, OrderRequest, Product, ReserveError};
 use tijori_core::store::{
     AnswerKind, GatewayAnswerRecord, NewUser, NewWebhookDelivery, OperatorEvent, RecordedDelivery,
     Refund, RefundResolution, RefundStatus, Settled, Store, StoreError, StoreResult,
@@ -488,6 +488,32 @@ impl Store for DbStore {
         Ok(())
     }
 
+    async fn prune_expired_credentials(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<(u64, u64)> {
+        let tokens = sqlx::query(
+            "DELETE FROM api_tokens WHERE token_hash IN \
+             (SELECT token_hash FROM api_tokens WHERE expires_at <= $1 LIMIT $2)",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .execute(&self.writer)
+        .await
+        .map_err(ctx("failed to prune expired API tokens"))?;
+        let sessions = sqlx::query(
+            "DELETE FROM sessions WHERE token_hash IN \
+             (SELECT token_hash FROM sessions WHERE expires_at <= $1 LIMIT $2)",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .execute(&self.writer)
+        .await
+        .map_err(ctx("failed to prune expired sessions"))?;
+        Ok((tokens.rows_affected(), sessions.rows_affected()))
+    }
+
     async fn create_plan(&self, plan: NewPlan, now: DateTime<Utc>) -> StoreResult<Plan> {
         let id = PlanId::generate();
         let days = i32::try_from(plan.duration_days).map_err(|_| {
@@ -926,11 +952,12 @@ impl Store for DbStore {
         id: &OrderId,
         user: &UserId,
         request: &OrderRequest,
+        caps: &OrderCaps,
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
         attempt: Option<&Attempt>,
     ) -> StoreResult<Result<Order, ReserveError>> {
-        self.create_order_impl(id, user, request, expires_at, now, attempt)
+        self.create_order_impl(id, user, request, caps, expires_at, now, attempt)
             .await
     }
 

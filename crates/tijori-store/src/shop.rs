@@ -12,7 +12,7 @@ use tijori_core::idempotency::{
 use tijori_core::money::Money;
 use tijori_core::payment::{Payment, PaymentStatus};
 use tijori_core::shop::{
-    NewProduct, Order, OrderItem, OrderRequest, OrderStatus, Product, ReserveError,
+    NewProduct, Order, OrderCaps, OrderItem, OrderRequest, OrderStatus, Product, ReserveError,
 };
 use tijori_core::store::{
     NewWebhookDelivery, OperatorEvent, RecordedDelivery, Refund, RefundResolution, RefundStatus,
@@ -175,16 +175,59 @@ impl DbStore {
         id: &OrderId,
         user: &UserId,
         request: &OrderRequest,
+        caps: &OrderCaps,
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
         attempt: Option<&Attempt>,
     ) -> StoreResult<Result<Order, ReserveError>> {
         let mut tx = self.begin_write().await?;
+        // The user's row lock makes one customer's orders take turns, so what they
+        // already hold unpaid is counted after any concurrent order of theirs has
+        // committed: twenty orders at once cannot pass the caps.
+        // (The same lock as a subscription's settlement takes; no transaction locks a
+        // product before the user, so the order of locks cannot deadlock.)
+        sqlx::query(&format!("SELECT 1 FROM users WHERE id = $1{LOCK_ROW}"))
+            .bind(user.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(ctx("failed to lock the customer"))?;
+        let held: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM orders WHERE user_id = $1 AND status = 'pending' \
+             AND expires_at > $2",
+        )
+        .bind(user.as_str())
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(ctx("failed to count unpaid orders"))?;
+        if let Some(refused) = caps.refuses_order(u32::try_from(held).unwrap_or(u32::MAX)) {
+            return Ok(Err(refused));
+        }
         let items = match Self::reserve(&mut tx, request.lines(), now).await? {
             Ok(items) => items,
             // Dropping the transaction rolls back what was reserved so far.
             Err(e) => return Ok(Err(e)),
         };
+        let unpaid: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT i.product_id, SUM(i.quantity)::BIGINT FROM order_items i \
+             JOIN orders o ON o.id = i.order_id \
+             WHERE o.user_id = $1 AND o.status = 'pending' AND o.expires_at > $2 \
+             GROUP BY i.product_id",
+        )
+        .bind(user.as_str())
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(ctx("failed to count unpaid units"))?;
+        for item in &items {
+            let held = unpaid
+                .iter()
+                .find(|(p, _)| p == item.product_id.as_str())
+                .map_or(0, |(_, n)| u32::try_from(*n).unwrap_or(u32::MAX));
+            if let Some(refused) = caps.refuses_units(item, held) {
+                return Ok(Err(refused));
+            }
+        }
         let currency = items[0].unit_price.currency();
         if let Some(other) = items
             .iter()

@@ -648,7 +648,45 @@ mod users {
         Ok(())
     }
 
+    /// Item 13 of issue 9: expired tokens and sessions are deleted by the pruning
+    /// job's query, live ones are kept.
+    async fn expired_credentials_are_pruned(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let (old, live) = (TokenHash("a".repeat(64)), TokenHash("b".repeat(64)));
+        h.store
+            .create_api_token(&sita.id, &old, t0() + days(1), t0())
+            .await?;
+        h.store
+            .create_api_token(&sita.id, &live, t0() + days(30), t0())
+            .await?;
+        let (old_s, live_s) = (TokenHash("c".repeat(64)), TokenHash("d".repeat(64)));
+        h.store
+            .create_session(&sita.id, &old_s, "csrf1", t0() + days(1), t0())
+            .await?;
+        h.store
+            .create_session(&sita.id, &live_s, "csrf2", t0() + days(14), t0())
+            .await?;
+
+        let pruned = h.store.prune_expired_credentials(t0() + days(2), 1).await?;
+        assert_eq!(pruned, (1, 1));
+        assert_eq!(
+            h.store
+                .prune_expired_credentials(t0() + days(2), 100)
+                .await?,
+            (0, 0),
+            "nothing more to prune"
+        );
+        // Looked up as of before their expiry: the pruned ones are gone for good.
+        assert!(h.store.user_by_api_token(&old, t0()).await?.is_none());
+        assert!(h.store.session(&old_s, t0()).await?.is_none());
+        assert!(h.store.user_by_api_token(&live, t0()).await?.is_some());
+        assert!(h.store.session(&live_s, t0()).await?.is_some());
+        Ok(())
+    }
+
     test_both!(
+        expired_credentials_are_pruned,
         create_and_look_up,
         duplicate_username_is_a_conflict,
         duplicate_email_is_a_conflict,
@@ -1904,7 +1942,9 @@ mod shop {
     use tijori_core::idempotency::{
         Claim, Claimant, IdempotencyKey, InstanceId, Leftover, StoredResponse,
     };
-    use tijori_core::shop::{NewProduct, Order, OrderRequest, OrderStatus, ReserveError};
+    use tijori_core::shop::{
+        NewProduct, Order, OrderCaps, OrderRequest, OrderStatus, ReserveError,
+    };
     use tijori_core::store::NewWebhookDelivery;
 
     fn etb(minor: i64) -> Money {
@@ -1934,11 +1974,33 @@ mod shop {
                 &OrderId::generate(),
                 &user.id,
                 &request,
+                &OrderCaps::UNLIMITED,
                 t0() + Duration::minutes(30),
                 t0(),
             )
             .await?
             .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// `order`, held to `caps`, at `now`: the store's answer, refusal included.
+    async fn capped_order(
+        h: &Harness,
+        user: &User,
+        lines: &[(&str, i64)],
+        caps: OrderCaps,
+        now: DateTime<Utc>,
+    ) -> Result<Result<Order, ReserveError>> {
+        let request = OrderRequest::parse(lines.iter().copied())?;
+        Ok(h.store
+            .create_order(
+                &OrderId::generate(),
+                &user.id,
+                &request,
+                &caps,
+                now + Duration::minutes(30),
+                now,
+            )
+            .await?)
     }
 
     /// A Chapa payment for the order, its checkout open.
@@ -2011,7 +2073,14 @@ mod shop {
         let request = OrderRequest::parse([(coffee.as_str(), 1), (pot.as_str(), 1)])?;
         let refused = h
             .store
-            .create_order(&OrderId::generate(), &abebe.id, &request, t0(), t0())
+            .create_order(
+                &OrderId::generate(),
+                &abebe.id,
+                &request,
+                &OrderCaps::UNLIMITED,
+                t0(),
+                t0(),
+            )
             .await?;
         ensure!(
             matches!(refused, Err(ReserveError::OutOfStock { available: 0, .. })),
@@ -2197,7 +2266,116 @@ mod shop {
         Ok(())
     }
 
+    /// Item 11 of issue 9: what one customer holds unpaid is capped, in orders and in
+    /// units of one product; a refused order reserves nothing; expired orders hold
+    /// nothing.
+    async fn unpaid_orders_and_units_are_capped(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let abebe = h.user("abebe").await?;
+        let coffee = product(&h, "Coffee", 85_000, 100).await?;
+        let pot = product(&h, "Pot", 120_000, 100).await?;
+        let cup = product(&h, "Cup", 10_000, 100).await?;
+        let caps = OrderCaps {
+            unpaid_orders: 3,
+            unpaid_units_per_product: 5,
+        };
+        capped_order(&h, &abebe, &[(&coffee, 3)], caps, t0()).await??;
+        capped_order(&h, &abebe, &[(&coffee, 2), (&pot, 5)], caps, t0()).await??;
+        let refused = capped_order(&h, &abebe, &[(&pot, 1), (&cup, 1)], caps, t0()).await?;
+        ensure!(
+            matches!(
+                &refused,
+                Err(ReserveError::TooManyUnits {
+                    held: 5,
+                    requested: 1,
+                    most: 5,
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+        ensure!(
+            stock(&h, &pot).await? == 95 && stock(&h, &cup).await? == 100,
+            "nothing reserved by the refused order"
+        );
+        // Another customer is not held by abebe's orders.
+        let sita = h.user("sita").await?;
+        capped_order(&h, &sita, &[(&pot, 5)], caps, t0()).await??;
+
+        capped_order(&h, &abebe, &[(&cup, 1)], caps, t0()).await??;
+        let fourth = capped_order(&h, &abebe, &[(&cup, 1)], caps, t0()).await?;
+        ensure!(
+            matches!(
+                fourth,
+                Err(ReserveError::TooManyUnpaidOrders { held: 3, most: 3 })
+            ),
+            "{fourth:?}"
+        );
+        ensure!(
+            stock(&h, &cup).await? == 99,
+            "nothing reserved by the refused order"
+        );
+        // Once they expire (30 minutes), they hold nothing.
+        let later = t0() + Duration::minutes(31);
+        capped_order(&h, &abebe, &[(&coffee, 5)], caps, later).await??;
+        Ok(())
+    }
+
+    /// Twenty orders of one customer at once, each for one unit, held to `caps`, at
+    /// `now`: how many were made.
+    async fn twenty_at_once(
+        h: &Arc<Harness>,
+        user: &User,
+        product: &str,
+        caps: OrderCaps,
+        now: DateTime<Utc>,
+    ) -> Result<usize> {
+        let start = Arc::new(Barrier::new(20));
+        let mut orders = tokio::task::JoinSet::new();
+        for _ in 0..20 {
+            let (h, user, product, start) =
+                (h.clone(), user.clone(), product.to_owned(), start.clone());
+            orders.spawn(async move {
+                start.wait().await;
+                capped_order(&h, &user, &[(&product, 1)], caps, now).await
+            });
+        }
+        let mut made = 0;
+        while let Some(order) = orders.join_next().await {
+            if order??.is_ok() {
+                made += 1;
+            }
+        }
+        Ok(made)
+    }
+
+    /// The caps are checked in the write transaction that reserves: twenty orders of
+    /// one customer at once make exactly the cap, on PostgreSQL as on SQLite.
+    async fn concurrent_orders_cannot_pass_the_caps(db: TestDatabase) -> Result<()> {
+        let h = Arc::new(Harness::open(&db).await?);
+        let abebe = h.user("abebe").await?;
+        let coffee = product(&h, "Coffee", 85_000, 1_000).await?;
+        let orders_capped = OrderCaps {
+            unpaid_orders: 5,
+            unpaid_units_per_product: u32::MAX,
+        };
+        let made = twenty_at_once(&h, &abebe, &coffee, orders_capped, t0()).await?;
+        ensure!(made == 5, "{made} orders made, the cap is 5 unpaid orders");
+        // An hour on, those have expired: the units cap alone.
+        let units_capped = OrderCaps {
+            unpaid_orders: u32::MAX,
+            unpaid_units_per_product: 7,
+        };
+        let later = t0() + Duration::hours(1);
+        let made = twenty_at_once(&h, &abebe, &coffee, units_capped, later).await?;
+        ensure!(made == 7, "{made} orders made, the cap is 7 unpaid units");
+        ensure!(stock(&h, &coffee).await? == 1_000 - 12);
+        Ok(())
+    }
+
     test_both!(
+        unpaid_orders_and_units_are_capped,
+        concurrent_orders_cannot_pass_the_caps,
         reserving_takes_all_or_nothing,
         an_order_is_paid_by_one_payment_only,
         one_open_checkout_per_order_and_gateway,
@@ -2802,6 +2980,7 @@ mod attempts {
                 &OrderId::generate(),
                 &user.id,
                 &request,
+                &tijori_core::shop::OrderCaps::UNLIMITED,
                 t0() + Duration::minutes(30),
                 t0(),
                 Some(&attempt),

@@ -1,9 +1,10 @@
-//! /api/auth/: register and login for API clients (and the session cookie a browser
-//! gets alongside).
+//! /api/auth/: register and login. An API client gets an API token; a browser gets a
+//! session cookie (and its CSRF token) instead, never both: each credential lives
+//! only where it is used, and signing out ends exactly it.
 
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use axum_extra::extract::cookie::{Cookie, SameSite};
@@ -12,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tijori_core::account::User;
 
 use crate::error::ApiError;
-use crate::extract::{Caller, Credential, Json, SESSION_COOKIE};
+use crate::extract::{Caller, ClientAddress, Credential, Json, SESSION_COOKIE};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -46,8 +47,10 @@ struct Registered {
 
 async fn register(
     State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
     Json(body): Json<RegisterBody>,
 ) -> Result<impl IntoResponse, ApiError> {
+    state.limits.sign_up(client)?;
     let user = state
         .tijori
         .register(
@@ -73,34 +76,51 @@ async fn register(
 struct LoginBody {
     username: String,
     password: String,
+    /// `true`: a browser session (cookie); `false`: an API token. Left out, a
+    /// request that a browser sent (it carries `Sec-Fetch-Mode`, which every current
+    /// browser adds and scripts cannot forge) gets a session, any other an API token.
+    session: Option<bool>,
 }
 
+/// DESIGN.md §4's answer for an API client.
 #[derive(Serialize)]
-struct LoggedIn {
+struct TokenIssued {
     token: String,
-    /// For a browser using the session cookie: send it as `X-CSRF-Token` on every
-    /// state-changing request.
+}
+
+/// A browser's answer: the session is in the cookie; this is its CSRF token, to send
+/// as `X-CSRF-Token` on every state-changing request.
+#[derive(Serialize)]
+struct SessionStarted {
     csrf_token: String,
+}
+
+/// Whether a login comes from a browser (see [`LoginBody::session`]).
+fn wants_session(headers: &HeaderMap, asked: Option<bool>) -> bool {
+    asked.unwrap_or_else(|| headers.contains_key("sec-fetch-mode"))
 }
 
 async fn login(
     State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
+    headers: HeaderMap,
     jar: CookieJar,
     Json(body): Json<LoginBody>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Response, ApiError> {
+    state.limits.sign_in(client, &body.username)?;
     let user = state
         .tijori
         .check_credentials(&body.username, &body.password)
         .await?;
+    if wants_session(&headers, body.session) {
+        let (jar, csrf_token) = start_session(&state, jar, &user).await?;
+        return Ok((jar, Json(SessionStarted { csrf_token })).into_response());
+    }
     let token = state.tijori.issue_api_token(&user.id).await?;
-    let (jar, csrf_token) = start_session(&state, jar, &user).await?;
-    Ok((
-        jar,
-        Json(LoggedIn {
-            token: token.expose().to_owned(),
-            csrf_token,
-        }),
-    ))
+    Ok(Json(TokenIssued {
+        token: token.expose().to_owned(),
+    })
+    .into_response())
 }
 
 /// Signs out whatever signed this request in: revokes the API token, or ends the

@@ -120,6 +120,11 @@ impl From<tijori_core::Error> for ApiError {
                 "wrong username or password",
             ),
             E::Gateway(g) => g.into(),
+            E::Overloaded {
+                message,
+                retry_after_secs,
+            } => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message)
+                .retry_after(retry_after_secs),
             E::Internal(cause) => ApiError::internal(&format!("{cause:#}")),
         }
     }

@@ -1,7 +1,9 @@
 //! Request extractors: JSON bodies whose rejections speak our error envelope, and the
 //! caller's identity from an API token or a browser session.
 
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
@@ -48,10 +50,61 @@ fn is_unsafe(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
+/// The token of `Authorization: Token <token>` (or `Bearer`), if the request has one;
+/// `None` for no header or another scheme (a proxy's Basic authentication, which is
+/// not ours to judge).
+fn presented_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("token") || scheme.eq_ignore_ascii_case("bearer"))
+        .then(|| token.trim())
+}
+
+/// The user an `Authorization` token proved, found once per request by
+/// [`reject_bad_tokens`].
+#[derive(Clone)]
+struct TokenHolder {
+    user: User,
+    token: String,
+}
+
+/// A request that presents a token must present a good one, on every endpoint,
+/// public ones included (as Django REST framework's token authentication does): a
+/// client whose token is unknown, expired or revoked learns it at once, with a 401,
+/// rather than getting an anonymous answer it could mistake for its own.
+pub async fn reject_bad_tokens(
+    state: axum::extract::State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if let Some(token) = presented_token(request.headers()) {
+        match state.tijori.user_by_api_token(token).await {
+            Ok(Some(user)) => {
+                let holder = TokenHolder {
+                    user,
+                    token: token.to_owned(),
+                };
+                request.extensions_mut().insert(holder);
+            }
+            Ok(None) => {
+                return ApiError::unauthenticated("invalid or expired token").into_response()
+            }
+            Err(e) => return ApiError::from(e).into_response(),
+        }
+    }
+    next.run(request).await
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(holder) = parts.extensions.get::<TokenHolder>() {
+            return Ok(Caller {
+                user: holder.user.clone(),
+                credential: Credential::ApiToken(holder.token.clone()),
+            });
+        }
         if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
             let value = value.to_str().map_err(|_| {
                 ApiError::unauthenticated("the Authorization header is not valid text")
@@ -175,9 +228,199 @@ pub async fn cross_origin_guard(
     next.run(request).await
 }
 
+/// The client's address: the connection's peer, or, when the peer is a trusted
+/// proxy, the last address in `X-Forwarded-For` that is not one (a client can put
+/// anything at the front of that header; only what our own proxies appended counts).
+/// Without a peer (a router called in-process) it is the unspecified address.
+pub struct ClientAddress(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, std::convert::Infallible> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+        Ok(ClientAddress(
+            state.config.trusted_proxies.client(peer, &parts.headers),
+        ))
+    }
+}
+
+/// The proxies (addresses or CIDR ranges) whose `X-Forwarded-For` is believed:
+/// `TIJORI_TRUSTED_PROXIES`, comma-separated. Empty: the peer is the client.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<(IpAddr, u8)>);
+
+impl std::str::FromStr for TrustedProxies {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut ranges = Vec::new();
+        for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let (ip, bits) = match item.split_once('/') {
+                Some((ip, bits)) => (ip, Some(bits)),
+                None => (item, None),
+            };
+            let ip: IpAddr = ip
+                .parse()
+                .map_err(|_| format!("{item:?} is not an IP address or CIDR range"))?;
+            let most = if ip.is_ipv4() { 32 } else { 128 };
+            let bits =
+                match bits {
+                    Some(b) => b.parse::<u8>().ok().filter(|b| *b <= most).ok_or_else(|| {
+                        format!("{item:?}: the prefix length must be 0 to {most}")
+                    })?,
+                    None => most,
+                };
+            ranges.push((ip, bits));
+        }
+        Ok(TrustedProxies(ranges))
+    }
+}
+
+impl TrustedProxies {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn trusts(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        self.0.iter().any(|(net, bits)| match (net, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(*bits)).unwrap_or(0);
+                u32::from(*net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(*bits)).unwrap_or(0);
+                u128::from(*net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        })
+    }
+
+    /// The client behind `peer`, as the trusted proxies report it.
+    pub fn client(&self, peer: IpAddr, headers: &axum::http::HeaderMap) -> IpAddr {
+        if !self.trusts(peer) {
+            return peer;
+        }
+        let mut client = peer;
+        // Right to left: each trusted hop appended the address it saw.
+        let hops = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect::<Vec<_>>();
+        for hop in hops.iter().rev() {
+            let Ok(ip) = hop.parse::<IpAddr>() else {
+                // Garbage where an address should be: what a trusted proxy saw last
+                // is the most we can believe.
+                break;
+            };
+            client = ip;
+            if !self.trusts(ip) {
+                break;
+            }
+        }
+        client
+    }
+}
+
+/// Gives a request's body [`crate::WebConfig::body_timeout`] to arrive, whole (up to
+/// [`crate::MAX_BODY_BYTES`]), after its head: a client trickling a body byte by byte
+/// (slow loris) gets a 408 instead of holding a connection and a task for ever.
+pub async fn body_deadline(
+    state: axum::extract::State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    use http_body::Body as _;
+    if request.body().is_end_stream() {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let limited = http_body_util::Limited::new(body, crate::MAX_BODY_BYTES);
+    let read = tokio::time::timeout(
+        state.config.body_timeout,
+        http_body_util::BodyExt::collect(limited),
+    )
+    .await;
+    let bytes = match read {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!(
+                    "the request body is larger than {} bytes",
+                    crate::MAX_BODY_BYTES
+                ),
+            )
+            .into_response()
+        }
+        Ok(Err(_)) => {
+            return ApiError::bad_request("invalid_body", "the request body could not be read")
+                .into_response()
+        }
+        Err(_) => {
+            return ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                format!(
+                    "the request body did not arrive within {} s",
+                    state.config.body_timeout.as_secs_f64()
+                ),
+            )
+            .into_response()
+        }
+    };
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
+}
+
 #[cfg(test)]
 mod tests {
-    use super::constant_time_eq;
+    use super::{constant_time_eq, TrustedProxies};
+    use std::net::IpAddr;
+
+    #[test]
+    fn the_client_is_the_peer_unless_a_trusted_proxy_says_otherwise() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            "6.6.6.6, 203.0.113.9, 10.0.0.2".parse().unwrap(),
+        );
+        let none = TrustedProxies::default();
+        assert_eq!(none.client(ip("10.0.0.1"), &headers), ip("10.0.0.1"));
+        let proxies: TrustedProxies = "10.0.0.0/8, ::1".parse().unwrap();
+        // The client's own claim (6.6.6.6) is not believed; the last untrusted hop is.
+        assert_eq!(proxies.client(ip("10.0.0.1"), &headers), ip("203.0.113.9"));
+        assert_eq!(
+            proxies.client(ip("192.0.2.1"), &headers),
+            ip("192.0.2.1"),
+            "not a proxy of ours"
+        );
+        assert_eq!(
+            proxies.client(ip("::1"), &axum::http::HeaderMap::new()),
+            ip("::1")
+        );
+        assert!("10.0.0.0/33".parse::<TrustedProxies>().is_err());
+        assert!("proxy.example".parse::<TrustedProxies>().is_err());
+        assert_eq!(
+            "".parse::<TrustedProxies>().unwrap(),
+            TrustedProxies::default()
+        );
+    }
 
     #[test]
     fn constant_time_eq_compares_exactly() {

@@ -16,6 +16,7 @@ mod auth;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+mod limits;
 mod live;
 mod notices;
 mod ops;
@@ -41,33 +42,65 @@ pub struct WebConfig {
     pub refreshes_per_minute: u32,
     /// How many verify requests one user may make a minute.
     pub verifies_per_minute: u32,
+    /// How many times a minute one user may open a checkout or create an order, on
+    /// each path (initiate, initialize, widget verify, order creation): each costs a
+    /// gateway call or rows.
+    pub checkouts_per_minute: u32,
+    /// How many Chapa callbacks one client address may send a minute (the callback
+    /// is anonymous, and each may cost a gateway lookup).
+    pub callbacks_per_minute: u32,
+    /// How many sign-in attempts one account may take a minute (password guessing).
+    pub sign_ins_per_account_per_minute: u32,
+    /// How many sign-in attempts one client address may make a minute, whatever the
+    /// accounts (guessing across many accounts).
+    pub sign_ins_per_address_per_minute: u32,
+    /// How many accounts one client address may register an hour.
+    pub sign_ups_per_address_per_hour: u32,
+    /// Proxies whose `X-Forwarded-For` names the client (else the peer is the client).
+    pub trusted_proxies: extract::TrustedProxies,
+    /// How long a request's body may take to arrive once its head has (408 after).
+    pub body_timeout: std::time::Duration,
 }
 
 impl WebConfig {
     pub const DEFAULT_REFRESHES_PER_MINUTE: u32 = 10;
     pub const DEFAULT_VERIFIES_PER_MINUTE: u32 = 60;
+    pub const DEFAULT_CHECKOUTS_PER_MINUTE: u32 = 20;
+    pub const DEFAULT_CALLBACKS_PER_MINUTE: u32 = 120;
+    pub const DEFAULT_SIGN_INS_PER_ACCOUNT_PER_MINUTE: u32 = 10;
+    pub const DEFAULT_SIGN_INS_PER_ADDRESS_PER_MINUTE: u32 = 60;
+    pub const DEFAULT_SIGN_UPS_PER_ADDRESS_PER_HOUR: u32 = 20;
+    pub const DEFAULT_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
     pub fn new(public_url: Url) -> Self {
         WebConfig {
             public_url,
             refreshes_per_minute: Self::DEFAULT_REFRESHES_PER_MINUTE,
             verifies_per_minute: Self::DEFAULT_VERIFIES_PER_MINUTE,
+            checkouts_per_minute: Self::DEFAULT_CHECKOUTS_PER_MINUTE,
+            callbacks_per_minute: Self::DEFAULT_CALLBACKS_PER_MINUTE,
+            sign_ins_per_account_per_minute: Self::DEFAULT_SIGN_INS_PER_ACCOUNT_PER_MINUTE,
+            sign_ins_per_address_per_minute: Self::DEFAULT_SIGN_INS_PER_ADDRESS_PER_MINUTE,
+            sign_ups_per_address_per_hour: Self::DEFAULT_SIGN_UPS_PER_ADDRESS_PER_HOUR,
+            trusted_proxies: extract::TrustedProxies::default(),
+            body_timeout: Self::DEFAULT_BODY_TIMEOUT,
         }
     }
 }
+
+/// One of the server's connection places (`TIJORI_MAX_CONNECTIONS`), held while it
+/// lives. The server puts it on each request of a connection; a WebSocket keeps it
+/// after its upgrade, when the HTTP connection it came on has ended, so open sockets
+/// count against the cap too.
+#[derive(Clone)]
+pub struct ConnectionSlot(pub Arc<dyn std::any::Any + Send + Sync>);
 
 #[derive(Clone)]
 pub struct AppState {
     pub tijori: Tijori,
     pages: Arc<pages::Templates>,
     config: Arc<WebConfig>,
-    /// "Check payment status" costs a gateway call: a few per user per minute.
-    refreshes: Arc<ratelimit::RateLimiter>,
-    /// Verify may cost one too (for an open payment); the return page polls it, so
-    /// its allowance is larger.
-    verifies: Arc<ratelimit::RateLimiter>,
-    /// Chapa's public callback, per tx_ref: anyone can call it.
-    callbacks: Arc<ratelimit::RateLimiter>,
+    limits: Arc<limits::Limits>,
 }
 
 impl AppState {
@@ -75,18 +108,7 @@ impl AppState {
         AppState {
             tijori,
             pages: Arc::new(pages::Templates::new()),
-            refreshes: Arc::new(ratelimit::RateLimiter::new(
-                config.refreshes_per_minute,
-                std::time::Duration::from_secs(60),
-            )),
-            verifies: Arc::new(ratelimit::RateLimiter::new(
-                config.verifies_per_minute,
-                std::time::Duration::from_secs(60),
-            )),
-            callbacks: Arc::new(ratelimit::RateLimiter::new(
-                10,
-                std::time::Duration::from_secs(60),
-            )),
+            limits: Arc::new(limits::Limits::new(&config)),
             config: Arc::new(config),
         }
     }
@@ -136,9 +158,17 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            extract::reject_bad_tokens,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             extract::cross_origin_guard,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            extract::body_deadline,
+        ))
         .with_state(state)
         .layer(axum::middleware::from_fn(ops::count_requests))
         // No page of ours may be framed by another site (clickjacking the Subscribe

@@ -100,11 +100,16 @@ async fn events(
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
+/// The largest message a live-status WebSocket client may send (it never needs to
+/// send any but pings and a close).
+pub const MAX_CLIENT_MESSAGE_BYTES: usize = 4 * 1024;
+
 async fn socket(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
+    slot: Option<axum::Extension<crate::ConnectionSlot>>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     // A browser opens a WebSocket from any site with our cookie attached, and no
@@ -122,7 +127,16 @@ async fn socket(
         }
     }
     let watch = Watch::start(&state, caller.user, &id).await?;
-    Ok(upgrade.on_upgrade(move |socket| follow(socket, watch)))
+    // The client only listens: a message bigger than a close frame's is abuse, and
+    // the connection is closed rather than the message buffered.
+    Ok(upgrade
+        .max_message_size(MAX_CLIENT_MESSAGE_BYTES)
+        .max_frame_size(MAX_CLIENT_MESSAGE_BYTES)
+        .on_upgrade(move |socket| async move {
+            // The socket holds its connection's place until it closes.
+            let _slot = slot;
+            follow(socket, watch).await
+        }))
 }
 
 async fn follow(socket: WebSocket, mut watch: Watch) {

@@ -13,7 +13,7 @@ use tijori_core::gateway::{GatewayKind, WebhookError};
 use tijori_core::service::WidgetTarget;
 
 use crate::error::ApiError;
-use crate::extract::{Caller, Json};
+use crate::extract::{Caller, ClientAddress, Json};
 use crate::views::VerifyView;
 use crate::AppState;
 
@@ -97,31 +97,39 @@ struct CallbackAnswer {
 const MAX_KEPT_QUERY: usize = 2_048;
 
 /// Chapa's server-to-server GET after a payment: a signal to verify now.
+///
+/// Anyone can call it, so it is limited per client address (never per `trx_ref`,
+/// which the caller makes up), and its answer is the same whether the reference names
+/// a payment or not, and whatever Chapa then said: a gateway that could not answer
+/// leaves the payment to the reconciler.
 async fn chapa_callback(
     State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
     Query(q): Query<CallbackQuery>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<CallbackAnswer>, ApiError> {
+    state.limits.callback(client)?;
     let reference = q
         .trx_ref
         .or(q.tx_ref)
         .filter(|r| !r.is_empty())
         .ok_or_else(|| ApiError::bad_request("validation_error", "trx_ref is required"))?;
-    if let Err(wait) = state.callbacks.check(&reference) {
-        return Err(crate::ratelimit::too_many(
-            "callbacks for this payment",
-            wait,
-        ));
-    }
     let query = raw.as_deref().unwrap_or("");
     let kept = match query.char_indices().nth(MAX_KEPT_QUERY) {
         Some((cut, _)) => &query[..cut],
         None => query,
     };
-    state
+    match state
         .tijori
         .handle_callback(GatewayKind::Chapa, &reference, kept)
-        .await?;
+        .await
+    {
+        Ok(_) | Err(tijori_core::Error::NotFound(_)) => {}
+        Err(tijori_core::Error::Gateway(e)) => {
+            tracing::warn!(error = %e, "Chapa callback: the lookup failed; the reconciler will retry");
+        }
+        Err(e) => return Err(e.into()),
+    }
     Ok(Json(CallbackAnswer { received: true }))
 }
 
@@ -151,6 +159,9 @@ async fn widget_verify(
             ))
         }
     };
+    state
+        .limits
+        .checkout(crate::limits::Checkout::WidgetVerify, &caller.user)?;
     let verification = state
         .tijori
         .verify_widget(&caller.user, &body.token, body.amount, &target)

@@ -62,7 +62,7 @@ pub async fn count_requests(request: Request, next: Next) -> Response {
     response
 }
 
-async fn metrics() -> Response {
+async fn metrics(State(state): State<AppState>) -> Response {
     let mut out = String::new();
     out.push_str(
         "# HELP tijori_build_info The running tijori's version.\n# TYPE tijori_build_info gauge\n",
@@ -77,6 +77,12 @@ async fn metrics() -> Response {
             "tijori_http_responses_total{{class=\"{}xx\"}} {}\n",
             i + 1,
             n.load(Ordering::Relaxed)
+        ));
+    }
+    out.push_str("# HELP tijori_rate_limiter_keys Users or client addresses each rate limiter remembers now (bounded).\n# TYPE tijori_rate_limiter_keys gauge\n");
+    for (limiter, keys) in state.limits.sizes() {
+        out.push_str(&format!(
+            "tijori_rate_limiter_keys{{limiter=\"{limiter}\"}} {keys}\n"
         ));
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()

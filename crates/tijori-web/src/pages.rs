@@ -26,7 +26,7 @@ use tijori_core::shop::{Order, OrderRequest, OrderStatus, Product, MAX_ORDER_LIN
 use crate::admin::{DeliveryView, EventView};
 use crate::auth::{end_session_cookie, start_session};
 use crate::error::ApiError;
-use crate::extract::{check_csrf_field, Form, Visitor};
+use crate::extract::{check_csrf_field, ClientAddress, Form, Visitor};
 use crate::shop::parse_optional_gateway;
 use crate::subscriptions::{parse_change, parse_gateway, start_subscription};
 use crate::views::{
@@ -142,9 +142,20 @@ fn api_error_page(state: &AppState, session: &Option<Session>, e: ApiError) -> R
         StatusCode::NOT_FOUND => "Not found",
         StatusCode::FORBIDDEN => "Not allowed",
         s if s.is_server_error() => "Something went wrong",
+        StatusCode::TOO_MANY_REQUESTS => "Slow down",
         _ => "That did not work",
     };
-    error_page(state, session, e.status, title, &e.detail)
+    let mut page = error_page(state, session, e.status, title, &e.detail);
+    with_retry_after(&mut page, &e);
+    page
+}
+
+/// A 429's or 503's `Retry-After`, on a page as on the API.
+fn with_retry_after(page: &mut Response, e: &ApiError) {
+    if let Some(seconds) = e.retry_after {
+        page.headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, seconds.into());
+    }
 }
 
 /// Only a local path may be a redirect target, or a crafted link could bounce a
@@ -334,23 +345,28 @@ struct LoginForm {
 
 async fn login(
     State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
     jar: CookieJar,
     Form(form): Form<LoginForm>,
 ) -> Response {
     let next = safe_next(form.next.as_deref());
-    let user = match state
-        .tijori
-        .check_credentials(&form.username, &form.password)
-        .await
-    {
+    let checked = match state.limits.sign_in(client, &form.username) {
+        Ok(()) => state
+            .tijori
+            .check_credentials(&form.username, &form.password)
+            .await
+            .map_err(ApiError::from),
+        Err(e) => Err(e),
+    };
+    let user = match checked {
         Ok(user) => user,
         Err(e) => {
-            let error = ApiError::from(e).detail;
             let mut page = state.pages.render(
                 "login.html",
-                context! { viewer => None::<Viewer>, next, error, username => form.username },
+                context! { viewer => None::<Viewer>, next, error => &e.detail, username => form.username },
             );
-            *page.status_mut() = StatusCode::UNAUTHORIZED;
+            *page.status_mut() = e.status;
+            with_retry_after(&mut page, &e);
             return page;
         }
     };
@@ -382,28 +398,33 @@ struct RegisterForm {
 
 async fn register(
     State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
     jar: CookieJar,
     Form(form): Form<RegisterForm>,
 ) -> Response {
     let next = safe_next(form.next.as_deref());
-    let user = match state
-        .tijori
-        .register(
-            &form.username,
-            &form.email,
-            &form.password,
-            form.time_zone.as_deref(),
-        )
-        .await
-    {
+    let registered = match state.limits.sign_up(client) {
+        Ok(()) => state
+            .tijori
+            .register(
+                &form.username,
+                &form.email,
+                &form.password,
+                form.time_zone.as_deref(),
+            )
+            .await
+            .map_err(ApiError::from),
+        Err(e) => Err(e),
+    };
+    let user = match registered {
         Ok(user) => user,
         Err(e) => {
-            let e = ApiError::from(e);
             let mut page = state.pages.render(
                 "register.html",
                 context! { viewer => None::<Viewer>, next, error => e.detail, username => form.username, email => form.email, time_zone => form.time_zone, time_zones => tijori_core::mail::TIME_ZONES },
             );
             *page.status_mut() = e.status;
+            with_retry_after(&mut page, &e);
             return page;
         }
     };
@@ -1016,6 +1037,9 @@ async fn cart_checkout(
         }
         let request = OrderRequest::parse(lines.iter().map(|(id, q)| (id.as_str(), i64::from(*q))))
             .map_err(tijori_core::Error::from)?;
+        state
+            .limits
+            .checkout(crate::limits::Checkout::CreateOrder, &s.user)?;
         let order = state.tijori.create_order(&s.user, &request, None).await?;
         Ok((order, lines))
     }
@@ -1133,6 +1157,9 @@ async fn order_pay(
     }
     let started = async {
         let gateway = parse_optional_gateway(form.gateway.as_deref())?;
+        state
+            .limits
+            .checkout(crate::limits::Checkout::Initialize, &s.user)?;
         let payment = state
             .tijori
             .initialize_order_payment(&s.user, &id, gateway, None)

@@ -131,9 +131,7 @@ async fn refresh(
     Path(id): Path<String>,
 ) -> Result<Json<PaymentView>, ApiError> {
     let key = key(&id)?;
-    if let Err(wait) = state.refreshes.check(caller.user.id.as_str()) {
-        return Err(crate::ratelimit::too_many("status checks", wait));
-    }
+    state.limits.refresh(&caller.user)?;
     let verification = state.tijori.refresh(&caller.user, &key).await?;
     Ok(Json((&verification.payment).into()))
 }

@@ -1,47 +1,135 @@
-//! Per-user limits on requests that cost a call to a gateway ("check payment status"),
-//! so one account cannot make us hammer Khalti or Chapa.
+//! Rate limits: how often one user, or one client address, may do something that
+//! costs a gateway call, a row, or a password hash.
 //!
-//! A fixed window per user, in this process's memory: with several tijori processes
-//! each allows the limit, which is still a bound. The map forgets users whose window
-//! has passed, so it holds at most the users active in the last window.
+//! Keys are things a caller does not choose freely: a user id (an account costs a
+//! sign-up, itself limited per address), or a client address (an IPv6 caller's whole
+//! /64, which one host usually holds). Never a value taken from the request, like a
+//! tx_ref: an attacker makes those up by the thousand, and each would get a fresh
+//! allowance and an entry in memory.
+//!
+//! The limiting itself is `governor`'s GCRA, in this process's memory: with several
+//! tijori processes each allows the limit, which is still a bound. Memory is bounded
+//! too: keys whose allowance has refilled are forgotten every so often, and past
+//! [`MOST_KEYS`] live keys the limiter refuses new work rather than grow.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
-pub struct RateLimiter {
-    limit: u32,
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+
+/// The most keys one limiter holds. Far more than the users or addresses active in
+/// one window on one tijori; reached only by a flood, which is then refused.
+pub const MOST_KEYS: usize = 100_000;
+
+/// How many checks pass between two sweeps of the keys whose allowance is full again
+/// (a power of two).
+const SWEEP_EVERY: u64 = 1_024;
+
+/// How many checks pass between two counts of the keys (so the most a limiter holds
+/// is [`MOST_KEYS`] and this many more; a power of two).
+const FULLNESS_EVERY: u64 = 64;
+
+/// `limit` requests per `window` for each key, refilling evenly (a burst of `limit`).
+pub struct RateLimiter<K: Hash + Eq + Clone = String> {
+    gcra: DefaultKeyedRateLimiter<K>,
+    clock: DefaultClock,
     window: Duration,
-    seen: Mutex<HashMap<String, (Instant, u32)>>,
+    most_keys: usize,
+    checks: AtomicU64,
+    /// Whether the last count found the limiter full (refusing new work).
+    full: AtomicBool,
 }
 
-impl RateLimiter {
+impl<K: Hash + Eq + Clone> RateLimiter<K> {
     pub fn new(limit: u32, window: Duration) -> Self {
+        Self::with_most_keys(limit, window, MOST_KEYS)
+    }
+
+    /// A limiter that holds at most `most_keys` keys (tests use a small one).
+    pub fn with_most_keys(limit: u32, window: Duration, most_keys: usize) -> Self {
+        let limit = NonZeroU32::new(limit.max(1)).expect("at least one");
+        let period = (window / limit.get()).max(Duration::from_nanos(1));
+        let quota = Quota::with_period(period)
+            .expect("a period above zero")
+            .allow_burst(limit);
+        let clock = DefaultClock::default();
         RateLimiter {
-            limit,
+            gcra: governor::RateLimiter::dashmap_with_clock(quota, clock.clone()),
+            clock,
             window,
-            seen: Mutex::new(HashMap::new()),
+            most_keys,
+            checks: AtomicU64::new(0),
+            full: AtomicBool::new(false),
         }
     }
 
     /// Counts a request by `key`: `Ok` if within the limit, else how long until the
-    /// window ends.
-    pub fn check(&self, key: &str) -> Result<(), Duration> {
-        let now = Instant::now();
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.len() > 10_000 {
-            let window = self.window;
-            seen.retain(|_, (start, _)| now.duration_since(*start) < window);
+    /// key may try again.
+    pub fn check<Q>(&self, key: &Q) -> Result<(), Duration>
+    where
+        Q: ToOwned<Owned = K> + ?Sized,
+    {
+        let n = self.checks.fetch_add(1, Ordering::Relaxed) + 1;
+        if n & (SWEEP_EVERY - 1) == 0 {
+            self.sweep();
         }
-        let entry = seen.entry(key.to_owned()).or_insert((now, 0));
-        if now.duration_since(entry.0) >= self.window {
-            *entry = (now, 0);
+        // Counting the keys visits every shard of the map: done every so often, so
+        // the limit may be passed by a few keys, never by many.
+        if n & (FULLNESS_EVERY - 1) == 0 {
+            let mut full = self.gcra.len() >= self.most_keys;
+            if full {
+                self.sweep();
+                full = self.gcra.len() >= self.most_keys;
+                if full {
+                    tracing::warn!(
+                        keys = self.gcra.len(),
+                        "a rate limiter is full (a flood from many users or addresses): \
+                         refusing until its keys age out"
+                    );
+                }
+            }
+            self.full.store(full, Ordering::Relaxed);
         }
-        if entry.1 >= self.limit {
-            return Err(self.window - now.duration_since(entry.0));
+        if self.full.load(Ordering::Relaxed) {
+            return Err(self.window);
         }
-        entry.1 += 1;
-        Ok(())
+        self.gcra
+            .check_key(&key.to_owned())
+            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+    }
+
+    /// Forgets the keys whose allowance has refilled (they are as good as new).
+    fn sweep(&self) {
+        self.gcra.retain_recent();
+        self.gcra.shrink_to_fit();
+    }
+
+    /// How many keys the limiter holds now (for /metrics and tests).
+    pub fn len(&self) -> usize {
+        self.gcra.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.gcra.is_empty()
+    }
+}
+
+/// The key for a client address: an IPv4 address, or an IPv6 address's /64 (one
+/// host usually holds a whole /64, so its single addresses are free to choose).
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
     }
 }
 
@@ -61,15 +149,57 @@ mod tests {
     use super::*;
 
     #[test]
-    fn allows_the_limit_per_key_then_refuses_until_the_window_ends() {
-        let limiter = RateLimiter::new(3, Duration::from_millis(200));
+    fn allows_the_limit_per_key_then_refuses_until_it_refills() {
+        let limiter: RateLimiter = RateLimiter::new(3, Duration::from_millis(300));
         for _ in 0..3 {
             assert!(limiter.check("a").is_ok());
         }
         let wait = limiter.check("a").unwrap_err();
-        assert!(wait <= Duration::from_millis(200));
+        assert!(wait <= Duration::from_millis(300), "{wait:?}");
         assert!(limiter.check("b").is_ok(), "another user is not held up");
-        std::thread::sleep(Duration::from_millis(210));
-        assert!(limiter.check("a").is_ok());
+        std::thread::sleep(Duration::from_millis(110));
+        assert!(limiter.check("a").is_ok(), "one refilled");
+    }
+
+    #[test]
+    fn memory_stays_bounded_under_a_flood_of_keys() {
+        let limiter: RateLimiter<u32> =
+            RateLimiter::with_most_keys(5, Duration::from_millis(1), 500);
+        for i in 0..10_000u32 {
+            let _ = limiter.check(&i);
+            assert!(
+                limiter.len() <= 500 + FULLNESS_EVERY as usize,
+                "{} keys",
+                limiter.len()
+            );
+        }
+        // Keys whose allowance refilled are forgotten.
+        std::thread::sleep(Duration::from_millis(5));
+        for i in 0..SWEEP_EVERY as u32 {
+            let _ = limiter.check(&(1_000_000 + i % 3));
+        }
+        assert!(limiter.len() <= 3, "{} keys", limiter.len());
+    }
+
+    #[test]
+    fn a_full_limiter_refuses_rather_than_grows() {
+        let limiter: RateLimiter<u32> =
+            RateLimiter::with_most_keys(5, Duration::from_secs(60), 100);
+        let refused = (0..1_000u32).filter(|i| limiter.check(i).is_err()).count();
+        assert!(refused > 800, "{refused} refused");
+        assert!(limiter.len() <= 100 + FULLNESS_EVERY as usize);
+    }
+
+    #[test]
+    fn an_ipv6_host_is_one_key_for_its_whole_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(address_key(a), address_key(b));
+        assert_ne!(address_key(a), address_key(c));
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(address_key(v4), v4);
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(address_key(mapped), v4);
     }
 }

@@ -12,6 +12,7 @@ use tijori_core::shop::OrderRequest;
 
 use crate::error::ApiError;
 use crate::extract::{Caller, Json};
+use crate::limits::Checkout;
 use crate::views::{OrderView, ProductView};
 use crate::AppState;
 
@@ -51,6 +52,7 @@ async fn create_order(
             .map(|l| (l.product_id.as_str(), l.quantity)),
     )
     .map_err(tijori_core::Error::from)?;
+    state.limits.checkout(Checkout::CreateOrder, &caller.user)?;
     let attempt = crate::idempotency::attempt_of(&attempt);
     let order = state
         .tijori
@@ -131,6 +133,7 @@ async fn initialize(
     Json(body): Json<InitializeBody>,
 ) -> Result<(StatusCode, Json<CheckoutView>), ApiError> {
     let gateway = parse_optional_gateway(body.gateway.as_deref())?;
+    state.limits.checkout(Checkout::Initialize, &caller.user)?;
     let attempt = crate::idempotency::attempt_of(&attempt);
     let payment = state
         .tijori

@@ -82,6 +82,9 @@ pub(crate) async fn start_subscription(
     change: PlanChange,
     attempt: Option<&tijori_core::idempotency::Attempt>,
 ) -> Result<InitiatedView, ApiError> {
+    state
+        .limits
+        .checkout(crate::limits::Checkout::Initiate, user)?;
     let (payment, preview) = state
         .tijori
         .initiate_subscription(user, plan_id, gateway, change, attempt)
@@ -152,9 +155,7 @@ async fn verify(
             ))
         }
     };
-    if let Err(wait) = state.verifies.check(caller.user.id.as_str()) {
-        return Err(crate::ratelimit::too_many("verifications", wait));
-    }
+    state.limits.verify(&caller.user)?;
     let verification = state.tijori.verify(&caller.user, &key).await?;
     let (status, view) = VerifyView::from_verification(&verification, state.tijori.now());
     Ok((status, Json(view)).into_response())

@@ -38,6 +38,8 @@ pub struct Application {
     worker: Option<usize>,
     /// Forwards other processes' payment changes (PostgreSQL only).
     change_listener: Option<tokio::task::JoinHandle<()>>,
+    /// The most connections served at once.
+    max_connections: usize,
 }
 
 impl Application {
@@ -91,6 +93,13 @@ impl Application {
             WebConfig {
                 refreshes_per_minute: config.refresh_limit,
                 verifies_per_minute: config.verify_limit,
+                checkouts_per_minute: config.checkout_limit,
+                callbacks_per_minute: config.callback_limit,
+                sign_ins_per_account_per_minute: config.signin_limit,
+                sign_ins_per_address_per_minute: config.signin_address_limit,
+                sign_ups_per_address_per_hour: config.signup_limit,
+                trusted_proxies: config.trusted_proxies.clone(),
+                body_timeout: config.body_timeout,
                 ..WebConfig::new(public_url.clone())
             },
         ));
@@ -121,6 +130,7 @@ impl Application {
                 .worker
                 .then_some(usize::from(config.worker_concurrency)),
             change_listener,
+            max_connections: config.max_connections as usize,
         })
     }
 
@@ -161,10 +171,15 @@ impl Application {
                 }),
             )
         });
-        let served = serve(self.listener, self.router, async move {
-            stop.await;
-            let _ = stopping.send(());
-        })
+        let served = serve(
+            self.listener,
+            self.router,
+            self.max_connections,
+            async move {
+                stop.await;
+                let _ = stopping.send(());
+            },
+        )
         .await
         .context("the HTTP server failed");
         // The worker finishes the jobs in hand (or stops with the server's failure,
@@ -318,6 +333,11 @@ pub fn core(
         clock,
         Settings {
             order_ttl: chrono::Duration::minutes(i64::from(config.order_ttl_minutes)),
+            hashes_waiting: config.hash_queue.map(|n| n as usize),
+            order_caps: tijori_core::shop::OrderCaps {
+                unpaid_orders: config.max_unpaid_orders,
+                unpaid_units_per_product: config.max_unpaid_units_per_product,
+            },
             ..Settings::new(public_url.as_str().trim_end_matches('/'))
         },
     )
@@ -360,10 +380,17 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 /// hyper directly rather than `axum::serve`, to choose its settings: 10,000 open
 /// live-status pages took 206 MB with axum's defaults and take 146 MB so (HTTP/1 only,
 /// whose read buffer stays at its 8 KB minimum: a request's head must fit in it, which
-/// any browser's does). A slow client gets 30 s to send its request's head.
+/// any browser's does). A slow client gets 30 s to send its request's head (and the
+/// router gives its body a limit of its own).
+///
+/// At most `max_connections` are served at once (a WebSocket counts until it closes):
+/// one more is answered 503 and closed
+/// at once (cheaper than a queue, and the client learns why), and the log says so,
+/// once per minute while it lasts.
 async fn serve(
     listener: TcpListener,
     router: Router,
+    max_connections: usize,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
@@ -375,9 +402,12 @@ async fn serve(
         .header_read_timeout(std::time::Duration::from_secs(30));
     let (stopping, stopped) = tokio::sync::watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
+    // A place per open connection (and per WebSocket, which outlives its connection).
+    let places = Arc::new(tokio::sync::Semaphore::new(max_connections));
+    let mut refused = Refused::default();
     tokio::pin!(stop);
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
@@ -393,11 +423,26 @@ async fn serve(
         };
         // Answers are small and wanted at once.
         let _ = stream.set_nodelay(true);
+        let Ok(place) = places.clone().try_acquire_owned() else {
+            refused.note(max_connections);
+            connections.spawn(refuse(stream));
+            continue;
+        };
+        refused.ended();
+        let slot = tijori_web::ConnectionSlot(Arc::new(place));
+        // The handlers see the client's address (rate limits per address) and the
+        // connection's place (which a WebSocket keeps).
+        let service = tower::ServiceExt::map_request(
+            router.clone(),
+            move |mut request: axum::extract::Request<hyper::body::Incoming>| {
+                let extensions = request.extensions_mut();
+                extensions.insert(axum::extract::ConnectInfo(peer));
+                extensions.insert(slot.clone());
+                request
+            },
+        );
         let connection = http
-            .serve_connection(
-                TokioIo::new(stream),
-                TowerToHyperService::new(router.clone()),
-            )
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
             .with_upgrades();
         let mut stopped = stopped.clone();
         connections.spawn(async move {
@@ -423,4 +468,60 @@ async fn serve(
         connections.shutdown().await;
     }
     Ok(())
+}
+
+/// Keeps the log to one line a minute while connections are refused.
+#[derive(Default)]
+struct Refused {
+    since_logged: u64,
+    logged_at: Option<std::time::Instant>,
+}
+
+impl Refused {
+    fn note(&mut self, max_connections: usize) {
+        self.since_logged += 1;
+        let due = self
+            .logged_at
+            .is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(60));
+        if due {
+            tracing::warn!(
+                max_connections,
+                refused = self.since_logged,
+                "connection limit reached (TIJORI_MAX_CONNECTIONS): refusing new connections \
+                 with 503 until some close"
+            );
+            self.since_logged = 0;
+            self.logged_at = Some(std::time::Instant::now());
+        }
+    }
+
+    /// A connection was served again: the next refusal is news.
+    fn ended(&mut self) {
+        if self.logged_at.is_some() {
+            tracing::info!(
+                refused = self.since_logged,
+                "connections below the limit again"
+            );
+            *self = Refused::default();
+        }
+    }
+}
+
+/// Answers a connection over the limit with a 503 and closes it, without reading its
+/// request (a client that sent one gets the answer; a silent one is closed after 1 s).
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    const ANSWER: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n\
+        Content-Type: application/json\r\nConnection: close\r\nContent-Length: 108\r\n\r\n\
+        {\"error\":{\"status_code\":503,\"code\":\"too_many_connections\",\"detail\":\"the server is at its connection limit\"}}";
+    use tokio::io::AsyncReadExt;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        let _ = stream.write_all(ANSWER).await;
+        let _ = stream.shutdown().await;
+        // Closing with the request unread would reset the connection, and the client
+        // might never see the answer: read what it sent until it closes too.
+        let mut sink = [0u8; 1024];
+        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
 }

@@ -115,6 +115,70 @@ pub struct Config {
     /// about the goods coming back; the operator is told either way.
     #[arg(long, env = "TIJORI_RESTOCK_FOUND_REFUNDS", default_value = "false", action = clap::ArgAction::Set, global = true)]
     pub restock_found_refunds: bool,
+    /// How many times a minute one user may open a checkout or create an order, on
+    /// each path: initiate, initialize, Khalti widget verify, order creation (each
+    /// costs a gateway call or rows). Raise it for load tests.
+    #[arg(long, env = "TIJORI_CHECKOUT_LIMIT", default_value = "20", value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
+    pub checkout_limit: u32,
+
+    /// How many Chapa callbacks (GET /api/payments/chapa/callback/) one client
+    /// address may send a minute. Chapa's own servers are a few addresses: keep it
+    /// above your busiest minute of Chapa payments.
+    #[arg(long, env = "TIJORI_CALLBACK_LIMIT", default_value = "120", value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
+    pub callback_limit: u32,
+
+    /// Failed sign-ins one account may take a minute (every attempt counts, a
+    /// successful one too; 429 with Retry-After beyond), against password guessing.
+    #[arg(long, env = "TIJORI_SIGNIN_LIMIT", default_value = "10", value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
+    pub signin_limit: u32,
+
+    /// Sign-in attempts one client address may make a minute, whatever the
+    /// accounts (guessing across many accounts).
+    #[arg(long, env = "TIJORI_SIGNIN_ADDRESS_LIMIT", default_value = "60", value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
+    pub signin_address_limit: u32,
+
+    /// Sign-ups (new accounts) one client address may make an hour. Raise it for a
+    /// load test or a test suite that registers many users from one address.
+    #[arg(long, env = "TIJORI_SIGNUP_LIMIT", default_value = "20", value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
+    pub signup_limit: u32,
+
+    /// Reverse proxies (addresses or CIDR ranges, comma-separated) whose
+    /// X-Forwarded-For names the client, for the per-address limits. Empty: the
+    /// connection's peer is the client. List only your own proxies: anyone else's
+    /// X-Forwarded-For is made up.
+    #[arg(
+        long,
+        env = "TIJORI_TRUSTED_PROXIES",
+        default_value = "",
+        global = true
+    )]
+    pub trusted_proxies: tijori_web::extract::TrustedProxies,
+
+    /// Seconds a request's body may take to arrive once its head has (408 after): a
+    /// client trickling its body must not hold a connection for ever.
+    #[arg(long, env = "TIJORI_BODY_TIMEOUT", default_value = "10", value_parser = parse_seconds, global = true)]
+    pub body_timeout: Duration,
+
+    /// The most connections open at once (live-status pages hold one each). Beyond
+    /// it a new connection gets a 503 and is closed, and the log says so.
+    #[arg(long, env = "TIJORI_MAX_CONNECTIONS", default_value = "10000", value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
+    pub max_connections: u32,
+
+    /// Password checks (sign-in, sign-up) that may wait for a free core at once; one
+    /// more is refused at once with 503 and Retry-After, so a flood of sign-ins
+    /// cannot build a queue that grows. Default: 8 per core (about a second's work).
+    #[arg(long, env = "TIJORI_HASH_QUEUE", value_parser = clap::value_parser!(u32).range(0..=100_000), global = true)]
+    pub hash_queue: Option<u32>,
+
+    /// Unpaid, unexpired orders one customer may hold at once (409
+    /// too_many_pending_orders beyond).
+    #[arg(long, env = "TIJORI_MAX_UNPAID_ORDERS", default_value = "5", value_parser = clap::value_parser!(u32).range(1..=10_000), global = true)]
+    pub max_unpaid_orders: u32,
+
+    /// Units of one product one customer may hold across their unpaid orders (409
+    /// too_many_units beyond), so nobody can hoard the stock without paying.
+    #[arg(long, env = "TIJORI_MAX_UNPAID_UNITS_PER_PRODUCT", default_value = "10", value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
+    pub max_unpaid_units_per_product: u32,
 
     /// Days before a subscription ends that its renewal reminder is mailed.
     #[arg(long, env = "TIJORI_REMINDER_DAYS", default_value = "3", value_parser = clap::value_parser!(u32).range(1..=60), global = true)]
@@ -174,6 +238,17 @@ impl Config {
             sweep_seconds: 60,
             refresh_limit: 10,
             verify_limit: 60,
+            checkout_limit: 20,
+            callback_limit: 120,
+            signin_limit: 10,
+            signin_address_limit: 60,
+            signup_limit: 20,
+            trusted_proxies: tijori_web::extract::TrustedProxies::default(),
+            body_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            hash_queue: None,
+            max_unpaid_orders: 5,
+            max_unpaid_units_per_product: 10,
             reminder_days: 3,
             refund_audit_days: 14,
             refund_audit_per_minute: 4,

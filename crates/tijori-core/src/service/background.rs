@@ -276,6 +276,29 @@ impl Tijori {
         Ok(expired)
     }
 
+    /// Deletes every API token and session that has expired, a batch at a time;
+    /// returns how many of each went.
+    pub async fn prune_expired_credentials(&self) -> Result<(u64, u64)> {
+        const BATCH: u32 = 1_000;
+        let now = self.now();
+        let mut total = (0, 0);
+        loop {
+            let (tokens, sessions) = self.store.prune_expired_credentials(now, BATCH).await?;
+            total = (total.0 + tokens, total.1 + sessions);
+            if tokens < u64::from(BATCH) && sessions < u64::from(BATCH) {
+                break;
+            }
+        }
+        if total != (0, 0) {
+            info!(
+                tokens = total.0,
+                sessions = total.1,
+                "pruned expired API tokens and sessions"
+            );
+        }
+        Ok(total)
+    }
+
     /// Queues the recurring sweeps if they are not queued yet (every worker does this
     /// at start; the jobs table keeps one of each).
     pub async fn schedule_recurring_jobs(&self) -> Result<()> {
@@ -284,6 +307,7 @@ impl Tijori {
             JobKind::ReconcileSweep,
             JobKind::ExpireOrders,
             JobKind::SubscriptionNotices,
+            JobKind::PruneCredentials,
         ] {
             let job = NewJob {
                 kind,
@@ -396,6 +420,16 @@ impl Tijori {
                 Ok(next())
             }
             JobKind::DeliverMail => self.deliver_mail(&job.payload).await.map(|()| None),
+            JobKind::PruneCredentials => {
+                self.prune_expired_credentials()
+                    .await
+                    .map_err(|e| format!("{e:#}"))?;
+                // Expired credentials already sign nobody in: pruning is tidying,
+                // so once an hour (or per sweep, if sweeps are rarer) is plenty.
+                Ok(Some(
+                    self.now() + self.background.sweep_every.max(Duration::hours(1)),
+                ))
+            }
             JobKind::ReconcilePayment => {
                 let id = PaymentId::parse(&job.payload)
                     .ok_or_else(|| format!("payload {:?} is not a payment id", job.payload))?;

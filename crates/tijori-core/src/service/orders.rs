@@ -13,9 +13,6 @@ use crate::payment::{Payment, PaymentStatus, Purpose};
 use crate::shop::{NewProduct, Order, OrderRequest, Product, ReserveError};
 use crate::store::StoreError;
 
-/// Unpaid, unexpired orders one user may have at once.
-pub const MAX_PENDING_ORDERS: usize = 5;
-
 /// A payment row whose checkout never opened (the process died during the gateway
 /// call) stops blocking its order after this long.
 const STALE_INITIATION_SECS: i64 = 120;
@@ -46,31 +43,15 @@ impl Tijori {
             }
         }
         let now = self.now();
-        // One account must not be able to hold the shop's stock hostage: a few
-        // unpaid orders at a time.
-        let pending = self
-            .store
-            .orders_for_user(&user.id, 50)
-            .await?
-            .iter()
-            .filter(|o| o.is_payable(now))
-            .count();
-        if pending >= MAX_PENDING_ORDERS {
-            return Err(Error::Conflict {
-                code: "too_many_pending_orders",
-                message: format!(
-                    "you have {pending} unpaid orders; pay for one, or wait for it to expire, \
-                     before ordering more"
-                ),
-            });
-        }
         let id = OrderId::generate();
+        // The caps are checked by the store, inside the transaction that reserves.
         let order = self
             .store
             .create_order_for(
                 &id,
                 &user.id,
                 request,
+                &self.settings.order_caps,
                 now + self.settings.order_ttl,
                 now,
                 attempt,
@@ -79,6 +60,14 @@ impl Tijori {
             .map_err(|e| match e {
                 ReserveError::OutOfStock { .. } => Error::Conflict {
                     code: "insufficient_stock",
+                    message: e.to_string(),
+                },
+                ReserveError::TooManyUnpaidOrders { .. } => Error::Conflict {
+                    code: "too_many_pending_orders",
+                    message: e.to_string(),
+                },
+                ReserveError::TooManyUnits { .. } => Error::Conflict {
+                    code: "too_many_units",
                     message: e.to_string(),
                 },
                 ReserveError::UnknownProduct { .. } => invalid("items", e.to_string()).into(),

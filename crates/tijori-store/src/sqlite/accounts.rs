@@ -133,6 +133,28 @@ pub(super) fn delete_api_token(c: &Connection, token: &TokenHash) -> StoreResult
     .map(drop)
 }
 
+pub(super) fn prune_expired_credentials(
+    c: &Connection,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> StoreResult<(u64, u64)> {
+    let tokens = exec(
+        c,
+        "DELETE FROM api_tokens WHERE token_hash IN \
+         (SELECT token_hash FROM api_tokens WHERE expires_at <= ?1 LIMIT ?2)",
+        params![ts(now), i64::from(limit)],
+        "failed to prune expired API tokens",
+    )?;
+    let sessions = exec(
+        c,
+        "DELETE FROM sessions WHERE token_hash IN \
+         (SELECT token_hash FROM sessions WHERE expires_at <= ?1 LIMIT ?2)",
+        params![ts(now), i64::from(limit)],
+        "failed to prune expired sessions",
+    )?;
+    Ok((tokens as u64, sessions as u64))
+}
+
 pub(super) fn create_session(
     c: &Connection,
     user: &UserId,

@@ -30,7 +30,7 @@ use tijori_core::idempotency::{
 use tijori_core::jobs::{Job, JobStatus, NewJob};
 use tijori_core::mail::{DueNotice, OutboxMail};
 use tijori_core::payment::{Payment, Transition};
-use tijori_core::shop::{NewProduct, Order, OrderRequest, Product, ReserveError};
+use tijori_core::shop::{NewProduct, Order, OrderCaps, OrderRequest, Product, ReserveError};
 use tijori_core::store::{
     AnswerKind, GatewayAnswerRecord, NewUser, NewWebhookDelivery, OperatorEvent, RecordedDelivery,
     Refund, RefundResolution, RefundStatus, Settled, Store, StoreError, StoreResult,
@@ -292,6 +292,15 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn prune_expired_credentials(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<(u64, u64)> {
+        self.write(move |c| accounts::prune_expired_credentials(c, now, limit))
+            .await
+    }
+
     async fn create_plan(&self, plan: NewPlan, now: DateTime<Utc>) -> StoreResult<Plan> {
         self.write(move |c| accounts::create_plan(c, plan, now))
             .await
@@ -440,14 +449,29 @@ impl Store for SqliteStore {
         id: &OrderId,
         user: &UserId,
         request: &OrderRequest,
+        caps: &OrderCaps,
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
         attempt: Option<&Attempt>,
     ) -> StoreResult<Result<Order, ReserveError>> {
-        let (id, user, request, attempt) =
-            (id.clone(), user.clone(), request.clone(), attempt.cloned());
+        let (id, user, request, caps, attempt) = (
+            id.clone(),
+            user.clone(),
+            request.clone(),
+            *caps,
+            attempt.cloned(),
+        );
         self.write(move |c| {
-            shop::create_order(c, &id, &user, &request, expires_at, now, attempt.as_ref())
+            shop::create_order(
+                c,
+                &id,
+                &user,
+                &request,
+                &caps,
+                expires_at,
+                now,
+                attempt.as_ref(),
+            )
         })
         .await
     }

@@ -12,7 +12,7 @@ use tijori_core::idempotency::{
 use tijori_core::money::Money;
 use tijori_core::payment::{Payment, PaymentStatus};
 use tijori_core::shop::{
-    NewProduct, Order, OrderItem, OrderRequest, OrderStatus, Product, ReserveError,
+    NewProduct, Order, OrderCaps, OrderItem, OrderRequest, OrderStatus, Product, ReserveError,
 };
 use tijori_core::store::{
     NewWebhookDelivery, OperatorEvent, RecordedDelivery, Refund, RefundResolution, RefundStatus,
@@ -183,10 +183,25 @@ pub(super) fn create_order(
     id: &OrderId,
     user: &UserId,
     request: &OrderRequest,
+    caps: &OrderCaps,
     expires_at: DateTime<Utc>,
     now: DateTime<Utc>,
     attempt: Option<&Attempt>,
 ) -> StoreResult<Result<Order, ReserveError>> {
+    // On the one writer, nothing else writes between this count and the insert: the
+    // caps hold however many orders arrive at once.
+    let held = one_with(
+        c,
+        "SELECT count(*) FROM orders WHERE user_id = ?1 AND status = 'pending' \
+         AND expires_at > ?2",
+        params![user.as_str(), ts(now)],
+        |r| r.get::<_, i64>(0),
+        "failed to count unpaid orders",
+    )?
+    .unwrap_or(0);
+    if let Some(refused) = caps.refuses_order(u32::try_from(held).unwrap_or(u32::MAX)) {
+        return Ok(Err(refused));
+    }
     // A refusal is an answer, not a failure, but what was reserved before it must go
     // back on the shelf: the lines are reserved inside a savepoint of their own.
     let savepoint = |sql: &str| c.execute_batch(sql).map_err(ctx("failed to reserve stock"));
@@ -206,6 +221,22 @@ pub(super) fn create_order(
         .find(|c| *c != currency)
     {
         return refuse(ReserveError::MixedCurrencies(currency, other));
+    }
+    for item in &items {
+        let held = one_with(
+            c,
+            "SELECT COALESCE(SUM(i.quantity), 0) FROM order_items i \
+             JOIN orders o ON o.id = i.order_id \
+             WHERE o.user_id = ?1 AND o.status = 'pending' AND o.expires_at > ?2 \
+             AND i.product_id = ?3",
+            params![user.as_str(), ts(now), item.product_id.as_str()],
+            |r| r.get::<_, i64>(0),
+            "failed to count unpaid units",
+        )?
+        .unwrap_or(0);
+        if let Some(refused) = caps.refuses_units(item, u32::try_from(held).unwrap_or(u32::MAX)) {
+            return refuse(refused);
+        }
     }
     savepoint("RELEASE reserve")?;
     let total_minor = items

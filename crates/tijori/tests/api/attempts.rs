@@ -380,6 +380,7 @@ async fn a_retry_after_a_crash_gets_the_order_the_dead_request_made(db: TestData
             &tijori_core::id::OrderId::generate(),
             &user.id,
             &request,
+            &tijori_core::shop::OrderCaps::UNLIMITED,
             now + Duration::minutes(30),
             now,
             Some(&attempt),

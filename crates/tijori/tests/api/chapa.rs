@@ -77,13 +77,24 @@ async fn an_order_is_paid_by_the_callback_alone(db: TestDatabase) {
         "the callback made us ask Chapa"
     );
 
-    // The callback is a signal anyone can send: for an unknown tx_ref it does nothing.
+    // The callback is a signal anyone can send: for an unknown tx_ref it does nothing,
+    // and answers as for a known one, so it tells nobody which references exist
+    // (issue 9, item 10).
     let res = crate::helpers::client()
         .get(app.url("/api/payments/chapa/callback/?trx_ref=nope&status=success"))
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        res.json::<serde_json::Value>().await.unwrap(),
+        serde_json::json!({"received": true})
+    );
+    assert_eq!(
+        app.gateway_answers(payment.id.as_str()).await.len(),
+        3,
+        "nothing recorded for the unknown reference on this payment"
+    );
 }
 
 async fn forged_webhooks_change_nothing(db: TestDatabase) {

@@ -26,9 +26,14 @@ pub struct TestUser {
     pub token: String,
 }
 
+/// The test app's configuration: the production defaults, except that the suite,
+/// which registers and signs in many users from one address (127.0.0.1), may do so.
+/// (The limits themselves are tested with their own settings, in abuse.rs.)
 pub fn config(database_url: &str) -> Config {
     Config {
         gateway_timeout: Duration::from_secs(2),
+        signup_limit: 1_000_000,
+        signin_address_limit: 1_000_000,
         ..Config::embedded(database_url)
     }
 }
@@ -146,11 +151,15 @@ impl TestApp {
         }
     }
 
-    /// A browser client signed in as `user` (session cookie), and its CSRF token.
+    /// A browser client signed in as `user` (session cookie), and its CSRF token. It
+    /// signs in as a browser's script does: same-origin fetch, which a browser marks
+    /// with `Sec-Fetch-*` headers.
     pub async fn sign_in_browser(&self, user: &TestUser) -> (Client, String) {
         let browser = browser();
         let res = browser
             .post(self.url("/api/auth/login"))
+            .header("sec-fetch-mode", "cors")
+            .header("sec-fetch-site", "same-origin")
             .json(&json!({"username": user.username, "password": "correct horse battery"}))
             .send()
             .await

@@ -1,0 +1,121 @@
+//! Every per-user and per-address limit of the HTTP surface, in one place, so the API
+//! and the pages that do the same thing share one allowance.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use tijori_core::account::User;
+
+use crate::error::ApiError;
+use crate::ratelimit::{address_key, too_many, RateLimiter};
+use crate::WebConfig;
+
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3_600);
+
+/// The most of a username used as a limiter key: longer ones are not usernames.
+const MOST_KEYED_USERNAME: usize = 150;
+
+/// The paths that open a checkout or write an order: each bounded per user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Checkout {
+    Initiate,
+    Initialize,
+    WidgetVerify,
+    CreateOrder,
+}
+
+pub(crate) struct Limits {
+    /// "Check payment status" costs a gateway call: a few per user per minute.
+    refreshes: RateLimiter<String>,
+    /// Verify may cost one too (for an open payment); the return page polls it, so
+    /// its allowance is larger.
+    verifies: RateLimiter<String>,
+    /// Opening checkouts and creating orders, per (path, user).
+    checkouts: RateLimiter<(Checkout, String)>,
+    /// Chapa's public callback, per client address: anyone can call it.
+    callbacks: RateLimiter<IpAddr>,
+    /// Sign-in attempts per account (by the username asked for, known or not, so a
+    /// 429 says nothing about whether the account exists).
+    sign_ins_per_account: RateLimiter<String>,
+    sign_ins_per_address: RateLimiter<IpAddr>,
+    sign_ups_per_address: RateLimiter<IpAddr>,
+}
+
+impl Limits {
+    pub(crate) fn new(config: &WebConfig) -> Self {
+        Limits {
+            refreshes: RateLimiter::new(config.refreshes_per_minute, MINUTE),
+            verifies: RateLimiter::new(config.verifies_per_minute, MINUTE),
+            checkouts: RateLimiter::new(config.checkouts_per_minute, MINUTE),
+            callbacks: RateLimiter::new(config.callbacks_per_minute, MINUTE),
+            sign_ins_per_account: RateLimiter::new(config.sign_ins_per_account_per_minute, MINUTE),
+            sign_ins_per_address: RateLimiter::new(config.sign_ins_per_address_per_minute, MINUTE),
+            sign_ups_per_address: RateLimiter::new(config.sign_ups_per_address_per_hour, HOUR),
+        }
+    }
+
+    pub(crate) fn refresh(&self, user: &User) -> Result<(), ApiError> {
+        self.refreshes
+            .check(user.id.as_str())
+            .map_err(|wait| too_many("status checks", wait))
+    }
+
+    pub(crate) fn verify(&self, user: &User) -> Result<(), ApiError> {
+        self.verifies
+            .check(user.id.as_str())
+            .map_err(|wait| too_many("verifications", wait))
+    }
+
+    pub(crate) fn checkout(&self, what: Checkout, user: &User) -> Result<(), ApiError> {
+        let name = match what {
+            Checkout::Initiate | Checkout::Initialize => "checkouts opened",
+            Checkout::WidgetVerify => "widget payments",
+            Checkout::CreateOrder => "orders",
+        };
+        self.checkouts
+            .check(&(what, user.id.as_str().to_owned()))
+            .map_err(|wait| too_many(name, wait))
+    }
+
+    pub(crate) fn callback(&self, client: IpAddr) -> Result<(), ApiError> {
+        self.callbacks
+            .check(&address_key(client))
+            .map_err(|wait| too_many("callbacks", wait))
+    }
+
+    /// Before a password is checked: the address's allowance, then the account's.
+    pub(crate) fn sign_in(&self, client: IpAddr, username: &str) -> Result<(), ApiError> {
+        self.sign_ins_per_address
+            .check(&address_key(client))
+            .map_err(|wait| too_many("sign-in attempts from this address", wait))?;
+        let account: String = username
+            .trim()
+            .chars()
+            .take(MOST_KEYED_USERNAME)
+            .collect::<String>()
+            .to_lowercase();
+        self.sign_ins_per_account
+            .check(&account)
+            .map_err(|wait| too_many("sign-in attempts for this account", wait))
+    }
+
+    pub(crate) fn sign_up(&self, client: IpAddr) -> Result<(), ApiError> {
+        self.sign_ups_per_address
+            .check(&address_key(client))
+            .map_err(|wait| too_many("sign-ups from this address", wait))
+    }
+
+    /// How many keys each limiter holds, for /metrics.
+    pub(crate) fn sizes(&self) -> [(&'static str, usize); 7] {
+        [
+            ("refresh", self.refreshes.len()),
+            ("verify", self.verifies.len()),
+            ("checkout", self.checkouts.len()),
+            ("chapa_callback", self.callbacks.len()),
+            ("sign_in_account", self.sign_ins_per_account.len()),
+            ("sign_in_address", self.sign_ins_per_address.len()),
+            ("sign_up_address", self.sign_ups_per_address.len()),
+        ]
+    }
+}
