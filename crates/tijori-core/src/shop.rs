@@ -245,6 +245,18 @@ pub enum ReserveError {
     },
 }
 
+/// An order about to be written: all the store needs to check the caps and reserve
+/// the stock in one transaction.
+#[derive(Clone, Debug)]
+pub struct NewOrder {
+    pub id: OrderId,
+    pub user: UserId,
+    pub request: OrderRequest,
+    pub caps: OrderCaps,
+    /// When it gives its stock back unless paid.
+    pub expires_at: DateTime<Utc>,
+}
+
 /// How much of the shop one customer may hold without paying: checked in the same
 /// write transaction that reserves the stock, so concurrent orders cannot pass them.
 /// Without them one account could take every unit off the shelf, unpaid, for as long

@@ -12,7 +12,7 @@ use crate::jobs::{Job, JobStatus, NewJob};
 use crate::mail::{DueNotice, OutboxMail};
 use crate::money::Money;
 use crate::payment::{Payment, Transition};
-use crate::shop::{NewProduct, Order, OrderCaps, OrderRequest, Product, ReserveError};
+use crate::shop::{NewOrder, NewProduct, Order, OrderCaps, OrderRequest, Product, ReserveError};
 use crate::subscription::{NewPlan, PaidPeriod, Plan, Subscription};
 
 #[derive(Debug, thiserror::Error)]
@@ -338,19 +338,21 @@ pub trait Store: Send + Sync + 'static {
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<Result<Order, ReserveError>> {
-        self.create_order_for(id, user, request, caps, expires_at, now, None)
-            .await
+        let order = NewOrder {
+            id: id.clone(),
+            user: user.clone(),
+            request: request.clone(),
+            caps: *caps,
+            expires_at,
+        };
+        self.create_order_for(&order, now, None).await
     }
     /// `create_order`, noting the order on the idempotency key of the request making
     /// it in the same transaction (see `insert_payment_for`): stock reserved by a
     /// request whose process died is the retry's, not a second reservation.
     async fn create_order_for(
         &self,
-        id: &OrderId,
-        user: &UserId,
-        request: &OrderRequest,
-        caps: &OrderCaps,
-        expires_at: DateTime<Utc>,
+        order: &NewOrder,
         now: DateTime<Utc>,
         attempt: Option<&Attempt>,
     ) -> StoreResult<Result<Order, ReserveError>>;

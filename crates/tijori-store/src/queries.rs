@@ -15,7 +15,7 @@ use tijori_core::idempotency::{
 use tijori_core::jobs::{Job, JobStatus, NewJob};
 use tijori_core::mail::{DueNotice, OutboxMail};
 use tijori_core::payment::{Effect, Payment, PaymentStatus, Purpose, Transition};
-use tijori_core::shop::{NewProduct, Order, OrderCaps, OrderRequest, Product, ReserveError};
+use tijori_core::shop::{NewOrder, NewProduct, Order, Product, ReserveError};
 use tijori_core::store::{
     AnswerKind, GatewayAnswerRecord, NewUser, NewWebhookDelivery, OperatorEvent, RecordedDelivery,
     Refund, RefundResolution, RefundStatus, Settled, Store, StoreError, StoreResult,
@@ -949,16 +949,11 @@ impl Store for DbStore {
 
     async fn create_order_for(
         &self,
-        id: &OrderId,
-        user: &UserId,
-        request: &OrderRequest,
-        caps: &OrderCaps,
-        expires_at: DateTime<Utc>,
+        order: &NewOrder,
         now: DateTime<Utc>,
         attempt: Option<&Attempt>,
     ) -> StoreResult<Result<Order, ReserveError>> {
-        self.create_order_impl(id, user, request, caps, expires_at, now, attempt)
-            .await
+        self.create_order_impl(order, now, attempt).await
     }
 
     async fn order(&self, id: &OrderId) -> StoreResult<Option<Order>> {

@@ -12,7 +12,7 @@ use tijori_core::idempotency::{
 use tijori_core::money::Money;
 use tijori_core::payment::{Payment, PaymentStatus};
 use tijori_core::shop::{
-    NewProduct, Order, OrderCaps, OrderItem, OrderRequest, OrderStatus, Product, ReserveError,
+    NewOrder, NewProduct, Order, OrderItem, OrderStatus, Product, ReserveError,
 };
 use tijori_core::store::{
     NewWebhookDelivery, OperatorEvent, RecordedDelivery, Refund, RefundResolution, RefundStatus,
@@ -172,14 +172,18 @@ impl DbStore {
 
     pub(super) async fn create_order_impl(
         &self,
-        id: &OrderId,
-        user: &UserId,
-        request: &OrderRequest,
-        caps: &OrderCaps,
-        expires_at: DateTime<Utc>,
+        order: &NewOrder,
         now: DateTime<Utc>,
         attempt: Option<&Attempt>,
     ) -> StoreResult<Result<Order, ReserveError>> {
+        let NewOrder {
+            id,
+            user,
+            request,
+            caps,
+            expires_at,
+        } = order;
+        let expires_at = *expires_at;
         let mut tx = self.begin_write().await?;
         // The user's row lock makes one customer's orders take turns, so what they
         // already hold unpaid is counted after any concurrent order of theirs has

@@ -2977,11 +2977,13 @@ mod attempts {
         let order = h
             .store
             .create_order_for(
-                &OrderId::generate(),
-                &user.id,
-                &request,
-                &tijori_core::shop::OrderCaps::UNLIMITED,
-                t0() + Duration::minutes(30),
+                &tijori_core::shop::NewOrder {
+                    id: OrderId::generate(),
+                    user: user.id.clone(),
+                    request,
+                    caps: tijori_core::shop::OrderCaps::UNLIMITED,
+                    expires_at: t0() + Duration::minutes(30),
+                },
                 t0(),
                 Some(&attempt),
             )

@@ -10,7 +10,7 @@ use crate::gateway::GatewayKind;
 use crate::id::{OrderId, UserId};
 use crate::idempotency::Attempt;
 use crate::payment::{Payment, PaymentStatus, Purpose};
-use crate::shop::{NewProduct, Order, OrderRequest, Product, ReserveError};
+use crate::shop::{NewOrder, NewProduct, Order, OrderRequest, Product, ReserveError};
 use crate::store::StoreError;
 
 /// A payment row whose checkout never opened (the process died during the gateway
@@ -48,11 +48,13 @@ impl Tijori {
         let order = self
             .store
             .create_order_for(
-                &id,
-                &user.id,
-                request,
-                &self.settings.order_caps,
-                now + self.settings.order_ttl,
+                &NewOrder {
+                    id,
+                    user: user.id.clone(),
+                    request: request.clone(),
+                    caps: self.settings.order_caps,
+                    expires_at: now + self.settings.order_ttl,
+                },
                 now,
                 attempt,
             )

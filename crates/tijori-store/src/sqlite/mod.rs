@@ -30,7 +30,7 @@ use tijori_core::idempotency::{
 use tijori_core::jobs::{Job, JobStatus, NewJob};
 use tijori_core::mail::{DueNotice, OutboxMail};
 use tijori_core::payment::{Payment, Transition};
-use tijori_core::shop::{NewProduct, Order, OrderCaps, OrderRequest, Product, ReserveError};
+use tijori_core::shop::{NewOrder, NewProduct, Order, Product, ReserveError};
 use tijori_core::store::{
     AnswerKind, GatewayAnswerRecord, NewUser, NewWebhookDelivery, OperatorEvent, RecordedDelivery,
     Refund, RefundResolution, RefundStatus, Settled, Store, StoreError, StoreResult,
@@ -446,34 +446,13 @@ impl Store for SqliteStore {
 
     async fn create_order_for(
         &self,
-        id: &OrderId,
-        user: &UserId,
-        request: &OrderRequest,
-        caps: &OrderCaps,
-        expires_at: DateTime<Utc>,
+        order: &NewOrder,
         now: DateTime<Utc>,
         attempt: Option<&Attempt>,
     ) -> StoreResult<Result<Order, ReserveError>> {
-        let (id, user, request, caps, attempt) = (
-            id.clone(),
-            user.clone(),
-            request.clone(),
-            *caps,
-            attempt.cloned(),
-        );
-        self.write(move |c| {
-            shop::create_order(
-                c,
-                &id,
-                &user,
-                &request,
-                &caps,
-                expires_at,
-                now,
-                attempt.as_ref(),
-            )
-        })
-        .await
+        let (order, attempt) = (order.clone(), attempt.cloned());
+        self.write(move |c| shop::create_order(c, &order, now, attempt.as_ref()))
+            .await
     }
 
     async fn order(&self, id: &OrderId) -> StoreResult<Option<Order>> {

@@ -12,7 +12,7 @@ use tijori_core::idempotency::{
 use tijori_core::money::Money;
 use tijori_core::payment::{Payment, PaymentStatus};
 use tijori_core::shop::{
-    NewProduct, Order, OrderCaps, OrderItem, OrderRequest, OrderStatus, Product, ReserveError,
+    NewOrder, NewProduct, Order, OrderItem, OrderStatus, Product, ReserveError,
 };
 use tijori_core::store::{
     NewWebhookDelivery, OperatorEvent, RecordedDelivery, Refund, RefundResolution, RefundStatus,
@@ -180,14 +180,18 @@ fn reserve(
 
 pub(super) fn create_order(
     c: &Connection,
-    id: &OrderId,
-    user: &UserId,
-    request: &OrderRequest,
-    caps: &OrderCaps,
-    expires_at: DateTime<Utc>,
+    order: &NewOrder,
     now: DateTime<Utc>,
     attempt: Option<&Attempt>,
 ) -> StoreResult<Result<Order, ReserveError>> {
+    let NewOrder {
+        id,
+        user,
+        request,
+        caps,
+        expires_at,
+    } = order;
+    let expires_at = *expires_at;
     // On the one writer, nothing else writes between this count and the insert: the
     // caps hold however many orders arrive at once.
     let held = one_with(

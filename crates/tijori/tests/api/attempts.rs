@@ -377,11 +377,13 @@ async fn a_retry_after_a_crash_gets_the_order_the_dead_request_made(db: TestData
         .tijori
         .store()
         .create_order_for(
-            &tijori_core::id::OrderId::generate(),
-            &user.id,
-            &request,
-            &tijori_core::shop::OrderCaps::UNLIMITED,
-            now + Duration::minutes(30),
+            &tijori_core::shop::NewOrder {
+                id: tijori_core::id::OrderId::generate(),
+                user: user.id.clone(),
+                request,
+                caps: tijori_core::shop::OrderCaps::UNLIMITED,
+                expires_at: now + Duration::minutes(30),
+            },
             now,
             Some(&attempt),
         )
