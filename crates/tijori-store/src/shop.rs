@@ -682,25 +682,37 @@ impl DbStore {
                 lease_until: Option<DateTime<Utc>>,
                 payment_id: Option<String>,
                 order_id: Option<String>,
-                heartbeat_at: Option<DateTime<Utc>>,
             }
             let row = sqlx::query_as::<_, Row>(
-                "SELECT k.fingerprint, k.status_code, k.content_type, k.body, k.created_at, \
-                 k.owner, k.lease_until, k.payment_id, k.order_id, i.heartbeat_at \
-                 FROM idempotency_keys k LEFT JOIN instances i ON i.id = k.owner \
-                 WHERE k.user_id = $1 AND k.key = $2 FOR NO KEY UPDATE OF k",
+                "SELECT fingerprint, status_code, content_type, body, created_at, owner, \
+                 lease_until, payment_id, order_id FROM idempotency_keys \
+                 WHERE user_id = $1 AND key = $2 FOR NO KEY UPDATE",
             )
             .bind(user.as_str())
             .bind(key.as_str())
             .fetch_one(&mut *tx)
             .await
             .map_err(ctx("failed to read an idempotency key"))?;
+            // The holder's heartbeat is read by a statement of its own, once the key's
+            // row is locked: a statement that waited for the lock would see the key as
+            // a concurrent takeover left it but that taker's heartbeat as it was
+            // before (none), and take the key over a second time.
+            let owner_heartbeat: Option<DateTime<Utc>> = match &row.owner {
+                Some(owner) => {
+                    sqlx::query_scalar("SELECT heartbeat_at FROM instances WHERE id = $1")
+                        .bind(owner)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(ctx("failed to read an idempotency key's holder"))?
+                }
+                None => None,
+            };
             let hold = Hold {
                 owner: row.owner.clone().map(InstanceId::from_trusted),
                 lease_until: row
                     .lease_until
                     .unwrap_or(row.created_at + Duration::seconds(idempotency::LEASE_SECS)),
-                owner_heartbeat: row.heartbeat_at,
+                owner_heartbeat,
             };
             match row {
                 r if r.fingerprint != fingerprint => Claim::Mismatch,

@@ -2856,6 +2856,49 @@ mod attempts {
         Claimant::new(InstanceId::from_trusted(name), at)
     }
 
+    /// Retries arriving together for a key whose holder died: one takes it over,
+    /// the others are told it is in progress (never two runs of one key at once).
+    async fn concurrent_retries_take_a_dead_holders_key_over_once(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let user = h.user("abebe").await?;
+        let later = t0() + secs(HOLDER_GONE_AFTER_SECS + 1);
+        for round in 0..5 {
+            let key = IdempotencyKey::parse(&format!("order-{round}"))?;
+            ensure!(
+                h.store
+                    .claim_idempotency_key(&user.id, &key, "print", &claimant("dead", t0()), t0())
+                    .await?
+                    == Claim::New
+            );
+            let barrier = Arc::new(tokio::sync::Barrier::new(12));
+            let retries = (0..12).map(|i| {
+                let (store, user, key, barrier) = (
+                    h.store.clone(),
+                    user.id.clone(),
+                    key.clone(),
+                    barrier.clone(),
+                );
+                let who = format!("taker-{round}-{i}");
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    store
+                        .claim_idempotency_key(&user, &key, "print", &claimant(&who, later), later)
+                        .await
+                })
+            });
+            let mut taken = 0;
+            for retry in retries.collect::<Vec<_>>() {
+                match retry.await?? {
+                    Claim::TakenOver(_) => taken += 1,
+                    Claim::InProgress => {}
+                    other => anyhow::bail!("unexpected {other:?}"),
+                }
+            }
+            ensure!(taken == 1, "round {round}: taken over {taken} times");
+        }
+        Ok(())
+    }
+
     async fn a_key_whose_holder_died_is_taken_over_at_once(db: TestDatabase) -> Result<()> {
         let h = Harness::open(&db).await?;
         let user = h.user("dawit").await?;
@@ -3019,6 +3062,7 @@ mod attempts {
         a_failed_chapa_attempt_is_looked_up_while_its_checkout_lives,
         a_lookup_is_claimed_once_every_few_seconds,
         a_key_whose_holder_died_is_taken_over_at_once,
+        concurrent_retries_take_a_dead_holders_key_over_once,
         a_live_holder_keeps_its_key_until_its_lease_ends,
         what_a_dead_holder_made_is_handed_to_the_next,
     );
