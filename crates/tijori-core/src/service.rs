@@ -896,6 +896,17 @@ impl Tijori {
                 self.refund_found(&settled.payment, payment.status).await?;
             }
         }
+        // A partially refunded subscription whose status did not move this time may
+        // still have a refund that succeeded since its days were last taken (a
+        // further partial refund, one settled by a look-up, or one whose settle a
+        // crash cut off): its share of the days goes back now, whichever path got
+        // here. `take_back` counts what it took, so a repeat takes nothing.
+        if !settled.changed
+            && settled.payment.status == PaymentStatus::PartiallyRefunded
+            && matches!(settled.payment.purpose, Purpose::Subscription { .. })
+        {
+            self.store.take_back(&payment.id, self.now()).await?;
+        }
         Ok(settled)
     }
 
@@ -967,7 +978,7 @@ async fn lookup_with_retry(
 /// wait grows without end: a few hashes' worth wait their turn, and beyond that an
 /// attempt is refused at once (503, try again in a second).
 pub(crate) struct Hasher {
-    permits: tokio::sync::Semaphore,
+    permits: Arc<tokio::sync::Semaphore>,
     /// Hashes running or waiting for a permit.
     admitted: std::sync::atomic::AtomicUsize,
     most_admitted: usize,
@@ -981,19 +992,22 @@ impl Hasher {
     fn new(waiting: Option<usize>) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Hasher {
-            permits: tokio::sync::Semaphore::new(cores),
+            permits: Arc::new(tokio::sync::Semaphore::new(cores)),
             admitted: std::sync::atomic::AtomicUsize::new(0),
             most_admitted: cores + waiting.unwrap_or(cores * Self::WAITING_PER_CORE),
         }
     }
 
-    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    async fn run<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
         use std::sync::atomic::Ordering;
         /// Gives the place back however the hash ends (finished, failed, cancelled).
-        struct Admitted<'a>(&'a std::sync::atomic::AtomicUsize);
-        impl Drop for Admitted<'_> {
+        struct Admitted(Arc<Hasher>);
+        impl Drop for Admitted {
             fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::AcqRel);
+                self.0.admitted.fetch_sub(1, Ordering::AcqRel);
             }
         }
         if self.admitted.fetch_add(1, Ordering::AcqRel) >= self.most_admitted {
@@ -1004,15 +1018,19 @@ impl Hasher {
                 retry_after_secs: 1,
             });
         }
-        let _place = Admitted(&self.admitted);
-        let _permit = self
-            .permits
-            .acquire()
+        let place = Admitted(Arc::clone(self));
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
             .await
             .map_err(|e| Error::Internal(anyhow::anyhow!("hashing semaphore closed: {e}")))?;
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| Error::Internal(anyhow::anyhow!("blocking task failed: {e}")))
+        // The place and the permit go with the hash itself: a client that hangs up
+        // cancels this future, not the hash, which keeps its core until it ends.
+        tokio::task::spawn_blocking(move || {
+            let _held = (place, permit);
+            f()
+        })
+        .await
+        .map_err(|e| Error::Internal(anyhow::anyhow!("blocking task failed: {e}")))
     }
 }
 

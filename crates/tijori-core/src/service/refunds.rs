@@ -271,17 +271,9 @@ impl Tijori {
             transaction_id: None,
             raw,
         };
-        let mut settled = self.settle_as(payment, answer, AnswerKind::Refund).await?;
-        if !full && !settled.changed && settled.payment.status == PaymentStatus::PartiallyRefunded {
-            // A further partial refund: the status stays, but its share of the days
-            // still goes back.
-            self.store.take_back(&payment.id, self.now()).await?;
-            settled.payment = self
-                .store
-                .payment(&payment.id)
-                .await?
-                .unwrap_or(settled.payment);
-        }
+        // A further partial refund leaves the status as it is; `settle_as` still
+        // takes its share of the days.
+        let settled = self.settle_as(payment, answer, AnswerKind::Refund).await?;
         let restocked = self.restock_if(&settled.payment, full && restock).await?;
         Ok((settled, restocked))
     }

@@ -587,7 +587,83 @@ async fn chapa_charge_refunded_settles_an_unknown_refund(db: TestDatabase) {
     );
 }
 
+/// A further partial refund whose success was recorded but whose settle never ran
+/// (the process died in between) still takes its share of the days: any look-up of
+/// the payment ("check payment status" here; the audit and the check job alike)
+/// brings the paid period in line with the refunds that succeeded.
+async fn a_further_partial_refund_settled_later_takes_its_days(db: TestDatabase) {
+    let app = TestApp::spawn(db).await;
+    let admin = app.admin("operator").await;
+    let (user, payment, pidx) = subscribed_with_pidx(&app, "gita").await;
+    let end = |sub: Option<Value>| {
+        chrono::DateTime::parse_from_rfc3339(sub.unwrap()["end_date"].as_str().unwrap()).unwrap()
+    };
+    let (status, body) = refund(&app, &admin, &payment, json!({"amount": "100"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let after_first = end(app.subscription(&user).await);
+
+    // The second partial refund reached Khalti and was recorded as succeeded, and
+    // then the process stopped before the payment was settled.
+    app.sandbox()
+        .khalti()
+        .dashboard_refund(&pidx, Some(10_000))
+        .unwrap();
+    let now = app.tijori.now();
+    let second = tijori_core::store::Refund {
+        id: tijori_core::id::RefundId::generate(),
+        payment_id: tijori_core::id::PaymentId::from_trusted(payment.clone()),
+        amount: tijori_core::money::Money::from_minor(10_000, tijori_core::money::Currency::Npr)
+            .unwrap(),
+        reason: None,
+        status: tijori_core::store::RefundStatus::Requested,
+        detail: None,
+        requested_by: admin.id.clone(),
+        restock: false,
+        resolved_by: None,
+        resolved_at: None,
+        resolution: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let store = app.tijori.store();
+    store.begin_refund(&second).await.unwrap();
+    store
+        .finish_refund(
+            &second.id,
+            tijori_core::store::RefundStatus::Succeeded,
+            None,
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(end(app.subscription(&user).await), after_first);
+
+    let res = app
+        .post(
+            &user,
+            &format!("/api/payments/{payment}/refresh/"),
+            json!({}),
+        )
+        .await;
+    assert!(res.status().is_success() || res.status() == StatusCode::BAD_REQUEST);
+    // 100.00 of Basic's 500.00 is a fifth of its 30 days, all of them unused.
+    let taken = after_first - end(app.subscription(&user).await);
+    assert!(
+        (taken - Duration::days(6)).num_seconds().abs() <= 60,
+        "took {taken:?}"
+    );
+    // Looked up again: nothing more is taken.
+    app.post(
+        &user,
+        &format!("/api/payments/{payment}/refresh/"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(after_first - end(app.subscription(&user).await), taken);
+}
+
 test_both!(
+    a_further_partial_refund_settled_later_takes_its_days,
     chapa_charge_refunded_settles_an_unknown_refund,
     an_unknown_refund_is_settled_by_its_background_look_up,
     a_recheck_fails_a_refund_that_did_not_happen,
