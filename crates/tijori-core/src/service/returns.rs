@@ -75,7 +75,6 @@ impl Tijori {
         else {
             return Ok(None);
         };
-        self.record_return_signal(&payment.id, query).await?;
         let now = self.now();
         if !payment.worth_looking_up(now) {
             return Ok(Some(Returned {
@@ -83,11 +82,16 @@ impl Tijori {
                 gateway_problem: None,
             }));
         }
-        if !self
+        // The signal is kept with the lookup it causes, so at most one a payment
+        // every few seconds however often the page is loaded: anyone who knows a
+        // reference could otherwise grow the audit trail without bound.
+        let due = self
             .store
             .claim_lookup(&payment.id, now, return_lookup_cutoff(now))
-            .await?
-        {
+            .await?;
+        if due {
+            self.record_return_signal(&payment.id, query).await?;
+        } else {
             // Looked at a moment ago (by a callback, a webhook, another load of this
             // page): that answer, if it is in, is the payment as it now stands.
             let payment = self.store.payment(&payment.id).await?.unwrap_or(payment);
