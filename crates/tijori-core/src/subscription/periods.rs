@@ -170,7 +170,10 @@ fn whole_second(at: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 fn plus(at: DateTime<Utc>, seconds: i64) -> DateTime<Utc> {
-    at.checked_add_signed(Duration::seconds(seconds.max(0)))
+    // More seconds than a `Duration` holds (a switch between absurdly priced plans)
+    // runs to the latest end like any other overflow, rather than panicking.
+    Duration::try_seconds(seconds.max(0))
+        .and_then(|d| at.checked_add_signed(d))
         .map_or(latest_end(), |end| end.min(latest_end()))
         .max(at)
 }
@@ -188,7 +191,11 @@ pub fn lay_out(periods: &mut [PaidPeriod]) {
     });
     let mut latest: Option<DateTime<Utc>> = None;
     for p in periods.iter_mut() {
-        let length = p.granted_seconds + p.credit_in - p.taken_seconds - p.moved_seconds;
+        let length = p
+            .granted_seconds
+            .saturating_add(p.credit_in)
+            .saturating_sub(p.taken_seconds)
+            .saturating_sub(p.moved_seconds);
         let start = latest.map_or(p.granted_at, |l| l.max(p.granted_at));
         p.start_at = start;
         p.end_at = plus(start, length);
@@ -246,9 +253,12 @@ fn claims_left(periods: &[PaidPeriod], q: &PaidPeriod, now: DateTime<Utc>) -> Ve
 /// `seconds` of a period bought at `price` for `granted` seconds, in seconds of a plan
 /// sold at `new_price` for `new_granted`: the same value, rounded down.
 fn convert(seconds: i64, price: i64, granted: i64, new_price: i64, new_granted: i64) -> i64 {
-    let value = i128::from(seconds) * i128::from(price) * i128::from(new_granted);
     let per = i128::from(granted.max(1)) * i128::from(new_price.max(1));
-    i64::try_from(value / per).unwrap_or(i64::MAX / 4)
+    i128::from(seconds)
+        .checked_mul(i128::from(price))
+        .and_then(|v| v.checked_mul(i128::from(new_granted)))
+        .and_then(|value| i64::try_from(value / per).ok())
+        .unwrap_or(i64::MAX / 4)
 }
 
 /// A purchase to add to the user's periods.
@@ -309,7 +319,7 @@ pub fn grant(periods: &mut Vec<PaidPeriod>, purchase: &Purchase, now: DateTime<U
             let p = &mut periods[i];
             p.credit_to = Some(new.payment_id.clone());
             p.credit_seconds = credit;
-            new.credit_in += credit;
+            new.credit_in = new.credit_in.saturating_add(credit);
         }
         new.start_at = now;
     } else {
@@ -645,6 +655,23 @@ mod tests {
             t(16)
         ));
         assert_eq!(paid_until(&periods, &user), t(16));
+    }
+
+    #[test]
+    fn switching_between_absurdly_priced_plans_runs_to_the_latest_end_without_panicking() {
+        // A day for a fortune, then 100 years for one paisa, switched now: the unused
+        // value is worth more seconds than time can hold.
+        let user = UserId::generate();
+        let dear = plan(1, 10_000_000_000_000);
+        let cheap = plan(36_500, 1);
+        let mut periods = Vec::new();
+        buy(&mut periods, &dear, PlanChange::Queue, t(0));
+        let preview = preview(&periods, &cheap, PlanChange::SwitchNow, t(0));
+        assert_eq!(preview.ends_at, latest_end());
+        buy(&mut periods, &cheap, PlanChange::SwitchNow, t(0));
+        assert_eq!(paid_until(&periods, &user), latest_end());
+        buy(&mut periods, &dear, PlanChange::SwitchNow, t(1));
+        assert!(paid_until(&periods, &user) <= latest_end());
     }
 
     #[test]
