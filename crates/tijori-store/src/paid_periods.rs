@@ -38,8 +38,11 @@ pub(crate) fn changes(
 ) -> StoreResult<Writes> {
     let mut changed = Vec::new();
     let mut added = None;
+    // By id: a customer with many periods must not cost a settle the square of them.
+    let before: std::collections::HashMap<_, _> =
+        before.iter().map(|b| (&b.payment_id, b)).collect();
     for p in after {
-        match before.iter().find(|b| b.payment_id == p.payment_id) {
+        match before.get(&p.payment_id).copied() {
             Some(b) if b == p => {}
             Some(_) => changed.push(p.clone()),
             None => added = Some(p.clone()),
