@@ -127,8 +127,10 @@ pub struct Config {
     #[arg(long, env = "TIJORI_CALLBACK_LIMIT", default_value = "120", value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
     pub callback_limit: u32,
 
-    /// Failed sign-ins one account may take a minute (every attempt counts, a
+    /// Sign-in attempts one account may take a minute (every attempt counts, a
     /// successful one too; 429 with Retry-After beyond), against password guessing.
+    /// Someone who knows a username can keep that account at 429 with an attempt
+    /// every few seconds: raise it where lockouts matter more than guessing.
     #[arg(long, env = "TIJORI_SIGNIN_LIMIT", default_value = "10", value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
     pub signin_limit: u32,
 
