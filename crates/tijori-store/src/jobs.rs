@@ -17,6 +17,16 @@ impl DbStore {
         job: &NewJob,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
+        Self::insert_job(&self.writer, job, now).await
+    }
+
+    /// Queues `job` unless an equal one is queued or running, on the pool or inside a
+    /// caller's transaction (a job that must come with the change that causes it).
+    pub(super) async fn insert_job<'e>(
+        executor: impl sqlx::Executor<'e, Database = super::Db>,
+        job: &NewJob,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
         let done = sqlx::query(
             "INSERT INTO jobs (kind, payload, unique_key, status, attempts, max_attempts, run_at, \
              created_at, updated_at) VALUES ($1, $2, $3, 'queued', 0, $4, $5, $6, $6) \
@@ -29,7 +39,7 @@ impl DbStore {
         .bind(i64::from(job.kind.max_attempts()))
         .bind(job.run_at)
         .bind(now)
-        .execute(&self.writer)
+        .execute(executor)
         .await
         .map_err(ctx("failed to queue a job"))?;
         Ok(done.rows_affected() == 1)

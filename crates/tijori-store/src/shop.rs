@@ -915,21 +915,7 @@ impl DbStore {
     /// Queues the look-up of an unknown refund, in the caller's transaction.
     async fn queue_refund_check(tx: &mut Tx, id: &RefundId, now: DateTime<Utc>) -> StoreResult<()> {
         let job = tijori_core::jobs::NewJob::check_refund(id, now);
-        sqlx::query(
-            "INSERT INTO jobs (kind, payload, unique_key, status, attempts, max_attempts, run_at, \
-             created_at, updated_at) VALUES ($1, $2, $3, 'queued', 0, $4, $5, $6, $6) \
-             ON CONFLICT (kind, unique_key) \
-             WHERE unique_key IS NOT NULL AND status IN ('queued', 'running') DO NOTHING",
-        )
-        .bind(job.kind.as_str())
-        .bind(&job.payload)
-        .bind(&job.unique_key)
-        .bind(i64::from(job.kind.max_attempts()))
-        .bind(job.run_at)
-        .bind(now)
-        .execute(&mut **tx)
-        .await
-        .map_err(ctx("failed to queue a refund's look-up"))?;
+        Self::insert_job(&mut **tx, &job, now).await?;
         Ok(())
     }
 

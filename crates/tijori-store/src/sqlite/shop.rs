@@ -880,23 +880,7 @@ pub(super) fn begin_refund(c: &Connection, r: &Refund) -> StoreResult<()> {
 
 /// Queues the look-up of an unknown refund, in the caller's transaction.
 fn queue_refund_check(c: &Connection, id: &RefundId, now: DateTime<Utc>) -> StoreResult<()> {
-    let job = tijori_core::jobs::NewJob::check_refund(id, now);
-    exec(
-        c,
-        "INSERT INTO jobs (kind, payload, unique_key, status, attempts, max_attempts, run_at, \
-         created_at, updated_at) VALUES (?1, ?2, ?3, 'queued', 0, ?4, ?5, ?6, ?6) \
-         ON CONFLICT (kind, unique_key) \
-         WHERE unique_key IS NOT NULL AND status IN ('queued', 'running') DO NOTHING",
-        params![
-            job.kind.as_str(),
-            job.payload,
-            job.unique_key,
-            i64::from(job.kind.max_attempts()),
-            ts(job.run_at),
-            ts(now)
-        ],
-        "failed to queue a refund's look-up",
-    )?;
+    super::jobs::enqueue_job(c, &tijori_core::jobs::NewJob::check_refund(id, now), now)?;
     Ok(())
 }
 
