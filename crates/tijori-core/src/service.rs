@@ -553,19 +553,6 @@ impl Tijori {
             .ok_or(Error::NotFound("plan"))
     }
 
-    /// What buying `plan_id` with `change` would do to the user's paid time if it were
-    /// paid now: told to the customer before they pay.
-    pub async fn plan_change_preview(
-        &self,
-        user: &UserId,
-        plan_id: &str,
-        change: PlanChange,
-    ) -> Result<ChangePreview> {
-        let plan = self.active_plan(plan_id).await?;
-        let periods = self.store.paid_periods(user).await?;
-        Ok(subscription::preview(&periods, &plan, change, self.now()))
-    }
-
     /// For each of `plans`, what buying it would do now (`None` for a plan no longer
     /// on offer): the subscribe page's "starts on…" and its "switch now" offer.
     pub async fn plan_choices(

@@ -138,12 +138,20 @@ impl DbStore {
     /// locked: a statement that waited for the lock would see the others' rows as
     /// they were before it waited.
     async fn periods_in(tx: &mut Tx, user: &UserId) -> StoreResult<Vec<PaidPeriod>> {
+        Self::periods_of(&mut **tx, user).await
+    }
+
+    /// A user's paid periods, on the pool or in a transaction.
+    async fn periods_of<'e>(
+        executor: impl sqlx::Executor<'e, Database = Db>,
+        user: &UserId,
+    ) -> StoreResult<Vec<PaidPeriod>> {
         sqlx::query_as::<_, PeriodRow>(&format!(
             "SELECT {PERIOD_COLUMNS} FROM fulfilments f JOIN payments p ON p.id = f.payment_id \
              WHERE f.user_id = $1"
         ))
         .bind(user.as_str())
-        .fetch_all(&mut **tx)
+        .fetch_all(executor)
         .await
         .map_err(ctx("failed to load the paid periods"))?
         .into_iter()
@@ -907,17 +915,7 @@ impl Store for DbStore {
     }
 
     async fn paid_periods(&self, user: &UserId) -> StoreResult<Vec<PaidPeriod>> {
-        sqlx::query_as::<_, PeriodRow>(&format!(
-            "SELECT {PERIOD_COLUMNS} FROM fulfilments f JOIN payments p ON p.id = f.payment_id \
-             WHERE f.user_id = $1"
-        ))
-        .bind(user.as_str())
-        .fetch_all(&self.reader)
-        .await
-        .map_err(ctx("failed to load the paid periods"))?
-        .into_iter()
-        .map(PaidPeriod::try_from)
-        .collect()
+        Self::periods_of(&self.reader, user).await
     }
 
     async fn take_back(&self, id: &PaymentId, now: DateTime<Utc>) -> StoreResult<()> {

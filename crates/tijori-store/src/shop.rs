@@ -190,11 +190,7 @@ impl DbStore {
         // committed: twenty orders at once cannot pass the caps.
         // (The same lock as a subscription's settlement takes; no transaction locks a
         // product before the user, so the order of locks cannot deadlock.)
-        sqlx::query(&format!("SELECT 1 FROM users WHERE id = $1{LOCK_ROW}"))
-            .bind(user.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(ctx("failed to lock the customer"))?;
+        Self::lock_user(&mut tx, user).await?;
         let held: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM orders WHERE user_id = $1 AND status = 'pending' \
              AND expires_at > $2",

@@ -284,10 +284,6 @@ impl std::str::FromStr for TrustedProxies {
 }
 
 impl TrustedProxies {
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     fn trusts(&self, ip: IpAddr) -> bool {
         let ip = match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
