@@ -269,12 +269,15 @@ async fn the_return_page_looks_up_once_every_few_seconds_and_keeps_a_capped_quer
     let back = format!("/payment-success/?pidx={pidx}&junk={junk}");
     // Loaded over and over, signed in or not: one lookup.
     for i in 0..6 {
-        let res = if i % 2 == 0 {
-            browser.get(app.url(&back)).send().await.unwrap()
+        if i % 2 == 0 {
+            let res = browser.get(app.url(&back)).send().await.unwrap();
+            assert_eq!(res.status(), StatusCode::OK, "signed in: the page itself");
         } else {
-            client().get(app.url(&back)).send().await.unwrap()
-        };
-        assert!(res.status().is_success() || res.status().is_redirection());
+            let res = client().get(app.url(&back)).send().await.unwrap();
+            assert_eq!(res.status(), StatusCode::SEE_OTHER, "signed out: to sign-in");
+            let to = res.headers()["location"].to_str().unwrap();
+            assert!(to.contains("notice=payment_checked"), "{to}");
+        }
     }
     assert_eq!(lookups().await, 1);
     clock.advance(Duration::seconds(
