@@ -176,6 +176,12 @@ impl Tijori {
             .payment_by_provider_ref(gateway, reference)
             .await?
             .ok_or(Error::NotFound("payment"))?;
+        // The callback is anonymous and may be replayed by anyone who saw it: once the
+        // payment is settled for good it says nothing new, and keeping each replay
+        // would grow its audit trail without bound.
+        if !payment.may_still_be_paid() {
+            return Ok(payment);
+        }
         self.store
             .record_answer(
                 &payment.id,
@@ -187,9 +193,6 @@ impl Tijori {
                 self.now(),
             )
             .await?;
-        if !payment.may_still_be_paid() {
-            return Ok(payment);
-        }
         Ok(self.check_at_gateway(payment).await?.payment)
     }
 }

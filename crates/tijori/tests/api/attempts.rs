@@ -274,7 +274,11 @@ async fn the_return_page_looks_up_once_every_few_seconds_and_keeps_a_capped_quer
             assert_eq!(res.status(), StatusCode::OK, "signed in: the page itself");
         } else {
             let res = client().get(app.url(&back)).send().await.unwrap();
-            assert_eq!(res.status(), StatusCode::SEE_OTHER, "signed out: to sign-in");
+            assert_eq!(
+                res.status(),
+                StatusCode::SEE_OTHER,
+                "signed out: to sign-in"
+            );
             let to = res.headers()["location"].to_str().unwrap();
             assert!(to.contains("notice=payment_checked"), "{to}");
         }

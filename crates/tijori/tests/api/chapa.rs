@@ -95,6 +95,24 @@ async fn an_order_is_paid_by_the_callback_alone(db: TestDatabase) {
         3,
         "nothing recorded for the unknown reference on this payment"
     );
+
+    // Replayed for the paid payment, by anyone who saw it: the same answer, and
+    // neither a row nor a call to Chapa each time.
+    for _ in 0..20 {
+        let res = crate::helpers::client()
+            .get(app.url(&format!(
+                "/api/payments/chapa/callback/?trx_ref={tx_ref}&status=success"
+            )))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    assert_eq!(
+        app.gateway_answers(payment.id.as_str()).await.len(),
+        3,
+        "replays of a settled payment's callback keep nothing"
+    );
 }
 
 async fn forged_webhooks_change_nothing(db: TestDatabase) {
