@@ -17,7 +17,7 @@ use crate::payment::{decide, Payment, PaymentStatus, Purpose};
 use crate::shop::Order;
 use crate::store::{AnswerKind, NewUser, OperatorEvent, Settled, Store, WebhookDelivery};
 use crate::subscription::{
-    self, ChangeMode, ChangePreview, NewPlan, Plan, PlanChange, Subscription,
+    self, ChangeMode, ChangePreview, NewPlan, PaidPeriod, Plan, PlanChange, Subscription,
 };
 
 mod background;
@@ -526,13 +526,13 @@ impl Tijori {
     /// The plan the user holds now (or the last one they held) and what is queued
     /// after it, as their paid periods add up at this moment.
     pub async fn my_holding(&self, user: &UserId) -> Result<Option<Holding>> {
-        let periods = self.store.paid_periods(user).await?;
-        let projection = subscription::project(user, &periods, self.now());
-        let Some(current) = projection.current else {
+        let now = self.now();
+        let segments = self.store.segments(user, now).await?;
+        let Some((current, queued_segments)) = subscription::holding(&segments, now) else {
             return Ok(None);
         };
-        let mut queued = Vec::with_capacity(projection.queued.len());
-        for sub in projection.queued {
+        let mut queued = Vec::with_capacity(queued_segments.len());
+        for sub in queued_segments {
             let plan = self.plan_of(&sub).await?;
             queued.push((sub, plan));
         }
@@ -560,20 +560,56 @@ impl Tijori {
         user: &UserId,
         plans: &[Plan],
     ) -> Result<Vec<Option<PlanChoice>>> {
-        let periods = self.store.paid_periods(user).await?;
         let now = self.now();
-        Ok(plans
-            .iter()
-            .map(|plan| {
-                plan.active.then(|| {
-                    let switch = subscription::preview(&periods, plan, PlanChange::SwitchNow, now);
-                    PlanChoice {
-                        default: subscription::preview(&periods, plan, PlanChange::Queue, now),
-                        switch_now: (switch.mode == ChangeMode::SwitchNow).then_some(switch),
-                    }
-                })
-            })
-            .collect())
+        let segments = self.store.segments(user, now).await?;
+        // The whole layout only if a switch now needs it, and then once.
+        let mut periods = None;
+        let mut choices = Vec::with_capacity(plans.len());
+        for plan in plans {
+            if !plan.active {
+                choices.push(None);
+                continue;
+            }
+            let default = self
+                .preview_with(&segments, &mut periods, user, plan, PlanChange::Queue, now)
+                .await?;
+            let switch = self
+                .preview_with(
+                    &segments,
+                    &mut periods,
+                    user,
+                    plan,
+                    PlanChange::SwitchNow,
+                    now,
+                )
+                .await?;
+            choices.push(Some(PlanChoice {
+                default,
+                switch_now: (switch.mode == ChangeMode::SwitchNow).then_some(switch),
+            }));
+        }
+        Ok(choices)
+    }
+
+    /// What buying `plan` with `change` would do now: from the segments when they
+    /// tell, or else from the whole layout (loaded into `periods` the first time).
+    async fn preview_with(
+        &self,
+        segments: &[Subscription],
+        periods: &mut Option<Vec<PaidPeriod>>,
+        user: &UserId,
+        plan: &Plan,
+        change: PlanChange,
+        now: DateTime<Utc>,
+    ) -> Result<ChangePreview> {
+        if let Some(p) = subscription::preview_from(segments, plan, change, now) {
+            return Ok(p);
+        }
+        let periods = match periods {
+            Some(periods) => periods,
+            None => periods.insert(self.store.paid_periods(user).await?),
+        };
+        Ok(subscription::preview(periods, plan, change, now))
     }
 
     // Payments -------------------------------------------------------------------
@@ -591,8 +627,11 @@ impl Tijori {
         attempt: Option<&Attempt>,
     ) -> Result<(Payment, ChangePreview)> {
         let plan = self.active_plan(plan_id).await?;
-        let periods = self.store.paid_periods(&user.id).await?;
-        let preview = subscription::preview(&periods, &plan, change, self.now());
+        let now = self.now();
+        let segments = self.store.segments(&user.id, now).await?;
+        let preview = self
+            .preview_with(&segments, &mut None, &user.id, &plan, change, now)
+            .await?;
         if let Some(left) = self.left_checkout(attempt).await? {
             return Ok((left, preview));
         }

@@ -311,9 +311,14 @@ pub trait Store: Send + Sync + 'static {
     /// The `subscriptions` row: the user's latest run of paid time, as the last change
     /// laid it out (what notices read). `paid_periods` is the truth behind it.
     async fn subscription(&self, user: &UserId) -> StoreResult<Option<Subscription>>;
-    /// The user's paid periods (their fulfilled subscription payments), for
-    /// `subscription::project` to say what runs now and what is queued.
+    /// The user's paid periods (their fulfilled subscription payments): the whole
+    /// layout, for what needs all of it (switching plan now, `project`).
     async fn paid_periods(&self, user: &UserId) -> StoreResult<Vec<PaidPeriod>>;
+    /// The segments of the user's periods a reader needs at `now`
+    /// (`subscription::needed_at`): what runs now and what is queued, kept by every
+    /// change to the periods so that reading them costs the segments ahead, not
+    /// every period ever paid.
+    async fn segments(&self, user: &UserId, now: DateTime<Utc>) -> StoreResult<Vec<Subscription>>;
     /// Takes back the days a further partial refund of a payment paid for, under the
     /// user's lock. `settle` does this for the first refund; its compare-and-set
     /// moves a payment to `partially_refunded` only once, so the next ones come here.

@@ -7,10 +7,12 @@ use crate::id::{PlanId, UserId};
 use crate::money::Money;
 
 mod periods;
+mod segments;
 pub use periods::{
     change_mode, grant, lay_out, preview, project, take_back, ChangeMode, ChangePreview,
     PaidPeriod, PlanChange, Projection, Purchase, Refunded,
 };
+pub use segments::{append, holding, needed_at, preview_from, run, segments, Appended, Tail};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Plan {

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use tijori_core::id::UserId;
 use tijori_core::store::{StoreError, StoreResult};
-use tijori_core::subscription::{project, PaidPeriod, Subscription};
+use tijori_core::subscription::{self, Appended, PaidPeriod, Subscription};
 
 /// The time a grant or refund happens at, taken under the user's lock: never before
 /// anything already written for the user. A settle takes its `now` before it waits
@@ -28,13 +28,32 @@ pub(crate) struct Writes {
     pub(crate) added: Option<PaidPeriod>,
     /// The `subscriptions` row: the latest run of paid time.
     pub(crate) run: Subscription,
+    /// `segments` replace the stored segments that start at or after this (all of
+    /// them when `None`) and any ended one standing for periods all refunded.
+    pub(crate) segments_from: Option<DateTime<Utc>>,
+    pub(crate) segments: Vec<Subscription>,
 }
 
+impl Writes {
+    /// What a purchase placed after everything writes: its period, the last segment
+    /// and the run; no other period changes.
+    pub(crate) fn appended(a: Appended) -> Writes {
+        Writes {
+            changed: Vec::new(),
+            added: Some(a.period),
+            run: a.run,
+            segments_from: Some(a.segment.start_at),
+            segments: vec![a.segment],
+        }
+    }
+}
+
+/// The rows to write after the whole rule (`grant`, `take_back`, or laying out
+/// again) changed `before` into `after`, which it left laid out.
 pub(crate) fn changes(
     user: &UserId,
     before: &[PaidPeriod],
     after: &[PaidPeriod],
-    now: DateTime<Utc>,
 ) -> StoreResult<Writes> {
     let mut changed = Vec::new();
     let mut added = None;
@@ -48,12 +67,14 @@ pub(crate) fn changes(
             None => added = Some(p.clone()),
         }
     }
-    let run = project(user, after, now)
-        .run
+    let segments = subscription::segments(user, after);
+    let run = subscription::run(&segments)
         .ok_or_else(|| StoreError::Database(anyhow::anyhow!("no paid period to write")))?;
     Ok(Writes {
         changed,
         added,
         run,
+        segments_from: None,
+        segments,
     })
 }

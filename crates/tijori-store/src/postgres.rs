@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
+use chrono::Utc;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres};
 
@@ -81,7 +82,18 @@ impl PgStore {
         sqlx::migrate!("./migrations/postgres")
             .run(&self.writer)
             .await
-            .context("failed to run PostgreSQL migrations")
+            .context("failed to run PostgreSQL migrations")?;
+        let kept = self
+            .keep_segments(Utc::now())
+            .await
+            .context("failed to keep the segments of periods paid before they were kept")?;
+        if kept > 0 {
+            tracing::info!(
+                users = kept,
+                "laid out the paid periods of users paid before segments were kept"
+            );
+        }
+        Ok(())
     }
 
     pub async fn close(&self) {

@@ -22,11 +22,11 @@ use tijori_core::store::{
     WebhookDelivery,
 };
 use tijori_core::subscription::{
-    self, NewPlan, PaidPeriod, Plan, PlanChange, Refunded, Subscription,
+    self, NewPlan, PaidPeriod, Plan, PlanChange, Refunded, Subscription, Tail,
 };
 
 use super::{Db, DbStore, BEGIN_WRITE, LOCK_ROW, SKIP_LOCKED};
-use crate::paid_periods;
+use crate::paid_periods::{self, changes, Writes};
 use crate::rows::{
     PaymentRow, PeriodRow, PlanRow, SubscriptionRow, UserRow, PAYMENT_COLUMNS, PERIOD_COLUMNS,
     PLAN_COLUMNS, USER_COLUMNS,
@@ -177,21 +177,71 @@ impl DbStore {
         .try_into()?;
         // Two payments of one user settling at once add their periods one after the
         // other: the second waits here for the first to commit.
-        Self::lock_user(tx, &payment.user_id).await?;
-        let before = Self::periods_in(tx, &payment.user_id).await?;
+        let user = &payment.user_id;
+        Self::lock_user(tx, user).await?;
+        let purchase = subscription::Purchase {
+            payment_id: payment.id.clone(),
+            plan: &plan,
+            price: payment.amount,
+            change,
+        };
+        let tail = Self::tail_in(tx, user).await?;
+        if let Some(appended) = subscription::append(user, &tail, &purchase, now) {
+            let now = tail.latest_change.map_or(now, |c| c.max(now));
+            return Self::write_periods(tx, user, &Writes::appended(appended), now).await;
+        }
+        let before = Self::periods_in(tx, user).await?;
         let now = paid_periods::time_of_change(&before, now);
         let mut after = before.clone();
-        subscription::grant(
-            &mut after,
-            &subscription::Purchase {
-                payment_id: payment.id.clone(),
-                plan: &plan,
-                price: payment.amount,
-                change,
-            },
-            now,
+        subscription::grant(&mut after, &purchase, now);
+        Self::write_periods(tx, user, &changes(user, &before, &after)?, now).await
+    }
+
+    /// What a purchase placed after everything needs (`subscription::Tail`), by
+    /// look-ups in indexes whatever the number of periods; read once the user's row
+    /// is locked, by a statement of its own (see `periods_in`).
+    async fn tail_in(tx: &mut Tx, user: &UserId) -> StoreResult<Tail> {
+        type Row = (
+            Option<DateTime<Utc>>,
+            Option<DateTime<Utc>>,
+            Option<String>,
+            Option<DateTime<Utc>>,
+            Option<DateTime<Utc>>,
+            Option<String>,
+            Option<DateTime<Utc>>,
+            Option<DateTime<Utc>>,
         );
-        Self::write_periods(tx, &payment.user_id, &before, &after, now).await
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT (SELECT MAX(created_at) FROM fulfilments WHERE user_id = $1), \
+             (SELECT MAX(revoked_at) FROM fulfilments WHERE user_id = $1 \
+             AND revoked_at IS NOT NULL), \
+             s.plan_id, s.start_at, s.end_at, r.plan_id, r.start_at, r.end_at \
+             FROM users u \
+             LEFT JOIN subscription_segments s ON s.user_id = u.id AND s.start_at = \
+             (SELECT MAX(start_at) FROM subscription_segments WHERE user_id = u.id) \
+             LEFT JOIN subscriptions r ON r.user_id = u.id \
+             WHERE u.id = $1",
+        )
+        .bind(user.as_str())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(ctx("failed to load the end of the paid periods"))?;
+        let (granted, revoked, s_plan, s_start, s_end, r_plan, r_start, r_end) =
+            row.ok_or(StoreError::NotFound("user"))?;
+        let segment = |plan: Option<String>, start, end| match (plan, start, end) {
+            (Some(plan), Some(start_at), Some(end_at)) => Some(Subscription {
+                user_id: user.clone(),
+                plan_id: PlanId::from_trusted(plan),
+                start_at,
+                end_at,
+            }),
+            _ => None,
+        };
+        Ok(Tail {
+            latest_change: granted.max(revoked),
+            last: segment(s_plan, s_start, s_end),
+            run: segment(r_plan, r_start, r_end),
+        })
     }
 
     /// Writes what a grant or a refund changed in the user's periods, and the
@@ -202,12 +252,11 @@ impl DbStore {
     async fn write_periods(
         tx: &mut Tx,
         user: &UserId,
-        before: &[PaidPeriod],
-        after: &[PaidPeriod],
+        writes: &Writes,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        let writes = paid_periods::changes(user, before, after, now)?;
         let (changed, added, run) = (&writes.changed, writes.added.as_ref(), &writes.run);
+        let segments = &writes.segments;
         let col = |f: &dyn Fn(&PaidPeriod) -> i64| changed.iter().map(f).collect::<Vec<i64>>();
         sqlx::query(
             "WITH changed AS (UPDATE fulfilments f SET period_start = u.period_start, \
@@ -222,7 +271,14 @@ impl DbStore {
              added AS (INSERT INTO fulfilments (payment_id, user_id, plan_id, granted_seconds, \
              period_start, period_end, created_at, credit_in) \
              SELECT $11::text, $12::text, $13::text, $14::bigint, $15::timestamptz, \
-             $16::timestamptz, $17::timestamptz, $18::bigint WHERE $11::text IS NOT NULL) \
+             $16::timestamptz, $17::timestamptz, $18::bigint WHERE $11::text IS NOT NULL), \
+             gone AS (DELETE FROM subscription_segments WHERE user_id = $12 \
+             AND ($23::timestamptz IS NULL OR start_at >= $23 OR end_at <= start_at) \
+             AND start_at <> ALL($24::timestamptz[])), \
+             kept AS (INSERT INTO subscription_segments (user_id, start_at, end_at, plan_id) \
+             SELECT $12, * FROM UNNEST($24::timestamptz[], $25::timestamptz[], $26::text[]) \
+             ON CONFLICT (user_id, start_at) DO UPDATE SET end_at = excluded.end_at, \
+             plan_id = excluded.plan_id) \
              INSERT INTO subscriptions (user_id, plan_id, start_at, end_at, updated_at) \
              VALUES ($12, $19, $20, $21, $22) \
              ON CONFLICT (user_id) DO UPDATE SET plan_id = excluded.plan_id, \
@@ -261,6 +317,15 @@ impl DbStore {
         .bind(run.start_at)
         .bind(run.end_at)
         .bind(now)
+        .bind(writes.segments_from)
+        .bind(segments.iter().map(|s| s.start_at).collect::<Vec<_>>())
+        .bind(segments.iter().map(|s| s.end_at).collect::<Vec<_>>())
+        .bind(
+            segments
+                .iter()
+                .map(|s| s.plan_id.as_str())
+                .collect::<Vec<_>>(),
+        )
         .execute(&mut **tx)
         .await
         .map_err(db_err("failed to write the paid periods", "fulfilment"))?;
@@ -290,14 +355,43 @@ impl DbStore {
             }
             _ => return Ok(()),
         };
-        Self::lock_user(tx, &payment.user_id).await?;
-        let before = Self::periods_in(tx, &payment.user_id).await?;
+        let user = &payment.user_id;
+        Self::lock_user(tx, user).await?;
+        let before = Self::periods_in(tx, user).await?;
         let now = paid_periods::time_of_change(&before, now);
         let mut after = before.clone();
         if !subscription::take_back(&mut after, &payment.id, refunded, now) {
             return Ok(()); // it bought no period, or nothing more is due back
         }
-        Self::write_periods(tx, &payment.user_id, &before, &after, now).await
+        Self::write_periods(tx, user, &changes(user, &before, &after)?, now).await
+    }
+
+    /// Lays out again, and keeps the segments of, the periods of every user who has
+    /// periods but no segments: those paid before segments were kept. Runs when the
+    /// database is migrated; each user under their lock, so that several processes
+    /// starting at once lay each user out once.
+    pub(super) async fn keep_segments(&self, now: DateTime<Utc>) -> StoreResult<usize> {
+        let users: Vec<(String,)> = sqlx::query_as(
+            "SELECT DISTINCT f.user_id FROM fulfilments f WHERE NOT EXISTS \
+             (SELECT 1 FROM subscription_segments s WHERE s.user_id = f.user_id)",
+        )
+        .fetch_all(&self.writer)
+        .await
+        .map_err(ctx("failed to find the users whose segments are not kept"))?;
+        for (user,) in &users {
+            let user = UserId::from_trusted(user.clone());
+            let mut tx = self.begin_write().await?;
+            Self::lock_user(&mut tx, &user).await?;
+            let before = Self::periods_in(&mut tx, &user).await?;
+            let mut after = before.clone();
+            subscription::lay_out(&mut after);
+            let now = paid_periods::time_of_change(&before, now);
+            Self::write_periods(&mut tx, &user, &changes(&user, &before, &after)?, now).await?;
+            tx.commit()
+                .await
+                .map_err(ctx("failed to commit the kept segments"))?;
+        }
+        Ok(users.len())
     }
 }
 
@@ -916,6 +1010,23 @@ impl Store for DbStore {
 
     async fn paid_periods(&self, user: &UserId) -> StoreResult<Vec<PaidPeriod>> {
         Self::periods_of(&self.reader, user).await
+    }
+
+    async fn segments(&self, user: &UserId, now: DateTime<Utc>) -> StoreResult<Vec<Subscription>> {
+        Ok(sqlx::query_as::<_, SubscriptionRow>(
+            "SELECT user_id, plan_id, start_at, end_at FROM subscription_segments \
+             WHERE user_id = $1 AND start_at >= COALESCE((SELECT MAX(start_at) \
+             FROM subscription_segments WHERE user_id = $1 AND end_at <= $2), '-infinity') \
+             ORDER BY start_at",
+        )
+        .bind(user.as_str())
+        .bind(now)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(ctx("failed to load the subscription's segments"))?
+        .into_iter()
+        .map(Subscription::from)
+        .collect())
     }
 
     async fn take_back(&self, id: &PaymentId, now: DateTime<Utc>) -> StoreResult<()> {

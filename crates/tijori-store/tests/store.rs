@@ -72,6 +72,46 @@ impl Harness {
         })
     }
 
+    /// Runs one statement, on a connection of its own.
+    async fn execute(&self, sql: &str) -> Result<()> {
+        match self.backend {
+            Backend::Sqlite => {
+                let options = sqlx::sqlite::SqliteConnectOptions::from_str(&self.url)?;
+                let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
+                sqlx::query(sql).execute(&mut conn).await?;
+                conn.close().await?;
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&self.url).await?;
+                sqlx::query(sql).execute(&mut conn).await?;
+                conn.close().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// What readers and the usual purchase take from the kept segments is what the
+    /// whole layout of the periods projects to at `now`.
+    async fn segments_agree(&self, user: &User, now: DateTime<Utc>) -> Result<()> {
+        let periods = self.store.paid_periods(&user.id).await?;
+        let whole = subscription::project(&user.id, &periods, now);
+        let read = subscription::holding(&self.store.segments(&user.id, now).await?, now);
+        ensure!(
+            read.clone().map(|r| r.0) == whole.current,
+            "current at {now}: {read:?} against {whole:?}"
+        );
+        ensure!(
+            read.clone().map(|r| r.1).unwrap_or_default() == whole.queued,
+            "queued at {now}: {read:?} against {whole:?}"
+        );
+        ensure!(
+            self.subscription(user).await? == whole.run,
+            "run: {:?} against {whole:?}",
+            self.subscription(user).await?
+        );
+        Ok(())
+    }
+
     async fn fulfilments(&self, payment: &PaymentId) -> Result<i64> {
         self.scalar(
             "SELECT COUNT(*) FROM fulfilments WHERE payment_id = $1",
@@ -1586,6 +1626,90 @@ mod settle {
         Ok(())
     }
 
+    /// Purchases placed after everything are written from the kept segments alone;
+    /// switches and refunds lay every period out again. Either way, what a reader is
+    /// shown is what the periods add up to.
+    async fn the_kept_segments_are_what_the_periods_add_up_to(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let basic = h.plan("Basic", 50_000, 30).await?;
+        let yearly = h.plan("Yearly", 500_000, 365).await?;
+        let premium = h.plan("Premium", 100_000, 30).await?;
+        let at = |d: i64| t0() + days(d);
+        let mut bought = Vec::new();
+        for (day, plan, change) in [
+            (0, &basic, PlanChange::Queue),
+            (1, &basic, PlanChange::Queue),
+            (2, &yearly, PlanChange::Queue),
+            (3, &premium, PlanChange::SwitchNow),
+            (4, &premium, PlanChange::SwitchNow),
+        ] {
+            let payment = h.checkout_with(&sita, plan, change, at(day)).await?;
+            h.settle(&payment, &paid(&payment), at(day)).await?;
+            bought.push(payment);
+            for d in [day, day + 40, day + 400] {
+                h.segments_agree(&sita, at(d)).await?;
+            }
+        }
+        h.settle(&bought[2], &lookup(&bought[2], "Refunded", 500_000), at(5))
+            .await?;
+        for d in [5, 50, 500] {
+            h.segments_agree(&sita, at(d)).await?;
+        }
+        // A purchase a year later, after a gap, and one placed right after it.
+        for day in [800, 801] {
+            let payment = h.checkout(&sita, &basic, at(day)).await?;
+            h.settle(&payment, &paid(&payment), at(day)).await?;
+            h.segments_agree(&sita, at(day)).await?;
+        }
+
+        // Refunded in full before any of it was used: the customer still sees the
+        // plan they had, ended; the next purchase starts over from it.
+        let ram = h.user("ram").await?;
+        let first = h.checkout(&ram, &basic, at(0)).await?;
+        h.settle(&first, &paid(&first), at(0)).await?;
+        h.settle(&first, &lookup(&first, "Refunded", 50_000), at(0))
+            .await?;
+        h.segments_agree(&ram, at(0)).await?;
+        h.segments_agree(&ram, at(10)).await?;
+        let again = h.checkout(&ram, &yearly, at(10)).await?;
+        h.settle(&again, &paid(&again), at(10)).await?;
+        h.segments_agree(&ram, at(10)).await?;
+        let current = h.store.segments(&ram.id, at(10)).await?;
+        ensure!(
+            current.len() == 1 && current[0].plan_id == yearly.id,
+            "{current:?}"
+        );
+        Ok(())
+    }
+
+    /// Periods paid before segments were kept get them when the database is
+    /// migrated, and purchases placed from them afterwards add up.
+    async fn periods_paid_before_segments_were_kept_get_them_when_migrated(
+        db: TestDatabase,
+    ) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let basic = h.plan("Basic", 50_000, 30).await?;
+        let yearly = h.plan("Yearly", 500_000, 365).await?;
+        for (day, plan) in [(0, &basic), (1, &basic), (2, &yearly)] {
+            let payment = h.checkout(&sita, plan, t0() + days(day)).await?;
+            h.settle(&payment, &paid(&payment), t0() + days(day))
+                .await?;
+        }
+        h.execute("DELETE FROM subscription_segments").await?;
+        ensure!(h.store.segments(&sita.id, t0()).await?.is_empty());
+
+        h.database.migrate().await?;
+        h.segments_agree(&sita, t0() + days(3)).await?;
+        let renewal = h.checkout(&sita, &yearly, t0() + days(3)).await?;
+        h.settle(&renewal, &paid(&renewal), t0() + days(3)).await?;
+        h.segments_agree(&sita, t0() + days(3)).await?;
+        let run = h.subscription(&sita).await?.context("subscription")?;
+        ensure!(run.end_at == t0() + days(60 + 730), "{run:?}");
+        Ok(())
+    }
+
     async fn further_partial_refunds_take_their_share_too(db: TestDatabase) -> Result<()> {
         let h = Harness::open(&db).await?;
         let sita = h.user("sita").await?;
@@ -1921,6 +2045,8 @@ mod settle {
         a_partial_refund_takes_its_share_of_the_days,
         a_different_plan_is_queued_after_the_paid_time,
         what_is_queued_and_a_switch_now_come_from_the_periods,
+        the_kept_segments_are_what_the_periods_add_up_to,
+        periods_paid_before_segments_were_kept_get_them_when_migrated,
         further_partial_refunds_take_their_share_too,
         a_different_amount_needs_review,
         pending_waits_and_unpaid_changes_nothing,

@@ -152,10 +152,6 @@ impl PaidPeriod {
         (self.granted_seconds - self.taken_seconds - self.moved_seconds).max(0)
     }
 
-    fn seconds(&self) -> i64 {
-        (self.end_at - self.start_at).num_seconds().max(0)
-    }
-
     /// Seconds of it still ahead of `now`.
     pub fn unused(&self, now: DateTime<Utc>) -> i64 {
         (self.end_at - now.max(self.start_at)).num_seconds().max(0)
@@ -165,11 +161,11 @@ impl PaidPeriod {
 /// Periods are kept in whole seconds: a change happens at the second it is made in
 /// (rounded down), so a period refunded in full ends at once, not a fraction of a
 /// second later.
-fn whole_second(at: DateTime<Utc>) -> DateTime<Utc> {
+pub(super) fn whole_second(at: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp(at.timestamp(), 0).unwrap_or(at)
 }
 
-fn plus(at: DateTime<Utc>, seconds: i64) -> DateTime<Utc> {
+pub(super) fn plus(at: DateTime<Utc>, seconds: i64) -> DateTime<Utc> {
     // More seconds than a `Duration` holds (a switch between absurdly priced plans)
     // runs to the latest end like any other overflow, rather than panicking.
     Duration::try_seconds(seconds.max(0))
@@ -429,45 +425,12 @@ pub struct Projection {
 pub fn project(user: &UserId, periods: &[PaidPeriod], now: DateTime<Utc>) -> Projection {
     let mut periods = periods.to_vec();
     lay_out(&mut periods);
-    let segment = |p: &PaidPeriod| Subscription {
-        user_id: user.clone(),
-        plan_id: p.plan_id.clone(),
-        start_at: p.start_at,
-        end_at: p.end_at,
-    };
-    let mut segments: Vec<Subscription> = Vec::new();
-    for p in periods.iter().filter(|p| p.seconds() > 0) {
-        match segments.last_mut() {
-            Some(s) if s.plan_id == p.plan_id && s.end_at == p.start_at => s.end_at = p.end_at,
-            _ => segments.push(segment(p)),
-        }
-    }
-    if segments.is_empty() {
-        // Everything was refunded before it was used: the last period, ended.
-        return match periods.last() {
-            Some(p) => Projection {
-                current: Some(segment(p)),
-                queued: Vec::new(),
-                run: Some(segment(p)),
-            },
-            None => Projection::default(),
-        };
-    }
-    let current = segments
-        .iter()
-        .position(|s| s.is_active(now))
-        .unwrap_or_else(|| segments.iter().rposition(|s| s.end_at <= now).unwrap_or(0));
-    let mut run = segments.last().cloned().expect("not empty");
-    for s in segments.iter().rev().skip(1) {
-        if s.end_at != run.start_at {
-            break;
-        }
-        run.start_at = s.start_at;
-    }
+    let segments = super::segments::segments(user, &periods);
+    let (current, queued) = super::segments::holding(&segments, now).unzip();
     Projection {
-        current: Some(segments[current].clone()),
-        queued: segments[current + 1..].to_vec(),
-        run: Some(run),
+        current,
+        queued: queued.unwrap_or_default(),
+        run: super::segments::run(&segments),
     }
 }
 
@@ -511,14 +474,14 @@ pub fn preview(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::money::Currency;
     use proptest::prelude::*;
 
-    const DAY: i64 = 86_400;
+    pub(in crate::subscription) const DAY: i64 = 86_400;
 
-    fn t(days: i64) -> DateTime<Utc> {
+    pub(in crate::subscription) fn t(days: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000, 0).unwrap() + Duration::days(days)
     }
 
@@ -752,7 +715,7 @@ mod tests {
     // Property tests --------------------------------------------------------------
 
     #[derive(Clone, Debug)]
-    enum Op {
+    pub(in crate::subscription) enum Op {
         Buy {
             plan: usize,
             switch: bool,
@@ -768,7 +731,7 @@ mod tests {
         },
     }
 
-    fn ops(switches: bool) -> impl Strategy<Value = Vec<Op>> {
+    pub(in crate::subscription) fn ops(switches: bool) -> impl Strategy<Value = Vec<Op>> {
         let op = prop_oneof![
             3 => (0..3usize, any::<bool>()).prop_map(move |(plan, s)| Op::Buy { plan, switch: s && switches }),
             3 => (any::<usize>(), proptest::option::of(1..=100u8))
@@ -778,7 +741,7 @@ mod tests {
         proptest::collection::vec(op, 1..25)
     }
 
-    fn plans() -> [Plan; 3] {
+    pub(in crate::subscription) fn plans() -> [Plan; 3] {
         [plan(30, 50_000), plan(30, 100_000), plan(90, 120_000)]
     }
 

@@ -91,7 +91,18 @@ impl SqliteStore {
             .context("failed to run SQLite migrations")?;
         conn.close()
             .await
-            .context("failed to close the migration connection")
+            .context("failed to close the migration connection")?;
+        let kept = self
+            .write(|c| payments::keep_segments(c, Utc::now()))
+            .await
+            .context("failed to keep the segments of periods paid before they were kept")?;
+        if kept > 0 {
+            tracing::info!(
+                users = kept,
+                "laid out the paid periods of users paid before segments were kept"
+            );
+        }
+        Ok(())
     }
 
     pub async fn close(&self) {
@@ -416,6 +427,10 @@ impl Store for SqliteStore {
 
     async fn paid_periods(&self, user: &UserId) -> StoreResult<Vec<PaidPeriod>> {
         self.read(|c| payments::paid_periods(c, user))
+    }
+
+    async fn segments(&self, user: &UserId, now: DateTime<Utc>) -> StoreResult<Vec<Subscription>> {
+        self.read(|c| payments::segments(c, user, now))
     }
 
     async fn take_back(&self, id: &PaymentId, now: DateTime<Utc>) -> StoreResult<()> {

@@ -7,11 +7,12 @@ use tijori_core::gateway::{GatewayKind, RawAnswer};
 use tijori_core::id::{PaymentId, PlanId, UserId};
 use tijori_core::payment::{Effect, Payment, PaymentStatus, Purpose, Transition};
 use tijori_core::store::{AnswerKind, GatewayAnswerRecord, Settled, StoreError, StoreResult};
-use tijori_core::subscription::{self, PaidPeriod, Plan, PlanChange, Refunded, Subscription};
+use tijori_core::subscription::{self, PaidPeriod, Plan, PlanChange, Refunded, Subscription, Tail};
 
 use super::shop::{self, OrderFulfilment};
 use super::{all, all_with, db_err, exec, exec_or, is_constraint, one, one_with, opt_ts, ts};
-use super::{ctx, FOREIGN_KEY};
+use super::{ctx, parse_ts, FOREIGN_KEY};
+use crate::paid_periods::{changes, Writes};
 use crate::rows::{
     PaymentRow, PeriodRow, PlanRow, SubscriptionRow, PAYMENT_COLUMNS, PERIOD_COLUMNS, PLAN_COLUMNS,
 };
@@ -315,20 +316,74 @@ fn grant_subscription(
     .try_into()?;
     // The writer runs one write at a time: two payments of one user settling "at
     // once" add their periods one after the other.
-    let before = paid_periods(c, &payment.user_id)?;
+    let purchase = subscription::Purchase {
+        payment_id: payment.id.clone(),
+        plan: &plan,
+        price: payment.amount,
+        change,
+    };
+    let user = &payment.user_id;
+    let tail = tail(c, user)?;
+    if let Some(appended) = subscription::append(user, &tail, &purchase, now) {
+        let now = tail.latest_change.map_or(now, |c| c.max(now));
+        return write_periods(c, user, &Writes::appended(appended), now);
+    }
+    let before = paid_periods(c, user)?;
     let now = crate::paid_periods::time_of_change(&before, now);
     let mut after = before.clone();
-    subscription::grant(
-        &mut after,
-        &subscription::Purchase {
-            payment_id: payment.id.clone(),
-            plan: &plan,
-            price: payment.amount,
-            change,
+    subscription::grant(&mut after, &purchase, now);
+    write_periods(c, user, &changes(user, &before, &after)?, now)
+}
+
+/// What a purchase placed after everything needs (`subscription::Tail`), by three
+/// look-ups in indexes whatever the number of periods.
+fn tail(c: &Connection, user: &UserId) -> StoreResult<Tail> {
+    let time = |r: &rusqlite::Row<'_>, i: usize| -> rusqlite::Result<Option<DateTime<Utc>>> {
+        r.get::<_, Option<String>>(i)?
+            .map(|t| {
+                parse_ts(&t).ok_or_else(|| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        i,
+                        rusqlite::types::Type::Text,
+                        format!("not a time: {t:?}").into(),
+                    )
+                })
+            })
+            .transpose()
+    };
+    let segment = |r: &rusqlite::Row<'_>, i: usize| -> rusqlite::Result<Option<Subscription>> {
+        let plan: Option<String> = r.get(i)?;
+        Ok(match (plan, time(r, i + 1)?, time(r, i + 2)?) {
+            (Some(plan), Some(start_at), Some(end_at)) => Some(Subscription {
+                user_id: user.clone(),
+                plan_id: PlanId::from_trusted(plan),
+                start_at,
+                end_at,
+            }),
+            _ => None,
+        })
+    };
+    one_with(
+        c,
+        "SELECT (SELECT MAX(created_at) FROM fulfilments WHERE user_id = ?1), \
+         (SELECT MAX(revoked_at) FROM fulfilments WHERE user_id = ?1 AND revoked_at IS NOT NULL), \
+         s.plan_id, s.start_at, s.end_at, r.plan_id, r.start_at, r.end_at \
+         FROM users u \
+         LEFT JOIN subscription_segments s ON s.user_id = u.id AND s.start_at = \
+         (SELECT MAX(start_at) FROM subscription_segments WHERE user_id = u.id) \
+         LEFT JOIN subscriptions r ON r.user_id = u.id \
+         WHERE u.id = ?1",
+        [user.as_str()],
+        |r| {
+            Ok(Tail {
+                latest_change: time(r, 0)?.max(time(r, 1)?),
+                last: segment(r, 2)?,
+                run: segment(r, 5)?,
+            })
         },
-        now,
-    );
-    write_periods(c, &payment.user_id, &before, &after, now)
+        "failed to load the end of the paid periods",
+    )?
+    .ok_or(StoreError::NotFound("user"))
 }
 
 /// Writes what a grant or a refund changed in the user's periods, and the
@@ -339,11 +394,9 @@ fn grant_subscription(
 fn write_periods(
     c: &Connection,
     user: &UserId,
-    before: &[PaidPeriod],
-    after: &[PaidPeriod],
+    writes: &Writes,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
-    let writes = crate::paid_periods::changes(user, before, after, now)?;
     for p in &writes.changed {
         exec(
             c,
@@ -400,6 +453,27 @@ fn write_periods(
         ],
         "failed to write subscription",
     )?;
+    exec(
+        c,
+        "DELETE FROM subscription_segments WHERE user_id = ?1 \
+         AND (?2 IS NULL OR start_at >= ?2 OR end_at <= start_at)",
+        params![user.as_str(), opt_ts(writes.segments_from)],
+        "failed to replace the subscription's segments",
+    )?;
+    for s in &writes.segments {
+        exec(
+            c,
+            "INSERT INTO subscription_segments (user_id, start_at, end_at, plan_id) \
+             VALUES (?1, ?2, ?3, ?4)",
+            params![
+                user.as_str(),
+                ts(s.start_at),
+                ts(s.end_at),
+                s.plan_id.as_str()
+            ],
+            "failed to write a subscription segment",
+        )?;
+    }
     Ok(())
 }
 
@@ -426,13 +500,57 @@ pub(super) fn revoke(c: &Connection, payment: &Payment, now: DateTime<Utc>) -> S
         ),
         _ => return Ok(()),
     };
-    let before = paid_periods(c, &payment.user_id)?;
+    let user = &payment.user_id;
+    let before = paid_periods(c, user)?;
     let now = crate::paid_periods::time_of_change(&before, now);
     let mut after = before.clone();
     if !subscription::take_back(&mut after, &payment.id, refunded, now) {
         return Ok(()); // it bought no period, or nothing more is due back
     }
-    write_periods(c, &payment.user_id, &before, &after, now)
+    write_periods(c, user, &changes(user, &before, &after)?, now)
+}
+
+/// The segments a reader needs at `now` (`subscription::needed_at`).
+pub(super) fn segments(
+    c: &Connection,
+    user: &UserId,
+    now: DateTime<Utc>,
+) -> StoreResult<Vec<Subscription>> {
+    Ok(all::<SubscriptionRow>(
+        c,
+        "SELECT user_id, plan_id, start_at, end_at FROM subscription_segments \
+         WHERE user_id = ?1 AND start_at >= COALESCE((SELECT MAX(start_at) \
+         FROM subscription_segments WHERE user_id = ?1 AND end_at <= ?2), '') \
+         ORDER BY start_at",
+        params![user.as_str(), ts(now)],
+        "failed to load the subscription's segments",
+    )?
+    .into_iter()
+    .map(Subscription::from)
+    .collect())
+}
+
+/// Lays out again, and keeps the segments of, the periods of every user who has
+/// periods but no segments: those paid before segments were kept. Runs once, when
+/// the database is migrated.
+pub(super) fn keep_segments(c: &Connection, now: DateTime<Utc>) -> StoreResult<usize> {
+    let users: Vec<String> = all_with(
+        c,
+        "SELECT DISTINCT f.user_id FROM fulfilments f WHERE NOT EXISTS \
+         (SELECT 1 FROM subscription_segments s WHERE s.user_id = f.user_id)",
+        [],
+        |r| r.get(0),
+        "failed to find the users whose segments are not kept",
+    )?;
+    for user in &users {
+        let user = UserId::from_trusted(user.clone());
+        let before = paid_periods(c, &user)?;
+        let mut after = before.clone();
+        subscription::lay_out(&mut after);
+        let now = crate::paid_periods::time_of_change(&before, now);
+        write_periods(c, &user, &changes(&user, &before, &after)?, now)?;
+    }
+    Ok(users.len())
 }
 
 pub(super) fn paid_periods(c: &Connection, user: &UserId) -> StoreResult<Vec<PaidPeriod>> {
