@@ -10,19 +10,26 @@
 //! The limiting itself is `governor`'s GCRA, in this process's memory: with several
 //! tijori processes each allows the limit, which is still a bound. Memory is bounded
 //! too: keys whose allowance has refilled are forgotten every so often, and past
-//! [`MOST_KEYS`] live keys the limiter refuses new work rather than grow.
+//! [`MOST_KEYS`] live keys the limiter holds no new key: every key it does not hold
+//! shares one allowance (a flood from many addresses gets one between them), while
+//! the users and addresses it already holds keep their own.
 
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
+use dashmap::DashMap;
 use governor::clock::{Clock as _, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota};
+use governor::nanos::Nanos;
+use governor::state::keyed::ShrinkableKeyedStateStore;
+use governor::state::{InMemoryState, NotKeyed, StateStore};
+use governor::Quota;
 
 /// The most keys one limiter holds. Far more than the users or addresses active in
-/// one window on one tijori; reached only by a flood, which is then refused.
+/// one window on one tijori; reached only by a flood, whose new keys then share one allowance.
 pub const MOST_KEYS: usize = 100_000;
 
 /// How many checks pass between two sweeps of the keys whose allowance is full again
@@ -35,13 +42,64 @@ const FULLNESS_EVERY: u64 = 64;
 
 /// `limit` requests per `window` for each key, refilling evenly (a burst of `limit`).
 pub struct RateLimiter<K: Hash + Eq + Clone = String> {
-    gcra: DefaultKeyedRateLimiter<K>,
+    gcra: governor::RateLimiter<K, Bounded<K>, DefaultClock>,
     clock: DefaultClock,
-    window: Duration,
     most_keys: usize,
     checks: AtomicU64,
-    /// Whether the last count found the limiter full (refusing new work).
-    full: AtomicBool,
+    /// Whether the last count found the limiter full (holding no new key).
+    full: Arc<AtomicBool>,
+}
+
+/// governor's keyed state, which holds no new key while the limiter is full: a key
+/// it does not hold is measured against one allowance shared by all such keys. The
+/// keys it holds keep their own, so a flood of new keys neither grows the memory nor
+/// locks out the users and addresses already being served.
+struct Bounded<K: Hash + Eq> {
+    keys: DashMap<K, InMemoryState>,
+    overflow: InMemoryState,
+    full: Arc<AtomicBool>,
+}
+
+impl<K: Hash + Eq + Clone> StateStore for Bounded<K> {
+    type Key = K;
+
+    fn measure_and_replace<T, F, E>(&self, key: &K, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
+        if let Some(state) = self.keys.get(key) {
+            return state.measure_and_replace(&NotKeyed::NonKey, f);
+        }
+        if self.full.load(Ordering::Relaxed) {
+            return self.overflow.measure_and_replace(&NotKeyed::NonKey, f);
+        }
+        let state = self.keys.entry(key.clone()).or_default();
+        state.measure_and_replace(&NotKeyed::NonKey, f)
+    }
+}
+
+impl<K: Hash + Eq + Clone> ShrinkableKeyedStateStore<K> for Bounded<K> {
+    fn retain_recent(&self, drop_below: Nanos) {
+        self.keys.retain(|_, state| {
+            // Reads the key's next allowed time without changing it (governor keeps
+            // what it reads with `is_older_than`, which is its own).
+            let next: Result<(), Option<Nanos>> =
+                state.measure_and_replace(&NotKeyed::NonKey, |next| Err(next));
+            matches!(next, Err(Some(at)) if at.as_u64() > drop_below.as_u64())
+        });
+    }
+
+    fn shrink_to_fit(&self) {
+        self.keys.shrink_to_fit();
+    }
+
+    fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
 }
 
 impl<K: Hash + Eq + Clone> RateLimiter<K> {
@@ -57,13 +115,18 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
             .expect("a period above zero")
             .allow_burst(limit);
         let clock = DefaultClock::default();
+        let full = Arc::new(AtomicBool::new(false));
+        let keys = Bounded {
+            keys: DashMap::new(),
+            overflow: InMemoryState::default(),
+            full: full.clone(),
+        };
         RateLimiter {
-            gcra: governor::RateLimiter::dashmap_with_clock(quota, clock.clone()),
+            gcra: governor::RateLimiter::new(quota, keys, clock.clone()),
             clock,
-            window,
             most_keys,
             checks: AtomicU64::new(0),
-            full: AtomicBool::new(false),
+            full,
         }
     }
 
@@ -88,14 +151,11 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
                     tracing::warn!(
                         keys = self.gcra.len(),
                         "a rate limiter is full (a flood from many users or addresses): \
-                         refusing until its keys age out"
+                         new ones share one allowance until its keys age out"
                     );
                 }
             }
             self.full.store(full, Ordering::Relaxed);
-        }
-        if self.full.load(Ordering::Relaxed) {
-            return Err(self.window);
         }
         self.gcra
             .check_key(&key.to_owned())
@@ -188,6 +248,21 @@ mod tests {
         let refused = (0..1_000u32).filter(|i| limiter.check(i).is_err()).count();
         assert!(refused > 800, "{refused} refused");
         assert!(limiter.len() <= 100 + FULLNESS_EVERY as usize);
+    }
+
+    #[test]
+    fn keys_held_before_a_flood_keep_their_own_allowance() {
+        let limiter: RateLimiter<u32> =
+            RateLimiter::with_most_keys(5, Duration::from_secs(60), 100);
+        assert!(limiter.check(&7).is_ok(), "a customer before the flood");
+        for i in 1_000..3_000u32 {
+            let _ = limiter.check(&i);
+        }
+        assert!(limiter.len() <= 100 + FULLNESS_EVERY as usize);
+        for n in 2..=5 {
+            assert!(limiter.check(&7).is_ok(), "request {n} of the customer's 5");
+        }
+        assert!(limiter.check(&7).is_err(), "and no more");
     }
 
     #[test]
