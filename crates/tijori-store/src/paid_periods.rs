@@ -28,10 +28,35 @@ pub(crate) struct Writes {
     pub(crate) added: Option<PaidPeriod>,
     /// The `subscriptions` row: the latest run of paid time.
     pub(crate) run: Subscription,
-    /// `segments` replace the stored segments that start at or after this (all of
-    /// them when `None`) and any ended one standing for periods all refunded.
-    pub(crate) segments_from: Option<DateTime<Utc>>,
-    pub(crate) segments: Vec<Subscription>,
+    pub(crate) segments: Segments,
+}
+
+/// How the kept segments change.
+pub(crate) enum Segments {
+    /// These are every segment: they replace the kept ones.
+    All(Vec<Subscription>),
+    /// A purchase placed after everything: the last segment now follows the last
+    /// kept one, or replaces the one that starts at `replaces`. Written row by row
+    /// (a statement that may change several rows costs SQLite a statement journal,
+    /// a temporary file, inside the writer's savepoints).
+    Last {
+        segment: Subscription,
+        replaces: Option<DateTime<Utc>>,
+    },
+}
+
+impl Segments {
+    /// For a backend that writes them in one statement: `list` replaces the kept
+    /// segments that start at or after `from` (all of them when `None`) and any
+    /// ended one standing for periods all refunded.
+    pub(crate) fn from_and_list(&self) -> (Option<DateTime<Utc>>, &[Subscription]) {
+        match self {
+            Segments::All(list) => (None, list),
+            Segments::Last { segment, .. } => {
+                (Some(segment.start_at), std::slice::from_ref(segment))
+            }
+        }
+    }
 }
 
 impl Writes {
@@ -42,8 +67,10 @@ impl Writes {
             changed: Vec::new(),
             added: Some(a.period),
             run: a.run,
-            segments_from: Some(a.segment.start_at),
-            segments: vec![a.segment],
+            segments: Segments::Last {
+                segment: a.segment,
+                replaces: a.replaces,
+            },
         }
     }
 }
@@ -74,7 +101,6 @@ pub(crate) fn changes(
         changed,
         added,
         run,
-        segments_from: None,
-        segments,
+        segments: Segments::All(segments),
     })
 }

@@ -256,7 +256,7 @@ impl DbStore {
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         let (changed, added, run) = (&writes.changed, writes.added.as_ref(), &writes.run);
-        let segments = &writes.segments;
+        let (segments_from, segments) = writes.segments.from_and_list();
         let col = |f: &dyn Fn(&PaidPeriod) -> i64| changed.iter().map(f).collect::<Vec<i64>>();
         sqlx::query(
             "WITH changed AS (UPDATE fulfilments f SET period_start = u.period_start, \
@@ -317,7 +317,7 @@ impl DbStore {
         .bind(run.start_at)
         .bind(run.end_at)
         .bind(now)
-        .bind(writes.segments_from)
+        .bind(segments_from)
         .bind(segments.iter().map(|s| s.start_at).collect::<Vec<_>>())
         .bind(segments.iter().map(|s| s.end_at).collect::<Vec<_>>())
         .bind(

@@ -90,9 +90,11 @@ pub struct Appended {
     pub mode: ChangeMode,
     /// The new period, laid out.
     pub period: PaidPeriod,
-    /// The last segment now. It replaces every stored segment from its start on, and
-    /// an ended segment standing for periods all refunded before use.
+    /// The last segment now: it follows the last kept segment, or replaces the kept
+    /// segment that starts at `replaces` (the last one, which it extends, or an ended
+    /// one standing for periods all refunded before use).
     pub segment: Subscription,
+    pub replaces: Option<DateTime<Utc>>,
     pub run: Subscription,
 }
 
@@ -141,18 +143,25 @@ pub fn append(
         now,
     );
     (period.start_at, period.end_at) = (start, end);
+    let ended = last.filter(|s| s.end_at <= s.start_at).map(|s| s.start_at);
     let last = last.filter(|s| s.end_at > s.start_at);
-    let segment = match last {
-        Some(s) if s.plan_id == period.plan_id && s.end_at == start => Subscription {
-            end_at: end,
-            ..s.clone()
-        },
-        _ => Subscription {
-            user_id: user.clone(),
-            plan_id: period.plan_id.clone(),
-            start_at: start,
-            end_at: end,
-        },
+    let (segment, replaces) = match last {
+        Some(s) if s.plan_id == period.plan_id && s.end_at == start => (
+            Subscription {
+                end_at: end,
+                ..s.clone()
+            },
+            Some(s.start_at),
+        ),
+        _ => (
+            Subscription {
+                user_id: user.clone(),
+                plan_id: period.plan_id.clone(),
+                start_at: start,
+                end_at: end,
+            },
+            ended,
+        ),
     };
     let run = match (last, &tail.run) {
         (Some(s), Some(r)) if r.end_at == s.end_at => Subscription {
@@ -166,6 +175,7 @@ pub fn append(
         mode,
         period,
         segment,
+        replaces,
         run,
     })
 }
@@ -272,7 +282,7 @@ mod tests {
                     let (want, want_tail) = kept(&user, &after);
                     let mut got: Vec<Subscription> = segs
                         .iter()
-                        .filter(|s| s.start_at < fast.segment.start_at && s.end_at > s.start_at)
+                        .filter(|s| Some(s.start_at) != fast.replaces)
                         .cloned()
                         .collect();
                     got.push(fast.segment.clone());

@@ -83,7 +83,7 @@ impl Engine {
         }
         writer
             .execute_batch(&format!(
-                "PRAGMA synchronous = {}; PRAGMA foreign_keys = ON;",
+                "PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
                 synchronous.pragma()
             ))
             .context("failed to configure the SQLite writer")?;

@@ -12,7 +12,7 @@ use tijori_core::subscription::{self, PaidPeriod, Plan, PlanChange, Refunded, Su
 use super::shop::{self, OrderFulfilment};
 use super::{all, all_with, db_err, exec, exec_or, is_constraint, one, one_with, opt_ts, ts};
 use super::{ctx, parse_ts, FOREIGN_KEY};
-use crate::paid_periods::{changes, Writes};
+use crate::paid_periods::{changes, Segments, Writes};
 use crate::rows::{
     PaymentRow, PeriodRow, PlanRow, SubscriptionRow, PAYMENT_COLUMNS, PERIOD_COLUMNS, PLAN_COLUMNS,
 };
@@ -453,18 +453,36 @@ fn write_periods(
         ],
         "failed to write subscription",
     )?;
-    exec(
-        c,
-        "DELETE FROM subscription_segments WHERE user_id = ?1 \
-         AND (?2 IS NULL OR start_at >= ?2 OR end_at <= start_at)",
-        params![user.as_str(), opt_ts(writes.segments_from)],
-        "failed to replace the subscription's segments",
-    )?;
-    for s in &writes.segments {
+    // The usual purchase changes one row: the last segment, extended or added.
+    let new = match &writes.segments {
+        Segments::All(list) => {
+            exec(
+                c,
+                "DELETE FROM subscription_segments WHERE user_id = ?1",
+                [user.as_str()],
+                "failed to replace the subscription's segments",
+            )?;
+            list.as_slice()
+        }
+        Segments::Last { segment, replaces } => {
+            if let Some(start) = replaces.filter(|start| *start != segment.start_at) {
+                exec(
+                    c,
+                    "DELETE FROM subscription_segments WHERE user_id = ?1 AND start_at = ?2",
+                    params![user.as_str(), ts(start)],
+                    "failed to replace the subscription's ended segment",
+                )?;
+            }
+            std::slice::from_ref(segment)
+        }
+    };
+    for s in new {
         exec(
             c,
             "INSERT INTO subscription_segments (user_id, start_at, end_at, plan_id) \
-             VALUES (?1, ?2, ?3, ?4)",
+             VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (user_id, start_at) DO UPDATE SET end_at = excluded.end_at, \
+             plan_id = excluded.plan_id",
             params![
                 user.as_str(),
                 ts(s.start_at),
