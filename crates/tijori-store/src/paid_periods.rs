@@ -49,7 +49,7 @@ impl Segments {
     /// For a backend that writes them in one statement: `list` replaces the kept
     /// segments that start at or after `from` (all of them when `None`) and any
     /// ended one standing for periods all refunded.
-    pub(crate) fn from_and_list(&self) -> (Option<DateTime<Utc>>, &[Subscription]) {
+    pub(crate) fn as_replacement(&self) -> (Option<DateTime<Utc>>, &[Subscription]) {
         match self {
             Segments::All(list) => (None, list),
             Segments::Last { segment, .. } => {

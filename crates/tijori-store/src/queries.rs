@@ -256,7 +256,7 @@ impl DbStore {
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         let (changed, added, run) = (&writes.changed, writes.added.as_ref(), &writes.run);
-        let (segments_from, segments) = writes.segments.from_and_list();
+        let (segments_from, segments) = writes.segments.as_replacement();
         let col = |f: &dyn Fn(&PaidPeriod) -> i64| changed.iter().map(f).collect::<Vec<i64>>();
         sqlx::query(
             "WITH changed AS (UPDATE fulfilments f SET period_start = u.period_start, \
