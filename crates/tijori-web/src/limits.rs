@@ -1,10 +1,14 @@
 //! Every per-user and per-address limit of the HTTP surface, in one place, so the API
 //! and the pages that do the same thing share one allowance.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::http::StatusCode;
 use tijori_core::account::User;
+use tijori_core::id::UserId;
 
 use crate::error::ApiError;
 use crate::ratelimit::{address_key, too_many, RateLimiter};
@@ -12,6 +16,12 @@ use crate::WebConfig;
 
 const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3_600);
+
+/// The most live-status streams (SSE or WebSocket) one account may hold open at once.
+/// A customer watches a payment or two, in a tab or two; without a bound one account
+/// could hold every connection place (`TIJORI_MAX_CONNECTIONS`) and shut every other
+/// customer out.
+pub const MOST_LIVE_STREAMS_PER_USER: usize = 8;
 
 /// The most of a username used as a limiter key: longer ones are not usernames.
 const MOST_KEYED_USERNAME: usize = 150;
@@ -40,6 +50,26 @@ pub(crate) struct Limits {
     sign_ins_per_account: RateLimiter<String>,
     sign_ins_per_address: RateLimiter<IpAddr>,
     sign_ups_per_address: RateLimiter<IpAddr>,
+    /// Live-status streams open now, per user (an entry only while one is open).
+    live: Arc<Mutex<HashMap<UserId, usize>>>,
+}
+
+/// A user's place among their live-status streams, given back when the stream ends.
+pub(crate) struct LivePlace {
+    open: Arc<Mutex<HashMap<UserId, usize>>>,
+    user: UserId,
+}
+
+impl Drop for LivePlace {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.user) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.user);
+            }
+        }
+    }
 }
 
 impl Limits {
@@ -52,7 +82,30 @@ impl Limits {
             sign_ins_per_account: RateLimiter::new(config.sign_ins_per_account_per_minute, MINUTE),
             sign_ins_per_address: RateLimiter::new(config.sign_ins_per_address_per_minute, MINUTE),
             sign_ups_per_address: RateLimiter::new(config.sign_ups_per_address_per_hour, HOUR),
+            live: Arc::default(),
         }
+    }
+
+    /// A place for one more live-status stream of `user`, or a 429 when they hold
+    /// [`MOST_LIVE_STREAMS_PER_USER`] already.
+    pub(crate) fn live_stream(&self, user: &User) -> Result<LivePlace, ApiError> {
+        let mut open = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(user.id.clone()).or_insert(0);
+        if *n >= MOST_LIVE_STREAMS_PER_USER {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_streams",
+                format!(
+                    "this account has {MOST_LIVE_STREAMS_PER_USER} live-status streams open, \
+                     the most it may; close one first"
+                ),
+            ));
+        }
+        *n += 1;
+        Ok(LivePlace {
+            open: self.live.clone(),
+            user: user.id.clone(),
+        })
     }
 
     pub(crate) fn refresh(&self, user: &User) -> Result<(), ApiError> {

@@ -41,6 +41,8 @@ struct Watch {
     id: PaymentId,
     changes: ChangeWatcher,
     last: Option<PaymentStatus>,
+    /// Held while the stream lives: a user may hold only a few.
+    _place: crate::limits::LivePlace,
 }
 
 impl Watch {
@@ -48,6 +50,7 @@ impl Watch {
     /// report and the subscription.
     async fn start(state: &AppState, user: User, id: &str) -> Result<Watch, ApiError> {
         let id = PaymentId::parse(id).ok_or_else(|| ApiError::not_found("payment"))?;
+        let place = state.limits.live_stream(&user)?;
         let changes = state.tijori.watch_payment(&id);
         // The owner (or an admin) only; anyone else gets 404.
         state
@@ -60,6 +63,7 @@ impl Watch {
             id,
             changes,
             last: None,
+            _place: place,
         })
     }
 

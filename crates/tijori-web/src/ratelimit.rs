@@ -83,8 +83,7 @@ impl<K: Hash + Eq + Clone> ShrinkableKeyedStateStore<K> for Bounded<K> {
         self.keys.retain(|_, state| {
             // Reads the key's next allowed time without changing it (governor keeps
             // what it reads with `is_older_than`, which is its own).
-            let next: Result<(), Option<Nanos>> =
-                state.measure_and_replace(&NotKeyed::NonKey, Err);
+            let next: Result<(), Option<Nanos>> = state.measure_and_replace(&NotKeyed::NonKey, Err);
             matches!(next, Err(Some(at)) if at.as_u64() > drop_below.as_u64())
         });
     }

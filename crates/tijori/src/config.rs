@@ -161,8 +161,9 @@ pub struct Config {
     #[arg(long, env = "TIJORI_BODY_TIMEOUT", default_value = "10", value_parser = parse_seconds, global = true)]
     pub body_timeout: Duration,
 
-    /// The most connections open at once (live-status pages hold one each). Beyond
-    /// it a new connection gets a 503 and is closed, and the log says so.
+    /// The most connections open at once (live-status pages hold one each; one
+    /// account holds at most 8 live-status streams). Beyond it a new connection gets
+    /// a 503 and is closed, and the log says so.
     #[arg(long, env = "TIJORI_MAX_CONNECTIONS", default_value = "10000", value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
     pub max_connections: u32,
 

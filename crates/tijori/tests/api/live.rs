@@ -176,9 +176,61 @@ where
     }
 }
 
+/// One account holds a few live-status streams at most (8), so it cannot take every
+/// connection place; another account is not held up, and a closed stream frees its
+/// place.
+async fn one_account_holds_a_few_live_streams_at_most(db: TestDatabase) {
+    let app = TestApp::spawn(db).await;
+    let user = app.register("sita").await;
+    let other = app.register("ram").await;
+    let started = app.initiate(&user, &app.plan_id("Basic").await).await;
+    let payment = started["payment_id"].as_str().unwrap();
+    let theirs = app.initiate(&other, &app.plan_id("Basic").await).await;
+
+    let mut open = Vec::new();
+    for _ in 0..8 {
+        let mut events = Events::open(&app, &user, payment).await;
+        assert_eq!(events.next().await["status"], "initiated");
+        open.push(events);
+    }
+    let refused = client()
+        .get(app.url(&format!("/api/payments/{payment}/events")))
+        .header("Authorization", format!("Token {}", user.token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_many_streams", "{body}");
+
+    let mut others = Events::open(&app, &other, theirs["payment_id"].as_str().unwrap()).await;
+    assert_eq!(others.next().await["status"], "initiated");
+
+    drop(open.pop());
+    // The server sees the stream end when it next writes to it: within its 15 s
+    // keep-alive at the latest.
+    let reopened = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let res = client()
+                .get(app.url(&format!("/api/payments/{payment}/events")))
+                .header("Authorization", format!("Token {}", user.token))
+                .send()
+                .await
+                .unwrap();
+            if res.status() == StatusCode::OK {
+                return res;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert!(reopened.is_ok(), "a closed stream gives its place back");
+}
+
 test_both!(
     sse_pushes_each_change_to_the_owner_only,
     the_websocket_pushes_each_change,
+    one_account_holds_a_few_live_streams_at_most,
 );
 
 /// Two tijori processes on one PostgreSQL: the browser listens to one, the payment
