@@ -15,7 +15,7 @@ use tokio::sync::Barrier;
 
 use tijori_core::account::{Email, PasswordHashString, TokenHash, User, Username};
 use tijori_core::gateway::{GatewayAnswer, GatewayKind, GatewayStatus, RawAnswer};
-use tijori_core::id::{PaymentId, PlanId, UserId};
+use tijori_core::id::{PaymentId, PlanId, RefundId, UserId};
 use tijori_core::money::{Currency, Money};
 use tijori_core::payment::{decide, Payment, PaymentStatus, Purpose};
 use tijori_core::store::{AnswerKind, NewUser, Settled, Store, StoreError};
@@ -382,9 +382,229 @@ mod schema {
         Ok(())
     }
 
+    /// Runs the migrations issue 8 left (0001–0006) on an empty database.
+    async fn migrate_as_before_paid_periods(db: &TestDatabase) -> Result<()> {
+        use sqlx::migrate::Migrator;
+        use std::borrow::Cow;
+        let all = match db.backend() {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+        };
+        let before = Migrator {
+            migrations: Cow::Owned(all.migrations[..6].to_vec()),
+            ignore_missing: false,
+            locking: true,
+            no_tx: false,
+        };
+        match db.backend() {
+            Backend::Sqlite => {
+                let options =
+                    sqlx::sqlite::SqliteConnectOptions::from_str(&db.url)?.create_if_missing(true);
+                let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
+                before.run(&mut conn).await?;
+                conn.close().await?;
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&db.url).await?;
+                before.run(&mut conn).await?;
+                conn.close().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Subscriptions written before they were the sum of their paid periods (renewed,
+    /// replaced by another plan bought while one ran, refunded in full, refunded in
+    /// part) are, after the migrations, what their customers held before; and a
+    /// purchase afterwards adds up.
+    async fn customers_hold_after_the_paid_periods_migration_what_they_held_before(
+        db: TestDatabase,
+    ) -> Result<()> {
+        migrate_as_before_paid_periods(&db).await?;
+        let at = |d: i64| (t0() + days(d)).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+        let (basic, yearly) = (PlanId::generate(), PlanId::generate());
+        let [sita, ram, hari, gita] = ["sita", "ram", "hari", "gita"].map(|_| UserId::generate());
+        let pay: Vec<PaymentId> = (0..6).map(|_| PaymentId::generate()).collect();
+        let mut sql = vec![format!(
+            "INSERT INTO plans (id, name, price_minor, currency, duration_days, created_at) \
+                 VALUES ('{basic}', 'Basic', 50000, 'NPR', 30, '{0}'), \
+                 ('{yearly}', 'Yearly', 500000, 'NPR', 365, '{0}')",
+            at(0)
+        )];
+        for (user, name) in [
+            (&sita, "sita"),
+            (&ram, "ram"),
+            (&hari, "hari"),
+            (&gita, "gita"),
+        ] {
+            sql.push(format!(
+                "INSERT INTO users (id, username, email, password_hash, created_at) \
+                 VALUES ('{user}', '{name}', '{name}@example.com', 'x', '{}')",
+                at(0)
+            ));
+        }
+        // (payment, user, plan, price, status, start, end, bought, revoked)
+        let rows: [(
+            &PaymentId,
+            &UserId,
+            &PlanId,
+            i64,
+            &str,
+            i64,
+            i64,
+            i64,
+            Option<i64>,
+        ); 6] = [
+            (&pay[0], &sita, &basic, 50000, "completed", 0, 30, 0, None),
+            (&pay[1], &sita, &basic, 50000, "completed", 30, 60, 5, None),
+            (&pay[2], &ram, &basic, 50000, "completed", 0, 30, 0, None),
+            (
+                &pay[3],
+                &ram,
+                &yearly,
+                500000,
+                "completed",
+                10,
+                375,
+                10,
+                None,
+            ),
+            (
+                &pay[4],
+                &hari,
+                &basic,
+                50000,
+                "refunded",
+                0,
+                30,
+                0,
+                Some(10),
+            ),
+            (
+                &pay[5],
+                &gita,
+                &basic,
+                50000,
+                "partially_refunded",
+                0,
+                30,
+                0,
+                None,
+            ),
+        ];
+        for (id, user, plan, price, status, start, end, bought, revoked) in rows {
+            sql.push(format!(
+                "INSERT INTO payments (id, user_id, gateway, purpose, plan_id, amount_minor, \
+                 currency, status, created_at, updated_at) VALUES ('{id}', '{user}', 'khalti', \
+                 'subscription', '{plan}', {price}, 'NPR', '{status}', '{0}', '{0}')",
+                at(bought)
+            ));
+            sql.push(format!(
+                "INSERT INTO fulfilments (payment_id, user_id, plan_id, granted_seconds, \
+                 period_start, period_end, revoked_at, created_at) VALUES ('{id}', '{user}', \
+                 '{plan}', {}, '{}', '{}', {}, '{}')",
+                (end - start).min(if price == 500000 { 365 } else { 30 }) * 86_400,
+                at(start),
+                at(end),
+                revoked.map_or("NULL".to_owned(), |r| format!("'{}'", at(r))),
+                at(bought)
+            ));
+        }
+        sql.push(format!(
+            "INSERT INTO refunds (id, payment_id, amount_minor, status, requested_by, \
+             created_at, updated_at) VALUES ('{}', '{}', 10000, 'succeeded', '{gita}', '{2}', '{2}')",
+            RefundId::generate(),
+            pay[5],
+            at(3)
+        ));
+        // The subscription rows as the old rule left them.
+        for (user, plan, start, end) in [
+            (&sita, &basic, 0, 60),
+            (&ram, &yearly, 10, 375),
+            (&hari, &basic, 0, 10),
+            (&gita, &basic, 0, 30),
+        ] {
+            sql.push(format!(
+                "INSERT INTO subscriptions (user_id, plan_id, start_at, end_at, updated_at) \
+                 VALUES ('{user}', '{plan}', '{}', '{}', '{}')",
+                at(start),
+                at(end),
+                at(start)
+            ));
+        }
+        let h = Harness {
+            store: Database::connect(&db.url).await?.store(),
+            database: Database::connect(&db.url).await?,
+            url: db.url.clone(),
+            backend: db.backend(),
+        };
+        for statement in &sql {
+            h.execute(statement).await?;
+        }
+
+        h.database.migrate().await?;
+        let now = t0() + days(15);
+        let held = |user: &UserId| {
+            let (user, store) = (user.clone(), h.store.clone());
+            async move {
+                let segments = store.segments(&user, now).await?;
+                let (current, queued) =
+                    subscription::holding(&segments, now).context("no subscription")?;
+                let run = store.subscription(&user).await?.context("no run")?;
+                anyhow::Ok((
+                    (current.plan_id, current.start_at, current.end_at),
+                    queued.len(),
+                    (run.plan_id, run.end_at),
+                ))
+            }
+        };
+        let t = |d: i64| t0() + days(d);
+        assert_eq!(
+            held(&sita).await?,
+            ((basic.clone(), t(0), t(60)), 0, (basic.clone(), t(60)))
+        );
+        assert_eq!(
+            held(&ram).await?,
+            ((yearly.clone(), t(10), t(375)), 0, (yearly.clone(), t(375))),
+            "the yearly plan that replaced Basic on day 10"
+        );
+        assert_eq!(
+            held(&hari).await?,
+            ((basic.clone(), t(0), t(10)), 0, (basic.clone(), t(10))),
+            "refunded on day 10"
+        );
+        assert_eq!(
+            held(&gita).await?,
+            ((basic.clone(), t(0), t(30)), 0, (basic.clone(), t(30))),
+            "a partial refund took no days then"
+        );
+        let taken_for = h
+            .scalar(
+                "SELECT refunded_minor FROM fulfilments WHERE payment_id = $1",
+                pay[5].as_str(),
+            )
+            .await?;
+        assert_eq!(
+            taken_for, 10000,
+            "the next partial refund takes only its own share"
+        );
+
+        // Sita renews after the upgrade: from the end of what she held.
+        let sita_user = h.store.user(&sita).await?.context("sita")?;
+        let plan = h.store.plan(&basic).await?.context("basic")?;
+        let renewal = h.checkout(&sita_user, &plan, now).await?;
+        h.settle(&renewal, &paid(&renewal), now).await?;
+        assert_eq!(
+            held(&sita).await?,
+            ((basic.clone(), t(0), t(90)), 0, (basic.clone(), t(90)))
+        );
+        Ok(())
+    }
+
     test_both!(
         migrations_twice_are_a_no_op_and_ping_works,
-        unsupported_urls_are_refused
+        unsupported_urls_are_refused,
+        customers_hold_after_the_paid_periods_migration_what_they_held_before,
     );
 }
 
