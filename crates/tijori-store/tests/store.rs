@@ -443,18 +443,19 @@ mod schema {
                 at(0)
             ));
         }
-        // (payment, user, plan, price, status, start, end, bought, revoked)
-        let rows: [(
-            &PaymentId,
-            &UserId,
-            &PlanId,
+        // (payment, user, plan, price, status, start, end, bought, revoked), in days.
+        type OldPeriod<'a> = (
+            &'a PaymentId,
+            &'a UserId,
+            &'a PlanId,
             i64,
-            &str,
+            &'a str,
             i64,
             i64,
             i64,
             Option<i64>,
-        ); 6] = [
+        );
+        let rows: [OldPeriod; 6] = [
             (&pay[0], &sita, &basic, 50000, "completed", 0, 30, 0, None),
             (&pay[1], &sita, &basic, 50000, "completed", 30, 60, 5, None),
             (&pay[2], &ram, &basic, 50000, "completed", 0, 30, 0, None),
