@@ -9,7 +9,8 @@ use tijori_bench::{run, run_sse, Options, Scenario, SseOptions, SANDBOX_WEBHOOK_
 /// built-in sandbox (release build, with the per-user and per-address limits raised:
 /// TIJORI_VERIFY_LIMIT, TIJORI_CHECKOUT_LIMIT, TIJORI_CALLBACK_LIMIT,
 /// TIJORI_SIGNUP_LIMIT=1000000 and TIJORI_MAX_UNPAID_ORDERS=10000,
-/// TIJORI_MAX_UNPAID_UNITS_PER_PRODUCT=1000000, as scripts/bench does: a load test does
+/// TIJORI_MAX_UNPAID_UNITS_PER_PRODUCT=1000000 and, for sse, TIJORI_LIVE_STREAM_LIMIT=1000000,
+/// as scripts/bench does: a load test does
 /// from one address what thousands of customers would), then point this at it. See BENCHMARKS.md
 /// and scripts/bench.
 #[derive(Parser)]

@@ -18,6 +18,7 @@ async fn every_scenario_runs_without_errors() {
         callback_limit: 1_000_000,
         signup_limit: 1_000_000,
         signin_address_limit: 1_000_000,
+        live_stream_limit: 1_000_000,
         max_unpaid_orders: 10_000,
         max_unpaid_units_per_product: 1_000_000,
         ..Config::embedded(&db.url)

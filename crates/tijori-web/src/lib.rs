@@ -56,6 +56,9 @@ pub struct WebConfig {
     pub sign_ins_per_address_per_minute: u32,
     /// How many accounts one client address may register an hour.
     pub sign_ups_per_address_per_hour: u32,
+    /// How many live-status streams (SSE or WebSocket) one account may hold open:
+    /// without a bound one account could hold every connection place.
+    pub live_streams_per_user: u32,
     /// Proxies whose `X-Forwarded-For` names the client (else the peer is the client).
     pub trusted_proxies: extract::TrustedProxies,
     /// How long a request's body may take to arrive once its head has (408 after).
@@ -70,6 +73,7 @@ impl WebConfig {
     pub const DEFAULT_SIGN_INS_PER_ACCOUNT_PER_MINUTE: u32 = 10;
     pub const DEFAULT_SIGN_INS_PER_ADDRESS_PER_MINUTE: u32 = 60;
     pub const DEFAULT_SIGN_UPS_PER_ADDRESS_PER_HOUR: u32 = 20;
+    pub const DEFAULT_LIVE_STREAMS_PER_USER: u32 = 8;
     pub const DEFAULT_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
     pub fn new(public_url: Url) -> Self {
@@ -82,6 +86,7 @@ impl WebConfig {
             sign_ins_per_account_per_minute: Self::DEFAULT_SIGN_INS_PER_ACCOUNT_PER_MINUTE,
             sign_ins_per_address_per_minute: Self::DEFAULT_SIGN_INS_PER_ADDRESS_PER_MINUTE,
             sign_ups_per_address_per_hour: Self::DEFAULT_SIGN_UPS_PER_ADDRESS_PER_HOUR,
+            live_streams_per_user: Self::DEFAULT_LIVE_STREAMS_PER_USER,
             trusted_proxies: extract::TrustedProxies::default(),
             body_timeout: Self::DEFAULT_BODY_TIMEOUT,
         }

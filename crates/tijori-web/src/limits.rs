@@ -17,12 +17,6 @@ use crate::WebConfig;
 const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3_600);
 
-/// The most live-status streams (SSE or WebSocket) one account may hold open at once.
-/// A customer watches a payment or two, in a tab or two; without a bound one account
-/// could hold every connection place (`TIJORI_MAX_CONNECTIONS`) and shut every other
-/// customer out.
-pub const MOST_LIVE_STREAMS_PER_USER: usize = 8;
-
 /// The most of a username used as a limiter key: longer ones are not usernames.
 const MOST_KEYED_USERNAME: usize = 150;
 
@@ -50,8 +44,12 @@ pub(crate) struct Limits {
     sign_ins_per_account: RateLimiter<String>,
     sign_ins_per_address: RateLimiter<IpAddr>,
     sign_ups_per_address: RateLimiter<IpAddr>,
-    /// Live-status streams open now, per user (an entry only while one is open).
+    /// Live-status streams open now, per user (an entry only while one is open). A
+    /// customer watches a payment or two, in a tab or two; without a bound one
+    /// account could hold every connection place (`TIJORI_MAX_CONNECTIONS`) and
+    /// shut every other customer out.
     live: Arc<Mutex<HashMap<UserId, usize>>>,
+    most_live: usize,
 }
 
 /// A user's place among their live-status streams, given back when the stream ends.
@@ -83,21 +81,23 @@ impl Limits {
             sign_ins_per_address: RateLimiter::new(config.sign_ins_per_address_per_minute, MINUTE),
             sign_ups_per_address: RateLimiter::new(config.sign_ups_per_address_per_hour, HOUR),
             live: Arc::default(),
+            most_live: usize::try_from(config.live_streams_per_user.max(1)).unwrap_or(usize::MAX),
         }
     }
 
     /// A place for one more live-status stream of `user`, or a 429 when they hold
-    /// [`MOST_LIVE_STREAMS_PER_USER`] already.
+    /// as many as they may already.
     pub(crate) fn live_stream(&self, user: &User) -> Result<LivePlace, ApiError> {
         let mut open = self.live.lock().unwrap_or_else(|e| e.into_inner());
         let n = open.entry(user.id.clone()).or_insert(0);
-        if *n >= MOST_LIVE_STREAMS_PER_USER {
+        if *n >= self.most_live {
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_streams",
                 format!(
-                    "this account has {MOST_LIVE_STREAMS_PER_USER} live-status streams open, \
-                     the most it may; close one first"
+                    "this account has {} live-status streams open, the most it may; close \
+                     one first",
+                    self.most_live
                 ),
             ));
         }

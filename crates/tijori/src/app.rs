@@ -98,6 +98,7 @@ impl Application {
                 sign_ins_per_account_per_minute: config.signin_limit,
                 sign_ins_per_address_per_minute: config.signin_address_limit,
                 sign_ups_per_address_per_hour: config.signup_limit,
+                live_streams_per_user: config.live_stream_limit,
                 trusted_proxies: config.trusted_proxies.clone(),
                 body_timeout: config.body_timeout,
                 ..WebConfig::new(public_url.clone())

@@ -161,9 +161,14 @@ pub struct Config {
     #[arg(long, env = "TIJORI_BODY_TIMEOUT", default_value = "10", value_parser = parse_seconds, global = true)]
     pub body_timeout: Duration,
 
-    /// The most connections open at once (live-status pages hold one each; one
-    /// account holds at most 8 live-status streams). Beyond it a new connection gets
-    /// a 503 and is closed, and the log says so.
+    /// The most live-status streams (SSE or WebSocket) one account may hold open at
+    /// once (a 429 beyond): without it one account could hold every connection place.
+    /// Raise it for load tests.
+    #[arg(long, env = "TIJORI_LIVE_STREAM_LIMIT", default_value = "8", value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
+    pub live_stream_limit: u32,
+
+    /// The most connections open at once (live-status pages hold one each). Beyond
+    /// it a new connection gets a 503 and is closed, and the log says so.
     #[arg(long, env = "TIJORI_MAX_CONNECTIONS", default_value = "10000", value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
     pub max_connections: u32,
 
@@ -249,6 +254,7 @@ impl Config {
             trusted_proxies: tijori_web::extract::TrustedProxies::default(),
             body_timeout: Duration::from_secs(10),
             max_connections: 10_000,
+            live_stream_limit: 8,
             hash_queue: None,
             max_unpaid_orders: 5,
             max_unpaid_units_per_product: 10,
