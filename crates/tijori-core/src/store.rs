@@ -114,12 +114,89 @@ pub struct WebhookDelivery {
     pub received_at: DateTime<Utc>,
 }
 
+/// What an operator event is about. Stored as its name (`as_str`), which the admin
+/// page shows and the API returns; one list, so that what raises an event and what
+/// resolves or counts it cannot disagree on a spelling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OperatorEventKind {
+    /// Money held for review: paid differently from what was asked, or for an order
+    /// that can no longer take it.
+    NeedsReview,
+    /// Khalti's legacy widget: a verification whose answer could not be placed.
+    WidgetUnclear,
+    /// A refund whose answer was lost: it is being looked up.
+    RefundUnknown,
+    /// A refund still unknown when its look-ups gave up: an operator decides.
+    RefundStillUnknown,
+    /// A refund made outside tijori (in a gateway's dashboard), found and applied.
+    RefundFound,
+    /// An unknown refund an operator resolved by hand.
+    RefundResolved,
+    /// A background job that gave up.
+    JobDead,
+    /// An authentic webhook whose body could not be read.
+    WebhookUnreadable,
+    /// A webhook naming no payment of ours.
+    WebhookUnmatched,
+    /// A webhook that could not be processed (the database failed).
+    WebhookUnprocessed,
+    /// A webhook whose payment the gateway could not be asked about.
+    WebhookUnverified,
+    /// A webhook saying paid, which the gateway's own answer contradicts.
+    WebhookContradicted,
+}
+
+impl OperatorEventKind {
+    pub const ALL: [OperatorEventKind; 12] = [
+        OperatorEventKind::NeedsReview,
+        OperatorEventKind::WidgetUnclear,
+        OperatorEventKind::RefundUnknown,
+        OperatorEventKind::RefundStillUnknown,
+        OperatorEventKind::RefundFound,
+        OperatorEventKind::RefundResolved,
+        OperatorEventKind::JobDead,
+        OperatorEventKind::WebhookUnreadable,
+        OperatorEventKind::WebhookUnmatched,
+        OperatorEventKind::WebhookUnprocessed,
+        OperatorEventKind::WebhookUnverified,
+        OperatorEventKind::WebhookContradicted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperatorEventKind::NeedsReview => "needs_review",
+            OperatorEventKind::WidgetUnclear => "widget_unclear",
+            OperatorEventKind::RefundUnknown => "refund_unknown",
+            OperatorEventKind::RefundStillUnknown => "refund_still_unknown",
+            OperatorEventKind::RefundFound => "refund_found",
+            OperatorEventKind::RefundResolved => "refund_resolved",
+            OperatorEventKind::JobDead => "job_dead",
+            OperatorEventKind::WebhookUnreadable => "webhook_unreadable",
+            OperatorEventKind::WebhookUnmatched => "webhook_unmatched",
+            OperatorEventKind::WebhookUnprocessed => "webhook_unprocessed",
+            OperatorEventKind::WebhookUnverified => "webhook_unverified",
+            OperatorEventKind::WebhookContradicted => "webhook_contradicted",
+        }
+    }
+
+    /// Reads a stored name; `None` for anything else.
+    pub fn parse(s: &str) -> Option<OperatorEventKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for OperatorEventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Something an operator must look at: money that arrived where it cannot be
 /// fulfilled, a webhook that verification contradicts, a payment held for review.
 #[derive(Clone, Debug)]
 pub struct OperatorEvent {
     pub id: i64,
-    pub kind: String,
+    pub kind: OperatorEventKind,
     pub payment_id: Option<PaymentId>,
     pub detail: String,
     pub created_at: DateTime<Utc>,
@@ -385,7 +462,7 @@ pub trait Store: Send + Sync + 'static {
     async fn webhook_deliveries(&self, limit: u32) -> StoreResult<Vec<WebhookDelivery>>;
     async fn record_operator_event(
         &self,
-        kind: &str,
+        kind: OperatorEventKind,
         payment: Option<&PaymentId>,
         detail: &str,
         now: DateTime<Utc>,

@@ -17,9 +17,9 @@ use tijori_core::mail::{DueNotice, OutboxMail};
 use tijori_core::payment::{Effect, Payment, PaymentStatus, Purpose, Transition};
 use tijori_core::shop::{NewOrder, NewProduct, Order, Product, ReserveError};
 use tijori_core::store::{
-    AnswerKind, GatewayAnswerRecord, NewUser, NewWebhookDelivery, OperatorEvent, RecordedDelivery,
-    Refund, RefundResolution, RefundStatus, Settled, Store, StoreError, StoreResult,
-    WebhookDelivery,
+    AnswerKind, GatewayAnswerRecord, NewUser, NewWebhookDelivery, OperatorEvent, OperatorEventKind,
+    RecordedDelivery, Refund, RefundResolution, RefundStatus, Settled, Store, StoreError,
+    StoreResult, WebhookDelivery,
 };
 use tijori_core::subscription::{
     self, NewPlan, PaidPeriod, Plan, PlanChange, Refunded, Subscription, Tail,
@@ -960,8 +960,14 @@ impl Store for DbStore {
                         .status_reason
                         .clone()
                         .unwrap_or_else(|| "held for review".into());
-                    Self::insert_operator_event(&mut *tx, "needs_review", Some(id), &detail, now)
-                        .await?;
+                    Self::insert_operator_event(
+                        &mut *tx,
+                        OperatorEventKind::NeedsReview,
+                        Some(id),
+                        &detail,
+                        now,
+                    )
+                    .await?;
                 }
                 changed = Some(payment);
             }
@@ -1101,7 +1107,7 @@ impl Store for DbStore {
 
     async fn record_operator_event(
         &self,
-        kind: &str,
+        kind: OperatorEventKind,
         payment: Option<&PaymentId>,
         detail: &str,
         now: DateTime<Utc>,

@@ -11,7 +11,7 @@ use tijori_core::mail::OutboxMail;
 use tijori_core::money::{Currency, Money};
 use tijori_core::payment::{Payment, Purpose};
 use tijori_core::shop::{Order, OrderItem, Product};
-use tijori_core::store::{StoreError, StoreResult};
+use tijori_core::store::{OperatorEvent, OperatorEventKind, StoreError, StoreResult};
 use tijori_core::subscription::{PaidPeriod, Plan, PlanChange, Subscription};
 
 /// A value read back from our own database that does not parse is corruption, not
@@ -374,6 +374,22 @@ pub(crate) struct EventRow {
     pub(crate) detail: String,
     pub(crate) created_at: DateTime<Utc>,
     pub(crate) resolved_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<EventRow> for OperatorEvent {
+    type Error = StoreError;
+
+    fn try_from(r: EventRow) -> Result<Self, StoreError> {
+        Ok(OperatorEvent {
+            id: r.id,
+            kind: OperatorEventKind::parse(&r.kind)
+                .ok_or_else(|| corrupt("operator event kind", &r.kind))?,
+            payment_id: r.payment_id.map(PaymentId::from_trusted),
+            detail: r.detail,
+            created_at: r.created_at,
+            resolved_at: r.resolved_at,
+        })
+    }
 }
 
 #[derive(sqlx::FromRow)]

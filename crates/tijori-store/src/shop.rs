@@ -15,8 +15,8 @@ use tijori_core::shop::{
     NewOrder, NewProduct, Order, OrderItem, OrderStatus, Product, ReserveError,
 };
 use tijori_core::store::{
-    NewWebhookDelivery, OperatorEvent, RecordedDelivery, Refund, RefundResolution, RefundStatus,
-    StoreError, StoreResult, WebhookDelivery,
+    NewWebhookDelivery, OperatorEvent, OperatorEventKind, RecordedDelivery, Refund,
+    RefundResolution, RefundStatus, StoreError, StoreResult, WebhookDelivery,
 };
 
 use super::{ctx, db_err, Db, DbStore, Tx, LOCK_ROW};
@@ -467,7 +467,7 @@ impl DbStore {
 
     pub(super) async fn insert_operator_event(
         executor: impl sqlx::Executor<'_, Database = Db>,
-        kind: &str,
+        kind: OperatorEventKind,
         payment: Option<&PaymentId>,
         detail: &str,
         now: DateTime<Utc>,
@@ -475,7 +475,7 @@ impl DbStore {
         sqlx::query(
             "INSERT INTO operator_events (kind, payment_id, detail, created_at) VALUES ($1, $2, $3, $4)",
         )
-        .bind(kind)
+        .bind(kind.as_str())
         .bind(payment.map(PaymentId::as_str))
         .bind(detail)
         .bind(now)
@@ -591,7 +591,7 @@ impl DbStore {
         } else {
             "WHERE resolved_at IS NULL "
         };
-        Ok(sqlx::query_as::<_, EventRow>(&format!(
+        sqlx::query_as::<_, EventRow>(&format!(
             "SELECT id, kind, payment_id, detail, created_at, resolved_at FROM operator_events \
              {filter}ORDER BY id DESC LIMIT $1"
         ))
@@ -600,15 +600,8 @@ impl DbStore {
         .await
         .map_err(ctx("failed to list operator events"))?
         .into_iter()
-        .map(|r| OperatorEvent {
-            id: r.id,
-            kind: r.kind,
-            payment_id: r.payment_id.map(PaymentId::from_trusted),
-            detail: r.detail,
-            created_at: r.created_at,
-            resolved_at: r.resolved_at,
-        })
-        .collect())
+        .map(OperatorEvent::try_from)
+        .collect()
     }
 
     pub(super) async fn resolve_operator_event_impl(

@@ -176,7 +176,7 @@ pub(crate) fn admin(caller: &Caller) -> Result<(), ApiError> {
 #[derive(Serialize)]
 pub(crate) struct EventView {
     pub id: i64,
-    pub kind: String,
+    pub kind: &'static str,
     pub payment_id: Option<String>,
     pub detail: String,
     pub created_at: DateTime<Utc>,
@@ -187,7 +187,7 @@ impl From<&OperatorEvent> for EventView {
     fn from(e: &OperatorEvent) -> Self {
         EventView {
             id: e.id,
-            kind: e.kind.clone(),
+            kind: e.kind.as_str(),
             payment_id: e.payment_id.as_ref().map(|p| p.to_string()),
             detail: e.detail.clone(),
             created_at: e.created_at,

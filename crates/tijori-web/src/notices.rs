@@ -54,7 +54,7 @@ async fn chapa_webhook(
     {
         Ok(outcome) => Ok(Json(WebhookAnswer {
             received: true,
-            outcome: outcome.outcome,
+            outcome: outcome.outcome.as_str(),
             duplicate: outcome.duplicate,
         })
         .into_response()),

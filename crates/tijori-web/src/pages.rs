@@ -22,6 +22,7 @@ use tijori_core::money::{Currency, Money};
 use tijori_core::payment::PaymentStatus;
 use tijori_core::service::PaymentKey;
 use tijori_core::shop::{Order, OrderRequest, OrderStatus, Product, MAX_ORDER_LINES, MAX_QUANTITY};
+use tijori_core::store::OperatorEventKind;
 
 use crate::admin::{DeliveryView, EventView};
 use crate::auth::{end_session_cookie, start_session};
@@ -1214,7 +1215,10 @@ async fn admin_page(State(state): State<AppState>, Visitor(session): Visitor) ->
         // The payments held for review, as they stand now.
         let mut review = Vec::new();
         let mut seen = HashSet::new();
-        for event in events.iter().filter(|e| e.kind == "needs_review") {
+        for event in events
+            .iter()
+            .filter(|e| e.kind == OperatorEventKind::NeedsReview)
+        {
             let Some(id) = &event.payment_id else {
                 continue;
             };

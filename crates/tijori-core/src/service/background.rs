@@ -14,6 +14,7 @@ use crate::error::Result;
 use crate::id::{OrderId, PaymentId};
 use crate::jobs::{backoff, Job, JobKind, NewJob};
 use crate::payment::PaymentStatus;
+use crate::store::OperatorEventKind;
 
 /// How the background work is paced.
 #[derive(Clone, Debug)]
@@ -362,7 +363,7 @@ impl Tijori {
                     let payment = PaymentId::parse(&job.payload);
                     self.store
                         .record_operator_event(
-                            "job_dead",
+                            OperatorEventKind::JobDead,
                             payment.as_ref(),
                             &format!("{} gave up after {} attempts: {e}", job.kind, job.attempts),
                             now,

@@ -11,7 +11,9 @@ use crate::id::{PaymentId, RefundId};
 use crate::money::Money;
 use crate::payment::{Payment, PaymentStatus, Purpose};
 use crate::refunds::{unknown_refund_outcome, RefundOutcome, UnknownRefund};
-use crate::store::{AnswerKind, Refund, RefundResolution, RefundStatus, StoreError};
+use crate::store::{
+    AnswerKind, OperatorEventKind, Refund, RefundResolution, RefundStatus, StoreError,
+};
 
 /// How long the background look-up keeps asking about a refund whose outcome is
 /// unknown before it leaves it to an operator (Chapa takes 1-3 business days).
@@ -212,7 +214,7 @@ impl Tijori {
                 if status == RefundStatus::Unknown {
                     self.store
                         .record_operator_event(
-                            "refund_unknown",
+                            OperatorEventKind::RefundUnknown,
                             Some(&payment.id),
                             &format!(
                                 "refund {} of {amount} got no answer from {}: {e}. It is \
@@ -374,7 +376,7 @@ impl Tijori {
             warn!(payment = %payment.id, status = %payment.status, "a refund made outside tijori was found");
             self.store
                 .record_operator_event(
-                    "refund_found",
+                    OperatorEventKind::RefundFound,
                     Some(&payment.id),
                     &format!(
                         "{} reports payment {} {} (it was {was}); the refunds made through \
@@ -403,7 +405,7 @@ impl Tijori {
     async fn close_unknown_refund_notice(&self, refund: &Refund) -> Result<()> {
         let open = self.store.operator_events(false, 500).await?;
         for event in open.iter().filter(|e| {
-            e.kind == "refund_unknown"
+            e.kind == OperatorEventKind::RefundUnknown
                 && e.payment_id.as_ref() == Some(&refund.payment_id)
                 && e.detail.contains(refund.id.as_str())
         }) {
@@ -526,7 +528,7 @@ impl Tijori {
         self.close_unknown_refund_notice(refund).await?;
         self.store
             .record_operator_event(
-                "refund_resolved",
+                OperatorEventKind::RefundResolved,
                 Some(&refund.payment_id),
                 &format!("refund {} of {} {detail}", refund.id, refund.amount),
                 self.now(),
@@ -614,7 +616,7 @@ impl Tijori {
         }
         self.store
             .record_operator_event(
-                "refund_still_unknown",
+                OperatorEventKind::RefundStillUnknown,
                 Some(&refund.payment_id),
                 &format!(
                     "refund {id} of {} is still unknown after {REFUND_CHECK_FOR_DAYS} days of \

@@ -8,14 +8,94 @@ use super::Tijori;
 use crate::error::{Error, Result};
 use crate::gateway::{GatewayKind, RawAnswer, WebhookError, WebhookNotice};
 use crate::payment::{Payment, PaymentStatus};
-use crate::store::{AnswerKind, NewWebhookDelivery};
+use crate::store::{AnswerKind, NewWebhookDelivery, OperatorEventKind};
 
 /// What handling an authenticated webhook came to (also kept on the delivery).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WebhookOutcome {
-    pub outcome: &'static str,
+    pub outcome: WebhookResult,
     pub duplicate: bool,
     pub payment: Option<Payment>,
+}
+
+/// What an authentic webhook delivery came to: kept on the delivery by its name and
+/// answered to the gateway. The last five need a person (`operator_event`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WebhookResult {
+    /// Verified at the gateway, and settled on its answer.
+    Verified,
+    /// The payment was already paid: nothing to ask the gateway.
+    AlreadySettled,
+    /// A redelivery of a body received before, of a paid payment.
+    Duplicate,
+    /// A notice about something other than a payment's outcome.
+    Ignored,
+    Unreadable,
+    Unmatched,
+    Unprocessed,
+    Unverified,
+    Contradicted,
+}
+
+impl WebhookResult {
+    /// Its name on the delivery: an outcome that needs a person is named by its
+    /// operator event.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookResult::Verified => "verified",
+            WebhookResult::AlreadySettled => "already_settled",
+            WebhookResult::Duplicate => "duplicate",
+            WebhookResult::Ignored => "ignored",
+            WebhookResult::Unreadable
+            | WebhookResult::Unmatched
+            | WebhookResult::Unprocessed
+            | WebhookResult::Unverified
+            | WebhookResult::Contradicted => self
+                .operator_event()
+                .map_or("needs_operator", OperatorEventKind::as_str),
+        }
+    }
+
+    /// The operator event it raises, when a person must look.
+    pub fn operator_event(self) -> Option<OperatorEventKind> {
+        match self {
+            WebhookResult::Verified
+            | WebhookResult::AlreadySettled
+            | WebhookResult::Duplicate
+            | WebhookResult::Ignored => None,
+            WebhookResult::Unreadable => Some(OperatorEventKind::WebhookUnreadable),
+            WebhookResult::Unmatched => Some(OperatorEventKind::WebhookUnmatched),
+            WebhookResult::Unprocessed => Some(OperatorEventKind::WebhookUnprocessed),
+            WebhookResult::Unverified => Some(OperatorEventKind::WebhookUnverified),
+            WebhookResult::Contradicted => Some(OperatorEventKind::WebhookContradicted),
+        }
+    }
+}
+
+/// What processing a delivery came to, what an operator should know of it (when
+/// one must look), and its payment.
+struct Processed {
+    result: WebhookResult,
+    detail: Option<String>,
+    payment: Option<Payment>,
+}
+
+impl Processed {
+    fn done(result: WebhookResult, payment: Option<Payment>) -> Processed {
+        Processed {
+            result,
+            detail: None,
+            payment,
+        }
+    }
+
+    fn for_operator(result: WebhookResult, detail: String, payment: Option<Payment>) -> Processed {
+        Processed {
+            result,
+            detail: Some(detail),
+            payment,
+        }
+    }
 }
 
 impl Tijori {
@@ -57,52 +137,55 @@ impl Tijori {
             warn!(%gateway, error = %format!("{e:#}"), "could not record a webhook");
             WebhookError::Unavailable(e.to_string())
         })?;
-        let outcome = self
+        let processed = match self
             .process_webhook(gateway, read, recorded.duplicate)
-            .await;
-        let (name, detail, payment) = match &outcome {
-            Ok((name, payment)) => (*name, None, payment.clone()),
-            Err((name, detail, payment)) => (*name, Some(detail.as_str()), payment.clone()),
+            .await
+        {
+            Ok(done) | Err(done) => done,
         };
+        let payment = processed.payment.as_ref().map(|p| &p.id);
+        let detail = processed.detail.as_deref();
         if let Err(e) = self
             .store
-            .finish_webhook(recorded.id, payment.as_ref().map(|p| &p.id), name, detail)
+            .finish_webhook(recorded.id, payment, processed.result.as_str(), detail)
             .await
         {
             warn!(delivery = recorded.id, error = %format!("{e:#}"), "could not note a webhook's outcome");
         }
-        if let Err((kind, detail, payment)) = &outcome {
-            warn!(%gateway, delivery = recorded.id, kind, detail, "webhook needs an operator");
+        if let Some(kind) = processed.result.operator_event() {
+            let detail = detail.unwrap_or_default();
+            warn!(%gateway, delivery = recorded.id, %kind, detail, "webhook needs an operator");
             if let Err(e) = self
                 .store
-                .record_operator_event(kind, payment.as_ref().map(|p| &p.id), detail, now)
+                .record_operator_event(kind, payment, detail, now)
                 .await
             {
                 warn!(error = %format!("{e:#}"), "could not record an operator event");
             }
         }
         Ok(WebhookOutcome {
-            outcome: name,
+            outcome: processed.result,
             duplicate: recorded.duplicate,
-            payment,
+            payment: processed.payment,
         })
     }
 
-    /// The outcome's name and the payment, or (the operator event's kind, what the
-    /// operator should know, the payment).
+    /// What the delivery came to; `Err` when an operator must look (the early
+    /// returns of `?`), `Ok` otherwise.
     async fn process_webhook(
         &self,
         gateway: GatewayKind,
         read: Result<WebhookNotice, WebhookError>,
         duplicate: bool,
-    ) -> Result<(&'static str, Option<Payment>), (&'static str, String, Option<Payment>)> {
-        let notice = read.map_err(|e| ("webhook_unreadable", e.to_string(), None))?;
+    ) -> Result<Processed, Processed> {
+        use WebhookResult::*;
+        let notice = read.map_err(|e| Processed::for_operator(Unreadable, e.to_string(), None))?;
         if notice.unrelated {
-            return Ok(("ignored", None));
+            return Ok(Processed::done(Ignored, None));
         }
         let Some(reference) = &notice.reference else {
-            return Err((
-                "webhook_unmatched",
+            return Err(Processed::for_operator(
+                Unmatched,
                 format!("a {gateway} {} webhook names no payment", notice.event),
                 None,
             ));
@@ -111,10 +194,10 @@ impl Tijori {
             .store
             .payment_by_provider_ref(gateway, reference)
             .await
-            .map_err(|e| ("webhook_unprocessed", format!("{e:#}"), None))?
+            .map_err(|e| Processed::for_operator(Unprocessed, format!("{e:#}"), None))?
             .ok_or_else(|| {
-                (
-                    "webhook_unmatched",
+                Processed::for_operator(
+                    Unmatched,
                     format!(
                         "a {gateway} {} webhook names {reference:?}, which is no payment of ours",
                         notice.event
@@ -123,18 +206,12 @@ impl Tijori {
                 )
             })?;
         if payment.status == PaymentStatus::Completed && notice.claims_paid {
-            return Ok((
-                if duplicate {
-                    "duplicate"
-                } else {
-                    "already_settled"
-                },
-                Some(payment),
-            ));
+            let result = if duplicate { Duplicate } else { AlreadySettled };
+            return Ok(Processed::done(result, Some(payment)));
         }
         let settled = self.check_at_gateway(payment.clone()).await.map_err(|e| {
-            (
-                "webhook_unverified",
+            Processed::for_operator(
+                Unverified,
                 format!(
                     "a {gateway} {} webhook for {} could not be verified: {e}; the payment is \
                      left {} to be checked again",
@@ -152,8 +229,8 @@ impl Tijori {
                 PaymentStatus::Completed | PaymentStatus::NeedsReview
             )
         {
-            return Err((
-                "webhook_contradicted",
+            return Err(Processed::for_operator(
+                Contradicted,
                 format!(
                     "a {gateway} webhook said {} paid, but {gateway}'s verify leaves it {}",
                     now.id, now.status
@@ -161,7 +238,7 @@ impl Tijori {
                 Some(now),
             ));
         }
-        Ok(("verified", Some(now)))
+        Ok(Processed::done(Verified, Some(now)))
     }
 
     /// Chapa's callback (`?trx_ref=…&status=…`): recorded, then verified.
@@ -194,5 +271,46 @@ impl Tijori {
             )
             .await?;
         Ok(self.check_at_gateway(payment).await?.payment)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_names_are_those_deliveries_and_events_always_had() {
+        use WebhookResult::*;
+        let names: Vec<&str> = [
+            Verified,
+            AlreadySettled,
+            Duplicate,
+            Ignored,
+            Unreadable,
+            Unmatched,
+            Unprocessed,
+            Unverified,
+            Contradicted,
+        ]
+        .map(WebhookResult::as_str)
+        .to_vec();
+        assert_eq!(
+            names,
+            [
+                "verified",
+                "already_settled",
+                "duplicate",
+                "ignored",
+                "webhook_unreadable",
+                "webhook_unmatched",
+                "webhook_unprocessed",
+                "webhook_unverified",
+                "webhook_contradicted"
+            ]
+        );
+        for kind in OperatorEventKind::ALL {
+            assert_eq!(OperatorEventKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(OperatorEventKind::parse("needs review"), None);
     }
 }

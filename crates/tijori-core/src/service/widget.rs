@@ -11,7 +11,7 @@ use crate::gateway::{GatewayAnswer, GatewayError, GatewayKind, GatewayStatus, Ra
 use crate::id::{OrderId, PaymentId};
 use crate::money::Money;
 use crate::payment::{Payment, PaymentStatus, Purpose};
-use crate::store::StoreError;
+use crate::store::{OperatorEventKind, StoreError};
 
 /// A widget payment's `provider_ref` is its token behind this prefix: the database
 /// keeps a token to one payment (so a replayed token cannot pay twice), and the
@@ -106,7 +106,7 @@ impl Tijori {
                 warn!(payment = %payment.id, error = %e, "widget token refused on a retry");
                 self.store
                     .record_operator_event(
-                        "widget_unclear",
+                        OperatorEventKind::WidgetUnclear,
                         Some(&payment.id),
                         &format!(
                             "Khalti refused the widget token on a second verify ({e}); the first \

@@ -32,9 +32,9 @@ use tijori_core::mail::{DueNotice, OutboxMail};
 use tijori_core::payment::{Payment, Transition};
 use tijori_core::shop::{NewOrder, NewProduct, Order, Product, ReserveError};
 use tijori_core::store::{
-    AnswerKind, GatewayAnswerRecord, NewUser, NewWebhookDelivery, OperatorEvent, RecordedDelivery,
-    Refund, RefundResolution, RefundStatus, Settled, Store, StoreError, StoreResult,
-    WebhookDelivery,
+    AnswerKind, GatewayAnswerRecord, NewUser, NewWebhookDelivery, OperatorEvent, OperatorEventKind,
+    RecordedDelivery, Refund, RefundResolution, RefundStatus, Settled, Store, StoreError,
+    StoreResult, WebhookDelivery,
 };
 use tijori_core::subscription::{NewPlan, PaidPeriod, Plan, Subscription};
 
@@ -516,13 +516,13 @@ impl Store for SqliteStore {
 
     async fn record_operator_event(
         &self,
-        kind: &str,
+        kind: OperatorEventKind,
         payment: Option<&PaymentId>,
         detail: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        let (kind, payment, detail) = (kind.to_owned(), payment.cloned(), detail.to_owned());
-        self.write(move |c| shop::insert_operator_event(c, &kind, payment.as_ref(), &detail, now))
+        let (payment, detail) = (payment.cloned(), detail.to_owned());
+        self.write(move |c| shop::insert_operator_event(c, kind, payment.as_ref(), &detail, now))
             .await
     }
 

@@ -6,7 +6,9 @@ use rusqlite::{params, params_from_iter, Connection};
 use tijori_core::gateway::{GatewayKind, RawAnswer};
 use tijori_core::id::{PaymentId, PlanId, UserId};
 use tijori_core::payment::{Effect, Payment, PaymentStatus, Purpose, Transition};
-use tijori_core::store::{AnswerKind, GatewayAnswerRecord, Settled, StoreError, StoreResult};
+use tijori_core::store::{
+    AnswerKind, GatewayAnswerRecord, OperatorEventKind, Settled, StoreError, StoreResult,
+};
 use tijori_core::subscription::{self, PaidPeriod, Plan, PlanChange, Refunded, Subscription, Tail};
 
 use super::shop::{self, OrderFulfilment};
@@ -271,7 +273,13 @@ pub(super) fn settle(
                     .status_reason
                     .clone()
                     .unwrap_or_else(|| "held for review".into());
-                shop::insert_operator_event(c, "needs_review", Some(id), &detail, now)?;
+                shop::insert_operator_event(
+                    c,
+                    OperatorEventKind::NeedsReview,
+                    Some(id),
+                    &detail,
+                    now,
+                )?;
             }
             changed = Some(payment);
         }

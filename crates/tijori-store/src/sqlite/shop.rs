@@ -15,8 +15,8 @@ use tijori_core::shop::{
     NewOrder, NewProduct, Order, OrderItem, OrderStatus, Product, ReserveError,
 };
 use tijori_core::store::{
-    NewWebhookDelivery, OperatorEvent, RecordedDelivery, Refund, RefundResolution, RefundStatus,
-    StoreError, StoreResult, WebhookDelivery,
+    NewWebhookDelivery, OperatorEvent, OperatorEventKind, RecordedDelivery, Refund,
+    RefundResolution, RefundStatus, StoreError, StoreResult, WebhookDelivery,
 };
 
 use super::{all, all_with, ctx, db_err, exec, exec_or, is_constraint, one, one_with, ts};
@@ -472,7 +472,7 @@ pub(super) fn hold_for_review(
 
 pub(super) fn insert_operator_event(
     c: &Connection,
-    kind: &str,
+    kind: OperatorEventKind,
     payment: Option<&PaymentId>,
     detail: &str,
     now: DateTime<Utc>,
@@ -481,7 +481,12 @@ pub(super) fn insert_operator_event(
         c,
         "INSERT INTO operator_events (kind, payment_id, detail, created_at) \
          VALUES (?1, ?2, ?3, ?4)",
-        params![kind, payment.map(PaymentId::as_str), detail, ts(now)],
+        params![
+            kind.as_str(),
+            payment.map(PaymentId::as_str),
+            detail,
+            ts(now)
+        ],
         "failed to record an operator event",
     )?;
     Ok(())
@@ -578,7 +583,7 @@ pub(super) fn operator_events(
     } else {
         "WHERE resolved_at IS NULL "
     };
-    Ok(all::<EventRow>(
+    all::<EventRow>(
         c,
         &format!(
             "SELECT id, kind, payment_id, detail, created_at, resolved_at FROM operator_events \
@@ -588,15 +593,8 @@ pub(super) fn operator_events(
         "failed to list operator events",
     )?
     .into_iter()
-    .map(|r| OperatorEvent {
-        id: r.id,
-        kind: r.kind,
-        payment_id: r.payment_id.map(PaymentId::from_trusted),
-        detail: r.detail,
-        created_at: r.created_at,
-        resolved_at: r.resolved_at,
-    })
-    .collect())
+    .map(OperatorEvent::try_from)
+    .collect()
 }
 
 pub(super) fn resolve_operator_event(

@@ -4,6 +4,7 @@
 use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::Value;
+use tijori_core::store::OperatorEventKind;
 use tijori_testkit::{test_both, TestDatabase};
 
 use crate::helpers::{chapa_charge_body, chapa_hmac, chapa_signed, TestApp, TestUser};
@@ -178,7 +179,7 @@ async fn a_webhook_that_verify_contradicts_grants_nothing(db: TestDatabase) {
 
     let events = app.operator_events().await;
     assert_eq!(events.len(), 1, "{events:?}");
-    assert_eq!(events[0].kind, "webhook_contradicted");
+    assert_eq!(events[0].kind, OperatorEventKind::WebhookContradicted);
     assert!(events[0].detail.contains("failed"), "{}", events[0].detail);
     let deliveries = app.webhook_deliveries().await;
     assert_eq!(
@@ -194,7 +195,7 @@ async fn a_webhook_that_verify_contradicts_grants_nothing(db: TestDatabase) {
         .operator_events()
         .await
         .iter()
-        .any(|e| e.kind == "webhook_unmatched"));
+        .any(|e| e.kind == OperatorEventKind::WebhookUnmatched));
 }
 
 async fn a_webhook_chapa_cannot_verify_now_is_kept_for_later(db: TestDatabase) {
@@ -220,7 +221,7 @@ async fn a_webhook_chapa_cannot_verify_now_is_kept_for_later(db: TestDatabase) {
     );
     let events = app.operator_events().await;
     assert_eq!(events.len(), 1, "{events:?}");
-    assert_eq!(events[0].kind, "webhook_unverified");
+    assert_eq!(events[0].kind, OperatorEventKind::WebhookUnverified);
     assert!(
         events[0].detail.contains("checked again"),
         "{}",

@@ -3,6 +3,7 @@
 //! worker that dies.
 
 use std::sync::Arc;
+use tijori_core::store::OperatorEventKind;
 
 use chrono::{Duration, Utc};
 use reqwest::StatusCode;
@@ -300,7 +301,7 @@ async fn a_payment_after_expiry_is_never_lost(db: TestDatabase) {
     assert!(
         events
             .iter()
-            .any(|e| e.kind == "needs_review" && e.detail.contains("refund")),
+            .any(|e| e.kind == OperatorEventKind::NeedsReview && e.detail.contains("refund")),
         "{events:?}"
     );
 }
@@ -377,7 +378,10 @@ async fn a_failing_job_backs_off_then_dies_where_an_operator_sees_it(db: TestDat
         }
     }
     let events = app.operator_events().await;
-    assert!(events.iter().any(|e| e.kind == "job_dead"), "{events:?}");
+    assert!(
+        events.iter().any(|e| e.kind == OperatorEventKind::JobDead),
+        "{events:?}"
+    );
 
     // Khalti recovers; the operator retries the job and the payment settles.
     khalti.set_settings(KhaltiSettings {

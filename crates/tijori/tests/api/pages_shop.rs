@@ -4,6 +4,7 @@
 
 use reqwest::{Client, StatusCode};
 use serde_json::Value;
+use tijori_core::store::OperatorEventKind;
 use tijori_testkit::{test_both, TestDatabase};
 
 use crate::helpers::{browser, client, csrf_token, TestApp};
@@ -299,7 +300,7 @@ async fn the_admin_page_is_for_admins(db: TestDatabase) {
     app.tijori
         .store()
         .record_operator_event(
-            "webhook_unmatched",
+            OperatorEventKind::WebhookUnmatched,
             None,
             "a <signed> webhook for no payment",
             app.tijori.now(),

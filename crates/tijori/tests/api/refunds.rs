@@ -1,6 +1,7 @@
 //! Refunds an operator makes through the gateways' refund APIs.
 
 use std::sync::Arc;
+use tijori_core::store::OperatorEventKind;
 
 use chrono::Duration;
 use futures::future::join_all;
@@ -221,12 +222,17 @@ async fn an_unknown_refund_is_settled_by_its_background_look_up(db: TestDatabase
     assert!(unknown_refunds(&app, &admin).await.is_empty());
     // Its notice on the operator's list is closed with it.
     let open = app.tijori.operator_events(false).await.unwrap();
-    assert!(!open.iter().any(|e| e.kind == "refund_unknown"), "{open:?}");
+    assert!(
+        !open
+            .iter()
+            .any(|e| e.kind == OperatorEventKind::RefundUnknown),
+        "{open:?}"
+    );
     assert!(app
         .operator_events()
         .await
         .iter()
-        .any(|e| e.kind == "refund_unknown" && e.detail.contains(&refund_id)));
+        .any(|e| e.kind == OperatorEventKind::RefundUnknown && e.detail.contains(&refund_id)));
     assert_eq!(app.payment(&user, &payment).await["status"], "refunded");
     let sub = app.subscription(&user).await;
     assert!(
@@ -236,7 +242,9 @@ async fn an_unknown_refund_is_settled_by_its_background_look_up(db: TestDatabase
     // Our refund accounts for it: nothing was refunded "elsewhere".
     let events = app.operator_events().await;
     assert!(
-        !events.iter().any(|e| e.kind == "refund_found"),
+        !events
+            .iter()
+            .any(|e| e.kind == OperatorEventKind::RefundFound),
         "{events:?}"
     );
     let (status, body) = refund(&app, &admin, &payment, json!({})).await;
@@ -328,7 +336,7 @@ async fn a_forced_refund_resolves_the_unknown_one_as_failed(db: TestDatabase) {
     let events = app.operator_events().await;
     let resolved = events
         .iter()
-        .find(|e| e.kind == "refund_resolved")
+        .find(|e| e.kind == OperatorEventKind::RefundResolved)
         .expect("the resolution is in the audit trail");
     assert!(resolved.detail.contains(&first), "{resolved:?}");
     assert!(resolved.detail.contains("operator"), "{resolved:?}");
@@ -423,9 +431,11 @@ async fn an_operator_resolves_an_unknown_refund_by_hand(db: TestDatabase) {
     );
     let events = app.operator_events().await;
     assert!(
-        events.iter().any(|e| e.kind == "refund_resolved"
-            && e.detail.contains("operator")
-            && e.detail.contains("dashboard shows it refunded")),
+        events
+            .iter()
+            .any(|e| e.kind == OperatorEventKind::RefundResolved
+                && e.detail.contains("operator")
+                && e.detail.contains("dashboard shows it refunded")),
         "{events:?}"
     );
     // Settled once: a second resolution is refused.
@@ -465,8 +475,10 @@ async fn the_audit_finds_a_refund_made_in_the_dashboard(db: TestDatabase) {
     );
     let events = app.operator_events().await;
     assert!(
-        events.iter().any(|e| e.kind == "refund_found"
-            && e.payment_id.as_ref().map(|p| p.to_string()) == Some(payment.clone())),
+        events
+            .iter()
+            .any(|e| e.kind == OperatorEventKind::RefundFound
+                && e.payment_id.as_ref().map(|p| p.to_string()) == Some(payment.clone())),
         "{events:?}"
     );
 }
@@ -492,7 +504,9 @@ async fn check_payment_status_finds_a_dashboard_refund(db: TestDatabase) {
     assert_eq!(body["status"], "partially_refunded", "{body}");
     let events = app.operator_events().await;
     assert!(
-        events.iter().any(|e| e.kind == "refund_found"),
+        events
+            .iter()
+            .any(|e| e.kind == OperatorEventKind::RefundFound),
         "{events:?}"
     );
 }
@@ -531,7 +545,7 @@ async fn chapa_charge_refunded_finds_a_dashboard_refund(db: TestDatabase) {
     assert!(
         events
             .iter()
-            .any(|e| e.kind == "refund_found" && e.detail.contains("restocked")),
+            .any(|e| e.kind == OperatorEventKind::RefundFound && e.detail.contains("restocked")),
         "{events:?}"
     );
 }
@@ -582,7 +596,9 @@ async fn chapa_charge_refunded_settles_an_unknown_refund(db: TestDatabase) {
     assert_eq!(body["refund"]["status"], "succeeded", "{body}");
     let events = app.operator_events().await;
     assert!(
-        !events.iter().any(|e| e.kind == "refund_found"),
+        !events
+            .iter()
+            .any(|e| e.kind == OperatorEventKind::RefundFound),
         "our own refund: {events:?}"
     );
 }
