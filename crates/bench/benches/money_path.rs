@@ -15,7 +15,7 @@ use tijori_core::gateway::{GatewayAnswer, GatewayKind, GatewayStatus, RawAnswer}
 use tijori_core::id::{PaymentId, PlanId};
 use tijori_core::money::{Currency, Money};
 use tijori_core::payment::{decide, Payment, PaymentStatus, Purpose};
-use tijori_core::store::{AnswerKind, NewUser, Settled, Store};
+use tijori_core::store::{AnswerKind, NewUser, Settled, Settlement, Store};
 use tijori_core::subscription::{NewPlan, Plan};
 
 const SECRET: &str = "tijori_sandbox_chapa_webhook_secret";
@@ -173,14 +173,14 @@ async fn settle_paid(store: &dyn Store, payment: &Payment) -> Settled {
     let answer = paid_answer();
     let transition = decide(payment, &answer);
     store
-        .settle(
-            &payment.id,
-            transition.as_ref(),
-            Some("txn"),
-            AnswerKind::Lookup,
-            &answer.raw,
-            Utc::now(),
-        )
+        .settle(Settlement {
+            payment: payment.id.clone(),
+            transition,
+            provider_txn_id: Some("txn".into()),
+            kind: AnswerKind::Lookup,
+            raw: answer.raw,
+            now: Utc::now(),
+        })
         .await
         .unwrap()
 }

@@ -15,7 +15,9 @@ use crate::idempotency::{Attempt, Claim, Claimant, IdempotencyKey, InstanceId, S
 use crate::money::{Currency, Money};
 use crate::payment::{decide, Payment, PaymentStatus, Purpose};
 use crate::shop::Order;
-use crate::store::{AnswerKind, NewUser, OperatorEvent, Settled, Store, WebhookDelivery};
+use crate::store::{
+    AnswerKind, NewUser, OperatorEvent, Settled, Settlement, Store, WebhookDelivery,
+};
 use crate::subscription::{
     self, ChangeMode, ChangePreview, NewPlan, PaidPeriod, Plan, PlanChange, Subscription,
 };
@@ -893,14 +895,14 @@ impl Tijori {
         let transition = decide(payment, &answer);
         let settled = self
             .store
-            .settle(
-                &payment.id,
-                transition.as_ref(),
-                answer.transaction_id.as_deref(),
+            .settle(Settlement {
+                payment: payment.id.clone(),
+                transition,
+                provider_txn_id: answer.transaction_id.clone(),
                 kind,
-                &answer.raw,
-                self.now(),
-            )
+                raw: answer.raw.clone(),
+                now: self.now(),
+            })
             .await?;
         if settled.changed {
             self.announce_change(&payment.id);

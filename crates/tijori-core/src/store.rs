@@ -70,6 +70,21 @@ pub struct GatewayAnswerRecord {
     pub received_at: DateTime<Utc>,
 }
 
+/// What `Store::settle` applies: a gateway's answer about a payment and what `decide`
+/// made of it, as one value.
+#[derive(Clone, Debug)]
+pub struct Settlement {
+    pub payment: PaymentId,
+    /// What `decide` made of the answer; `None` records the answer and changes
+    /// nothing.
+    pub transition: Option<Transition>,
+    /// The gateway's own transaction id, kept when the payment moves.
+    pub provider_txn_id: Option<String>,
+    pub kind: AnswerKind,
+    pub raw: RawAnswer,
+    pub now: DateTime<Utc>,
+}
+
 /// The result of applying a settlement.
 #[derive(Clone, Debug)]
 pub struct Settled {
@@ -373,15 +388,7 @@ pub trait Store: Send + Sync + 'static {
     /// is unique per payment in the database, so a payment is granted at most once
     /// whatever happens around this call. A `Lookup` answer also notes the payment
     /// as checked now (see `mark_checked`).
-    async fn settle(
-        &self,
-        id: &PaymentId,
-        transition: Option<&Transition>,
-        provider_txn_id: Option<&str>,
-        kind: AnswerKind,
-        raw: &RawAnswer,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Settled>;
+    async fn settle(&self, settlement: Settlement) -> StoreResult<Settled>;
 
     // Subscriptions --------------------------------------------------------------
 

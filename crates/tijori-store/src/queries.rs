@@ -14,12 +14,12 @@ use tijori_core::idempotency::{
 };
 use tijori_core::jobs::{Job, JobStatus, NewJob};
 use tijori_core::mail::{DueNotice, OutboxMail};
-use tijori_core::payment::{Effect, Payment, PaymentStatus, Purpose, Transition};
+use tijori_core::payment::{Effect, Payment, PaymentStatus, Purpose};
 use tijori_core::shop::{NewOrder, NewProduct, Order, Product, ReserveError};
 use tijori_core::store::{
     AnswerKind, GatewayAnswerRecord, NewUser, NewWebhookDelivery, OperatorEvent, OperatorEventKind,
-    RecordedDelivery, Refund, RefundResolution, RefundStatus, Settled, Store, StoreError,
-    StoreResult, WebhookDelivery,
+    RecordedDelivery, Refund, RefundResolution, RefundStatus, Settled, Settlement, Store,
+    StoreError, StoreResult, WebhookDelivery,
 };
 use tijori_core::subscription::{
     self, NewPlan, PaidPeriod, Plan, PlanChange, Refunded, Subscription, Tail,
@@ -877,15 +877,15 @@ impl Store for DbStore {
         .collect())
     }
 
-    async fn settle(
-        &self,
-        id: &PaymentId,
-        transition: Option<&Transition>,
-        provider_txn_id: Option<&str>,
-        kind: AnswerKind,
-        raw: &RawAnswer,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Settled> {
+    async fn settle(&self, settlement: Settlement) -> StoreResult<Settled> {
+        let (id, transition, provider_txn_id, kind, raw, now) = (
+            &settlement.payment,
+            settlement.transition.as_ref(),
+            settlement.provider_txn_id.as_deref(),
+            settlement.kind,
+            &settlement.raw,
+            settlement.now,
+        );
         let mut tx = self.begin_write().await?;
         let looked_up = kind == AnswerKind::Lookup;
         let mut changed = None;

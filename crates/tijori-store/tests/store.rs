@@ -18,7 +18,7 @@ use tijori_core::gateway::{GatewayAnswer, GatewayKind, GatewayStatus, RawAnswer}
 use tijori_core::id::{PaymentId, PlanId, RefundId, UserId};
 use tijori_core::money::{Currency, Money};
 use tijori_core::payment::{decide, Payment, PaymentStatus, Purpose};
-use tijori_core::store::{AnswerKind, NewUser, Settled, Store, StoreError};
+use tijori_core::store::{AnswerKind, NewUser, Settled, Settlement, Store, StoreError};
 use tijori_core::subscription::{self, NewPlan, Plan, PlanChange, Subscription};
 use tijori_store::Database;
 use tijori_testkit::{test_both, Backend, TestDatabase};
@@ -223,14 +223,14 @@ async fn settle(
 ) -> Result<Settled> {
     let transition = decide(payment, answer);
     Ok(store
-        .settle(
-            &payment.id,
-            transition.as_ref(),
-            answer.transaction_id.as_deref(),
-            AnswerKind::Lookup,
-            &answer.raw,
+        .settle(Settlement {
+            payment: payment.id.clone(),
+            transition,
+            provider_txn_id: answer.transaction_id.clone(),
+            kind: AnswerKind::Lookup,
+            raw: answer.raw.clone(),
             now,
-        )
+        })
         .await?)
 }
 
@@ -1378,14 +1378,14 @@ mod payments {
         let answer = paid(&ghost);
         assert_not_found(
             h.store
-                .settle(
-                    &ghost.id,
-                    decide(&ghost, &answer).as_ref(),
-                    None,
-                    AnswerKind::Lookup,
-                    &answer.raw,
-                    t0(),
-                )
+                .settle(Settlement {
+                    payment: ghost.id.clone(),
+                    transition: decide(&ghost, &answer),
+                    provider_txn_id: None,
+                    kind: AnswerKind::Lookup,
+                    raw: answer.raw.clone(),
+                    now: t0(),
+                })
                 .await,
             "settle of an unknown payment",
         );

@@ -29,12 +29,12 @@ use tijori_core::idempotency::{
 };
 use tijori_core::jobs::{Job, JobStatus, NewJob};
 use tijori_core::mail::{DueNotice, OutboxMail};
-use tijori_core::payment::{Payment, Transition};
+use tijori_core::payment::Payment;
 use tijori_core::shop::{NewOrder, NewProduct, Order, Product, ReserveError};
 use tijori_core::store::{
     AnswerKind, GatewayAnswerRecord, NewUser, NewWebhookDelivery, OperatorEvent, OperatorEventKind,
-    RecordedDelivery, Refund, RefundResolution, RefundStatus, Settled, Store, StoreError,
-    StoreResult, WebhookDelivery,
+    RecordedDelivery, Refund, RefundResolution, RefundStatus, Settled, Settlement, Store,
+    StoreError, StoreResult, WebhookDelivery,
 };
 use tijori_core::subscription::{NewPlan, PaidPeriod, Plan, Subscription};
 
@@ -400,25 +400,8 @@ impl Store for SqliteStore {
         self.read(|c| payments::answers(c, id))
     }
 
-    async fn settle(
-        &self,
-        id: &PaymentId,
-        transition: Option<&Transition>,
-        provider_txn_id: Option<&str>,
-        kind: AnswerKind,
-        raw: &RawAnswer,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Settled> {
-        let (id, transition, txn, raw) = (
-            id.clone(),
-            transition.cloned(),
-            provider_txn_id.map(str::to_owned),
-            raw.clone(),
-        );
-        self.write(move |c| {
-            payments::settle(c, &id, transition.as_ref(), txn.as_deref(), kind, &raw, now)
-        })
-        .await
+    async fn settle(&self, settlement: Settlement) -> StoreResult<Settled> {
+        self.write(move |c| payments::settle(c, &settlement)).await
     }
 
     async fn subscription(&self, user: &UserId) -> StoreResult<Option<Subscription>> {

@@ -5,9 +5,10 @@ use rusqlite::{params, params_from_iter, Connection};
 
 use tijori_core::gateway::{GatewayKind, RawAnswer};
 use tijori_core::id::{PaymentId, PlanId, UserId};
-use tijori_core::payment::{Effect, Payment, PaymentStatus, Purpose, Transition};
+use tijori_core::payment::{Effect, Payment, PaymentStatus, Purpose};
 use tijori_core::store::{
-    AnswerKind, GatewayAnswerRecord, OperatorEventKind, Settled, StoreError, StoreResult,
+    AnswerKind, GatewayAnswerRecord, OperatorEventKind, Settled, Settlement, StoreError,
+    StoreResult,
 };
 use tijori_core::subscription::{self, PaidPeriod, Plan, PlanChange, Refunded, Subscription, Tail};
 
@@ -219,15 +220,15 @@ pub(super) fn answers(c: &Connection, id: &PaymentId) -> StoreResult<Vec<Gateway
 }
 
 /// The atomic half of settling (`Store::settle`), inside the writer's transaction.
-pub(super) fn settle(
-    c: &Connection,
-    id: &PaymentId,
-    transition: Option<&Transition>,
-    provider_txn_id: Option<&str>,
-    kind: AnswerKind,
-    raw: &RawAnswer,
-    now: DateTime<Utc>,
-) -> StoreResult<Settled> {
+pub(super) fn settle(c: &Connection, settlement: &Settlement) -> StoreResult<Settled> {
+    let (id, transition, provider_txn_id, kind, raw, now) = (
+        &settlement.payment,
+        settlement.transition.as_ref(),
+        settlement.provider_txn_id.as_deref(),
+        settlement.kind,
+        &settlement.raw,
+        settlement.now,
+    );
     insert_answer(c, id, kind, raw, now)?;
     if kind == AnswerKind::Lookup {
         super::jobs::mark_checked(c, id, now)?;
