@@ -5,8 +5,18 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// What every typed id can do, so that the edge (a URL path, a form) parses any of
+/// them the same way.
+pub trait TypedId: Sized {
+    /// What it names, for "… not found".
+    const NOUN: &'static str;
+
+    /// Accepts only well-formed ids of this kind.
+    fn parse(s: &str) -> Option<Self>;
+}
+
 macro_rules! typed_id {
-    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal, $noun:literal) => {
         $(#[$doc])*
         #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(transparent)]
@@ -37,6 +47,14 @@ macro_rules! typed_id {
             }
         }
 
+        impl TypedId for $name {
+            const NOUN: &'static str = $noun;
+
+            fn parse(s: &str) -> Option<Self> {
+                $name::parse(s)
+            }
+        }
+
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(&self.0)
@@ -45,12 +63,12 @@ macro_rules! typed_id {
     };
 }
 
-typed_id!(UserId, "usr");
-typed_id!(PlanId, "plan");
-typed_id!(PaymentId, "pay");
-typed_id!(ProductId, "prod");
-typed_id!(OrderId, "ord");
-typed_id!(RefundId, "rfd");
+typed_id!(UserId, "usr", "user");
+typed_id!(PlanId, "plan", "plan");
+typed_id!(PaymentId, "pay", "payment");
+typed_id!(ProductId, "prod", "product");
+typed_id!(OrderId, "ord", "order");
+typed_id!(RefundId, "rfd", "refund");
 
 #[cfg(test)]
 mod tests {

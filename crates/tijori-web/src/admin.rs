@@ -10,8 +10,9 @@ use tijori_core::jobs::{Job, JobKind, JobStatus};
 use tijori_core::store::{OperatorEvent, WebhookDelivery};
 
 use crate::error::ApiError;
-use crate::extract::{Caller, Json};
+use crate::extract::{Caller, Json, PathId};
 use crate::AppState;
+use tijori_core::id::RefundId;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -57,7 +58,7 @@ async fn unknown_refunds(
 async fn recheck_refund(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId<RefundId>,
 ) -> Result<Json<RefundStateView>, ApiError> {
     admin(&caller)?;
     let done = state.tijori.recheck_refund(&caller.user, &id).await?;
@@ -75,7 +76,7 @@ struct ResolveBody {
 async fn resolve_refund(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId<RefundId>,
     Json(body): Json<ResolveBody>,
 ) -> Result<Json<RefundStateView>, ApiError> {
     admin(&caller)?;

@@ -14,6 +14,25 @@ use tijori_core::account::{Session, User};
 use crate::error::ApiError;
 use crate::AppState;
 
+/// An id from the URL's path, parsed at the edge: a malformed one is the same 404 as
+/// one that names nothing (it cannot name anything), and handlers and the core get
+/// a typed id, never a string.
+pub struct PathId<T>(pub T);
+
+impl<S: Send + Sync, T: tijori_core::id::TypedId> FromRequestParts<S> for PathId<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| ApiError::not_found(T::NOUN))?;
+        T::parse(&raw)
+            .map(PathId)
+            .ok_or_else(|| ApiError::not_found(T::NOUN))
+    }
+}
+
 pub const SESSION_COOKIE: &str = "tijori_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 

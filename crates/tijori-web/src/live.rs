@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::Response;
@@ -23,7 +23,7 @@ use tijori_core::service::PaymentKey;
 use tijori_core::Tijori;
 
 use crate::error::ApiError;
-use crate::extract::Caller;
+use crate::extract::{Caller, PathId};
 use crate::views::PaymentView;
 use crate::AppState;
 
@@ -48,8 +48,7 @@ struct Watch {
 impl Watch {
     /// Subscribes before anything is read, so no change can slip between the first
     /// report and the subscription.
-    async fn start(state: &AppState, user: User, id: &str) -> Result<Watch, ApiError> {
-        let id = PaymentId::parse(id).ok_or_else(|| ApiError::not_found("payment"))?;
+    async fn start(state: &AppState, user: User, id: PaymentId) -> Result<Watch, ApiError> {
         let place = state.limits.live_stream(&user)?;
         let changes = state.tijori.watch_payment(&id);
         // The owner (or an admin) only; anyone else gets 404.
@@ -89,9 +88,9 @@ impl Watch {
 async fn events(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId<PaymentId>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let watch = Watch::start(&state, caller.user, &id).await?;
+    let watch = Watch::start(&state, caller.user, id).await?;
     let stream = futures::stream::unfold(watch, |mut watch| async move {
         let view = watch.next().await?;
         let event = Event::default()
@@ -111,7 +110,7 @@ pub const MAX_CLIENT_MESSAGE_BYTES: usize = 4 * 1024;
 async fn socket(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId<PaymentId>,
     headers: HeaderMap,
     slot: Option<axum::Extension<crate::ConnectionSlot>>,
     upgrade: WebSocketUpgrade,
@@ -130,7 +129,7 @@ async fn socket(
             ));
         }
     }
-    let watch = Watch::start(&state, caller.user, &id).await?;
+    let watch = Watch::start(&state, caller.user, id).await?;
     // The client only listens: a message bigger than a close frame's is abuse, and
     // the connection is closed rather than the message buffered.
     Ok(upgrade

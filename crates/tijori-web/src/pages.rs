@@ -17,7 +17,7 @@ use minijinja::{context, Environment, Value};
 use serde::{Deserialize, Serialize};
 use tijori_core::account::Session;
 use tijori_core::gateway::GatewayKind;
-use tijori_core::id::ProductId;
+use tijori_core::id::{OrderId, ProductId, RefundId};
 use tijori_core::money::{Currency, Money};
 use tijori_core::payment::PaymentStatus;
 use tijori_core::service::PaymentKey;
@@ -1098,7 +1098,10 @@ async fn order_page(
     let Some(s) = &session else {
         return login_redirect(&format!("/orders/{id}/"));
     };
-    let order = match state.tijori.order_for(&s.user, &id).await {
+    let Some(order_id) = OrderId::parse(&id) else {
+        return api_error_page(&state, &session, ApiError::not_found("order"));
+    };
+    let order = match state.tijori.order_for(&s.user, &order_id).await {
         Ok(o) => o,
         Err(e) => return api_error_page(&state, &session, e.into()),
     };
@@ -1301,6 +1304,9 @@ async fn admin_recheck_refund(
     if let Err(e) = check_csrf_field(s, &form.csrf_token) {
         return api_error_page(&state, &session, e);
     }
+    let Some(id) = RefundId::parse(&id) else {
+        return api_error_page(&state, &session, ApiError::not_found("refund"));
+    };
     match state.tijori.recheck_refund(&s.user, &id).await {
         Ok(_) => Redirect::to("/admin/").into_response(),
         Err(e) => api_error_page(&state, &session, e.into()),
@@ -1331,6 +1337,9 @@ async fn admin_resolve_refund(
     let resolution = match crate::admin::parse_resolution(&form.status) {
         Ok(r) => r,
         Err(e) => return api_error_page(&state, &session, e),
+    };
+    let Some(id) = RefundId::parse(&id) else {
+        return api_error_page(&state, &session, ApiError::not_found("refund"));
     };
     match state
         .tijori

@@ -1,6 +1,6 @@
 //! /api/payments/: a payment's status, and looking it up at the gateway on request.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
@@ -11,7 +11,7 @@ use tijori_core::service::RefundOrder;
 use tijori_core::store::RefundStatus;
 
 use crate::error::ApiError;
-use crate::extract::{Caller, Json};
+use crate::extract::{Caller, Json, PathId};
 use crate::views::PaymentView;
 use crate::AppState;
 
@@ -84,7 +84,7 @@ struct RefundedView {
 async fn refund(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId<PaymentId>,
     Json(body): Json<RefundBody>,
 ) -> Result<Json<RefundedView>, ApiError> {
     crate::admin::admin(&caller)?;
@@ -108,18 +108,15 @@ async fn refund(
     }))
 }
 
-fn key(id: &str) -> Result<PaymentKey, ApiError> {
-    PaymentId::parse(id)
-        .map(PaymentKey::Id)
-        .ok_or_else(|| ApiError::not_found("payment"))
-}
-
 async fn show(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId<PaymentId>,
 ) -> Result<Json<PaymentView>, ApiError> {
-    let payment = state.tijori.payment_for(&caller.user, &key(&id)?).await?;
+    let payment = state
+        .tijori
+        .payment_for(&caller.user, &PaymentKey::Id(id))
+        .await?;
     Ok(Json((&payment).into()))
 }
 
@@ -128,9 +125,9 @@ async fn show(
 async fn refresh(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId<PaymentId>,
 ) -> Result<Json<PaymentView>, ApiError> {
-    let key = key(&id)?;
+    let key = PaymentKey::Id(id);
     state.limits.refresh(&caller.user)?;
     let verification = state.tijori.refresh(&caller.user, &key).await?;
     Ok(Json((&verification.payment).into()))

@@ -1,6 +1,6 @@
 //! The shop's API: products, orders, and opening a checkout for an order.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
@@ -11,10 +11,11 @@ use tijori_core::payment::Payment;
 use tijori_core::shop::OrderRequest;
 
 use crate::error::ApiError;
-use crate::extract::{Caller, Json};
+use crate::extract::{Caller, Json, PathId};
 use crate::limits::Checkout;
 use crate::views::{OrderView, ProductView};
 use crate::AppState;
+use tijori_core::id::OrderId;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -72,7 +73,7 @@ async fn my_orders(
 async fn order(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId<OrderId>,
 ) -> Result<Json<OrderView>, ApiError> {
     let order = state.tijori.order_for(&caller.user, &id).await?;
     Ok(Json((&order).into()))

@@ -80,12 +80,10 @@ impl Tijori {
     }
 
     /// The caller's own order (any order, for an admin).
-    pub async fn order_for(&self, user: &User, order_id: &str) -> Result<Order> {
-        let order = match OrderId::parse(order_id) {
-            Some(id) => self.store.order(&id).await?,
-            None => None,
-        };
-        order
+    pub async fn order_for(&self, user: &User, order_id: &OrderId) -> Result<Order> {
+        self.store
+            .order(order_id)
+            .await?
             .filter(|o| o.user_id == user.id || user.is_admin)
             .ok_or(Error::NotFound("order"))
     }

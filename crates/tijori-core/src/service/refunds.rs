@@ -68,16 +68,15 @@ impl Tijori {
     pub async fn refund(
         &self,
         operator: &User,
-        payment_id: &str,
+        id: &PaymentId,
         order: &RefundOrder,
     ) -> Result<Refunded> {
         if !operator.is_admin {
             return Err(Error::NotFound("payment"));
         }
-        let id = PaymentId::parse(payment_id).ok_or(Error::NotFound("payment"))?;
         let payment = self
             .store
-            .payment(&id)
+            .payment(id)
             .await?
             .ok_or(Error::NotFound("payment"))?;
         if !matches!(
@@ -424,11 +423,10 @@ impl Tijori {
         }
     }
 
-    async fn unknown_refund(&self, refund_id: &str) -> Result<(Refund, Payment)> {
-        let id = RefundId::parse(refund_id).ok_or(Error::NotFound("refund"))?;
+    async fn unknown_refund(&self, id: &RefundId) -> Result<(Refund, Payment)> {
         let refund = self
             .store
-            .refund(&id)
+            .refund(id)
             .await?
             .ok_or(Error::NotFound("refund"))?;
         let payment = self
@@ -456,7 +454,11 @@ impl Tijori {
     /// An operator's "re-check": looks the refund's payment up at the gateway now and
     /// settles the refund from the answer if it tells (a refund that is not unknown
     /// is answered as it stands).
-    pub async fn recheck_refund(&self, operator: &User, refund_id: &str) -> Result<RefundState> {
+    pub async fn recheck_refund(
+        &self,
+        operator: &User,
+        refund_id: &RefundId,
+    ) -> Result<RefundState> {
         self.refund_of_admin(operator)?;
         let (refund, payment) = self.unknown_refund(refund_id).await?;
         if refund.status == RefundStatus::Unknown {
@@ -471,7 +473,7 @@ impl Tijori {
     pub async fn resolve_refund(
         &self,
         operator: &User,
-        refund_id: &str,
+        refund_id: &RefundId,
         resolution: Resolution,
         reason: &str,
     ) -> Result<RefundState> {

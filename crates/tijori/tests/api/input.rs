@@ -131,10 +131,33 @@ async fn malformed_bodies_are_400_413_415(db: TestDatabase) {
             .await;
         assert_eq!(res.status(), StatusCode::NOT_FOUND, "{body}");
     }
-    assert_eq!(
-        app.get(&user, "/api/payments/not-an-id/").await.status(),
-        StatusCode::NOT_FOUND
-    );
+    // A malformed id in a path names nothing: the same 404, in JSON, as an unknown one.
+    let admin = app.admin("root").await;
+    for (who, method, path) in [
+        (&user, "GET", "/api/payments/not-an-id/"),
+        (&user, "GET", "/api/payments/pay_1/events"),
+        (&user, "POST", "/api/payments/ord_0193/refresh/"),
+        (&user, "GET", "/api/orders/not-an-order/"),
+        (&admin, "POST", "/api/payments/x/refund/"),
+        (&admin, "POST", "/api/admin/refunds/pay_0/recheck/"),
+    ] {
+        let res = if method == "GET" {
+            app.get(who, path).await
+        } else {
+            app.post(
+                who,
+                path,
+                json!({"amount": "1", "status": "failed", "reason": "x"}),
+            )
+            .await
+        };
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{method} {path}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(
+            body["error"]["code"], "not_found",
+            "{method} {path}: {body}"
+        );
+    }
 
     // None of it created a payment.
     assert!(app
