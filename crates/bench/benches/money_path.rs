@@ -3,6 +3,7 @@
 //! alone, which waits for its own fsync, and 64 at once, which share one).
 //!
 //! `cargo bench -p tijori-bench --bench money_path`
+#![allow(clippy::unwrap_used)] // a test: a panic is its failure report
 
 use std::sync::Arc;
 

@@ -8,6 +8,7 @@
 //! BENCH_CONCURRENCY (64), TIJORI_BENCH_DATABASE_URL (an empty database; default a
 //! fresh SQLite file). The app runs in this process on its built-in sandbox, with a
 //! clock moved forward by hand so the payments are old enough without waiting.
+#![allow(clippy::unwrap_used)] // a test: a panic is its failure report
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

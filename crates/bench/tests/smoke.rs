@@ -1,5 +1,6 @@
 //! CI's check of the load generator: each scenario runs for a moment against the real
 //! app on its sandbox, without errors. (Benchmarks are not tests; see BENCHMARKS.md.)
+#![allow(clippy::unwrap_used)] // a test: a panic is its failure report
 
 use std::time::Duration;
 

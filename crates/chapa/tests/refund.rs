@@ -1,4 +1,5 @@
 //! `POST refund/{reference}` (chapa.md §6).
+#![allow(clippy::unwrap_used)] // a test: a panic is its failure report
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Timeouts, unreachable hosts, dropped connections, redirects.
+#![allow(clippy::unwrap_used)] // a test: a panic is its failure report
 
 mod common;
 

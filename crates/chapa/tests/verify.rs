@@ -1,4 +1,5 @@
 //! `GET transaction/verify/{tx_ref}` against the documented bodies (chapa.md §4).
+#![allow(clippy::unwrap_used)] // a test: a panic is its failure report
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Webhook signatures (chapa.md §5.3) and the typed event (§5.2).
+#![allow(clippy::unwrap_used)] // a test: a panic is its failure report
 
 use chapa::{
     parse_webhook, verify_webhook_signature, Amount, EventKind, PaymentStatus, SignatureError,

@@ -1,6 +1,7 @@
 //! Each adapter against its gateway's sandbox: the client crates and the sandbox were
 //! written independently from the same public contracts, so agreement here is a check
 //! on both.
+#![allow(clippy::unwrap_used)] // a test: a panic is its failure report
 
 use std::sync::Arc;
 

@@ -4,6 +4,7 @@
 //!
 //! Time is passed in explicitly (`now`), from a fixed instant on whole seconds, so
 //! every timestamp the store hands back can be compared exactly on both backends.
+#![allow(clippy::unwrap_used)] // a test: a panic is its failure report
 
 use std::str::FromStr as _;
 use std::sync::Arc;

@@ -19,6 +19,7 @@
 //! leaves `<target dir>/browser-success.png`, `browser-canceled.png` and
 //! `browser-chapa-success.png` for a human. The tests take turns: one Chromium at a
 //! time.
+#![allow(clippy::unwrap_used)] // a test: a panic is its failure report
 
 use std::ffi::OsStr;
 use std::fs::File;

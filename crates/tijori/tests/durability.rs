@@ -2,6 +2,7 @@
 //! while payments are settling, started again on the same file, and every payment it
 //! had called paid is still paid (SQLite's writer answers a write only after the
 //! COMMIT of its batch returned; with synchronous = FULL that commit is on disk).
+#![allow(clippy::unwrap_used)] // a test: a panic is its failure report
 
 use std::net::TcpListener;
 use std::path::Path;

@@ -1,6 +1,7 @@
 //! Integration tests: the real application on port 0, on SQLite and on PostgreSQL,
 //! against its built-in Khalti sandbox (or a fake Khalti where the sandbox cannot lie
 //! the way a test needs).
+#![allow(clippy::unwrap_used)] // a test: a panic is its failure report
 
 mod helpers;
 
