@@ -74,14 +74,18 @@ pub struct GatewayAnswerRecord {
 /// made of it, as one value.
 #[derive(Clone, Debug)]
 pub struct Settlement {
+    /// The payment the answer is about.
     pub payment: PaymentId,
     /// What `decide` made of the answer; `None` records the answer and changes
     /// nothing.
     pub transition: Option<Transition>,
     /// The gateway's own transaction id, kept when the payment moves.
     pub provider_txn_id: Option<String>,
+    /// How the answer was had (a lookup, a return signal, …), kept with it.
     pub kind: AnswerKind,
+    /// The answer as received, kept for audit whatever it decided.
     pub raw: RawAnswer,
+    /// When it was received.
     pub now: DateTime<Utc>,
 }
 
@@ -162,6 +166,7 @@ pub enum OperatorEventKind {
 }
 
 impl OperatorEventKind {
+    /// Every kind, for parsing a stored name.
     pub const ALL: [OperatorEventKind; 12] = [
         OperatorEventKind::NeedsReview,
         OperatorEventKind::WidgetUnclear,
@@ -177,6 +182,7 @@ impl OperatorEventKind {
         OperatorEventKind::WebhookContradicted,
     ];
 
+    /// Its stored name.
     pub fn as_str(self) -> &'static str {
         match self {
             OperatorEventKind::NeedsReview => "needs_review",

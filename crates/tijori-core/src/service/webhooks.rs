@@ -13,8 +13,11 @@ use crate::store::{AnswerKind, NewWebhookDelivery, OperatorEventKind};
 /// What handling an authenticated webhook came to (also kept on the delivery).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WebhookOutcome {
+    /// What the delivery came to.
     pub outcome: WebhookResult,
+    /// An identical body was delivered before.
     pub duplicate: bool,
+    /// The payment it named, as it now stands, if it named one of ours.
     pub payment: Option<Payment>,
 }
 
@@ -30,10 +33,15 @@ pub enum WebhookResult {
     Duplicate,
     /// A notice about something other than a payment's outcome.
     Ignored,
+    /// Authentic, but its body could not be read.
     Unreadable,
+    /// It names no payment of ours.
     Unmatched,
+    /// It could not be processed (the database failed); the gateway delivers again.
     Unprocessed,
+    /// The gateway could not be asked about its payment; the reconciler asks later.
     Unverified,
+    /// It said paid, and the gateway's own answer says otherwise.
     Contradicted,
 }
 

@@ -87,6 +87,7 @@ pub struct Tail {
 /// A purchase placed after everything the user holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Appended {
+    /// What the purchase did (told to the customer before paying, too).
     pub mode: ChangeMode,
     /// The new period, laid out.
     pub period: PaidPeriod,
@@ -94,7 +95,9 @@ pub struct Appended {
     /// segment that starts at `replaces` (the last one, which it extends, or an ended
     /// one standing for periods all refunded before use).
     pub segment: Subscription,
+    /// The start of the kept segment `segment` replaces, if it replaces one.
     pub replaces: Option<DateTime<Utc>>,
+    /// The run of paid time that ends last, now (the `subscriptions` row).
     pub run: Subscription,
 }
 
