@@ -23,8 +23,10 @@ macro_rules! typed_id {
         pub struct $name(String);
 
         impl $name {
+            /// What every id of this kind starts with (before `_`).
             pub const PREFIX: &'static str = $prefix;
 
+            /// A new id, ordered after every one generated before it.
             pub fn generate() -> Self {
                 Self(format!("{}_{}", $prefix, uuid::Uuid::now_v7().simple()))
             }
@@ -63,12 +65,30 @@ macro_rules! typed_id {
     };
 }
 
-typed_id!(UserId, "usr", "user");
-typed_id!(PlanId, "plan", "plan");
-typed_id!(PaymentId, "pay", "payment");
-typed_id!(ProductId, "prod", "product");
-typed_id!(OrderId, "ord", "order");
-typed_id!(RefundId, "rfd", "refund");
+typed_id!(
+    /// An account: a customer or an operator.
+    UserId, "usr", "user"
+);
+typed_id!(
+    /// A plan on offer (a price for a number of days).
+    PlanId, "plan", "plan"
+);
+typed_id!(
+    /// A payment: one checkout at one gateway.
+    PaymentId, "pay", "payment"
+);
+typed_id!(
+    /// A product in the shop.
+    ProductId, "prod", "product"
+);
+typed_id!(
+    /// A shop order (what its payments pay for).
+    OrderId, "ord", "order"
+);
+typed_id!(
+    /// A refund an operator asked a gateway for.
+    RefundId, "rfd", "refund"
+);
 
 #[cfg(test)]
 mod tests {
