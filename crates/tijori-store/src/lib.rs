@@ -2,6 +2,8 @@
 //! (through sqlx). All SQL lives in this crate; both backends run the same statements
 //! and read the same rows (`rows.rs`).
 
+#![warn(missing_docs)]
+
 use std::sync::Arc;
 
 use tijori_core::store::Store;
@@ -16,7 +18,9 @@ pub use sqlite::{SqliteStore, Synchronous};
 
 /// An open database of either kind.
 pub enum Database {
+    /// The embedded default: one file, one process.
     Sqlite(Arc<SqliteStore>),
+    /// For several tijori processes, or a database on its own machine.
     Postgres(Arc<PgStore>),
 }
 
@@ -44,6 +48,8 @@ impl Database {
         }
     }
 
+    /// Brings the schema up to date (and, once, the data a migration needs laid out
+    /// by the core's rules: see each store's `migrate`).
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match self {
             Database::Sqlite(s) => s.migrate().await,
@@ -51,6 +57,7 @@ impl Database {
         }
     }
 
+    /// The `Store` port the service runs on.
     pub fn store(&self) -> Arc<dyn Store> {
         match self {
             Database::Sqlite(s) => s.clone(),
@@ -71,6 +78,7 @@ impl Database {
         }
     }
 
+    /// "sqlite" or "postgres", for logs and `/metrics`.
     pub fn backend(&self) -> &'static str {
         match self {
             Database::Sqlite(_) => "sqlite",
@@ -78,6 +86,7 @@ impl Database {
         }
     }
 
+    /// Waits for writes in flight and closes the connections (at shutdown).
     pub async fn close(&self) {
         match self {
             Database::Sqlite(s) => s.close().await,

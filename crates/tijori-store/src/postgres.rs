@@ -19,6 +19,7 @@ const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
 #[path = "queries.rs"]
 mod queries;
 
+/// The store on PostgreSQL, through sqlx.
 pub struct PgStore {
     writer: PgPool,
     /// The same pool: PostgreSQL handles concurrent writers itself.
@@ -26,6 +27,7 @@ pub struct PgStore {
 }
 
 impl PgStore {
+    /// A pool of at most `max_connections` to the database `url` names.
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
@@ -78,6 +80,8 @@ impl PgStore {
         })
     }
 
+    /// Runs the migrations, then lays out the periods of users paid before segments
+    /// were kept.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         sqlx::migrate!("./migrations/postgres")
             .run(&self.writer)
@@ -96,6 +100,7 @@ impl PgStore {
         Ok(())
     }
 
+    /// Closes the pool.
     pub async fn close(&self) {
         self.writer.close().await;
     }

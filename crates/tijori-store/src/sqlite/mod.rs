@@ -51,6 +51,7 @@ use engine::Engine;
 pub use engine::Synchronous;
 pub(crate) use engine::{parse_ts, ts};
 
+/// The store on SQLite: one writer thread with group commit, reads in place.
 pub struct SqliteStore {
     db: Engine,
     url: String,
@@ -77,6 +78,8 @@ impl SqliteStore {
         })
     }
 
+    /// Runs the migrations, then lays out the periods of users paid before segments
+    /// were kept.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         let options = SqliteConnectOptions::from_str(&self.url)
             .with_context(|| format!("invalid SQLite database URL {:?}", self.url))?
@@ -105,6 +108,7 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Lets the writer finish what is queued, then stops it.
     pub async fn close(&self) {
         self.db.close().await;
     }
