@@ -14,25 +14,40 @@ use sha2::{Digest, Sha256};
 
 use crate::id::UserId;
 
+/// A signed-up account, a customer's or an operator's (`is_admin`). Its password hash
+/// is kept apart (`Store::user_credentials`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct User {
+    /// What the user's payments, orders and paid periods point at.
     pub id: UserId,
+    /// Unique (see `Username`); what the user signs in with, and the customer name sent
+    /// to the gateway with a checkout.
     pub username: Username,
+    /// Unique among users; sent to the gateway with each checkout.
     pub email: Email,
+    /// An operator: may refund, use the admin API and pages, and see every customer's
+    /// orders and payments.
     pub is_admin: bool,
+    /// When the account was created.
     pub created_at: DateTime<Utc>,
     /// The zone the customer chose (one of [`crate::mail::TIME_ZONES`]); pages and
     /// mail show times in it.
     pub time_zone: Option<String>,
 }
 
+/// A request field that breaks a rule: answered as a 400 `validation_error` that
+/// reads `field: message`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
 pub struct InvalidField {
+    /// The field as the client named it (`items[2].product_id`, or a header such as
+    /// `Idempotency-Key`).
     pub field: Cow<'static, str>,
+    /// What is wrong, worded to follow the field's name ("must not be empty").
     pub message: Cow<'static, str>,
 }
 
+/// Shorthand for an `InvalidField`, from static or formatted text.
 pub fn invalid(
     field: impl Into<Cow<'static, str>>,
     message: impl Into<Cow<'static, str>>,
@@ -50,6 +65,7 @@ pub fn invalid(
 pub struct Username(String);
 
 impl Username {
+    /// Trims and lowercases, then checks the rules above; the error names `username`.
     pub fn parse(s: &str) -> Result<Self, InvalidField> {
         let s = s.trim().to_lowercase();
         if !(3..=32).contains(&s.chars().count()) {
@@ -67,10 +83,12 @@ impl Username {
         Ok(Username(s))
     }
 
+    /// For a username read back from the store: checked when stored, so not again.
     pub fn from_trusted(s: String) -> Self {
         Username(s)
     }
 
+    /// The lowercased form, as stored and looked up at sign-in.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -82,6 +100,8 @@ impl Username {
 pub struct Email(String);
 
 impl Email {
+    /// Trims and lowercases; wants something before one `@` and a dotted domain after
+    /// it, no whitespace, and at most 254 bytes. The error names `email`.
     pub fn parse(s: &str) -> Result<Self, InvalidField> {
         let s = s.trim().to_lowercase();
         let bad = || invalid("email", "must be an e-mail address like name@example.com");
@@ -100,10 +120,12 @@ impl Email {
         Ok(Email(s))
     }
 
+    /// For an address read back from the store: checked when stored, so not again.
     pub fn from_trusted(s: String) -> Self {
         Email(s)
     }
 
+    /// The lowercased form, as stored.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -113,6 +135,7 @@ impl Email {
 pub struct Password(String);
 
 impl Password {
+    /// Taken as typed (not trimmed): at least 8 characters and at most 1024 bytes.
     pub fn parse(s: &str) -> Result<Self, InvalidField> {
         if s.chars().count() < 8 {
             return Err(invalid("password", "must be at least 8 characters long"));
@@ -159,20 +182,25 @@ pub struct PasswordHashString(pub String);
 pub struct SecretToken(String);
 
 impl SecretToken {
+    /// A fresh secret from the OS's random source (43 characters).
     pub fn generate() -> Self {
         let mut bytes = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
         SecretToken(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
     }
 
+    /// A secret as a client sent it (header or cookie), to hash and look up. Unchecked.
     pub fn from_presented(s: &str) -> Self {
         SecretToken(s.to_owned())
     }
 
+    /// The secret itself, to give its owner once (in the response or a cookie); keep it
+    /// out of logs.
     pub fn expose(&self) -> &str {
         &self.0
     }
 
+    /// The hex SHA-256 the store keeps, and looks the secret up by.
     pub fn hash(&self) -> TokenHash {
         TokenHash(hex::encode(Sha256::digest(self.0.as_bytes())))
     }
@@ -184,6 +212,8 @@ impl std::fmt::Debug for SecretToken {
     }
 }
 
+/// A `SecretToken`'s SHA-256 in hex: all the store ever holds of an API token or a
+/// session id.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenHash(pub String);
 
@@ -191,8 +221,13 @@ pub struct TokenHash(pub String);
 /// request that rides on the session cookie must echo it.
 #[derive(Clone, Debug)]
 pub struct Session {
+    /// The signed-in user, read from `users` with the session on every lookup.
     pub user: User,
+    /// Handed to the page at sign-in; compared in constant time with the `X-CSRF-Token`
+    /// header or a form's `csrf_token` field.
     pub csrf_token: String,
+    /// Fixed at sign-in, `SESSION_LIFETIME_DAYS` later; from then on the store no longer
+    /// finds the session.
     pub expires_at: DateTime<Utc>,
 }
 

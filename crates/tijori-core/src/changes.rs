@@ -12,12 +12,16 @@ use tokio::sync::watch;
 
 use crate::id::PaymentId;
 
+/// This process's watchers, by payment. Changes settled by another process reach it
+/// through `Tijori::announce_change`.
 #[derive(Default)]
 pub struct ChangeFeed {
     watched: Mutex<HashMap<PaymentId, watch::Sender<u64>>>,
 }
 
 impl ChangeFeed {
+    /// Shared: each `ChangeWatcher` holds it, to drop its payment's channel when the
+    /// last watcher goes.
     pub fn new() -> Arc<ChangeFeed> {
         Arc::new(ChangeFeed::default())
     }

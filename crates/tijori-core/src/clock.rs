@@ -4,10 +4,13 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 
+/// Where the use-cases read the time: `SystemClock` when running, `ManualClock` in tests.
 pub trait Clock: Send + Sync + 'static {
+    /// The current time; `Tijori::now` reads it for the times it records.
     fn now(&self) -> DateTime<Utc>;
 }
 
+/// The real time, cut to microseconds.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
 
@@ -24,14 +27,17 @@ impl Clock for SystemClock {
 pub struct ManualClock(Mutex<DateTime<Utc>>);
 
 impl ManualClock {
+    /// Stopped at `start` until moved.
     pub fn new(start: DateTime<Utc>) -> Self {
         ManualClock(Mutex::new(start))
     }
 
+    /// Moves time on by `by`, as if that much had passed.
     pub fn advance(&self, by: Duration) {
         *self.0.lock().expect("clock lock") += by;
     }
 
+    /// Jumps to `to`, forward or back.
     pub fn set(&self, to: DateTime<Utc>) {
         *self.0.lock().expect("clock lock") = to;
     }

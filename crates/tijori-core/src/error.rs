@@ -4,6 +4,8 @@ use crate::account::InvalidField;
 use crate::gateway::GatewayError;
 use crate::store::StoreError;
 
+/// What a use-case can fail with; the web layer answers each variant with its own
+/// HTTP status and code.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The request is malformed or breaks a rule; say which field and why.
@@ -16,22 +18,41 @@ pub enum Error {
     /// Not there, or not the caller's: the two are indistinguishable on purpose.
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// Clashes with the current state (another refund or checkout still in progress,
+    /// a username taken): a 409 with its own code.
     #[error("{message}")]
-    Conflict { code: &'static str, message: String },
+    Conflict {
+        /// Stable and machine-readable (e.g. `refund_in_progress`): clients branch on it.
+        code: &'static str,
+        /// Safe to show the caller: what clashed and, where there is one, what to do.
+        message: String,
+    },
     /// Well-formed, but refused as asked (a 400 with its own code).
     #[error("{message}")]
-    Refused { code: &'static str, message: String },
+    Refused {
+        /// Stable and machine-readable (e.g. `invalid_refund_amount`).
+        code: &'static str,
+        /// Safe to show the caller.
+        message: String,
+    },
+    /// A sign-in with a wrong username or password; which of the two is never said.
     #[error("wrong username or password")]
     BadCredentials,
+    /// A gateway gave no answer we can act on; how the caller is answered depends on
+    /// the `GatewayError`.
     #[error(transparent)]
     Gateway(#[from] GatewayError),
     /// Too much of one kind of work is waiting (password hashing under a flood of
     /// sign-ins): refused at once, to be tried again after `retry_after_secs`.
     #[error("{message}")]
     Overloaded {
+        /// Safe to show the caller.
         message: &'static str,
+        /// Seconds; sent as `Retry-After`.
         retry_after_secs: u64,
     },
+    /// Our own failure (the database, most often): the cause is logged, never shown to
+    /// the caller.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -49,4 +70,5 @@ impl From<StoreError> for Error {
     }
 }
 
+/// A use-case's result: fails with `Error` unless another error is named.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -13,14 +13,20 @@ use serde::{Deserialize, Serialize};
 use crate::id::PaymentId;
 use crate::money::{Currency, Money};
 
+/// Which gateway a payment goes through. Stored on the payment; with its provider_ref
+/// it names the payment at that gateway.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GatewayKind {
+    /// Khalti: the KPG-2 hosted checkout (and the legacy KPG-1 widget), NPR only.
     Khalti,
+    /// Chapa: a hosted checkout in ETB or USD, with signed webhooks.
     Chapa,
 }
 
 impl GatewayKind {
+    /// Its name in the database and on the wire (`khalti`, `chapa`); `FromStr` reads
+    /// it back.
     pub fn as_str(self) -> &'static str {
         match self {
             GatewayKind::Khalti => "khalti",
@@ -52,20 +58,31 @@ impl FromStr for GatewayKind {
 /// The exact answer a gateway gave, kept on the payment for audit.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RawAnswer {
+    /// 0 when the record is not a gateway's HTTP reply: a return redirect, a callback,
+    /// or a note tijori made itself (the reconciler closing an expired checkout).
     pub http_status: u16,
+    /// The body exactly as received; for a status-0 record, the signal or tijori's note.
     pub body: String,
 }
 
 /// What tijori asks a gateway to open a hosted checkout for.
 #[derive(Clone, Debug)]
 pub struct CheckoutRequest {
+    /// Sent as the gateway's order reference (Khalti's purchase_order_id; at Chapa it
+    /// is the tx_ref itself).
     pub payment_id: PaymentId,
+    /// The whole charge; its currency must be one the gateway `supports`.
     pub amount: Money,
+    /// What is bought, in words ("Basic subscription (30 days)"); Khalti shows it on
+    /// its page as the order name.
     pub description: String,
     /// Where the gateway sends the browser back to.
     pub return_url: String,
+    /// Our site's root; Khalti requires it, Chapa takes none.
     pub website_url: String,
+    /// The customer's username, sent as the payer's name.
     pub customer_name: String,
+    /// The customer's email, sent as the payer's.
     pub customer_email: String,
 }
 
@@ -77,7 +94,10 @@ pub struct RefundRequest {
     pub transaction_id: String,
     /// How much; the whole payment when `full`.
     pub amount: Money,
+    /// Ask for the gateway's refund of everything instead of `amount`; set only when
+    /// nothing of the payment was refunded before.
     pub full: bool,
+    /// The operator's reason, passed on where the gateway takes one (Chapa).
     pub reason: Option<String>,
     /// Our id for the refund, where the gateway keeps one (Chapa).
     pub refund_id: String,
@@ -87,9 +107,14 @@ pub struct RefundRequest {
 /// the page to send the customer to.
 #[derive(Clone, Debug)]
 pub struct Checkout {
+    /// What the payment is looked up by from now on (`Gateway::lookup`).
     pub provider_ref: String,
+    /// The gateway's hosted page, where the customer is sent to pay.
     pub payment_url: String,
+    /// When the checkout stops taking money, where the gateway says (Khalti does);
+    /// otherwise `Payment::link_end` assumes a fixed lifetime.
     pub expires_at: Option<DateTime<Utc>>,
+    /// The initiate answer, kept for audit.
     pub raw: RawAnswer,
 }
 
@@ -102,18 +127,31 @@ pub enum GatewayStatus {
     Unpaid,
     /// The gateway is still deciding (Khalti's Pending): hold and look again later.
     Pending,
+    /// The checkout was canceled, by the customer or the gateway. Money that arrives
+    /// afterwards still counts.
     Canceled,
+    /// The checkout expired unpaid (also what the reconciler records for one past its
+    /// `link_end`). Money that arrives afterwards still counts.
     Expired,
+    /// The attempt failed. At Chapa the customer may try again on the same checkout,
+    /// so a later Paid still completes it.
     Failed,
+    /// Refunded in full: what the payment bought is taken back.
     Refunded,
+    /// Part of it was refunded: its share of what it bought is taken back (an order
+    /// only goes back in full).
     PartiallyRefunded,
     /// A status the gateway's contract does not list. Never fulfilled; held for a
     /// later look, like Pending.
     Unrecognised(String),
 }
 
+/// A gateway's answer about a payment, normalised: what `payment::decide` settles it
+/// on. tijori builds one itself for what it learns otherwise (a refund it made, a
+/// checkout the reconciler closed).
 #[derive(Clone, Debug)]
 pub struct GatewayAnswer {
+    /// Its verdict; only `Paid` for the exact amount (and currency) fulfils.
     pub status: GatewayStatus,
     /// The amount the gateway says it took, in minor units.
     pub amount_minor: i64,
@@ -122,6 +160,7 @@ pub struct GatewayAnswer {
     pub currency: Option<Currency>,
     /// The gateway's transaction id (needed for refunds), once there is one.
     pub transaction_id: Option<String>,
+    /// The answer as received, kept on the payment for audit.
     pub raw: RawAnswer,
 }
 
@@ -132,41 +171,66 @@ pub enum GatewayError {
     /// The gateway refused the request and said why (its validation errors).
     #[error("{gateway} rejected the request: {reason}")]
     Rejected {
+        /// Which gateway refused.
         gateway: GatewayKind,
+        /// One line fit to show the merchant: the gateway's own messages, or why the
+        /// request was refused before it was sent.
         reason: String,
+        /// Its answer, kept for audit; `None` when the request was refused before it
+        /// was sent.
         raw: Option<RawAnswer>,
     },
     /// Our credentials were refused: the merchant's configuration is wrong.
     #[error("{gateway} refused our credentials: {reason}")]
     Unauthorized {
+        /// Which gateway refused our key.
         gateway: GatewayKind,
+        /// One line fit to show the merchant, with the gateway's own detail.
         reason: String,
+        /// Its answer, kept for audit.
         raw: Option<RawAnswer>,
     },
     /// The gateway does not know this payment reference.
     #[error("{gateway} does not know this payment: {reason}")]
     NotFound {
+        /// Which gateway does not know it.
         gateway: GatewayKind,
+        /// One line fit to show the merchant, with the gateway's own detail.
         reason: String,
+        /// Its answer, kept for audit.
         raw: Option<RawAnswer>,
     },
+    /// No answer in time: the request may still have been processed, so a refund's
+    /// outcome becomes unknown; a lookup is tried again only by background work.
     #[error("{gateway} did not answer in time")]
-    Timeout { gateway: GatewayKind },
+    Timeout {
+        /// Which gateway did not answer.
+        gateway: GatewayKind,
+    },
+    /// No connection, or it dropped before an answer came: a lookup is tried again; a
+    /// refund's outcome becomes unknown.
     #[error("{gateway} could not be reached: {reason}")]
     Unreachable {
+        /// Which gateway could not be reached.
         gateway: GatewayKind,
+        /// The transport's error, in one line.
         reason: String,
     },
     /// It answered, but not in the shape its contract promises (garbage, a 5xx page).
     #[error("{gateway} gave an answer we cannot use: {reason}")]
     BadAnswer {
+        /// Which gateway answered.
         gateway: GatewayKind,
+        /// What is wrong with the answer, in one line.
         reason: String,
+        /// The answer, kept for audit; a lookup is tried again when its status is 5xx.
         raw: Option<RawAnswer>,
     },
 }
 
 impl GatewayError {
+    /// The gateway's answer behind the error, to keep for audit; `None` when there was
+    /// none (a timeout, no connection, a request refused before it was sent).
     pub fn raw(&self) -> Option<&RawAnswer> {
         match self {
             GatewayError::Rejected { raw, .. }
@@ -178,10 +242,15 @@ impl GatewayError {
     }
 }
 
+/// A hosted-checkout gateway, as the use-cases call it. Implemented in `tijori-gateways`
+/// over each gateway's client; `Gateways` holds the configured ones.
 #[async_trait]
 pub trait Gateway: Send + Sync {
+    /// Which gateway this is: the key it is registered under in `Gateways`.
     fn kind(&self) -> GatewayKind;
 
+    /// Whether it takes payments in `currency`; checked before a checkout is opened or
+    /// a refund asked for.
     fn supports(&self, currency: Currency) -> bool;
 
     /// Opens a hosted checkout. Never retried blindly: a second call could open a
@@ -241,9 +310,13 @@ pub trait Gateway: Send + Sync {
 /// what the gateway's own verify answers, never on this.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WebhookNotice {
+    /// The event as the gateway names it (Chapa's `charge.success`); kept on the
+    /// delivery and named in operator events.
     pub event: String,
     /// Our reference for the payment (Chapa's tx_ref), if the notice names one.
     pub reference: Option<String>,
+    /// The payment status the notice states, in the gateway's words, if any; only
+    /// kept on the delivery.
     pub status: Option<String>,
     /// The notice claims the payment succeeded.
     pub claims_paid: bool,
@@ -251,6 +324,7 @@ pub struct WebhookNotice {
     pub unrelated: bool,
 }
 
+/// Why a webhook was not taken in; each is a different answer to the gateway.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum WebhookError {
     /// The signature is missing or wrong: the body proves nothing and is not kept.
@@ -259,6 +333,8 @@ pub enum WebhookError {
     /// Signed, but not a notice we can read.
     #[error("webhook unreadable: {0}")]
     Malformed(String),
+    /// The gateway is not configured here, or its adapter reads no webhooks. Refused
+    /// before anything is recorded.
     #[error("{0} does not send webhooks here")]
     Unsupported(GatewayKind),
     /// Authentic, but we could not take it in now: the gateway should deliver it again.
@@ -273,15 +349,18 @@ pub struct Gateways {
 }
 
 impl Gateways {
+    /// None yet: add each configured gateway with `with`.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Adds `gateway` under its `kind`, replacing one added before for that kind.
     pub fn with(mut self, gateway: Arc<dyn Gateway>) -> Self {
         self.by_kind.insert(gateway.kind(), gateway);
         self
     }
 
+    /// The gateway of `kind`, or `None` when this tijori is not configured with it.
     pub fn get(&self, kind: GatewayKind) -> Option<&Arc<dyn Gateway>> {
         self.by_kind.get(&kind)
     }

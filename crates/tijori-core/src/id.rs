@@ -44,6 +44,8 @@ macro_rules! typed_id {
                 Self(s)
             }
 
+            /// The whole id, prefix included (`pay_0193…`): as stored, and as `parse`
+            /// accepts it.
             pub fn as_str(&self) -> &str {
                 &self.0
             }

@@ -19,6 +19,7 @@ pub fn retention() -> Duration {
 pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
+    /// Reads the `Idempotency-Key` header as sent (not trimmed); the error names it.
     pub fn parse(s: &str) -> Result<Self, InvalidField> {
         if s.is_empty() || s.len() > 255 || !s.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(invalid(
@@ -29,6 +30,7 @@ impl IdempotencyKey {
         Ok(IdempotencyKey(s.to_owned()))
     }
 
+    /// The key as the client sent it, and as stored (keys are per user).
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -49,8 +51,11 @@ pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
 /// The answer kept for a key, replayed byte for byte.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredResponse {
+    /// The HTTP status; the web layer keeps no 5xx (a server error releases the key).
     pub status: u16,
+    /// As the handler set it; `application/json` if it set none.
     pub content_type: String,
+    /// Must be UTF-8: the stores keep it as text.
     pub body: Vec<u8>,
 }
 
@@ -129,7 +134,10 @@ pub const FORGET_INSTANCE_AFTER_HOURS: i64 = 24;
 /// Who asks for a key, and until when it will hold it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Claimant {
+    /// The process handling the request: the key's `owner` while it holds it.
     pub instance: InstanceId,
+    /// From `new`: `now` plus `LEASE_SECS`. After it another request may take the key
+    /// over, its holder alive or not.
     pub lease_until: DateTime<Utc>,
 }
 
@@ -148,6 +156,8 @@ impl Claimant {
 pub struct Hold {
     /// `None` for a claim written before holders were recorded.
     pub owner: Option<InstanceId>,
+    /// When the lease ends; a claim with none recorded gets its `created_at` plus
+    /// `LEASE_SECS`.
     pub lease_until: DateTime<Utc>,
     /// The owner's last heartbeat; `None` when it has none (never beat, or forgotten).
     pub owner_heartbeat: Option<DateTime<Utc>>,
@@ -177,7 +187,9 @@ pub fn may_take_over(hold: &Hold, now: DateTime<Utc>) -> bool {
 /// stock, a checkout already open) or closes it, instead of making a second.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Leftover {
+    /// A payment it created: its checkout is handed back if it opened, otherwise closed.
     pub payment: Option<PaymentId>,
+    /// An order it created (its stock reserved): the answer again, not a second order.
     pub order: Option<OrderId>,
 }
 
@@ -185,9 +197,14 @@ pub struct Leftover {
 /// noted on the key, and what a previous holder left is in `left`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Attempt {
+    /// Keys are per user: the same key from two users is two keys.
     pub user: UserId,
+    /// With `user`, names the key row the request's work is noted on.
     pub key: IdempotencyKey,
+    /// This process: what the request creates is noted on the key only while it still
+    /// holds it.
     pub holder: InstanceId,
+    /// What a previous holder created; empty (`Default`) on a first use.
     pub left: Leftover,
 }
 

@@ -38,6 +38,7 @@ pub enum JobKind {
 }
 
 impl JobKind {
+    /// Every kind, for reading a stored name back (`FromStr`).
     pub const ALL: [JobKind; 8] = [
         JobKind::ReconcileSweep,
         JobKind::ReconcilePayment,
@@ -49,6 +50,8 @@ impl JobKind {
         JobKind::PruneCredentials,
     ];
 
+    /// The name in the jobs table's `kind` column and in logs; also the unique key of a
+    /// recurring sweep's job.
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::ReconcileSweep => "reconcile_sweep",
@@ -93,17 +96,22 @@ impl FromStr for JobKind {
     }
 }
 
+/// Where a job is in its life, as the `status` column stores it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
+    /// Waiting for `run_at`: new, retrying after backoff, or recurring between runs.
     Queued,
+    /// Claimed by a worker, which holds it until `locked_until` (its lease).
     Running,
+    /// Finished for good; a recurring job is normally queued again instead.
     Done,
     /// Out of attempts: stays until an operator retries it.
     Dead,
 }
 
 impl JobStatus {
+    /// The name in the `status` column; the admin's job list filters by it.
     pub fn as_str(self) -> &'static str {
         match self {
             JobStatus::Queued => "queued",
@@ -134,9 +142,13 @@ impl FromStr for JobStatus {
 /// kind and key is queued or running, queueing another does nothing.
 #[derive(Clone, Debug)]
 pub struct NewJob {
+    /// What to do; its `max_attempts` is copied onto the job when it is queued.
     pub kind: JobKind,
+    /// What to do it to: a payment, refund or mail id; empty for the recurring sweeps.
     pub payload: String,
+    /// `None` never conflicts: the job is queued whatever else is waiting.
     pub unique_key: Option<String>,
+    /// No worker claims it before this.
     pub run_at: DateTime<Utc>,
 }
 
@@ -158,21 +170,38 @@ impl NewJob {
     }
 }
 
+/// A job as stored, with its progress: what a worker claims and the admin's job
+/// list shows.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Job {
+    /// The row's id: how its worker completes it and an operator retries it.
     pub id: i64,
+    /// Decides what a worker does with it (see `JobKind`).
     pub kind: JobKind,
+    /// As queued (see `NewJob::payload`): a payment, refund or mail id, or empty.
     pub payload: String,
+    /// As queued: no other job of the same kind and key is queued or running beside it.
     pub unique_key: Option<String>,
+    /// Where it is in its life; a `Dead` one waits for an operator's retry.
     pub status: JobStatus,
     /// Attempts started so far (this one included, once claimed).
     pub attempts: u32,
+    /// Copied from `JobKind::max_attempts` when queued: a failure on this attempt makes
+    /// the job dead.
     pub max_attempts: u32,
+    /// Not claimed before this: the time it was queued for, a retry's backoff, or a
+    /// recurring job's next run.
     pub run_at: DateTime<Utc>,
+    /// The worker running it (host, process and a random part); `None` unless running.
     pub locked_by: Option<String>,
+    /// When that worker's lease ends: a job still running then is claimed again, and the
+    /// attempt counts.
     pub locked_until: Option<DateTime<Utc>>,
+    /// Why the last failed attempt failed; cleared when the job completes.
     pub last_error: Option<String>,
+    /// When it was first queued (a recurring job keeps its row from run to run).
     pub created_at: DateTime<Utc>,
+    /// When it last changed (claimed, completed, failed or retried).
     pub updated_at: DateTime<Utc>,
 }
 

@@ -2,6 +2,8 @@
 //! answer settles them. No HTTP and no SQL here: those reach the core through ports
 //! (`Store`, `Gateway`, `Clock`).
 
+#![warn(missing_docs)]
+
 pub mod account;
 pub mod changes;
 pub mod clock;

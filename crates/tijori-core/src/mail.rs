@@ -16,6 +16,8 @@ use crate::money::Currency;
 /// Sends one mail. Implementations: SMTP (lettre) in the binary.
 #[async_trait]
 pub trait Mailer: Send + Sync {
+    /// Delivers one plain-text mail. An `Err` is kept on the outbox row as its error, and
+    /// the mail stays queued for its delivery job to try again.
     async fn send(&self, to: &str, subject: &str, body: &str) -> Result<(), String>;
 }
 
@@ -30,6 +32,7 @@ pub enum NoticeKind {
 }
 
 impl NoticeKind {
+    /// The name the notices table stores; with user and period end, the notice's key.
     pub fn as_str(self) -> &'static str {
         match self {
             NoticeKind::Reminder => "reminder",
@@ -41,12 +44,20 @@ impl NoticeKind {
 /// A subscription due a notice, as the store finds it.
 #[derive(Clone, Debug)]
 pub struct DueNotice {
+    /// Which mail `compose` writes; part of the notice's identity (see `period_end`).
     pub kind: NoticeKind,
+    /// The subscriber; part of the notice's identity, and its outbox mail is filed under them.
     pub user_id: UserId,
+    /// Greets the customer in the mail.
     pub username: String,
+    /// The account's address; the outbox mail goes to it.
     pub email: String,
+    /// The zone the customer chose. `None`, or a name `offset_of` does not know, falls
+    /// back to the zone of `plan_currency`'s country (see `zone_for`).
     pub time_zone: Option<String>,
+    /// Named in the mail's subject and body.
     pub plan_name: String,
+    /// Only picks the time zone when the customer chose none; the mail shows no price.
     pub plan_currency: Currency,
     /// The end of the period the notice is about (its identity, with user and kind).
     pub period_end: DateTime<Utc>,
@@ -55,16 +66,25 @@ pub struct DueNotice {
 /// A mail in the outbox.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct OutboxMail {
+    /// `mail_` and a UUIDv7; also the payload and unique key of its delivery job.
     pub id: String,
+    /// The customer it was written for.
     pub user_id: UserId,
+    /// The account's address when the mail was written.
     pub to: String,
+    /// From `compose`: names the plan and whether it ends soon or has ended.
     pub subject: String,
+    /// Plain text from `compose`, with the date in the customer's time zone.
     pub body: String,
     /// `queued` (to deliver), `sent` (handed to SMTP), or `kept` (no SMTP configured:
     /// the outbox is where it is read).
     pub status: String,
+    /// Why the last delivery attempt failed, while the mail waits (still `queued`) for
+    /// another; cleared once it is `sent` or `kept`.
     pub error: Option<String>,
+    /// When it was written, in the same transaction as its notice.
     pub created_at: DateTime<Utc>,
+    /// When it was handed to SMTP; `None` while queued and for kept mail.
     pub sent_at: Option<DateTime<Utc>>,
 }
 
@@ -79,6 +99,8 @@ pub fn offset_of(zone: &str) -> Option<(&'static str, FixedOffset)> {
     }
 }
 
+/// The zones a customer may choose, by the names `offset_of` stores them under
+/// ("Etc/UTC" becomes "UTC"); the sign-up form lists them.
 pub const TIME_ZONES: [&str; 3] = ["Asia/Kathmandu", "Africa/Addis_Ababa", "UTC"];
 
 /// A user's zone: the one they chose, else the one of the country whose currency

@@ -9,14 +9,20 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Currency {
+    /// Nepalese rupee, counted in paisa; Khalti takes it.
     Npr,
+    /// Ethiopian birr, counted in santim; Chapa takes it.
     Etb,
+    /// US dollar, counted in cents; Chapa takes it.
     Usd,
 }
 
 impl Currency {
+    /// Every currency tijori takes: the ones `FromStr` accepts.
     pub const ALL: [Currency; 3] = [Currency::Npr, Currency::Etb, Currency::Usd];
 
+    /// The ISO 4217 code: what the database stores, the API shows and Chapa is sent.
+    /// `FromStr` reads it back, in any case.
     pub fn code(self) -> &'static str {
         match self {
             Currency::Npr => "NPR",
@@ -37,6 +43,7 @@ impl fmt::Display for Currency {
     }
 }
 
+/// A currency code that is not NPR, ETB or USD; holds the text as it was given.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown currency {0:?}: expected one of NPR, ETB, USD")]
 pub struct UnknownCurrency(pub String);
@@ -61,19 +68,25 @@ pub struct Money {
     currency: Currency,
 }
 
+/// Why an amount was refused by `Money::from_minor` or `Money::parse_major`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MoneyError {
+    /// Not digits with an optional `.` and fraction: "1e3", ".5", "5." and "+5" are refused.
     #[error("amount {0:?} is not a decimal number like \"500\" or \"500.00\"")]
     Malformed(String),
+    /// More digits after the point than the currency's minor unit has ("500.005" in NPR).
     #[error("amount {0:?} has more than two decimal places")]
     TooPrecise(String),
+    /// A leading minus sign (even "-0"), or a negative count of minor units.
     #[error("amount must not be negative")]
     Negative,
+    /// More minor units than an `i64` holds.
     #[error("amount {0:?} is too large")]
     TooLarge(String),
 }
 
 impl Money {
+    /// Wraps an amount already in minor units, as the store keeps it; refuses a negative one.
     pub fn from_minor(minor: i64, currency: Currency) -> Result<Self, MoneyError> {
         if minor < 0 {
             return Err(MoneyError::Negative);
@@ -115,10 +128,12 @@ impl Money {
         Ok(Money { minor, currency })
     }
 
+    /// The amount in minor units: 50000 is NPR 500.00.
     pub fn minor(self) -> i64 {
         self.minor
     }
 
+    /// The currency `minor` counts in.
     pub fn currency(self) -> Currency {
         self.currency
     }

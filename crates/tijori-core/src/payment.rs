@@ -12,6 +12,7 @@ use crate::id::{OrderId, PaymentId, PlanId, UserId};
 use crate::money::Money;
 use crate::subscription::PlanChange;
 
+/// Where a payment stands; [`decide`] says which gateway answer moves it where.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentStatus {
@@ -19,19 +20,29 @@ pub enum PaymentStatus {
     Initiated,
     /// The gateway is still deciding; looked at again later.
     Pending,
+    /// Paid the exact amount charged, and what it bought was granted.
     Completed,
     /// The gateway says paid, but not the amount we charged: never fulfilled
     /// automatically; an operator decides.
     NeedsReview,
+    /// The customer canceled at the gateway. Not final: a later paid answer still
+    /// completes it.
     Canceled,
+    /// The checkout ran out unpaid (as the gateway said, or the reconciler after
+    /// [`Payment::link_end`]). Not final: a later paid answer still completes it.
     Expired,
     /// The checkout could not be opened, or the gateway reports the payment failed.
     Failed,
+    /// Refunded in full, through tijori or at the gateway; what it bought is taken
+    /// back.
     Refunded,
+    /// Refunded in part, and may be refunded further: a subscription loses the
+    /// refunded share of its days, an order is not taken back.
     PartiallyRefunded,
 }
 
 impl PaymentStatus {
+    /// Every status; parsing the stored text back (`FromStr`) searches it.
     pub const ALL: [PaymentStatus; 9] = [
         PaymentStatus::Initiated,
         PaymentStatus::Pending,
@@ -44,6 +55,8 @@ impl PaymentStatus {
         PaymentStatus::PartiallyRefunded,
     ];
 
+    /// The status as the database stores it and the API shows it (snake_case, as
+    /// serialised).
     pub fn as_str(self) -> &'static str {
         match self {
             PaymentStatus::Initiated => "initiated",
@@ -143,18 +156,24 @@ impl FromStr for PaymentStatus {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Purpose {
+    /// A plan's days, laid out with what the customer holds when it is fulfilled.
     Subscription {
+        /// The plan whose days fulfilment grants.
         plan_id: PlanId,
         /// What the customer chose should happen if they hold another plan (stored
         /// with the payment, so the settle does what they were told before paying).
         change: PlanChange,
     },
+    /// A shop order's total; fulfilling it marks the order paid.
     Order {
+        /// The order paid for; the database allows one open payment per order and
+        /// gateway.
         order_id: OrderId,
     },
 }
 
 impl Purpose {
+    /// The stored `purpose` column: `subscription` or `order`.
     pub fn as_str(&self) -> &'static str {
         match self {
             Purpose::Subscription { .. } => "subscription",
@@ -163,23 +182,43 @@ impl Purpose {
     }
 }
 
+/// One attempt to take money through a gateway (a hosted checkout, or Khalti's
+/// widget), and where it stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Payment {
+    /// Ours, made before the gateway is asked: sent as Khalti's purchase_order_id, and
+    /// used as Chapa's tx_ref.
     pub id: PaymentId,
+    /// The customer paying; to any other signed-in user but an admin the payment
+    /// does not exist.
     pub user_id: UserId,
+    /// The gateway holding the checkout; every lookup of the payment goes there.
     pub gateway: GatewayKind,
+    /// What fulfilling it grants.
     pub purpose: Purpose,
+    /// What the customer is charged; a paid answer for another amount or currency is
+    /// held for review.
     pub amount: Money,
+    /// Where it stands; a gateway's answer moves it only through [`decide`] and the
+    /// store's compare-and-set.
     pub status: PaymentStatus,
     /// Khalti's pidx or Chapa's tx_ref, once the checkout is open.
     pub provider_ref: Option<String>,
     /// The gateway's transaction id, once it has one.
     pub provider_txn_id: Option<String>,
+    /// The hosted checkout to send the customer to; `None` until the checkout opens,
+    /// and for a widget payment.
     pub payment_url: Option<String>,
+    /// When the gateway says the checkout stops taking money; `None` when it gives no
+    /// expiry (see [`Payment::link_end`]).
     pub expires_at: Option<DateTime<Utc>>,
     /// Why the payment is in its status, in words for the customer or operator.
     pub status_reason: Option<String>,
+    /// When the row was written, before the gateway was asked; a checkout without an
+    /// expiry is taken to live [`CHECKOUT_LIFETIME_HOURS`] from then.
     pub created_at: DateTime<Utc>,
+    /// When its status or checkout last changed; a lookup that changed nothing
+    /// leaves it.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -188,14 +227,22 @@ pub struct Payment {
 /// exactly one changes it (and fulfils it).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transition {
+    /// The status the payment moves to, if it is still in one of `from`.
     pub to: PaymentStatus,
+    /// The statuses the move applies from; a payment in any other stays as it is (the
+    /// answer is still recorded).
     pub from: &'static [PaymentStatus],
+    /// What the move does besides the status, in the same transaction.
     pub effect: Effect,
+    /// Becomes the payment's `status_reason` (`None` clears it).
     pub reason: Option<String>,
 }
 
+/// What a [`Transition`] does besides moving the status, applied by the store in
+/// the same transaction as the move.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Effect {
+    /// Only the status and its reason change.
     None,
     /// Grant what was bought (exactly once per payment).
     Fulfil,

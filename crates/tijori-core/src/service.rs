@@ -45,8 +45,12 @@ pub const SESSION_LIFETIME_DAYS: i64 = 14;
 /// How long an API token works; a client signs in again after that.
 pub const API_TOKEN_LIFETIME_DAYS: i64 = 30;
 
+/// The longest plan, in days (a century): keeps the date arithmetic of every renewal
+/// far from overflow.
 pub const MAX_PLAN_DAYS: u32 = 36_500;
 
+/// How a deployment tunes the use-cases: start from [`Settings::new`] and override the
+/// fields it sets.
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// Where customers reach this tijori (no trailing slash); return URLs hang off it.
@@ -61,8 +65,11 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The default `order_ttl`: how long, in minutes, an unpaid order holds its stock.
     pub const DEFAULT_ORDER_TTL_MINUTES: i64 = 30;
 
+    /// Settings for a tijori reached at `public_url` (no trailing slash), every other
+    /// field at its default.
     pub fn new(public_url: impl Into<String>) -> Self {
         Settings {
             public_url: public_url.into(),
@@ -77,7 +84,10 @@ impl Settings {
 /// the plans queued after it, each with its dates.
 #[derive(Clone, Debug)]
 pub struct Holding {
+    /// The subscription running now (else the last that ended, else the first to come),
+    /// with its plan.
     pub current: (Subscription, Plan),
+    /// The subscriptions that follow it, in order, each with its plan.
     pub queued: Vec<(Subscription, Plan)>,
 }
 
@@ -85,14 +95,21 @@ pub struct Holding {
 /// different thing (the customer holds another plan).
 #[derive(Clone, Debug)]
 pub struct PlanChoice {
+    /// What paying would do with the default choice ([`PlanChange::Queue`]): start now,
+    /// extend, or start when the paid time ends.
     pub default: ChangePreview,
+    /// What "switch now" would do; `None` when there is nothing to switch from (no
+    /// other plan ahead, or it was paid in another currency).
     pub switch_now: Option<ChangePreview>,
 }
 
 /// How a caller names the payment to verify.
 #[derive(Clone, Debug)]
 pub enum PaymentKey {
+    /// Our payment id, as the API and the status pages name it.
     Id(PaymentId),
+    /// The gateway's own reference on that gateway (Khalti's pidx, Chapa's tx_ref), as
+    /// a return redirect carries it.
     ProviderRef(GatewayKind, String),
 }
 
@@ -100,11 +117,17 @@ pub enum PaymentKey {
 /// bought (the subscription, or the order).
 #[derive(Clone, Debug)]
 pub struct Verification {
+    /// As it stands after the lookup, if one was made.
     pub payment: Payment,
+    /// What the customer holds now; only for a completed subscription payment, and
+    /// `None` if they hold nothing.
     pub subscription: Option<Holding>,
+    /// The order it pays for, whatever the payment's status; `None` for a subscription.
     pub order: Option<Order>,
 }
 
+/// The use-cases over one store and its gateways. Clones share the store, the change
+/// feed and the caches: each request, worker and lookup task holds one.
 #[derive(Clone)]
 pub struct Tijori {
     store: Arc<dyn Store>,
@@ -147,6 +170,8 @@ impl KnownPlans {
 }
 
 impl Tijori {
+    /// A tijori with the default background pacing, no mailer (mail stays in the
+    /// outbox), and a fresh instance id for the idempotency keys it holds.
     pub fn new(
         store: Arc<dyn Store>,
         gateways: Gateways,
@@ -185,6 +210,8 @@ impl Tijori {
         Ok(self.store.retire_instance(&self.instance).await?)
     }
 
+    /// Delivers outbox mail through `mailer`; without one, mail is kept for the
+    /// operator.
     pub fn with_mailer(mut self, mailer: Arc<dyn crate::mail::Mailer>) -> Self {
         self.mailer = Some(mailer);
         self
@@ -201,25 +228,34 @@ impl Tijori {
         self.changes.announce(payment);
     }
 
+    /// Replaces the default pacing of background work.
     pub fn with_background(mut self, background: BackgroundSettings) -> Self {
         self.background = background;
         self
     }
 
+    /// The store underneath, for what no use-case covers (the health check pings it); a
+    /// payment's outcome still goes through [`Tijori::settle`].
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 
+    /// The time on the injected clock: use it, not `Utc::now()`, so tests can move
+    /// time.
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
     }
 
+    /// The gateways configured here; a kind not among them is refused as unsupported.
     pub fn gateways(&self) -> &Gateways {
         &self.gateways
     }
 
     // Accounts -------------------------------------------------------------------
 
+    /// Creates an account, admins included (the CLI's `user create`); customers sign up
+    /// through [`Tijori::register`]. A username or e-mail already registered is a
+    /// `username_taken` conflict.
     pub async fn create_user(
         &self,
         username: &str,
@@ -303,6 +339,8 @@ impl Tijori {
         }
     }
 
+    /// A new API token for the user, valid [`API_TOKEN_LIFETIME_DAYS`]. Only its hash
+    /// is stored: this is the one time its secret is seen.
     pub async fn issue_api_token(&self, user: &UserId) -> Result<SecretToken> {
         let token = SecretToken::generate();
         let now = self.now();
@@ -313,6 +351,8 @@ impl Tijori {
         Ok(token)
     }
 
+    /// The user a presented bearer token signs in; `None` for an unknown or expired
+    /// one.
     pub async fn user_by_api_token(&self, presented: &str) -> Result<Option<User>> {
         Ok(self
             .store
@@ -340,6 +380,8 @@ impl Tijori {
         Ok((token, csrf))
     }
 
+    /// The live session a presented cookie secret opens; `None` for an unknown or
+    /// expired one.
     pub async fn session(&self, presented: &str) -> Result<Option<Session>> {
         Ok(self
             .store
@@ -347,6 +389,7 @@ impl Tijori {
             .await?)
     }
 
+    /// Signs a browser session out; an unknown secret is no error.
     pub async fn end_session(&self, presented: &str) -> Result<()> {
         Ok(self
             .store
@@ -386,6 +429,8 @@ impl Tijori {
         })
     }
 
+    /// Keeps the response to replay for the key's repeats, if this process still holds
+    /// the key (a successor's answer is never overwritten).
     pub async fn complete_idempotency_key(
         &self,
         user: &UserId,
@@ -398,6 +443,8 @@ impl Tijori {
             .await?)
     }
 
+    /// Forgets a claim whose request did not complete, so a retry runs again (if this
+    /// process still holds the key).
     pub async fn release_idempotency_key(&self, user: &UserId, key: &IdempotencyKey) -> Result<()> {
         Ok(self
             .store
@@ -444,10 +491,14 @@ impl Tijori {
 
     // Operator's view ---------------------------------------------------------------
 
+    /// The operator's list, newest first, at most 200: the unresolved events, or all
+    /// with `include_resolved`. The caller checks that the user is an admin.
     pub async fn operator_events(&self, include_resolved: bool) -> Result<Vec<OperatorEvent>> {
         Ok(self.store.operator_events(include_resolved, 200).await?)
     }
 
+    /// Marks an operator event handled (a second resolve keeps the first time);
+    /// `NotFound` for an unknown id. The caller checks that the user is an admin.
     pub async fn resolve_operator_event(&self, id: i64) -> Result<()> {
         Ok(self.store.resolve_operator_event(id, self.now()).await?)
     }
@@ -479,12 +530,16 @@ impl Tijori {
         Ok(self.store.unknown_refunds(200).await?)
     }
 
+    /// The latest 200 webhook deliveries, newest first. The caller checks that the user
+    /// is an admin.
     pub async fn webhook_deliveries(&self) -> Result<Vec<WebhookDelivery>> {
         Ok(self.store.webhook_deliveries(200).await?)
     }
 
     // Plans ----------------------------------------------------------------------
 
+    /// Adds a plan (the CLI's `plan create`): a name, 1 to [`MAX_PLAN_DAYS`] days and a
+    /// price above zero. A plan cannot be edited or withdrawn afterwards.
     pub async fn create_plan(&self, plan: NewPlan) -> Result<Plan> {
         if plan.name.trim().is_empty() {
             return Err(invalid("name", "must not be empty").into());
@@ -521,6 +576,7 @@ impl Tijori {
         Ok(plan)
     }
 
+    /// The plans on offer (the active ones), cheapest first.
     pub async fn plans(&self) -> Result<Vec<Plan>> {
         Ok(self.store.plans().await?)
     }
@@ -545,6 +601,7 @@ impl Tijori {
         }))
     }
 
+    /// The current part of [`Tijori::my_holding`], without what is queued after it.
     pub async fn my_subscription(&self, user: &UserId) -> Result<Option<(Subscription, Plan)>> {
         Ok(self.my_holding(user).await?.map(|h| h.current))
     }
@@ -765,6 +822,7 @@ impl Tijori {
             .ok_or(Error::NotFound("payment"))
     }
 
+    /// The user's payments, newest first, at most `limit`.
     pub async fn payment_history(&self, user: &UserId, limit: u32) -> Result<Vec<Payment>> {
         Ok(self.store.payments_for_user(user, limit).await?)
     }

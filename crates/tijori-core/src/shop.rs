@@ -17,34 +17,51 @@ use crate::money::{Currency, Money};
 
 /// The most distinct products one order may hold, and the most of one product.
 pub const MAX_ORDER_LINES: usize = 50;
+/// The most units of one product in one order, after repeated lines are merged.
 pub const MAX_QUANTITY: u32 = 1_000;
 /// The highest price a product may have, in minor units.
 pub const MAX_PRICE_MINOR: i64 = 1_000_000_000_000;
 /// The most stock one product may hold (keeps every total far from overflow).
 pub const MAX_STOCK: u32 = 1_000_000;
 
+/// A product in the shop. An order copies its name and price into its lines when it
+/// reserves the stock.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Product {
+    /// `prod_…`; the cart and order requests name products by it.
     pub id: ProductId,
+    /// Shown in the shop; copied into each order line that reserves it.
     pub name: String,
+    /// Free text shown in the shop; not validated.
     pub description: String,
+    /// Of one unit, above zero and at most `MAX_PRICE_MINOR`; its currency decides which
+    /// gateway can take an order for it.
     pub price: Money,
     /// Units not reserved by any order.
     pub stock: u32,
+    /// Only active products are listed and can be reserved; ordering an inactive one is
+    /// refused as `ReserveError::UnknownProduct`. New products start active.
     pub active: bool,
+    /// When it was added to the shop.
     pub created_at: DateTime<Utc>,
 }
 
 /// What `tijori product create` and the demo seed hand to the store.
 #[derive(Clone, Debug)]
 pub struct NewProduct {
+    /// Not blank, at most 200 characters.
     pub name: String,
+    /// Free text; not checked.
     pub description: String,
+    /// Of one unit: above zero and at most `MAX_PRICE_MINOR` minor units.
     pub price: Money,
+    /// Units on the shelf to start with, at most `MAX_STOCK`.
     pub stock: u32,
 }
 
 impl NewProduct {
+    /// Refuses what the store must never hold: a blank or over-long name, a zero or too
+    /// high price, too much stock. `Tijori::create_product` calls it first.
     pub fn validate(&self) -> Result<(), InvalidField> {
         if self.name.trim().is_empty() {
             return Err(invalid("name", "must not be empty"));
@@ -66,20 +83,27 @@ impl NewProduct {
     }
 }
 
+/// Where an order is in its life. The store keeps it as `as_str`; the API's JSON spells
+/// it the same.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     /// Stock reserved, waiting to be paid.
     Pending,
+    /// Paid by exactly one payment; money from any other payment for it is held for an
+    /// operator to refund.
     Paid,
     /// Not paid in time; its stock went back on the shelf.
     Expired,
+    /// Nothing in tijori sets it yet; a payment arriving for it is treated as for an
+    /// `Expired` order (stock taken again, or the money held).
     Canceled,
     /// Paid, then refunded in full.
     Refunded,
 }
 
 impl OrderStatus {
+    /// Every status, for parsing a stored name back (`FromStr`).
     pub const ALL: [OrderStatus; 5] = [
         OrderStatus::Pending,
         OrderStatus::Paid,
@@ -88,6 +112,7 @@ impl OrderStatus {
         OrderStatus::Refunded,
     ];
 
+    /// The name stored in the orders table.
     pub fn as_str(self) -> &'static str {
         match self {
             OrderStatus::Pending => "pending",
@@ -120,13 +145,18 @@ impl FromStr for OrderStatus {
 /// what the customer agreed to pay, whatever the product costs later.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct OrderItem {
+    /// The product whose stock the line reserved (and a restock gives back).
     pub product_id: ProductId,
+    /// As the product was named when ordered; the order shows this, not the current name.
     pub name: String,
+    /// One unit's price when ordered; every line of an order shares its currency.
     pub unit_price: Money,
+    /// Units reserved: 1 to `MAX_QUANTITY`.
     pub quantity: u32,
 }
 
 impl OrderItem {
+    /// `unit_price` × `quantity`; the order's total is the sum of these.
     pub fn subtotal(&self) -> Money {
         // Bounded by MAX_QUANTITY × a price the database accepted; checked anyway.
         let minor = self
@@ -138,16 +168,26 @@ impl OrderItem {
     }
 }
 
+/// A customer's order: its lines' stock was reserved when it was created, at the
+/// prices of that moment.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Order {
+    /// `ord_…`; the order's page is `/orders/{id}/`.
     pub id: OrderId,
+    /// The customer who placed it: the only one who may pay for it (an admin may view it).
     pub user_id: UserId,
+    /// `Pending` alone does not mean payable: see `is_payable`.
     pub status: OrderStatus,
+    /// Sum of the lines' subtotals. A payment for the order must be for exactly this, or
+    /// its money is held for review.
     pub total: Money,
+    /// One line per product.
     pub items: Vec<OrderItem>,
     /// When an unpaid order gives its stock back.
     pub expires_at: DateTime<Utc>,
+    /// When it was placed and its stock reserved.
     pub created_at: DateTime<Utc>,
+    /// Its last change: created, expired, paid, refunded or restocked.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -158,6 +198,7 @@ impl Order {
         self.status == OrderStatus::Pending && now < self.expires_at
     }
 
+    /// Its total's currency (all lines share it); decides which gateway can take it.
     pub fn currency(&self) -> Currency {
         self.total.currency()
     }
@@ -214,6 +255,8 @@ impl OrderRequest {
         })
     }
 
+    /// `(product_id, quantity)` pairs: distinct products in product-id order, each
+    /// quantity from 1 to `MAX_QUANTITY`.
     pub fn lines(&self) -> &[(ProductId, u32)] {
         &self.lines
     }
@@ -222,25 +265,49 @@ impl OrderRequest {
 /// Why the store could not reserve an order's stock.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ReserveError {
+    /// No product with that id, or one that is not active.
     #[error("{product} is not for sale")]
-    UnknownProduct { product: ProductId },
+    UnknownProduct {
+        /// The id the request named.
+        product: ProductId,
+    },
+    /// Fewer units left than a line asks for; nothing of the order is reserved.
     #[error("only {available} of {name} left, {requested} asked for")]
     OutOfStock {
+        /// The line's product.
         product: ProductId,
+        /// Its name, for the message.
         name: String,
+        /// Units the line asks for.
         requested: u32,
+        /// Units left unreserved when the order was refused.
         available: u32,
     },
+    /// Lines priced in two currencies (the first line's, then another's): an order is
+    /// paid in one currency, through one gateway.
     #[error("one order cannot mix currencies ({0} and {1})")]
     MixedCurrencies(Currency, Currency),
+    /// The customer already holds `OrderCaps::unpaid_orders` pending, unexpired orders.
     #[error("you have {held} unpaid orders (the most is {most}); pay for one, or wait for it to expire, before ordering more")]
-    TooManyUnpaidOrders { held: u32, most: u32 },
+    TooManyUnpaidOrders {
+        /// The customer's pending, unexpired orders.
+        held: u32,
+        /// `OrderCaps::unpaid_orders`.
+        most: u32,
+    },
+    /// This order would take the customer past `OrderCaps::unpaid_units_per_product`
+    /// for one product.
     #[error("you hold {held} of {name} in unpaid orders; {requested} more would pass the most one customer may hold unpaid ({most})")]
     TooManyUnits {
+        /// The product over the cap.
         product: ProductId,
+        /// Its name, for the message.
         name: String,
+        /// Units of it in the customer's other pending, unexpired orders.
         held: u32,
+        /// Units this order asks for.
         requested: u32,
+        /// `OrderCaps::unpaid_units_per_product`.
         most: u32,
     },
 }
@@ -249,9 +316,14 @@ pub enum ReserveError {
 /// the stock in one transaction.
 #[derive(Clone, Debug)]
 pub struct NewOrder {
+    /// Chosen before the write; an idempotency attempt, if any, records it in the same
+    /// transaction.
     pub id: OrderId,
+    /// The customer placing it; what they already hold unpaid is counted against `caps`.
     pub user: UserId,
+    /// The lines to reserve, in product-id order.
     pub request: OrderRequest,
+    /// The limits in force (`Settings::order_caps`).
     pub caps: OrderCaps,
     /// When it gives its stock back unless paid.
     pub expires_at: DateTime<Utc>,

@@ -15,6 +15,8 @@ use crate::payment::{Payment, Transition};
 use crate::shop::{NewOrder, NewProduct, Order, OrderCaps, OrderRequest, Product, ReserveError};
 use crate::subscription::{NewPlan, PaidPeriod, Plan, Subscription};
 
+/// Why a store call failed. The service turns `Conflict` and `NotFound` into answers
+/// the caller can act on; `Database` is an internal error.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A uniqueness rule refused the write (a taken username, a reused pidx).
@@ -28,19 +30,29 @@ pub enum StoreError {
     Database(#[from] anyhow::Error),
 }
 
+/// What every `Store` method returns.
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// An account to create, checked and hashed by the service (`Tijori::create_user`)
+/// before it gets here.
 pub struct NewUser {
+    /// Unique, as is `email`: a taken one is `StoreError::Conflict`.
     pub username: Username,
+    /// Unique; a second account with it is refused (`Conflict`).
     pub email: Email,
+    /// The argon2 hash (`Password::hash`), never the password itself.
     pub password_hash: PasswordHashString,
+    /// An operator: allowed the admin API and pages (refunds, operator events).
     pub is_admin: bool,
 }
 
 /// Where a gateway answer came from, for the audit trail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AnswerKind {
+    /// The answer to opening a checkout (kept by `record_checkout` or `fail_initiation`).
     Initiate,
+    /// The answer to asking the gateway what became of a payment; `settle` notes the
+    /// payment as checked.
     Lookup,
     /// The browser's return redirect: a signal, recorded but never trusted.
     ReturnSignal,
@@ -51,6 +63,7 @@ pub enum AnswerKind {
 }
 
 impl AnswerKind {
+    /// Its stored name: the `kind` of a `GatewayAnswerRecord`.
     pub fn as_str(self) -> &'static str {
         match self {
             AnswerKind::Initiate => "initiate",
@@ -62,11 +75,17 @@ impl AnswerKind {
     }
 }
 
+/// One entry of a payment's audit trail, as `answers` reads it back.
 #[derive(Clone, Debug)]
 pub struct GatewayAnswerRecord {
+    /// How it was had, by its stored name (`AnswerKind::as_str`).
     pub kind: String,
+    /// The gateway's HTTP status; 0 where there was none (a signal, or a record
+    /// tijori wrote itself).
     pub http_status: u16,
+    /// The body as received, or a signal's query string.
     pub body: String,
+    /// When tijori received it (the service's clock).
     pub received_at: DateTime<Utc>,
 }
 
@@ -102,34 +121,59 @@ pub struct Settled {
 /// A webhook delivery as received, after its signature was checked.
 #[derive(Clone, Debug)]
 pub struct NewWebhookDelivery {
+    /// The gateway whose signature it carried.
     pub gateway: GatewayKind,
     /// SHA-256 of the raw body: a redelivery of the same notice has the same one.
     pub body_sha256: String,
+    /// The notice's event (Chapa's `charge.success`, …); `None` when the body could not
+    /// be read.
     pub event: Option<String>,
+    /// Our payment reference it names (Chapa's tx_ref); `None` when it names none or
+    /// could not be read.
     pub reference: Option<String>,
+    /// The payment status it claims (a signal only); `None` if it gives none or could
+    /// not be read.
     pub status: Option<String>,
+    /// The raw body (lossily made UTF-8), kept for audit.
     pub body: String,
+    /// When it arrived (the service's clock).
     pub received_at: DateTime<Utc>,
 }
 
+/// What `record_webhook` stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordedDelivery {
+    /// The delivery's row; `finish_webhook` notes its outcome on it.
     pub id: i64,
     /// An identical body was delivered before.
     pub duplicate: bool,
 }
 
+/// A stored webhook delivery as the admin list shows it (its body is not read
+/// back).
 #[derive(Clone, Debug)]
 pub struct WebhookDelivery {
+    /// Increases with arrival; the list is newest first by it.
     pub id: i64,
+    /// The gateway's name (`GatewayKind::as_str`).
     pub gateway: String,
+    /// The notice's event; `None` when its body could not be read.
     pub event: Option<String>,
+    /// Our payment reference it named (Chapa's tx_ref); `None` when it named none or
+    /// could not be read.
     pub reference: Option<String>,
+    /// The payment status it claimed (a signal only).
     pub status: Option<String>,
+    /// An identical body was delivered before.
     pub duplicate: bool,
+    /// What handling it came to (`WebhookResult::as_str`); `None` until
+    /// `finish_webhook` noted it.
     pub outcome: Option<String>,
+    /// What an operator should know, when the outcome needs one.
     pub detail: Option<String>,
+    /// The payment of ours it named, if any.
     pub payment_id: Option<String>,
+    /// When it arrived.
     pub received_at: DateTime<Utc>,
 }
 
@@ -216,54 +260,82 @@ impl std::fmt::Display for OperatorEventKind {
 /// fulfilled, a webhook that verification contradicts, a payment held for review.
 #[derive(Clone, Debug)]
 pub struct OperatorEvent {
+    /// What `resolve_operator_event` takes.
     pub id: i64,
+    /// What it is about.
     pub kind: OperatorEventKind,
+    /// The payment concerned; `None` when there is none (a webhook naming no payment
+    /// of ours).
     pub payment_id: Option<PaymentId>,
+    /// Free text for the operator: what happened and what to do about it.
     pub detail: String,
+    /// When it was raised.
     pub created_at: DateTime<Utc>,
+    /// When it was marked resolved (by an operator, or by the code that settled its
+    /// cause); `None` while it is on the operator's list.
     pub resolved_at: Option<DateTime<Utc>>,
 }
 
 /// A refund an operator asked a gateway for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refund {
+    /// Ours; sent to the gateway where it keeps one (Chapa).
     pub id: RefundId,
+    /// The paid payment it gives money back from.
     pub payment_id: PaymentId,
+    /// In the payment's currency. `begin_refund` refuses more than is left once
+    /// succeeded, unknown and requested refunds are counted.
     pub amount: Money,
+    /// The operator's reason, passed on to the gateway.
     pub reason: Option<String>,
+    /// `Requested` until the gateway answers; only `Succeeded` counts as money
+    /// given back.
     pub status: RefundStatus,
+    /// Why it failed or is unknown (the gateway's error), or how it was settled later;
+    /// `None` while requested and for one that succeeded at once.
     pub detail: Option<String>,
+    /// The operator who asked for it.
     pub requested_by: UserId,
     /// The operator asked for a refunded order's items to go back on the shelf; a
     /// refund settled later (its answer lost) restocks then.
     pub restock: bool,
     /// Who settled an unknown refund by hand, when and why (the audit trail).
     pub resolved_by: Option<UserId>,
+    /// Set only when an operator settled it by hand, not by a look-up.
     pub resolved_at: Option<DateTime<Utc>>,
+    /// The operator's reason for settling it by hand.
     pub resolution: Option<String>,
+    /// When the operator asked for it.
     pub created_at: DateTime<Utc>,
+    /// When its status last changed.
     pub updated_at: DateTime<Utc>,
 }
 
 /// An operator's settling of an unknown refund by hand: who, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RefundResolution {
+    /// The operator who decided it.
     pub by: UserId,
+    /// Why, in their words; kept as the refund's `resolution`.
     pub reason: String,
 }
 
+/// Where a refund stands, stored by name (`as_str`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RefundStatus {
     /// The gateway is being asked.
     Requested,
+    /// The gateway took it (or a look-up or an operator found it went through).
     Succeeded,
+    /// The gateway refused it, or it was found not to have happened: nothing went back.
     Failed,
     /// No answer came: it may have happened. Check with the gateway before asking again.
     Unknown,
 }
 
 impl RefundStatus {
+    /// Its stored name.
     pub fn as_str(self) -> &'static str {
         match self {
             RefundStatus::Requested => "requested",
@@ -273,6 +345,7 @@ impl RefundStatus {
         }
     }
 
+    /// Reads a stored name; `None` for anything else.
     pub fn parse(s: &str) -> Option<Self> {
         [
             RefundStatus::Requested,
@@ -285,6 +358,9 @@ impl RefundStatus {
     }
 }
 
+/// Every read and write tijori makes to its database, implemented for SQLite and
+/// PostgreSQL in `tijori-store`. Times come from the caller's `now` (the
+/// service's `Clock`), never from the database's clock.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Answers when the database does (for /healthz).
@@ -292,13 +368,20 @@ pub trait Store: Send + Sync + 'static {
 
     // Accounts -------------------------------------------------------------------
 
+    /// Stores a new account with a fresh id; `Conflict` if its username or e-mail
+    /// is taken.
     async fn create_user(&self, user: NewUser, now: DateTime<Utc>) -> StoreResult<User>;
+    /// `None` for an unknown id.
     async fn user(&self, id: &UserId) -> StoreResult<Option<User>>;
+    /// The user and their stored password hash, by username: for signing in only.
     async fn user_credentials(
         &self,
         username: &Username,
     ) -> StoreResult<Option<(User, PasswordHashString)>>;
+    /// Replaces the user's password hash; `NotFound` for an unknown user.
     async fn set_password(&self, id: &UserId, hash: &PasswordHashString) -> StoreResult<()>;
+    /// Stores a token's hash (never the token), valid until `expires_at`, and
+    /// forgets the user's tokens that expired by `now`.
     async fn create_api_token(
         &self,
         user: &UserId,
@@ -312,7 +395,10 @@ pub trait Store: Send + Sync + 'static {
         token: &TokenHash,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<User>>;
+    /// Revokes a token (an API client signing out); an unknown one is no error.
     async fn delete_api_token(&self, token: &TokenHash) -> StoreResult<()>;
+    /// Stores a browser session by its token's hash, with the CSRF token bound to
+    /// it, and forgets the user's sessions that expired by `now`.
     async fn create_session(
         &self,
         user: &UserId,
@@ -323,6 +409,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// The live session with this token, if it has not expired by `now`.
     async fn session(&self, token: &TokenHash, now: DateTime<Utc>) -> StoreResult<Option<Session>>;
+    /// Ends a browser session (signing out); an unknown one is no error.
     async fn delete_session(&self, token: &TokenHash) -> StoreResult<()>;
     /// Deletes up to `limit` API tokens and up to `limit` sessions that expired by
     /// `now`; returns how many of each went.
@@ -334,8 +421,11 @@ pub trait Store: Send + Sync + 'static {
 
     // Plans ----------------------------------------------------------------------
 
+    /// Stores a new plan with a fresh id, on offer (`active`) at once.
     async fn create_plan(&self, plan: NewPlan, now: DateTime<Utc>) -> StoreResult<Plan>;
+    /// Plans on offer (`active`), cheapest first.
     async fn plans(&self) -> StoreResult<Vec<Plan>>;
+    /// Any plan by id, on offer or not: a subscription still names the plan it paid for.
     async fn plan(&self, id: &PlanId) -> StoreResult<Option<Plan>>;
 
     // Payments -------------------------------------------------------------------
@@ -370,12 +460,16 @@ pub trait Store: Send + Sync + 'static {
         raw: Option<&RawAnswer>,
         now: DateTime<Utc>,
     ) -> StoreResult<Payment>;
+    /// Any payment by id; callers check who may see it.
     async fn payment(&self, id: &PaymentId) -> StoreResult<Option<Payment>>;
+    /// The payment a gateway's reference (Khalti's pidx, Chapa's tx_ref) names: at
+    /// most one per gateway. How return redirects and webhooks find ours.
     async fn payment_by_provider_ref(
         &self,
         gateway: GatewayKind,
         provider_ref: &str,
     ) -> StoreResult<Option<Payment>>;
+    /// The user's latest payments, newest first.
     async fn payments_for_user(&self, user: &UserId, limit: u32) -> StoreResult<Vec<Payment>>;
     /// Appends a gateway answer (or a return signal) to the payment's audit trail.
     async fn record_answer(
@@ -385,6 +479,7 @@ pub trait Store: Send + Sync + 'static {
         raw: &RawAnswer,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
+    /// The payment's audit trail, oldest first: every answer and signal recorded for it.
     async fn answers(&self, id: &PaymentId) -> StoreResult<Vec<GatewayAnswerRecord>>;
 
     /// The atomic half of `settle`: in one transaction, records the gateway's answer,
@@ -416,10 +511,12 @@ pub trait Store: Send + Sync + 'static {
 
     // Shop -----------------------------------------------------------------------
 
+    /// Stores a new product with a fresh id, on sale (`active`) with its starting stock.
     async fn create_product(&self, product: NewProduct, now: DateTime<Utc>)
         -> StoreResult<Product>;
     /// Products for sale, cheapest first.
     async fn products(&self) -> StoreResult<Vec<Product>>;
+    /// Any product by id, on sale or not (`products` lists only those on sale).
     async fn product(&self, id: &ProductId) -> StoreResult<Option<Product>>;
     /// Creates an order and reserves its stock in one transaction, at the products'
     /// current prices. Nothing is reserved unless everything is: stock never goes
@@ -451,7 +548,9 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
         attempt: Option<&Attempt>,
     ) -> StoreResult<Result<Order, ReserveError>>;
+    /// An order with its items, whoever owns it; callers check the owner.
     async fn order(&self, id: &OrderId) -> StoreResult<Option<Order>>;
+    /// The user's latest orders with their items, newest first.
     async fn orders_for_user(&self, user: &UserId, limit: u32) -> StoreResult<Vec<Order>>;
     /// The order's payment on `gateway` that is still waiting for the customer, if any.
     async fn open_payment_for_order(
@@ -472,7 +571,9 @@ pub trait Store: Send + Sync + 'static {
         outcome: &str,
         detail: Option<&str>,
     ) -> StoreResult<()>;
+    /// The latest deliveries, newest first, for the admin pages.
     async fn webhook_deliveries(&self, limit: u32) -> StoreResult<Vec<WebhookDelivery>>;
+    /// Puts something on the operator's list, where it stays until resolved.
     async fn record_operator_event(
         &self,
         kind: OperatorEventKind,
@@ -486,6 +587,8 @@ pub trait Store: Send + Sync + 'static {
         include_resolved: bool,
         limit: u32,
     ) -> StoreResult<Vec<OperatorEvent>>;
+    /// Takes an event off the operator's list (resolving it again keeps the first
+    /// time); `NotFound` for an unknown id.
     async fn resolve_operator_event(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()>;
 
     // Idempotency keys ---------------------------------------------------------------
@@ -595,7 +698,9 @@ pub trait Store: Send + Sync + 'static {
         detail: Option<&str>,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
+    /// The payment's refunds, whatever their status, oldest first.
     async fn refunds_of(&self, payment: &PaymentId) -> StoreResult<Vec<Refund>>;
+    /// A refund by id, whatever its status.
     async fn refund(&self, id: &RefundId) -> StoreResult<Option<Refund>>;
     /// Settles an `unknown` refund as `succeeded` or `failed` (a compare-and-set:
     /// `false` if it was not unknown any more, e.g. settled by a concurrent look-up).
@@ -642,6 +747,7 @@ pub trait Store: Send + Sync + 'static {
         mail: &OutboxMail,
         now: DateTime<Utc>,
     ) -> StoreResult<bool>;
+    /// A mail by id: the `deliver_mail` job's payload names it.
     async fn outbox_mail(&self, id: &str) -> StoreResult<Option<OutboxMail>>;
     /// Marks a queued mail `sent` or `kept`, with the error of a failed try.
     async fn mark_mail(

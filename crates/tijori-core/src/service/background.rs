@@ -63,6 +63,7 @@ impl Default for BackgroundSettings {
 /// What one reconciliation pass did.
 #[derive(Clone, Debug, Default)]
 pub struct ReconcileReport {
+    /// How many stale payments this pass took up (each at most once).
     pub checked: usize,
     /// Payments whose status this pass changed (its compare-and-set won):
     /// (payment, from, to). Of passes running at once, only one reports a transition.
@@ -466,6 +467,8 @@ pub struct Worker {
 }
 
 impl Worker {
+    /// A worker running up to `concurrency` jobs at once (at least one), looking for
+    /// work every second; its id names the host, the process and a random part.
     pub fn new(tijori: Tijori, concurrency: usize) -> Self {
         Worker {
             tijori,
@@ -481,11 +484,14 @@ impl Worker {
         }
     }
 
+    /// How long the worker waits before looking for jobs again while it has room for
+    /// more (a second by default).
     pub fn with_poll_interval(mut self, poll: StdDuration) -> Self {
         self.poll = poll;
         self
     }
 
+    /// The name this worker claims jobs under, as the jobs table shows it.
     pub fn id(&self) -> &str {
         &self.id
     }

@@ -70,6 +70,8 @@ impl Tijori {
             .map_err(|e| format!("{e:#}"))
     }
 
+    /// The outbox for the operator, newest first, at most `limit`: queued, sent and
+    /// kept mail alike.
     pub async fn outbox(&self, limit: u32) -> Result<Vec<OutboxMail>> {
         Ok(self.store.outbox(limit).await?)
     }

@@ -18,11 +18,14 @@ use crate::store::StoreError;
 const STALE_INITIATION_SECS: i64 = 120;
 
 impl Tijori {
+    /// Adds a product after validating it (the CLI's `product create`); nothing here
+    /// checks that the caller is an admin.
     pub async fn create_product(&self, product: NewProduct) -> Result<Product> {
         product.validate()?;
         Ok(self.store.create_product(product, self.now()).await?)
     }
 
+    /// The products for sale (the active ones), cheapest first.
     pub async fn products(&self) -> Result<Vec<Product>> {
         Ok(self.store.products().await?)
     }
@@ -88,6 +91,7 @@ impl Tijori {
             .ok_or(Error::NotFound("order"))
     }
 
+    /// The user's orders, newest first, at most `limit`.
     pub async fn orders_of(&self, user: &UserId, limit: u32) -> Result<Vec<Order>> {
         Ok(self.store.orders_for_user(user, limit).await?)
     }

@@ -35,7 +35,9 @@ pub enum Resolution {
 /// A refund as it stands after a re-check or a resolution, with its payment.
 #[derive(Clone, Debug)]
 pub struct RefundState {
+    /// The refund's payment, read again after the re-check or resolution.
     pub payment: Payment,
+    /// The refund read again: still `unknown` if the gateway's answer could not tell.
     pub refund: Refund,
 }
 
@@ -44,6 +46,7 @@ pub struct RefundState {
 pub struct RefundOrder {
     /// In major units ("100.00"); the rest of the payment when `None`.
     pub amount: Option<String>,
+    /// Why: kept on the refund, and sent with the request to Chapa (Khalti takes none).
     pub reason: Option<String>,
     /// Put a refunded order's items back on the shelf (the goods came back).
     pub restock: bool,
@@ -55,8 +58,12 @@ pub struct RefundOrder {
 /// A refund done: the payment as it now stands and the refund's record.
 #[derive(Clone, Debug)]
 pub struct Refunded {
+    /// The payment as it stands after the refund's settle.
     pub payment: Payment,
+    /// The refund's record, succeeded.
     pub refund: Refund,
+    /// Whether this refund put the order's items back on the shelf: only a full refund
+    /// of an order, when `restock` was asked.
     pub restocked: bool,
 }
 

@@ -48,7 +48,11 @@ pub fn kept_return_query(query: &str) -> &str {
 /// be asked, when it could not.
 #[derive(Debug)]
 pub struct Returned {
+    /// After the lookup, or as it stood when none was made or the gateway could not
+    /// answer.
     pub payment: Payment,
+    /// Why the gateway could not answer now; the payment stays as it was, to be asked
+    /// again.
     pub gateway_problem: Option<GatewayError>,
 }
 

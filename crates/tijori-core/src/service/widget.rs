@@ -21,7 +21,10 @@ pub const WIDGET_REF_PREFIX: &str = "widget:";
 /// What a widget payment is for.
 #[derive(Clone, Debug)]
 pub enum WidgetTarget {
+    /// A plan on offer, by id, bought with the default choice (`PlanChange::Queue`):
+    /// never a switch now.
     Plan(String),
+    /// One of the caller's orders, by id, while it can still be paid.
     Order(String),
 }
 

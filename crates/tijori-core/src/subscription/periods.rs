@@ -48,6 +48,7 @@ pub enum PlanChange {
 }
 
 impl PlanChange {
+    /// The name stored with the payment and accepted in requests; `parse` reads it back.
     pub fn as_str(self) -> &'static str {
         match self {
             PlanChange::Queue => "queue",
@@ -80,6 +81,7 @@ pub enum ChangeMode {
 }
 
 impl ChangeMode {
+    /// The name the API's preview shows the customer (its `mode`).
     pub fn as_str(self) -> &'static str {
         match self {
             ChangeMode::New => "new",
@@ -93,7 +95,10 @@ impl ChangeMode {
 /// One fulfilled subscription payment: a row of `fulfilments` and the price paid.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PaidPeriod {
+    /// The payment that bought it: one period per payment, and that payment's refunds
+    /// act on it.
     pub payment_id: PaymentId,
+    /// The plan bought; its length was copied into `granted_seconds` then.
     pub plan_id: PlanId,
     /// What the payment paid: the value of its bought seconds.
     pub price: Money,
@@ -109,6 +114,7 @@ pub struct PaidPeriod {
     /// (seconds of that period's plan), less any taken back by a refund of this
     /// payment. A claim follows the time on if that period is switched away too.
     pub credit_to: Option<PaymentId>,
+    /// That claim, in seconds of `credit_to`'s plan.
     pub credit_seconds: i64,
     /// Seconds other periods' switches added to this one (less any taken back).
     pub credit_in: i64,
@@ -118,6 +124,8 @@ pub struct PaidPeriod {
     pub revoked_at: Option<DateTime<Utc>>,
     /// Where the layout puts it (stored, so readers and notices need no rule).
     pub start_at: DateTime<Utc>,
+    /// `start_at` plus its length (bought and moved-in seconds, less those taken back or
+    /// moved out), never after `latest_end()`.
     pub end_at: DateTime<Utc>,
 }
 
@@ -260,10 +268,13 @@ fn convert(seconds: i64, price: i64, granted: i64, new_price: i64, new_granted: 
 /// A purchase to add to the user's periods.
 #[derive(Clone, Debug)]
 pub struct Purchase<'a> {
+    /// The payment paying for it; the new period carries its id, so its refunds find it.
     pub payment_id: PaymentId,
+    /// What was bought: the new period gets its length.
     pub plan: &'a Plan,
     /// What was paid (the value the bought seconds are priced at).
     pub price: Money,
+    /// What the customer chose; `grant` may extend or queue instead (see `change_mode`).
     pub change: PlanChange,
 }
 
@@ -416,8 +427,13 @@ pub fn take_back(
 /// time runs out, its plan the one that runs out then).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Projection {
+    /// The stretch running at `now`, else the last that ran, else the first to come;
+    /// `None` when there are no periods.
     pub current: Option<Subscription>,
+    /// The stretches after `current`, in order.
     pub queued: Vec<Subscription>,
+    /// The run of paid time that ends last (its end is when the paid time runs out);
+    /// `None` when there are no periods.
     pub run: Option<Subscription>,
 }
 
@@ -438,8 +454,14 @@ pub fn project(user: &UserId, periods: &[PaidPeriod], now: DateTime<Utc>) -> Pro
 /// get. The settle recomputes it from the stored choice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct ChangePreview {
+    /// How it would join the paid time; `SwitchNow` only if the switch can be priced
+    /// (see `change_mode`).
     pub mode: ChangeMode,
+    /// When the bought period would start: now for a new plan or a switch, else when the
+    /// paid time ends.
     pub starts_at: DateTime<Utc>,
+    /// When it would end: the plan's length on from `starts_at`, plus for a switch the
+    /// unused time converted into it.
     pub ends_at: DateTime<Utc>,
 }
 
