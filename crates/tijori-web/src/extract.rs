@@ -27,10 +27,14 @@ impl<S: Send + Sync, T: tijori_core::id::TypedId> FromRequestParts<S> for PathId
             axum::extract::Path::<String>::from_request_parts(parts, state)
                 .await
                 .map_err(|_| ApiError::not_found(T::NOUN))?;
-        T::parse(&raw)
-            .map(PathId)
-            .ok_or_else(|| ApiError::not_found(T::NOUN))
+        parse_id(&raw).map(PathId)
     }
+}
+
+/// Reads an id a request names (in its path or a form), as [`PathId`] does for the
+/// API: a malformed one is the 404 of one that names nothing.
+pub fn parse_id<T: tijori_core::id::TypedId>(raw: &str) -> Result<T, ApiError> {
+    T::parse(raw).ok_or_else(|| ApiError::not_found(T::NOUN))
 }
 
 pub const SESSION_COOKIE: &str = "tijori_session";

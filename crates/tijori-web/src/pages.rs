@@ -27,7 +27,7 @@ use tijori_core::store::OperatorEventKind;
 use crate::admin::{DeliveryView, EventView};
 use crate::auth::{end_session_cookie, start_session};
 use crate::error::ApiError;
-use crate::extract::{check_csrf_field, ClientAddress, Form, Visitor};
+use crate::extract::{check_csrf_field, parse_id, ClientAddress, Form, Visitor};
 use crate::shop::parse_optional_gateway;
 use crate::subscriptions::{parse_change, parse_gateway, start_subscription};
 use crate::views::{
@@ -1098,8 +1098,9 @@ async fn order_page(
     let Some(s) = &session else {
         return login_redirect(&format!("/orders/{id}/"));
     };
-    let Some(order_id) = OrderId::parse(&id) else {
-        return api_error_page(&state, &session, ApiError::not_found("order"));
+    let order_id: OrderId = match parse_id(&id) {
+        Ok(id) => id,
+        Err(e) => return api_error_page(&state, &session, e),
     };
     let order = match state.tijori.order_for(&s.user, &order_id).await {
         Ok(o) => o,
@@ -1304,8 +1305,9 @@ async fn admin_recheck_refund(
     if let Err(e) = check_csrf_field(s, &form.csrf_token) {
         return api_error_page(&state, &session, e);
     }
-    let Some(id) = RefundId::parse(&id) else {
-        return api_error_page(&state, &session, ApiError::not_found("refund"));
+    let id: RefundId = match parse_id(&id) {
+        Ok(id) => id,
+        Err(e) => return api_error_page(&state, &session, e),
     };
     match state.tijori.recheck_refund(&s.user, &id).await {
         Ok(_) => Redirect::to("/admin/").into_response(),
@@ -1338,8 +1340,9 @@ async fn admin_resolve_refund(
         Ok(r) => r,
         Err(e) => return api_error_page(&state, &session, e),
     };
-    let Some(id) = RefundId::parse(&id) else {
-        return api_error_page(&state, &session, ApiError::not_found("refund"));
+    let id: RefundId = match parse_id(&id) {
+        Ok(id) => id,
+        Err(e) => return api_error_page(&state, &session, e),
     };
     match state
         .tijori

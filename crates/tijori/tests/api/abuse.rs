@@ -493,6 +493,25 @@ async fn a_body_that_trickles_in_gets_408(db: TestDatabase) {
     app.register("prompt").await;
 }
 
+/// Once a connection place is free again, a new connection is served within 5 s.
+async fn served_again_within_5_s(app: &TestApp) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let answer = send_slowly(
+            app,
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            b"",
+            Duration::from_secs(5),
+        )
+        .await;
+        if answer.starts_with("HTTP/1.1 200") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never served again: {answer:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn open_connections_are_capped(db: TestDatabase) {
     let app = app_with(db, |c| c.max_connections = 3).await;
     let address = app.base.socket_addrs(|| None).unwrap()[0];
@@ -520,21 +539,7 @@ async fn open_connections_are_capped(db: TestDatabase) {
     assert!(answer.contains("too_many_connections"), "{answer}");
     // One closes; a new connection is served again.
     drop(held.pop());
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let answer = send_slowly(
-            &app,
-            "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-            b"",
-            Duration::from_secs(5),
-        )
-        .await;
-        if answer.starts_with("HTTP/1.1 200") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never served again: {answer:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    served_again_within_5_s(&app).await;
 }
 
 /// A WebSocket outlives the HTTP connection it was upgraded from: it still holds its
@@ -584,21 +589,7 @@ async fn open_websockets_count_against_the_connection_cap(db: TestDatabase) {
     let mut closing = sockets.pop().unwrap();
     closing.close(None).await.unwrap();
     while let Some(Ok(_)) = closing.next().await {}
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let answer = send_slowly(
-            &app,
-            "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-            b"",
-            Duration::from_secs(5),
-        )
-        .await;
-        if answer.starts_with("HTTP/1.1 200") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never served again: {answer:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    served_again_within_5_s(&app).await;
 }
 
 // Item 13: tokens ------------------------------------------------------------------------
