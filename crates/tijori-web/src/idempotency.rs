@@ -4,7 +4,8 @@
 //!
 //! Answers below 500 are kept (a 409 "out of stock" is the answer to that request,
 //! and a retry gets it again). A 5xx is not: the key is released, so a retry after
-//! an outage runs again.
+//! an outage runs again. Nor is a 429: "not now" is no answer to the request, and a
+//! client that waits its `Retry-After` and retries with the same key must be served.
 //!
 //! A key is held by the process handling its request, with a lease. A retry while it
 //! runs is told to retry shortly (409 `idempotency_in_progress`). If the process dies
@@ -106,7 +107,7 @@ async fn run(state: AppState, request: Request, next: Next) -> Result<Response, 
                 .run(Request::from_parts(parts, Body::from(bytes)))
                 .await;
             let status = response.status();
-            if status.is_server_error() {
+            if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
                 release(&state, &caller, &key).await;
                 return Ok(response);
             }

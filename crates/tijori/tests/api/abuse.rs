@@ -252,6 +252,23 @@ async fn every_checkout_path_is_bounded_per_user(db: TestDatabase) {
         )
         .await;
     assert_throttled(res, "a 3rd initiate in the minute").await;
+    // Refused under an Idempotency-Key, the key is not spent on the refusal: the
+    // retry the client makes after its Retry-After is weighed again, not replayed.
+    for attempt in ["first", "retry"] {
+        let res = client()
+            .post(app.url("/api/subscriptions/initiate/"))
+            .header("Authorization", format!("Token {}", user.token))
+            .header("Idempotency-Key", "initiate-4")
+            .json(&json!({"plan_id": basic}))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            res.headers().get("idempotent-replayed").is_none(),
+            "the {attempt} 429 is not a replay"
+        );
+        assert_throttled(res, "an initiate under a key, in the minute").await;
+    }
 
     let first = app.order_of(&user, &coffee, 1).await;
     app.order_of(&user, &coffee, 1).await;
