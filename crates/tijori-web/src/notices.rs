@@ -93,9 +93,6 @@ struct CallbackAnswer {
     received: bool,
 }
 
-/// The most of a callback's query string kept on the payment's audit trail.
-const MAX_KEPT_QUERY: usize = 2_048;
-
 /// Chapa's server-to-server GET after a payment: a signal to verify now.
 ///
 /// Anyone can call it, so it is limited per client address (never per `trx_ref`,
@@ -115,13 +112,9 @@ async fn chapa_callback(
         .filter(|r| !r.is_empty())
         .ok_or_else(|| ApiError::bad_request("validation_error", "trx_ref is required"))?;
     let query = raw.as_deref().unwrap_or("");
-    let kept = match query.char_indices().nth(MAX_KEPT_QUERY) {
-        Some((cut, _)) => &query[..cut],
-        None => query,
-    };
     match state
         .tijori
-        .handle_callback(GatewayKind::Chapa, &reference, kept)
+        .handle_callback(GatewayKind::Chapa, &reference, query)
         .await
     {
         Ok(_) | Err(tijori_core::Error::NotFound(_)) => {}

@@ -16,8 +16,8 @@ use crate::payment::Payment;
 /// however often it is loaded (a reload loop, or a stranger replaying the URL).
 pub const RETURN_LOOKUP_EVERY_SECS: i64 = 5;
 
-/// The most of a return redirect's query string kept on the payment's audit trail
-/// (as much as Chapa's callback keeps): the gateway's own parameters fit many times.
+/// The most of a return redirect's or Chapa callback's query string kept on the
+/// payment's audit trail: the gateway's own parameters fit many times.
 pub const MAX_RETURN_QUERY_BYTES: usize = 2_048;
 
 /// Whether the return page may look a payment up now, given when anything last did

@@ -4,7 +4,7 @@
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
-use super::Tijori;
+use super::{returns, Tijori};
 use crate::error::{Error, Result};
 use crate::gateway::{GatewayKind, RawAnswer, WebhookError, WebhookNotice};
 use crate::payment::{Payment, PaymentStatus};
@@ -249,7 +249,8 @@ impl Tijori {
         Ok(Processed::done(Verified, Some(now)))
     }
 
-    /// Chapa's callback (`?trx_ref=…&status=…`): recorded, then verified.
+    /// Chapa's callback (`?trx_ref=…&status=…`): recorded (the query capped), then
+    /// verified; once the checkout has closed, at most once every few seconds.
     pub async fn handle_callback(
         &self,
         gateway: GatewayKind,
@@ -267,15 +268,28 @@ impl Tijori {
         if !payment.may_still_be_paid() {
             return Ok(payment);
         }
+        // While its checkout lives a callback is looked into at once: it is how Chapa
+        // tells us of a payment, often beside the customer's own return. After that
+        // only late money can count, and a replay of the URL is looked into (and kept)
+        // at most once every few seconds for the payment, as the return page is.
+        let now = self.now();
+        if !payment.worth_looking_up(now)
+            && !self
+                .store
+                .claim_lookup(&payment.id, now, returns::return_lookup_cutoff(now))
+                .await?
+        {
+            return Ok(payment);
+        }
         self.store
             .record_answer(
                 &payment.id,
                 AnswerKind::Callback,
                 &RawAnswer {
                     http_status: 0,
-                    body: query.to_owned(),
+                    body: returns::kept_return_query(query).to_owned(),
                 },
-                self.now(),
+                now,
             )
             .await?;
         Ok(self.check_at_gateway(payment).await?.payment)

@@ -108,6 +108,41 @@ async fn a_failed_chapa_attempt_past_its_checkouts_life_is_left_alone(db: TestDa
     let report = app.tijori.reconcile_once(4).await.unwrap();
     assert_eq!(report.checked, 0, "{report:?}");
     assert_eq!(app.gateway_answers(&payment).await.len(), answers);
+
+    // Its callback URL replayed by anyone who saw it: money arriving late would
+    // still count, so it is looked into, but at most once every few seconds, not
+    // once (and a kept row) per replay.
+    for _ in 0..20 {
+        let res = client()
+            .get(app.url(&format!(
+                "/api/payments/chapa/callback/?trx_ref={tx_ref}&status=success"
+            )))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    let kinds: Vec<String> = app
+        .gateway_answers(&payment)
+        .await
+        .into_iter()
+        .skip(answers)
+        .map(|a| a.kind)
+        .collect();
+    assert_eq!(kinds, ["callback", "lookup"], "one look for twenty replays");
+    clock.advance(Duration::seconds(6));
+    client()
+        .get(app.url(&format!(
+            "/api/payments/chapa/callback/?trx_ref={tx_ref}&status=success"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        app.gateway_answers(&payment).await.len(),
+        answers + 4,
+        "and another once the few seconds passed"
+    );
 }
 
 async fn the_return_page_looks_a_failed_chapa_attempt_up_and_offers_to_try_again(db: TestDatabase) {
