@@ -590,6 +590,16 @@ pub trait Store: Send + Sync + 'static {
     /// Takes an event off the operator's list (resolving it again keeps the first
     /// time); `NotFound` for an unknown id.
     async fn resolve_operator_event(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Resolves every open event of `kind` about `payment` whose detail names `named`
+    /// (a refund's id): the notice of a refund whose outcome was unknown, once the
+    /// refund is settled, however long the operator's list has grown.
+    async fn resolve_operator_events_naming(
+        &self,
+        kind: OperatorEventKind,
+        payment: &PaymentId,
+        named: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
 
     // Idempotency keys ---------------------------------------------------------------
 

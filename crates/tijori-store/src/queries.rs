@@ -1127,6 +1127,27 @@ impl Store for DbStore {
         self.resolve_operator_event_impl(id, now).await
     }
 
+    async fn resolve_operator_events_naming(
+        &self,
+        kind: OperatorEventKind,
+        payment: &PaymentId,
+        named: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE operator_events SET resolved_at = $4 WHERE resolved_at IS NULL \
+             AND kind = $1 AND payment_id = $2 AND strpos(detail, $3) > 0",
+        )
+        .bind(kind.as_str())
+        .bind(payment.as_str())
+        .bind(named)
+        .bind(now)
+        .execute(&self.writer)
+        .await
+        .map_err(ctx("failed to resolve operator events"))?;
+        Ok(())
+    }
+
     async fn claim_idempotency_key(
         &self,
         user: &UserId,

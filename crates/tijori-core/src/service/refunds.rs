@@ -409,17 +409,15 @@ impl Tijori {
     /// Marks the operator's "refund_unknown" notice of a refund resolved once the
     /// refund is settled, so the list shows what still needs a person.
     async fn close_unknown_refund_notice(&self, refund: &Refund) -> Result<()> {
-        let open = self.store.operator_events(false, 500).await?;
-        for event in open.iter().filter(|e| {
-            e.kind == OperatorEventKind::RefundUnknown
-                && e.payment_id.as_ref() == Some(&refund.payment_id)
-                && e.detail.contains(refund.id.as_str())
-        }) {
-            self.store
-                .resolve_operator_event(event.id, self.now())
-                .await?;
-        }
-        Ok(())
+        Ok(self
+            .store
+            .resolve_operator_events_naming(
+                OperatorEventKind::RefundUnknown,
+                &refund.payment_id,
+                refund.id.as_str(),
+                self.now(),
+            )
+            .await?)
     }
 
     fn refund_of_admin<'a>(&self, operator: &'a User) -> Result<&'a User> {

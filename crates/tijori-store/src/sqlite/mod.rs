@@ -526,6 +526,27 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn resolve_operator_events_naming(
+        &self,
+        kind: OperatorEventKind,
+        payment: &PaymentId,
+        named: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let (payment, named) = (payment.clone(), named.to_owned());
+        self.write(move |c| {
+            exec(
+                c,
+                "UPDATE operator_events SET resolved_at = ?4 WHERE resolved_at IS NULL \
+                 AND kind = ?1 AND payment_id = ?2 AND instr(detail, ?3) > 0",
+                rusqlite::params![kind.as_str(), payment.as_str(), named, ts(now)],
+                "failed to resolve operator events",
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
     async fn claim_idempotency_key(
         &self,
         user: &UserId,
