@@ -57,13 +57,17 @@ impl<T: serde::Serialize> IntoResponse for Json<T> {
 #[from_request(via(axum::Form), rejection(ApiError))]
 pub struct Form<T>(pub T);
 
-/// The authenticated caller of an API route, and how they proved who they are.
+/// The authenticated caller of an API route, and how they proved who they are. Found
+/// once per request: a route layer that needs it (idempotency) leaves it on the
+/// request for the handler.
+#[derive(Clone)]
 pub struct Caller {
     pub user: User,
     pub credential: Credential,
 }
 
 /// The secret a caller presented (kept so signing out can revoke exactly it).
+#[derive(Clone)]
 pub enum Credential {
     ApiToken(String),
     Session(String),
@@ -122,6 +126,17 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(caller.clone());
+        }
+        let caller = Self::authenticate(parts, state).await?;
+        parts.extensions.insert(caller.clone());
+        Ok(caller)
+    }
+}
+
+impl Caller {
+    async fn authenticate(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         if let Some(holder) = parts.extensions.get::<TokenHolder>() {
             return Ok(Caller {
                 user: holder.user.clone(),
