@@ -48,7 +48,17 @@ pub struct RateLimiter<K: Hash + Eq + Clone = String> {
     checks: AtomicU64,
     /// Whether the last count found the limiter full (holding no new key).
     full: Arc<AtomicBool>,
+    /// When a full limiter last swept (ms since `started`; `u64::MAX`: never). A sweep
+    /// visits every key, so a flood that keeps it full must not make it sweep on
+    /// every count: at most once a second.
+    started: std::time::Instant,
+    last_full_sweep_ms: AtomicU64,
+    /// Sweeps made (the tests count them).
+    sweeps: AtomicU64,
 }
+
+/// The least time between two sweeps a full limiter makes beyond its regular ones.
+const FULL_SWEEP_EVERY_MS: u64 = 1_000;
 
 /// governor's keyed state, which holds no new key while the limiter is full: a key
 /// it does not hold is measured against one allowance shared by all such keys. The
@@ -126,7 +136,21 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
             most_keys,
             checks: AtomicU64::new(0),
             full,
+            started: std::time::Instant::now(),
+            last_full_sweep_ms: AtomicU64::new(u64::MAX),
+            sweeps: AtomicU64::new(0),
         }
+    }
+
+    /// Whether a full limiter may sweep now (and, if so, that it is this caller).
+    fn full_sweep_due(&self) -> bool {
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        let last = self.last_full_sweep_ms.load(Ordering::Relaxed);
+        (last == u64::MAX || now.saturating_sub(last) >= FULL_SWEEP_EVERY_MS)
+            && self
+                .last_full_sweep_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     /// Counts a request by `key`: `Ok` if within the limit, else how long until the
@@ -143,7 +167,7 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
         // the limit may be passed by a few keys, never by many.
         if n & (FULLNESS_EVERY - 1) == 0 {
             let mut full = self.gcra.len() >= self.most_keys;
-            if full {
+            if full && self.full_sweep_due() {
                 self.sweep();
                 full = self.gcra.len() >= self.most_keys;
                 if full {
@@ -163,6 +187,7 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
 
     /// Forgets the keys whose allowance has refilled (they are as good as new).
     fn sweep(&self) {
+        self.sweeps.fetch_add(1, Ordering::Relaxed);
         self.gcra.retain_recent();
         self.gcra.shrink_to_fit();
     }
@@ -247,6 +272,18 @@ mod tests {
         let refused = (0..1_000u32).filter(|i| limiter.check(i).is_err()).count();
         assert!(refused > 800, "{refused} refused");
         assert!(limiter.len() <= 100 + FULLNESS_EVERY as usize);
+    }
+
+    #[test]
+    fn a_flood_that_keeps_a_limiter_full_does_not_make_it_sweep_on_every_count() {
+        let limiter: RateLimiter<u32> =
+            RateLimiter::with_most_keys(5, Duration::from_secs(60), 100);
+        for i in 0..20_000u32 {
+            let _ = limiter.check(&i);
+        }
+        let sweeps = limiter.sweeps.load(Ordering::Relaxed);
+        // The regular one every SWEEP_EVERY counts, and at most one more a second.
+        assert!(sweeps <= 20_000 / SWEEP_EVERY + 2, "{sweeps} sweeps");
     }
 
     #[test]
