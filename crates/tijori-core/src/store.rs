@@ -362,12 +362,26 @@ impl RefundStatus {
 /// PostgreSQL in `tijori-store`. Times come from the caller's `now` (the
 /// service's `Clock`), never from the database's clock.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store:
+    AccountStore
+    + PaymentStore
+    + ShopStore
+    + RefundStore
+    + JobStore
+    + MailStore
+    + IdempotencyStore
+    + OperatorLog
+    + Send
+    + Sync
+    + 'static
+{
     /// Answers when the database does (for /healthz).
     async fn ping(&self) -> StoreResult<()>;
+}
 
-    // Accounts -------------------------------------------------------------------
-
+/// Users, their credentials and sessions, and the plans they can buy. Part of `Store`.
+#[async_trait]
+pub trait AccountStore: Send + Sync {
     /// Stores a new account with a fresh id; `Conflict` if its username or e-mail
     /// is taken.
     async fn create_user(&self, user: NewUser, now: DateTime<Utc>) -> StoreResult<User>;
@@ -418,18 +432,19 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<(u64, u64)>;
-
-    // Plans ----------------------------------------------------------------------
-
+    /// Sets the user's time zone (an IANA name), for dates in mail.
+    async fn set_time_zone(&self, user: &UserId, zone: &str) -> StoreResult<()>;
     /// Stores a new plan with a fresh id, on offer (`active`) at once.
     async fn create_plan(&self, plan: NewPlan, now: DateTime<Utc>) -> StoreResult<Plan>;
     /// Plans on offer (`active`), cheapest first.
     async fn plans(&self) -> StoreResult<Vec<Plan>>;
     /// Any plan by id, on offer or not: a subscription still names the plan it paid for.
     async fn plan(&self, id: &PlanId) -> StoreResult<Option<Plan>>;
+}
 
-    // Payments -------------------------------------------------------------------
-
+/// Payments from their creation to their settlement, and the subscription periods they pay for. Part of `Store`.
+#[async_trait]
+pub trait PaymentStore: Send + Sync {
     /// Stores a new payment (status `initiated`) before any gateway is called.
     async fn insert_payment(&self, payment: &Payment) -> StoreResult<()> {
         self.insert_payment_for(payment, None).await
@@ -481,7 +496,6 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// The payment's audit trail, oldest first: every answer and signal recorded for it.
     async fn answers(&self, id: &PaymentId) -> StoreResult<Vec<GatewayAnswerRecord>>;
-
     /// The atomic half of `settle`: in one transaction, records the gateway's answer,
     /// moves the payment to `transition.to` only if its status is in
     /// `transition.from` (compare-and-set), and applies the transition's effect
@@ -490,9 +504,6 @@ pub trait Store: Send + Sync + 'static {
     /// whatever happens around this call. A `Lookup` answer also notes the payment
     /// as checked now (see `mark_checked`).
     async fn settle(&self, settlement: Settlement) -> StoreResult<Settled>;
-
-    // Subscriptions --------------------------------------------------------------
-
     /// The `subscriptions` row: the user's latest run of paid time, as the last change
     /// laid it out (what notices read). `paid_periods` is the truth behind it.
     async fn subscription(&self, user: &UserId) -> StoreResult<Option<Subscription>>;
@@ -508,9 +519,32 @@ pub trait Store: Send + Sync + 'static {
     /// user's lock. `settle` does this for the first refund; its compare-and-set
     /// moves a payment to `partially_refunded` only once, so the next ones come here.
     async fn take_back(&self, payment: &PaymentId, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Payments still worth looking up at `now` (`Payment::worth_looking_up`: open,
+    /// or a failed attempt on a gateway that takes another while its checkout
+    /// lives) that nobody has looked at since `checked_before` (created before
+    /// then), oldest first.
+    async fn stale_payments(
+        &self,
+        checked_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Payment>>;
+    /// Notes that the payment was just looked up, so the next sweep leaves it a while.
+    async fn mark_checked(&self, id: &PaymentId, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Notes the payment as checked `now` if nothing checked it after `not_after`,
+    /// and says whether it did: of any number of concurrent callers, one may go on
+    /// to look it up (the return page's one lookup every few seconds).
+    async fn claim_lookup(
+        &self,
+        id: &PaymentId,
+        now: DateTime<Utc>,
+        not_after: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+}
 
-    // Shop -----------------------------------------------------------------------
-
+/// Products, orders and the stock they reserve. Part of `Store`.
+#[async_trait]
+pub trait ShopStore: Send + Sync {
     /// Stores a new product with a fresh id, on sale (`active`) with its starting stock.
     async fn create_product(&self, product: NewProduct, now: DateTime<Utc>)
         -> StoreResult<Product>;
@@ -558,142 +592,17 @@ pub trait Store: Send + Sync + 'static {
         order: &OrderId,
         gateway: GatewayKind,
     ) -> StoreResult<Option<Payment>>;
-
-    // Webhooks and the operator's attention ---------------------------------------
-
-    /// Records a delivery (every one, duplicates included).
-    async fn record_webhook(&self, delivery: &NewWebhookDelivery) -> StoreResult<RecordedDelivery>;
-    /// Notes what handling a delivery came to.
-    async fn finish_webhook(
-        &self,
-        id: i64,
-        payment: Option<&PaymentId>,
-        outcome: &str,
-        detail: Option<&str>,
-    ) -> StoreResult<()>;
-    /// The latest deliveries, newest first, for the admin pages.
-    async fn webhook_deliveries(&self, limit: u32) -> StoreResult<Vec<WebhookDelivery>>;
-    /// Puts something on the operator's list, where it stays until resolved.
-    async fn record_operator_event(
-        &self,
-        kind: OperatorEventKind,
-        payment: Option<&PaymentId>,
-        detail: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()>;
-    /// Newest first; only those not yet resolved unless `include_resolved`.
-    async fn operator_events(
-        &self,
-        include_resolved: bool,
-        limit: u32,
-    ) -> StoreResult<Vec<OperatorEvent>>;
-    /// Takes an event off the operator's list (resolving it again keeps the first
-    /// time); `NotFound` for an unknown id.
-    async fn resolve_operator_event(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()>;
-    /// Resolves every open event of `kind` about `payment` whose detail names `named`
-    /// (a refund's id): the notice of a refund whose outcome was unknown, once the
-    /// refund is settled, however long the operator's list has grown.
-    async fn resolve_operator_events_naming(
-        &self,
-        kind: OperatorEventKind,
-        payment: &PaymentId,
-        named: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()>;
-
-    // Idempotency keys ---------------------------------------------------------------
-
-    /// Claims `key` for a request with this fingerprint, held by `claimant` until its
-    /// lease ends, or says what became of the request that claimed it first: an
-    /// unanswered key whose holder is gone or whose lease ran out
-    /// (`idempotency::may_take_over`) is taken over, with what its holder left.
-    /// Also notes the claimant's process as alive now.
-    async fn claim_idempotency_key(
-        &self,
-        user: &UserId,
-        key: &IdempotencyKey,
-        fingerprint: &str,
-        claimant: &Claimant,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Claim>;
-    /// Keeps the answer to replay for the key, if `holder` still holds it (a request
-    /// whose key was taken over does not overwrite its successor's answer).
-    async fn complete_idempotency_key(
-        &self,
-        user: &UserId,
-        key: &IdempotencyKey,
-        holder: &InstanceId,
-        response: &StoredResponse,
-    ) -> StoreResult<()>;
-    /// Notes that the process `instance` is alive at `now` (and forgets processes
-    /// not heard from for a day).
-    async fn heartbeat(&self, instance: &InstanceId, now: DateTime<Utc>) -> StoreResult<()>;
-    /// Forgets a process that is stopping: the keys it still holds are free at once.
-    async fn retire_instance(&self, instance: &InstanceId) -> StoreResult<()>;
-    // Background jobs and the work they find ------------------------------------------
-
-    /// Queues a job; `false` if an equal one (same kind and unique key) is already
-    /// queued or running.
-    async fn enqueue_job(&self, job: &NewJob, now: DateTime<Utc>) -> StoreResult<bool>;
-    /// Claims up to `limit` due jobs for `worker` until `lease_until`: queued ones whose
-    /// time has come, and running ones whose worker's lease ran out. Two workers never
-    /// claim the same job at once.
-    async fn claim_jobs(
-        &self,
-        worker: &str,
-        limit: u32,
-        lease_until: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Vec<Job>>;
-    /// Marks a job done, if `worker` still holds it. `next` queues it again then
-    /// (a recurring job).
-    async fn complete_job(
-        &self,
-        id: i64,
-        worker: &str,
-        next: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool>;
-    /// Records a failed attempt: queued again at `retry_at`, or dead when `None`.
-    async fn fail_job(
-        &self,
-        id: i64,
-        worker: &str,
-        error: &str,
-        retry_at: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()>;
-    /// Jobs in `status` (all when `None`), newest first.
-    async fn jobs(&self, status: Option<JobStatus>, limit: u32) -> StoreResult<Vec<Job>>;
-    /// Queues a dead job again with fresh attempts (an operator's retry).
-    async fn retry_job(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()>;
-    /// Payments still worth looking up at `now` (`Payment::worth_looking_up`: open,
-    /// or a failed attempt on a gateway that takes another while its checkout
-    /// lives) that nobody has looked at since `checked_before` (created before
-    /// then), oldest first.
-    async fn stale_payments(
-        &self,
-        checked_before: DateTime<Utc>,
-        now: DateTime<Utc>,
-        limit: u32,
-    ) -> StoreResult<Vec<Payment>>;
-    /// Notes that the payment was just looked up, so the next sweep leaves it a while.
-    async fn mark_checked(&self, id: &PaymentId, now: DateTime<Utc>) -> StoreResult<()>;
-    /// Notes the payment as checked `now` if nothing checked it after `not_after`,
-    /// and says whether it did: of any number of concurrent callers, one may go on
-    /// to look it up (the return page's one lookup every few seconds).
-    async fn claim_lookup(
-        &self,
-        id: &PaymentId,
-        now: DateTime<Utc>,
-        not_after: DateTime<Utc>,
-    ) -> StoreResult<bool>;
     /// Expires up to `limit` pending orders past their time, each in one transaction
     /// with its stock returned. Returns the orders expired.
     async fn expire_orders(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<OrderId>>;
+    /// Puts a refunded order's items back on the shelf, once. `false` if the order is
+    /// not refunded or was restocked before.
+    async fn restock_order(&self, order: &OrderId, now: DateTime<Utc>) -> StoreResult<bool>;
+}
 
-    // Refunds ------------------------------------------------------------------------
-
+/// Refunds asked of a gateway and what came of them. Part of `Store`.
+#[async_trait]
+pub trait RefundStore: Send + Sync {
     /// Records a refund about to be asked for (status `requested`). `Conflict` while
     /// another refund of the payment is in flight.
     async fn begin_refund(&self, refund: &Refund) -> StoreResult<()>;
@@ -734,12 +643,51 @@ pub trait Store: Send + Sync + 'static {
         checked_before: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<Vec<Payment>>;
-    /// Puts a refunded order's items back on the shelf, once. `false` if the order is
-    /// not refunded or was restocked before.
-    async fn restock_order(&self, order: &OrderId, now: DateTime<Utc>) -> StoreResult<bool>;
+}
 
-    // Notices and the outbox ----------------------------------------------------------
+/// The durable queue of background jobs. Part of `Store`.
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// Queues a job; `false` if an equal one (same kind and unique key) is already
+    /// queued or running.
+    async fn enqueue_job(&self, job: &NewJob, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// Claims up to `limit` due jobs for `worker` until `lease_until`: queued ones whose
+    /// time has come, and running ones whose worker's lease ran out. Two workers never
+    /// claim the same job at once.
+    async fn claim_jobs(
+        &self,
+        worker: &str,
+        limit: u32,
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Job>>;
+    /// Marks a job done, if `worker` still holds it. `next` queues it again then
+    /// (a recurring job).
+    async fn complete_job(
+        &self,
+        id: i64,
+        worker: &str,
+        next: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Records a failed attempt: queued again at `retry_at`, or dead when `None`.
+    async fn fail_job(
+        &self,
+        id: i64,
+        worker: &str,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Jobs in `status` (all when `None`), newest first.
+    async fn jobs(&self, status: Option<JobStatus>, limit: u32) -> StoreResult<Vec<Job>>;
+    /// Queues a dead job again with fresh attempts (an operator's retry).
+    async fn retry_job(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()>;
+}
 
+/// Reminders due and the outbox of mail they make. Part of `Store`.
+#[async_trait]
+pub trait MailStore: Send + Sync {
     /// Subscriptions due a notice: a reminder when they end within `remind_within`,
     /// an expiry notice when they ended (in the last week), each only if not sent for
     /// that period yet.
@@ -769,9 +717,33 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// The newest mails first.
     async fn outbox(&self, limit: u32) -> StoreResult<Vec<OutboxMail>>;
-    /// Sets the user's time zone (an IANA name), for dates in mail.
-    async fn set_time_zone(&self, user: &UserId, zone: &str) -> StoreResult<()>;
+}
 
+/// Idempotency keys, and the heartbeats of the processes holding them. Part of `Store`.
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Claims `key` for a request with this fingerprint, held by `claimant` until its
+    /// lease ends, or says what became of the request that claimed it first: an
+    /// unanswered key whose holder is gone or whose lease ran out
+    /// (`idempotency::may_take_over`) is taken over, with what its holder left.
+    /// Also notes the claimant's process as alive now.
+    async fn claim_idempotency_key(
+        &self,
+        user: &UserId,
+        key: &IdempotencyKey,
+        fingerprint: &str,
+        claimant: &Claimant,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Claim>;
+    /// Keeps the answer to replay for the key, if `holder` still holds it (a request
+    /// whose key was taken over does not overwrite its successor's answer).
+    async fn complete_idempotency_key(
+        &self,
+        user: &UserId,
+        key: &IdempotencyKey,
+        holder: &InstanceId,
+        response: &StoredResponse,
+    ) -> StoreResult<()>;
     /// Forgets a claim whose request did not complete, so a retry runs again (if
     /// `holder` still holds it).
     async fn release_idempotency_key(
@@ -779,5 +751,54 @@ pub trait Store: Send + Sync + 'static {
         user: &UserId,
         key: &IdempotencyKey,
         holder: &InstanceId,
+    ) -> StoreResult<()>;
+    /// Notes that the process `instance` is alive at `now` (and forgets processes
+    /// not heard from for a day).
+    async fn heartbeat(&self, instance: &InstanceId, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Forgets a process that is stopping: the keys it still holds are free at once.
+    async fn retire_instance(&self, instance: &InstanceId) -> StoreResult<()>;
+}
+
+/// What an operator reads and acts on: incoming webhook deliveries and operator events. Part of `Store`.
+#[async_trait]
+pub trait OperatorLog: Send + Sync {
+    /// Records a delivery (every one, duplicates included).
+    async fn record_webhook(&self, delivery: &NewWebhookDelivery) -> StoreResult<RecordedDelivery>;
+    /// Notes what handling a delivery came to.
+    async fn finish_webhook(
+        &self,
+        id: i64,
+        payment: Option<&PaymentId>,
+        outcome: &str,
+        detail: Option<&str>,
+    ) -> StoreResult<()>;
+    /// The latest deliveries, newest first, for the admin pages.
+    async fn webhook_deliveries(&self, limit: u32) -> StoreResult<Vec<WebhookDelivery>>;
+    /// Puts something on the operator's list, where it stays until resolved.
+    async fn record_operator_event(
+        &self,
+        kind: OperatorEventKind,
+        payment: Option<&PaymentId>,
+        detail: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Newest first; only those not yet resolved unless `include_resolved`.
+    async fn operator_events(
+        &self,
+        include_resolved: bool,
+        limit: u32,
+    ) -> StoreResult<Vec<OperatorEvent>>;
+    /// Takes an event off the operator's list (resolving it again keeps the first
+    /// time); `NotFound` for an unknown id.
+    async fn resolve_operator_event(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Resolves every open event of `kind` about `payment` whose detail names `named`
+    /// (a refund's id): the notice of a refund whose outcome was unknown, once the
+    /// refund is settled, however long the operator's list has grown.
+    async fn resolve_operator_events_naming(
+        &self,
+        kind: OperatorEventKind,
+        payment: &PaymentId,
+        named: &str,
+        now: DateTime<Utc>,
     ) -> StoreResult<()>;
 }

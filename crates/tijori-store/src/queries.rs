@@ -17,9 +17,10 @@ use tijori_core::mail::{DueNotice, OutboxMail};
 use tijori_core::payment::{Effect, Payment, PaymentStatus, Purpose};
 use tijori_core::shop::{NewOrder, NewProduct, Order, Product, ReserveError};
 use tijori_core::store::{
-    AnswerKind, GatewayAnswerRecord, NewUser, NewWebhookDelivery, OperatorEvent, OperatorEventKind,
-    RecordedDelivery, Refund, RefundResolution, RefundStatus, Settled, Settlement, Store,
-    StoreError, StoreResult, WebhookDelivery,
+    AccountStore, AnswerKind, GatewayAnswerRecord, IdempotencyStore, JobStore, MailStore, NewUser,
+    NewWebhookDelivery, OperatorEvent, OperatorEventKind, OperatorLog, PaymentStore,
+    RecordedDelivery, Refund, RefundResolution, RefundStatus, RefundStore, Settled, Settlement,
+    ShopStore, Store, StoreError, StoreResult, WebhookDelivery,
 };
 use tijori_core::subscription::{
     self, NewPlan, PaidPeriod, Plan, PlanChange, Refunded, Subscription, Tail,
@@ -404,7 +405,10 @@ impl Store for DbStore {
             .map_err(ctx("database did not answer"))?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl AccountStore for DbStore {
     async fn create_user(&self, user: NewUser, now: DateTime<Utc>) -> StoreResult<User> {
         let id = UserId::generate();
         sqlx::query(
@@ -671,6 +675,13 @@ impl Store for DbStore {
             .transpose()
     }
 
+    async fn set_time_zone(&self, user: &UserId, zone: &str) -> StoreResult<()> {
+        self.set_time_zone_impl(user, zone).await
+    }
+}
+
+#[async_trait]
+impl PaymentStore for DbStore {
     async fn insert_payment_for(&self, p: &Payment, attempt: Option<&Attempt>) -> StoreResult<()> {
         let (plan_id, order_id, change) = match &p.purpose {
             Purpose::Subscription { plan_id, change } => {
@@ -1046,6 +1057,31 @@ impl Store for DbStore {
             .map_err(ctx("failed to commit a refund's take-back"))
     }
 
+    async fn stale_payments(
+        &self,
+        checked_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Payment>> {
+        self.stale_payments_impl(checked_before, now, limit).await
+    }
+
+    async fn claim_lookup(
+        &self,
+        id: &PaymentId,
+        now: DateTime<Utc>,
+        not_after: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.claim_lookup_impl(id, now, not_after).await
+    }
+
+    async fn mark_checked(&self, id: &PaymentId, now: DateTime<Utc>) -> StoreResult<()> {
+        self.mark_checked_impl(id, now).await
+    }
+}
+
+#[async_trait]
+impl ShopStore for DbStore {
     async fn create_product(
         &self,
         product: NewProduct,
@@ -1087,6 +1123,196 @@ impl Store for DbStore {
         self.open_payment_for_order_impl(order, gateway).await
     }
 
+    async fn restock_order(&self, order: &OrderId, now: DateTime<Utc>) -> StoreResult<bool> {
+        self.restock_order_impl(order, now).await
+    }
+
+    async fn expire_orders(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<OrderId>> {
+        self.expire_orders_impl(now, limit).await
+    }
+}
+
+#[async_trait]
+impl RefundStore for DbStore {
+    async fn begin_refund(&self, refund: &Refund) -> StoreResult<()> {
+        self.begin_refund_impl(refund).await
+    }
+
+    async fn finish_refund(
+        &self,
+        id: &RefundId,
+        status: RefundStatus,
+        detail: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.finish_refund_impl(id, status, detail, now).await
+    }
+
+    async fn refunds_of(&self, payment: &PaymentId) -> StoreResult<Vec<Refund>> {
+        self.refunds_of_impl(payment).await
+    }
+
+    async fn refund(&self, id: &RefundId) -> StoreResult<Option<Refund>> {
+        self.refund_impl(id).await
+    }
+
+    async fn settle_refund(
+        &self,
+        id: &RefundId,
+        status: RefundStatus,
+        detail: &str,
+        resolution: Option<&RefundResolution>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.settle_refund_impl(id, status, detail, resolution, now)
+            .await
+    }
+
+    async fn unknown_refunds(&self, limit: u32) -> StoreResult<Vec<Refund>> {
+        self.unknown_refunds_impl(limit).await
+    }
+
+    async fn payments_to_audit(
+        &self,
+        paid_since: DateTime<Utc>,
+        checked_before: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Payment>> {
+        self.payments_to_audit_impl(paid_since, checked_before, limit)
+            .await
+    }
+}
+
+#[async_trait]
+impl JobStore for DbStore {
+    async fn enqueue_job(&self, job: &NewJob, now: DateTime<Utc>) -> StoreResult<bool> {
+        self.enqueue_job_impl(job, now).await
+    }
+
+    async fn claim_jobs(
+        &self,
+        worker: &str,
+        limit: u32,
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Job>> {
+        self.claim_jobs_impl(worker, limit, lease_until, now).await
+    }
+
+    async fn complete_job(
+        &self,
+        id: i64,
+        worker: &str,
+        next: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.complete_job_impl(id, worker, next, now).await
+    }
+
+    async fn fail_job(
+        &self,
+        id: i64,
+        worker: &str,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.fail_job_impl(id, worker, error, retry_at, now).await
+    }
+
+    async fn jobs(&self, status: Option<JobStatus>, limit: u32) -> StoreResult<Vec<Job>> {
+        self.jobs_impl(status, limit).await
+    }
+
+    async fn retry_job(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
+        self.retry_job_impl(id, now).await
+    }
+}
+
+#[async_trait]
+impl MailStore for DbStore {
+    async fn due_notices(
+        &self,
+        now: DateTime<Utc>,
+        remind_within: chrono::Duration,
+        limit: u32,
+    ) -> StoreResult<Vec<DueNotice>> {
+        self.due_notices_impl(now, remind_within, limit).await
+    }
+
+    async fn record_notice(
+        &self,
+        notice: &DueNotice,
+        mail: &OutboxMail,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.record_notice_impl(notice, mail, now).await
+    }
+
+    async fn outbox_mail(&self, id: &str) -> StoreResult<Option<OutboxMail>> {
+        self.outbox_mail_impl(id).await
+    }
+
+    async fn mark_mail(
+        &self,
+        id: &str,
+        status: &str,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.mark_mail_impl(id, status, error, now).await
+    }
+
+    async fn outbox(&self, limit: u32) -> StoreResult<Vec<OutboxMail>> {
+        self.outbox_impl(limit).await
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for DbStore {
+    async fn claim_idempotency_key(
+        &self,
+        user: &UserId,
+        key: &IdempotencyKey,
+        fingerprint: &str,
+        claimant: &Claimant,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Claim> {
+        self.claim_idempotency_key_impl(user, key, fingerprint, claimant, now)
+            .await
+    }
+
+    async fn complete_idempotency_key(
+        &self,
+        user: &UserId,
+        key: &IdempotencyKey,
+        holder: &InstanceId,
+        response: &StoredResponse,
+    ) -> StoreResult<()> {
+        self.complete_idempotency_key_impl(user, key, holder, response)
+            .await
+    }
+
+    async fn heartbeat(&self, instance: &InstanceId, now: DateTime<Utc>) -> StoreResult<()> {
+        self.heartbeat_impl(instance, now).await
+    }
+
+    async fn retire_instance(&self, instance: &InstanceId) -> StoreResult<()> {
+        self.retire_instance_impl(instance).await
+    }
+
+    async fn release_idempotency_key(
+        &self,
+        user: &UserId,
+        key: &IdempotencyKey,
+        holder: &InstanceId,
+    ) -> StoreResult<()> {
+        self.release_idempotency_key_impl(user, key, holder).await
+    }
+}
+
+#[async_trait]
+impl OperatorLog for DbStore {
     async fn record_webhook(&self, delivery: &NewWebhookDelivery) -> StoreResult<RecordedDelivery> {
         self.record_webhook_impl(delivery).await
     }
@@ -1146,206 +1372,5 @@ impl Store for DbStore {
         .await
         .map_err(ctx("failed to resolve operator events"))?;
         Ok(())
-    }
-
-    async fn claim_idempotency_key(
-        &self,
-        user: &UserId,
-        key: &IdempotencyKey,
-        fingerprint: &str,
-        claimant: &Claimant,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Claim> {
-        self.claim_idempotency_key_impl(user, key, fingerprint, claimant, now)
-            .await
-    }
-
-    async fn complete_idempotency_key(
-        &self,
-        user: &UserId,
-        key: &IdempotencyKey,
-        holder: &InstanceId,
-        response: &StoredResponse,
-    ) -> StoreResult<()> {
-        self.complete_idempotency_key_impl(user, key, holder, response)
-            .await
-    }
-
-    async fn heartbeat(&self, instance: &InstanceId, now: DateTime<Utc>) -> StoreResult<()> {
-        self.heartbeat_impl(instance, now).await
-    }
-
-    async fn retire_instance(&self, instance: &InstanceId) -> StoreResult<()> {
-        self.retire_instance_impl(instance).await
-    }
-
-    async fn release_idempotency_key(
-        &self,
-        user: &UserId,
-        key: &IdempotencyKey,
-        holder: &InstanceId,
-    ) -> StoreResult<()> {
-        self.release_idempotency_key_impl(user, key, holder).await
-    }
-
-    async fn due_notices(
-        &self,
-        now: DateTime<Utc>,
-        remind_within: chrono::Duration,
-        limit: u32,
-    ) -> StoreResult<Vec<DueNotice>> {
-        self.due_notices_impl(now, remind_within, limit).await
-    }
-
-    async fn record_notice(
-        &self,
-        notice: &DueNotice,
-        mail: &OutboxMail,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        self.record_notice_impl(notice, mail, now).await
-    }
-
-    async fn outbox_mail(&self, id: &str) -> StoreResult<Option<OutboxMail>> {
-        self.outbox_mail_impl(id).await
-    }
-
-    async fn mark_mail(
-        &self,
-        id: &str,
-        status: &str,
-        error: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        self.mark_mail_impl(id, status, error, now).await
-    }
-
-    async fn outbox(&self, limit: u32) -> StoreResult<Vec<OutboxMail>> {
-        self.outbox_impl(limit).await
-    }
-
-    async fn set_time_zone(&self, user: &UserId, zone: &str) -> StoreResult<()> {
-        self.set_time_zone_impl(user, zone).await
-    }
-
-    async fn begin_refund(&self, refund: &Refund) -> StoreResult<()> {
-        self.begin_refund_impl(refund).await
-    }
-
-    async fn finish_refund(
-        &self,
-        id: &RefundId,
-        status: RefundStatus,
-        detail: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        self.finish_refund_impl(id, status, detail, now).await
-    }
-
-    async fn refunds_of(&self, payment: &PaymentId) -> StoreResult<Vec<Refund>> {
-        self.refunds_of_impl(payment).await
-    }
-
-    async fn refund(&self, id: &RefundId) -> StoreResult<Option<Refund>> {
-        self.refund_impl(id).await
-    }
-
-    async fn settle_refund(
-        &self,
-        id: &RefundId,
-        status: RefundStatus,
-        detail: &str,
-        resolution: Option<&RefundResolution>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        self.settle_refund_impl(id, status, detail, resolution, now)
-            .await
-    }
-
-    async fn unknown_refunds(&self, limit: u32) -> StoreResult<Vec<Refund>> {
-        self.unknown_refunds_impl(limit).await
-    }
-
-    async fn payments_to_audit(
-        &self,
-        paid_since: DateTime<Utc>,
-        checked_before: DateTime<Utc>,
-        limit: u32,
-    ) -> StoreResult<Vec<Payment>> {
-        self.payments_to_audit_impl(paid_since, checked_before, limit)
-            .await
-    }
-
-    async fn restock_order(&self, order: &OrderId, now: DateTime<Utc>) -> StoreResult<bool> {
-        self.restock_order_impl(order, now).await
-    }
-
-    async fn enqueue_job(&self, job: &NewJob, now: DateTime<Utc>) -> StoreResult<bool> {
-        self.enqueue_job_impl(job, now).await
-    }
-
-    async fn claim_jobs(
-        &self,
-        worker: &str,
-        limit: u32,
-        lease_until: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Vec<Job>> {
-        self.claim_jobs_impl(worker, limit, lease_until, now).await
-    }
-
-    async fn complete_job(
-        &self,
-        id: i64,
-        worker: &str,
-        next: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        self.complete_job_impl(id, worker, next, now).await
-    }
-
-    async fn fail_job(
-        &self,
-        id: i64,
-        worker: &str,
-        error: &str,
-        retry_at: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        self.fail_job_impl(id, worker, error, retry_at, now).await
-    }
-
-    async fn jobs(&self, status: Option<JobStatus>, limit: u32) -> StoreResult<Vec<Job>> {
-        self.jobs_impl(status, limit).await
-    }
-
-    async fn retry_job(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
-        self.retry_job_impl(id, now).await
-    }
-
-    async fn stale_payments(
-        &self,
-        checked_before: DateTime<Utc>,
-        now: DateTime<Utc>,
-        limit: u32,
-    ) -> StoreResult<Vec<Payment>> {
-        self.stale_payments_impl(checked_before, now, limit).await
-    }
-
-    async fn claim_lookup(
-        &self,
-        id: &PaymentId,
-        now: DateTime<Utc>,
-        not_after: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        self.claim_lookup_impl(id, now, not_after).await
-    }
-
-    async fn mark_checked(&self, id: &PaymentId, now: DateTime<Utc>) -> StoreResult<()> {
-        self.mark_checked_impl(id, now).await
-    }
-
-    async fn expire_orders(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<OrderId>> {
-        self.expire_orders_impl(now, limit).await
     }
 }

@@ -32,9 +32,10 @@ use tijori_core::mail::{DueNotice, OutboxMail};
 use tijori_core::payment::Payment;
 use tijori_core::shop::{NewOrder, NewProduct, Order, Product, ReserveError};
 use tijori_core::store::{
-    AnswerKind, GatewayAnswerRecord, NewUser, NewWebhookDelivery, OperatorEvent, OperatorEventKind,
-    RecordedDelivery, Refund, RefundResolution, RefundStatus, Settled, Settlement, Store,
-    StoreError, StoreResult, WebhookDelivery,
+    AccountStore, AnswerKind, GatewayAnswerRecord, IdempotencyStore, JobStore, MailStore, NewUser,
+    NewWebhookDelivery, OperatorEvent, OperatorEventKind, OperatorLog, PaymentStore,
+    RecordedDelivery, Refund, RefundResolution, RefundStatus, RefundStore, Settled, Settlement,
+    ShopStore, Store, StoreError, StoreResult, WebhookDelivery,
 };
 use tijori_core::subscription::{NewPlan, PaidPeriod, Plan, Subscription};
 
@@ -235,7 +236,10 @@ impl Store for SqliteStore {
             .map(drop)
         })
     }
+}
 
+#[async_trait]
+impl AccountStore for SqliteStore {
     async fn create_user(&self, user: NewUser, now: DateTime<Utc>) -> StoreResult<User> {
         self.write(move |c| accounts::create_user(c, user, now))
             .await
@@ -329,6 +333,15 @@ impl Store for SqliteStore {
         self.read(|c| accounts::plan(c, id))
     }
 
+    async fn set_time_zone(&self, user: &UserId, zone: &str) -> StoreResult<()> {
+        let (user, zone) = (user.clone(), zone.to_owned());
+        self.write(move |c| notices::set_time_zone(c, &user, &zone))
+            .await
+    }
+}
+
+#[async_trait]
+impl PaymentStore for SqliteStore {
     async fn insert_payment_for(
         &self,
         payment: &Payment,
@@ -429,6 +442,34 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn stale_payments(
+        &self,
+        checked_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Payment>> {
+        self.read(|c| jobs::stale_payments(c, checked_before, now, limit))
+    }
+
+    async fn claim_lookup(
+        &self,
+        id: &PaymentId,
+        now: DateTime<Utc>,
+        not_after: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let id = id.clone();
+        self.write(move |c| jobs::claim_lookup(c, &id, now, not_after))
+            .await
+    }
+
+    async fn mark_checked(&self, id: &PaymentId, now: DateTime<Utc>) -> StoreResult<()> {
+        let id = id.clone();
+        self.write(move |c| jobs::mark_checked(c, &id, now)).await
+    }
+}
+
+#[async_trait]
+impl ShopStore for SqliteStore {
     async fn create_product(
         &self,
         product: NewProduct,
@@ -473,6 +514,240 @@ impl Store for SqliteStore {
         self.read(|c| shop::open_payment_for_order(c, order, gateway))
     }
 
+    async fn restock_order(&self, order: &OrderId, now: DateTime<Utc>) -> StoreResult<bool> {
+        let order = order.clone();
+        self.write(move |c| shop::restock_order(c, &order, now))
+            .await
+    }
+
+    async fn expire_orders(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<OrderId>> {
+        let due = self.read(|c| jobs::orders_due_to_expire(c, now, limit))?;
+        let mut expired = Vec::with_capacity(due.len());
+        // One transaction each: one order's failure leaves the others expired.
+        for id in due {
+            let order = id.clone();
+            if self
+                .write(move |c| jobs::expire_order(c, &order, now))
+                .await?
+            {
+                expired.push(id);
+            }
+        }
+        Ok(expired)
+    }
+}
+
+#[async_trait]
+impl RefundStore for SqliteStore {
+    async fn begin_refund(&self, refund: &Refund) -> StoreResult<()> {
+        let refund = refund.clone();
+        self.write(move |c| shop::begin_refund(c, &refund)).await
+    }
+
+    async fn finish_refund(
+        &self,
+        id: &RefundId,
+        status: RefundStatus,
+        detail: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let (id, detail) = (id.clone(), detail.map(str::to_owned));
+        self.write(move |c| shop::finish_refund(c, &id, status, detail.as_deref(), now))
+            .await
+    }
+
+    async fn refunds_of(&self, payment: &PaymentId) -> StoreResult<Vec<Refund>> {
+        self.read(|c| shop::refunds_of(c, payment))
+    }
+
+    async fn refund(&self, id: &RefundId) -> StoreResult<Option<Refund>> {
+        self.read(|c| shop::refund(c, id))
+    }
+
+    async fn settle_refund(
+        &self,
+        id: &RefundId,
+        status: RefundStatus,
+        detail: &str,
+        resolution: Option<&RefundResolution>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let (id, detail, resolution) = (id.clone(), detail.to_owned(), resolution.cloned());
+        self.write(move |c| shop::settle_refund(c, &id, status, &detail, resolution.as_ref(), now))
+            .await
+    }
+
+    async fn unknown_refunds(&self, limit: u32) -> StoreResult<Vec<Refund>> {
+        self.read(|c| shop::unknown_refunds(c, limit))
+    }
+
+    async fn payments_to_audit(
+        &self,
+        paid_since: DateTime<Utc>,
+        checked_before: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Payment>> {
+        self.read(|c| shop::payments_to_audit(c, paid_since, checked_before, limit))
+    }
+}
+
+#[async_trait]
+impl JobStore for SqliteStore {
+    async fn enqueue_job(&self, job: &NewJob, now: DateTime<Utc>) -> StoreResult<bool> {
+        let job = job.clone();
+        self.write(move |c| jobs::enqueue_job(c, &job, now)).await
+    }
+
+    async fn claim_jobs(
+        &self,
+        worker: &str,
+        limit: u32,
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Job>> {
+        let worker = worker.to_owned();
+        self.write(move |c| jobs::claim_jobs(c, &worker, limit, lease_until, now))
+            .await
+    }
+
+    async fn complete_job(
+        &self,
+        id: i64,
+        worker: &str,
+        next: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let worker = worker.to_owned();
+        self.write(move |c| jobs::complete_job(c, id, &worker, next, now))
+            .await
+    }
+
+    async fn fail_job(
+        &self,
+        id: i64,
+        worker: &str,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let (worker, error) = (worker.to_owned(), error.to_owned());
+        self.write(move |c| jobs::fail_job(c, id, &worker, &error, retry_at, now))
+            .await
+    }
+
+    async fn jobs(&self, status: Option<JobStatus>, limit: u32) -> StoreResult<Vec<Job>> {
+        self.read(|c| jobs::jobs(c, status, limit))
+    }
+
+    async fn retry_job(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
+        self.write(move |c| jobs::retry_job(c, id, now)).await
+    }
+}
+
+#[async_trait]
+impl MailStore for SqliteStore {
+    async fn due_notices(
+        &self,
+        now: DateTime<Utc>,
+        remind_within: chrono::Duration,
+        limit: u32,
+    ) -> StoreResult<Vec<DueNotice>> {
+        self.read(|c| notices::due_notices(c, now, remind_within, limit))
+    }
+
+    async fn record_notice(
+        &self,
+        notice: &DueNotice,
+        mail: &OutboxMail,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let (notice, mail) = (notice.clone(), mail.clone());
+        self.write(move |c| notices::record_notice(c, &notice, &mail, now))
+            .await
+    }
+
+    async fn outbox_mail(&self, id: &str) -> StoreResult<Option<OutboxMail>> {
+        self.read(|c| notices::outbox_mail(c, id))
+    }
+
+    async fn mark_mail(
+        &self,
+        id: &str,
+        status: &str,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let (id, status, error) = (id.to_owned(), status.to_owned(), error.map(str::to_owned));
+        self.write(move |c| notices::mark_mail(c, &id, &status, error.as_deref(), now))
+            .await
+    }
+
+    async fn outbox(&self, limit: u32) -> StoreResult<Vec<OutboxMail>> {
+        self.read(|c| notices::outbox(c, limit))
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for SqliteStore {
+    async fn claim_idempotency_key(
+        &self,
+        user: &UserId,
+        key: &IdempotencyKey,
+        fingerprint: &str,
+        claimant: &Claimant,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Claim> {
+        let (user, key, fingerprint, claimant) = (
+            user.clone(),
+            key.clone(),
+            fingerprint.to_owned(),
+            claimant.clone(),
+        );
+        self.write(move |c| {
+            shop::claim_idempotency_key(c, &user, &key, &fingerprint, &claimant, now)
+        })
+        .await
+    }
+
+    async fn complete_idempotency_key(
+        &self,
+        user: &UserId,
+        key: &IdempotencyKey,
+        holder: &InstanceId,
+        response: &StoredResponse,
+    ) -> StoreResult<()> {
+        let (user, key, holder, response) =
+            (user.clone(), key.clone(), holder.clone(), response.clone());
+        self.write(move |c| shop::complete_idempotency_key(c, &user, &key, &holder, &response))
+            .await
+    }
+
+    async fn heartbeat(&self, instance: &InstanceId, now: DateTime<Utc>) -> StoreResult<()> {
+        let instance = instance.clone();
+        self.write(move |c| shop::heartbeat(c, &instance, now))
+            .await
+    }
+
+    async fn retire_instance(&self, instance: &InstanceId) -> StoreResult<()> {
+        let instance = instance.clone();
+        self.write(move |c| shop::retire_instance(c, &instance))
+            .await
+    }
+
+    async fn release_idempotency_key(
+        &self,
+        user: &UserId,
+        key: &IdempotencyKey,
+        holder: &InstanceId,
+    ) -> StoreResult<()> {
+        let (user, key, holder) = (user.clone(), key.clone(), holder.clone());
+        self.write(move |c| shop::release_idempotency_key(c, &user, &key, &holder))
+            .await
+    }
+}
+
+#[async_trait]
+impl OperatorLog for SqliteStore {
     async fn record_webhook(&self, delivery: &NewWebhookDelivery) -> StoreResult<RecordedDelivery> {
         let delivery = delivery.clone();
         self.write(move |c| shop::record_webhook(c, &delivery))
@@ -545,255 +820,5 @@ impl Store for SqliteStore {
             .map(|_| ())
         })
         .await
-    }
-
-    async fn claim_idempotency_key(
-        &self,
-        user: &UserId,
-        key: &IdempotencyKey,
-        fingerprint: &str,
-        claimant: &Claimant,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Claim> {
-        let (user, key, fingerprint, claimant) = (
-            user.clone(),
-            key.clone(),
-            fingerprint.to_owned(),
-            claimant.clone(),
-        );
-        self.write(move |c| {
-            shop::claim_idempotency_key(c, &user, &key, &fingerprint, &claimant, now)
-        })
-        .await
-    }
-
-    async fn complete_idempotency_key(
-        &self,
-        user: &UserId,
-        key: &IdempotencyKey,
-        holder: &InstanceId,
-        response: &StoredResponse,
-    ) -> StoreResult<()> {
-        let (user, key, holder, response) =
-            (user.clone(), key.clone(), holder.clone(), response.clone());
-        self.write(move |c| shop::complete_idempotency_key(c, &user, &key, &holder, &response))
-            .await
-    }
-
-    async fn heartbeat(&self, instance: &InstanceId, now: DateTime<Utc>) -> StoreResult<()> {
-        let instance = instance.clone();
-        self.write(move |c| shop::heartbeat(c, &instance, now))
-            .await
-    }
-
-    async fn retire_instance(&self, instance: &InstanceId) -> StoreResult<()> {
-        let instance = instance.clone();
-        self.write(move |c| shop::retire_instance(c, &instance))
-            .await
-    }
-
-    async fn release_idempotency_key(
-        &self,
-        user: &UserId,
-        key: &IdempotencyKey,
-        holder: &InstanceId,
-    ) -> StoreResult<()> {
-        let (user, key, holder) = (user.clone(), key.clone(), holder.clone());
-        self.write(move |c| shop::release_idempotency_key(c, &user, &key, &holder))
-            .await
-    }
-
-    async fn due_notices(
-        &self,
-        now: DateTime<Utc>,
-        remind_within: chrono::Duration,
-        limit: u32,
-    ) -> StoreResult<Vec<DueNotice>> {
-        self.read(|c| notices::due_notices(c, now, remind_within, limit))
-    }
-
-    async fn record_notice(
-        &self,
-        notice: &DueNotice,
-        mail: &OutboxMail,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        let (notice, mail) = (notice.clone(), mail.clone());
-        self.write(move |c| notices::record_notice(c, &notice, &mail, now))
-            .await
-    }
-
-    async fn outbox_mail(&self, id: &str) -> StoreResult<Option<OutboxMail>> {
-        self.read(|c| notices::outbox_mail(c, id))
-    }
-
-    async fn mark_mail(
-        &self,
-        id: &str,
-        status: &str,
-        error: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        let (id, status, error) = (id.to_owned(), status.to_owned(), error.map(str::to_owned));
-        self.write(move |c| notices::mark_mail(c, &id, &status, error.as_deref(), now))
-            .await
-    }
-
-    async fn outbox(&self, limit: u32) -> StoreResult<Vec<OutboxMail>> {
-        self.read(|c| notices::outbox(c, limit))
-    }
-
-    async fn set_time_zone(&self, user: &UserId, zone: &str) -> StoreResult<()> {
-        let (user, zone) = (user.clone(), zone.to_owned());
-        self.write(move |c| notices::set_time_zone(c, &user, &zone))
-            .await
-    }
-
-    async fn begin_refund(&self, refund: &Refund) -> StoreResult<()> {
-        let refund = refund.clone();
-        self.write(move |c| shop::begin_refund(c, &refund)).await
-    }
-
-    async fn finish_refund(
-        &self,
-        id: &RefundId,
-        status: RefundStatus,
-        detail: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        let (id, detail) = (id.clone(), detail.map(str::to_owned));
-        self.write(move |c| shop::finish_refund(c, &id, status, detail.as_deref(), now))
-            .await
-    }
-
-    async fn refunds_of(&self, payment: &PaymentId) -> StoreResult<Vec<Refund>> {
-        self.read(|c| shop::refunds_of(c, payment))
-    }
-
-    async fn refund(&self, id: &RefundId) -> StoreResult<Option<Refund>> {
-        self.read(|c| shop::refund(c, id))
-    }
-
-    async fn settle_refund(
-        &self,
-        id: &RefundId,
-        status: RefundStatus,
-        detail: &str,
-        resolution: Option<&RefundResolution>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        let (id, detail, resolution) = (id.clone(), detail.to_owned(), resolution.cloned());
-        self.write(move |c| shop::settle_refund(c, &id, status, &detail, resolution.as_ref(), now))
-            .await
-    }
-
-    async fn unknown_refunds(&self, limit: u32) -> StoreResult<Vec<Refund>> {
-        self.read(|c| shop::unknown_refunds(c, limit))
-    }
-
-    async fn payments_to_audit(
-        &self,
-        paid_since: DateTime<Utc>,
-        checked_before: DateTime<Utc>,
-        limit: u32,
-    ) -> StoreResult<Vec<Payment>> {
-        self.read(|c| shop::payments_to_audit(c, paid_since, checked_before, limit))
-    }
-
-    async fn restock_order(&self, order: &OrderId, now: DateTime<Utc>) -> StoreResult<bool> {
-        let order = order.clone();
-        self.write(move |c| shop::restock_order(c, &order, now))
-            .await
-    }
-
-    async fn enqueue_job(&self, job: &NewJob, now: DateTime<Utc>) -> StoreResult<bool> {
-        let job = job.clone();
-        self.write(move |c| jobs::enqueue_job(c, &job, now)).await
-    }
-
-    async fn claim_jobs(
-        &self,
-        worker: &str,
-        limit: u32,
-        lease_until: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Vec<Job>> {
-        let worker = worker.to_owned();
-        self.write(move |c| jobs::claim_jobs(c, &worker, limit, lease_until, now))
-            .await
-    }
-
-    async fn complete_job(
-        &self,
-        id: i64,
-        worker: &str,
-        next: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        let worker = worker.to_owned();
-        self.write(move |c| jobs::complete_job(c, id, &worker, next, now))
-            .await
-    }
-
-    async fn fail_job(
-        &self,
-        id: i64,
-        worker: &str,
-        error: &str,
-        retry_at: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        let (worker, error) = (worker.to_owned(), error.to_owned());
-        self.write(move |c| jobs::fail_job(c, id, &worker, &error, retry_at, now))
-            .await
-    }
-
-    async fn jobs(&self, status: Option<JobStatus>, limit: u32) -> StoreResult<Vec<Job>> {
-        self.read(|c| jobs::jobs(c, status, limit))
-    }
-
-    async fn retry_job(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
-        self.write(move |c| jobs::retry_job(c, id, now)).await
-    }
-
-    async fn stale_payments(
-        &self,
-        checked_before: DateTime<Utc>,
-        now: DateTime<Utc>,
-        limit: u32,
-    ) -> StoreResult<Vec<Payment>> {
-        self.read(|c| jobs::stale_payments(c, checked_before, now, limit))
-    }
-
-    async fn claim_lookup(
-        &self,
-        id: &PaymentId,
-        now: DateTime<Utc>,
-        not_after: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        let id = id.clone();
-        self.write(move |c| jobs::claim_lookup(c, &id, now, not_after))
-            .await
-    }
-
-    async fn mark_checked(&self, id: &PaymentId, now: DateTime<Utc>) -> StoreResult<()> {
-        let id = id.clone();
-        self.write(move |c| jobs::mark_checked(c, &id, now)).await
-    }
-
-    async fn expire_orders(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<OrderId>> {
-        let due = self.read(|c| jobs::orders_due_to_expire(c, now, limit))?;
-        let mut expired = Vec::with_capacity(due.len());
-        // One transaction each: one order's failure leaves the others expired.
-        for id in due {
-            let order = id.clone();
-            if self
-                .write(move |c| jobs::expire_order(c, &order, now))
-                .await?
-            {
-                expired.push(id);
-            }
-        }
-        Ok(expired)
     }
 }
