@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use tijori_core::store::Store;
 
+mod accounts;
+mod db;
 mod paid_periods;
 mod postgres;
 mod rows;

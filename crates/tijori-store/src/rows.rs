@@ -787,3 +787,74 @@ impl FromSqlite for MailRow {
         })
     }
 }
+
+/// A value read by its position, for rows read as tuples (counts, sums, a few
+/// columns): SQLite keeps times as text (`sqlite::engine::ts`).
+pub(crate) trait SqliteValue: Sized {
+    fn get(r: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<Self>;
+}
+
+macro_rules! plain_values {
+    ($($t:ty),*) => {$(
+        impl SqliteValue for $t {
+            fn get(r: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<Self> {
+                r.get(index)
+            }
+        }
+    )*};
+}
+plain_values!(
+    String,
+    i64,
+    i32,
+    bool,
+    Option<String>,
+    Option<i64>,
+    Option<i32>
+);
+
+impl SqliteValue for Option<DateTime<Utc>> {
+    fn get(r: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<Self> {
+        let text: Option<String> = r.get(index)?;
+        text.map(|t| {
+            crate::sqlite::parse_ts(&t).ok_or_else(|| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    index,
+                    rusqlite::types::Type::Text,
+                    format!("corrupt time in column {index}: {t:?}").into(),
+                )
+            })
+        })
+        .transpose()
+    }
+}
+
+impl SqliteValue for DateTime<Utc> {
+    fn get(r: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<Self> {
+        Option::<DateTime<Utc>>::get(r, index)?.ok_or(rusqlite::Error::InvalidColumnType(
+            index,
+            "time".into(),
+            rusqlite::types::Type::Null,
+        ))
+    }
+}
+
+macro_rules! tuple_rows {
+    ($(($($t:ident $i:tt),+)),*) => {$(
+        impl<$($t: SqliteValue),+> FromSqlite for ($($t,)+) {
+            fn from_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+                Ok(($($t::get(r, $i)?,)+))
+            }
+        }
+    )*};
+}
+tuple_rows!(
+    (A 0),
+    (A 0, B 1),
+    (A 0, B 1, C 2),
+    (A 0, B 1, C 2, D 3),
+    (A 0, B 1, C 2, D 3, E 4),
+    (A 0, B 1, C 2, D 3, E 4, F 5),
+    (A 0, B 1, C 2, D 3, E 4, F 5, G 6),
+    (A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7)
+);

@@ -39,6 +39,7 @@ use tijori_core::store::{
 };
 use tijori_core::subscription::{NewPlan, PaidPeriod, Plan, Subscription};
 
+use crate::db::{run_now, Sqlite};
 use crate::rows::FromSqlite;
 
 mod accounts;
@@ -124,6 +125,23 @@ impl SqliteStore {
 
     fn read<T>(&self, op: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
         self.db.read(op)
+    }
+
+    /// Runs a write written over `Conn` (see `crate::db`) on the writer, in its
+    /// transaction.
+    async fn write_with<T: Send + 'static>(
+        &self,
+        op: impl AsyncFnOnce(&mut Sqlite<'_>) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        self.db.write(move |c| run_now(op(&mut Sqlite(c)))).await
+    }
+
+    /// Runs a read written over `Conn` on a read connection, here and now.
+    fn read_with<T>(
+        &self,
+        op: impl AsyncFnOnce(&mut Sqlite<'_>) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        self.db.read(|c| run_now(op(&mut Sqlite(c))))
     }
 }
 
@@ -235,108 +253,6 @@ impl Store for SqliteStore {
             )
             .map(drop)
         })
-    }
-}
-
-#[async_trait]
-impl AccountStore for SqliteStore {
-    async fn create_user(&self, user: NewUser, now: DateTime<Utc>) -> StoreResult<User> {
-        self.write(move |c| accounts::create_user(c, user, now))
-            .await
-    }
-
-    async fn user(&self, id: &UserId) -> StoreResult<Option<User>> {
-        self.read(|c| accounts::user(c, id))
-    }
-
-    async fn user_credentials(
-        &self,
-        username: &Username,
-    ) -> StoreResult<Option<(User, PasswordHashString)>> {
-        self.read(|c| accounts::user_credentials(c, username))
-    }
-
-    async fn set_password(&self, id: &UserId, hash: &PasswordHashString) -> StoreResult<()> {
-        let (id, hash) = (id.clone(), hash.clone());
-        self.write(move |c| accounts::set_password(c, &id, &hash))
-            .await
-    }
-
-    async fn create_api_token(
-        &self,
-        user: &UserId,
-        token: &TokenHash,
-        expires_at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        let (user, token) = (user.clone(), token.clone());
-        self.write(move |c| accounts::create_api_token(c, &user, &token, expires_at, now))
-            .await
-    }
-
-    async fn user_by_api_token(
-        &self,
-        token: &TokenHash,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Option<User>> {
-        self.read(|c| accounts::user_by_api_token(c, token, now))
-    }
-
-    async fn delete_api_token(&self, token: &TokenHash) -> StoreResult<()> {
-        let token = token.clone();
-        self.write(move |c| accounts::delete_api_token(c, &token))
-            .await
-    }
-
-    async fn create_session(
-        &self,
-        user: &UserId,
-        token: &TokenHash,
-        csrf_token: &str,
-        expires_at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        let (user, token, csrf) = (user.clone(), token.clone(), csrf_token.to_owned());
-        self.write(move |c| accounts::create_session(c, &user, &token, &csrf, expires_at, now))
-            .await
-    }
-
-    async fn session(&self, token: &TokenHash, now: DateTime<Utc>) -> StoreResult<Option<Session>> {
-        self.read(|c| accounts::session(c, token, now))
-    }
-
-    async fn delete_session(&self, token: &TokenHash) -> StoreResult<()> {
-        let token = token.clone();
-        self.write(move |c| accounts::delete_session(c, &token))
-            .await
-    }
-
-    async fn prune_expired_credentials(
-        &self,
-        now: DateTime<Utc>,
-        limit: u32,
-    ) -> StoreResult<(u64, u64)> {
-        self.write(move |c| accounts::prune_expired_credentials(c, now, limit))
-            .await
-    }
-
-    async fn create_plan(&self, plan: NewPlan, now: DateTime<Utc>) -> StoreResult<Plan> {
-        self.write(move |c| accounts::create_plan(c, plan, now))
-            .await
-    }
-
-    async fn plans(&self) -> StoreResult<Vec<Plan>> {
-        self.read(accounts::plans)
-    }
-
-    async fn plan(&self, id: &PlanId) -> StoreResult<Option<Plan>> {
-        self.read(|c| accounts::plan(c, id))
-    }
-
-    async fn set_time_zone(&self, user: &UserId, zone: &str) -> StoreResult<()> {
-        let (user, zone) = (user.clone(), zone.to_owned());
-        self.write(move |c| notices::set_time_zone(c, &user, &zone))
-            .await
     }
 }
 

@@ -160,13 +160,3 @@ pub(super) fn outbox(c: &Connection, limit: u32) -> StoreResult<Vec<OutboxMail>>
     .map(OutboxMail::from)
     .collect())
 }
-
-pub(super) fn set_time_zone(c: &Connection, user: &UserId, zone: &str) -> StoreResult<()> {
-    exec(
-        c,
-        "UPDATE users SET time_zone = ?2 WHERE id = ?1",
-        params![user.as_str(), zone],
-        "failed to set a time zone",
-    )?;
-    Ok(())
-}

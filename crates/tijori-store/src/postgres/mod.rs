@@ -6,6 +6,9 @@ use anyhow::Context as _;
 use chrono::Utc;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres};
+use tijori_core::store::{StoreError, StoreResult};
+
+use crate::db::{PgPoolConn, PgTx};
 
 type Db = Postgres;
 type DbStore = PgStore;
@@ -16,7 +19,7 @@ const LOCK_ROW: &str = " FOR NO KEY UPDATE";
 /// Workers claiming jobs at once each skip the rows another is taking.
 const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
 
-#[path = "queries.rs"]
+mod accounts;
 mod queries;
 
 /// The store on PostgreSQL, through sqlx.
@@ -98,6 +101,28 @@ impl PgStore {
             );
         }
         Ok(())
+    }
+
+    /// The pool, for statements that need no transaction of their own.
+    fn pool(&self) -> PgPoolConn<'_> {
+        PgPoolConn(&self.writer)
+    }
+
+    /// Runs `op` in a write transaction and commits it.
+    async fn write_with<T>(
+        &self,
+        op: impl AsyncFnOnce(&mut PgTx) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(|e| {
+            StoreError::Database(
+                anyhow::Error::new(e).context("failed to begin a write transaction"),
+            )
+        })?;
+        let answer = op(&mut tx).await?;
+        tx.commit()
+            .await
+            .map_err(|e| StoreError::Database(anyhow::Error::new(e).context("failed to commit")))?;
+        Ok(answer)
     }
 
     /// Closes the pool.

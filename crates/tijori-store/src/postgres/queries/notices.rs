@@ -170,14 +170,4 @@ impl DbStore {
         .map(OutboxMail::from)
         .collect())
     }
-
-    pub(super) async fn set_time_zone_impl(&self, user: &UserId, zone: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET time_zone = $2 WHERE id = $1")
-            .bind(user.as_str())
-            .bind(zone)
-            .execute(&self.writer)
-            .await
-            .map_err(ctx("failed to set a time zone"))?;
-        Ok(())
-    }
 }
