@@ -10,6 +10,9 @@ use tijori_core::store::Store;
 
 mod accounts;
 mod db;
+mod idempotency;
+mod jobs;
+mod operator;
 mod paid_periods;
 mod postgres;
 mod rows;
