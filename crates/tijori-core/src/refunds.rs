@@ -4,6 +4,15 @@
 
 use crate::gateway::GatewayStatus;
 
+/// A refund still `requested` this long after it was asked for lost its process
+/// mid-call: when the payment's next refund is asked for, its outcome becomes
+/// unknown (it stops counting as in flight and blocking) and it is looked up like
+/// any unknown refund. A gateway call ends within its timeouts, far sooner.
+pub const ABANDONED_REQUEST_MINUTES: i64 = 5;
+
+/// Why an abandoned request's outcome is unknown, for the operator.
+pub const ABANDONED_REQUEST_DETAIL: &str = "no outcome was recorded";
+
 /// What became of a refund whose answer was lost.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RefundOutcome {

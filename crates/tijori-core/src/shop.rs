@@ -378,6 +378,61 @@ impl Default for OrderCaps {
     }
 }
 
+/// What money settled for an order does to it, decided from the order as it stands
+/// in the settlement's transaction (`order_payment`). The store applies it: marks
+/// the order paid, or first takes its stock again, or holds the payment for an
+/// operator with the reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OrderPayment {
+    /// The order is waiting for this money: it is paid.
+    Take,
+    /// The order expired or was canceled, so its stock went back to the shelf: it is
+    /// paid only if all its stock can be taken again (`stock_gone` and
+    /// `cannot_reserve_again` say why not).
+    ReserveAgain,
+    /// The order cannot take this money: the payment is held for review (and most
+    /// likely a refund), with the reason.
+    Hold(String),
+}
+
+/// The rule for an order's money (see `OrderPayment`). `total` is the order's,
+/// `paid` the payment's: the payment was opened for the order's total, so anything
+/// else is a bug or tampering, and not ours to resolve by guessing.
+pub fn order_payment(
+    order: &OrderId,
+    status: OrderStatus,
+    total: Money,
+    paid: Money,
+) -> OrderPayment {
+    if total != paid {
+        return OrderPayment::Hold(format!(
+            "the order's total is {} {} minor units but this payment was for {paid}",
+            total.currency().code(),
+            total.minor()
+        ));
+    }
+    match status {
+        OrderStatus::Pending => OrderPayment::Take,
+        OrderStatus::Expired | OrderStatus::Canceled => OrderPayment::ReserveAgain,
+        OrderStatus::Paid | OrderStatus::Refunded => OrderPayment::Hold(format!(
+            "order {order} was already {status} by another payment: refund this one"
+        )),
+    }
+}
+
+/// Why money for an expired order is held: a product of it has too little stock left.
+pub fn stock_gone(order: &OrderId, status: OrderStatus) -> String {
+    format!("paid after order {order} was {status} and its stock is gone: refund the customer")
+}
+
+/// Why money for an expired order is held: its stock could not be reserved again.
+pub fn cannot_reserve_again(order: &OrderId, status: OrderStatus, why: &ReserveError) -> String {
+    format!(
+        "paid after order {order} was {status} and it cannot be reserved again ({why}): \
+         refund the customer"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -424,5 +479,35 @@ mod tests {
         };
         assert!(!order.is_payable(now));
         assert!(order.is_payable(now - chrono::Duration::seconds(1)));
+    }
+
+    #[test]
+    fn an_orders_money_is_taken_only_by_a_waiting_order_of_the_same_total() {
+        use crate::money::Currency;
+        let order = OrderId::generate();
+        let npr = |minor| Money::from_minor(minor, Currency::Npr).unwrap();
+        assert_eq!(
+            order_payment(&order, OrderStatus::Pending, npr(500), npr(500)),
+            OrderPayment::Take
+        );
+        for status in [OrderStatus::Expired, OrderStatus::Canceled] {
+            assert_eq!(
+                order_payment(&order, status, npr(500), npr(500)),
+                OrderPayment::ReserveAgain
+            );
+        }
+        for status in [OrderStatus::Paid, OrderStatus::Refunded] {
+            let OrderPayment::Hold(why) = order_payment(&order, status, npr(500), npr(500)) else {
+                panic!("{status} took the money");
+            };
+            assert!(why.contains("refund this one"), "{why}");
+        }
+        // A different total holds the money whatever the order's status.
+        for status in [OrderStatus::Pending, OrderStatus::Expired] {
+            let OrderPayment::Hold(why) = order_payment(&order, status, npr(500), npr(499)) else {
+                panic!("a different total was taken");
+            };
+            assert!(why.contains("NPR 500 minor units"), "{why}");
+        }
     }
 }

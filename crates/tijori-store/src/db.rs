@@ -338,7 +338,9 @@ fn pg_rows<R: Row>(rows: Vec<PgRow>) -> Result<Vec<R>, DbFail> {
 
 macro_rules! pg_conn {
     ($t:ty, $exec:ident => $e:expr) => {
-        impl Conn for $t {
+        // For every lifetime: the futures of `async_trait` methods are checked
+        // `Send` with their lifetimes erased.
+        impl<'c> Conn for $t {
             const BACKEND: Backend = Backend::Postgres;
             const LOCK_ROW: &'static str = " FOR NO KEY UPDATE";
             const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
@@ -364,5 +366,5 @@ macro_rules! pg_conn {
     };
 }
 
-pg_conn!(PgTx, tx => &mut **tx);
-pg_conn!(PgPoolConn<'_>, pool => pool.0);
+pg_conn!(sqlx::Transaction<'c, Postgres>, tx => &mut **tx);
+pg_conn!(PgPoolConn<'c>, pool => pool.0);

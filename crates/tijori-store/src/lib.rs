@@ -14,8 +14,11 @@ mod idempotency;
 mod jobs;
 mod operator;
 mod paid_periods;
+mod payments;
 mod postgres;
+mod refunds;
 mod rows;
+mod shop;
 mod sqlite;
 
 pub use postgres::PgStore;
