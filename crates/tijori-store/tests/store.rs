@@ -2441,6 +2441,50 @@ mod shop {
         Ok(())
     }
 
+    /// Money that arrives after its order expired takes the stock again only if it
+    /// can take all of it: a line refused part-way (its product taken off sale since)
+    /// must not keep the lines taken before it while the payment is held.
+    async fn money_for_an_expired_order_takes_all_its_stock_or_none(
+        db: TestDatabase,
+    ) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let almaz = h.user("almaz").await?;
+        let coffee = product(&h, "Coffee", 85_000, 5).await?;
+        let pot = product(&h, "Pot", 120_000, 5).await?;
+        let o = order(&h, &almaz, &[(&coffee, 2), (&pot, 1)]).await?;
+        let payment = chapa_payment(&h, &almaz, &o).await?;
+        let later = t0() + Duration::minutes(31);
+        ensure!(h.store.expire_orders(later, 10).await? == vec![o.id.clone()]);
+        ensure!(stock(&h, &coffee).await? == 5 && stock(&h, &pot).await? == 5);
+
+        // Lines are taken in product-id order: the product taken last goes off sale;
+        // then the customer's money arrives.
+        let (first, last) = if coffee < pot {
+            (&coffee, &pot)
+        } else {
+            (&pot, &coffee)
+        };
+        h.execute(&format!(
+            "UPDATE products SET active = FALSE WHERE id = '{last}'"
+        ))
+        .await?;
+        let late = h
+            .settle(&payment, &chapa(GatewayStatus::Paid, 290_000), later)
+            .await?;
+        ensure!(
+            late.payment.status == PaymentStatus::NeedsReview,
+            "{:?}",
+            late.payment
+        );
+        ensure!(order_status(&h, &o).await? == OrderStatus::Expired);
+        let left = stock(&h, first).await?;
+        ensure!(
+            left == 5,
+            "{left} of {first} left: the held payment kept some"
+        );
+        Ok(())
+    }
+
     async fn an_order_is_paid_by_one_payment_only(db: TestDatabase) -> Result<()> {
         let h = Harness::open(&db).await?;
         let almaz = h.user("almaz").await?;
@@ -2726,6 +2770,7 @@ mod shop {
         concurrent_orders_cannot_pass_the_caps,
         reserving_takes_all_or_nothing,
         an_order_is_paid_by_one_payment_only,
+        money_for_an_expired_order_takes_all_its_stock_or_none,
         one_open_checkout_per_order_and_gateway,
         webhook_repeats_are_recognised,
         idempotency_keys_claim_replay_and_refuse,

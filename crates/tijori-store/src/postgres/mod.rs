@@ -133,14 +133,11 @@ impl PgStore {
 
     /// Begins a write transaction (see `in_tx!`).
     async fn begin(&self) -> StoreResult<PgTx> {
-        self.writer
-            .begin_with(BEGIN_WRITE)
-            .await
-            .map_err(|e| {
-                StoreError::Database(
-                    anyhow::Error::new(e).context("failed to begin a write transaction"),
-                )
-            })
+        self.writer.begin_with(BEGIN_WRITE).await.map_err(|e| {
+            StoreError::Database(
+                anyhow::Error::new(e).context("failed to begin a write transaction"),
+            )
+        })
     }
 
     /// Closes the pool.

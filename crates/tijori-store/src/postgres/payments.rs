@@ -60,7 +60,9 @@ impl PaymentStore for PgStore {
         raw: Option<&RawAnswer>,
         now: DateTime<Utc>,
     ) -> StoreResult<Payment> {
-        in_tx!(self, |tx| payments::fail_initiation(tx, id, reason, raw, now))
+        in_tx!(self, |tx| payments::fail_initiation(
+            tx, id, reason, raw, now
+        ))
     }
 
     async fn payment(&self, id: &PaymentId) -> StoreResult<Option<Payment>> {

@@ -23,7 +23,9 @@ impl RefundStore for PgStore {
         detail: Option<&str>,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        in_tx!(self, |tx| refunds::finish_refund(tx, id, status, detail, now))
+        in_tx!(self, |tx| refunds::finish_refund(
+            tx, id, status, detail, now
+        ))
     }
 
     async fn refunds_of(&self, payment: &PaymentId) -> StoreResult<Vec<Refund>> {

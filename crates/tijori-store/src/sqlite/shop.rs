@@ -21,14 +21,14 @@ use tijori_core::store::{
 };
 
 use super::SqliteStore;
-use crate::shop;
-use tijori_core::store::ShopStore;
 use super::{all, all_with, ctx, db_err, exec, exec_or, is_constraint, one, one_with, ts};
 use super::{PRIMARY_KEY, UNIQUE};
 use crate::rows::{
     corrupt, money, order_from, DeliveryRow, EventRow, ItemRow, OrderRow, PaymentRow, ProductRow,
     RefundRow, ORDER_COLUMNS, PAYMENT_COLUMNS, PRODUCT_COLUMNS, REFUND_COLUMNS,
 };
+use crate::shop;
+use tijori_core::store::ShopStore;
 
 pub(super) fn insert_operator_event(
     c: &Connection,
