@@ -18,9 +18,20 @@ pub trait TypedId: Sized {
 macro_rules! typed_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal, $noun:literal) => {
         $(#[$doc])*
-        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
         #[serde(transparent)]
         pub struct $name(String);
+
+        /// Parsed as `parse` does: a malformed id in a body, a query or a job's
+        /// payload is refused where it is read, not looked for in the database.
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(d)?;
+                $name::parse(&text).ok_or_else(|| {
+                    serde::de::Error::custom(format_args!("{text:?} is not a {} id", $noun))
+                })
+            }
+        }
 
         impl $name {
             /// What every id of this kind starts with (before `_`).
@@ -111,5 +122,17 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(2));
         let b = PaymentId::generate();
         assert!(a < b);
+    }
+
+    #[test]
+    fn ids_deserialize_only_when_well_formed() {
+        let id = PaymentId::generate();
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(serde_json::from_str::<PaymentId>(&json).unwrap(), id);
+        for bad in [r#""pay_123""#, r#""usr_0193""#, r#""""#, "42"] {
+            assert!(serde_json::from_str::<PaymentId>(bad).is_err(), "{bad} was accepted");
+        }
+        let e = serde_json::from_str::<RefundId>(r#""rfd_x""#).unwrap_err();
+        assert!(e.to_string().contains("is not a refund id"), "{e}");
     }
 }
