@@ -130,7 +130,10 @@ mod tests {
         let json = serde_json::to_string(&id).unwrap();
         assert_eq!(serde_json::from_str::<PaymentId>(&json).unwrap(), id);
         for bad in [r#""pay_123""#, r#""usr_0193""#, r#""""#, "42"] {
-            assert!(serde_json::from_str::<PaymentId>(bad).is_err(), "{bad} was accepted");
+            assert!(
+                serde_json::from_str::<PaymentId>(bad).is_err(),
+                "{bad} was accepted"
+            );
         }
         let e = serde_json::from_str::<RefundId>(r#""rfd_x""#).unwrap_err();
         assert!(e.to_string().contains("is not a refund id"), "{e}");

@@ -202,7 +202,11 @@ pub struct Payment {
     /// Where it stands; a gateway's answer moves it only through [`decide`] and the
     /// store's compare-and-set.
     pub status: PaymentStatus,
-    /// Khalti's pidx or Chapa's tx_ref, once the checkout is open.
+    /// How the customer pays: at the gateway's hosted checkout, or in Khalti's
+    /// legacy widget on our page.
+    pub checkout: Checkout,
+    /// Khalti's pidx or Chapa's tx_ref, once the checkout is open; for a widget
+    /// payment, the widget's token (a token pays for one payment only).
     pub provider_ref: Option<String>,
     /// The gateway's transaction id, once it has one.
     pub provider_txn_id: Option<String>,
@@ -220,6 +224,37 @@ pub struct Payment {
     /// When its status or checkout last changed; a lookup that changed nothing
     /// leaves it.
     pub updated_at: DateTime<Utc>,
+}
+
+/// How a payment is paid, as the `checkout` column stores it. It decides how the
+/// payment is asked about: a hosted checkout is looked up by its reference, a widget
+/// payment by capturing its token again (which the gateway answers with the same
+/// transaction).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Checkout {
+    /// The gateway's hosted page (Khalti's KPG-2 ePayment, Chapa's checkout).
+    #[default]
+    Hosted,
+    /// Khalti's legacy KPG-1 widget: the customer pays in a popup on our page and the
+    /// browser hands us a token to capture.
+    Widget,
+}
+
+impl Checkout {
+    /// The name in the `checkout` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Checkout::Hosted => "hosted",
+            Checkout::Widget => "widget",
+        }
+    }
+
+    /// Reads a stored name back; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Checkout> {
+        [Checkout::Hosted, Checkout::Widget]
+            .into_iter()
+            .find(|c| c.as_str() == s)
+    }
 }
 
 /// A status change `settle` wants, valid only from the listed statuses. The store
@@ -363,6 +398,7 @@ mod tests {
             },
             amount: Money::from_minor(50_000, Currency::Npr).unwrap(),
             status,
+            checkout: crate::payment::Checkout::Hosted,
             provider_ref: Some("pidx".into()),
             provider_txn_id: None,
             payment_url: None,

@@ -36,7 +36,7 @@ pub use returns::{
     RETURN_LOOKUP_EVERY_SECS,
 };
 pub use webhooks::WebhookOutcome;
-pub use widget::{WidgetTarget, WIDGET_REF_PREFIX};
+pub use widget::WidgetTarget;
 
 /// How long a browser session lasts.
 pub const SESSION_LIFETIME_DAYS: i64 = 14;

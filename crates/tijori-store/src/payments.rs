@@ -38,8 +38,9 @@ pub(crate) async fn insert_payment(
     query(
         "INSERT INTO payments (id, user_id, gateway, purpose, plan_id, amount_minor, currency, \
          status, provider_ref, provider_txn_id, payment_url, expires_at, status_reason, \
-         created_at, updated_at, order_id, plan_change) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+         created_at, updated_at, order_id, plan_change, checkout) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+         $18)",
     )
     .bind(p.id.as_str())
     .bind(p.user_id.as_str())
@@ -58,6 +59,7 @@ pub(crate) async fn insert_payment(
     .bind(p.updated_at)
     .bind(order_id)
     .bind(change)
+    .bind(p.checkout.as_str())
     .execute(c)
     .await
     .map_err(db_err("failed to insert payment", "payment"))?;

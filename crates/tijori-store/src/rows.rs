@@ -9,7 +9,7 @@ use tijori_core::id::{OrderId, PaymentId, PlanId, ProductId, UserId};
 use tijori_core::jobs::Job;
 use tijori_core::mail::OutboxMail;
 use tijori_core::money::{Currency, Money};
-use tijori_core::payment::{Payment, Purpose};
+use tijori_core::payment::{Checkout, Payment, Purpose};
 use tijori_core::shop::{Order, OrderItem, Product};
 use tijori_core::store::{OperatorEvent, OperatorEventKind, StoreError, StoreResult};
 use tijori_core::subscription::{PaidPeriod, Plan, PlanChange, Subscription};
@@ -94,6 +94,7 @@ pub(crate) struct PaymentRow {
     pub(crate) amount_minor: i64,
     pub(crate) currency: String,
     pub(crate) status: String,
+    pub(crate) checkout: String,
     pub(crate) provider_ref: Option<String>,
     pub(crate) provider_txn_id: Option<String>,
     pub(crate) payment_url: Option<String>,
@@ -143,6 +144,8 @@ impl TryFrom<PaymentRow> for Payment {
                 .status
                 .parse()
                 .map_err(|_| corrupt("payment status", &r.status))?,
+            checkout: Checkout::parse(&r.checkout)
+                .ok_or_else(|| corrupt("payment checkout", &r.checkout))?,
             provider_ref: r.provider_ref,
             provider_txn_id: r.provider_txn_id,
             payment_url: r.payment_url,
@@ -157,7 +160,7 @@ impl TryFrom<PaymentRow> for Payment {
 pub(crate) const PAYMENT_COLUMNS: &str =
     "id, user_id, gateway, purpose, plan_id, order_id, amount_minor, currency, \
      status, provider_ref, provider_txn_id, payment_url, expires_at, status_reason, created_at, \
-     updated_at, plan_change";
+     updated_at, plan_change, checkout";
 
 /// The reconciler's question as SQL, for either backend (`p` is `$` or `?`): payments
 /// nobody has looked at since `{p}1` (and created before then), oldest first, at most
@@ -600,6 +603,7 @@ impl FromSqlite for PaymentRow {
             amount_minor: r.get("amount_minor")?,
             currency: r.get("currency")?,
             status: r.get("status")?,
+            checkout: r.get("checkout")?,
             provider_ref: r.get("provider_ref")?,
             provider_txn_id: r.get("provider_txn_id")?,
             payment_url: r.get("payment_url")?,

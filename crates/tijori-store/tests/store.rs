@@ -18,13 +18,32 @@ use tijori_core::account::{Email, PasswordHashString, TokenHash, User, Username}
 use tijori_core::gateway::{GatewayAnswer, GatewayKind, GatewayStatus, RawAnswer};
 use tijori_core::id::{PaymentId, PlanId, RefundId, UserId};
 use tijori_core::money::{Currency, Money};
-use tijori_core::payment::{decide, Payment, PaymentStatus, Purpose};
+use tijori_core::payment::{decide, Checkout, Payment, PaymentStatus, Purpose};
 use tijori_core::store::{AnswerKind, NewUser, Settled, Settlement, Store, StoreError};
 use tijori_core::subscription::{self, NewPlan, Plan, PlanChange, Subscription};
 use tijori_store::Database;
 use tijori_testkit::{test_both, Backend, TestDatabase};
 
 // Fixtures -----------------------------------------------------------------------
+
+/// Runs one statement on the database `url` names, on a connection of its own (also
+/// before the store has migrated it).
+async fn execute(url: &str, backend: Backend, sql: &str) -> Result<()> {
+    match backend {
+        Backend::Sqlite => {
+            let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
+            let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
+            sqlx::query(sql).execute(&mut conn).await?;
+            conn.close().await?;
+        }
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(url).await?;
+            sqlx::query(sql).execute(&mut conn).await?;
+            conn.close().await?;
+        }
+    }
+    Ok(())
+}
 
 /// An open, migrated store on a test database, plus a side door for the few facts
 /// the Store port does not expose (rows in `fulfilments`).
@@ -75,20 +94,7 @@ impl Harness {
 
     /// Runs one statement, on a connection of its own.
     async fn execute(&self, sql: &str) -> Result<()> {
-        match self.backend {
-            Backend::Sqlite => {
-                let options = sqlx::sqlite::SqliteConnectOptions::from_str(&self.url)?;
-                let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
-                sqlx::query(sql).execute(&mut conn).await?;
-                conn.close().await?;
-            }
-            Backend::Postgres => {
-                let mut conn = sqlx::PgConnection::connect(&self.url).await?;
-                sqlx::query(sql).execute(&mut conn).await?;
-                conn.close().await?;
-            }
-        }
-        Ok(())
+        execute(&self.url, self.backend, sql).await
     }
 
     /// What readers and the usual purchase take from the kept segments is what the
@@ -259,6 +265,7 @@ fn new_payment(user: &User, plan: &Plan, now: DateTime<Utc>) -> Payment {
         },
         amount: plan.price,
         status: PaymentStatus::Initiated,
+        checkout: Checkout::Hosted,
         provider_ref: None,
         provider_txn_id: None,
         payment_url: None,
@@ -385,6 +392,12 @@ mod schema {
 
     /// Runs the migrations issue 8 left (0001–0006) on an empty database.
     async fn migrate_as_before_paid_periods(db: &TestDatabase) -> Result<()> {
+        migrate_only_the_first(db, 6).await
+    }
+
+    /// Applies the first `count` migrations only: a database as an earlier version
+    /// left it.
+    async fn migrate_only_the_first(db: &TestDatabase, count: usize) -> Result<()> {
         use sqlx::migrate::Migrator;
         use std::borrow::Cow;
         let all = match db.backend() {
@@ -392,7 +405,7 @@ mod schema {
             Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
         };
         let before = Migrator {
-            migrations: Cow::Owned(all.migrations[..6].to_vec()),
+            migrations: Cow::Owned(all.migrations[..count].to_vec()),
             ignore_missing: false,
             locking: true,
             no_tx: false,
@@ -411,6 +424,57 @@ mod schema {
                 conn.close().await?;
             }
         }
+        Ok(())
+    }
+
+    /// Widget payments made when a "widget:" prefix on `provider_ref` told them apart
+    /// are, after the migrations, widget payments by their `checkout`, with the bare
+    /// token as their reference; hosted ones are left as they were.
+    async fn widget_payments_are_told_apart_by_a_column_after_the_migration(
+        db: TestDatabase,
+    ) -> Result<()> {
+        migrate_only_the_first(&db, 11).await?;
+        let at = t0().to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+        let (plan, user) = (PlanId::generate(), UserId::generate());
+        let (widget, hosted) = (PaymentId::generate(), PaymentId::generate());
+        for sql in [
+            format!(
+                "INSERT INTO plans (id, name, price_minor, currency, duration_days, created_at) \
+                 VALUES ('{plan}', 'Basic', 50000, 'NPR', 30, '{at}')"
+            ),
+            format!(
+                "INSERT INTO users (id, username, email, password_hash, created_at) \
+                 VALUES ('{user}', 'sita', 'sita@example.com', 'x', '{at}')"
+            ),
+            format!(
+                "INSERT INTO payments (id, user_id, gateway, purpose, plan_id, amount_minor, \
+                 currency, status, provider_ref, created_at, updated_at) VALUES \
+                 ('{widget}', '{user}', 'khalti', 'subscription', '{plan}', 50000, 'NPR', \
+                 'completed', 'widget:8ZKcm2kGjW5NxnbHbQHrLb', '{at}', '{at}'), \
+                 ('{hosted}', '{user}', 'khalti', 'subscription', '{plan}', 50000, 'NPR', \
+                 'pending', 'HT6o6PEZRWFJ5ygavzHWd5', '{at}', '{at}')"
+            ),
+        ] {
+            execute(&db.url, db.backend(), &sql).await?;
+        }
+        let h = Harness::open(&db).await?;
+        let w = h.store.payment(&widget).await?.context("widget payment")?;
+        ensure!(w.checkout == Checkout::Widget, "{w:?}");
+        ensure!(
+            w.provider_ref.as_deref() == Some("8ZKcm2kGjW5NxnbHbQHrLb"),
+            "{w:?}"
+        );
+        let found = h
+            .store
+            .payment_by_provider_ref(GatewayKind::Khalti, "8ZKcm2kGjW5NxnbHbQHrLb")
+            .await?;
+        ensure!(found.map(|p| p.id) == Some(widget));
+        let p = h.store.payment(&hosted).await?.context("hosted payment")?;
+        ensure!(p.checkout == Checkout::Hosted, "{p:?}");
+        ensure!(
+            p.provider_ref.as_deref() == Some("HT6o6PEZRWFJ5ygavzHWd5"),
+            "{p:?}"
+        );
         Ok(())
     }
 
@@ -607,6 +671,7 @@ mod schema {
         migrations_twice_are_a_no_op_and_ping_works,
         unsupported_urls_are_refused,
         customers_hold_after_the_paid_periods_migration_what_they_held_before,
+        widget_payments_are_told_apart_by_a_column_after_the_migration,
     );
 }
 
@@ -1043,6 +1108,7 @@ mod payments {
             )
             .await?;
         let expected = Payment {
+            checkout: Checkout::Hosted,
             provider_ref: Some("bZQLD9wRVWo4CdESSfuSsB".into()),
             payment_url: Some("https://test-pay.khalti.com/?pidx=bZQLD9wRVWo4CdESSfuSsB".into()),
             expires_at: Some(expires),
@@ -2362,6 +2428,7 @@ mod shop {
             },
             amount: order.total,
             status: PaymentStatus::Initiated,
+            checkout: Checkout::Hosted,
             provider_ref: None,
             provider_txn_id: None,
             payment_url: None,

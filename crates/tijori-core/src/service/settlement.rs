@@ -8,7 +8,7 @@ use crate::account::User;
 use crate::error::{Error, Result};
 use crate::gateway::{Gateway, GatewayAnswer, RawAnswer};
 use crate::id::PaymentId;
-use crate::payment::{decide, Payment, PaymentStatus, Purpose};
+use crate::payment::{decide, Checkout, Payment, PaymentStatus, Purpose};
 use crate::store::{AnswerKind, Settled, Settlement};
 
 use super::*;
@@ -93,11 +93,11 @@ impl Tijori {
             })?;
         // A widget payment has no checkout to look up: asking again is capturing its
         // token again, which the gateway answers with the same transaction.
-        let answer = match provider_ref.strip_prefix(WIDGET_REF_PREFIX) {
+        let answer = match payment.checkout {
             // Not retried: a capture that reached Khalti but whose answer was lost
             // must not be sent again blindly; the next check asks again.
-            Some(token) => gw.capture_token(token, payment.amount).await,
-            None => lookup_with_retry(&*gw, &provider_ref, patience).await,
+            Checkout::Widget => gw.capture_token(&provider_ref, payment.amount).await,
+            Checkout::Hosted => lookup_with_retry(&*gw, &provider_ref, patience).await,
         };
         match answer {
             Ok(answer) => self.settle(&payment, answer).await,

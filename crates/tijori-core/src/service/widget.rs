@@ -10,13 +10,8 @@ use crate::error::{Error, Result};
 use crate::gateway::{GatewayAnswer, GatewayError, GatewayKind, GatewayStatus, RawAnswer};
 use crate::id::{OrderId, PaymentId};
 use crate::money::Money;
-use crate::payment::{Payment, PaymentStatus, Purpose};
+use crate::payment::{Checkout, Payment, PaymentStatus, Purpose};
 use crate::store::{OperatorEventKind, StoreError};
-
-/// A widget payment's `provider_ref` is its token behind this prefix: the database
-/// keeps a token to one payment (so a replayed token cannot pay twice), and the
-/// prefix tells it apart from an ePayment pidx.
-pub const WIDGET_REF_PREFIX: &str = "widget:";
 
 /// What a widget payment is for.
 #[derive(Clone, Debug)]
@@ -166,7 +161,9 @@ impl Tijori {
         purpose: Purpose,
         amount: Money,
     ) -> Result<(Payment, bool)> {
-        let provider_ref = format!("{WIDGET_REF_PREFIX}{token}");
+        // The token is the payment's reference: the database keeps a token to one
+        // payment, so a replayed token cannot pay twice.
+        let provider_ref = token.to_owned();
         let now = self.now();
         let payment = Payment {
             id: PaymentId::generate(),
@@ -175,6 +172,7 @@ impl Tijori {
             purpose: purpose.clone(),
             amount,
             status: PaymentStatus::Initiated,
+            checkout: Checkout::Widget,
             provider_ref: Some(provider_ref.clone()),
             provider_txn_id: None,
             payment_url: None,
