@@ -101,6 +101,18 @@ pub fn recheckable_statuses(gateway: GatewayKind) -> &'static [PaymentStatus] {
 }
 
 impl Payment {
+    /// What a settlement that left this payment where it is puts on the operator's
+    /// list: money held for review is an operator's job, so it is listed in the
+    /// settlement's transaction and cannot be settled and forgotten. `None` for any
+    /// other status.
+    pub fn operator_notice(&self) -> Option<String> {
+        (self.status == PaymentStatus::NeedsReview).then(|| {
+            self.status_reason
+                .clone()
+                .unwrap_or_else(|| "held for review".into())
+        })
+    }
+
     /// Whether money arriving for it would still count: it is open, or was seen
     /// canceled, expired or failed (the gateway may yet report it paid).
     pub fn may_still_be_paid(&self) -> bool {
@@ -398,7 +410,7 @@ mod tests {
             },
             amount: Money::from_minor(50_000, Currency::Npr).unwrap(),
             status,
-            checkout: crate::payment::Checkout::Hosted,
+            checkout: Checkout::Hosted,
             provider_ref: Some("pidx".into()),
             provider_txn_id: None,
             payment_url: None,
@@ -524,6 +536,25 @@ mod tests {
     fn statuses_round_trip_through_text() {
         for s in PaymentStatus::ALL {
             assert_eq!(s.as_str().parse::<PaymentStatus>(), Ok(s));
+        }
+    }
+
+    #[test]
+    fn only_money_held_for_review_goes_on_the_operators_list() {
+        for status in PaymentStatus::ALL {
+            let mut p = payment(status);
+            assert_eq!(
+                p.operator_notice().is_some(),
+                status == PaymentStatus::NeedsReview,
+                "{status}"
+            );
+            p.status_reason = Some("paid NPR 1 for NPR 500".into());
+            if status == PaymentStatus::NeedsReview {
+                assert_eq!(
+                    p.operator_notice().as_deref(),
+                    Some("paid NPR 1 for NPR 500")
+                );
+            }
         }
     }
 }

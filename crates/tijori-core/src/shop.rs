@@ -510,4 +510,50 @@ mod tests {
             assert!(why.contains("NPR 500 minor units"), "{why}");
         }
     }
+
+    mod properties {
+        use super::*;
+        use crate::money::Currency;
+        use proptest::prelude::*;
+
+        fn status() -> impl Strategy<Value = OrderStatus> {
+            prop_oneof![
+                Just(OrderStatus::Pending),
+                Just(OrderStatus::Paid),
+                Just(OrderStatus::Expired),
+                Just(OrderStatus::Canceled),
+                Just(OrderStatus::Refunded),
+            ]
+        }
+
+        proptest! {
+            /// Money is taken only for exactly the order's total, by an order still
+            /// waiting for it (at once) or one whose stock went back (if it can be
+            /// taken again); everything else is held for an operator, never lost.
+            #[test]
+            fn an_orders_money_is_taken_only_as_owed(
+                status in status(),
+                total in 1i64..10_000_000,
+                paid in 1i64..10_000_000,
+                same_currency: bool,
+            ) {
+                let order = OrderId::generate();
+                let total = Money::from_minor(total, Currency::Etb).unwrap();
+                let currency = if same_currency { Currency::Etb } else { Currency::Npr };
+                let paid = Money::from_minor(paid, currency).unwrap();
+                let decided = order_payment(&order, status, total, paid);
+                let owed = total == paid;
+                match decided {
+                    OrderPayment::Take => prop_assert!(owed && status == OrderStatus::Pending),
+                    OrderPayment::ReserveAgain => prop_assert!(
+                        owed && matches!(status, OrderStatus::Expired | OrderStatus::Canceled)
+                    ),
+                    OrderPayment::Hold(why) => {
+                        prop_assert!(!owed || matches!(status, OrderStatus::Paid | OrderStatus::Refunded));
+                        prop_assert!(!why.is_empty());
+                    }
+                }
+            }
+        }
+    }
 }

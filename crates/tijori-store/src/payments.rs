@@ -403,13 +403,7 @@ pub(crate) async fn settle<C: Conn>(c: &mut C, settlement: &Settlement) -> Store
                 Effect::Revoke => revoke(c, &payment, now).await?,
                 Effect::None => {}
             }
-            // Money held for review is an operator's job: put it on their list in the
-            // same transaction, so it cannot be settled and forgotten.
-            if payment.status == PaymentStatus::NeedsReview {
-                let detail = payment
-                    .status_reason
-                    .clone()
-                    .unwrap_or_else(|| "held for review".into());
+            if let Some(detail) = payment.operator_notice() {
                 crate::operator::insert_operator_event(
                     c,
                     OperatorEventKind::NeedsReview,
