@@ -20,6 +20,8 @@ const LOCK_ROW: &str = " FOR NO KEY UPDATE";
 const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
 
 mod accounts;
+mod idempotency;
+mod operator;
 mod queries;
 
 /// The store on PostgreSQL, through sqlx.
@@ -108,10 +110,12 @@ impl PgStore {
         PgPoolConn(&self.writer)
     }
 
-    /// Runs `op` in a write transaction and commits it.
+    /// Runs `op` in a write transaction and commits it. `op` takes a transaction of
+    /// any lifetime (see `PgTx`): one for the pool's `'static` alone fails the check
+    /// that a store method's future is `Send`.
     async fn write_with<T>(
         &self,
-        op: impl AsyncFnOnce(&mut PgTx) -> StoreResult<T>,
+        op: impl for<'t> AsyncFnOnce(&mut PgTx<'t>) -> StoreResult<T>,
     ) -> StoreResult<T> {
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(|e| {
             StoreError::Database(
