@@ -304,8 +304,10 @@ impl Conn for Sqlite<'_> {
 
 // --- PostgreSQL --------------------------------------------------------------------
 
-/// A PostgreSQL write transaction.
-pub(crate) type PgTx = sqlx::Transaction<'static, Postgres>;
+/// A PostgreSQL write transaction. Of any lifetime, not only the pool's `'static`:
+/// checking that a future holding one is `Send` (as `async_trait` asks of a store
+/// method's) forgets the lifetime, and asks for `Conn` on every `Transaction<'_>`.
+pub(crate) type PgTx<'t> = sqlx::Transaction<'t, Postgres>;
 
 /// PostgreSQL's pool, for statements that need no transaction: each runs on
 /// whichever connection is free.

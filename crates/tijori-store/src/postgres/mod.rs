@@ -19,27 +19,9 @@ const LOCK_ROW: &str = " FOR NO KEY UPDATE";
 /// Workers claiming jobs at once each skip the rows another is taking.
 const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
 
-/// Runs `$body`, a write written over `Conn` with `$tx` the transaction, in one
-/// transaction, and commits it. A macro rather than a method taking an async
-/// closure: rustc cannot yet prove such a closure's future `Send` for every lifetime,
-/// which `async_trait` needs.
-macro_rules! in_tx {
-    ($store:expr, |$tx:ident| $body:expr) => {{
-        let mut transaction = $store.begin().await?;
-        let answer = {
-            let $tx = &mut transaction;
-            $body.await?
-        };
-        transaction.commit().await.map_err(|e| {
-            tijori_core::store::StoreError::Database(
-                anyhow::Error::new(e).context("failed to commit"),
-            )
-        })?;
-        Ok::<_, tijori_core::store::StoreError>(answer)
-    }};
-}
-
 mod accounts;
+mod idempotency;
+mod operator;
 mod payments;
 mod queries;
 mod refunds;
@@ -131,13 +113,23 @@ impl PgStore {
         PgPoolConn(&self.writer)
     }
 
-    /// Begins a write transaction (see `in_tx!`).
-    async fn begin(&self) -> StoreResult<PgTx> {
-        self.writer.begin_with(BEGIN_WRITE).await.map_err(|e| {
+    /// Runs `op` in a write transaction and commits it. `op` takes a transaction of
+    /// any lifetime (see `PgTx`): one for the pool's `'static` alone fails the check
+    /// that a store method's future is `Send`.
+    async fn write_with<T>(
+        &self,
+        op: impl for<'t> AsyncFnOnce(&mut PgTx<'t>) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(|e| {
             StoreError::Database(
                 anyhow::Error::new(e).context("failed to begin a write transaction"),
             )
-        })
+        })?;
+        let answer = op(&mut tx).await?;
+        tx.commit()
+            .await
+            .map_err(|e| StoreError::Database(anyhow::Error::new(e).context("failed to commit")))?;
+        Ok(answer)
     }
 
     /// Closes the pool.

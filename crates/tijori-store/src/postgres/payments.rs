@@ -25,7 +25,8 @@ impl PaymentStore for PgStore {
         match attempt {
             // The key notes the payment in the same transaction.
             Some(_) => {
-                in_tx!(self, |tx| payments::insert_payment(tx, payment, attempt))
+                self.write_with(async |tx| payments::insert_payment(tx, payment, attempt).await)
+                    .await
             }
             // Without a key, one statement (no transaction of its own).
             None => payments::insert_payment(&mut self.pool(), payment, None).await,
@@ -60,9 +61,8 @@ impl PaymentStore for PgStore {
         raw: Option<&RawAnswer>,
         now: DateTime<Utc>,
     ) -> StoreResult<Payment> {
-        in_tx!(self, |tx| payments::fail_initiation(
-            tx, id, reason, raw, now
-        ))
+        self.write_with(async |tx| payments::fail_initiation(tx, id, reason, raw, now).await)
+            .await
     }
 
     async fn payment(&self, id: &PaymentId) -> StoreResult<Option<Payment>> {
@@ -96,7 +96,8 @@ impl PaymentStore for PgStore {
     }
 
     async fn settle(&self, settlement: Settlement) -> StoreResult<Settled> {
-        in_tx!(self, |tx| payments::settle(tx, &settlement))
+        self.write_with(async |tx| payments::settle(tx, &settlement).await)
+            .await
     }
 
     async fn subscription(&self, user: &UserId) -> StoreResult<Option<Subscription>> {
@@ -112,7 +113,8 @@ impl PaymentStore for PgStore {
     }
 
     async fn take_back(&self, payment: &PaymentId, now: DateTime<Utc>) -> StoreResult<()> {
-        in_tx!(self, |tx| payments::take_back(tx, payment, now))
+        self.write_with(async |tx| payments::take_back(tx, payment, now).await)
+            .await
     }
 
     async fn stale_payments(
@@ -145,7 +147,8 @@ impl PgStore {
     pub(super) async fn keep_segments(&self, now: DateTime<Utc>) -> StoreResult<usize> {
         let users = payments::users_without_segments(&mut self.pool()).await?;
         for user in &users {
-            in_tx!(self, |tx| payments::keep_segments_of(tx, user, now))?;
+            self.write_with(async |tx| payments::keep_segments_of(tx, user, now).await)
+                .await?;
         }
         Ok(users.len())
     }

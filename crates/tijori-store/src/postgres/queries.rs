@@ -9,18 +9,15 @@ use sqlx::{FromRow, QueryBuilder};
 use tijori_core::account::{PasswordHashString, Session, TokenHash, User, Username};
 use tijori_core::gateway::{GatewayKind, RawAnswer};
 use tijori_core::id::{OrderId, PaymentId, PlanId, ProductId, RefundId, UserId};
-use tijori_core::idempotency::{
-    Attempt, Claim, Claimant, IdempotencyKey, InstanceId, StoredResponse,
-};
+use tijori_core::idempotency::Attempt;
 use tijori_core::jobs::{Job, JobStatus, NewJob};
 use tijori_core::mail::{DueNotice, OutboxMail};
 use tijori_core::payment::{Effect, Payment, PaymentStatus, Purpose};
 use tijori_core::shop::{NewOrder, NewProduct, Order, Product, ReserveError};
 use tijori_core::store::{
-    AccountStore, AnswerKind, GatewayAnswerRecord, IdempotencyStore, JobStore, MailStore, NewUser,
-    NewWebhookDelivery, OperatorEvent, OperatorEventKind, OperatorLog, PaymentStore,
-    RecordedDelivery, Refund, RefundResolution, RefundStatus, RefundStore, Settled, Settlement,
-    ShopStore, Store, StoreError, StoreResult, WebhookDelivery,
+    AccountStore, AnswerKind, GatewayAnswerRecord, JobStore, MailStore, NewUser, OperatorEventKind,
+    PaymentStore, Refund, RefundResolution, RefundStatus, RefundStore, Settled, Settlement,
+    ShopStore, Store, StoreError, StoreResult,
 };
 use tijori_core::subscription::{
     self, NewPlan, PaidPeriod, Plan, PlanChange, Refunded, Subscription, Tail,
@@ -38,7 +35,6 @@ type Tx = sqlx::Transaction<'static, Db>;
 // Parts of the same store, split by subject.
 mod jobs;
 mod notices;
-mod shop;
 
 /// Maps a unique-constraint failure to `Conflict`, and anything else to a database
 /// error with the context of what we were doing.
@@ -155,112 +151,5 @@ impl MailStore for DbStore {
 
     async fn outbox(&self, limit: u32) -> StoreResult<Vec<OutboxMail>> {
         self.outbox_impl(limit).await
-    }
-}
-
-#[async_trait]
-impl IdempotencyStore for DbStore {
-    async fn claim_idempotency_key(
-        &self,
-        user: &UserId,
-        key: &IdempotencyKey,
-        fingerprint: &str,
-        claimant: &Claimant,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Claim> {
-        self.claim_idempotency_key_impl(user, key, fingerprint, claimant, now)
-            .await
-    }
-
-    async fn complete_idempotency_key(
-        &self,
-        user: &UserId,
-        key: &IdempotencyKey,
-        holder: &InstanceId,
-        response: &StoredResponse,
-    ) -> StoreResult<()> {
-        self.complete_idempotency_key_impl(user, key, holder, response)
-            .await
-    }
-
-    async fn heartbeat(&self, instance: &InstanceId, now: DateTime<Utc>) -> StoreResult<()> {
-        self.heartbeat_impl(instance, now).await
-    }
-
-    async fn retire_instance(&self, instance: &InstanceId) -> StoreResult<()> {
-        self.retire_instance_impl(instance).await
-    }
-
-    async fn release_idempotency_key(
-        &self,
-        user: &UserId,
-        key: &IdempotencyKey,
-        holder: &InstanceId,
-    ) -> StoreResult<()> {
-        self.release_idempotency_key_impl(user, key, holder).await
-    }
-}
-
-#[async_trait]
-impl OperatorLog for DbStore {
-    async fn record_webhook(&self, delivery: &NewWebhookDelivery) -> StoreResult<RecordedDelivery> {
-        self.record_webhook_impl(delivery).await
-    }
-
-    async fn finish_webhook(
-        &self,
-        id: i64,
-        payment: Option<&PaymentId>,
-        outcome: &str,
-        detail: Option<&str>,
-    ) -> StoreResult<()> {
-        self.finish_webhook_impl(id, payment, outcome, detail).await
-    }
-
-    async fn webhook_deliveries(&self, limit: u32) -> StoreResult<Vec<WebhookDelivery>> {
-        self.webhook_deliveries_impl(limit).await
-    }
-
-    async fn record_operator_event(
-        &self,
-        kind: OperatorEventKind,
-        payment: Option<&PaymentId>,
-        detail: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        Self::insert_operator_event(&self.writer, kind, payment, detail, now).await
-    }
-
-    async fn operator_events(
-        &self,
-        include_resolved: bool,
-        limit: u32,
-    ) -> StoreResult<Vec<OperatorEvent>> {
-        self.operator_events_impl(include_resolved, limit).await
-    }
-
-    async fn resolve_operator_event(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
-        self.resolve_operator_event_impl(id, now).await
-    }
-
-    async fn resolve_operator_events_naming(
-        &self,
-        kind: OperatorEventKind,
-        payment: &PaymentId,
-        named: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE operator_events SET resolved_at = $4 WHERE resolved_at IS NULL \
-             AND kind = $1 AND payment_id = $2 AND strpos(detail, $3) > 0",
-        )
-        .bind(kind.as_str())
-        .bind(payment.as_str())
-        .bind(named)
-        .bind(now)
-        .execute(&self.writer)
-        .await
-        .map_err(ctx("failed to resolve operator events"))?;
-        Ok(())
     }
 }

@@ -13,7 +13,8 @@ use crate::refunds;
 #[async_trait]
 impl RefundStore for PgStore {
     async fn begin_refund(&self, refund: &Refund) -> StoreResult<()> {
-        in_tx!(self, |tx| refunds::begin_refund(tx, refund))
+        self.write_with(async |tx| refunds::begin_refund(tx, refund).await)
+            .await
     }
 
     async fn finish_refund(
@@ -23,9 +24,8 @@ impl RefundStore for PgStore {
         detail: Option<&str>,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        in_tx!(self, |tx| refunds::finish_refund(
-            tx, id, status, detail, now
-        ))
+        self.write_with(async |tx| refunds::finish_refund(tx, id, status, detail, now).await)
+            .await
     }
 
     async fn refunds_of(&self, payment: &PaymentId) -> StoreResult<Vec<Refund>> {

@@ -37,7 +37,8 @@ impl ShopStore for PgStore {
         now: DateTime<Utc>,
         attempt: Option<&Attempt>,
     ) -> StoreResult<Result<Order, ReserveError>> {
-        in_tx!(self, |tx| shop::create_order(tx, order, now, attempt))
+        self.write_with(async |tx| shop::create_order(tx, order, now, attempt).await)
+            .await
     }
 
     async fn order(&self, id: &OrderId) -> StoreResult<Option<Order>> {
@@ -57,7 +58,8 @@ impl ShopStore for PgStore {
     }
 
     async fn restock_order(&self, order: &OrderId, now: DateTime<Utc>) -> StoreResult<bool> {
-        in_tx!(self, |tx| shop::restock_order(tx, order, now))
+        self.write_with(async |tx| shop::restock_order(tx, order, now).await)
+            .await
     }
 
     async fn expire_orders(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<OrderId>> {
@@ -65,7 +67,9 @@ impl ShopStore for PgStore {
         let mut expired = Vec::with_capacity(due.len());
         // One transaction each: one order's failure leaves the others expired.
         for id in due {
-            let moved = in_tx!(self, |tx| shop::expire_order(tx, &id, now))?;
+            let moved = self
+                .write_with(async |tx| shop::expire_order(tx, &id, now).await)
+                .await?;
             if moved {
                 expired.push(id);
             }

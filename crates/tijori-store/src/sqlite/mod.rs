@@ -24,18 +24,15 @@ use sqlx::Connection as _;
 use tijori_core::account::{PasswordHashString, Session, TokenHash, User, Username};
 use tijori_core::gateway::{GatewayKind, RawAnswer};
 use tijori_core::id::{OrderId, PaymentId, PlanId, ProductId, RefundId, UserId};
-use tijori_core::idempotency::{
-    Attempt, Claim, Claimant, IdempotencyKey, InstanceId, StoredResponse,
-};
+use tijori_core::idempotency::Attempt;
 use tijori_core::jobs::{Job, JobStatus, NewJob};
 use tijori_core::mail::{DueNotice, OutboxMail};
 use tijori_core::payment::Payment;
 use tijori_core::shop::{NewOrder, NewProduct, Order, Product, ReserveError};
 use tijori_core::store::{
-    AccountStore, AnswerKind, GatewayAnswerRecord, IdempotencyStore, JobStore, MailStore, NewUser,
-    NewWebhookDelivery, OperatorEvent, OperatorEventKind, OperatorLog, PaymentStore,
-    RecordedDelivery, Refund, RefundResolution, RefundStatus, RefundStore, Settled, Settlement,
-    ShopStore, Store, StoreError, StoreResult, WebhookDelivery,
+    AccountStore, AnswerKind, GatewayAnswerRecord, JobStore, MailStore, NewUser, PaymentStore,
+    Refund, RefundResolution, RefundStatus, RefundStore, Settled, Settlement, ShopStore, Store,
+    StoreError, StoreResult,
 };
 use tijori_core::subscription::{NewPlan, PaidPeriod, Plan, Subscription};
 
@@ -44,8 +41,10 @@ use crate::rows::FromSqlite;
 
 mod accounts;
 mod engine;
+mod idempotency;
 mod jobs;
 mod notices;
+mod operator;
 mod payments;
 mod refunds;
 mod shop;
@@ -350,141 +349,5 @@ impl MailStore for SqliteStore {
 
     async fn outbox(&self, limit: u32) -> StoreResult<Vec<OutboxMail>> {
         self.read(|c| notices::outbox(c, limit))
-    }
-}
-
-#[async_trait]
-impl IdempotencyStore for SqliteStore {
-    async fn claim_idempotency_key(
-        &self,
-        user: &UserId,
-        key: &IdempotencyKey,
-        fingerprint: &str,
-        claimant: &Claimant,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Claim> {
-        let (user, key, fingerprint, claimant) = (
-            user.clone(),
-            key.clone(),
-            fingerprint.to_owned(),
-            claimant.clone(),
-        );
-        self.write(move |c| {
-            shop::claim_idempotency_key(c, &user, &key, &fingerprint, &claimant, now)
-        })
-        .await
-    }
-
-    async fn complete_idempotency_key(
-        &self,
-        user: &UserId,
-        key: &IdempotencyKey,
-        holder: &InstanceId,
-        response: &StoredResponse,
-    ) -> StoreResult<()> {
-        let (user, key, holder, response) =
-            (user.clone(), key.clone(), holder.clone(), response.clone());
-        self.write(move |c| shop::complete_idempotency_key(c, &user, &key, &holder, &response))
-            .await
-    }
-
-    async fn heartbeat(&self, instance: &InstanceId, now: DateTime<Utc>) -> StoreResult<()> {
-        let instance = instance.clone();
-        self.write(move |c| shop::heartbeat(c, &instance, now))
-            .await
-    }
-
-    async fn retire_instance(&self, instance: &InstanceId) -> StoreResult<()> {
-        let instance = instance.clone();
-        self.write(move |c| shop::retire_instance(c, &instance))
-            .await
-    }
-
-    async fn release_idempotency_key(
-        &self,
-        user: &UserId,
-        key: &IdempotencyKey,
-        holder: &InstanceId,
-    ) -> StoreResult<()> {
-        let (user, key, holder) = (user.clone(), key.clone(), holder.clone());
-        self.write(move |c| shop::release_idempotency_key(c, &user, &key, &holder))
-            .await
-    }
-}
-
-#[async_trait]
-impl OperatorLog for SqliteStore {
-    async fn record_webhook(&self, delivery: &NewWebhookDelivery) -> StoreResult<RecordedDelivery> {
-        let delivery = delivery.clone();
-        self.write(move |c| shop::record_webhook(c, &delivery))
-            .await
-    }
-
-    async fn finish_webhook(
-        &self,
-        id: i64,
-        payment: Option<&PaymentId>,
-        outcome: &str,
-        detail: Option<&str>,
-    ) -> StoreResult<()> {
-        let (payment, outcome, detail) = (
-            payment.cloned(),
-            outcome.to_owned(),
-            detail.map(str::to_owned),
-        );
-        self.write(move |c| {
-            shop::finish_webhook(c, id, payment.as_ref(), &outcome, detail.as_deref())
-        })
-        .await
-    }
-
-    async fn webhook_deliveries(&self, limit: u32) -> StoreResult<Vec<WebhookDelivery>> {
-        self.read(|c| shop::webhook_deliveries(c, limit))
-    }
-
-    async fn record_operator_event(
-        &self,
-        kind: OperatorEventKind,
-        payment: Option<&PaymentId>,
-        detail: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        let (payment, detail) = (payment.cloned(), detail.to_owned());
-        self.write(move |c| shop::insert_operator_event(c, kind, payment.as_ref(), &detail, now))
-            .await
-    }
-
-    async fn operator_events(
-        &self,
-        include_resolved: bool,
-        limit: u32,
-    ) -> StoreResult<Vec<OperatorEvent>> {
-        self.read(|c| shop::operator_events(c, include_resolved, limit))
-    }
-
-    async fn resolve_operator_event(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
-        self.write(move |c| shop::resolve_operator_event(c, id, now))
-            .await
-    }
-
-    async fn resolve_operator_events_naming(
-        &self,
-        kind: OperatorEventKind,
-        payment: &PaymentId,
-        named: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        let (payment, named) = (payment.clone(), named.to_owned());
-        self.write(move |c| {
-            exec(
-                c,
-                "UPDATE operator_events SET resolved_at = ?4 WHERE resolved_at IS NULL \
-                 AND kind = ?1 AND payment_id = ?2 AND instr(detail, ?3) > 0",
-                rusqlite::params![kind.as_str(), payment.as_str(), named, ts(now)],
-                "failed to resolve operator events",
-            )
-            .map(|_| ())
-        })
-        .await
     }
 }
