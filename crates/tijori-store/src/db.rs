@@ -304,8 +304,11 @@ impl Conn for Sqlite<'_> {
 
 // --- PostgreSQL --------------------------------------------------------------------
 
-/// A PostgreSQL write transaction.
-pub(crate) type PgTx = sqlx::Transaction<'static, Postgres>;
+/// A PostgreSQL write transaction. `Conn` is implemented for every lifetime of it,
+/// not only the pool's `'static`: the `Send` check of an `async_trait` method whose
+/// closure takes `&mut PgTx` asks for any lifetime (else "implementation of
+/// `AsyncFnOnce` is not general enough").
+pub(crate) type PgTx<'t> = sqlx::Transaction<'t, Postgres>;
 
 /// PostgreSQL's pool, for statements that need no transaction: each runs on
 /// whichever connection is free.
@@ -364,5 +367,5 @@ macro_rules! pg_conn {
     };
 }
 
-pg_conn!(PgTx, tx => &mut **tx);
+pg_conn!(PgTx<'_>, tx => &mut **tx);
 pg_conn!(PgPoolConn<'_>, pool => pool.0);

@@ -16,10 +16,10 @@ type DbStore = PgStore;
 const BEGIN_WRITE: &str = "BEGIN";
 /// NO KEY: rows that merely reference the locked one (a new payment) are not held up.
 const LOCK_ROW: &str = " FOR NO KEY UPDATE";
-/// Workers claiming jobs at once each skip the rows another is taking.
-const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
 
 mod accounts;
+mod jobs;
+mod mail;
 mod queries;
 
 /// The store on PostgreSQL, through sqlx.
@@ -111,7 +111,7 @@ impl PgStore {
     /// Runs `op` in a write transaction and commits it.
     async fn write_with<T>(
         &self,
-        op: impl AsyncFnOnce(&mut PgTx) -> StoreResult<T>,
+        op: impl AsyncFnOnce(&mut PgTx<'_>) -> StoreResult<T>,
     ) -> StoreResult<T> {
         let mut tx = self.writer.begin_with(BEGIN_WRITE).await.map_err(|e| {
             StoreError::Database(

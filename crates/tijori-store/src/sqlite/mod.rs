@@ -27,15 +27,13 @@ use tijori_core::id::{OrderId, PaymentId, PlanId, ProductId, RefundId, UserId};
 use tijori_core::idempotency::{
     Attempt, Claim, Claimant, IdempotencyKey, InstanceId, StoredResponse,
 };
-use tijori_core::jobs::{Job, JobStatus, NewJob};
-use tijori_core::mail::{DueNotice, OutboxMail};
 use tijori_core::payment::Payment;
 use tijori_core::shop::{NewOrder, NewProduct, Order, Product, ReserveError};
 use tijori_core::store::{
-    AccountStore, AnswerKind, GatewayAnswerRecord, IdempotencyStore, JobStore, MailStore, NewUser,
-    NewWebhookDelivery, OperatorEvent, OperatorEventKind, OperatorLog, PaymentStore,
-    RecordedDelivery, Refund, RefundResolution, RefundStatus, RefundStore, Settled, Settlement,
-    ShopStore, Store, StoreError, StoreResult, WebhookDelivery,
+    AccountStore, AnswerKind, GatewayAnswerRecord, IdempotencyStore, NewUser, NewWebhookDelivery,
+    OperatorEvent, OperatorEventKind, OperatorLog, PaymentStore, RecordedDelivery, Refund,
+    RefundResolution, RefundStatus, RefundStore, Settled, Settlement, ShopStore, Store, StoreError,
+    StoreResult, WebhookDelivery,
 };
 use tijori_core::subscription::{NewPlan, PaidPeriod, Plan, Subscription};
 
@@ -45,7 +43,7 @@ use crate::rows::FromSqlite;
 mod accounts;
 mod engine;
 mod jobs;
-mod notices;
+mod mail;
 mod payments;
 mod shop;
 
@@ -504,102 +502,6 @@ impl RefundStore for SqliteStore {
         limit: u32,
     ) -> StoreResult<Vec<Payment>> {
         self.read(|c| shop::payments_to_audit(c, paid_since, checked_before, limit))
-    }
-}
-
-#[async_trait]
-impl JobStore for SqliteStore {
-    async fn enqueue_job(&self, job: &NewJob, now: DateTime<Utc>) -> StoreResult<bool> {
-        let job = job.clone();
-        self.write(move |c| jobs::enqueue_job(c, &job, now)).await
-    }
-
-    async fn claim_jobs(
-        &self,
-        worker: &str,
-        limit: u32,
-        lease_until: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Vec<Job>> {
-        let worker = worker.to_owned();
-        self.write(move |c| jobs::claim_jobs(c, &worker, limit, lease_until, now))
-            .await
-    }
-
-    async fn complete_job(
-        &self,
-        id: i64,
-        worker: &str,
-        next: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        let worker = worker.to_owned();
-        self.write(move |c| jobs::complete_job(c, id, &worker, next, now))
-            .await
-    }
-
-    async fn fail_job(
-        &self,
-        id: i64,
-        worker: &str,
-        error: &str,
-        retry_at: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        let (worker, error) = (worker.to_owned(), error.to_owned());
-        self.write(move |c| jobs::fail_job(c, id, &worker, &error, retry_at, now))
-            .await
-    }
-
-    async fn jobs(&self, status: Option<JobStatus>, limit: u32) -> StoreResult<Vec<Job>> {
-        self.read(|c| jobs::jobs(c, status, limit))
-    }
-
-    async fn retry_job(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
-        self.write(move |c| jobs::retry_job(c, id, now)).await
-    }
-}
-
-#[async_trait]
-impl MailStore for SqliteStore {
-    async fn due_notices(
-        &self,
-        now: DateTime<Utc>,
-        remind_within: chrono::Duration,
-        limit: u32,
-    ) -> StoreResult<Vec<DueNotice>> {
-        self.read(|c| notices::due_notices(c, now, remind_within, limit))
-    }
-
-    async fn record_notice(
-        &self,
-        notice: &DueNotice,
-        mail: &OutboxMail,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        let (notice, mail) = (notice.clone(), mail.clone());
-        self.write(move |c| notices::record_notice(c, &notice, &mail, now))
-            .await
-    }
-
-    async fn outbox_mail(&self, id: &str) -> StoreResult<Option<OutboxMail>> {
-        self.read(|c| notices::outbox_mail(c, id))
-    }
-
-    async fn mark_mail(
-        &self,
-        id: &str,
-        status: &str,
-        error: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        let (id, status, error) = (id.to_owned(), status.to_owned(), error.map(str::to_owned));
-        self.write(move |c| notices::mark_mail(c, &id, &status, error.as_deref(), now))
-            .await
-    }
-
-    async fn outbox(&self, limit: u32) -> StoreResult<Vec<OutboxMail>> {
-        self.read(|c| notices::outbox(c, limit))
     }
 }
 
