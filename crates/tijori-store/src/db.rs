@@ -156,6 +156,15 @@ impl<'a> Query<'a> {
     }
 }
 
+/// Answers when the database does (`Store::ping`, for /healthz).
+pub(crate) async fn ping(c: &mut impl Conn) -> StoreResult<()> {
+    query("SELECT 1")
+        .fetch_one::<(i32,)>(c)
+        .await
+        .map_err(ctx("database did not answer"))?;
+    Ok(())
+}
+
 /// Why a statement failed, in either backend's terms: read by `ctx` and `db_err`.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum DbFail {

@@ -12,6 +12,7 @@ mod accounts;
 mod db;
 mod idempotency;
 mod jobs;
+mod mail;
 mod operator;
 mod paid_periods;
 mod payments;

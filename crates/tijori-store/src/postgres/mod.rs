@@ -3,35 +3,29 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
+use async_trait::async_trait;
 use chrono::Utc;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{PgPool, Postgres};
-use tijori_core::store::{StoreError, StoreResult};
+use sqlx::PgPool;
+use tijori_core::store::{Store, StoreError, StoreResult};
 
 use crate::db::{PgPoolConn, PgTx};
 
-type Db = Postgres;
-type DbStore = PgStore;
-
 const BEGIN_WRITE: &str = "BEGIN";
-/// NO KEY: rows that merely reference the locked one (a new payment) are not held up.
-const LOCK_ROW: &str = " FOR NO KEY UPDATE";
-/// Workers claiming jobs at once each skip the rows another is taking.
-const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
 
 mod accounts;
 mod idempotency;
+mod jobs;
+mod mail;
 mod operator;
 mod payments;
-mod queries;
 mod refunds;
 mod shop;
 
 /// The store on PostgreSQL, through sqlx.
 pub struct PgStore {
+    /// One pool for reads and writes: PostgreSQL handles concurrent writers itself.
     writer: PgPool,
-    /// The same pool: PostgreSQL handles concurrent writers itself.
-    reader: PgPool,
 }
 
 impl PgStore {
@@ -43,10 +37,7 @@ impl PgStore {
             .connect(url)
             .await
             .context("failed to connect to PostgreSQL")?;
-        Ok(PgStore {
-            writer: pool.clone(),
-            reader: pool,
-        })
+        Ok(PgStore { writer: pool })
     }
 
     /// Calls `on_change` with the id of every payment any tijori process on this
@@ -135,5 +126,12 @@ impl PgStore {
     /// Closes the pool.
     pub async fn close(&self) {
         self.writer.close().await;
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn ping(&self) -> StoreResult<()> {
+        crate::db::ping(&mut self.pool()).await
     }
 }
