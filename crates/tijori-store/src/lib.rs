@@ -6,6 +6,8 @@
 
 use std::sync::Arc;
 
+use anyhow::Context as _;
+
 use tijori_core::store::Store;
 
 mod accounts;
@@ -60,10 +62,25 @@ impl Database {
     /// Brings the schema up to date (and, once, the data a migration needs laid out
     /// by the core's rules: see each store's `migrate`).
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        match self {
-            Database::Sqlite(s) => s.migrate().await,
-            Database::Postgres(p) => p.migrate().await,
+        let now = chrono::Utc::now();
+        let kept = match self {
+            Database::Sqlite(s) => {
+                s.migrate().await?;
+                s.keep_segments(now).await
+            }
+            Database::Postgres(p) => {
+                p.migrate().await?;
+                p.keep_segments(now).await
+            }
         }
+        .context("failed to keep the segments of periods paid before they were kept")?;
+        if kept > 0 {
+            tracing::info!(
+                users = kept,
+                "laid out the paid periods of users paid before segments were kept"
+            );
+        }
+        Ok(())
     }
 
     /// The `Store` port the service runs on.

@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use async_trait::async_trait;
-use chrono::Utc;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use tijori_core::store::{Store, StoreError, StoreResult};
@@ -79,23 +78,13 @@ impl PgStore {
         })
     }
 
-    /// Runs the migrations, then lays out the periods of users paid before segments
-    /// were kept.
+    /// Runs the migrations (the schema; `Database::migrate` then lays out the data a
+    /// migration needs laid out by the core's rules).
     pub async fn migrate(&self) -> anyhow::Result<()> {
         sqlx::migrate!("./migrations/postgres")
             .run(&self.writer)
             .await
             .context("failed to run PostgreSQL migrations")?;
-        let kept = self
-            .keep_segments(Utc::now())
-            .await
-            .context("failed to keep the segments of periods paid before they were kept")?;
-        if kept > 0 {
-            tracing::info!(
-                users = kept,
-                "laid out the paid periods of users paid before segments were kept"
-            );
-        }
         Ok(())
     }
 

@@ -144,7 +144,7 @@ impl PgStore {
     /// Lays out again, and keeps the segments of, the periods of every user paid
     /// before segments were kept: each user in a transaction of their own, under
     /// their lock.
-    pub(super) async fn keep_segments(&self, now: DateTime<Utc>) -> StoreResult<usize> {
+    pub(crate) async fn keep_segments(&self, now: DateTime<Utc>) -> StoreResult<usize> {
         let users = payments::users_without_segments(&mut self.pool()).await?;
         for user in &users {
             self.write_with(async |tx| payments::keep_segments_of(tx, user, now).await)

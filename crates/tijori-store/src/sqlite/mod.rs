@@ -16,7 +16,6 @@ use std::str::FromStr;
 
 use anyhow::Context as _;
 use async_trait::async_trait;
-use chrono::Utc;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sqlx::Connection as _;
 
@@ -65,8 +64,8 @@ impl SqliteStore {
         })
     }
 
-    /// Runs the migrations, then lays out the periods of users paid before segments
-    /// were kept.
+    /// Runs the migrations (the schema; `Database::migrate` then lays out the data a
+    /// migration needs laid out by the core's rules).
     pub async fn migrate(&self) -> anyhow::Result<()> {
         let options = SqliteConnectOptions::from_str(&self.url)
             .with_context(|| format!("invalid SQLite database URL {:?}", self.url))?
@@ -82,16 +81,6 @@ impl SqliteStore {
         conn.close()
             .await
             .context("failed to close the migration connection")?;
-        let kept = self
-            .keep_segments(Utc::now())
-            .await
-            .context("failed to keep the segments of periods paid before they were kept")?;
-        if kept > 0 {
-            tracing::info!(
-                users = kept,
-                "laid out the paid periods of users paid before segments were kept"
-            );
-        }
         Ok(())
     }
 

@@ -152,7 +152,7 @@ impl PaymentStore for SqliteStore {
 impl SqliteStore {
     /// Lays out again, and keeps the segments of, the periods of every user paid
     /// before segments were kept, in one write.
-    pub(super) async fn keep_segments(&self, now: DateTime<Utc>) -> StoreResult<usize> {
+    pub(crate) async fn keep_segments(&self, now: DateTime<Utc>) -> StoreResult<usize> {
         self.write_with(async move |c| {
             let users = payments::users_without_segments(c).await?;
             for user in &users {
