@@ -11,6 +11,8 @@ use chrono::{DateTime, Duration, Utc};
 use rand::Rng;
 use serde::Serialize;
 
+use crate::id::{PaymentId, RefundId};
+
 /// What a job does. The payload says to what.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -158,15 +160,164 @@ impl NewJob {
     /// payment is not blocked for long.
     pub const REFUND_CHECK_DELAY_SECS: i64 = 30;
 
+    /// A job of `P`'s kind carrying `payload`, due at `run_at`.
+    pub fn of<P: JobPayload>(payload: &P, run_at: DateTime<Utc>) -> NewJob {
+        NewJob {
+            kind: P::KIND,
+            payload: payload.encode(),
+            unique_key: payload.unique_key(),
+            run_at,
+        }
+    }
+
+    /// A recurring sweep (a kind that carries nothing): one of each kind is queued or
+    /// running at a time, which its unique key (the kind's name) keeps so.
+    pub fn recurring(kind: JobKind, run_at: DateTime<Utc>) -> NewJob {
+        NewJob {
+            kind,
+            payload: String::new(),
+            unique_key: Some(kind.as_str().to_owned()),
+            run_at,
+        }
+    }
+
     /// The look-up of a refund whose outcome is unknown. The store queues it in the
     /// same transaction that records the refund as unknown.
-    pub fn check_refund(refund: &crate::id::RefundId, now: DateTime<Utc>) -> NewJob {
-        NewJob {
-            kind: JobKind::CheckRefund,
-            payload: refund.to_string(),
-            unique_key: Some(refund.to_string()),
-            run_at: now + Duration::seconds(Self::REFUND_CHECK_DELAY_SECS),
+    pub fn check_refund(refund: &RefundId, now: DateTime<Utc>) -> NewJob {
+        NewJob::of(
+            &CheckRefund {
+                refund: refund.clone(),
+            },
+            now + Duration::seconds(Self::REFUND_CHECK_DELAY_SECS),
+        )
+    }
+}
+
+/// A job's payload, typed: one type per kind that carries one (`KIND` names it), as
+/// crates.io's background jobs are, so what a job is about is written and read in
+/// one place and a job of one kind cannot be read as another's.
+///
+/// The stored text is the id the job is about, not JSON: that is what jobs queued by
+/// earlier versions carry, so they run unchanged after an upgrade, and the admin's
+/// job list shows the id as it is.
+pub trait JobPayload: Sized {
+    /// The kind whose payload this is.
+    const KIND: JobKind;
+
+    /// The text stored in the `payload` column.
+    fn encode(&self) -> String;
+
+    /// Reads the stored text back; a malformed one is `JobError::BadPayload`.
+    fn decode(text: &str) -> Result<Self, JobError>;
+
+    /// While a job of this kind with this key is queued or running, queueing another
+    /// does nothing: by default, one job per thing it is about.
+    fn unique_key(&self) -> Option<String> {
+        Some(self.encode())
+    }
+}
+
+/// `JobKind::ReconcilePayment`: look one payment up at its gateway and settle on the
+/// answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReconcilePayment {
+    /// The payment whose outcome never arrived.
+    pub payment: PaymentId,
+}
+
+/// `JobKind::CheckRefund`: look a payment up to learn what became of a refund of it
+/// whose answer was lost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckRefund {
+    /// The refund whose outcome is unknown.
+    pub refund: RefundId,
+}
+
+/// `JobKind::DeliverMail`: deliver one mail from the outbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliverMail {
+    /// The outbox mail's id.
+    pub mail: String,
+}
+
+fn bad_payload(kind: JobKind, text: &str, why: &str) -> JobError {
+    JobError::BadPayload {
+        kind,
+        payload: text.chars().take(100).collect(),
+        why: why.to_owned(),
+    }
+}
+
+impl JobPayload for ReconcilePayment {
+    const KIND: JobKind = JobKind::ReconcilePayment;
+
+    fn encode(&self) -> String {
+        self.payment.to_string()
+    }
+
+    fn decode(text: &str) -> Result<Self, JobError> {
+        PaymentId::parse(text)
+            .map(|payment| ReconcilePayment { payment })
+            .ok_or_else(|| bad_payload(Self::KIND, text, "not a payment id"))
+    }
+}
+
+impl JobPayload for CheckRefund {
+    const KIND: JobKind = JobKind::CheckRefund;
+
+    fn encode(&self) -> String {
+        self.refund.to_string()
+    }
+
+    fn decode(text: &str) -> Result<Self, JobError> {
+        RefundId::parse(text)
+            .map(|refund| CheckRefund { refund })
+            .ok_or_else(|| bad_payload(Self::KIND, text, "not a refund id"))
+    }
+}
+
+impl JobPayload for DeliverMail {
+    const KIND: JobKind = JobKind::DeliverMail;
+
+    fn encode(&self) -> String {
+        self.mail.clone()
+    }
+
+    fn decode(text: &str) -> Result<Self, JobError> {
+        if text.is_empty() || text.len() > 100 {
+            return Err(bad_payload(Self::KIND, text, "not an outbox mail's id"));
         }
+        Ok(DeliverMail {
+            mail: text.to_owned(),
+        })
+    }
+}
+
+/// Why a job's attempt failed, with its cause: recorded on the job (its
+/// `last_error`, with the whole chain of causes) and, once the job is dead, on the
+/// operator's list.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The stored payload is not what its kind carries: a bug, or a row edited by
+    /// hand.
+    #[error("the payload {payload:?} of a {kind} job is {why}")]
+    BadPayload {
+        /// The job's kind.
+        kind: JobKind,
+        /// The stored text (its first 100 characters).
+        payload: String,
+        /// What it should have been.
+        why: String,
+    },
+    /// The work itself failed (a store or gateway error, a mail server's refusal).
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+impl JobError {
+    /// A failure of the work, keeping `cause` and its chain.
+    pub fn failed(cause: impl Into<anyhow::Error>) -> JobError {
+        JobError::Failed(cause.into())
     }
 }
 
@@ -205,6 +356,16 @@ pub struct Job {
     pub updated_at: DateTime<Utc>,
 }
 
+impl Job {
+    /// The job's payload as `P`, which must be its kind's.
+    pub fn payload_as<P: JobPayload>(&self) -> Result<P, JobError> {
+        if self.kind != P::KIND {
+            return Err(bad_payload(self.kind, &self.payload, P::KIND.as_str()));
+        }
+        P::decode(&self.payload)
+    }
+}
+
 /// When to try a failed job again: exponential from 10 seconds, capped at an hour,
 /// with ±25 % jitter so jobs that failed together (a gateway outage) do not all come
 /// back at the same instant.
@@ -238,5 +399,58 @@ mod tests {
         for k in JobKind::ALL {
             assert_eq!(k.as_str().parse::<JobKind>(), Ok(k));
         }
+    }
+
+    fn stored(job: &NewJob) -> Job {
+        Job {
+            id: 1,
+            kind: job.kind,
+            payload: job.payload.clone(),
+            unique_key: job.unique_key.clone(),
+            status: JobStatus::Queued,
+            attempts: 0,
+            max_attempts: job.kind.max_attempts(),
+            run_at: job.run_at,
+            locked_by: None,
+            locked_until: None,
+            last_error: None,
+            created_at: job.run_at,
+            updated_at: job.run_at,
+        }
+    }
+
+    #[test]
+    fn a_payload_is_read_back_only_as_its_own_kind() {
+        let now = Utc::now();
+        let payment = PaymentId::generate();
+        let job = stored(&NewJob::of(
+            &ReconcilePayment {
+                payment: payment.clone(),
+            },
+            now,
+        ));
+        // As earlier versions stored it: the bare id, one job per payment.
+        assert_eq!(job.payload, payment.as_str());
+        assert_eq!(job.unique_key.as_deref(), Some(payment.as_str()));
+        assert_eq!(
+            job.payload_as::<ReconcilePayment>().unwrap().payment,
+            payment
+        );
+        assert!(matches!(
+            job.payload_as::<CheckRefund>(),
+            Err(JobError::BadPayload { .. })
+        ));
+        let refund = stored(&NewJob::check_refund(&RefundId::generate(), now));
+        assert!(refund.payload_as::<CheckRefund>().is_ok());
+        assert!(
+            refund.run_at > now,
+            "a lost refund is looked up a little later"
+        );
+        let mut bad = job.clone();
+        bad.payload = "pay_123".into();
+        let e = bad.payload_as::<ReconcilePayment>().unwrap_err();
+        assert!(e.to_string().contains("not a payment id"), "{e}");
+        let sweep = NewJob::recurring(JobKind::ExpireOrders, now);
+        assert_eq!(sweep.unique_key.as_deref(), Some("expire_orders"));
     }
 }

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use tijori_core::id::UserId;
-use tijori_core::jobs::JobKind;
+use tijori_core::jobs::{DeliverMail, NewJob};
 use tijori_core::mail::{DueNotice, NoticeKind, OutboxMail};
 use tijori_core::store::{StoreError, StoreResult};
 
@@ -107,17 +107,13 @@ pub(crate) async fn record_notice(
     .await
     .map_err(ctx("failed to put a mail in the outbox"))?;
     // Its delivery is queued in the same transaction: no mail without its job.
-    query(
-        "INSERT INTO jobs (kind, payload, unique_key, status, attempts, max_attempts, run_at, \
-         created_at, updated_at) VALUES ($1, $2, $2, 'queued', 0, $3, $4, $4, $4)",
-    )
-    .bind(JobKind::DeliverMail.as_str())
-    .bind(&mail.id)
-    .bind(i64::from(JobKind::DeliverMail.max_attempts()))
-    .bind(now)
-    .execute(c)
-    .await
-    .map_err(ctx("failed to queue a mail's delivery"))?;
+    let job = NewJob::of(
+        &DeliverMail {
+            mail: mail.id.clone(),
+        },
+        now,
+    );
+    crate::jobs::insert_job(c, &job, now).await?;
     Ok(true)
 }
 

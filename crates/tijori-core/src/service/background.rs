@@ -12,7 +12,9 @@ use tracing::{error, info, warn};
 use super::Tijori;
 use crate::error::Result;
 use crate::id::{OrderId, PaymentId};
-use crate::jobs::{backoff, Job, JobKind, NewJob};
+use crate::jobs::{
+    backoff, CheckRefund, DeliverMail, Job, JobError, JobKind, NewJob, ReconcilePayment,
+};
 use crate::payment::PaymentStatus;
 use crate::store::OperatorEventKind;
 
@@ -216,12 +218,7 @@ impl Tijori {
             .await?;
         let mut queued = 0;
         for p in stale {
-            let job = NewJob {
-                kind: JobKind::ReconcilePayment,
-                payload: p.id.to_string(),
-                unique_key: Some(p.id.to_string()),
-                run_at: now,
-            };
+            let job = NewJob::of(&ReconcilePayment { payment: p.id }, now);
             if self.store.enqueue_job(&job, now).await? {
                 queued += 1;
             }
@@ -311,21 +308,12 @@ impl Tijori {
             JobKind::SubscriptionNotices,
             JobKind::PruneCredentials,
         ] {
-            let job = NewJob {
-                kind,
-                payload: String::new(),
-                unique_key: Some(kind.as_str().to_owned()),
-                run_at: now,
-            };
-            self.store.enqueue_job(&job, now).await?;
+            self.store
+                .enqueue_job(&NewJob::recurring(kind, now), now)
+                .await?;
         }
         if self.background.refund_audit_per_minute > 0 {
-            let job = NewJob {
-                kind: JobKind::RefundAudit,
-                payload: String::new(),
-                unique_key: Some(JobKind::RefundAudit.as_str().to_owned()),
-                run_at: now,
-            };
+            let job = NewJob::recurring(JobKind::RefundAudit, now);
             self.store.enqueue_job(&job, now).await?;
         }
         Ok(())
@@ -356,12 +344,14 @@ impl Tijori {
             Err(e) => {
                 let retry_at =
                     (job.attempts < job.max_attempts).then(|| backoff(job.attempts, now));
+                // With the whole chain of causes.
+                let e = format!("{e:#}");
                 warn!(job = job.id, kind = %job.kind, attempts = job.attempts, error = %e, dead = retry_at.is_none(), "job failed");
                 self.store
                     .fail_job(job.id, worker, &e, retry_at, now)
                     .await?;
                 if retry_at.is_none() {
-                    let payment = PaymentId::parse(&job.payload);
+                    let payment = job.payload_as::<ReconcilePayment>().ok().map(|j| j.payment);
                     self.store
                         .record_operator_event(
                             OperatorEventKind::JobDead,
@@ -398,34 +388,35 @@ impl Tijori {
         }
     }
 
-    async fn execute(&self, job: &Job) -> std::result::Result<Option<DateTime<Utc>>, String> {
+    async fn execute(&self, job: &Job) -> std::result::Result<Option<DateTime<Utc>>, JobError> {
         let next = || Some(self.now() + self.background.sweep_every);
         match job.kind {
             JobKind::ReconcileSweep => {
                 let queued = self
                     .queue_stale_payments()
                     .await
-                    .map_err(|e| format!("{e:#}"))?;
+                    .map_err(JobError::failed)?;
                 if queued > 0 {
                     info!(queued, "reconciler: queued lookups of stale payments");
                 }
                 Ok(next())
             }
             JobKind::ExpireOrders => {
-                self.expire_due_orders()
-                    .await
-                    .map_err(|e| format!("{e:#}"))?;
+                self.expire_due_orders().await.map_err(JobError::failed)?;
                 Ok(next())
             }
             JobKind::SubscriptionNotices => {
-                self.queue_notices().await.map_err(|e| format!("{e:#}"))?;
+                self.queue_notices().await.map_err(JobError::failed)?;
                 Ok(next())
             }
-            JobKind::DeliverMail => self.deliver_mail(&job.payload).await.map(|()| None),
+            JobKind::DeliverMail => {
+                let DeliverMail { mail } = job.payload_as()?;
+                self.deliver_mail(&mail).await.map(|()| None)
+            }
             JobKind::PruneCredentials => {
                 self.prune_expired_credentials()
                     .await
-                    .map_err(|e| format!("{e:#}"))?;
+                    .map_err(JobError::failed)?;
                 // Expired credentials already sign nobody in: pruning is tidying,
                 // so once an hour (or per sweep, if sweeps are rarer) is plenty.
                 Ok(Some(
@@ -433,18 +424,23 @@ impl Tijori {
                 ))
             }
             JobKind::ReconcilePayment => {
-                let id = PaymentId::parse(&job.payload)
-                    .ok_or_else(|| format!("payload {:?} is not a payment id", job.payload))?;
-                match self.reconcile_payment(&id).await {
-                    Ok(Reconciled::Changed(from, to)) => {
+                let ReconcilePayment { payment: id } = job.payload_as()?;
+                match self
+                    .reconcile_payment(&id)
+                    .await
+                    .map_err(JobError::failed)?
+                {
+                    Reconciled::Changed(from, to) => {
                         info!(payment = %id, %from, %to, "reconciler settled a payment");
                         Ok(None)
                     }
-                    Ok(_) => Ok(None),
-                    Err(e) => Err(e.to_string()),
+                    _ => Ok(None),
                 }
             }
-            JobKind::CheckRefund => self.check_refund_job(&job.payload).await,
+            JobKind::CheckRefund => {
+                let CheckRefund { refund } = job.payload_as()?;
+                self.check_refund_job(&refund).await
+            }
             JobKind::RefundAudit => {
                 // A look-up that failed is not the audit's failure: the next step
                 // looks at the next payment.

@@ -5,6 +5,7 @@ use tracing::{info, warn};
 
 use super::Tijori;
 use crate::error::Result;
+use crate::jobs::JobError;
 use crate::mail::{compose, OutboxMail};
 
 impl Tijori {
@@ -40,13 +41,13 @@ impl Tijori {
 
     /// Delivers one outbox mail through SMTP, or, with no SMTP configured, keeps it in
     /// the outbox for the operator (it is never dropped).
-    pub async fn deliver_mail(&self, id: &str) -> std::result::Result<(), String> {
+    pub async fn deliver_mail(&self, id: &str) -> std::result::Result<(), JobError> {
         let mail = self
             .store
             .outbox_mail(id)
             .await
-            .map_err(|e| format!("{e:#}"))?
-            .ok_or_else(|| format!("no mail {id:?} in the outbox"))?;
+            .map_err(JobError::failed)?
+            .ok_or_else(|| JobError::failed(anyhow::anyhow!("no mail {id:?} in the outbox")))?;
         if mail.status != "queued" {
             return Ok(());
         }
@@ -58,7 +59,7 @@ impl Tijori {
                         .store
                         .mark_mail(id, "queued", Some(&e), self.now())
                         .await;
-                    return Err(e);
+                    return Err(JobError::failed(anyhow::anyhow!("{e}")));
                 }
                 "sent"
             }
@@ -67,7 +68,7 @@ impl Tijori {
         self.store
             .mark_mail(id, status, None, self.now())
             .await
-            .map_err(|e| format!("{e:#}"))
+            .map_err(JobError::failed)
     }
 
     /// The outbox for the operator, newest first, at most `limit`: queued, sent and

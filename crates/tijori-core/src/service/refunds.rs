@@ -8,6 +8,7 @@ use crate::account::{invalid, User};
 use crate::error::{Error, Result};
 use crate::gateway::{GatewayAnswer, GatewayError, GatewayStatus, RawAnswer, RefundRequest};
 use crate::id::{PaymentId, RefundId};
+use crate::jobs::JobError;
 use crate::money::Money;
 use crate::payment::{Payment, PaymentStatus, Purpose};
 use crate::refunds::{unknown_refund_outcome, RefundOutcome, UnknownRefund};
@@ -583,14 +584,12 @@ impl Tijori {
     /// that failed (retried with backoff).
     pub(super) async fn check_refund_job(
         &self,
-        refund_id: &str,
-    ) -> std::result::Result<Option<DateTime<Utc>>, String> {
-        let id = RefundId::parse(refund_id)
-            .ok_or_else(|| format!("payload {refund_id:?} is not a refund id"))?;
-        let describe = |e: Error| format!("{e:#}");
+        id: &RefundId,
+    ) -> std::result::Result<Option<DateTime<Utc>>, JobError> {
+        let describe = |e: Error| JobError::failed(e);
         let Some(refund) = self
             .store
-            .refund(&id)
+            .refund(id)
             .await
             .map_err(|e| describe(e.into()))?
         else {
@@ -604,13 +603,13 @@ impl Tijori {
             .payment(&refund.payment_id)
             .await
             .map_err(|e| describe(e.into()))?
-            .ok_or_else(|| format!("refund {id} names no payment"))?;
+            .ok_or_else(|| JobError::failed(anyhow::anyhow!("refund {id} names no payment")))?;
         self.check_at_gateway_patiently(payment)
             .await
             .map_err(describe)?;
         let still = self
             .store
-            .refund(&id)
+            .refund(id)
             .await
             .map_err(|e| describe(e.into()))?
             .is_some_and(|r| r.status == RefundStatus::Unknown);
