@@ -99,6 +99,10 @@ pub fn offset_of(zone: &str) -> Option<(&'static str, FixedOffset)> {
     }
 }
 
+/// Expiry notices are not sent for periods that ended longer ago than this: a tijori
+/// started after a long stop does not mail about old news.
+pub const EXPIRED_NOTICE_WINDOW_DAYS: i64 = 7;
+
 /// The zones a customer may choose, by the names `offset_of` stores them under
 /// ("Etc/UTC" becomes "UTC"); the sign-up form lists them.
 pub const TIME_ZONES: [&str; 3] = ["Asia/Kathmandu", "Africa/Addis_Ababa", "UTC"];

@@ -5,15 +5,11 @@ use chrono::{DateTime, Duration, Utc};
 
 use tijori_core::id::UserId;
 use tijori_core::jobs::{DeliverMail, NewJob};
-use tijori_core::mail::{DueNotice, NoticeKind, OutboxMail};
+use tijori_core::mail::{DueNotice, NoticeKind, OutboxMail, EXPIRED_NOTICE_WINDOW_DAYS};
 use tijori_core::store::{StoreError, StoreResult};
 
 use crate::db::{ctx, query, Conn};
 use crate::rows::{corrupt, DueRow, MailRow, MAIL_COLUMNS};
-
-/// Expiry notices are not sent for periods that ended longer ago than this (a tijori
-/// started after a long stop does not mail about old news).
-const EXPIRED_NOTICE_WINDOW_DAYS: i64 = 7;
 
 pub(crate) async fn due_notices(
     c: &mut impl Conn,
