@@ -1,4 +1,5 @@
-//! Users, tokens, sessions and plans: `AccountStore` on PostgreSQL, through the statements in `crate::accounts`.
+//! Users, tokens, sessions and plans: `AccountStore` on PostgreSQL, through the
+//! statements in `crate::accounts`.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

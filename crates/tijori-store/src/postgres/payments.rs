@@ -1,4 +1,5 @@
-//! Payments, their settlement and the subscription periods they pay for: `PaymentStore` on PostgreSQL, through the statements in `crate::payments`.
+//! Payments, their settlement and the subscription periods they pay for: `PaymentStore`
+//! on PostgreSQL, through the statements in `crate::payments`.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

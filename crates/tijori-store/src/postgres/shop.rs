@@ -1,4 +1,5 @@
-//! Products, orders and their stock: `ShopStore` on PostgreSQL, through the statements in `crate::shop`.
+//! Products, orders and their stock: `ShopStore` on PostgreSQL, through the statements
+//! in `crate::shop`.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

@@ -1,4 +1,5 @@
-//! Idempotency keys and the heartbeats of their holders: `IdempotencyStore` on SQLite, through the statements in `crate::idempotency`.
+//! Idempotency keys and the heartbeats of their holders: `IdempotencyStore` on SQLite,
+//! through the statements in `crate::idempotency`.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

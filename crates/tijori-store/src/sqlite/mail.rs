@@ -1,4 +1,5 @@
-//! Notices and the mail outbox: `MailStore` on SQLite, through the statements in `crate::mail`.
+//! Notices and the mail outbox: `MailStore` on SQLite, through the statements in
+//! `crate::mail`.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

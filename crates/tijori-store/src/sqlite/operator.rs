@@ -1,4 +1,5 @@
-//! Webhook deliveries and the operator's events: `OperatorLog` on SQLite, through the statements in `crate::operator`.
+//! Webhook deliveries and the operator's events: `OperatorLog` on SQLite, through the
+//! statements in `crate::operator`.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

@@ -1,4 +1,5 @@
-//! Refunds and their outcomes: `RefundStore` on SQLite, through the statements in `crate::refunds`.
+//! Refunds and their outcomes: `RefundStore` on SQLite, through the statements in
+//! `crate::refunds`.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
