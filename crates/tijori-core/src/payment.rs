@@ -216,7 +216,7 @@ pub struct Payment {
     pub status: PaymentStatus,
     /// How the customer pays: at the gateway's hosted checkout, or in Khalti's
     /// legacy widget on our page.
-    pub checkout: Checkout,
+    pub checkout: CheckoutKind,
     /// Khalti's pidx or Chapa's tx_ref, once the checkout is open; for a widget
     /// payment, the widget's token (a token pays for one payment only).
     pub provider_ref: Option<String>,
@@ -243,7 +243,7 @@ pub struct Payment {
 /// payment by capturing its token again (which the gateway answers with the same
 /// transaction).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Checkout {
+pub enum CheckoutKind {
     /// The gateway's hosted page (Khalti's KPG-2 ePayment, Chapa's checkout).
     #[default]
     Hosted,
@@ -252,18 +252,18 @@ pub enum Checkout {
     Widget,
 }
 
-impl Checkout {
+impl CheckoutKind {
     /// The name in the `checkout` column.
     pub fn as_str(self) -> &'static str {
         match self {
-            Checkout::Hosted => "hosted",
-            Checkout::Widget => "widget",
+            CheckoutKind::Hosted => "hosted",
+            CheckoutKind::Widget => "widget",
         }
     }
 
     /// Reads a stored name back; `None` for anything else.
-    pub fn parse(s: &str) -> Option<Checkout> {
-        [Checkout::Hosted, Checkout::Widget]
+    pub fn parse(s: &str) -> Option<CheckoutKind> {
+        [CheckoutKind::Hosted, CheckoutKind::Widget]
             .into_iter()
             .find(|c| c.as_str() == s)
     }
@@ -410,7 +410,7 @@ mod tests {
             },
             amount: Money::from_minor(50_000, Currency::Npr).unwrap(),
             status,
-            checkout: Checkout::Hosted,
+            checkout: CheckoutKind::Hosted,
             provider_ref: Some("pidx".into()),
             provider_txn_id: None,
             payment_url: None,

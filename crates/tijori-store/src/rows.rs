@@ -9,7 +9,7 @@ use tijori_core::id::{OrderId, PaymentId, PlanId, ProductId, UserId};
 use tijori_core::jobs::Job;
 use tijori_core::mail::OutboxMail;
 use tijori_core::money::{Currency, Money};
-use tijori_core::payment::{Checkout, Payment, Purpose};
+use tijori_core::payment::{CheckoutKind, Payment, Purpose};
 use tijori_core::shop::{Order, OrderItem, Product};
 use tijori_core::store::{OperatorEvent, OperatorEventKind, StoreError, StoreResult};
 use tijori_core::subscription::{PaidPeriod, Plan, PlanChange, Subscription};
@@ -144,7 +144,7 @@ impl TryFrom<PaymentRow> for Payment {
                 .status
                 .parse()
                 .map_err(|_| corrupt("payment status", &r.status))?,
-            checkout: Checkout::parse(&r.checkout)
+            checkout: CheckoutKind::parse(&r.checkout)
                 .ok_or_else(|| corrupt("payment checkout", &r.checkout))?,
             provider_ref: r.provider_ref,
             provider_txn_id: r.provider_txn_id,

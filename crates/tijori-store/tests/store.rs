@@ -18,7 +18,7 @@ use tijori_core::account::{Email, PasswordHashString, TokenHash, User, Username}
 use tijori_core::gateway::{GatewayAnswer, GatewayKind, GatewayStatus, RawAnswer};
 use tijori_core::id::{PaymentId, PlanId, RefundId, UserId};
 use tijori_core::money::{Currency, Money};
-use tijori_core::payment::{decide, Checkout, Payment, PaymentStatus, Purpose};
+use tijori_core::payment::{decide, CheckoutKind, Payment, PaymentStatus, Purpose};
 use tijori_core::store::{AnswerKind, NewUser, Settled, Settlement, Store, StoreError};
 use tijori_core::subscription::{self, NewPlan, Plan, PlanChange, Subscription};
 use tijori_store::Database;
@@ -265,7 +265,7 @@ fn new_payment(user: &User, plan: &Plan, now: DateTime<Utc>) -> Payment {
         },
         amount: plan.price,
         status: PaymentStatus::Initiated,
-        checkout: Checkout::Hosted,
+        checkout: CheckoutKind::Hosted,
         provider_ref: None,
         provider_txn_id: None,
         payment_url: None,
@@ -459,7 +459,7 @@ mod schema {
         }
         let h = Harness::open(&db).await?;
         let w = h.store.payment(&widget).await?.context("widget payment")?;
-        ensure!(w.checkout == Checkout::Widget, "{w:?}");
+        ensure!(w.checkout == CheckoutKind::Widget, "{w:?}");
         ensure!(
             w.provider_ref.as_deref() == Some("8ZKcm2kGjW5NxnbHbQHrLb"),
             "{w:?}"
@@ -470,7 +470,7 @@ mod schema {
             .await?;
         ensure!(found.map(|p| p.id) == Some(widget));
         let p = h.store.payment(&hosted).await?.context("hosted payment")?;
-        ensure!(p.checkout == Checkout::Hosted, "{p:?}");
+        ensure!(p.checkout == CheckoutKind::Hosted, "{p:?}");
         ensure!(
             p.provider_ref.as_deref() == Some("HT6o6PEZRWFJ5ygavzHWd5"),
             "{p:?}"
@@ -1108,7 +1108,7 @@ mod payments {
             )
             .await?;
         let expected = Payment {
-            checkout: Checkout::Hosted,
+            checkout: CheckoutKind::Hosted,
             provider_ref: Some("bZQLD9wRVWo4CdESSfuSsB".into()),
             payment_url: Some("https://test-pay.khalti.com/?pidx=bZQLD9wRVWo4CdESSfuSsB".into()),
             expires_at: Some(expires),
@@ -2428,7 +2428,7 @@ mod shop {
             },
             amount: order.total,
             status: PaymentStatus::Initiated,
-            checkout: Checkout::Hosted,
+            checkout: CheckoutKind::Hosted,
             provider_ref: None,
             provider_txn_id: None,
             payment_url: None,

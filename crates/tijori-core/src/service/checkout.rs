@@ -219,7 +219,7 @@ impl Tijori {
             purpose,
             amount,
             status: PaymentStatus::Initiated,
-            checkout: crate::payment::Checkout::Hosted,
+            checkout: crate::payment::CheckoutKind::Hosted,
             provider_ref: None,
             provider_txn_id: None,
             payment_url: None,

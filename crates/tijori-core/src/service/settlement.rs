@@ -8,7 +8,7 @@ use crate::account::User;
 use crate::error::{Error, Result};
 use crate::gateway::{Gateway, GatewayAnswer, RawAnswer};
 use crate::id::PaymentId;
-use crate::payment::{decide, Checkout, Payment, PaymentStatus, Purpose};
+use crate::payment::{decide, CheckoutKind, Payment, PaymentStatus, Purpose};
 use crate::store::{AnswerKind, Settled, Settlement};
 
 use super::*;
@@ -96,8 +96,8 @@ impl Tijori {
         let answer = match payment.checkout {
             // Not retried: a capture that reached Khalti but whose answer was lost
             // must not be sent again blindly; the next check asks again.
-            Checkout::Widget => gw.capture_token(&provider_ref, payment.amount).await,
-            Checkout::Hosted => lookup_with_retry(&*gw, &provider_ref, patience).await,
+            CheckoutKind::Widget => gw.capture_token(&provider_ref, payment.amount).await,
+            CheckoutKind::Hosted => lookup_with_retry(&*gw, &provider_ref, patience).await,
         };
         match answer {
             Ok(answer) => self.settle(&payment, answer).await,

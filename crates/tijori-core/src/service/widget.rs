@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::gateway::{GatewayAnswer, GatewayError, GatewayKind, GatewayStatus, RawAnswer};
 use crate::id::{OrderId, PaymentId};
 use crate::money::Money;
-use crate::payment::{Checkout, Payment, PaymentStatus, Purpose};
+use crate::payment::{CheckoutKind, Payment, PaymentStatus, Purpose};
 use crate::store::{OperatorEventKind, StoreError};
 
 /// What a widget payment is for.
@@ -172,7 +172,7 @@ impl Tijori {
             purpose: purpose.clone(),
             amount,
             status: PaymentStatus::Initiated,
-            checkout: Checkout::Widget,
+            checkout: CheckoutKind::Widget,
             provider_ref: Some(provider_ref.clone()),
             provider_txn_id: None,
             payment_url: None,

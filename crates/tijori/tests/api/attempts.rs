@@ -513,7 +513,7 @@ async fn a_retry_after_a_crash_mid_checkout_reuses_or_closes_what_it_left(db: Te
         purpose: first.purpose.clone(),
         amount: first.amount,
         status: PaymentStatus::Initiated,
-        checkout: tijori_core::payment::Checkout::Hosted,
+        checkout: tijori_core::payment::CheckoutKind::Hosted,
         provider_ref: None,
         provider_txn_id: None,
         payment_url: None,
