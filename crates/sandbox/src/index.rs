@@ -88,8 +88,48 @@ pub(crate) async fn index(State(sandbox): State<Sandbox>) -> Response {
         fault_count => chapa_settings.fault_count,
         payments => chapa_payments,
     };
+    let esewa = sandbox.esewa();
+    let esewa_ctx = {
+        let state = esewa.lock();
+        let settings = &state.settings;
+        let payments: Vec<_> = state
+            .recent(RECENT)
+            .into_iter()
+            .map(|p| {
+                context! {
+                    transaction_uuid => p.req.transaction_uuid,
+                    ref_id => p.ref_id,
+                    amount => crate::esewa::rupees(p.req.total_paisa),
+                    status => p.status.as_str(),
+                    created_at => human(p.created_at),
+                    checkout_url => p.payable().then(|| crate::esewa::checkout_url(sandbox.public_url(), &p.req.transaction_uuid)),
+                }
+            })
+            .collect();
+        context! {
+            base => format!("{public_url}esewa/"),
+            form => format!("{public_url}esewa/api/epay/main/v2/form"),
+            status => format!("{public_url}esewa/api/epay/transaction/status/"),
+            controls => format!("{public_url}esewa/_sandbox/"),
+            product_code => settings.product_code,
+            secret_key => settings.secret_key,
+            auto_complete => settings.auto_complete,
+            outcome => settings.outcome.as_str(),
+            outcome_count => settings.outcome_count,
+            complete_after_checks => settings.complete_after_checks,
+            group_thousands => settings.group_thousands,
+            latency_ms => settings.latency_ms,
+            fault => settings.fault.as_str(),
+            fault_count => settings.fault_count,
+            test_ids => crate::esewa::TEST_ESEWA_IDS,
+            test_password => crate::esewa::TEST_ESEWA_PASSWORD,
+            test_token => crate::esewa::TEST_ESEWA_TOKEN,
+            payments => payments,
+        }
+    };
     let ctx = context! {
         chapa => chapa_ctx,
+        esewa => esewa_ctx,
         title => "Payment sandbox",
         public_url => public_url,
         khalti_api => format!("{public_url}khalti/api/v2/"),

@@ -2,17 +2,20 @@
 //!
 //! [`Sandbox`] serves an [`axum::Router`] that behaves like Khalti's sandbox (the
 //! ePayment API, the hosted checkout page and the browser redirect back to the
-//! merchant, and the legacy widget API's initiate / confirm / verify / status) and Chapa's test mode (initialize / verify / refund, the hosted checkout,
-//! the callback and the signed webhooks), plus a few sandbox-only test controls (fault
-//! injection, latency, "answer Pending first", webhook misbehaviour, forcing a
-//! payment's outcome). Everything lives in memory.
+//! merchant, and the legacy widget API's initiate / confirm / verify / status), Chapa's
+//! test mode (initialize / verify / refund, the hosted checkout, the callback and the
+//! signed webhooks) and eSewa's ePay v2 UAT (the signed form, the hosted login/pay
+//! page, the signed success redirect and the failure redirect, the status check),
+//! plus a few sandbox-only test controls (fault injection, latency, "answer Pending
+//! first", webhook misbehaviour, forcing a payment's outcome). Everything lives in
+//! memory.
 //!
-//! The behaviour follows the public contracts in `khalti.md` and `chapa.md` (the
-//! team's research notes on the gateways' APIs). Where a contract leaves a question
-//! open, the code says which answer it picked, citing the section (for example
-//! "khalti.md §12 q1", "chapa.md §14 q4").
+//! The behaviour follows the public contracts in `khalti.md`, `chapa.md` and
+//! `esewa.md` (the team's research notes on the gateways' APIs). Where a contract
+//! leaves a question open, the code says which answer it picked, citing the section
+//! (for example "khalti.md §12 q1", "chapa.md §14 q4", "esewa.md §11 q4").
 //!
-//! Layout: one module per gateway (`khalti`, `chapa`), each owning its routes
+//! Layout: one module per gateway (`khalti`, `chapa`, `esewa`), each owning its routes
 //! under its own prefix (`/khalti/…`), its state and its templates
 //! (`templates/khalti/…`). The index page (`GET /`) and the template environment are
 //! shared.
@@ -38,6 +41,7 @@ use axum::Router;
 use url::Url;
 
 pub mod chapa;
+pub mod esewa;
 mod ids;
 mod index;
 pub mod khalti;
@@ -46,6 +50,10 @@ mod time;
 
 pub use chapa::{
     ChapaControl, ChapaSettings, DEFAULT_CHAPA_SECRET_KEY, DEFAULT_CHAPA_WEBHOOK_SECRET,
+};
+pub use esewa::{
+    EsewaControl, EsewaFault, EsewaOutcome, EsewaSettings, DEFAULT_ESEWA_PRODUCT_CODE,
+    DEFAULT_ESEWA_SECRET_KEY, TEST_ESEWA_IDS, TEST_ESEWA_PASSWORD, TEST_ESEWA_TOKEN,
 };
 pub use khalti::{
     Fault, KhaltiControl, KhaltiSettings, DEFAULT_KHALTI_PUBLIC_KEY, DEFAULT_KHALTI_SECRET_KEY,
@@ -84,6 +92,7 @@ struct Inner {
     public_url: Url,
     khalti: KhaltiControl,
     chapa: ChapaControl,
+    esewa: EsewaControl,
     templates: minijinja::Environment<'static>,
 }
 
@@ -105,14 +114,25 @@ impl Sandbox {
         }
         let khalti = KhaltiControl::new(public_url.clone(), config.khalti);
         let chapa = ChapaControl::new(public_url.clone(), chapa);
+        let esewa = EsewaControl::new(public_url.clone(), EsewaSettings::default());
         Sandbox {
             inner: Arc::new(Inner {
                 public_url,
                 khalti,
                 chapa,
+                esewa,
                 templates: templates::environment(),
             }),
         }
+    }
+
+    /// Sets the eSewa simulator's initial settings (they can be changed later through
+    /// [`EsewaControl::set_settings`] or `PUT /esewa/_sandbox/settings`). A builder
+    /// step rather than a [`SandboxConfig`] field, so that struct-literal callers keep
+    /// compiling.
+    pub fn with_esewa(self, settings: EsewaSettings) -> Sandbox {
+        self.inner.esewa.set_settings(settings);
+        self
     }
 
     /// The routes, relative to the sandbox root (no `/sandbox` prefix): the caller
@@ -125,11 +145,14 @@ impl Sandbox {
     /// - `GET /`: index page (configuration hints, recent payments).
     /// - `/khalti/…`: the Khalti simulator, see [`khalti`].
     /// - `/chapa/…`: the Chapa simulator, see [`chapa`].
+    /// - `/esewa/…`: the eSewa simulator, see [`esewa`]: a client's form host and
+    ///   status host are both `{public_url}esewa/`.
     pub fn router(&self) -> Router {
         Router::new()
             .route("/", get(index::index))
             .nest("/khalti", khalti::routes())
             .nest("/chapa", chapa::routes())
+            .nest("/esewa", esewa::routes())
             .fallback(not_found)
             .with_state(self.clone())
     }
@@ -142,6 +165,11 @@ impl Sandbox {
     /// Programmatic control of the Chapa simulator (for tests).
     pub fn chapa(&self) -> ChapaControl {
         self.inner.chapa.clone()
+    }
+
+    /// Programmatic control of the eSewa simulator (for tests).
+    pub fn esewa(&self) -> EsewaControl {
+        self.inner.esewa.clone()
     }
 
     /// The externally reachable URL of the sandbox root (always ends with `/`).

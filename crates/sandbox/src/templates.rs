@@ -15,6 +15,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "chapa/checkout.html",
         include_str!("../templates/chapa/checkout.html"),
     ),
+    (
+        "esewa/pay.html",
+        include_str!("../templates/esewa/pay.html"),
+    ),
 ];
 
 pub(crate) fn environment() -> Environment<'static> {
