@@ -22,6 +22,9 @@ pub enum GatewayKind {
     Khalti,
     /// Chapa: a hosted checkout in ETB or USD, with signed webhooks.
     Chapa,
+    /// eSewa ePay v2: a signed form the browser posts to eSewa's hosted page, NPR only;
+    /// no webhooks and no refund API.
+    Esewa,
 }
 
 impl GatewayKind {
@@ -31,6 +34,7 @@ impl GatewayKind {
         match self {
             GatewayKind::Khalti => "khalti",
             GatewayKind::Chapa => "chapa",
+            GatewayKind::Esewa => "esewa",
         }
     }
 }
@@ -48,8 +52,9 @@ impl FromStr for GatewayKind {
         match s {
             "khalti" => Ok(GatewayKind::Khalti),
             "chapa" => Ok(GatewayKind::Chapa),
+            "esewa" => Ok(GatewayKind::Esewa),
             other => Err(format!(
-                "unknown gateway {other:?}: expected \"khalti\" or \"chapa\""
+                "unknown gateway {other:?}: expected \"khalti\", \"chapa\" or \"esewa\""
             )),
         }
     }
@@ -116,6 +121,19 @@ pub struct Checkout {
     pub expires_at: Option<DateTime<Utc>>,
     /// The initiate answer, kept for audit.
     pub raw: RawAnswer,
+    /// The signed form the browser must post to the gateway, for a gateway that opens
+    /// no checkout itself (eSewa); `payment_url` is then tijori's page that posts it.
+    pub form: Option<CheckoutForm>,
+}
+
+/// A form the browser posts to a gateway to open its hosted page (eSewa's signed
+/// form): where, and the exact fields, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckoutForm {
+    /// The gateway's URL the form is posted to.
+    pub action: String,
+    /// Name and value of each field, exactly as signed.
+    pub fields: Vec<(String, String)>,
 }
 
 /// A gateway's verdict on a payment, normalised.
@@ -216,6 +234,17 @@ pub enum GatewayError {
         /// The transport's error, in one line.
         reason: String,
     },
+    /// It said it cannot serve now (eSewa's "Service is currently unavailable"): a
+    /// lookup is tried again later; nothing about the payment is learned.
+    #[error("{gateway} is unavailable: {reason}")]
+    Unavailable {
+        /// Which gateway is down.
+        gateway: GatewayKind,
+        /// Its own words, in one line.
+        reason: String,
+        /// Its answer, kept for audit.
+        raw: Option<RawAnswer>,
+    },
     /// It answered, but not in the shape its contract promises (garbage, a 5xx page).
     #[error("{gateway} gave an answer we cannot use: {reason}")]
     BadAnswer {
@@ -236,6 +265,7 @@ impl GatewayError {
             GatewayError::Rejected { raw, .. }
             | GatewayError::Unauthorized { raw, .. }
             | GatewayError::NotFound { raw, .. }
+            | GatewayError::Unavailable { raw, .. }
             | GatewayError::BadAnswer { raw, .. } => raw.as_ref(),
             _ => None,
         }
@@ -257,8 +287,31 @@ pub trait Gateway: Send + Sync {
     /// second charge.
     async fn initiate(&self, request: &CheckoutRequest) -> Result<Checkout, GatewayError>;
 
-    /// Asks the gateway what became of a payment. Safe to repeat.
-    async fn lookup(&self, provider_ref: &str) -> Result<GatewayAnswer, GatewayError>;
+    /// Asks the gateway what became of a payment, by its reference and the amount it
+    /// was opened for (eSewa's status check names both; the others need only the
+    /// reference). Safe to repeat.
+    async fn lookup(
+        &self,
+        provider_ref: &str,
+        amount: Money,
+    ) -> Result<GatewayAnswer, GatewayError>;
+
+    /// The payment reference a signed return redirect names (eSewa's `data`), read and
+    /// its signature checked by the gateway's own rules; `None` when `query` carries no
+    /// such return, or one that does not verify (it names nothing then). Only says
+    /// which payment to look up: the lookup decides, never the redirect.
+    fn return_reference(&self, query: &str) -> Option<String> {
+        let _ = query;
+        None
+    }
+
+    /// The form to post to the gateway to open a payment's checkout again (eSewa's
+    /// signed form, rebuilt for tijori's page that posts it); `None` for a gateway
+    /// whose checkout is a page of its own.
+    fn checkout_form(&self, request: &CheckoutRequest) -> Option<CheckoutForm> {
+        let _ = request;
+        None
+    }
 
     /// Refunds a paid payment, in full or `amount` of it, by the gateway's
     /// transaction reference. Never retried blindly: a second call could refund twice.
@@ -365,9 +418,14 @@ impl Gateways {
         self.by_kind.get(&kind)
     }
 
+    /// Every configured gateway.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Gateway>> {
+        self.by_kind.values()
+    }
+
     /// The configured gateways that can take `currency`, Khalti first.
     pub fn for_currency(&self, currency: Currency) -> Vec<GatewayKind> {
-        [GatewayKind::Khalti, GatewayKind::Chapa]
+        [GatewayKind::Khalti, GatewayKind::Esewa, GatewayKind::Chapa]
             .into_iter()
             .filter(|k| self.get(*k).is_some_and(|g| g.supports(currency)))
             .collect()

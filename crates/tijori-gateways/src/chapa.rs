@@ -5,7 +5,7 @@ use tijori_core::gateway::{
     Checkout, CheckoutRequest, Gateway, GatewayAnswer, GatewayError, GatewayKind, GatewayStatus,
     RawAnswer, RefundRequest, WebhookError, WebhookNotice,
 };
-use tijori_core::money::Currency;
+use tijori_core::money::{Currency, Money};
 use url::Url;
 
 const KIND: GatewayKind = GatewayKind::Chapa;
@@ -121,10 +121,11 @@ impl Gateway for ChapaGateway {
             // Chapa's checkout links do not expire on a documented schedule.
             expires_at: None,
             raw: raw(&initialized.raw),
+            form: None,
         })
     }
 
-    async fn lookup(&self, tx_ref: &str) -> Result<GatewayAnswer, GatewayError> {
+    async fn lookup(&self, tx_ref: &str, _amount: Money) -> Result<GatewayAnswer, GatewayError> {
         use chapa::PaymentStatus as P;
         let v = self.client.verify(tx_ref).await.map_err(error)?;
         let status = match &v.status {

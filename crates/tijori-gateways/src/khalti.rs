@@ -108,10 +108,11 @@ impl Gateway for KhaltiGateway {
             payment_url: initiated.payment_url.to_string(),
             expires_at: Some(initiated.expires_at.with_timezone(&Utc)),
             raw: raw(&initiated.raw),
+            form: None,
         })
     }
 
-    async fn lookup(&self, pidx: &str) -> Result<GatewayAnswer, GatewayError> {
+    async fn lookup(&self, pidx: &str, _amount: Money) -> Result<GatewayAnswer, GatewayError> {
         use khalti::LookupStatus as L;
         let lookup = self.client.lookup(pidx).await.map_err(error)?;
         let status = match &lookup.status {

@@ -3,7 +3,9 @@
 //! speaks tijori's. The translation, and its judgement calls, live here.
 
 mod chapa;
+mod esewa;
 mod khalti;
 
 pub use crate::chapa::ChapaGateway;
+pub use crate::esewa::EsewaGateway;
 pub use crate::khalti::KhaltiGateway;

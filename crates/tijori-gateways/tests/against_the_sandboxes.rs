@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use tijori_core::gateway::{CheckoutRequest, Gateway, GatewayError, GatewayStatus};
 use tijori_core::id::PaymentId;
 use tijori_core::money::{Currency, Money};
-use tijori_gateways::{ChapaGateway, KhaltiGateway};
+use tijori_gateways::{ChapaGateway, EsewaGateway, KhaltiGateway};
 use tijori_sandbox::{Sandbox, SandboxConfig};
 use url::Url;
 
@@ -70,11 +70,11 @@ async fn chapa_checkout_then_each_outcome() {
         "the return URL names the payment: {record}"
     );
 
-    let before = gw.lookup(&opened.provider_ref).await.unwrap();
+    let before = gw.lookup(&opened.provider_ref, paid.amount).await.unwrap();
     assert_eq!(before.status, GatewayStatus::Unpaid, "{}", before.raw.body);
 
     sandbox.chapa().pay(&opened.provider_ref).unwrap();
-    let after = gw.lookup(&opened.provider_ref).await.unwrap();
+    let after = gw.lookup(&opened.provider_ref, paid.amount).await.unwrap();
     assert_eq!(after.status, GatewayStatus::Paid, "{}", after.raw.body);
     assert_eq!(
         after.amount_minor, 50_050,
@@ -92,7 +92,13 @@ async fn chapa_checkout_then_each_outcome() {
         .unwrap();
     sandbox.chapa().fail(&failed.provider_ref).unwrap();
     assert_eq!(
-        gw.lookup(&failed.provider_ref).await.unwrap().status,
+        gw.lookup(
+            &failed.provider_ref,
+            Money::parse_major("10", Currency::Usd).unwrap()
+        )
+        .await
+        .unwrap()
+        .status,
         GatewayStatus::Failed
     );
 
@@ -104,11 +110,23 @@ async fn chapa_checkout_then_each_outcome() {
     // Verify knows only success, pending and failed (chapa.md §4.1): a canceled
     // checkout reads as failed, and like any failure it is never fulfilled.
     assert_eq!(
-        gw.lookup(&canceled.provider_ref).await.unwrap().status,
+        gw.lookup(
+            &canceled.provider_ref,
+            Money::parse_major("10", Currency::Etb).unwrap()
+        )
+        .await
+        .unwrap()
+        .status,
         GatewayStatus::Failed
     );
 
-    match gw.lookup("pay_unknown").await {
+    match gw
+        .lookup(
+            "pay_unknown",
+            Money::parse_major("10", Currency::Etb).unwrap(),
+        )
+        .await
+    {
         Err(GatewayError::NotFound { raw: Some(raw), .. }) => assert_eq!(raw.http_status, 404),
         other => panic!("an unknown tx_ref is NotFound with its answer kept, got {other:?}"),
     }
@@ -154,13 +172,96 @@ async fn khalti_checkout_then_payment() {
         .unwrap();
     assert!(opened.expires_at.is_some());
     assert_eq!(
-        gw.lookup(&opened.provider_ref).await.unwrap().status,
+        gw.lookup(
+            &opened.provider_ref,
+            Money::parse_major("500", Currency::Npr).unwrap()
+        )
+        .await
+        .unwrap()
+        .status,
         GatewayStatus::Unpaid
     );
     sandbox.khalti().complete(&opened.provider_ref).unwrap();
-    let paid = gw.lookup(&opened.provider_ref).await.unwrap();
+    let paid = gw
+        .lookup(
+            &opened.provider_ref,
+            Money::parse_major("500", Currency::Npr).unwrap(),
+        )
+        .await
+        .unwrap();
     assert_eq!(
         (paid.status, paid.amount_minor),
         (GatewayStatus::Paid, 50_000)
     );
+}
+
+fn esewa(sandbox_base: &Url) -> Arc<dyn Gateway> {
+    let host = sandbox_base.join("esewa/").unwrap();
+    let config = esewa::Config::new(
+        host.clone(),
+        host,
+        tijori_sandbox::DEFAULT_ESEWA_PRODUCT_CODE,
+        SecretString::from(tijori_sandbox::DEFAULT_ESEWA_SECRET_KEY),
+    );
+    Arc::new(EsewaGateway::new(esewa::Client::new(config).unwrap()))
+}
+
+#[tokio::test]
+async fn esewa_form_then_each_outcome() {
+    let (sandbox, base) = sandbox().await;
+    let gw = esewa(&base);
+    assert!(gw.supports(Currency::Npr) && !gw.supports(Currency::Etb));
+    let amount = Money::parse_major("110.50", Currency::Npr).unwrap();
+    let request = checkout(amount);
+    let opened = gw.initiate(&request).await.unwrap();
+    assert_eq!(
+        opened.provider_ref,
+        request.payment_id.as_str().replace('_', "-"),
+        "eSewa takes letters, digits and '-' only"
+    );
+    assert_eq!(
+        opened.payment_url,
+        format!("http://shop.example/payments/{}/esewa/", request.payment_id)
+    );
+    let form = opened.form.clone().unwrap();
+    assert_eq!(
+        form,
+        gw.checkout_form(&request).unwrap(),
+        "the form is rebuilt the same"
+    );
+    let field = |name: &str| {
+        form.fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    assert_eq!(field("total_amount"), "110.5");
+    assert_eq!(field("success_url"), "http://shop.example/payment-success/");
+    assert!(field("failure_url").contains(&opened.provider_ref));
+
+    // Before the browser posts the form, eSewa knows nothing of it: open, not closed.
+    let before = gw.lookup(&opened.provider_ref, amount).await.unwrap();
+    assert_eq!(before.status, GatewayStatus::Unpaid);
+
+    // The browser posts the signed form; the sandbox accepts it only if it verifies.
+    let posted = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(&form.action)
+        .form(&form.fields)
+        .send()
+        .await
+        .unwrap();
+    assert!(posted.status().is_redirection(), "{}", posted.status());
+    sandbox.esewa().complete(&opened.provider_ref).unwrap();
+    let paid = gw.lookup(&opened.provider_ref, amount).await.unwrap();
+    assert_eq!(paid.status, GatewayStatus::Paid);
+    assert_eq!(paid.amount_minor, 11_050);
+    assert!(paid.transaction_id.is_some());
+
+    sandbox.esewa().refund(&opened.provider_ref).unwrap();
+    let refunded = gw.lookup(&opened.provider_ref, amount).await.unwrap();
+    assert_eq!(refunded.status, GatewayStatus::Refunded);
 }

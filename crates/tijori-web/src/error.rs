@@ -99,6 +99,10 @@ impl From<GatewayError> for ApiError {
             GatewayError::Unreachable { .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, "gateway_unreachable")
             }
+            // The gateway said it is down (eSewa's outage answer): try again later.
+            GatewayError::Unavailable { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "gateway_unavailable")
+            }
             GatewayError::BadAnswer { .. } => (StatusCode::BAD_GATEWAY, "gateway_bad_answer"),
         };
         ApiError::new(status, code, e.to_string())

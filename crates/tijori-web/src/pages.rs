@@ -56,6 +56,10 @@ impl Templates {
             ("cart.html", include_str!("../templates/cart.html")),
             ("order.html", include_str!("../templates/order.html")),
             ("admin.html", include_str!("../templates/admin.html")),
+            (
+                "esewa_form.html",
+                include_str!("../templates/esewa_form.html"),
+            ),
         ] {
             env.add_template(name, source)
                 .expect("built-in templates parse");
@@ -88,6 +92,7 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(logout))
         .route("/subscribe", post(subscribe))
         .route("/payment-success/", get(payment_success))
+        .route("/payments/{id}/esewa/", get(esewa_form))
         .route("/account/", get(account))
         .route("/shop/", get(shop))
         .route("/cart/", get(cart))
@@ -244,6 +249,7 @@ fn gateway_label(g: GatewayKind) -> &'static str {
     match g {
         GatewayKind::Khalti => "Khalti",
         GatewayKind::Chapa => "Chapa",
+        GatewayKind::Esewa => "eSewa",
     }
 }
 
@@ -510,9 +516,42 @@ fn return_key(raw_query: Option<&str>) -> Option<PaymentKey> {
     if let Some(pidx) = first("pidx") {
         return Some(PaymentKey::ProviderRef(GatewayKind::Khalti, pidx));
     }
+    if let Some(uuid) = first("transaction_uuid") {
+        // eSewa's failure redirect: the reference is ours, put in its failure_url.
+        return Some(PaymentKey::ProviderRef(GatewayKind::Esewa, uuid));
+    }
     first("tx_ref")
         .or_else(|| first("trx_ref"))
         .map(|tx_ref| PaymentKey::ProviderRef(GatewayKind::Chapa, tx_ref))
+}
+
+/// eSewa's checkout opens when the browser posts its signed form: this page (the
+/// payment's `payment_url`) posts it, so a client that only redirects works as with the
+/// other gateways. Public, as a gateway's hosted page is to whoever holds its link: the
+/// form is signed, not secret, and only an open eSewa payment has one.
+async fn esewa_form(
+    State(state): State<AppState>,
+    Visitor(session): Visitor,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let form = match parse_id::<tijori_core::id::PaymentId>(&id) {
+        Ok(id) => state.tijori.checkout_form_of(&id).await,
+        Err(_) => Ok(None),
+    };
+    match form {
+        Ok(Some(form)) => state.pages.render(
+            "esewa_form.html",
+            context! { action => form.action, fields => form.fields },
+        ),
+        Ok(None) => error_page(
+            &state,
+            &session,
+            StatusCode::NOT_FOUND,
+            "No eSewa payment to open",
+            "This link opens an eSewa payment that is still waiting to be paid. See your payments on the account page.",
+        ),
+        Err(e) => api_error_page(&state, &session, e.into()),
+    }
 }
 
 /// Where Khalti and Chapa send the browser back. The query string is a signal only:
@@ -527,7 +566,12 @@ async fn payment_success(
     RawQuery(raw_query): RawQuery,
 ) -> Response {
     let query = raw_query.as_deref().unwrap_or("");
-    let key = return_key(raw_query.as_deref());
+    // eSewa's success redirect names its payment only inside its signed `data`.
+    let key = return_key(raw_query.as_deref()).or_else(|| {
+        raw_query
+            .as_deref()
+            .and_then(|q| state.tijori.signed_return_key(q))
+    });
     let returned = match &key {
         Some(key) => {
             let viewer = session.as_ref().map(|s| &s.user);

@@ -94,6 +94,12 @@ pub(crate) struct CheckoutView {
     pub tx_ref: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pidx: Option<String>,
+    /// eSewa's reference for the payment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transaction_uuid: Option<String>,
+    /// eSewa's signed form (see `InitiatedView`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub form: Option<crate::views::FormView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<DateTime<Utc>>,
 }
@@ -107,7 +113,11 @@ impl From<&Payment> for CheckoutView {
             tx_ref: provider_ref
                 .clone()
                 .filter(|_| p.gateway == GatewayKind::Chapa),
-            pidx: provider_ref.filter(|_| p.gateway == GatewayKind::Khalti),
+            pidx: provider_ref
+                .clone()
+                .filter(|_| p.gateway == GatewayKind::Khalti),
+            transaction_uuid: provider_ref.filter(|_| p.gateway == GatewayKind::Esewa),
+            form: None,
             expires_at: p.expires_at,
         }
     }
@@ -140,5 +150,7 @@ async fn initialize(
         .tijori
         .initialize_order_payment(&caller.user, &body.order_id, gateway, attempt)
         .await?;
-    Ok((StatusCode::CREATED, Json((&payment).into())))
+    let mut view = CheckoutView::from(&payment);
+    view.form = state.tijori.checkout_form(&payment).map(Into::into);
+    Ok((StatusCode::CREATED, Json(view)))
 }

@@ -50,6 +50,13 @@ pub(crate) struct InitiatedView {
     pidx: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tx_ref: Option<String>,
+    /// eSewa's reference for the payment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transaction_uuid: Option<String>,
+    /// eSewa's signed form, for a client that posts it itself (`payment_url` is a page
+    /// that posts it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    form: Option<crate::views::FormView>,
     /// What paying will do to the customer's paid time.
     change: ChangeView,
 }
@@ -97,7 +104,11 @@ pub(crate) async fn start_subscription(
         pidx: provider_ref
             .clone()
             .filter(|_| gateway == GatewayKind::Khalti),
-        tx_ref: provider_ref.filter(|_| gateway == GatewayKind::Chapa),
+        tx_ref: provider_ref
+            .clone()
+            .filter(|_| gateway == GatewayKind::Chapa),
+        transaction_uuid: provider_ref.filter(|_| gateway == GatewayKind::Esewa),
+        form: state.tijori.checkout_form(&payment).map(Into::into),
         change: ChangeView::from(&preview),
     })
 }
@@ -134,6 +145,7 @@ async fn initiate(
 struct VerifyBody {
     pidx: Option<String>,
     tx_ref: Option<String>,
+    transaction_uuid: Option<String>,
     payment_id: Option<String>,
 }
 
@@ -142,16 +154,22 @@ async fn verify(
     caller: Caller,
     Json(body): Json<VerifyBody>,
 ) -> Result<Response, ApiError> {
-    let key = match (body.pidx, body.tx_ref, body.payment_id) {
-        (Some(pidx), None, None) => PaymentKey::ProviderRef(GatewayKind::Khalti, pidx),
-        (None, Some(tx_ref), None) => PaymentKey::ProviderRef(GatewayKind::Chapa, tx_ref),
-        (None, None, Some(id)) => {
+    let key = match (
+        body.pidx,
+        body.tx_ref,
+        body.transaction_uuid,
+        body.payment_id,
+    ) {
+        (Some(pidx), None, None, None) => PaymentKey::ProviderRef(GatewayKind::Khalti, pidx),
+        (None, Some(tx_ref), None, None) => PaymentKey::ProviderRef(GatewayKind::Chapa, tx_ref),
+        (None, None, Some(uuid), None) => PaymentKey::ProviderRef(GatewayKind::Esewa, uuid),
+        (None, None, None, Some(id)) => {
             PaymentKey::Id(PaymentId::parse(&id).ok_or_else(|| ApiError::not_found("payment"))?)
         }
         _ => {
             return Err(ApiError::bad_request(
                 "validation_error",
-                "send exactly one of pidx, tx_ref or payment_id",
+                "send exactly one of pidx, tx_ref, transaction_uuid or payment_id",
             ))
         }
     };

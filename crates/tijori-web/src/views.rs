@@ -296,3 +296,37 @@ impl From<&Order> for OrderView {
         }
     }
 }
+
+/// The signed form the browser posts to eSewa (DESIGN.md §4: `form: {action, fields}`),
+/// its fields in the order they were signed.
+#[derive(Clone, Debug)]
+pub(crate) struct FormView {
+    pub action: String,
+    pub fields: Vec<(String, String)>,
+}
+
+impl From<tijori_core::gateway::CheckoutForm> for FormView {
+    fn from(f: tijori_core::gateway::CheckoutForm) -> Self {
+        FormView {
+            action: f.action,
+            fields: f.fields,
+        }
+    }
+}
+
+impl Serialize for FormView {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        /// The fields as a JSON object, in order.
+        struct Fields<'a>(&'a [(String, String)]);
+        impl Serialize for Fields<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+            }
+        }
+        let mut form = s.serialize_struct("FormView", 2)?;
+        form.serialize_field("action", &self.action)?;
+        form.serialize_field("fields", &Fields(&self.fields))?;
+        form.end()
+    }
+}

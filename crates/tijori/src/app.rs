@@ -12,7 +12,7 @@ use tijori_core::clock::{Clock, SystemClock};
 use tijori_core::gateway::Gateways;
 use tijori_core::service::{Settings, Worker};
 use tijori_core::Tijori;
-use tijori_gateways::{ChapaGateway, KhaltiGateway};
+use tijori_gateways::{ChapaGateway, EsewaGateway, KhaltiGateway};
 use tijori_sandbox::{ChapaSettings, Sandbox, SandboxConfig};
 use tijori_store::Database;
 use tijori_web::{AppState, WebConfig};
@@ -306,8 +306,50 @@ pub fn core(
         }
         gateways = gateways.with(Arc::new(gateway));
     }
+    let esewa = match (&config.esewa_secret_key, sandbox_url) {
+        (Some(key), _) => Some(esewa::Config::new(
+            config
+                .esewa_base_url
+                .clone()
+                .unwrap_or_else(|| Url::parse(esewa::Config::UAT_BASE_URL).expect("constant URL")),
+            config.esewa_status_url.clone().unwrap_or_else(|| {
+                Url::parse(esewa::Config::UAT_STATUS_URL).expect("constant URL")
+            }),
+            config
+                .esewa_product_code
+                .clone()
+                .unwrap_or_else(|| esewa::Config::UAT_PRODUCT_CODE.to_owned()),
+            key.clone(),
+        )),
+        // The sandbox serves eSewa's form and its status API on one host.
+        (None, Some(sandbox)) => {
+            let host = sandbox.join("esewa/").expect("a relative path joins");
+            Some(esewa::Config::new(
+                config
+                    .esewa_base_url
+                    .clone()
+                    .unwrap_or_else(|| host.clone()),
+                config.esewa_status_url.clone().unwrap_or(host),
+                tijori_sandbox::DEFAULT_ESEWA_PRODUCT_CODE,
+                SecretString::from(tijori_sandbox::DEFAULT_ESEWA_SECRET_KEY),
+            ))
+        }
+        (None, None) => None,
+    };
+    let esewa_base = esewa.as_ref().map(|e| e.base_url.to_string());
+    if let Some(esewa) = esewa {
+        let client = esewa::Client::new(esewa::Config {
+            timeout: config.gateway_timeout,
+            ..esewa
+        })
+        .context("invalid eSewa configuration")?;
+        gateways = gateways.with(Arc::new(EsewaGateway::new(client)));
+    }
     if khalti_base.is_none() {
         tracing::warn!("Khalti is not configured (no KHALTI_SECRET_KEY, no sandbox)");
+    }
+    if esewa_base.is_none() {
+        tracing::warn!("eSewa is not configured (no ESEWA_SECRET_KEY, no sandbox)");
     }
     if chapa_base.is_none() {
         tracing::warn!("Chapa is not configured (no CHAPA_SECRET_KEY, no sandbox)");
@@ -316,6 +358,7 @@ pub fn core(
     tracing::info!(
         khalti = khalti_base.as_deref().unwrap_or("off"),
         chapa = chapa_base.as_deref().unwrap_or("off"),
+        esewa = esewa_base.as_deref().unwrap_or("off"),
         "gateways"
     );
     let mailer: Option<Arc<dyn tijori_core::mail::Mailer>> = match &config.smtp_url {

@@ -66,6 +66,26 @@ pub struct Config {
     #[arg(long, env = "CHAPA_BASE_URL", value_parser = parse_base_url, global = true)]
     pub chapa_base_url: Option<Url>,
 
+    /// eSewa secret key (for ePay v2's signed form). Without it, tijori serves its own
+    /// eSewa sandbox under /sandbox/esewa/ and uses that.
+    #[arg(long, env = "ESEWA_SECRET_KEY", hide_env_values = true, global = true)]
+    pub esewa_secret_key: Option<SecretString>,
+
+    /// eSewa merchant code (`product_code`); EPAYTEST, eSewa's test merchant, by
+    /// default.
+    #[arg(long, env = "ESEWA_PRODUCT_CODE", global = true)]
+    pub esewa_product_code: Option<String>,
+
+    /// eSewa's form host: https://rc-epay.esewa.com.np/ (eSewa's test environment, the
+    /// default) or https://epay.esewa.com.np/ (production).
+    #[arg(long, env = "ESEWA_BASE_URL", value_parser = parse_base_url, global = true)]
+    pub esewa_base_url: Option<Url>,
+
+    /// eSewa's status API host: https://rc.esewa.com.np/ (test, the default) or
+    /// https://epay.esewa.com.np/ (production).
+    #[arg(long, env = "ESEWA_STATUS_URL", value_parser = parse_base_url, global = true)]
+    pub esewa_status_url: Option<Url>,
+
     /// Minutes an unpaid order holds its stock before it expires.
     #[arg(long, env = "TIJORI_ORDER_TTL_MINUTES", default_value = "30", value_parser = parse_minutes, global = true)]
     pub order_ttl_minutes: u32,
@@ -239,6 +259,10 @@ impl Config {
             chapa_secret_key: None,
             chapa_webhook_secret: None,
             chapa_base_url: None,
+            esewa_secret_key: None,
+            esewa_product_code: None,
+            esewa_base_url: None,
+            esewa_status_url: None,
             order_ttl_minutes: 30,
             worker: true,
             worker_concurrency: 16,
@@ -272,11 +296,15 @@ impl Config {
 
     /// Whether some gateway has no key, so would run on the built-in sandbox.
     pub fn uses_sandbox(&self) -> bool {
-        self.khalti_secret_key.is_none() || self.chapa_secret_key.is_none()
+        self.khalti_secret_key.is_none()
+            || self.chapa_secret_key.is_none()
+            || self.esewa_secret_key.is_none()
     }
 
     fn has_any_key(&self) -> bool {
-        self.khalti_secret_key.is_some() || self.chapa_secret_key.is_some()
+        self.khalti_secret_key.is_some()
+            || self.chapa_secret_key.is_some()
+            || self.esewa_secret_key.is_some()
     }
 
     /// Decides whether the built-in sandbox serves the gateways without a key,
@@ -300,12 +328,13 @@ impl Config {
             // A merchant with one real gateway runs without the other.
             _ if self.has_any_key() => Ok(false),
             Some(false) => Err(
-                "neither KHALTI_SECRET_KEY nor CHAPA_SECRET_KEY is set and TIJORI_SANDBOX=false: \
-                 set a gateway key"
+                "none of KHALTI_SECRET_KEY, CHAPA_SECRET_KEY and ESEWA_SECRET_KEY is set and \
+                 TIJORI_SANDBOX=false: set a gateway key"
                     .into(),
             ),
             None => Err(format!(
-                "no gateway key is set (KHALTI_SECRET_KEY, CHAPA_SECRET_KEY), so tijori would \
+                "no gateway key is set (KHALTI_SECRET_KEY, CHAPA_SECRET_KEY, ESEWA_SECRET_KEY), \
+                 so tijori would \
                  serve its sandbox gateways, where anyone can mark a payment paid, on {bound} \
                  ({public_url}). Set a key, or TIJORI_SANDBOX=true to run the sandbox there on \
                  purpose."

@@ -234,7 +234,7 @@ impl Tijori {
             payment_id: payment.id.clone(),
             amount,
             description,
-            return_url: format!("{}/payment-success/", self.settings.public_url),
+            return_url: self.return_url(),
             website_url: format!("{}/", self.settings.public_url),
             customer_name: user.username.as_str().to_owned(),
             customer_email: user.email.as_str().to_owned(),
@@ -277,6 +277,49 @@ impl Tijori {
                 Err(e.into())
             }
         }
+    }
+
+    /// The form the browser posts to open an open payment's checkout at a gateway
+    /// that opens none itself (eSewa's signed form), rebuilt as it was signed when the
+    /// payment was initiated; `None` for other gateways and for a payment no longer
+    /// open. What the form carries is no secret: it is signed, not encrypted, and is
+    /// what the payer's browser sends.
+    pub fn checkout_form(&self, payment: &Payment) -> Option<crate::gateway::CheckoutForm> {
+        if !matches!(
+            payment.status,
+            PaymentStatus::Initiated | PaymentStatus::Pending
+        ) || payment.provider_ref.is_none()
+        {
+            return None;
+        }
+        let gw = self.gateways.get(payment.gateway)?;
+        gw.checkout_form(&CheckoutRequest {
+            payment_id: payment.id.clone(),
+            amount: payment.amount,
+            description: String::new(),
+            return_url: self.return_url(),
+            website_url: format!("{}/", self.settings.public_url),
+            customer_name: String::new(),
+            customer_email: String::new(),
+        })
+    }
+
+    /// `checkout_form` for the payment `id`, whoever asks: tijori's page that posts it
+    /// stands in for the gateway's hosted page, which anyone holding its link may open.
+    pub async fn checkout_form_of(
+        &self,
+        id: &PaymentId,
+    ) -> Result<Option<crate::gateway::CheckoutForm>> {
+        Ok(self
+            .store
+            .payment(id)
+            .await?
+            .and_then(|p| self.checkout_form(&p)))
+    }
+
+    /// Where every gateway sends the browser back (eSewa appends its `?data=`).
+    fn return_url(&self) -> String {
+        format!("{}/payment-success/", self.settings.public_url)
     }
 
     /// The caller's own payment (or any payment, for an admin). Someone else's

@@ -57,6 +57,19 @@ pub struct Returned {
 }
 
 impl Tijori {
+    /// The payment a gateway's signed return redirect names (eSewa's success redirect
+    /// carries its reference only inside its signed `data`); `None` when no gateway
+    /// reads one in `query`.
+    pub fn signed_return_key(&self, query: &str) -> Option<PaymentKey> {
+        let query = kept_return_query(query);
+        self.gateways.iter().find_map(|gw| {
+            Some(PaymentKey::ProviderRef(
+                gw.kind(),
+                gw.return_reference(query)?,
+            ))
+        })
+    }
+
     /// The browser came back from the gateway naming `key`: the signal is recorded
     /// (capped) and the payment looked up at its gateway, when that can still change
     /// something and no lookup was made in the last few seconds. The visitor need not

@@ -97,7 +97,9 @@ impl Tijori {
             // Not retried: a capture that reached Khalti but whose answer was lost
             // must not be sent again blindly; the next check asks again.
             CheckoutKind::Widget => gw.capture_token(&provider_ref, payment.amount).await,
-            CheckoutKind::Hosted => lookup_with_retry(&*gw, &provider_ref, patience).await,
+            CheckoutKind::Hosted => {
+                lookup_with_retry(&*gw, &provider_ref, payment.amount, patience).await
+            }
         };
         match answer {
             Ok(answer) => self.settle(&payment, answer).await,
@@ -219,6 +221,7 @@ enum Patience {
 async fn lookup_with_retry(
     gw: &dyn Gateway,
     provider_ref: &str,
+    amount: crate::money::Money,
     patience: Patience,
 ) -> std::result::Result<GatewayAnswer, crate::gateway::GatewayError> {
     use crate::gateway::GatewayError as E;
@@ -226,7 +229,7 @@ async fn lookup_with_retry(
     let started = std::time::Instant::now();
     let mut attempt = 1;
     loop {
-        let result = gw.lookup(provider_ref).await;
+        let result = gw.lookup(provider_ref, amount).await;
         let transient = match &result {
             Err(E::Unreachable { .. }) => true,
             Err(E::BadAnswer { raw: Some(raw), .. }) => raw.http_status >= 500,

@@ -9,6 +9,7 @@ mod abuse;
 mod accounts;
 mod attempts;
 mod chapa;
+mod esewa;
 mod gateway_failures;
 mod input;
 mod lifecycle;
