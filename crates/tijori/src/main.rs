@@ -361,7 +361,9 @@ async fn run_sandbox(listen: SocketAddr, public_url: Option<url::Url>) -> anyhow
     let sandbox =
         tijori_sandbox::Sandbox::new(tijori_sandbox::SandboxConfig::new(public_url.clone()));
     println!(
-        "\n  tijori sandbox at {public_url}\n  Khalti API base: {public_url}khalti/api/v2/   secret key: {khalti}\n  Chapa API base:  {public_url}chapa/v1/   secret key: {chapa}   webhook secret: {webhook}\n",
+        "\n  tijori sandbox at {public_url}\n  Khalti API base: {public_url}khalti/api/v2/   secret key: {khalti}\n  Chapa API base:  {public_url}chapa/v1/   secret key: {chapa}   webhook secret: {webhook}\n  eSewa form and status host: {public_url}esewa/   product code: {esewa_code}   secret key: {esewa}\n",
+        esewa_code = tijori_sandbox::DEFAULT_ESEWA_PRODUCT_CODE,
+        esewa = tijori_sandbox::DEFAULT_ESEWA_SECRET_KEY,
         khalti = tijori_sandbox::DEFAULT_KHALTI_SECRET_KEY,
         chapa = tijori_sandbox::DEFAULT_CHAPA_SECRET_KEY,
         webhook = tijori_sandbox::DEFAULT_CHAPA_WEBHOOK_SECRET,
