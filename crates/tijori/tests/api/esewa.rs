@@ -1,11 +1,16 @@
 //! Paying with eSewa (issue 11): the signed form tijori's page posts, eSewa's signed
 //! return, and the status check that alone settles, against the built-in eSewa sandbox.
 
+use std::sync::Arc;
+
+use chrono::Duration;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use tijori_core::clock::{Clock, ManualClock, SystemClock};
+use tijori_sandbox::{EsewaFault, EsewaSettings};
 use tijori_testkit::{test_both, TestDatabase};
 
-use crate::helpers::{client, TestApp, TestUser};
+use crate::helpers::{client, error_code, TestApp, TestUser};
 
 async fn initiate_esewa(app: &TestApp, user: &TestUser, plan: &str) -> Value {
     let res = app
@@ -181,8 +186,206 @@ async fn verify_uuid(app: &TestApp, user: &TestUser, uuid: &str) -> (StatusCode,
     (status, res.json().await.unwrap())
 }
 
+/// Posts the signed form to the sandbox as the browser would, without paying: eSewa
+/// now knows the payment (PENDING until the payer acts).
+async fn post_form(started: &Value) {
+    let form = &started["form"];
+    let fields: Vec<(String, String)> = form["fields"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+        .collect();
+    let posted = client()
+        .post(form["action"].as_str().unwrap())
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert!(posted.status().is_redirection(), "{}", posted.status());
+}
+
+/// DESIGN.md §1's status table for eSewa's statuses, each through verify (and, for a
+/// refund made by eSewa, through "check payment status").
+async fn each_esewa_status_settles_as_the_table_says(db: TestDatabase) {
+    let app = TestApp::spawn(db).await;
+    let plan = app.plan_id("Basic").await;
+    let esewa = app.sandbox().esewa();
+    for (i, (act, http, status)) in [
+        ("pending", StatusCode::ACCEPTED, "pending"),
+        ("ambiguous", StatusCode::ACCEPTED, "pending"),
+        ("cancel", StatusCode::BAD_REQUEST, "canceled"),
+        ("complete", StatusCode::OK, "completed"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let user = app.register(&format!("user{i}")).await;
+        let started = initiate_esewa(&app, &user, &plan).await;
+        let uuid = started["transaction_uuid"].as_str().unwrap();
+        post_form(&started).await;
+        match act {
+            "pending" => esewa.pending(uuid),
+            "ambiguous" => esewa.ambiguous(uuid),
+            "cancel" => esewa.cancel(uuid),
+            _ => esewa.complete(uuid),
+        }
+        .unwrap();
+        let (got, body) = verify_uuid(&app, &user, uuid).await;
+        assert_eq!(got, http, "{act}: {body}");
+        let payment_id = started["payment_id"].as_str().unwrap();
+        assert_eq!(
+            app.payment(&user, payment_id).await["status"],
+            status,
+            "{act}"
+        );
+        assert_eq!(
+            app.subscription(&user).await.is_some(),
+            act == "complete",
+            "{act}"
+        );
+        if act == "complete" {
+            // eSewa refunds outside any API; its status check says so, and that
+            // settles as any gateway's refund does.
+            esewa.refund(uuid).unwrap();
+            let res = app
+                .post(
+                    &user,
+                    &format!("/api/payments/{payment_id}/refresh/"),
+                    json!({}),
+                )
+                .await;
+            assert_eq!(res.status(), StatusCode::OK);
+            assert_eq!(app.payment(&user, payment_id).await["status"], "refunded");
+        }
+    }
+}
+
+/// The status API's failures are told apart, and the payment stays open to be asked
+/// again: timeout 504, 5xx and garbage 502, eSewa's outage answer 503.
+async fn esewa_status_failures_leave_the_payment_recheckable(db: TestDatabase) {
+    let app = TestApp::spawn(db).await;
+    let user = app.register("gita").await;
+    let plan = app.plan_id("Basic").await;
+    let started = initiate_esewa(&app, &user, &plan).await;
+    let uuid = started["transaction_uuid"].as_str().unwrap();
+    let payment_id = started["payment_id"].as_str().unwrap();
+    post_form(&started).await;
+    app.sandbox().esewa().complete(uuid).unwrap();
+    for (fault, http, code) in [
+        (
+            EsewaFault::Timeout,
+            StatusCode::GATEWAY_TIMEOUT,
+            "gateway_timeout",
+        ),
+        (
+            EsewaFault::ServerError,
+            StatusCode::BAD_GATEWAY,
+            "gateway_bad_answer",
+        ),
+        (
+            EsewaFault::Garbage,
+            StatusCode::BAD_GATEWAY,
+            "gateway_bad_answer",
+        ),
+        (
+            EsewaFault::Outage,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "gateway_unavailable",
+        ),
+    ] {
+        app.sandbox().esewa().set_settings(EsewaSettings {
+            fault,
+            fault_count: 0,
+            ..EsewaSettings::default()
+        });
+        let (got, body) = verify_uuid(&app, &user, uuid).await;
+        assert_eq!(got, http, "{fault:?}: {body}");
+        assert_eq!(error_code(&body), code, "{fault:?}");
+        assert_eq!(app.payment(&user, payment_id).await["status"], "initiated");
+    }
+    app.sandbox().esewa().set_settings(EsewaSettings::default());
+    let (got, body) = verify_uuid(&app, &user, uuid).await;
+    assert_eq!(got, StatusCode::OK, "{body}");
+    assert_eq!(app.payment(&user, payment_id).await["status"], "completed");
+}
+
+/// The reconciler finds an eSewa payment whose return never came; one eSewa never
+/// heard of is closed once its link's lifetime is over.
+async fn the_reconciler_settles_and_closes_esewa_payments(db: TestDatabase) {
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let app = TestApp::spawn_with_clock(db, clock.clone()).await;
+    app.tijori.schedule_recurring_jobs().await.unwrap();
+    let plan = app.plan_id("Basic").await;
+    let paid_user = app.register("paid").await;
+    let paid = initiate_esewa(&app, &paid_user, &plan).await;
+    post_form(&paid).await;
+    app.sandbox()
+        .esewa()
+        .complete(paid["transaction_uuid"].as_str().unwrap())
+        .unwrap();
+    let lost_user = app.register("lost").await;
+    let lost = initiate_esewa(&app, &lost_user, &plan).await;
+
+    clock.advance(Duration::minutes(16));
+    app.tijori.run_due_jobs("test-worker", 8).await.unwrap();
+    let paid_id = paid["payment_id"].as_str().unwrap();
+    assert_eq!(
+        app.payment(&paid_user, paid_id).await["status"],
+        "completed"
+    );
+    assert!(app.subscription(&paid_user).await.is_some());
+    let lost_id = lost["payment_id"].as_str().unwrap();
+    assert_eq!(
+        app.payment(&lost_user, lost_id).await["status"],
+        "initiated",
+        "NOT_FOUND while the link lives keeps it open"
+    );
+
+    clock.advance(Duration::hours(25));
+    app.tijori.run_due_jobs("test-worker", 8).await.unwrap();
+    let closed = app.payment(&lost_user, lost_id).await;
+    assert_ne!(
+        closed["status"], "initiated",
+        "closed after the link's lifetime"
+    );
+    assert_ne!(closed["status"], "completed");
+    assert!(app.subscription(&lost_user).await.is_none());
+}
+
+/// An order in NPR paid with eSewa (initialize answers the form too).
+async fn an_order_is_paid_with_esewa(db: TestDatabase) {
+    let app = TestApp::spawn(db).await;
+    let user = app.register("abebe").await;
+    let product = app.product_in("NPR").await;
+    let order = app.order_of(&user, &product, 1).await;
+    let res = app
+        .post(
+            &user,
+            "/api/payments/initialize/",
+            json!({"order_id": order, "gateway": "esewa"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let started: Value = res.json().await.unwrap();
+    let uuid = started["transaction_uuid"].as_str().unwrap().to_owned();
+    assert!(
+        started["form"]["fields"]["signature"].is_string(),
+        "{started}"
+    );
+    post_form(&started).await;
+    app.sandbox().esewa().complete(&uuid).unwrap();
+    let (got, body) = verify_uuid(&app, &user, &uuid).await;
+    assert_eq!(got, StatusCode::OK, "{body}");
+    assert_eq!(app.order_json(&user, &order).await["status"], "paid");
+}
+
 test_both!(
     a_subscription_paid_with_esewa_is_granted_once_the_status_check_says_so,
     a_canceled_esewa_payment_grants_nothing,
     a_forged_esewa_return_names_no_payment,
+    each_esewa_status_settles_as_the_table_says,
+    esewa_status_failures_leave_the_payment_recheckable,
+    the_reconciler_settles_and_closes_esewa_payments,
+    an_order_is_paid_with_esewa,
 );
