@@ -126,6 +126,27 @@ pub struct Checkout {
     pub form: Option<CheckoutForm>,
 }
 
+/// What a gateway's signed return redirect says (`Gateway::read_return`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SignedReturn {
+    /// Its signature holds: the payment it names and the amount it claims, in minor
+    /// units.
+    Verified {
+        /// The payment's reference at the gateway (eSewa's transaction_uuid).
+        reference: String,
+        /// What it says was paid.
+        amount_minor: i64,
+    },
+    /// It does not verify (a bad signature, a malformed or oversized `data`): it names
+    /// nothing to look up. `reference` is what it claims, for the operator.
+    Forged {
+        /// The reference it claims, if one could be read.
+        reference: Option<String>,
+        /// Why it does not verify, in one line.
+        why: String,
+    },
+}
+
 /// A form the browser posts to a gateway to open its hosted page (eSewa's signed
 /// form): where, and the exact fields, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -296,11 +317,11 @@ pub trait Gateway: Send + Sync {
         amount: Money,
     ) -> Result<GatewayAnswer, GatewayError>;
 
-    /// The payment reference a signed return redirect names (eSewa's `data`), read and
-    /// its signature checked by the gateway's own rules; `None` when `query` carries no
-    /// such return, or one that does not verify (it names nothing then). Only says
-    /// which payment to look up: the lookup decides, never the redirect.
-    fn return_reference(&self, query: &str) -> Option<String> {
+    /// Reads a signed return redirect (eSewa's `data`) in `query`, checking its
+    /// signature by the gateway's own rules; `None` when `query` carries none. It
+    /// only says which payment to look up, and is evidence to compare with the
+    /// payment: the lookup decides, never the redirect.
+    fn read_return(&self, query: &str) -> Option<SignedReturn> {
         let _ = query;
         None
     }

@@ -207,11 +207,14 @@ pub enum OperatorEventKind {
     WebhookUnverified,
     /// A webhook saying paid, which the gateway's own answer contradicts.
     WebhookContradicted,
+    /// A signed return redirect (eSewa's `data`) for one of our payments that does
+    /// not verify, or that names another amount: nothing was granted on it.
+    ReturnSuspect,
 }
 
 impl OperatorEventKind {
     /// Every kind, for parsing a stored name.
-    pub const ALL: [OperatorEventKind; 12] = [
+    pub const ALL: [OperatorEventKind; 13] = [
         OperatorEventKind::NeedsReview,
         OperatorEventKind::WidgetUnclear,
         OperatorEventKind::RefundUnknown,
@@ -224,6 +227,7 @@ impl OperatorEventKind {
         OperatorEventKind::WebhookUnprocessed,
         OperatorEventKind::WebhookUnverified,
         OperatorEventKind::WebhookContradicted,
+        OperatorEventKind::ReturnSuspect,
     ];
 
     /// Its stored name.
@@ -241,6 +245,7 @@ impl OperatorEventKind {
             OperatorEventKind::WebhookUnprocessed => "webhook_unprocessed",
             OperatorEventKind::WebhookUnverified => "webhook_unverified",
             OperatorEventKind::WebhookContradicted => "webhook_contradicted",
+            OperatorEventKind::ReturnSuspect => "return_suspect",
         }
     }
 

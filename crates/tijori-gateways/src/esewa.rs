@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 use tijori_core::gateway::{
     Checkout, CheckoutForm, CheckoutRequest, Gateway, GatewayAnswer, GatewayError, GatewayKind,
-    GatewayStatus, RawAnswer,
+    GatewayStatus, RawAnswer, SignedReturn,
 };
 use tijori_core::money::{Currency, Money};
 use url::Url;
@@ -55,6 +55,28 @@ impl EsewaGateway {
 /// their prefix, so the two name each other; it is the payment's provider_ref.
 fn transaction_uuid(request: &CheckoutRequest) -> String {
     request.payment_id.as_str().replace('_', "-")
+}
+
+/// The transaction_uuid a `data` that does not verify claims, if it can be read at
+/// all (for the operator's record; nothing is looked up on it).
+fn claimed_uuid(data: &str) -> Option<String> {
+    use base64::Engine as _;
+    let text = data
+        .replace("%3D", "=")
+        .replace("%2B", "+")
+        .replace("%2F", "/");
+    let json = base64::engine::general_purpose::STANDARD
+        .decode(text.trim_end_matches('='))
+        .or_else(|_| {
+            base64::engine::general_purpose::STANDARD_NO_PAD.decode(text.trim_end_matches('='))
+        })
+        .ok()?;
+    let value: serde_json::Value = serde_json::from_slice(&json).ok()?;
+    value
+        .get("transaction_uuid")?
+        .as_str()
+        .and_then(|u| esewa::TransactionUuid::new(u).ok())
+        .map(|u| u.as_str().to_owned())
 }
 
 fn paisa(amount: Money) -> Result<esewa::Paisa, GatewayError> {
@@ -163,17 +185,18 @@ impl Gateway for EsewaGateway {
         })
     }
 
-    fn return_reference(&self, query: &str) -> Option<String> {
+    fn read_return(&self, query: &str) -> Option<SignedReturn> {
         let data = esewa::callback_data_from_query(query)?;
-        match self.client.verify_callback(data) {
-            Ok(callback) => Some(callback.transaction_uuid),
-            Err(e) => {
-                // Nothing is granted on a redirect anyway; one that does not verify
-                // does not even name a payment to look up.
-                tracing::warn!(error = %e, "an eSewa return whose data does not verify: ignored");
-                None
-            }
-        }
+        Some(match self.client.verify_callback(data) {
+            Ok(callback) => SignedReturn::Verified {
+                amount_minor: i64::try_from(callback.total_amount.get()).unwrap_or(i64::MAX),
+                reference: callback.transaction_uuid,
+            },
+            Err(e) => SignedReturn::Forged {
+                reference: claimed_uuid(data),
+                why: e.to_string(),
+            },
+        })
     }
 
     fn checkout_form(&self, request: &CheckoutRequest) -> Option<CheckoutForm> {

@@ -567,11 +567,13 @@ async fn payment_success(
 ) -> Response {
     let query = raw_query.as_deref().unwrap_or("");
     // eSewa's success redirect names its payment only inside its signed `data`.
-    let key = return_key(raw_query.as_deref()).or_else(|| {
-        raw_query
-            .as_deref()
-            .and_then(|q| state.tijori.signed_return_key(q))
-    });
+    let key = match return_key(raw_query.as_deref()) {
+        Some(key) => Some(key),
+        None => match state.tijori.signed_return(query).await {
+            Ok(key) => key,
+            Err(e) => return api_error_page(&state, &session, e.into()),
+        },
+    };
     let returned = match &key {
         Some(key) => {
             let viewer = session.as_ref().map(|s| &s.user);

@@ -9,8 +9,9 @@ use tracing::warn;
 use super::{PaymentKey, Tijori};
 use crate::account::User;
 use crate::error::{Error, Result};
-use crate::gateway::GatewayError;
+use crate::gateway::{GatewayError, SignedReturn};
 use crate::payment::Payment;
+use crate::store::OperatorEventKind;
 
 /// The least time between two gateway lookups the return page makes for one payment,
 /// however often it is loaded (a reload loop, or a stranger replaying the URL).
@@ -59,15 +60,75 @@ pub struct Returned {
 impl Tijori {
     /// The payment a gateway's signed return redirect names (eSewa's success redirect
     /// carries its reference only inside its signed `data`); `None` when no gateway
-    /// reads one in `query`.
-    pub fn signed_return_key(&self, query: &str) -> Option<PaymentKey> {
+    /// reads one in `query`, or when it does not verify (it names nothing then).
+    ///
+    /// The redirect is evidence, never a verdict: one that does not verify, or that
+    /// claims another amount than the payment's, grants nothing and is put on the
+    /// operator's list (at most one note every few seconds per payment, so that a
+    /// stranger replaying a URL cannot fill the list faster).
+    pub async fn signed_return(&self, query: &str) -> Result<Option<PaymentKey>> {
         let query = kept_return_query(query);
-        self.gateways.iter().find_map(|gw| {
-            Some(PaymentKey::ProviderRef(
-                gw.kind(),
-                gw.return_reference(query)?,
-            ))
-        })
+        for gw in self.gateways.iter() {
+            let Some(read) = gw.read_return(query) else {
+                continue;
+            };
+            let kind = gw.kind();
+            return match read {
+                SignedReturn::Verified {
+                    reference,
+                    amount_minor,
+                } => {
+                    if let Some(p) = self.store.payment_by_provider_ref(kind, &reference).await? {
+                        if p.amount.minor() != amount_minor {
+                            let detail = format!(
+                                "{kind}'s signed return for payment {} says {amount_minor} minor \
+                                 units were paid, but the payment is for {}: nothing was \
+                                 granted on it",
+                                p.id, p.amount
+                            );
+                            self.note_suspect_return(&p, &detail).await?;
+                        }
+                    }
+                    Ok(Some(PaymentKey::ProviderRef(kind, reference)))
+                }
+                SignedReturn::Forged { reference, why } => {
+                    warn!(gateway = %kind, reason = %why, "a signed return that does not verify: ignored");
+                    if let Some(reference) = reference {
+                        if let Some(p) =
+                            self.store.payment_by_provider_ref(kind, &reference).await?
+                        {
+                            let detail = format!(
+                                "a return for payment {} whose {kind} signature does not verify \
+                                 ({why}): nothing was granted on it",
+                                p.id
+                            );
+                            self.note_suspect_return(&p, &detail).await?;
+                        }
+                    }
+                    Ok(None)
+                }
+            };
+        }
+        Ok(None)
+    }
+
+    async fn note_suspect_return(&self, payment: &Payment, detail: &str) -> Result<()> {
+        let now = self.now();
+        if self
+            .store
+            .claim_lookup(&payment.id, now, return_lookup_cutoff(now))
+            .await?
+        {
+            self.store
+                .record_operator_event(
+                    OperatorEventKind::ReturnSuspect,
+                    Some(&payment.id),
+                    detail,
+                    now,
+                )
+                .await?;
+        }
+        Ok(())
     }
 
     /// The browser came back from the gateway naming `key`: the signal is recorded

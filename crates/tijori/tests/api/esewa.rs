@@ -7,6 +7,7 @@ use chrono::Duration;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tijori_core::clock::{Clock, ManualClock, SystemClock};
+use tijori_core::store::OperatorEventKind;
 use tijori_sandbox::{EsewaFault, EsewaSettings};
 use tijori_testkit::{test_both, TestDatabase};
 
@@ -172,6 +173,68 @@ async fn a_forged_esewa_return_names_no_payment(db: TestDatabase) {
     );
     assert_eq!(app.payment(&user, payment_id).await["status"], "initiated");
     assert!(app.subscription(&user).await.is_none());
+    let suspect = |events: &[tijori_core::store::OperatorEvent]| {
+        events
+            .iter()
+            .filter(|e| {
+                e.kind == OperatorEventKind::ReturnSuspect
+                    && e.payment_id.as_ref().map(|p| p.as_str()) == Some(payment_id)
+            })
+            .count()
+    };
+    assert_eq!(
+        suspect(&app.operator_events().await),
+        1,
+        "recorded for the operator"
+    );
+
+    // A return signed with eSewa's key but for another amount is evidence against
+    // itself: it names the payment (looked up: still unpaid), and is recorded.
+    let signed = |amount: &str| {
+        use hmac::Mac as _;
+        let message = format!(
+            "transaction_code=000AWEO,status=COMPLETE,total_amount={amount},\
+             transaction_uuid={uuid},product_code=EPAYTEST,\
+             signed_field_names=transaction_code,status,total_amount,transaction_uuid,\
+             product_code,signed_field_names"
+        );
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(
+            tijori_sandbox::DEFAULT_ESEWA_SECRET_KEY.as_bytes(),
+        )
+        .unwrap();
+        mac.update(message.as_bytes());
+        let signature =
+            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+        let body = json!({
+            "transaction_code": "000AWEO", "status": "COMPLETE", "total_amount": amount,
+            "transaction_uuid": uuid, "product_code": "EPAYTEST",
+            "signed_field_names": "transaction_code,status,total_amount,transaction_uuid,product_code,signed_field_names",
+            "signature": signature
+        });
+        base64::engine::general_purpose::STANDARD.encode(body.to_string())
+    };
+    // After the few seconds between two notes for one payment.
+    tokio::time::sleep(std::time::Duration::from_millis(5_100)).await;
+    let page = browser
+        .get(app.url(&format!("/payment-success/?data={}", signed("1.0"))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        page.status(),
+        StatusCode::OK,
+        "a verified return names its payment"
+    );
+    assert_eq!(app.payment(&user, payment_id).await["status"], "initiated");
+    assert!(app.subscription(&user).await.is_none());
+    let events = app.operator_events().await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == OperatorEventKind::ReturnSuspect
+                && e.detail.contains("says 100 minor units")),
+        "{events:?}"
+    );
 }
 
 async fn verify_uuid(app: &TestApp, user: &TestUser, uuid: &str) -> (StatusCode, Value) {
