@@ -64,6 +64,12 @@ impl Templates {
             env.add_template(name, source)
                 .expect("built-in templates parse");
         }
+        // A gateway's name as its customers write it ("eSewa", not "Esewa").
+        env.add_filter("gateway", |name: String| -> String {
+            name.parse::<GatewayKind>()
+                .map(|g| gateway_label(g).to_owned())
+                .unwrap_or(name)
+        });
         Templates(env)
     }
 

@@ -77,6 +77,17 @@ async fn a_customer_orders_coffee_and_pays_with_chapa_in_a_real_browser() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_subscribes_with_esewa_in_a_real_browser() {
+    let Some(run) = BrowserRun::start().await else {
+        return;
+    };
+    let outcome = subscribe_with_esewa(&run.browser, &run.base)
+        .await
+        .context("scenario (register, subscribe, pay with eSewa)");
+    run.finish(outcome, &["browser-esewa-success.png"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_return_page_updates_live_when_the_outcome_arrives_later() {
     let Some(run) = BrowserRun::start().await else {
         return;
@@ -303,6 +314,46 @@ async fn subscribe_and_pay(b: &Browser, base: &Url) -> anyhow::Result<String> {
         rows.len()
     );
     Ok(plan)
+}
+
+/// A new customer subscribes with eSewa: tijori's page posts the signed form to the
+/// sandbox's eSewa, the customer pays with a test eSewa ID, and eSewa's signed
+/// redirect brings them back to a page that speaks after the status check.
+async fn subscribe_with_esewa(b: &Browser, base: &Url) -> anyhow::Result<()> {
+    b.goto(&base.join("register")?).await?;
+    b.fill("#username", &fresh_name("sabin")).await?;
+    b.fill("#email", "sabin@example.com").await?;
+    b.fill("#password", "a long esewa password").await?;
+    b.click("#register").await?;
+    b.wait_for_url("the account page", |u| u.path() == "/account/")
+        .await?;
+
+    b.goto(base).await?;
+    let plan = b.text(".plan h2").await?;
+    b.click("button.subscribe-esewa").await?;
+    b.wait_for_url("the sandbox's eSewa page", |u| {
+        u.as_str().contains("/sandbox/esewa/checkout/")
+    })
+    .await?;
+    b.fill("#esewa_id", "9806800001").await?;
+    b.fill("#password", "Nepal@123").await?;
+    b.fill("#token", "123456").await?;
+    b.click("#pay").await?;
+    let back = b
+        .wait_for_url("the return page", |u| u.path() == "/payment-success/")
+        .await?;
+    anyhow::ensure!(
+        back.query().is_some_and(|q| q.contains("data=")),
+        "eSewa's redirect should carry its signed data: {back}"
+    );
+    b.wait_for_text("#headline", "Payment successful").await?;
+    b.wait_for_text("#outcome", &plan).await?;
+    b.save_screenshot("browser-esewa-success.png").await?;
+
+    b.goto(&base.join("account/")?).await?;
+    let card = b.wait_for_text("#subscription", &plan).await?;
+    anyhow::ensure!(card.contains("active"), "{card:?}");
+    Ok(())
 }
 
 /// Scenario 2: a new customer cancels on the checkout page.
