@@ -345,6 +345,12 @@ pub trait Gateway: Send + Sync {
         })
     }
 
+    /// Whether tijori can ask this gateway for a refund. eSewa has no refund API: its
+    /// refunds are made in its merchant portal and recorded here with their reference.
+    fn has_refund_api(&self) -> bool {
+        true
+    }
+
     /// Whether a refund the gateway accepted shows in its look-up at once (Khalti's
     /// lookup reads `Refunded`/`Partially Refunded` straight away). Where it does
     /// not, a look-up that still reads "paid" proves nothing about a refund whose

@@ -255,8 +255,13 @@ impl Gateway for EsewaGateway {
         })
     }
 
-    /// eSewa has no refund API: its refunds are made by eSewa and found by the
-    /// status check (`FULL_REFUND`, `PARTIAL_REFUND`).
+    /// eSewa has no refund API: its refunds are made in eSewa's merchant portal (and
+    /// recorded in tijori with their reference), or found by the status check
+    /// (`FULL_REFUND`, `PARTIAL_REFUND`).
+    fn has_refund_api(&self) -> bool {
+        false
+    }
+
     fn refunds_show_at_once(&self) -> bool {
         false
     }

@@ -31,6 +31,9 @@ struct RefundBody {
     restock: bool,
     #[serde(default)]
     force: bool,
+    /// The reference of a refund already made in the gateway's merchant portal
+    /// (required for eSewa, which has no refund API).
+    made_outside: Option<String>,
 }
 
 /// A refund as the operator sees it (the refund answer, the admin API and page).
@@ -98,6 +101,7 @@ async fn refund(
                 reason: body.reason.filter(|r| !r.trim().is_empty()),
                 restock: body.restock,
                 force: body.force,
+                made_outside: body.made_outside,
             },
         )
         .await?;

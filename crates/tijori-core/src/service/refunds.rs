@@ -54,6 +54,10 @@ pub struct RefundOrder {
     /// Ask even though an earlier refund's outcome is unknown (the operator checked
     /// with the gateway that it did not happen).
     pub force: bool,
+    /// The reference of a refund the operator already made outside tijori (in a
+    /// gateway's merchant portal): it is recorded as done, and the gateway is not
+    /// asked. Required for a gateway with no refund API (eSewa).
+    pub made_outside: Option<String>,
 }
 
 /// A refund done: the payment as it now stands and the refund's record.
@@ -176,6 +180,27 @@ impl Tijori {
         // Before anything is recorded: a refund row must never wait on a gateway that
         // is not there.
         let gw = self.gateway_for(payment.gateway, currency)?;
+        let made_outside = match order.made_outside.as_deref().map(str::trim) {
+            Some(r) if r.is_empty() || r.len() > 100 || r.chars().any(char::is_control) => {
+                return Err(invalid(
+                    "made_outside",
+                    "must be the refund's reference, 1 to 100 characters",
+                )
+                .into())
+            }
+            Some(r) => Some(r.to_owned()),
+            None if !gw.has_refund_api() => {
+                return Err(Error::Refused {
+                    code: "refund_made_outside_required",
+                    message: format!(
+                        "{} has no refund API: refund in its merchant portal, then record \
+                         the refund here with its reference (made_outside)",
+                        payment.gateway
+                    ),
+                })
+            }
+            None => None,
+        };
         self.store
             .begin_refund(&refund)
             .await
@@ -198,7 +223,20 @@ impl Tijori {
             reason: order.reason.clone(),
             refund_id: refund.id.to_string(),
         };
-        let raw = match gw.refund(&request).await {
+        let asked = match &made_outside {
+            // The operator's word, kept on the audit trail as the gateway's answer is.
+            Some(reference) => Ok(RawAnswer {
+                http_status: 0,
+                body: format!(
+                    "refund {} of {amount} made outside tijori, reference {reference:?}, \
+                     recorded by {}",
+                    refund.id,
+                    operator.username.as_str()
+                ),
+            }),
+            None => gw.refund(&request).await,
+        };
+        let raw = match asked {
             Ok(raw) => raw,
             Err(e) => {
                 let (status, kept) = match &e {

@@ -443,6 +443,46 @@ async fn an_order_is_paid_with_esewa(db: TestDatabase) {
     assert_eq!(app.order_json(&user, &order).await["status"], "paid");
 }
 
+/// eSewa has no refund API: a refund is made in eSewa's merchant portal and recorded
+/// here with its reference; asked without one, it is refused and nothing is recorded.
+async fn an_esewa_refund_is_recorded_with_its_reference(db: TestDatabase) {
+    let app = TestApp::spawn(db).await;
+    let admin = app.admin("boss").await;
+    let user = app.register("nima").await;
+    let plan = app.plan_id("Basic").await;
+    let started = initiate_esewa(&app, &user, &plan).await;
+    let uuid = started["transaction_uuid"].as_str().unwrap();
+    let payment_id = started["payment_id"].as_str().unwrap();
+    post_form(&started).await;
+    app.sandbox().esewa().complete(uuid).unwrap();
+    let (got, body) = verify_uuid(&app, &user, uuid).await;
+    assert_eq!(got, StatusCode::OK, "{body}");
+
+    let path = format!("/api/payments/{payment_id}/refund/");
+    let refund = |body: Value| app.post(&admin, &path, body);
+    let res = refund(json!({"reason": "changed mind"})).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(error_code(&body), "refund_made_outside_required", "{body}");
+    assert_eq!(app.payment(&user, payment_id).await["status"], "completed");
+
+    let res = refund(json!({"reason": "changed mind", "made_outside": "RF-20261207-1"})).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["refund"]["status"], "succeeded", "{body}");
+    assert_eq!(app.payment(&user, payment_id).await["status"], "refunded");
+    let me = app.subscription(&user).await;
+    assert!(
+        me.as_ref().is_none_or(|s| s["is_active"] == false),
+        "the refunded period is taken back: {me:?}"
+    );
+    let answers = app.gateway_answers(payment_id).await;
+    assert!(
+        answers.iter().any(|a| a.body.contains("RF-20261207-1")),
+        "the reference is on the audit trail: {answers:?}"
+    );
+}
+
 test_both!(
     a_subscription_paid_with_esewa_is_granted_once_the_status_check_says_so,
     a_canceled_esewa_payment_grants_nothing,
@@ -451,4 +491,5 @@ test_both!(
     esewa_status_failures_leave_the_payment_recheckable,
     the_reconciler_settles_and_closes_esewa_payments,
     an_order_is_paid_with_esewa,
+    an_esewa_refund_is_recorded_with_its_reference,
 );
