@@ -6,6 +6,9 @@
 //! - `khalti-flow`: N virtual users in a closed loop, each initiate → verify (the
 //!   sandbox pays every payment when it is looked up), each user with its own account
 //!   and token.
+//! - `esewa-flow`: initiate → the signed form posted to the sandbox (auto-complete:
+//!   it pays at once and answers the signed success redirect, not followed) → verify,
+//!   each user with its own account and token.
 //! - `chapa-flow`: order → initialize → a signed webhook → settled (the sandbox pays
 //!   at verify).
 //! - `webhooks`: signed webhooks for open payments, each delivered twice (new and
@@ -36,6 +39,7 @@ pub const SANDBOX_WEBHOOK_SECRET: &str = "tijori_sandbox_chapa_webhook_secret";
 #[serde(rename_all = "kebab-case")]
 pub enum Scenario {
     KhaltiFlow,
+    EsewaFlow,
     ChapaFlow,
     Webhooks,
     Sse,
@@ -140,6 +144,9 @@ impl Report {
 pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let client = Client::builder()
         .pool_max_idle_per_host(options.users.max(1) * 2)
+        // esewa-flow times the form's own answer (a 302 to tijori's return page);
+        // no other step answers with a redirect.
+        .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
         .build()?;
     if options.configure_sandbox {
@@ -164,6 +171,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
             while !stop.load(Ordering::Relaxed) {
                 let outcome = match options.scenario {
                     Scenario::KhaltiFlow => khalti_flow(&client, &options, &setup, token).await,
+                    Scenario::EsewaFlow => esewa_flow(&client, &options, &setup, token).await,
                     Scenario::ChapaFlow => chapa_flow(&client, &options, &setup, token).await,
                     Scenario::Webhooks => webhooks(&client, &options, &setup, token, user, n).await,
                     Scenario::Sse => Err("sse is not a flow: see run_sse".to_string()),
@@ -230,7 +238,13 @@ pub fn peak_rss_mb(pid: u32) -> Option<f64> {
 
 async fn configure_sandbox(client: &Client, options: &Options) -> anyhow::Result<()> {
     let body = json!({"auto_complete": true, "latency_ms": options.sandbox_latency_ms});
-    for path in ["khalti/_sandbox/settings", "chapa/_sandbox/settings"] {
+    // eSewa's switch only for its own scenario, so the other scenarios still run
+    // against a build from before eSewa (BENCH_BIN's interleaved runs).
+    let esewa = (options.scenario == Scenario::EsewaFlow).then_some("esewa/_sandbox/settings");
+    for path in ["khalti/_sandbox/settings", "chapa/_sandbox/settings"]
+        .into_iter()
+        .chain(esewa)
+    {
         let res = client
             .put(options.sandbox.join(path)?)
             .json(&body)
@@ -274,7 +288,7 @@ impl Setup {
             .to_owned();
         let product_id = match (&options.product_id, options.scenario) {
             (Some(id), _) => Some(id.clone()),
-            (None, Scenario::KhaltiFlow) => None,
+            (None, Scenario::KhaltiFlow | Scenario::EsewaFlow) => None,
             (None, _) => {
                 let products: Vec<Value> = client
                     .get(options.base.join("api/products/")?)
@@ -397,6 +411,93 @@ async fn khalti_flow(
         return Err("verify: not success".into());
     }
     Ok(vec![("initiate", t1), ("verify", t2)])
+}
+
+/// initiate → the signed form, posted as the customer's browser would (the sandbox in
+/// auto-complete pays at once and answers the signed success redirect to tijori's
+/// return page, not followed: it is only a signal) → verify (tijori checks eSewa's
+/// status API and settles).
+async fn esewa_flow(
+    client: &Client,
+    options: &Options,
+    setup: &Setup,
+    token: &str,
+) -> Result<Steps, String> {
+    let url = |p: &str| options.base.join(p).expect("a relative path joins");
+    let (started, t1) = post(
+        client,
+        url("api/subscriptions/initiate/"),
+        token,
+        &json!({"plan_id": setup.plan_id, "gateway": "esewa"}),
+        StatusCode::OK,
+        "initiate",
+    )
+    .await?;
+    let uuid = started["transaction_uuid"]
+        .as_str()
+        .ok_or("initiate: no transaction_uuid")?;
+    let action = started["form"]["action"]
+        .as_str()
+        .ok_or("initiate: no form")?;
+    let fields: Vec<(&str, &str)> = started["form"]["fields"]
+        .as_object()
+        .ok_or("initiate: no form fields")?
+        .iter()
+        .map(|(k, v)| {
+            Ok((
+                k.as_str(),
+                v.as_str().ok_or("initiate: a form field not text")?,
+            ))
+        })
+        .collect::<Result<_, &str>>()?;
+
+    let posting = Instant::now();
+    let res = client
+        .post(action)
+        .form(&fields)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "form: {}",
+                if e.is_timeout() {
+                    "timeout"
+                } else {
+                    "connection"
+                }
+            )
+        })?;
+    let status = res.status();
+    let location = res
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|l| l.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    drop(res.bytes().await);
+    let t2 = posting.elapsed();
+    if status != StatusCode::FOUND {
+        return Err(format!("form: HTTP {}", status.as_u16()));
+    }
+    // The signed success redirect, not the hosted page (auto-complete off?) or the
+    // failure redirect.
+    if !location.contains("data=") {
+        return Err("form: not the success redirect".into());
+    }
+
+    let (verified, t3) = post(
+        client,
+        url("api/subscriptions/verify/"),
+        token,
+        &json!({"transaction_uuid": uuid}),
+        StatusCode::OK,
+        "verify",
+    )
+    .await?;
+    if verified["status"] != "success" {
+        return Err("verify: not success".into());
+    }
+    Ok(vec![("initiate", t1), ("form", t2), ("verify", t3)])
 }
 
 /// A Chapa webhook body for `tx_ref`, signed as Chapa signs (x-chapa-signature is the

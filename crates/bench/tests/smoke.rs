@@ -42,6 +42,7 @@ async fn every_scenario_runs_without_errors() {
 
     for scenario in [
         Scenario::KhaltiFlow,
+        Scenario::EsewaFlow,
         Scenario::ChapaFlow,
         Scenario::Webhooks,
     ] {
