@@ -787,6 +787,16 @@ pub trait OperatorLog: Send + Sync {
         detail: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
+    /// `record_operator_event` for `payment`, unless an event of this kind about it is
+    /// still open: for what a stranger can set off again and again (a replayed
+    /// return), which must not fill the list. `true` if it was recorded.
+    async fn record_operator_event_once(
+        &self,
+        kind: OperatorEventKind,
+        payment: &PaymentId,
+        detail: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
     /// Newest first; only those not yet resolved unless `include_resolved`.
     async fn operator_events(
         &self,

@@ -157,6 +157,30 @@ pub(crate) async fn operator_events(
     .collect()
 }
 
+/// `insert_operator_event` for `payment` unless an event of `kind` about it is still
+/// open, in one statement; `true` if it was recorded.
+pub(crate) async fn insert_operator_event_once(
+    c: &mut impl Conn,
+    kind: OperatorEventKind,
+    payment: &PaymentId,
+    detail: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let done = query(
+        "INSERT INTO operator_events (kind, payment_id, detail, created_at) \
+         SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM operator_events \
+         WHERE kind = $1 AND payment_id = $2 AND resolved_at IS NULL)",
+    )
+    .bind(kind.as_str())
+    .bind(payment.as_str())
+    .bind(detail)
+    .bind(now)
+    .execute(c)
+    .await
+    .map_err(ctx("failed to record an operator event"))?;
+    Ok(done == 1)
+}
+
 pub(crate) async fn resolve_operator_event(
     c: &mut impl Conn,
     id: i64,

@@ -64,8 +64,8 @@ impl Tijori {
     ///
     /// The redirect is evidence, never a verdict: one that does not verify, or that
     /// claims another amount than the payment's, grants nothing and is put on the
-    /// operator's list (at most one note every few seconds per payment, so that a
-    /// stranger replaying a URL cannot fill the list faster).
+    /// operator's list (one open note per payment, so that a stranger replaying a URL
+    /// cannot fill it).
     pub async fn signed_return(&self, query: &str) -> Result<Option<PaymentKey>> {
         let query = kept_return_query(query);
         for gw in self.gateways.iter() {
@@ -112,22 +112,17 @@ impl Tijori {
         Ok(None)
     }
 
+    /// One open note per payment: a stranger replaying a URL adds nothing more until
+    /// the operator resolves it.
     async fn note_suspect_return(&self, payment: &Payment, detail: &str) -> Result<()> {
-        let now = self.now();
-        if self
-            .store
-            .claim_lookup(&payment.id, now, return_lookup_cutoff(now))
-            .await?
-        {
-            self.store
-                .record_operator_event(
-                    OperatorEventKind::ReturnSuspect,
-                    Some(&payment.id),
-                    detail,
-                    now,
-                )
-                .await?;
-        }
+        self.store
+            .record_operator_event_once(
+                OperatorEventKind::ReturnSuspect,
+                &payment.id,
+                detail,
+                self.now(),
+            )
+            .await?;
         Ok(())
     }
 

@@ -43,6 +43,16 @@ impl OperatorLog for PgStore {
         operator::insert_operator_event(&mut self.pool(), kind, payment, detail, now).await
     }
 
+    async fn record_operator_event_once(
+        &self,
+        kind: OperatorEventKind,
+        payment: &PaymentId,
+        detail: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        operator::insert_operator_event_once(&mut self.pool(), kind, payment, detail, now).await
+    }
+
     async fn operator_events(
         &self,
         include_resolved: bool,

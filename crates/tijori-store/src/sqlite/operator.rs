@@ -57,6 +57,20 @@ impl OperatorLog for SqliteStore {
         .await
     }
 
+    async fn record_operator_event_once(
+        &self,
+        kind: OperatorEventKind,
+        payment: &PaymentId,
+        detail: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let (payment, detail) = (payment.clone(), detail.to_owned());
+        self.write_with(async move |c| {
+            operator::insert_operator_event_once(c, kind, &payment, &detail, now).await
+        })
+        .await
+    }
+
     async fn operator_events(
         &self,
         include_resolved: bool,
