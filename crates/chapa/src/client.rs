@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
 
 use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use secrecy::ExposeSecret;
@@ -84,16 +83,14 @@ impl Client {
             })?;
         auth.set_sensitive(true);
 
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.connect_timeout)
-            // A redirected POST becomes a GET elsewhere: report a 3xx instead.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("chapa-rust/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::InvalidInput {
-                reason: format!("could not set up the HTTP client: {e}"),
-            })?;
+        let http = wallet_http::client(
+            config.timeout,
+            config.connect_timeout,
+            concat!("chapa-rust/", env!("CARGO_PKG_VERSION")),
+        )
+        .map_err(|e| Error::InvalidInput {
+            reason: format!("could not set up the HTTP client: {e}"),
+        })?;
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
@@ -205,47 +202,22 @@ impl Client {
         url: &Url,
         builder: reqwest::RequestBuilder,
     ) -> Result<RawAnswer, Error> {
-        let started = Instant::now();
         let path = url.path().to_string();
         let sent = builder
             .header(AUTHORIZATION, self.inner.auth.clone())
-            .header(ACCEPT, "application/json")
-            .send()
-            .await;
-        let mut response = match sent {
-            Ok(response) => response,
-            Err(e) => {
-                let error = transport_error(e);
-                tracing::debug!(method, path = %path, elapsed_ms = elapsed_ms(started), error = %error, "chapa call failed");
-                return Err(error);
-            }
+            .header(ACCEPT, "application/json");
+        let call = wallet_http::Call {
+            gateway: "chapa",
+            method,
+            path: &path,
         };
-        let http_status = response.status().as_u16();
-        let mut bytes = Vec::new();
-        let mut too_large = false;
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
-                        let room = MAX_ANSWER_BYTES - bytes.len();
-                        bytes.extend_from_slice(&chunk[..room]);
-                        too_large = true;
-                        break;
-                    }
-                    bytes.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    let error = transport_error(e);
-                    tracing::debug!(method, path = %path, status = http_status, elapsed_ms = elapsed_ms(started), error = %error, "chapa answer could not be read");
-                    return Err(error);
-                }
-            }
-        }
-        tracing::debug!(method, path = %path, status = http_status, elapsed_ms = elapsed_ms(started), bytes = bytes.len(), "chapa answered");
+        let answer = wallet_http::exchange(sent, call, MAX_ANSWER_BYTES)
+            .await
+            .map_err(|(failure, _)| transport_error(failure))?;
+        let (http_status, too_large) = (answer.http_status, answer.too_large);
         let raw = RawAnswer {
             http_status,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
+            body: answer.body,
         };
         if too_large {
             return Err(invalid(
@@ -281,17 +253,12 @@ fn check_reference(what: &str, reference: &str) -> Result<(), Error> {
     Ok(())
 }
 
-fn elapsed_ms(started: Instant) -> u64 {
-    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
-}
-
 /// A timeout (including the connect timeout) is [`Error::Timeout`]; anything else that
 /// kept an answer from arriving is [`Error::Unreachable`].
-fn transport_error(error: reqwest::Error) -> Error {
-    if error.is_timeout() {
-        Error::Timeout
-    } else {
-        Error::Unreachable { source: error }
+fn transport_error(failure: wallet_http::Failure) -> Error {
+    match failure {
+        wallet_http::Failure::Timeout => Error::Timeout,
+        wallet_http::Failure::Unreachable(source) => Error::Unreachable { source },
     }
 }
 

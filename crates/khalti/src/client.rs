@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
 
 use chrono::{DateTime, FixedOffset};
 use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION};
@@ -81,17 +80,14 @@ impl Client {
             })?;
         auth.set_sensitive(true);
 
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.connect_timeout)
-            // A redirected POST turns into a GET (or is replayed elsewhere): neither is
-            // what we asked for, so a 3xx is reported as an unexpected answer instead.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("khalti-rust/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::InvalidInput {
-                reason: format!("could not set up the HTTP client: {e}"),
-            })?;
+        let http = wallet_http::client(
+            config.timeout,
+            config.connect_timeout,
+            concat!("khalti-rust/", env!("CARGO_PKG_VERSION")),
+        )
+        .map_err(|e| Error::InvalidInput {
+            reason: format!("could not set up the HTTP client: {e}"),
+        })?;
 
         Ok(Client {
             inner: Arc::new(Inner {
@@ -228,7 +224,6 @@ impl Client {
 
     /// Sends one POST and reads the whole answer, whatever its status code.
     async fn post(&self, url: Url, body: &Value) -> Result<RawAnswer, Error> {
-        let started = Instant::now();
         let path = url.path().to_string();
         let sent = self
             .inner
@@ -236,65 +231,19 @@ impl Client {
             .post(url)
             .header(AUTHORIZATION, self.inner.auth.clone())
             .header(ACCEPT, "application/json")
-            .json(body)
-            .send()
-            .await;
-        let mut response = match sent {
-            Ok(response) => response,
-            Err(e) => {
-                let error = transport_error(e);
-                tracing::debug!(
-                    method = "POST",
-                    path = %path,
-                    elapsed_ms = elapsed_ms(started),
-                    error = %error,
-                    "khalti call failed"
-                );
-                return Err(error);
-            }
+            .json(body);
+        let call = wallet_http::Call {
+            gateway: "khalti",
+            method: "POST",
+            path: &path,
         };
-        let http_status = response.status().as_u16();
-
-        let mut bytes = Vec::new();
-        let mut too_large = false;
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
-                        let room = MAX_ANSWER_BYTES - bytes.len();
-                        bytes.extend_from_slice(&chunk[..room]);
-                        too_large = true;
-                        break;
-                    }
-                    bytes.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    let error = transport_error(e);
-                    tracing::debug!(
-                        method = "POST",
-                        path = %path,
-                        status = http_status,
-                        elapsed_ms = elapsed_ms(started),
-                        error = %error,
-                        "khalti answer could not be read"
-                    );
-                    return Err(error);
-                }
-            }
-        }
-        tracing::debug!(
-            method = "POST",
-            path = %path,
-            status = http_status,
-            elapsed_ms = elapsed_ms(started),
-            bytes = bytes.len(),
-            "khalti answered"
-        );
-
+        let answer = wallet_http::exchange(sent, call, MAX_ANSWER_BYTES)
+            .await
+            .map_err(|(failure, _)| transport_error(failure))?;
+        let (http_status, too_large) = (answer.http_status, answer.too_large);
         let raw = RawAnswer {
             http_status,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
+            body: answer.body,
         };
         if too_large {
             return Err(invalid(
@@ -304,10 +253,6 @@ impl Client {
         }
         Ok(raw)
     }
-}
-
-fn elapsed_ms(started: Instant) -> u64 {
-    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// `…/api/v2/` → `…/api/`, anything else unchanged (see [`Client::refund`]).
@@ -324,11 +269,10 @@ fn refund_base(base_url: &Url) -> Url {
 /// A reqwest failure, by what the caller can do about it. A timeout (including the
 /// connect timeout) is [`Error::Timeout`], as the brief asks; anything else that kept
 /// an answer from arriving is [`Error::Unreachable`].
-fn transport_error(error: reqwest::Error) -> Error {
-    if error.is_timeout() {
-        Error::Timeout
-    } else {
-        Error::Unreachable { source: error }
+fn transport_error(failure: wallet_http::Failure) -> Error {
+    match failure {
+        wallet_http::Failure::Timeout => Error::Timeout,
+        wallet_http::Failure::Unreachable(source) => Error::Unreachable { source },
     }
 }
 
