@@ -121,9 +121,6 @@ pub struct Checkout {
     pub expires_at: Option<DateTime<Utc>>,
     /// The initiate answer, kept for audit.
     pub raw: RawAnswer,
-    /// The signed form the browser must post to the gateway, for a gateway that opens
-    /// no checkout itself (eSewa); `payment_url` is then tijori's page that posts it.
-    pub form: Option<CheckoutForm>,
 }
 
 /// What a gateway's signed return redirect says (`Gateway::read_return`).

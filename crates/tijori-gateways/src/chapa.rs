@@ -121,7 +121,6 @@ impl Gateway for ChapaGateway {
             // Chapa's checkout links do not expire on a documented schedule.
             expires_at: None,
             raw: raw(&initialized.raw),
-            form: None,
         })
     }
 

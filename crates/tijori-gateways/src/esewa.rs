@@ -166,8 +166,9 @@ impl Gateway for EsewaGateway {
     /// Nothing is sent to eSewa: its checkout opens when the browser posts the signed
     /// form. The payment's reference at eSewa is its `transaction_uuid`, our id.
     async fn initiate(&self, request: &CheckoutRequest) -> Result<Checkout, GatewayError> {
+        // Signed now, so a form that cannot be signed fails the initiate; the page
+        // that posts it signs it again (`checkout_form`), the same.
         let form = self.form(request)?;
-        let fields = checkout_form(&form);
         Ok(Checkout {
             provider_ref: transaction_uuid(request),
             payment_url: format!(
@@ -181,7 +182,6 @@ impl Gateway for EsewaGateway {
                 http_status: 0,
                 body: format!("signed form for {}", form.action),
             },
-            form: Some(fields),
         })
     }
 

@@ -108,7 +108,6 @@ impl Gateway for KhaltiGateway {
             payment_url: initiated.payment_url.to_string(),
             expires_at: Some(initiated.expires_at.with_timezone(&Utc)),
             raw: raw(&initiated.raw),
-            form: None,
         })
     }
 

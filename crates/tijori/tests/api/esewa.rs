@@ -39,26 +39,13 @@ async fn pay_with_esewa(app: &TestApp, started: &Value, action: &str) -> reqwest
         "tijori's page that posts the form"
     );
     let html = page.text().await.unwrap();
-    let form = &started["form"];
     let uuid = started["transaction_uuid"].as_str().unwrap();
     assert!(
         html.contains("Continue to eSewa") && html.contains(uuid),
         "{html}"
     );
-    let fields: Vec<(String, String)> = form["fields"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
-        .collect();
-    let posted = client()
-        .post(form["action"].as_str().unwrap())
-        .form(&fields)
-        .send()
-        .await
-        .unwrap();
-    assert!(posted.status().is_redirection(), "{}", posted.status());
-    let hosted = app.url(posted.headers()["location"].to_str().unwrap());
+    let posted = post_form(started).await;
+    let hosted = app.url(&posted);
     let res = client()
         .post(hosted)
         .form(&[
@@ -264,8 +251,9 @@ async fn verify_uuid(app: &TestApp, user: &TestUser, uuid: &str) -> (StatusCode,
 }
 
 /// Posts the signed form to the sandbox as the browser would, without paying: eSewa
-/// now knows the payment (PENDING until the payer acts).
-async fn post_form(started: &Value) {
+/// now knows the payment (PENDING until the payer acts). Returns where eSewa sends
+/// the browser (its hosted page).
+async fn post_form(started: &Value) -> String {
     let form = &started["form"];
     let fields: Vec<(String, String)> = form["fields"]
         .as_object()
@@ -280,6 +268,7 @@ async fn post_form(started: &Value) {
         .await
         .unwrap();
     assert!(posted.status().is_redirection(), "{}", posted.status());
+    posted.headers()["location"].to_str().unwrap().to_owned()
 }
 
 /// DESIGN.md §1's status table for eSewa's statuses, each through verify (and, for a
