@@ -102,6 +102,16 @@ typed_id!(
     /// A refund an operator asked a gateway for.
     RefundId, "rfd", "refund"
 );
+typed_id!(
+    /// Something that happened which the merchant's own systems are told of (an
+    /// outgoing event); also the `webhook-id` every delivery of it carries, by which
+    /// a receiver drops a repeat.
+    EventId, "evt", "event"
+);
+typed_id!(
+    /// A URL of the merchant's where events are delivered.
+    WebhookEndpointId, "we", "webhook endpoint"
+);
 
 #[cfg(test)]
 mod tests {

@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use rand::Rng;
 use serde::Serialize;
 
-use crate::id::{PaymentId, RefundId};
+use crate::id::{EventId, PaymentId, RefundId, WebhookEndpointId};
 
 /// What a job does. The payload says to what.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -37,11 +37,15 @@ pub enum JobKind {
     /// Recurring: delete API tokens and sessions that have expired (they no longer
     /// sign anyone in, but would otherwise stay in the database for ever).
     PruneCredentials,
+    /// Deliver one outgoing event to one of the merchant's webhook endpoints
+    /// (payload: the event's id and the endpoint's). Queued with the event, in the
+    /// transaction of the change that caused it.
+    DeliverEvent,
 }
 
 impl JobKind {
     /// Every kind, for reading a stored name back (`FromStr`).
-    pub const ALL: [JobKind; 8] = [
+    pub const ALL: [JobKind; 9] = [
         JobKind::ReconcileSweep,
         JobKind::ReconcilePayment,
         JobKind::ExpireOrders,
@@ -50,6 +54,7 @@ impl JobKind {
         JobKind::CheckRefund,
         JobKind::RefundAudit,
         JobKind::PruneCredentials,
+        JobKind::DeliverEvent,
     ];
 
     /// The name in the jobs table's `kind` column and in logs; also the unique key of a
@@ -64,6 +69,7 @@ impl JobKind {
             JobKind::CheckRefund => "check_refund",
             JobKind::RefundAudit => "refund_audit",
             JobKind::PruneCredentials => "prune_credentials",
+            JobKind::DeliverEvent => "deliver_event",
         }
     }
 
@@ -77,6 +83,25 @@ impl JobKind {
             | JobKind::RefundAudit
             | JobKind::PruneCredentials => u32::MAX,
             JobKind::ReconcilePayment | JobKind::DeliverMail | JobKind::CheckRefund => 8,
+            // About three days of tries (`events::RETRY_AFTER_SECS`).
+            JobKind::DeliverEvent => crate::events::MAX_ATTEMPTS,
+        }
+    }
+
+    /// When a job of this kind is tried again after its `attempts`th try failed;
+    /// `None` when it has no tries left (it is dead).
+    pub fn retry_at(
+        self,
+        attempts: u32,
+        max_attempts: u32,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        match self {
+            // The schedule receivers of Standard Webhooks expect.
+            JobKind::DeliverEvent => {
+                crate::events::jittered_retry_at(attempts, now).filter(|_| attempts < max_attempts)
+            }
+            _ => (attempts < max_attempts).then(|| backoff(attempts, now)),
         }
     }
 }
@@ -290,6 +315,39 @@ impl JobPayload for DeliverMail {
         Ok(DeliverMail {
             mail: text.to_owned(),
         })
+    }
+}
+
+/// `JobKind::DeliverEvent`: deliver one event to one webhook endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliverEvent {
+    /// The event to send.
+    pub event: EventId,
+    /// Where to.
+    pub endpoint: WebhookEndpointId,
+}
+
+impl JobPayload for DeliverEvent {
+    const KIND: JobKind = JobKind::DeliverEvent;
+
+    // "evt_… we_…": the store's SQL builds the same text when it queues an event's
+    // deliveries to every endpoint at once (`events::emit`).
+    fn encode(&self) -> String {
+        format!("{} {}", self.event, self.endpoint)
+    }
+
+    fn decode(text: &str) -> Result<Self, JobError> {
+        let (event, endpoint) = text
+            .split_once(' ')
+            .ok_or_else(|| bad_payload(Self::KIND, text, "not an event id and an endpoint id"))?;
+        match (EventId::parse(event), WebhookEndpointId::parse(endpoint)) {
+            (Some(event), Some(endpoint)) => Ok(DeliverEvent { event, endpoint }),
+            _ => Err(bad_payload(
+                Self::KIND,
+                text,
+                "not an event id and an endpoint id",
+            )),
+        }
     }
 }
 

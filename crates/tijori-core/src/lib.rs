@@ -8,6 +8,7 @@ pub mod account;
 pub mod changes;
 pub mod clock;
 pub mod error;
+pub mod events;
 pub mod gateway;
 pub mod id;
 pub mod idempotency;

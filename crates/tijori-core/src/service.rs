@@ -20,6 +20,7 @@ use accounts::Hasher;
 mod admin;
 mod background;
 mod checkout;
+mod events;
 mod idempotency;
 mod notices;
 mod refunds;
@@ -30,6 +31,7 @@ mod webhooks;
 mod widget;
 
 pub use background::{BackgroundSettings, ReconcileReport, Reconciled, Worker};
+pub use events::{NewEndpoint, Redeliver, REDELIVER_BATCH};
 pub use refunds::{RefundOrder, RefundState, Refunded, Resolution};
 pub use returns::{
     kept_return_query, return_lookup_cutoff, return_lookup_due, Returned, MAX_RETURN_QUERY_BYTES,
@@ -139,6 +141,8 @@ pub struct Tijori {
     changes: Arc<crate::changes::ChangeFeed>,
     /// Delivers outbox mail; without one, mail stays in the outbox for the operator.
     mailer: Option<Arc<dyn crate::mail::Mailer>>,
+    /// Makes and sends outgoing events' deliveries; without it they wait.
+    events: Option<events::EventDelivery>,
     known_plans: Arc<KnownPlans>,
     /// This process, as the holder of the idempotency keys it handles.
     instance: InstanceId,
@@ -186,6 +190,7 @@ impl Tijori {
             background: BackgroundSettings::default(),
             changes: crate::changes::ChangeFeed::new(),
             mailer: None,
+            events: None,
             known_plans: Arc::default(),
             instance: InstanceId::generate(),
             hasher,

@@ -5,8 +5,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::account::{Email, PasswordHashString, Session, TokenHash, User, Username};
+use crate::events::{DeliveryAttempt, EndpointSecrets, Event, Wanted, WebhookEndpoint};
 use crate::gateway::{GatewayKind, RawAnswer};
-use crate::id::{OrderId, PaymentId, PlanId, ProductId, RefundId, UserId};
+use crate::id::{
+    EventId, OrderId, PaymentId, PlanId, ProductId, RefundId, UserId, WebhookEndpointId,
+};
 use crate::idempotency::{Attempt, Claim, Claimant, IdempotencyKey, InstanceId, StoredResponse};
 use crate::jobs::{Job, JobStatus, NewJob};
 use crate::mail::{DueNotice, OutboxMail};
@@ -210,11 +213,15 @@ pub enum OperatorEventKind {
     /// A signed return redirect (eSewa's `data`) for one of our payments that does
     /// not verify, or that names another amount: nothing was granted on it.
     ReturnSuspect,
+    /// A webhook endpoint of the merchant's that failed every delivery for three
+    /// days, disabled by tijori: its events wait until an operator enables it and
+    /// redelivers them.
+    WebhookEndpointDisabled,
 }
 
 impl OperatorEventKind {
     /// Every kind, for parsing a stored name.
-    pub const ALL: [OperatorEventKind; 13] = [
+    pub const ALL: [OperatorEventKind; 14] = [
         OperatorEventKind::NeedsReview,
         OperatorEventKind::WidgetUnclear,
         OperatorEventKind::RefundUnknown,
@@ -228,6 +235,7 @@ impl OperatorEventKind {
         OperatorEventKind::WebhookUnverified,
         OperatorEventKind::WebhookContradicted,
         OperatorEventKind::ReturnSuspect,
+        OperatorEventKind::WebhookEndpointDisabled,
     ];
 
     /// Its stored name.
@@ -246,6 +254,7 @@ impl OperatorEventKind {
             OperatorEventKind::WebhookUnverified => "webhook_unverified",
             OperatorEventKind::WebhookContradicted => "webhook_contradicted",
             OperatorEventKind::ReturnSuspect => "return_suspect",
+            OperatorEventKind::WebhookEndpointDisabled => "webhook_endpoint_disabled",
         }
     }
 
@@ -376,6 +385,7 @@ pub trait Store:
     + MailStore
     + IdempotencyStore
     + OperatorLog
+    + EventStore
     + Send
     + Sync
     + 'static
@@ -816,4 +826,104 @@ pub trait OperatorLog: Send + Sync {
         named: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
+}
+
+/// An operator's change to a webhook endpoint: each field given is set, the others
+/// kept.
+#[derive(Clone, Debug, Default)]
+pub struct EndpointChange {
+    /// A new URL, already checked (`http(s)`, not private unless allowed).
+    pub url: Option<String>,
+    /// A new choice of event types.
+    pub wants: Option<Wanted>,
+    /// A new description.
+    pub description: Option<String>,
+    /// Enables or disables it. Enabling clears why tijori disabled it and its run
+    /// of failures.
+    pub enabled: Option<bool>,
+}
+
+/// Outgoing events, the webhook endpoints they go to, and every try at delivering
+/// them. Events themselves are written by the changes that cause them, in their
+/// transactions (an outbox); their deliveries are `deliver_event` jobs. Part of
+/// `Store`.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Stores a new endpoint with its secret.
+    async fn create_webhook_endpoint(
+        &self,
+        endpoint: &WebhookEndpoint,
+        secret: &str,
+    ) -> StoreResult<()>;
+    /// Every endpoint, oldest first (secrets are not read).
+    async fn webhook_endpoints(&self) -> StoreResult<Vec<WebhookEndpoint>>;
+    /// One endpoint with its secrets (for signing); `None` for an unknown id.
+    async fn webhook_endpoint(
+        &self,
+        id: &WebhookEndpointId,
+    ) -> StoreResult<Option<(WebhookEndpoint, EndpointSecrets)>>;
+    /// Applies an operator's change; `None` for an unknown id.
+    async fn update_webhook_endpoint(
+        &self,
+        id: &WebhookEndpointId,
+        change: &EndpointChange,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<WebhookEndpoint>>;
+    /// Deletes an endpoint and its attempts; `false` for an unknown id.
+    async fn delete_webhook_endpoint(&self, id: &WebhookEndpointId) -> StoreResult<bool>;
+    /// Makes `secret` the endpoint's; the old one signs too until `previous_until`.
+    /// `false` for an unknown id.
+    async fn rotate_webhook_secret(
+        &self,
+        id: &WebhookEndpointId,
+        secret: &str,
+        previous_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Disables an endpoint tijori gave up on; `false` if it was not enabled.
+    async fn disable_failing_endpoint(
+        &self,
+        id: &WebhookEndpointId,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// An event by id.
+    async fn event(&self, id: &EventId) -> StoreResult<Option<Event>>;
+    /// Events from `since` on, newest first.
+    async fn events_since(&self, since: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Event>>;
+    /// Keeps `body` as the event's body unless another was kept first; returns the
+    /// one kept, which every delivery of the event sends.
+    async fn keep_event_body(&self, id: &EventId, body: &str) -> StoreResult<String>;
+    /// Queues a delivery of `event` to `endpoint`, or to every enabled endpoint that
+    /// wants it; returns how many were queued (one already queued is not queued
+    /// twice).
+    async fn queue_event_delivery(
+        &self,
+        event: &Event,
+        endpoint: Option<&WebhookEndpointId>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64>;
+    /// Queues a delivery of every event from `since` on that an enabled endpoint
+    /// (`endpoint`, or any) wants and has not received (failed, given up on, or never
+    /// tried while it was disabled), at most `limit`; returns how many.
+    async fn redeliver_undelivered(
+        &self,
+        since: DateTime<Utc>,
+        endpoint: Option<&WebhookEndpointId>,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64>;
+    /// Records a try; returns since when the endpoint has failed every delivery
+    /// (`None` after one delivered, or if it is gone).
+    async fn record_delivery_attempt(
+        &self,
+        attempt: &DeliveryAttempt,
+    ) -> StoreResult<Option<DateTime<Utc>>>;
+    /// The latest tries, newest first, at one endpoint, of one event, or all.
+    async fn delivery_attempts(
+        &self,
+        endpoint: Option<&WebhookEndpointId>,
+        event: Option<&EventId>,
+        limit: u32,
+    ) -> StoreResult<Vec<DeliveryAttempt>>;
 }

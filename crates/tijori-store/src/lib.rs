@@ -12,6 +12,7 @@ use tijori_core::store::Store;
 
 mod accounts;
 mod db;
+mod events;
 mod idempotency;
 mod jobs;
 mod mail;

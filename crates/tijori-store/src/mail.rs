@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
+use tijori_core::events::{EventType, NewEvent};
 use tijori_core::id::UserId;
 use tijori_core::jobs::{DeliverMail, NewJob};
 use tijori_core::mail::{DueNotice, NoticeKind, OutboxMail, EXPIRED_NOTICE_WINDOW_DAYS};
@@ -110,6 +111,12 @@ pub(crate) async fn record_notice(
         now,
     );
     crate::jobs::insert_job(c, &job, now).await?;
+    let kind = match notice.kind {
+        NoticeKind::Reminder => EventType::SubscriptionExpiring,
+        NoticeKind::Expired => EventType::SubscriptionExpired,
+    };
+    let event = NewEvent::about_subscription(kind, &notice.user_id);
+    crate::events::emit(c, &[event], now).await?;
     Ok(true)
 }
 

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
+use tijori_core::events::{self, EventType, Granted, NewEvent};
 use tijori_core::gateway::{GatewayKind, RawAnswer};
 use tijori_core::id::{PaymentId, PlanId, UserId};
 use tijori_core::idempotency::Attempt;
@@ -141,7 +142,7 @@ pub(crate) async fn fail_initiation(
     if let Some(raw) = raw {
         insert_answer(c, id, AnswerKind::Initiate, raw, now).await?;
     }
-    query(&format!(
+    let payment: Payment = query(&format!(
         "UPDATE payments SET status = 'failed', status_reason = $2, updated_at = $3 \
          WHERE id = $1 AND status = 'initiated' AND provider_ref IS NULL \
          RETURNING {PAYMENT_COLUMNS}"
@@ -153,7 +154,9 @@ pub(crate) async fn fail_initiation(
     .await
     .map_err(ctx("failed to mark payment failed"))?
     .ok_or(StoreError::NotFound("payment awaiting its checkout"))?
-    .try_into()
+    .try_into()?;
+    crate::events::emit(c, &events::settled(&payment, Granted::Nothing, false), now).await?;
+    Ok(payment)
 }
 
 pub(crate) async fn payment(c: &mut impl Conn, id: &PaymentId) -> StoreResult<Option<Payment>> {
@@ -394,15 +397,20 @@ pub(crate) async fn settle<C: Conn>(c: &mut C, settlement: &Settlement) -> Store
             .map_err(unknown_payment_or("failed to move payment status"))?;
         if let Some(row) = row {
             let mut payment = Payment::try_from(row)?;
+            let (mut granted, mut revoked) = (Granted::Nothing, false);
             match t.effect {
-                Effect::Fulfil => {
-                    if let OrderFulfilment::Held(reason) = fulfil(c, &payment, now).await? {
+                Effect::Fulfil => match fulfil(c, &payment, now).await? {
+                    (_, OrderFulfilment::Held(reason)) => {
                         payment = shop::hold_for_review(c, id, &reason, now).await?;
                     }
-                }
-                Effect::Revoke => revoke(c, &payment, now).await?,
+                    (g, OrderFulfilment::Paid) => granted = g,
+                },
+                Effect::Revoke => revoked = revoke(c, &payment, now).await?,
                 Effect::None => {}
             }
+            // In the same transaction: no change without its events, and no event of
+            // a change that rolled back.
+            crate::events::emit(c, &events::settled(&payment, granted, revoked), now).await?;
             if let Some(detail) = payment.operator_notice() {
                 crate::operator::insert_operator_event(
                     c,
@@ -442,13 +450,16 @@ async fn fulfil<C: Conn>(
     c: &mut C,
     payment: &Payment,
     now: DateTime<Utc>,
-) -> StoreResult<OrderFulfilment> {
+) -> StoreResult<(Granted, OrderFulfilment)> {
     match &payment.purpose {
         Purpose::Subscription { plan_id, change } => {
-            grant_subscription(c, payment, plan_id, *change, now).await?;
-            Ok(OrderFulfilment::Paid)
+            let granted = grant_subscription(c, payment, plan_id, *change, now).await?;
+            Ok((granted, OrderFulfilment::Paid))
         }
-        Purpose::Order { order_id } => shop::fulfil_order(c, payment, order_id, now).await,
+        Purpose::Order { order_id } => Ok((
+            Granted::Nothing,
+            shop::fulfil_order(c, payment, order_id, now).await?,
+        )),
     }
 }
 
@@ -478,7 +489,7 @@ async fn grant_subscription<C: Conn>(
     plan_id: &PlanId,
     change: PlanChange,
     now: DateTime<Utc>,
-) -> StoreResult<()> {
+) -> StoreResult<Granted> {
     let plan: Plan = query(&format!("SELECT {PLAN_COLUMNS} FROM plans WHERE id = $1"))
         .bind(plan_id.as_str())
         .fetch_optional::<PlanRow>(c)
@@ -497,15 +508,18 @@ async fn grant_subscription<C: Conn>(
         change,
     };
     let tail = tail(c, user).await?;
+    let granted = Granted::at(tail.last.as_ref().map(|s| s.end_at), now);
     if let Some(appended) = subscription::append(user, &tail, &purchase, now) {
         let now = tail.latest_change.map_or(now, |c| c.max(now));
-        return write_periods(c, user, &Writes::appended(appended), now).await;
+        write_periods(c, user, &Writes::appended(appended), now).await?;
+        return Ok(granted);
     }
     let before = paid_periods(c, user).await?;
     let now = paid_periods::time_of_change(&before, now);
     let mut after = before.clone();
     subscription::grant(&mut after, &purchase, now);
-    write_periods(c, user, &changes(user, &before, &after)?, now).await
+    write_periods(c, user, &changes(user, &before, &after)?, now).await?;
+    Ok(granted)
 }
 
 /// What a purchase placed after everything needs (`subscription::Tail`), by look-ups
@@ -760,18 +774,19 @@ async fn write_periods_one_by_one(
 }
 
 /// Takes back what a refunded payment bought: an order refunded in full, or the
-/// part of a subscription's periods the refunds add up to.
+/// part of a subscription's periods the refunds add up to. Says whether paid days
+/// were taken back (`subscription.revoked`).
 pub(crate) async fn revoke<C: Conn>(
     c: &mut C,
     payment: &Payment,
     now: DateTime<Utc>,
-) -> StoreResult<()> {
+) -> StoreResult<bool> {
     if let Purpose::Order { order_id } = &payment.purpose {
         // An order is taken back only when refunded in full.
         if payment.status == PaymentStatus::Refunded {
-            return shop::revoke_order(c, payment, order_id, now).await;
+            shop::revoke_order(c, payment, order_id, now).await?;
         }
-        return Ok(());
+        return Ok(false);
     }
     let refunded = match payment.status {
         PaymentStatus::Refunded => Refunded::Everything,
@@ -786,7 +801,7 @@ pub(crate) async fn revoke<C: Conn>(
             .map_err(ctx("failed to add up a payment's refunds"))?;
             Refunded::Amount(sum)
         }
-        _ => return Ok(()),
+        _ => return Ok(false),
     };
     let user = &payment.user_id;
     lock_user(c, user).await?;
@@ -794,9 +809,10 @@ pub(crate) async fn revoke<C: Conn>(
     let now = paid_periods::time_of_change(&before, now);
     let mut after = before.clone();
     if !subscription::take_back(&mut after, &payment.id, refunded, now) {
-        return Ok(()); // it bought no period, or nothing more is due back
+        return Ok(false); // it bought no period, or nothing more is due back
     }
-    write_periods(c, user, &changes(user, &before, &after)?, now).await
+    write_periods(c, user, &changes(user, &before, &after)?, now).await?;
+    Ok(true)
 }
 
 /// `revoke` for a payment named by its id (`PaymentStore::take_back`).
@@ -808,7 +824,11 @@ pub(crate) async fn take_back<C: Conn>(
     let payment = payment(c, id)
         .await?
         .ok_or(StoreError::NotFound("payment"))?;
-    revoke(c, &payment, now).await
+    if revoke(c, &payment, now).await? {
+        let revoked = NewEvent::about_payment(EventType::SubscriptionRevoked, &payment);
+        crate::events::emit(c, &[revoked], now).await?;
+    }
+    Ok(())
 }
 
 /// The users who have periods but no segments: those paid before segments were

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
+use tijori_core::events::{EventType, NewEvent};
 use tijori_core::id::{PaymentId, RefundId};
 use tijori_core::jobs::NewJob;
 use tijori_core::payment::Payment;
@@ -78,18 +79,41 @@ pub(crate) async fn finish_refund(
     detail: Option<&str>,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
-    query("UPDATE refunds SET status = $2, detail = $3, updated_at = $4 WHERE id = $1")
-        .bind(id.as_str())
-        .bind(status.as_str())
-        .bind(detail)
-        .bind(now)
-        .execute(c)
-        .await
-        .map_err(ctx("failed to record a refund's outcome"))?;
+    let payment = query(
+        "UPDATE refunds SET status = $2, detail = $3, updated_at = $4 WHERE id = $1 \
+         RETURNING payment_id",
+    )
+    .bind(id.as_str())
+    .bind(status.as_str())
+    .bind(detail)
+    .bind(now)
+    .fetch_optional::<(String,)>(c)
+    .await
+    .map_err(ctx("failed to record a refund's outcome"))?;
     if status == RefundStatus::Unknown {
         queue_refund_check(c, id, now).await?;
     }
+    if let Some((payment,)) = payment {
+        emit_outcome(c, id, &PaymentId::from_trusted(payment), status, now).await?;
+    }
     Ok(())
+}
+
+/// The event of a refund's outcome, once it has one (`refund.succeeded`,
+/// `refund.failed`), in the transaction that records it.
+async fn emit_outcome<C: Conn>(
+    c: &mut C,
+    id: &RefundId,
+    payment: &PaymentId,
+    status: RefundStatus,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let kind = match status {
+        RefundStatus::Succeeded => EventType::RefundSucceeded,
+        RefundStatus::Failed => EventType::RefundFailed,
+        RefundStatus::Requested | RefundStatus::Unknown => return Ok(()),
+    };
+    crate::events::emit(c, &[NewEvent::about_refund(kind, id, payment)], now).await
 }
 
 pub(crate) async fn refunds_of(c: &mut impl Conn, payment: &PaymentId) -> StoreResult<Vec<Refund>> {
@@ -133,7 +157,7 @@ pub(crate) async fn settle_refund(
     let moved = query(
         "UPDATE refunds SET status = $2, detail = $3, resolved_by = $4, \
          resolved_at = CASE WHEN $4 IS NULL THEN NULL ELSE $6 END, resolution = $5, \
-         updated_at = $6 WHERE id = $1 AND status = 'unknown'",
+         updated_at = $6 WHERE id = $1 AND status = 'unknown' RETURNING payment_id",
     )
     .bind(id.as_str())
     .bind(status.as_str())
@@ -141,10 +165,14 @@ pub(crate) async fn settle_refund(
     .bind(resolution.map(|r| r.by.as_str()))
     .bind(resolution.map(|r| r.reason.as_str()))
     .bind(now)
-    .execute(c)
+    .fetch_optional::<(String,)>(c)
     .await
     .map_err(ctx("failed to settle a refund"))?;
-    Ok(moved == 1)
+    let Some((payment,)) = moved else {
+        return Ok(false);
+    };
+    emit_outcome(c, id, &PaymentId::from_trusted(payment), status, now).await?;
+    Ok(true)
 }
 
 pub(crate) async fn unknown_refunds(c: &mut impl Conn, limit: u32) -> StoreResult<Vec<Refund>> {

@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
+use tijori_core::events::{EventType, NewEvent};
 use tijori_core::gateway::GatewayKind;
 use tijori_core::id::{OrderId, PaymentId, ProductId, UserId};
 use tijori_core::idempotency::Attempt;
@@ -551,17 +552,18 @@ pub(crate) async fn expire_order(
     // Re-checked under the write lock: a payment may have just paid it.
     let moved = query(
         "UPDATE orders SET status = 'expired', updated_at = $2 \
-         WHERE id = $1 AND status = 'pending' AND expires_at <= $2",
+         WHERE id = $1 AND status = 'pending' AND expires_at <= $2 RETURNING user_id",
     )
     .bind(id.as_str())
     .bind(now)
-    .execute(c)
+    .fetch_optional::<(String,)>(c)
     .await
-    .map_err(ctx("failed to expire an order"))?
-        == 1;
-    if !moved {
+    .map_err(ctx("failed to expire an order"))?;
+    let Some((user,)) = moved else {
         return Ok(false);
-    }
+    };
+    let expired = NewEvent::about_order(EventType::OrderExpired, id, &UserId::from_trusted(user));
+    crate::events::emit(c, &[expired], now).await?;
     let items = query(
         "SELECT product_id, quantity FROM order_items WHERE order_id = $1 ORDER BY product_id",
     )

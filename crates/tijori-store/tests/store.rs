@@ -3527,3 +3527,291 @@ mod attempts {
         what_a_dead_holder_made_is_handed_to_the_next,
     );
 }
+
+mod outgoing_events {
+    use super::*;
+    use tijori_core::events::{DeliveryAttempt, EventType, Wanted, WebhookEndpoint};
+    use tijori_core::id::{EventId, WebhookEndpointId};
+    use tijori_core::jobs::{DeliverEvent, Job, JobKind, JobStatus};
+    use tijori_core::store::EndpointChange;
+
+    async fn endpoint(h: &Harness, wants: Wanted, enabled: bool) -> Result<WebhookEndpoint> {
+        let e = WebhookEndpoint {
+            id: WebhookEndpointId::generate(),
+            url: "https://merchant.example/hooks".into(),
+            wants,
+            description: "warehouse".into(),
+            enabled,
+            disabled_reason: None,
+            failing_since: None,
+            created_at: t0(),
+            updated_at: t0(),
+        };
+        h.store
+            .create_webhook_endpoint(&e, "whsec_c2VjcmV0")
+            .await?;
+        Ok(e)
+    }
+
+    /// The deliveries queued, as (event type, endpoint).
+    async fn deliveries(h: &Harness) -> Result<Vec<(EventType, WebhookEndpointId)>> {
+        let jobs: Vec<Job> = h.store.jobs(Some(JobStatus::Queued), 100).await?;
+        let mut out = Vec::new();
+        for job in jobs.iter().filter(|j| j.kind == JobKind::DeliverEvent) {
+            let d: DeliverEvent = job.payload_as()?;
+            let event = h.store.event(&d.event).await?.context("event")?;
+            out.push((event.kind, d.endpoint));
+        }
+        out.sort_by_key(|(t, e)| (t.as_str(), e.clone()));
+        Ok(out)
+    }
+
+    async fn a_settlement_writes_its_events_and_their_deliveries(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let all = endpoint(&h, Wanted::All, true).await?;
+        let orders_only = endpoint(&h, Wanted::Only(vec![EventType::OrderPaid]), true).await?;
+        let _off = endpoint(&h, Wanted::All, false).await?;
+        let user = h.user("asha").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let first = h.checkout(&user, &plan, t0()).await?;
+        ensure!(h.settle(&first, &paid(&first), t0()).await?.changed);
+        // The same answer again changes nothing, and raises nothing.
+        ensure!(!h.settle(&first, &paid(&first), t0()).await?.changed);
+        let queued = deliveries(&h).await?;
+        ensure!(
+            queued
+                == vec![
+                    (EventType::PaymentCompleted, all.id.clone()),
+                    (EventType::SubscriptionActivated, all.id.clone()),
+                ],
+            "{queued:?} (only the endpoint that wants them, enabled)"
+        );
+        ensure!(!queued.iter().any(|(_, e)| *e == orders_only.id));
+        // A second plan while the first still runs renews.
+        let second = h.checkout(&user, &plan, t0() + days(1)).await?;
+        h.settle(&second, &paid(&second), t0() + days(1)).await?;
+        let events = h.store.events_since(t0(), 10).await?;
+        let kinds: Vec<_> = events.iter().rev().map(|e| e.kind).collect();
+        ensure!(
+            kinds
+                == [
+                    EventType::PaymentCompleted,
+                    EventType::SubscriptionActivated,
+                    EventType::PaymentCompleted,
+                    EventType::SubscriptionRenewed,
+                ],
+            "{kinds:?}"
+        );
+        ensure!(events
+            .iter()
+            .all(|e| e.user.as_ref() == Some(&user.id) && e.body.is_none()));
+        // A failed payment raises payment.failed.
+        let third = h.checkout(&user, &plan, t0() + days(2)).await?;
+        h.settle(&third, &lookup(&third, "User canceled", 0), t0() + days(2))
+            .await?;
+        let latest = &h.store.events_since(t0(), 1).await?[0];
+        ensure!(
+            latest.kind == EventType::PaymentFailed && latest.payment == Some(third.id.clone())
+        );
+        Ok(())
+    }
+
+    async fn the_first_body_kept_is_the_one_sent(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let user = h.user("asha").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let p = h.checkout(&user, &plan, t0()).await?;
+        h.settle(&p, &paid(&p), t0()).await?;
+        let event = h.store.events_since(t0(), 1).await?.remove(0);
+        ensure!(h.store.keep_event_body(&event.id, "first").await? == "first");
+        ensure!(h.store.keep_event_body(&event.id, "second").await? == "first");
+        ensure!(
+            h.store
+                .event(&event.id)
+                .await?
+                .context("event")?
+                .body
+                .as_deref()
+                == Some("first")
+        );
+        ensure!(h.store.event(&EventId::generate()).await?.is_none());
+        Ok(())
+    }
+
+    fn attempt(
+        event: &EventId,
+        endpoint: &WebhookEndpointId,
+        n: u32,
+        at: DateTime<Utc>,
+        delivered: bool,
+    ) -> DeliveryAttempt {
+        DeliveryAttempt {
+            event: event.clone(),
+            endpoint: endpoint.clone(),
+            attempt: n,
+            attempted_at: at,
+            http_status: Some(if delivered { 200 } else { 500 }),
+            duration_ms: 12,
+            response: "ok".into(),
+            error: None,
+            delivered,
+        }
+    }
+
+    async fn failures_are_counted_from_the_first_and_undelivered_events_redelivered(
+        db: TestDatabase,
+    ) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let e = endpoint(&h, Wanted::All, true).await?;
+        let user = h.user("asha").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let p = h.checkout(&user, &plan, t0()).await?;
+        h.settle(&p, &paid(&p), t0()).await?;
+        let events = h.store.events_since(t0(), 10).await?;
+        let (a, b) = (&events[0].id, &events[1].id);
+        let since = h
+            .store
+            .record_delivery_attempt(&attempt(a, &e.id, 1, t0(), false))
+            .await?;
+        ensure!(since == Some(t0()), "{since:?}");
+        let later = t0() + Duration::hours(1);
+        let since = h
+            .store
+            .record_delivery_attempt(&attempt(a, &e.id, 2, later, false))
+            .await?;
+        ensure!(
+            since == Some(t0()),
+            "the run of failures started at the first: {since:?}"
+        );
+        let since = h
+            .store
+            .record_delivery_attempt(&attempt(b, &e.id, 1, later, true))
+            .await?;
+        ensure!(since.is_none(), "a delivery ends the run");
+        let tries = h.store.delivery_attempts(Some(&e.id), None, 10).await?;
+        ensure!(tries.len() == 3 && tries[0].delivered && tries[0].duration_ms == 12);
+
+        // Both deliveries are still queued (never claimed): nothing is queued twice.
+        ensure!(
+            h.store
+                .redeliver_undelivered(t0(), Some(&e.id), 100, later)
+                .await?
+                == 0
+        );
+        let claimed = h.store.claim_jobs("w", 10, later + days(1), later).await?;
+        ensure!(claimed.len() == 2);
+        for job in &claimed {
+            h.store
+                .fail_job(job.id, "w", "gave up", None, later)
+                .await?;
+        }
+        // Only the event that never arrived goes again.
+        ensure!(
+            h.store
+                .redeliver_undelivered(t0(), Some(&e.id), 100, later)
+                .await?
+                == 1
+        );
+        let queued = deliveries(&h).await?;
+        ensure!(queued.len() == 1, "{queued:?}");
+        // Disabled, it gets nothing; enabled again, its run of failures starts afresh.
+        let off = EndpointChange {
+            enabled: Some(false),
+            ..Default::default()
+        };
+        let changed = h
+            .store
+            .update_webhook_endpoint(&e.id, &off, later)
+            .await?
+            .context("endpoint")?;
+        ensure!(!changed.enabled);
+        ensure!(
+            h.store
+                .queue_event_delivery(&events[0], None, later)
+                .await?
+                == 0
+        );
+        ensure!(
+            !h.store
+                .disable_failing_endpoint(&e.id, "failing", later)
+                .await?,
+            "already off"
+        );
+        let on = EndpointChange {
+            enabled: Some(true),
+            ..Default::default()
+        };
+        h.store
+            .record_delivery_attempt(&attempt(a, &e.id, 3, later, false))
+            .await?;
+        let again = h
+            .store
+            .update_webhook_endpoint(&e.id, &on, later)
+            .await?
+            .context("endpoint")?;
+        ensure!(again.enabled && again.failing_since.is_none() && again.disabled_reason.is_none());
+        Ok(())
+    }
+
+    async fn endpoints_change_rotate_and_go(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let e = endpoint(&h, Wanted::All, true).await?;
+        let change = EndpointChange {
+            url: Some("https://merchant.example/v2".into()),
+            wants: Some(Wanted::Only(vec![
+                EventType::RefundFailed,
+                EventType::OrderPaid,
+            ])),
+            description: Some("new".into()),
+            enabled: None,
+        };
+        let changed = h
+            .store
+            .update_webhook_endpoint(&e.id, &change, t0() + days(1))
+            .await?
+            .context("endpoint")?;
+        ensure!(changed.url == "https://merchant.example/v2" && changed.description == "new");
+        ensure!(changed.wants == Wanted::Only(vec![EventType::RefundFailed, EventType::OrderPaid]));
+        ensure!(changed.enabled && changed.updated_at == t0() + days(1));
+        let all = EndpointChange {
+            wants: Some(Wanted::All),
+            ..Default::default()
+        };
+        let back = h
+            .store
+            .update_webhook_endpoint(&e.id, &all, t0())
+            .await?
+            .context("endpoint")?;
+        ensure!(back.wants == Wanted::All && back.url == changed.url);
+
+        let until = t0() + Duration::hours(24);
+        ensure!(
+            h.store
+                .rotate_webhook_secret(&e.id, "whsec_bmV3", until, t0())
+                .await?
+        );
+        let (_, secrets) = h.store.webhook_endpoint(&e.id).await?.context("endpoint")?;
+        ensure!(secrets.signing(t0()) == ["whsec_bmV3", "whsec_c2VjcmV0"]);
+        ensure!(secrets.signing(until) == ["whsec_bmV3"]);
+
+        ensure!(
+            h.store
+                .disable_failing_endpoint(&e.id, "three days", t0())
+                .await?
+        );
+        let (off, _) = h.store.webhook_endpoint(&e.id).await?.context("endpoint")?;
+        ensure!(!off.enabled && off.disabled_reason.as_deref() == Some("three days"));
+        ensure!(h.store.webhook_endpoints().await?.len() == 1);
+        ensure!(h.store.delete_webhook_endpoint(&e.id).await?);
+        ensure!(!h.store.delete_webhook_endpoint(&e.id).await?);
+        ensure!(h.store.webhook_endpoint(&e.id).await?.is_none());
+        Ok(())
+    }
+
+    test_both!(
+        a_settlement_writes_its_events_and_their_deliveries,
+        the_first_body_kept_is_the_one_sent,
+        failures_are_counted_from_the_first_and_undelivered_events_redelivered,
+        endpoints_change_rotate_and_go,
+    );
+}

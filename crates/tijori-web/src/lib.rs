@@ -14,6 +14,7 @@ use url::Url;
 mod admin;
 mod auth;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod idempotency;
 mod limits;
@@ -169,6 +170,7 @@ pub fn router(state: AppState) -> Router {
         .merge(shop::router())
         .merge(notices::router())
         .merge(admin::router())
+        .merge(events::router())
         .merge(pages::router())
         .merge(ops::router())
         .layer(axum::middleware::from_fn_with_state(

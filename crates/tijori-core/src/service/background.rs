@@ -12,9 +12,7 @@ use tracing::{error, info, warn};
 use super::Tijori;
 use crate::error::Result;
 use crate::id::{OrderId, PaymentId};
-use crate::jobs::{
-    backoff, CheckRefund, DeliverMail, Job, JobError, JobKind, NewJob, ReconcilePayment,
-};
+use crate::jobs::{CheckRefund, DeliverMail, Job, JobError, JobKind, NewJob, ReconcilePayment};
 use crate::payment::PaymentStatus;
 use crate::store::OperatorEventKind;
 
@@ -342,15 +340,17 @@ impl Tijori {
                 }
             }
             Err(e) => {
-                let retry_at =
-                    (job.attempts < job.max_attempts).then(|| backoff(job.attempts, now));
+                let retry_at = job.kind.retry_at(job.attempts, job.max_attempts, now);
                 // With the whole chain of causes.
                 let e = format!("{e:#}");
                 warn!(job = job.id, kind = %job.kind, attempts = job.attempts, error = %e, dead = retry_at.is_none(), "job failed");
                 self.store
                     .fail_job(job.id, worker, &e, retry_at, now)
                     .await?;
-                if retry_at.is_none() {
+                // A delivery that gave up is not an operator's to retry one by one: its
+                // endpoint is disabled (and an operator told) once it has failed for
+                // days, and the admin redelivers what failed since then.
+                if retry_at.is_none() && job.kind != JobKind::DeliverEvent {
                     let payment = job.payload_as::<ReconcilePayment>().ok().map(|j| j.payment);
                     self.store
                         .record_operator_event(
@@ -440,6 +440,12 @@ impl Tijori {
             JobKind::CheckRefund => {
                 let CheckRefund { refund } = job.payload_as()?;
                 self.check_refund_job(&refund).await
+            }
+            JobKind::DeliverEvent => {
+                let delivery = job.payload_as()?;
+                self.deliver_event(&delivery, job.attempts)
+                    .await
+                    .map(|()| None)
             }
             JobKind::RefundAudit => {
                 // A look-up that failed is not the audit's failure: the next step

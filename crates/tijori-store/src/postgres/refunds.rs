@@ -45,7 +45,11 @@ impl RefundStore for PgStore {
         resolution: Option<&RefundResolution>,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        refunds::settle_refund(&mut self.pool(), id, status, detail, resolution, now).await
+        // The refund and its event, in one transaction.
+        self.write_with(async |tx| {
+            refunds::settle_refund(tx, id, status, detail, resolution, now).await
+        })
+        .await
     }
 
     async fn unknown_refunds(&self, limit: u32) -> StoreResult<Vec<Refund>> {

@@ -25,6 +25,7 @@ use crate::db::{run_now, Sqlite};
 
 mod accounts;
 mod engine;
+mod events;
 mod idempotency;
 mod jobs;
 mod mail;
