@@ -385,7 +385,13 @@ pub fn core(
             ..Settings::new(public_url.as_str().trim_end_matches('/'))
         },
     )
-    .with_background(config.background());
+    .with_background(config.background())
+    .with_event_delivery(
+        Arc::new(tijori_web::events::EventBodies),
+        Arc::new(crate::webhooks::WebhookSender::new(
+            config.webhook_allow_private,
+        )?),
+    );
     Ok(match mailer {
         Some(mailer) => tijori.with_mailer(mailer),
         None => tijori,

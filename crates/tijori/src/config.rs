@@ -135,6 +135,14 @@ pub struct Config {
     /// about the goods coming back; the operator is told either way.
     #[arg(long, env = "TIJORI_RESTOCK_FOUND_REFUNDS", default_value = "false", action = clap::ArgAction::Set, global = true)]
     pub restock_found_refunds: bool,
+
+    /// Let webhook endpoints (the merchant's own systems that receive tijori's
+    /// events) be on loopback or private addresses (127.0.0.1, 10.x, 192.168.x,
+    /// localhost, ...). Off by default: a URL an operator types could otherwise make
+    /// tijori POST into its own network (SSRF). Turn it on when the receiver runs on
+    /// the same host or private network.
+    #[arg(long, env = "TIJORI_WEBHOOK_ALLOW_PRIVATE", default_value = "false", action = clap::ArgAction::Set, global = true)]
+    pub webhook_allow_private: bool,
     /// How many times a minute one user may open a checkout or create an order, on
     /// each path: initiate, initialize, Khalti widget verify, order creation (each
     /// costs a gateway call or rows). Raise it for load tests.
@@ -286,6 +294,7 @@ impl Config {
             refund_audit_days: 14,
             refund_audit_per_minute: 4,
             restock_found_refunds: false,
+            webhook_allow_private: false,
             smtp_url: None,
             mail_from: "tijori <no-reply@localhost>".into(),
             gateway_timeout: Duration::from_secs(10),

@@ -5,6 +5,7 @@ pub mod app;
 pub mod config;
 pub mod demo;
 pub mod mail;
+pub mod webhooks;
 
 pub use app::Application;
 pub use config::Config;

@@ -71,6 +71,41 @@ enum Command {
     /// Manage the shop's products.
     #[command(subcommand)]
     Product(ProductCommand),
+    /// Manage the webhook endpoints tijori sends its events to (the merchant's own
+    /// systems: payment.completed, subscription.activated, order.paid, ...).
+    #[command(subcommand)]
+    WebhookEndpoint(WebhookEndpointCommand),
+}
+
+#[derive(Subcommand)]
+enum WebhookEndpointCommand {
+    /// Register an endpoint; prints its signing secret (shown only now).
+    Create {
+        /// Where events are POSTed (http or https; a loopback or private address
+        /// only with TIJORI_WEBHOOK_ALLOW_PRIVATE=true).
+        url: String,
+        /// The event types it receives, comma-separated (e.g.
+        /// payment.completed,order.paid); every type when left out.
+        #[arg(long, value_delimiter = ',')]
+        events: Vec<String>,
+        /// What it is, for the operator ("warehouse", "CRM").
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List the endpoints and whether each is enabled.
+    List,
+    /// Stop sending events to an endpoint (enable it again through the API or the
+    /// admin page).
+    Disable {
+        /// The endpoint's id (we_...).
+        id: String,
+    },
+    /// Give an endpoint a new secret; prints it. For 24 hours deliveries carry a
+    /// signature with the old secret too.
+    RotateSecret {
+        /// The endpoint's id (we_...).
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -303,6 +338,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::WebhookEndpoint(command) => webhook_endpoint(&config, command).await,
         Command::Plan(PlanCommand::List) => {
             let tijori = offline(&config).await?;
             for p in tijori.plans().await? {
@@ -335,6 +371,75 @@ async fn background(
         std::sync::Arc::new(tijori_core::clock::SystemClock),
     )?;
     Ok((db, tijori))
+}
+
+/// `tijori webhook-endpoint ...`.
+async fn webhook_endpoint(config: &Config, command: WebhookEndpointCommand) -> anyhow::Result<()> {
+    use tijori_core::events::Wanted;
+    use tijori_core::id::WebhookEndpointId;
+    let tijori = offline(config).await?.with_event_delivery(
+        std::sync::Arc::new(tijori_web::events::EventBodies),
+        std::sync::Arc::new(tijori::webhooks::WebhookSender::new(
+            config.webhook_allow_private,
+        )?),
+    );
+    let id = |raw: &str| {
+        WebhookEndpointId::parse(raw)
+            .with_context(|| format!("{raw:?} is not an endpoint id (we_...)"))
+    };
+    match command {
+        WebhookEndpointCommand::Create {
+            url,
+            events,
+            description,
+        } => {
+            let wants =
+                Wanted::parse(Some(&events)).map_err(|e| anyhow::anyhow!("--events: {e}"))?;
+            let (endpoint, secret) = tijori
+                .create_webhook_endpoint(tijori_core::service::NewEndpoint {
+                    url,
+                    wants,
+                    description,
+                })
+                .await?;
+            println!(
+                "created webhook endpoint {} for {} ({})\nsigning secret (shown only now): {secret}",
+                endpoint.id,
+                endpoint.url,
+                endpoint.wants.names().join(", ")
+            );
+        }
+        WebhookEndpointCommand::List => {
+            for e in tijori.webhook_endpoints().await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    e.id,
+                    if e.enabled { "enabled" } else { "disabled" },
+                    e.url,
+                    e.wants.names().join(","),
+                    e.disabled_reason.as_deref().unwrap_or(&e.description)
+                );
+            }
+        }
+        WebhookEndpointCommand::Disable { id: raw } => {
+            let change = tijori_core::store::EndpointChange {
+                enabled: Some(false),
+                ..Default::default()
+            };
+            let endpoint = tijori.update_webhook_endpoint(&id(&raw)?, change).await?;
+            println!(
+                "disabled webhook endpoint {} ({})",
+                endpoint.id, endpoint.url
+            );
+        }
+        WebhookEndpointCommand::RotateSecret { id: raw } => {
+            let secret = tijori.rotate_webhook_secret(&id(&raw)?).await?;
+            println!(
+                "new signing secret for {raw} (shown only now): {secret}\nthe old one signs too for 24 hours"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The core on the configured database, with no gateways: for admin commands.

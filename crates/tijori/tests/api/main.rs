@@ -15,6 +15,7 @@ mod input;
 mod lifecycle;
 mod live;
 mod operations;
+mod outgoing;
 mod pages_shop;
 mod paid_periods;
 mod refunds;
