@@ -143,6 +143,9 @@ pub struct Tijori {
     mailer: Option<Arc<dyn crate::mail::Mailer>>,
     /// Makes and sends outgoing events' deliveries; without it they wait.
     events: Option<events::EventDelivery>,
+    /// Wakes this process's worker when a change queued deliveries, so an event is
+    /// sent at once rather than at the worker's next poll.
+    jobs_queued: Arc<tokio::sync::Notify>,
     known_plans: Arc<KnownPlans>,
     /// This process, as the holder of the idempotency keys it handles.
     instance: InstanceId,
@@ -191,6 +194,7 @@ impl Tijori {
             changes: crate::changes::ChangeFeed::new(),
             mailer: None,
             events: None,
+            jobs_queued: Arc::default(),
             known_plans: Arc::default(),
             instance: InstanceId::generate(),
             hasher,

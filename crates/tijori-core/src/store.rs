@@ -119,6 +119,9 @@ pub struct Settled {
     /// Whether this call changed the payment's status. Of concurrent settles of one
     /// payment, exactly one sees `true` for a given transition.
     pub changed: bool,
+    /// How many deliveries of outgoing events the change queued: when any, this
+    /// process's worker is woken to send them now rather than at its next poll.
+    pub deliveries: u64,
 }
 
 /// A webhook delivery as received, after its signature was checked.

@@ -26,19 +26,21 @@ use crate::rows::{corrupt, opt_time, time, FromSqlite};
 const DELIVERY_PAYLOAD: &str = "$1 || ' ' || e.id";
 
 /// Writes `events` in the caller's transaction, with a delivery job for each enabled
-/// endpoint that wants each one.
+/// endpoint that wants each one; returns how many deliveries were queued.
 pub(crate) async fn emit<C: Conn>(
     c: &mut C,
     events: &[NewEvent],
     now: DateTime<Utc>,
-) -> StoreResult<()> {
+) -> StoreResult<u64> {
+    let mut queued = 0;
     for event in events {
-        insert_event(c, event, now).await?;
+        queued += insert_event(c, event, now).await?;
     }
-    Ok(())
+    Ok(queued)
 }
 
-async fn insert_event<C: Conn>(c: &mut C, e: &NewEvent, now: DateTime<Utc>) -> StoreResult<()> {
+/// Writes one event and its deliveries; returns how many deliveries.
+async fn insert_event<C: Conn>(c: &mut C, e: &NewEvent, now: DateTime<Utc>) -> StoreResult<u64> {
     let insert = "INSERT INTO events (id, type, user_id, payment_id, order_id, refund_id, \
                   body, created_at) VALUES ($1, $2, $3, $4, $5, $6, NULL, $7)";
     let wants = match C::BACKEND {
@@ -62,8 +64,11 @@ async fn insert_event<C: Conn>(c: &mut C, e: &NewEvent, now: DateTime<Utc>) -> S
         Backend::Sqlite => vec![insert.to_owned(), deliveries],
     };
     let needle = Wanted::needle(e.kind);
+    // The last statement's count is the deliveries' (PostgreSQL's main statement is
+    // the jobs' INSERT).
+    let mut queued = 0;
     for sql in &statements {
-        query(sql)
+        queued = query(sql)
             .bind(e.id.as_str())
             .bind(e.kind.as_str())
             .bind(e.user.as_ref().map(UserId::as_str))
@@ -78,7 +83,7 @@ async fn insert_event<C: Conn>(c: &mut C, e: &NewEvent, now: DateTime<Utc>) -> S
             .await
             .map_err(ctx("failed to write an event"))?;
     }
-    Ok(())
+    Ok(queued)
 }
 
 // --- endpoints ----------------------------------------------------------------------

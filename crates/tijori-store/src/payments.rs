@@ -345,6 +345,7 @@ pub(crate) async fn settle<C: Conn>(c: &mut C, settlement: &Settlement) -> Store
         }
     }
     let mut changed = None;
+    let mut deliveries = 0;
     if let Some(t) = transition {
         // The compare-and-set: only a payment still in one of `t.from` moves. On
         // PostgreSQL a concurrent settle blocks on the row lock and then sees the new
@@ -410,7 +411,8 @@ pub(crate) async fn settle<C: Conn>(c: &mut C, settlement: &Settlement) -> Store
             }
             // In the same transaction: no change without its events, and no event of
             // a change that rolled back.
-            crate::events::emit(c, &events::settled(&payment, granted, revoked), now).await?;
+            deliveries =
+                crate::events::emit(c, &events::settled(&payment, granted, revoked), now).await?;
             if let Some(detail) = payment.operator_notice() {
                 crate::operator::insert_operator_event(
                     c,
@@ -441,6 +443,7 @@ pub(crate) async fn settle<C: Conn>(c: &mut C, settlement: &Settlement) -> Store
     Ok(Settled {
         payment,
         changed: changed_now,
+        deliveries,
     })
 }
 

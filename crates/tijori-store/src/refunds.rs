@@ -113,7 +113,8 @@ async fn emit_outcome<C: Conn>(
         RefundStatus::Failed => EventType::RefundFailed,
         RefundStatus::Requested | RefundStatus::Unknown => return Ok(()),
     };
-    crate::events::emit(c, &[NewEvent::about_refund(kind, id, payment)], now).await
+    crate::events::emit(c, &[NewEvent::about_refund(kind, id, payment)], now).await?;
+    Ok(())
 }
 
 pub(crate) async fn refunds_of(c: &mut impl Conn, payment: &PaymentId) -> StoreResult<Vec<Refund>> {

@@ -536,6 +536,7 @@ impl Worker {
                 _ = &mut stop => break,
                 Some(_) = running.join_next(), if !running.is_empty() => {}
                 _ = tokio::time::sleep(me.poll), if !saturated => {}
+                _ = me.tijori.jobs_queued.notified(), if !saturated => {}
             }
         }
         info!(worker = me.id, in_hand = running.len(), "worker stopping");

@@ -151,6 +151,9 @@ impl Tijori {
                 now: self.now(),
             })
             .await?;
+        if settled.deliveries > 0 {
+            self.jobs_queued.notify_one();
+        }
         if settled.changed {
             self.announce_change(&payment.id);
             info!(
