@@ -57,6 +57,10 @@ impl Templates {
             ("order.html", include_str!("../templates/order.html")),
             ("admin.html", include_str!("../templates/admin.html")),
             (
+                "admin_webhooks.html",
+                include_str!("../templates/admin_webhooks.html"),
+            ),
+            (
                 "esewa_form.html",
                 include_str!("../templates/esewa_form.html"),
             ),
@@ -112,7 +116,10 @@ pub fn router() -> Router<AppState> {
         .route("/admin/jobs/{id}/retry", post(admin_retry_job))
         .route("/admin/refunds/{id}/recheck", post(admin_recheck_refund))
         .route("/admin/refunds/{id}/resolve", post(admin_resolve_refund))
+        .merge(webhooks::router())
 }
+
+mod webhooks;
 
 /// What every page's layout needs to know about the visitor.
 #[derive(Serialize)]

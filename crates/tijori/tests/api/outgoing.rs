@@ -631,3 +631,93 @@ test_both!(
     events_wait_in_the_outbox_for_a_restart,
     private_addresses_and_bad_endpoints_are_refused,
 );
+
+async fn the_admin_page_manages_endpoints(db: TestDatabase) {
+    let app = TestApp::spawn(db).await;
+    let admin = app.admin("ops").await;
+    let (browser, csrf) = app.sign_in_browser(&admin).await;
+    let page = browser
+        .get(app.url("/admin/webhooks/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("id=\"no-endpoints\""));
+    let res = browser
+        .post(app.url("/admin/webhooks/"))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("url", "https://merchant.example/events"),
+            ("description", "warehouse"),
+            ("event:order.paid", "on"),
+            ("event:refund.succeeded", "on"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("id=\"secret\">whsec_"),
+        "the secret, shown once"
+    );
+    let list: Value = app
+        .get(&admin, "/api/admin/webhook-endpoints")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = list[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(list[0]["events"], json!(["order.paid", "refund.succeeded"]));
+    assert_eq!(list[0]["description"], "warehouse");
+    // Shown once: the page does not show it again.
+    let again = browser
+        .get(app.url("/admin/webhooks/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!again.contains("whsec_"));
+    assert!(again.contains(&id));
+    let res = browser
+        .post(app.url(&format!("/admin/webhooks/{id}/disable")))
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let e: Value = app
+        .get(&admin, &format!("/api/admin/webhook-endpoints/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(e["enabled"], false);
+    // Without the CSRF token, nothing changes.
+    let res = browser
+        .post(app.url(&format!("/admin/webhooks/{id}/delete")))
+        .form(&[("csrf_token", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.get(&admin, &format!("/api/admin/webhook-endpoints/{id}"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    // A customer may not see the page.
+    let user = app.register("asha").await;
+    let (customer, _) = app.sign_in_browser(&user).await;
+    let res = customer
+        .get(app.url("/admin/webhooks/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+}
+
+test_both!(the_admin_page_manages_endpoints);
