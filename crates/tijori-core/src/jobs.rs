@@ -41,11 +41,15 @@ pub enum JobKind {
     /// (payload: the event's id and the endpoint's). Queued with the event, in the
     /// transaction of the change that caused it.
     DeliverEvent,
+    /// Recurring: delete outgoing events, their delivery attempts and finished jobs
+    /// older than the retention (`BackgroundSettings::history_retention`), which would
+    /// otherwise grow with every payment for ever.
+    PruneHistory,
 }
 
 impl JobKind {
     /// Every kind, for reading a stored name back (`FromStr`).
-    pub const ALL: [JobKind; 9] = [
+    pub const ALL: [JobKind; 10] = [
         JobKind::ReconcileSweep,
         JobKind::ReconcilePayment,
         JobKind::ExpireOrders,
@@ -55,6 +59,7 @@ impl JobKind {
         JobKind::RefundAudit,
         JobKind::PruneCredentials,
         JobKind::DeliverEvent,
+        JobKind::PruneHistory,
     ];
 
     /// The name in the jobs table's `kind` column and in logs; also the unique key of a
@@ -70,6 +75,7 @@ impl JobKind {
             JobKind::RefundAudit => "refund_audit",
             JobKind::PruneCredentials => "prune_credentials",
             JobKind::DeliverEvent => "deliver_event",
+            JobKind::PruneHistory => "prune_history",
         }
     }
 
@@ -81,7 +87,8 @@ impl JobKind {
             | JobKind::ExpireOrders
             | JobKind::SubscriptionNotices
             | JobKind::RefundAudit
-            | JobKind::PruneCredentials => u32::MAX,
+            | JobKind::PruneCredentials
+            | JobKind::PruneHistory => u32::MAX,
             JobKind::ReconcilePayment | JobKind::DeliverMail | JobKind::CheckRefund => 8,
             // About three days of tries (`events::RETRY_AFTER_SECS`).
             JobKind::DeliverEvent => crate::events::MAX_ATTEMPTS,

@@ -701,6 +701,9 @@ pub trait JobStore: Send + Sync {
     async fn jobs(&self, status: Option<JobStatus>, limit: u32) -> StoreResult<Vec<Job>>;
     /// Queues a dead job again with fresh attempts (an operator's retry).
     async fn retry_job(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Deletes up to `limit` jobs that finished (`done`) before `before`; returns how
+    /// many. Dead ones stay for an operator.
+    async fn prune_done_jobs(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<u64>;
 }
 
 /// Reminders due and the outbox of mail they make. Part of `Store`.
@@ -922,6 +925,9 @@ pub trait EventStore: Send + Sync {
         &self,
         attempt: &DeliveryAttempt,
     ) -> StoreResult<Option<DateTime<Utc>>>;
+    /// Deletes up to `limit` events created before `before`, with their attempts;
+    /// returns how many events went.
+    async fn prune_events(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<u64>;
     /// The latest tries, newest first, at one endpoint, of one event, or all.
     async fn delivery_attempts(
         &self,

@@ -573,3 +573,27 @@ pub(crate) async fn attempts(
     .map(DeliveryAttempt::from)
     .collect())
 }
+
+/// Deletes up to `limit` events created before `before`, with their attempts;
+/// returns how many events went.
+pub(crate) async fn prune_events(
+    c: &mut impl Conn,
+    before: DateTime<Utc>,
+    limit: u32,
+) -> StoreResult<u64> {
+    let oldest = "SELECT id FROM events WHERE created_at < $1 ORDER BY created_at LIMIT $2";
+    query(&format!(
+        "DELETE FROM webhook_attempts WHERE event_id IN ({oldest})"
+    ))
+    .bind(before)
+    .bind(i64::from(limit))
+    .execute(c)
+    .await
+    .map_err(ctx("failed to prune delivery attempts"))?;
+    query(&format!("DELETE FROM events WHERE id IN ({oldest})"))
+        .bind(before)
+        .bind(i64::from(limit))
+        .execute(c)
+        .await
+        .map_err(ctx("failed to prune events"))
+}

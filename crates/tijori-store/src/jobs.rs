@@ -170,3 +170,21 @@ pub(crate) async fn retry_job(c: &mut impl Conn, id: i64, now: DateTime<Utc>) ->
     }
     Ok(())
 }
+
+/// Deletes up to `limit` jobs finished (`done`) before `before`; returns how many.
+/// Dead jobs stay for an operator.
+pub(crate) async fn prune_done_jobs(
+    c: &mut impl Conn,
+    before: DateTime<Utc>,
+    limit: u32,
+) -> StoreResult<u64> {
+    query(
+        "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs \
+         WHERE status = 'done' AND updated_at < $1 ORDER BY updated_at LIMIT $2)",
+    )
+    .bind(before)
+    .bind(i64::from(limit))
+    .execute(c)
+    .await
+    .map_err(ctx("failed to prune finished jobs"))
+}

@@ -3808,7 +3808,52 @@ mod outgoing_events {
         Ok(())
     }
 
+    async fn old_events_and_finished_jobs_are_pruned(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let e = endpoint(&h, Wanted::All, true).await?;
+        let user = h.user("asha").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let old = h.checkout(&user, &plan, t0()).await?;
+        h.settle(&old, &paid(&old), t0()).await?;
+        let old_events = h.store.events_since(t0(), 10).await?;
+        h.store
+            .record_delivery_attempt(&attempt(&old_events[0].id, &e.id, 1, t0(), true))
+            .await?;
+        let claimed = h.store.claim_jobs("w", 10, t0() + days(1), t0()).await?;
+        ensure!(claimed.len() == 2);
+        h.store.complete_job(claimed[0].id, "w", None, t0()).await?;
+        h.store
+            .fail_job(claimed[1].id, "w", "gave up", None, t0())
+            .await?;
+        let later = t0() + days(40);
+        let new = h.checkout(&user, &plan, later).await?;
+        h.settle(&new, &paid(&new), later).await?;
+        let cutoff = later - days(30);
+        ensure!(h.store.prune_events(cutoff, 1_000).await? == 2);
+        ensure!(
+            h.store.prune_done_jobs(cutoff, 1_000).await? == 1,
+            "done, not dead"
+        );
+        let left = h.store.events_since(t0(), 10).await?;
+        ensure!(
+            left.len() == 2 && left.iter().all(|e| e.created_at == later),
+            "{left:?}"
+        );
+        ensure!(h
+            .store
+            .delivery_attempts(Some(&e.id), None, 10)
+            .await?
+            .is_empty());
+        ensure!(
+            h.store.jobs(Some(JobStatus::Dead), 10).await?.len() == 1,
+            "dead jobs stay"
+        );
+        ensure!(h.store.prune_events(cutoff, 1_000).await? == 0);
+        Ok(())
+    }
+
     test_both!(
+        old_events_and_finished_jobs_are_pruned,
         a_settlement_writes_its_events_and_their_deliveries,
         the_first_body_kept_is_the_one_sent,
         failures_are_counted_from_the_first_and_undelivered_events_redelivered,

@@ -143,6 +143,12 @@ pub struct Config {
     /// the same host or private network.
     #[arg(long, env = "TIJORI_WEBHOOK_ALLOW_PRIVATE", default_value = "false", action = clap::ArgAction::Set, global = true)]
     pub webhook_allow_private: bool,
+
+    /// Days to keep outgoing events, their delivery attempts and finished background
+    /// jobs (5 to 3650). An endpoint can be sent again what it missed within them.
+    #[arg(long, env = "TIJORI_EVENT_RETENTION_DAYS", default_value = "30", value_parser = clap::value_parser!(u32).range(5..=3650), global = true)]
+    pub event_retention_days: u32,
+
     /// How many times a minute one user may open a checkout or create an order, on
     /// each path: initiate, initialize, Khalti widget verify, order creation (each
     /// costs a gateway call or rows). Raise it for load tests.
@@ -295,6 +301,7 @@ impl Config {
             refund_audit_per_minute: 4,
             restock_found_refunds: false,
             webhook_allow_private: false,
+            event_retention_days: 30,
             smtp_url: None,
             mail_from: "tijori <no-reply@localhost>".into(),
             gateway_timeout: Duration::from_secs(10),
@@ -359,6 +366,7 @@ impl Config {
             refund_audit_window: chrono::Duration::days(i64::from(self.refund_audit_days)),
             refund_audit_per_minute: self.refund_audit_per_minute,
             restock_found_refunds: self.restock_found_refunds,
+            history_retention: chrono::Duration::days(i64::from(self.event_retention_days)),
             ..Default::default()
         }
     }

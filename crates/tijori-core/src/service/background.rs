@@ -40,6 +40,10 @@ pub struct BackgroundSettings {
     /// (`TIJORI_RESTOCK_FOUND_REFUNDS`). Off by default: a refund in the gateway's
     /// dashboard says nothing about the goods coming back.
     pub restock_found_refunds: bool,
+    /// How long outgoing events, their delivery attempts and finished jobs are kept
+    /// (`TIJORI_EVENT_RETENTION_DAYS`); an endpoint can be sent again what it missed
+    /// within it.
+    pub history_retention: Duration,
 }
 
 /// The refund audit looks a payment up at most this often.
@@ -56,6 +60,7 @@ impl Default for BackgroundSettings {
             refund_audit_window: Duration::days(14),
             refund_audit_per_minute: 4,
             restock_found_refunds: false,
+            history_retention: Duration::days(30),
         }
     }
 }
@@ -296,6 +301,30 @@ impl Tijori {
         Ok(total)
     }
 
+    /// Deletes outgoing events (with their attempts) and finished jobs older than the
+    /// retention, a batch at a time; returns how many of each went.
+    pub async fn prune_history(&self) -> Result<(u64, u64)> {
+        const BATCH: u32 = 1_000;
+        let before = self.now() - self.background.history_retention;
+        let mut total = (0, 0);
+        loop {
+            let events = self.store.prune_events(before, BATCH).await?;
+            let jobs = self.store.prune_done_jobs(before, BATCH).await?;
+            total = (total.0 + events, total.1 + jobs);
+            if events < u64::from(BATCH) && jobs < u64::from(BATCH) {
+                break;
+            }
+        }
+        if total != (0, 0) {
+            info!(
+                events = total.0,
+                jobs = total.1,
+                "pruned old events and finished jobs"
+            );
+        }
+        Ok(total)
+    }
+
     /// Queues the recurring sweeps if they are not queued yet (every worker does this
     /// at start; the jobs table keeps one of each).
     pub async fn schedule_recurring_jobs(&self) -> Result<()> {
@@ -305,6 +334,7 @@ impl Tijori {
             JobKind::ExpireOrders,
             JobKind::SubscriptionNotices,
             JobKind::PruneCredentials,
+            JobKind::PruneHistory,
         ] {
             self.store
                 .enqueue_job(&NewJob::recurring(kind, now), now)
@@ -440,6 +470,13 @@ impl Tijori {
             JobKind::CheckRefund => {
                 let CheckRefund { refund } = job.payload_as()?;
                 self.check_refund_job(&refund).await
+            }
+            JobKind::PruneHistory => {
+                self.prune_history().await.map_err(JobError::failed)?;
+                // Tidying, like pruning credentials: hourly is plenty.
+                Ok(Some(
+                    self.now() + self.background.sweep_every.max(Duration::hours(1)),
+                ))
             }
             JobKind::DeliverEvent => {
                 let delivery = job.payload_as()?;

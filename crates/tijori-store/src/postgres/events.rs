@@ -112,4 +112,9 @@ impl EventStore for PgStore {
     ) -> StoreResult<Vec<DeliveryAttempt>> {
         events::attempts(&mut self.pool(), endpoint, event, limit).await
     }
+
+    async fn prune_events(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<u64> {
+        self.write_with(async |tx| events::prune_events(tx, before, limit).await)
+            .await
+    }
 }

@@ -53,4 +53,8 @@ impl JobStore for PgStore {
     async fn retry_job(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
         jobs::retry_job(&mut self.pool(), id, now).await
     }
+
+    async fn prune_done_jobs(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<u64> {
+        jobs::prune_done_jobs(&mut self.pool(), before, limit).await
+    }
 }

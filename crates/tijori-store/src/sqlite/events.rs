@@ -134,4 +134,9 @@ impl EventStore for SqliteStore {
     ) -> StoreResult<Vec<DeliveryAttempt>> {
         self.read_with(async |c| events::attempts(c, endpoint, event, limit).await)
     }
+
+    async fn prune_events(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<u64> {
+        self.write_with(async move |c| events::prune_events(c, before, limit).await)
+            .await
+    }
 }

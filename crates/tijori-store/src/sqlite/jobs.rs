@@ -63,4 +63,9 @@ impl JobStore for SqliteStore {
         self.write_with(async move |c| jobs::retry_job(c, id, now).await)
             .await
     }
+
+    async fn prune_done_jobs(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<u64> {
+        self.write_with(async move |c| jobs::prune_done_jobs(c, before, limit).await)
+            .await
+    }
 }
