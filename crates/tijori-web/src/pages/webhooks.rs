@@ -183,10 +183,10 @@ fn checked(
     session: &Option<tijori_core::account::Session>,
     id: &str,
     fields: &Fields,
-) -> Result<WebhookEndpointId, Response> {
-    let s = require_admin(state, session, HERE).map_err(|r| *r)?;
-    check_csrf_field(s, csrf(fields)).map_err(|e| api_error_page(state, session, e))?;
-    parse_id(id).map_err(|e| api_error_page(state, session, e))
+) -> Result<WebhookEndpointId, Box<Response>> {
+    let s = require_admin(state, session, HERE)?;
+    check_csrf_field(s, csrf(fields)).map_err(|e| Box::new(api_error_page(state, session, e)))?;
+    parse_id(id).map_err(|e| Box::new(api_error_page(state, session, e)))
 }
 
 async fn set_enabled(
@@ -198,7 +198,7 @@ async fn set_enabled(
 ) -> Response {
     let id = match checked(&state, &session, &id, &fields) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let change = EndpointChange {
         enabled: Some(enabled),
@@ -237,7 +237,7 @@ async fn rotate(
 ) -> Response {
     let id = match checked(&state, &session, &id, &fields) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match state.tijori.rotate_webhook_secret(&id).await {
         Ok(secret) => {
@@ -261,7 +261,7 @@ async fn redeliver(
 ) -> Response {
     let id = match checked(&state, &session, &id, &fields) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let hours: i64 = match fields.get("hours").map(|h| h.trim().parse()) {
         Some(Ok(h)) if (1..=24 * 90).contains(&h) => h,
@@ -289,7 +289,7 @@ async fn delete(
 ) -> Response {
     let id = match checked(&state, &session, &id, &fields) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match state.tijori.delete_webhook_endpoint(&id).await {
         Ok(()) => Redirect::to(HERE).into_response(),
