@@ -721,3 +721,91 @@ async fn the_admin_page_manages_endpoints(db: TestDatabase) {
 }
 
 test_both!(the_admin_page_manages_endpoints);
+
+async fn an_order_paid_then_refunded_is_told_in_its_words(db: TestDatabase) {
+    let (app, clock) = app_with_clock(db).await;
+    let receiver = Receiver::start().await;
+    let admin = app.admin("ops").await;
+    let (_, secret) = create_endpoint(&app, &admin, json!({"url": receiver.url})).await;
+    app.chapa_settings(|s| {
+        s.webhook_url = None;
+        s.send_callbacks = false;
+    });
+    let user = app.register("abebe").await;
+    let coffee = app.new_product("Coffee", "850", "ETB", 5).await;
+    let order = app.order_of(&user, &coffee, 2).await;
+    let (_, checkout) = app.initialize(&user, &order, None).await;
+    let tx_ref = checkout["tx_ref"].as_str().unwrap();
+    app.sandbox().chapa().pay(tx_ref).unwrap();
+    let res = app
+        .post(
+            &user,
+            "/api/subscriptions/verify/",
+            json!({"tx_ref": tx_ref}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let payment = checkout["payment_id"].as_str().unwrap();
+    let res = app
+        .post(
+            &admin,
+            &format!("/api/payments/{payment}/refund/"),
+            json!({"amount": "500", "reason": "one bag broke"}),
+        )
+        .await;
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "{}",
+        res.text().await.unwrap()
+    );
+    // An unpaid order that runs out of time.
+    let late = app.order_of(&user, &coffee, 1).await;
+    clock.advance(Duration::minutes(31));
+    app.tijori.expire_due_orders().await.unwrap();
+    app.tijori.run_due_jobs("test", 8).await.unwrap();
+
+    let got = receiver.got();
+    let now = clock.now().timestamp();
+    for d in &got {
+        verify(&secret, d, now).unwrap();
+    }
+    let of = |kind: &str| -> Vec<Value> {
+        got.iter()
+            .filter(|d| d.kind() == kind)
+            .map(Delivery::json)
+            .collect()
+    };
+    let mut kinds: Vec<_> = got.iter().map(Delivery::kind).collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            "order.expired",
+            "order.paid",
+            "payment.completed",
+            "payment.refunded",
+            "refund.succeeded"
+        ],
+    );
+    let paid = &of("order.paid")[0]["data"];
+    assert_eq!(paid["id"], order.as_str());
+    assert_eq!(paid["items"][0]["quantity"], 2);
+    assert_eq!(paid["payment"]["id"], payment);
+    assert_eq!(paid["customer"]["username"], "abebe");
+    let refunded = &of("refund.succeeded")[0]["data"];
+    assert_eq!(refunded["amount"], "500.00");
+    assert_eq!(refunded["currency"], "ETB");
+    assert_eq!(refunded["reason"], "one bag broke");
+    assert_eq!(refunded["payment"]["status"], "partially_refunded");
+    assert_eq!(
+        of("payment.refunded")[0]["data"]["status"],
+        "partially_refunded"
+    );
+    let expired = &of("order.expired")[0]["data"];
+    assert_eq!(expired["id"], late.as_str());
+    assert_eq!(expired["status"], "expired");
+    assert_eq!(expired["payment"], Value::Null);
+}
+
+test_both!(an_order_paid_then_refunded_is_told_in_its_words);
