@@ -90,7 +90,8 @@ pub struct Config {
     #[arg(long, env = "TIJORI_ORDER_TTL_MINUTES", default_value = "30", value_parser = parse_minutes, global = true)]
     pub order_ttl_minutes: u32,
 
-    /// Run the background worker (reconciler, order expiry) inside `tijori serve`.
+    /// Run the background worker (reconciler, order expiry, event deliveries) inside
+    /// `tijori serve`.
     /// Turn it off when separate `tijori worker` processes do the work.
     #[arg(long, env = "TIJORI_WORKER", default_value = "true", action = clap::ArgAction::Set, global = true)]
     pub worker: bool,

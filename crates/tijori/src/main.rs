@@ -32,7 +32,8 @@ enum Command {
     /// Serve the API and pages (migrates the database first).
     Serve,
     /// Run the background jobs (reconciler, order expiry, notices, look-ups of
-    /// refunds whose outcome is unknown, the refund audit) without serving HTTP.
+    /// refunds whose outcome is unknown, the refund audit, event deliveries to webhook
+    /// endpoints) without serving HTTP.
     /// Several workers may share one PostgreSQL; set TIJORI_WORKER=false on the
     /// serving processes if only these should do the work.
     Worker,
@@ -92,10 +93,12 @@ enum WebhookEndpointCommand {
         #[arg(long, default_value = "")]
         description: String,
     },
-    /// List the endpoints and whether each is enabled.
+    /// List the endpoints: id, enabled or disabled, URL, event types, and why tijori
+    /// disabled it (or else its description).
     List,
-    /// Stop sending events to an endpoint (enable it again through the API or the
-    /// admin page).
+    /// Stop sending events to an endpoint. Enable it again through the API (PATCH
+    /// /api/admin/webhook-endpoints/{id} with {"enabled": true}), then send it what it
+    /// missed with POST /api/admin/webhook-endpoints/{id}/redeliver.
     Disable {
         /// The endpoint's id (we_...).
         id: String,
