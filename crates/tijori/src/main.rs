@@ -96,9 +96,10 @@ enum WebhookEndpointCommand {
     /// List the endpoints: id, enabled or disabled, URL, event types, and why tijori
     /// disabled it (or else its description).
     List,
-    /// Stop sending events to an endpoint. Enable it again through the API (PATCH
-    /// /api/admin/webhook-endpoints/{id} with {"enabled": true}), then send it what it
-    /// missed with POST /api/admin/webhook-endpoints/{id}/redeliver.
+    /// Stop sending events to an endpoint. Enable it again on /admin/webhooks/ or
+    /// through the API (PATCH /api/admin/webhook-endpoints/{id} with
+    /// {"enabled": true}), then send it what it missed (the page's "Redeliver", or
+    /// POST /api/admin/webhook-endpoints/{id}/redeliver).
     Disable {
         /// The endpoint's id (we_...).
         id: String,
