@@ -19,6 +19,10 @@ struct Server {
 
 impl Server {
     async fn start(dir: &Path) -> Server {
+        Self::start_with(dir, &[("TIJORI_WORKER", "false")]).await
+    }
+
+    async fn start_with(dir: &Path, env: &[(&str, &str)]) -> Server {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -30,7 +34,7 @@ impl Server {
                 "TIJORI_DATABASE_URL",
                 format!("sqlite://{}", dir.join("tijori.db").display()),
             )
-            .env("TIJORI_WORKER", "false")
+            .envs(env.iter().copied())
             .env("TIJORI_VERIFY_LIMIT", "100000")
             .env("TIJORI_LOG", "warn")
             .stdin(Stdio::null())
@@ -193,5 +197,115 @@ async fn a_settled_payment_survives_kill_9() {
             StatusCode::OK,
             "the subscription it granted is kept"
         );
+    }
+}
+
+/// An event written with its change survives `kill -9` before it was delivered: the
+/// receiver is down when the payment settles, tijori dies, and the next tijori on the
+/// same file delivers it once the receiver is up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undelivered_event_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("tijori.db").display());
+    // Nothing listens here yet: every try fails until the receiver starts.
+    let receiver_port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let created = Command::new(env!("CARGO_BIN_EXE_tijori"))
+        .args(["webhook-endpoint", "create"])
+        .arg(format!("http://127.0.0.1:{receiver_port}/hooks"))
+        .env("TIJORI_DATABASE_URL", &database)
+        .env("TIJORI_WEBHOOK_ALLOW_PRIVATE", "true")
+        .env("TIJORI_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let worker = [
+        ("TIJORI_WORKER", "true"),
+        ("TIJORI_WEBHOOK_ALLOW_PRIVATE", "true"),
+    ];
+    let server = Server::start_with(dir.path(), &worker).await;
+    let base = server.base.clone();
+    let http = client();
+    let res = http
+        .put(format!("{base}/sandbox/khalti/_sandbox/settings"))
+        .json(&json!({"auto_complete": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let plans: Vec<Value> = http
+        .get(format!("{base}/api/subscriptions/plans/"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let plan = plans.iter().find(|p| p["currency"] == "NPR").unwrap()["id"].clone();
+    let res = http
+        .post(format!("{base}/api/auth/register"))
+        .json(&json!({"username": "kept", "email": "kept@example.com", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    let token = res.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, started) = post(
+        &base,
+        &token,
+        "/api/subscriptions/initiate/",
+        json!({"plan_id": plan}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    let (status, body) = post(
+        &base,
+        &token,
+        "/api/subscriptions/verify/",
+        json!({"pidx": started["pidx"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    server.kill();
+
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let kept = got.clone();
+    let app = axum::Router::new().route(
+        "/hooks",
+        axum::routing::post(move |body: String| {
+            let kept = kept.clone();
+            async move {
+                let event: Value = serde_json::from_str(&body).unwrap();
+                kept.lock()
+                    .unwrap()
+                    .push(event["type"].as_str().unwrap().to_owned());
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", receiver_port))
+        .await
+        .unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let _server = Server::start_with(dir.path(), &worker).await;
+    // A failed try waits 5 s (a tenth more at most) before the next; a try the kill
+    // cut off is taken up again when its two-minute lease runs out.
+    let deadline = Instant::now() + Duration::from_secs(150);
+    loop {
+        let mut kinds = got.lock().unwrap().clone();
+        kinds.sort();
+        kinds.dedup();
+        if kinds == ["payment.completed", "subscription.activated"] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not delivered after the restart: {kinds:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
