@@ -291,18 +291,26 @@ impl Wanted {
         let Some(names) = names else {
             return Ok(Wanted::All);
         };
-        if names.is_empty() || names.iter().any(|n| n.as_ref() == "*") {
-            return Ok(Wanted::All);
-        }
+        // Every name is checked, `*` or not: a typo beside `*` is still a typo the
+        // merchant wants to hear about.
         let mut types = Vec::new();
-        for name in names {
-            let t = EventType::parse(name.as_ref())
-                .ok_or_else(|| format!("{:?} is not an event type", name.as_ref()))?;
+        let mut all = names.is_empty();
+        for name in names.iter().map(AsRef::as_ref) {
+            if name == "*" {
+                all = true;
+                continue;
+            }
+            let t =
+                EventType::parse(name).ok_or_else(|| format!("{name:?} is not an event type"))?;
             if !types.contains(&t) {
                 types.push(t);
             }
         }
-        Ok(Wanted::Only(types))
+        Ok(if all {
+            Wanted::All
+        } else {
+            Wanted::Only(types)
+        })
     }
 
     /// As stored: `None` for every type, else the names between commas with a comma
@@ -695,6 +703,8 @@ mod tests {
         assert!(stored.contains(&Wanted::needle(EventType::OrderPaid)));
         // `order.paid` must not match a name it is part of.
         assert!(!stored.contains(&Wanted::needle(EventType::PaymentCompleted)));
+        // A typo is refused beside `*` too.
+        assert!(Wanted::parse(Some(&["*", "order.shipped"][..])).is_err());
         let e = Wanted::parse(Some(&["order.shipped"][..])).unwrap_err();
         assert!(e.contains("order.shipped"), "{e}");
     }

@@ -11,7 +11,7 @@ use crate::id::{
     EventId, OrderId, PaymentId, PlanId, ProductId, RefundId, UserId, WebhookEndpointId,
 };
 use crate::idempotency::{Attempt, Claim, Claimant, IdempotencyKey, InstanceId, StoredResponse};
-use crate::jobs::{Job, JobStatus, NewJob};
+use crate::jobs::{Job, JobKind, JobStatus, NewJob};
 use crate::mail::{DueNotice, OutboxMail};
 use crate::money::Money;
 use crate::payment::{Payment, Transition};
@@ -627,14 +627,15 @@ pub trait RefundStore: Send + Sync {
     /// Records how the gateway answered. A refund left `unknown` (here, or by
     /// `begin_refund` closing a stale `requested` one) gets its look-up job
     /// (`NewJob::check_refund`) queued in the same transaction, so it cannot be
-    /// forgotten.
+    /// forgotten. `false`, and nothing changed, if the refund was already decided (a
+    /// look-up or an operator settled it while the call was stalled).
     async fn finish_refund(
         &self,
         id: &RefundId,
         status: RefundStatus,
         detail: Option<&str>,
         now: DateTime<Utc>,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<bool>;
     /// The payment's refunds, whatever their status, oldest first.
     async fn refunds_of(&self, payment: &PaymentId) -> StoreResult<Vec<Refund>>;
     /// A refund by id, whatever its status.
@@ -670,14 +671,16 @@ pub trait JobStore: Send + Sync {
     /// queued or running.
     async fn enqueue_job(&self, job: &NewJob, now: DateTime<Utc>) -> StoreResult<bool>;
     /// Claims up to `limit` due jobs for `worker` until `lease_until`: queued ones whose
-    /// time has come, and running ones whose worker's lease ran out. Two workers never
-    /// claim the same job at once.
+    /// time has come, and running ones whose worker's lease ran out; none of kind
+    /// `except` (a worker whose slots for that kind are full). Two workers never claim
+    /// the same job at once.
     async fn claim_jobs(
         &self,
         worker: &str,
         limit: u32,
         lease_until: DateTime<Utc>,
         now: DateTime<Utc>,
+        except: Option<JobKind>,
     ) -> StoreResult<Vec<Job>>;
     /// Marks a job done, if `worker` still holds it. `next` queues it again then
     /// (a recurring job).

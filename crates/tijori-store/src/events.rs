@@ -248,7 +248,11 @@ pub(crate) async fn delete_endpoint(
 }
 
 /// Makes `secret` the endpoint's secret; the one it replaces signs until
-/// `previous_until`. `false` for an unknown endpoint.
+/// `previous_until`. A second rotation while the first one's old secret still signs
+/// keeps that old secret (and its end) and drops the one the first rotation made: the
+/// merchant's receiver most likely still holds the old one (a retried call or a
+/// reloaded page rotates twice), and losing it would fail every delivery until the
+/// receiver is updated. `false` for an unknown endpoint.
 pub(crate) async fn rotate_secret(
     c: &mut impl Conn,
     id: &WebhookEndpointId,
@@ -257,8 +261,12 @@ pub(crate) async fn rotate_secret(
     now: DateTime<Utc>,
 ) -> StoreResult<bool> {
     Ok(query(
-        "UPDATE webhook_endpoints SET previous_secret = secret, secret = $2, \
-         previous_secret_until = $3, updated_at = $4 WHERE id = $1",
+        "UPDATE webhook_endpoints SET \
+         previous_secret = CASE WHEN previous_secret_until > $4 \
+             THEN previous_secret ELSE secret END, \
+         previous_secret_until = CASE WHEN previous_secret_until > $4 \
+             THEN previous_secret_until ELSE $3 END, \
+         secret = $2, updated_at = $4 WHERE id = $1",
     )
     .bind(id.as_str())
     .bind(secret)
@@ -423,7 +431,9 @@ pub(crate) async fn queue_delivery<C: Conn>(
 
 /// Queues a delivery of every event from `since` on that an enabled endpoint (this
 /// one, or any) wants and never received: failed, never tried while it was
-/// disabled, or given up on. At most `limit`; returns how many were queued.
+/// disabled, or given up on. At most `limit`, not counting deliveries already queued
+/// (those are left out before the limit, so calling again always gets further);
+/// returns how many were queued.
 pub(crate) async fn redeliver_undelivered<C: Conn>(
     c: &mut C,
     since: DateTime<Utc>,
@@ -443,6 +453,8 @@ pub(crate) async fn redeliver_undelivered<C: Conn>(
          AND (e.event_types IS NULL OR {wants}) AND ($2 IS NULL OR e.id = $2) \
          WHERE ev.created_at >= $1 AND NOT EXISTS (SELECT 1 FROM webhook_attempts a \
              WHERE a.event_id = ev.id AND a.endpoint_id = e.id AND a.delivered) \
+         AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.kind = $3 \
+             AND j.unique_key = ev.id || ' ' || e.id AND j.status IN ('queued', 'running')) \
          ORDER BY ev.created_at LIMIT $6 \
          ON CONFLICT (kind, unique_key) \
          WHERE unique_key IS NOT NULL AND status IN ('queued', 'running') DO NOTHING"

@@ -71,17 +71,23 @@ async fn queue_refund_check(
     Ok(())
 }
 
-/// Records the gateway's answer to a refund, in one write transaction.
+/// Records the gateway's answer to a refund, in one write transaction; `false` if the
+/// refund was settled meanwhile (its call outlived `ABANDONED_REQUEST_MINUTES`, it was
+/// marked unknown, and a look-up or an operator decided it): that decision stands,
+/// and its event was sent then.
 pub(crate) async fn finish_refund(
     c: &mut impl Conn,
     id: &RefundId,
     status: RefundStatus,
     detail: Option<&str>,
     now: DateTime<Utc>,
-) -> StoreResult<()> {
+) -> StoreResult<bool> {
+    // An answer to a refund still `unknown` (marked so while its call was stalled) is
+    // the gateway's word and settles it; one to a refund already decided does not
+    // overwrite that, nor announce the refund a second time.
     let payment = query(
-        "UPDATE refunds SET status = $2, detail = $3, updated_at = $4 WHERE id = $1 \
-         RETURNING payment_id",
+        "UPDATE refunds SET status = $2, detail = $3, updated_at = $4 \
+         WHERE id = $1 AND status IN ('requested', 'unknown') RETURNING payment_id",
     )
     .bind(id.as_str())
     .bind(status.as_str())
@@ -90,13 +96,14 @@ pub(crate) async fn finish_refund(
     .fetch_optional::<(String,)>(c)
     .await
     .map_err(ctx("failed to record a refund's outcome"))?;
+    let Some((payment,)) = payment else {
+        return Ok(false);
+    };
     if status == RefundStatus::Unknown {
         queue_refund_check(c, id, now).await?;
     }
-    if let Some((payment,)) = payment {
-        emit_outcome(c, id, &PaymentId::from_trusted(payment), status, now).await?;
-    }
-    Ok(())
+    emit_outcome(c, id, &PaymentId::from_trusted(payment), status, now).await?;
+    Ok(true)
 }
 
 /// The event of a refund's outcome, once it has one (`refund.succeeded`,

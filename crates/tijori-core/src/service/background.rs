@@ -1,6 +1,7 @@
 //! Work nobody asks for: reconciling payments whose outcome never arrived, expiring
 //! unpaid orders, and the worker that runs it from the jobs table.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
@@ -347,12 +348,17 @@ impl Tijori {
         Ok(())
     }
 
-    /// Claims up to `limit` due jobs for `worker`.
-    pub async fn claim_jobs(&self, worker: &str, limit: u32) -> Result<Vec<Job>> {
+    /// Claims up to `limit` due jobs for `worker`, none of kind `except`.
+    pub async fn claim_jobs(
+        &self,
+        worker: &str,
+        limit: u32,
+        except: Option<JobKind>,
+    ) -> Result<Vec<Job>> {
         let now = self.now();
         Ok(self
             .store
-            .claim_jobs(worker, limit, now + self.background.lease, now)
+            .claim_jobs(worker, limit, now + self.background.lease, now, except)
             .await?)
     }
 
@@ -402,7 +408,7 @@ impl Tijori {
     pub async fn run_due_jobs(&self, worker: &str, concurrency: u32) -> Result<usize> {
         let mut ran = 0;
         loop {
-            let jobs = self.claim_jobs(worker, concurrency).await?;
+            let jobs = self.claim_jobs(worker, concurrency, None).await?;
             if jobs.is_empty() {
                 return Ok(ran);
             }
@@ -502,6 +508,13 @@ pub struct Worker {
     tijori: Tijori,
     id: String,
     concurrency: usize,
+    /// At most this many of the slots deliver outgoing events (half, at least one): a
+    /// merchant's receiver that hangs costs a slot 15 s a try, and a burst or a
+    /// redelivery queues thousands at once; neither may hold up the look-ups that
+    /// grant customers what they paid for, the refunds' checks or the mail.
+    delivery_slots: usize,
+    /// Deliveries running now (each task counts itself out when it ends).
+    delivering: Arc<AtomicUsize>,
     poll: StdDuration,
 }
 
@@ -519,6 +532,8 @@ impl Worker {
                 &uuid::Uuid::new_v4().simple().to_string()[..8]
             ),
             concurrency: concurrency.max(1),
+            delivery_slots: (concurrency / 2).max(1),
+            delivering: Arc::default(),
             poll: StdDuration::from_secs(1),
         }
     }
@@ -533,6 +548,29 @@ impl Worker {
     /// The name this worker claims jobs under, as the jobs table shows it.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Claims up to `free` jobs, of which at most the free delivery slots' worth
+    /// deliver events: first that many of any kind in order, then, if those were all
+    /// there was room for, the rest from every other kind.
+    async fn claim(&self, free: usize) -> Result<Vec<Job>> {
+        let deliveries_free = self
+            .delivery_slots
+            .saturating_sub(self.delivering.load(Ordering::Relaxed));
+        let any = free.min(deliveries_free);
+        let mut jobs = if any > 0 {
+            self.tijori.claim_jobs(&self.id, any as u32, None).await?
+        } else {
+            Vec::new()
+        };
+        if jobs.len() == any && free > any {
+            let others = self
+                .tijori
+                .claim_jobs(&self.id, (free - any) as u32, Some(JobKind::DeliverEvent))
+                .await?;
+            jobs.extend(others);
+        }
+        Ok(jobs)
     }
 
     /// Runs until `stop` resolves, then lets the jobs in hand finish.
@@ -552,15 +590,18 @@ impl Worker {
             let free = me.concurrency - running.len();
             let mut saturated = free == 0;
             if free > 0 {
-                match me.tijori.claim_jobs(&me.id, free as u32).await {
+                match me.claim(free).await {
                     Ok(jobs) => {
                         saturated = jobs.len() == free;
                         for job in jobs {
                             let me = me.clone();
+                            let slot = (job.kind == JobKind::DeliverEvent)
+                                .then(|| DeliverySlot::take(&me.delivering));
                             running.spawn(async move {
                                 if let Err(e) = me.tijori.run_job(&me.id, job).await {
                                     error!(error = %format!("{e:#}"), "worker: could not record a job's outcome");
                                 }
+                                drop(slot);
                             });
                         }
                     }
@@ -578,6 +619,22 @@ impl Worker {
         }
         info!(worker = me.id, in_hand = running.len(), "worker stopping");
         while running.join_next().await.is_some() {}
+    }
+}
+
+/// A delivery slot in use, given back when its task ends, however it ends.
+struct DeliverySlot(Arc<AtomicUsize>);
+
+impl DeliverySlot {
+    fn take(in_use: &Arc<AtomicUsize>) -> DeliverySlot {
+        in_use.fetch_add(1, Ordering::Relaxed);
+        DeliverySlot(in_use.clone())
+    }
+}
+
+impl Drop for DeliverySlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

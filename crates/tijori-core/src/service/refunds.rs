@@ -248,7 +248,8 @@ impl Tijori {
                     _ => (RefundStatus::Unknown, e.raw().cloned()),
                 };
                 warn!(payment = %payment.id, refund = %refund.id, error = %e, "refund failed");
-                self.store
+                let recorded = self
+                    .store
                     .finish_refund(&refund.id, status, Some(&e.to_string()), self.now())
                     .await?;
                 if let Some(raw) = kept.or_else(|| e.raw().cloned()) {
@@ -256,7 +257,7 @@ impl Tijori {
                         .record_answer(&payment.id, AnswerKind::Refund, &raw, self.now())
                         .await?;
                 }
-                if status == RefundStatus::Unknown {
+                if status == RefundStatus::Unknown && recorded {
                     self.store
                         .record_operator_event(
                             OperatorEventKind::RefundUnknown,
@@ -274,9 +275,22 @@ impl Tijori {
                 return Err(e.into());
             }
         };
-        self.store
+        if !self
+            .store
             .finish_refund(&refund.id, RefundStatus::Succeeded, None, self.now())
-            .await?;
+            .await?
+        {
+            // The call outlived its lease and the refund was decided meanwhile (and
+            // took effect then, if it succeeded): the gateway's late word changes
+            // nothing, and the operator reads the decision on the payment.
+            warn!(payment = %payment.id, refund = %refund.id, "a refund's answer came after it was decided");
+            return Err(Error::Conflict {
+                code: "refund_decided",
+                message: "the gateway answered after this refund was settled by a look-up or \
+                          an operator; see the payment's refunds"
+                    .into(),
+            });
+        }
         let (settled, restocked) = self
             .refund_took_effect(&payment, full, order.restock, raw)
             .await?;

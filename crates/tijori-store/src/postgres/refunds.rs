@@ -24,7 +24,7 @@ impl RefundStore for PgStore {
         status: RefundStatus,
         detail: Option<&str>,
         now: DateTime<Utc>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         self.write_with(async |tx| refunds::finish_refund(tx, id, status, detail, now).await)
             .await
     }

@@ -25,7 +25,7 @@ impl RefundStore for SqliteStore {
         status: RefundStatus,
         detail: Option<&str>,
         now: DateTime<Utc>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let id = id.clone();
         let detail = detail.map(str::to_owned);
         self.write_with(async move |c| {

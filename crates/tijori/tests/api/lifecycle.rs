@@ -317,7 +317,7 @@ async fn a_job_whose_worker_died_is_taken_over_once(db: TestDatabase) {
     clock.advance(Duration::minutes(16));
     // The sweep runs and queues the lookup; a worker claims it and dies.
     app.tijori.queue_stale_payments().await.unwrap();
-    let claimed = app.tijori.claim_jobs("doomed", 10).await.unwrap();
+    let claimed = app.tijori.claim_jobs("doomed", 10, None).await.unwrap();
     let lookup: Vec<_> = claimed
         .iter()
         .filter(|j| j.kind == tijori_core::jobs::JobKind::ReconcilePayment)
@@ -326,7 +326,12 @@ async fn a_job_whose_worker_died_is_taken_over_once(db: TestDatabase) {
     let job_id = lookup[0].id;
 
     // Within the lease nobody else takes it.
-    assert!(app.tijori.claim_jobs("other", 10).await.unwrap().is_empty());
+    assert!(app
+        .tijori
+        .claim_jobs("other", 10, None)
+        .await
+        .unwrap()
+        .is_empty());
     clock.advance(Duration::minutes(3));
     run_jobs(&app).await;
     assert_eq!(

@@ -261,16 +261,20 @@ async fn a_failing_receiver_gets_the_event_on_the_fourth_try(db: TestDatabase) {
     let user = app.register("asha").await;
     pay_for_basic(&app, &user).await;
     app.tijori.run_due_jobs("test", 8).await.unwrap();
-    // 5 s, 5 min and 30 min after each failure (each up to a tenth later).
-    for wait in [
-        Duration::seconds(6),
-        Duration::minutes(6),
-        Duration::minutes(34),
+    assert_eq!(receiver.got().len(), 1, "the first try");
+    // 5 s, 5 min and 30 min after each failure (each up to a tenth earlier or later):
+    // nothing before the earliest a retry may come, and the retry by the latest.
+    for (tries, too_early, wait) in [
+        (2, Duration::seconds(4), Duration::seconds(2)),
+        (3, Duration::minutes(4), Duration::minutes(2)),
+        (4, Duration::minutes(26), Duration::minutes(8)),
     ] {
-        // Not before its time.
+        clock.advance(too_early);
         app.tijori.run_due_jobs("test", 8).await.unwrap();
+        assert_eq!(receiver.got().len(), tries - 1, "not before its time");
         clock.advance(wait);
         app.tijori.run_due_jobs("test", 8).await.unwrap();
+        assert_eq!(receiver.got().len(), tries, "retried on time");
     }
     let got = receiver.got();
     assert_eq!(got.len(), 4, "{got:?}");
@@ -621,6 +625,62 @@ async fn private_addresses_and_bad_endpoints_are_refused(db: TestDatabase) {
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 }
 
+/// A receiver that takes every connection and never answers holds a delivery for
+/// 15 s a try. Deliveries get at most half of a worker's slots, so the worker's other
+/// jobs (here a mail, due after four such deliveries) still run meanwhile: a merchant's
+/// broken receiver cannot hold up the look-ups that grant what customers paid for.
+async fn a_hanging_receiver_does_not_hold_up_other_jobs(db: TestDatabase) {
+    use tijori_core::jobs::{DeliverMail, JobStatus, NewJob};
+    let (app, clock) = app_with_clock(db).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((connection, _)) = listener.accept().await {
+            held.push(connection);
+        }
+    });
+    let admin = app.admin("ops").await;
+    create_endpoint(&app, &admin, json!({"url": url})).await;
+    let user = app.register("asha").await;
+    pay_for_basic(&app, &user).await;
+    pay_for_basic(&app, &user).await;
+    let mail = NewJob::of(
+        &DeliverMail {
+            mail: "mail_that_is_not_there".into(),
+        },
+        clock.now(),
+    );
+    app.tijori
+        .store()
+        .enqueue_job(&mail, clock.now())
+        .await
+        .unwrap();
+
+    let worker = tijori_core::service::Worker::new(app.tijori.clone(), 2)
+        .with_poll_interval(std::time::Duration::from_millis(20));
+    let running = tokio::spawn(worker.run(std::future::pending()));
+    let mut tried = false;
+    for _ in 0..250 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let jobs = app.tijori.store().jobs(None, 100).await.unwrap();
+        let mail = jobs
+            .iter()
+            .find(|j| j.payload.contains("mail_that_is_not_there"))
+            .unwrap();
+        if mail.attempts > 0 && mail.status != JobStatus::Running {
+            tried = true;
+            break;
+        }
+    }
+    // The worker would wait for the hanging deliveries to time out.
+    running.abort();
+    assert!(
+        tried,
+        "the mail waited behind deliveries to a receiver that hangs"
+    );
+}
+
 test_both!(
     a_paid_subscription_is_told_once,
     a_failing_receiver_gets_the_event_on_the_fourth_try,
@@ -630,6 +690,7 @@ test_both!(
     three_days_of_failures_disable_the_endpoint,
     events_wait_in_the_outbox_for_a_restart,
     private_addresses_and_bad_endpoints_are_refused,
+    a_hanging_receiver_does_not_hold_up_other_jobs,
 );
 
 async fn the_admin_page_manages_endpoints(db: TestDatabase) {
