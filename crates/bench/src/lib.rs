@@ -13,6 +13,10 @@
 //!   at verify).
 //! - `webhooks`: signed webhooks for open payments, each delivered twice (new and
 //!   duplicate), as fast as the endpoint takes them.
+//! - `webhooks-out`: khalti-flow until its payments have caused a given number of
+//!   outgoing events (two per flow), then waits for a [`Receiver`] to have them all:
+//!   events delivered per second and the time from each event to its delivery.
+//!   Any other scenario given a receiver reports the same beside its own figures.
 //! - `sse`: many idle live-status subscribers (Server-Sent Events) on one payment;
 //!   reports the server's memory with them open, then settles the payment and times
 //!   how long each subscriber takes to hear it.
@@ -29,6 +33,9 @@ use reqwest::{Client, StatusCode};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+mod receiver;
+pub use receiver::{Deliveries, Receiver};
+
 /// Runs started by this process, to keep their account names apart.
 static RUNS: AtomicU64 = AtomicU64::new(0);
 
@@ -42,6 +49,7 @@ pub enum Scenario {
     EsewaFlow,
     ChapaFlow,
     Webhooks,
+    WebhooksOut,
     Sse,
 }
 
@@ -65,7 +73,16 @@ pub struct Options {
     pub webhook_secret: String,
     /// The server's process id, for its peak RSS.
     pub server_pid: Option<u32>,
+    /// A receiver for the events the flows cause (the server has an endpoint that
+    /// posts to it); required by `webhooks-out`.
+    pub receiver: Option<Receiver>,
+    /// For `webhooks-out`: how many events the flows cause before they stop.
+    pub events: u64,
 }
+
+/// Every flow the scenarios run causes two outgoing events: `payment.completed`, and
+/// `subscription.activated`/`renewed` or `order.paid`.
+const EVENTS_PER_FLOW: u64 = 2;
 
 /// Per-step latencies and outcomes.
 #[derive(Default)]
@@ -108,6 +125,8 @@ pub struct Report {
     pub errors: BTreeMap<String, u64>,
     /// The server's peak resident memory (VmHWM), when its pid was given.
     pub server_peak_rss_mb: Option<f64>,
+    /// What the receiver saw, when there was one.
+    pub deliveries: Option<Deliveries>,
 }
 
 impl Report {
@@ -137,6 +156,22 @@ impl Report {
         if let Some(rss) = self.server_peak_rss_mb {
             println!("  server peak RSS: {rss:.1} MB");
         }
+        if let Some(deliveries) = &self.deliveries {
+            deliveries.print();
+        }
+    }
+}
+
+impl StepReport {
+    fn of(h: &Histogram<u64>) -> StepReport {
+        let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+        StepReport {
+            count: h.len(),
+            p50_ms: ms(0.5),
+            p90_ms: ms(0.9),
+            p99_ms: ms(0.99),
+            max_ms: h.max() as f64 / 1000.0,
+        }
     }
 }
 
@@ -152,25 +187,45 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     if options.configure_sandbox {
         configure_sandbox(&client, options).await?;
     }
+    let outgoing = options.scenario == Scenario::WebhooksOut;
+    if outgoing && options.receiver.is_none() {
+        bail!("webhooks-out needs a receiver (and an endpoint on the server posting to it)");
+    }
     let setup = Setup::prepare(&client, options).await?;
+    if let Some(receiver) = &options.receiver {
+        receiver.reset();
+    }
     let tally = Arc::new(Mutex::new(Tally::default()));
     let stop = Arc::new(AtomicBool::new(false));
+    // webhooks-out runs a number of flows, not a time.
+    let flows_left = Arc::new(AtomicU64::new(if outgoing {
+        options.events.div_ceil(EVENTS_PER_FLOW)
+    } else {
+        u64::MAX
+    }));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for user in 0..options.users {
-        let (client, options, setup, tally, stop) = (
+        let (client, options, setup, tally, stop, flows_left) = (
             client.clone(),
             options.clone(),
             setup.clone(),
             tally.clone(),
             stop.clone(),
+            flows_left.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let token = &setup.tokens[user % setup.tokens.len()];
             let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
+            while !stop.load(Ordering::Relaxed)
+                && flows_left
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                    .is_ok()
+            {
                 let outcome = match options.scenario {
-                    Scenario::KhaltiFlow => khalti_flow(&client, &options, &setup, token).await,
+                    Scenario::KhaltiFlow | Scenario::WebhooksOut => {
+                        khalti_flow(&client, &options, &setup, token).await
+                    }
                     Scenario::EsewaFlow => esewa_flow(&client, &options, &setup, token).await,
                     Scenario::ChapaFlow => chapa_flow(&client, &options, &setup, token).await,
                     Scenario::Webhooks => webhooks(&client, &options, &setup, token, user, n).await,
@@ -190,8 +245,10 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
             }
         }));
     }
-    tokio::time::sleep(options.duration).await;
-    stop.store(true, Ordering::Relaxed);
+    if !outgoing {
+        tokio::time::sleep(options.duration).await;
+        stop.store(true, Ordering::Relaxed);
+    }
     for t in tasks {
         t.await.context("a virtual user panicked")?;
     }
@@ -200,7 +257,16 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         .map_err(|_| anyhow::anyhow!("tally still shared"))?
         .into_inner()
         .expect("tally lock");
-    let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    let deliveries = match &options.receiver {
+        Some(receiver) => {
+            let expected = tally.flows * EVENTS_PER_FLOW;
+            // Deliveries trail the flows; a retry waits 5 s, so 30 s without news is
+            // a lost or stuck event, which the report shows.
+            receiver.wait_for(expected, Duration::from_secs(30)).await;
+            Some(receiver.report(expected))
+        }
+        None => None,
+    };
     Ok(Report {
         scenario: options.scenario,
         users: options.users,
@@ -210,21 +276,11 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         steps: tally
             .steps
             .iter()
-            .map(|(k, h)| {
-                (
-                    *k,
-                    StepReport {
-                        count: h.len(),
-                        p50_ms: ms(h, 0.5),
-                        p90_ms: ms(h, 0.9),
-                        p99_ms: ms(h, 0.99),
-                        max_ms: h.max() as f64 / 1000.0,
-                    },
-                )
-            })
+            .map(|(k, h)| (*k, StepReport::of(h)))
             .collect(),
         errors: tally.errors,
         server_peak_rss_mb: options.server_pid.and_then(peak_rss_mb),
+        deliveries,
     })
 }
 
@@ -288,7 +344,7 @@ impl Setup {
             .to_owned();
         let product_id = match (&options.product_id, options.scenario) {
             (Some(id), _) => Some(id.clone()),
-            (None, Scenario::KhaltiFlow | Scenario::EsewaFlow) => None,
+            (None, Scenario::KhaltiFlow | Scenario::EsewaFlow | Scenario::WebhooksOut) => None,
             (None, _) => {
                 let products: Vec<Value> = client
                     .get(options.base.join("api/products/")?)
@@ -694,6 +750,8 @@ pub async fn run_sse(options: &SseOptions) -> anyhow::Result<SseReport> {
         product_id: None,
         webhook_secret: String::new(),
         server_pid: None,
+        receiver: None,
+        events: 0,
     };
     let setup = Setup::prepare(&client, &flow).await?;
     let token = setup.tokens[0].clone();
@@ -810,19 +868,12 @@ pub async fn run_sse(options: &SseOptions) -> anyhow::Result<SseReport> {
             Ok(None) | Err(_) => break,
         }
     }
-    let ms = |q: f64| fanout.value_at_quantile(q) as f64 / 1000.0;
     Ok(SseReport {
         subscribers: options.subscribers,
         connect_seconds,
         server_rss_mb,
         server_peak_rss_mb: options.server_pid.and_then(peak_rss_mb),
-        fanout: StepReport {
-            count: fanout.len(),
-            p50_ms: ms(0.5),
-            p90_ms: ms(0.9),
-            p99_ms: ms(0.99),
-            max_ms: fanout.max() as f64 / 1000.0,
-        },
+        fanout: StepReport::of(&fanout),
         missed: options.subscribers - fanout.len() as usize,
     })
 }

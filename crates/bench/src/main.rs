@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use tijori_bench::{run, run_sse, Options, Scenario, SseOptions, SANDBOX_WEBHOOK_SECRET};
+use tijori_bench::{run, run_sse, Options, Receiver, Scenario, SseOptions, SANDBOX_WEBHOOK_SECRET};
 
 /// A load generator for tijori's money paths (a developer's tool). Start tijori on its
 /// built-in sandbox (release build, with the per-user and per-address limits raised:
@@ -52,6 +52,17 @@ struct Args {
     /// The server's pid, to report its peak RSS.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Receive the server's outgoing events here and report them (required by
+    /// `webhooks-out`). Register the endpoint first: `tijori webhook-endpoint create
+    /// http://ADDR/` with TIJORI_WEBHOOK_ALLOW_PRIVATE=true.
+    #[arg(long, requires = "receiver_secret")]
+    receiver_listen: Option<std::net::SocketAddr>,
+    /// The endpoint's signing secret (whsec_...), to check each delivery's signature.
+    #[arg(long)]
+    receiver_secret: Option<String>,
+    /// For `webhooks-out`: the events to cause (two per flow) and wait for.
+    #[arg(long, default_value = "10000")]
+    events: u64,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -80,6 +91,10 @@ async fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    let receiver = match (args.receiver_listen, &args.receiver_secret) {
+        (Some(listen), Some(secret)) => Some(Receiver::start(listen, secret).await?),
+        _ => None,
+    };
     let report = run(&Options {
         base: args.base_url,
         sandbox,
@@ -91,6 +106,8 @@ async fn main() -> anyhow::Result<()> {
         product_id: args.product_id,
         webhook_secret: args.webhook_secret,
         server_pid: args.server_pid,
+        receiver,
+        events: args.events,
     })
     .await?;
     if args.json {

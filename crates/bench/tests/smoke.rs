@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use tijori::{Application, Config};
-use tijori_bench::{run, run_sse, Options, Scenario, SseOptions, SANDBOX_WEBHOOK_SECRET};
+use tijori_bench::{run, run_sse, Options, Receiver, Scenario, SseOptions, SANDBOX_WEBHOOK_SECRET};
 use tijori_testkit::TestDatabase;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -22,6 +22,8 @@ async fn every_scenario_runs_without_errors() {
         live_stream_limit: 1_000_000,
         max_unpaid_orders: 10_000,
         max_unpaid_units_per_product: 1_000_000,
+        // The receiver is on loopback.
+        webhook_allow_private: true,
         ..Config::embedded(&db.url)
     };
     let app = Application::build(&config).await.expect("the app builds");
@@ -36,6 +38,7 @@ async fn every_scenario_runs_without_errors() {
         })
         .await
         .unwrap();
+    let tijori = app.tijori().clone();
     let base = app.public_url().clone();
     let pid = std::process::id();
     tokio::spawn(app.run_until(std::future::pending()));
@@ -57,6 +60,8 @@ async fn every_scenario_runs_without_errors() {
             product_id: Some(product.id.to_string()),
             webhook_secret: SANDBOX_WEBHOOK_SECRET.into(),
             server_pid: Some(pid),
+            receiver: None,
+            events: 0,
         })
         .await
         .unwrap_or_else(|e| panic!("{scenario:?}: {e:#}"));
@@ -66,6 +71,47 @@ async fn every_scenario_runs_without_errors() {
         assert!(report.server_peak_rss_mb.is_some_and(|mb| mb > 1.0));
     }
 
+    // The same flows with an endpoint registered: every event they cause arrives,
+    // signed, once.
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap();
+    let (_, secret) = tijori
+        .create_webhook_endpoint(tijori_core::service::NewEndpoint {
+            url: format!("http://{listen}/events"),
+            wants: tijori_core::events::Wanted::All,
+            description: "bench".into(),
+        })
+        .await
+        .unwrap();
+    let receiver = Receiver::start(listen, &secret).await.unwrap();
+    for (scenario, events) in [(Scenario::KhaltiFlow, 0), (Scenario::WebhooksOut, 40)] {
+        let report = run(&Options {
+            base: base.clone(),
+            sandbox: base.join("sandbox/").unwrap(),
+            scenario,
+            users: 4,
+            duration: Duration::from_millis(1500),
+            configure_sandbox: true,
+            sandbox_latency_ms: 0,
+            product_id: None,
+            webhook_secret: SANDBOX_WEBHOOK_SECRET.into(),
+            server_pid: Some(pid),
+            receiver: Some(receiver.clone()),
+            events,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{scenario:?}: {e:#}"));
+        report.print();
+        assert_eq!(report.error_count(), 0, "{scenario:?}: {:?}", report.errors);
+        let deliveries = report.deliveries.unwrap();
+        assert!(deliveries.expected > 0, "{scenario:?} caused no events");
+        assert_eq!(
+            (deliveries.delivered, deliveries.rejected),
+            (deliveries.expected, 0),
+            "{scenario:?}: every event arrives with a good signature"
+        );
+    }
     let sse = run_sse(&SseOptions {
         base: base.clone(),
         sandbox: base.join("sandbox/").unwrap(),
