@@ -558,8 +558,9 @@ impl Sent {
 #[async_trait::async_trait]
 pub trait EventSender: Send + Sync {
     /// Checks a URL an operator gives for an endpoint: `http(s)`, and not a private
-    /// or loopback address unless this deployment allows them. `Err` says why not.
-    fn check_url(&self, url: &str) -> Result<String, String>;
+    /// or loopback address, nor a name resolving only to such addresses, unless this
+    /// deployment allows them. `Err` says why not.
+    async fn check_url(&self, url: &str) -> Result<String, String>;
     /// A fresh signing secret (`whsec_` and 32 random bytes in base64).
     fn new_secret(&self) -> String;
     /// Sends one delivery (never fails: a failure is in `Sent`).

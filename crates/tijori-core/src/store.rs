@@ -11,7 +11,7 @@ use crate::id::{
     EventId, OrderId, PaymentId, PlanId, ProductId, RefundId, UserId, WebhookEndpointId,
 };
 use crate::idempotency::{Attempt, Claim, Claimant, IdempotencyKey, InstanceId, StoredResponse};
-use crate::jobs::{Job, JobKind, JobStatus, NewJob};
+use crate::jobs::{Job, JobStatus, NewJob};
 use crate::mail::{DueNotice, OutboxMail};
 use crate::money::Money;
 use crate::payment::{Payment, Transition};
@@ -671,8 +671,9 @@ pub trait JobStore: Send + Sync {
     /// queued or running.
     async fn enqueue_job(&self, job: &NewJob, now: DateTime<Utc>) -> StoreResult<bool>;
     /// Claims up to `limit` due jobs for `worker` until `lease_until`: queued ones whose
-    /// time has come, and running ones whose worker's lease ran out; none of kind
-    /// `except` (a worker whose slots for that kind are full). Two workers never claim
+    /// time has come, and running ones whose worker's lease ran out; of the queued, at
+    /// most `max_deliveries` deliveries of outgoing events (`JobKind::DeliverEvent`:
+    /// a worker keeps slots free of them for everything else). Two workers never claim
     /// the same job at once.
     async fn claim_jobs(
         &self,
@@ -680,7 +681,7 @@ pub trait JobStore: Send + Sync {
         limit: u32,
         lease_until: DateTime<Utc>,
         now: DateTime<Utc>,
-        except: Option<JobKind>,
+        max_deliveries: u32,
     ) -> StoreResult<Vec<Job>>;
     /// Marks a job done, if `worker` still holds it. `next` queues it again then
     /// (a recurring job).

@@ -46,36 +46,46 @@ pub(crate) async fn claim_jobs<C: Conn>(
     limit: u32,
     lease_until: DateTime<Utc>,
     now: DateTime<Utc>,
-    except: Option<JobKind>,
+    max_deliveries: u32,
 ) -> StoreResult<Vec<Job>> {
     // A running job whose lease ran out belongs to a worker that died (or hangs): it
     // is claimed again like a queued one, and the attempt counts.
     //
-    // The two kinds are read apart, each from its own index in order, and only the
-    // first `limit` of each are merged: one `WHERE queued OR lapsed ORDER BY` sorts
-    // every due job to claim a few, which with a backlog (a burst of outgoing events:
-    // tens of thousands due at once) made each claim cost milliseconds of the writer.
+    // Three parts, each read from its own index in order and cut at its limit, then
+    // merged: the deliveries due (at most `max_deliveries`), the other jobs due, and
+    // the lapsed leases. A single `WHERE queued OR lapsed ORDER BY` sorted every due
+    // job to claim a few, and one that left deliveries out skipped past all of them:
+    // with a burst of outgoing events (tens of thousands due at once) either cost the
+    // writer milliseconds per claim. The kind is written out, not bound, so that it
+    // matches the partial indexes' own conditions (migration 0014).
+    let delivery = JobKind::DeliverEvent.as_str();
     let skip_locked = C::SKIP_LOCKED;
+    let queued = |kind: &str, limit: &str| {
+        format!(
+            "SELECT id, run_at FROM (SELECT id, run_at FROM jobs \
+             WHERE status = 'queued' AND kind {kind} AND run_at <= $3 \
+             ORDER BY run_at, id LIMIT {limit}{skip_locked})"
+        )
+    };
     query(&format!(
         "UPDATE jobs SET status = 'running', locked_by = $1, locked_until = $2, \
          attempts = attempts + 1, updated_at = $3 \
          WHERE id IN (SELECT id FROM ( \
-             SELECT id, run_at FROM (SELECT id, run_at FROM jobs \
-                 WHERE status = 'queued' AND run_at <= $3 AND kind <> $5 \
-                 ORDER BY run_at, id LIMIT $4{skip_locked}) AS queued \
-             UNION ALL \
-             SELECT id, run_at FROM (SELECT id, run_at FROM jobs \
-                 WHERE status = 'running' AND locked_until <= $3 AND kind <> $5 \
+             {} AS deliveries \
+             UNION ALL {} AS others \
+             UNION ALL SELECT id, run_at FROM (SELECT id, run_at FROM jobs \
+                 WHERE status = 'running' AND locked_until <= $3 \
                  ORDER BY locked_until, id LIMIT $4{skip_locked}) AS lapsed \
              ) AS due ORDER BY run_at, id LIMIT $4) \
-         RETURNING {JOB_COLUMNS}"
+         RETURNING {JOB_COLUMNS}",
+        queued(&format!("= '{delivery}'"), "$5"),
+        queued(&format!("<> '{delivery}'"), "$4"),
     ))
     .bind(worker)
     .bind(lease_until)
     .bind(now)
     .bind(i64::from(limit))
-    // No kind is empty: without `except`, nothing is left out.
-    .bind(except.map_or("", JobKind::as_str))
+    .bind(i64::from(max_deliveries.min(limit)))
     .fetch_all::<JobRow>(c)
     .await
     .map_err(ctx("failed to claim jobs"))?

@@ -87,11 +87,13 @@ struct OrderData {
     payment: Option<PaymentView>,
 }
 
-/// `data` of `refund.*`: the refund as the admin API shows it, and its payment.
+/// `data` of `refund.*`: the refund as the admin API shows it, its customer (whose
+/// money it is), and its payment.
 #[derive(Serialize)]
 struct RefundData {
     #[serde(flatten)]
     refund: RefundView,
+    customer: Option<CustomerView>,
     payment: Option<PaymentView>,
 }
 
@@ -131,6 +133,7 @@ impl EventRenderer for EventBodies {
             Subject::Refund => match &about.refund {
                 Some(refund) => serde_json::to_value(RefundData {
                     refund: refund.into(),
+                    customer,
                     payment,
                 }),
                 None => Ok(serde_json::Value::Null),
@@ -399,10 +402,26 @@ async fn attempts(
 async fn entitlement(
     State(state): State<AppState>,
     caller: Caller,
-    Path(username): Path<String>,
+    username: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<Response, ApiError> {
     admin(&caller)?;
-    match state.tijori.holding_of(&username).await? {
+    // A merchant's backend branches on the code: a name it has wrong is not a
+    // customer without a plan. (A path that is not UTF-8 names nobody either.)
+    let unknown = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "user_not_found",
+            "no user has this username",
+        )
+    };
+    let Ok(Path(username)) = username else {
+        return Err(unknown());
+    };
+    let holding = match state.tijori.holding_of(&username).await {
+        Err(tijori_core::error::Error::NotFound("user")) => return Err(unknown()),
+        other => other?,
+    };
+    match holding {
         Some(holding) => {
             Ok(Json(SubscriptionView::new(&holding, state.tijori.now())).into_response())
         }

@@ -30,10 +30,13 @@ impl WebhookSender {
 
 #[async_trait]
 impl EventSender for WebhookSender {
-    fn check_url(&self, url: &str) -> Result<String, String> {
-        webhook_out::check_url(url, self.allow_private)
-            .map(|u| u.to_string())
-            .map_err(|e| e.to_string())
+    async fn check_url(&self, url: &str) -> Result<String, String> {
+        let url = webhook_out::check_url(url, self.allow_private).map_err(|e| e.to_string())?;
+        self.sender
+            .check_resolves(&url)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(url.to_string())
     }
 
     fn new_secret(&self) -> String {

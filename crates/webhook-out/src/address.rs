@@ -44,8 +44,8 @@ pub enum UrlError {
     /// (RFC 6761), whatever DNS would say.
     #[error("localhost is this machine, not a public host")]
     Localhost,
-    /// Found only when sending: the host name resolved to no public address (one that
-    /// points into a private network, at creation or re-bound later).
+    /// The host name resolved to no public address (one that points into a private
+    /// network): when the endpoint is saved, or when sending (re-bound later).
     #[error("{host} resolves to no public address")]
     NoPublicAddress {
         /// The host name.

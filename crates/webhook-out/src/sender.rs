@@ -155,6 +155,7 @@ impl Attempt {
 pub struct Sender {
     client: reqwest::Client,
     allow_private: bool,
+    lookup: Lookup,
 }
 
 impl Sender {
@@ -174,12 +175,45 @@ impl Sender {
             // host itself, past the resolver below, and from its own network.
             .no_proxy();
         if !config.allow_private {
-            builder = builder.dns_resolver(Arc::new(PublicOnly { lookup }));
+            builder = builder.dns_resolver(Arc::new(PublicOnly {
+                lookup: lookup.clone(),
+            }));
         }
         Ok(Sender {
             client: builder.build()?,
             allow_private: config.allow_private,
+            lookup,
         })
+    }
+
+    /// Whether `url`'s host name resolves, now, to a public address: what an
+    /// operator saving an endpoint should hear at once rather than after three days of
+    /// refused deliveries. Only a refusal is an error: a name that does not resolve
+    /// (yet), or a resolver that does not answer within the connect timeout, is left to
+    /// the deliveries, which check every connection anyway (the address can change
+    /// after this check).
+    pub async fn check_resolves(&self, url: &Url) -> Result<(), UrlError> {
+        let Some(url::Host::Domain(host)) = url.host() else {
+            return Ok(());
+        };
+        if self.allow_private {
+            return Ok(());
+        }
+        let found: Vec<SocketAddr> = match &self.lookup {
+            Lookup::System => {
+                match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::lookup_host((host, 0)))
+                    .await
+                {
+                    Ok(Ok(found)) => found.collect(),
+                    Ok(Err(_)) | Err(_) => return Ok(()),
+                }
+            }
+            #[cfg(test)]
+            Lookup::Fixed(ips) => ips.iter().map(|ip| SocketAddr::new(*ip, 0)).collect(),
+        };
+        public_only(host, found)
+            .map(drop)
+            .map_err(|e| UrlError::NoPublicAddress { host: e.host })
     }
 
     /// POSTs `msg` to `url` and reports what happened; it never fails otherwise, every
@@ -650,6 +684,46 @@ mod tests {
                 host: "hooks.merchant.example".into()
             })),
             "{attempt:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_name_that_resolves_to_a_private_address_is_refused_when_saved() {
+        let saved = |ips: &[&str], allow_private: bool| {
+            let lookup = Lookup::Fixed(ips.iter().map(|ip| ip.parse().unwrap()).collect());
+            let config = SenderConfig {
+                allow_private,
+                ..SenderConfig::default()
+            };
+            async move {
+                Sender::with_lookup(config, lookup)
+                    .unwrap()
+                    .check_resolves(&url("https://hooks.merchant.example/events"))
+                    .await
+            }
+        };
+        assert_eq!(
+            saved(&["10.0.0.5"], false).await,
+            Err(UrlError::NoPublicAddress {
+                host: "hooks.merchant.example".into()
+            })
+        );
+        // One public address is enough: the connection goes only to those.
+        assert_eq!(saved(&["10.0.0.5", "93.184.215.14"], false).await, Ok(()));
+        assert_eq!(saved(&["10.0.0.5"], true).await, Ok(()), "allowed here");
+        // Nothing found yet: the deliveries will see.
+        assert_eq!(saved(&[], false).await, Ok(()));
+        // An address, not a name: check_url has judged it already.
+        let sender = Sender::with_lookup(
+            SenderConfig::default(),
+            Lookup::Fixed(vec!["10.0.0.5".parse().unwrap()]),
+        )
+        .unwrap();
+        assert_eq!(
+            sender
+                .check_resolves(&url("https://93.184.215.14/events"))
+                .await,
+            Ok(())
         );
     }
 

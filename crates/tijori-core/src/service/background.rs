@@ -348,17 +348,24 @@ impl Tijori {
         Ok(())
     }
 
-    /// Claims up to `limit` due jobs for `worker`, none of kind `except`.
+    /// Claims up to `limit` due jobs for `worker`, of which at most `max_deliveries`
+    /// deliver outgoing events.
     pub async fn claim_jobs(
         &self,
         worker: &str,
         limit: u32,
-        except: Option<JobKind>,
+        max_deliveries: u32,
     ) -> Result<Vec<Job>> {
         let now = self.now();
         Ok(self
             .store
-            .claim_jobs(worker, limit, now + self.background.lease, now, except)
+            .claim_jobs(
+                worker,
+                limit,
+                now + self.background.lease,
+                now,
+                max_deliveries,
+            )
             .await?)
     }
 
@@ -408,7 +415,7 @@ impl Tijori {
     pub async fn run_due_jobs(&self, worker: &str, concurrency: u32) -> Result<usize> {
         let mut ran = 0;
         loop {
-            let jobs = self.claim_jobs(worker, concurrency, None).await?;
+            let jobs = self.claim_jobs(worker, concurrency, concurrency).await?;
             if jobs.is_empty() {
                 return Ok(ran);
             }
@@ -551,26 +558,14 @@ impl Worker {
     }
 
     /// Claims up to `free` jobs, of which at most the free delivery slots' worth
-    /// deliver events: first that many of any kind in order, then, if those were all
-    /// there was room for, the rest from every other kind.
+    /// deliver events.
     async fn claim(&self, free: usize) -> Result<Vec<Job>> {
-        let deliveries_free = self
+        let deliveries = self
             .delivery_slots
             .saturating_sub(self.delivering.load(Ordering::Relaxed));
-        let any = free.min(deliveries_free);
-        let mut jobs = if any > 0 {
-            self.tijori.claim_jobs(&self.id, any as u32, None).await?
-        } else {
-            Vec::new()
-        };
-        if jobs.len() == any && free > any {
-            let others = self
-                .tijori
-                .claim_jobs(&self.id, (free - any) as u32, Some(JobKind::DeliverEvent))
-                .await?;
-            jobs.extend(others);
-        }
-        Ok(jobs)
+        self.tijori
+            .claim_jobs(&self.id, free as u32, deliveries as u32)
+            .await
     }
 
     /// Runs until `stop` resolves, then lets the jobs in hand finish.
@@ -612,7 +607,11 @@ impl Worker {
             }
             tokio::select! {
                 _ = &mut stop => break,
-                Some(_) = running.join_next(), if !running.is_empty() => {}
+                Some(_) = running.join_next(), if !running.is_empty() => {
+                    // Every job that has finished meanwhile too: one claim for all the
+                    // free slots, not one write per slot.
+                    while running.try_join_next().is_some() {}
+                }
                 _ = tokio::time::sleep(me.poll), if !saturated => {}
                 _ = me.tijori.jobs_queued.notified(), if !saturated => {}
             }

@@ -68,10 +68,11 @@ impl Tijori {
             .ok_or_else(|| Error::Internal(anyhow!("no event sender is configured")))
     }
 
-    fn checked_url(&self, url: &str) -> Result<String> {
+    async fn checked_url(&self, url: &str) -> Result<String> {
         self.event_sender()?
             .sender
             .check_url(url.trim())
+            .await
             .map_err(|why| invalid("url", why).into())
     }
 
@@ -89,7 +90,7 @@ impl Tijori {
         &self,
         new: NewEndpoint,
     ) -> Result<(WebhookEndpoint, String)> {
-        let url = self.checked_url(&new.url)?;
+        let url = self.checked_url(&new.url).await?;
         let description = Self::checked_description(&new.description)?;
         let secret = self.event_sender()?.sender.new_secret();
         let now = self.now();
@@ -132,7 +133,7 @@ impl Tijori {
         mut change: EndpointChange,
     ) -> Result<WebhookEndpoint> {
         if let Some(url) = &change.url {
-            change.url = Some(self.checked_url(url)?);
+            change.url = Some(self.checked_url(url).await?);
         }
         if let Some(d) = &change.description {
             change.description = Some(Self::checked_description(d)?);

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use tijori_core::jobs::{Job, JobKind, JobStatus, NewJob};
+use tijori_core::jobs::{Job, JobStatus, NewJob};
 use tijori_core::store::{JobStore, StoreResult};
 
 use super::PgStore;
@@ -21,9 +21,17 @@ impl JobStore for PgStore {
         limit: u32,
         lease_until: DateTime<Utc>,
         now: DateTime<Utc>,
-        except: Option<JobKind>,
+        max_deliveries: u32,
     ) -> StoreResult<Vec<Job>> {
-        jobs::claim_jobs(&mut self.pool(), worker, limit, lease_until, now, except).await
+        jobs::claim_jobs(
+            &mut self.pool(),
+            worker,
+            limit,
+            lease_until,
+            now,
+            max_deliveries,
+        )
+        .await
     }
 
     async fn complete_job(

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use tijori_core::jobs::{Job, JobKind, JobStatus, NewJob};
+use tijori_core::jobs::{Job, JobStatus, NewJob};
 use tijori_core::store::{JobStore, StoreResult};
 
 use super::SqliteStore;
@@ -24,11 +24,11 @@ impl JobStore for SqliteStore {
         limit: u32,
         lease_until: DateTime<Utc>,
         now: DateTime<Utc>,
-        except: Option<JobKind>,
+        max_deliveries: u32,
     ) -> StoreResult<Vec<Job>> {
         let worker = worker.to_owned();
         self.write_with(async move |c| {
-            jobs::claim_jobs(c, &worker, limit, lease_until, now, except).await
+            jobs::claim_jobs(c, &worker, limit, lease_until, now, max_deliveries).await
         })
         .await
     }

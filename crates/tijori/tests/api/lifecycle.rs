@@ -317,7 +317,7 @@ async fn a_job_whose_worker_died_is_taken_over_once(db: TestDatabase) {
     clock.advance(Duration::minutes(16));
     // The sweep runs and queues the lookup; a worker claims it and dies.
     app.tijori.queue_stale_payments().await.unwrap();
-    let claimed = app.tijori.claim_jobs("doomed", 10, None).await.unwrap();
+    let claimed = app.tijori.claim_jobs("doomed", 10, 10).await.unwrap();
     let lookup: Vec<_> = claimed
         .iter()
         .filter(|j| j.kind == tijori_core::jobs::JobKind::ReconcilePayment)
@@ -328,7 +328,7 @@ async fn a_job_whose_worker_died_is_taken_over_once(db: TestDatabase) {
     // Within the lease nobody else takes it.
     assert!(app
         .tijori
-        .claim_jobs("other", 10, None)
+        .claim_jobs("other", 10, 10)
         .await
         .unwrap()
         .is_empty());

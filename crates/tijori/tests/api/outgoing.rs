@@ -243,6 +243,19 @@ async fn a_paid_subscription_is_told_once(db: TestDatabase) {
         .get(&admin, "/api/admin/users/nobody/subscription")
         .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&res.json().await.unwrap()), "user_not_found");
+    let res = app
+        .get(&admin, "/api/admin/users/not%20a%20name/subscription")
+        .await;
+    assert_eq!(error_code(&res.json().await.unwrap()), "user_not_found");
+    app.register("hari").await;
+    let res = app.get(&admin, "/api/admin/users/hari/subscription").await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        error_code(&res.json().await.unwrap()),
+        "not_found",
+        "a customer without a plan"
+    );
     let res = app.get(&user, "/api/admin/users/asha/subscription").await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN, "for operators only");
 }
@@ -681,6 +694,110 @@ async fn a_hanging_receiver_does_not_hold_up_other_jobs(db: TestDatabase) {
     );
 }
 
+/// A subscription's whole life, told: a canceled checkout (`payment.failed`), the
+/// payment and its activation, the reminder (`subscription.expiring`) and the end
+/// (`subscription.expired`, with nothing left); and another customer's subscription
+/// refunded (`subscription.revoked`, `payment.refunded`, `refund.succeeded`).
+async fn a_subscription_is_told_from_checkout_to_its_end(db: TestDatabase) {
+    let (app, clock) = app_with_clock(db).await;
+    let receiver = Receiver::start().await;
+    let admin = app.admin("ops").await;
+    let (_, secret) = create_endpoint(&app, &admin, json!({"url": receiver.url})).await;
+    let sita = app.register("sita").await;
+    let plan = app.plan_id("Basic").await;
+    let canceled = app.initiate(&sita, &plan).await;
+    app.pay_on_checkout(canceled["payment_url"].as_str().unwrap(), "cancel")
+        .await;
+    let (status, _) = app.verify(&sita, canceled["pidx"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    pay_for_basic(&app, &sita).await;
+    app.tijori.run_due_jobs("test", 1).await.unwrap();
+
+    // Basic is 30 days; the reminder goes 3 days before the end, the notice after it.
+    clock.advance(Duration::days(27) + Duration::minutes(1));
+    app.tijori.queue_notices().await.unwrap();
+    app.tijori.run_due_jobs("test", 1).await.unwrap();
+    clock.advance(Duration::days(3));
+    app.tijori.queue_notices().await.unwrap();
+    app.tijori.run_due_jobs("test", 1).await.unwrap();
+
+    // Tokens last 30 days: the operator signs in again.
+    let admin = app.admin("ops-again").await;
+    let hari = app.register("hari").await;
+    let payment = pay_for_basic(&app, &hari).await;
+    let res = app
+        .post(
+            &admin,
+            &format!("/api/payments/{payment}/refund/"),
+            json!({"reason": "asked for it back"}),
+        )
+        .await;
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "{}",
+        res.text().await.unwrap()
+    );
+    app.tijori.run_due_jobs("test", 1).await.unwrap();
+
+    let got = receiver.got();
+    for d in &got {
+        // Each as it arrived: they went out over a month.
+        verify(&secret, d, d.timestamp.parse().unwrap()).unwrap();
+    }
+    let told = |username: &str| -> Vec<(String, Value)> {
+        got.iter()
+            .map(Delivery::json)
+            .filter(|e| {
+                let data = &e["data"];
+                data["customer"]["username"] == username
+            })
+            .map(|e| (e["type"].as_str().unwrap().to_owned(), e["data"].clone()))
+            .collect()
+    };
+    let sita_heard = told("sita");
+    let kinds: Vec<_> = sita_heard.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "payment.failed",
+            "payment.completed",
+            "subscription.activated",
+            "subscription.expiring",
+            "subscription.expired"
+        ],
+        "in the order they happened (delivered one at a time here)"
+    );
+    assert_eq!(sita_heard[0].1["status"], "canceled");
+    let expiring = &sita_heard[3].1;
+    assert_eq!(expiring["subscription"]["plan"]["name"], "Basic");
+    assert_eq!(expiring["payment"], Value::Null);
+    let expired = &sita_heard[4].1;
+    assert_eq!(expired["payment"], Value::Null);
+    assert_eq!(expired["subscription"]["is_active"], false);
+
+    let hari_heard = told("hari");
+    let mut kinds: Vec<_> = hari_heard.iter().map(|(k, _)| k.as_str()).collect();
+    kinds.sort_unstable();
+    assert_eq!(
+        kinds,
+        [
+            "payment.completed",
+            "payment.refunded",
+            "refund.succeeded",
+            "subscription.activated",
+            "subscription.revoked"
+        ]
+    );
+    let revoked = &hari_heard
+        .iter()
+        .find(|(k, _)| k == "subscription.revoked")
+        .unwrap()
+        .1;
+    assert_eq!(revoked["payment"]["id"], payment.as_str());
+    assert_eq!(revoked["payment"]["status"], "refunded");
+}
+
 test_both!(
     a_paid_subscription_is_told_once,
     a_failing_receiver_gets_the_event_on_the_fourth_try,
@@ -691,6 +808,7 @@ test_both!(
     events_wait_in_the_outbox_for_a_restart,
     private_addresses_and_bad_endpoints_are_refused,
     a_hanging_receiver_does_not_hold_up_other_jobs,
+    a_subscription_is_told_from_checkout_to_its_end,
 );
 
 async fn the_admin_page_manages_endpoints(db: TestDatabase) {
