@@ -451,6 +451,26 @@ pub struct DeliveryAttempt {
     pub delivered: bool,
 }
 
+/// A try at delivering an event with everything it settles, recorded in one
+/// transaction: the body sent (kept, if it is the event's first), the try, the
+/// endpoint's run of failures, and the job that made it (done, queued again, or dead).
+/// Every event takes this path, so it is one write, not four.
+#[derive(Clone, Debug)]
+pub struct FinishedDelivery {
+    /// The try.
+    pub attempt: DeliveryAttempt,
+    /// The body sent, to keep as the event's if none was kept before (its first try).
+    pub body: Option<String>,
+    /// The delivery job's id.
+    pub job: i64,
+    /// The worker holding the job.
+    pub worker: String,
+    /// If it was not delivered: when the job tries again (`None`: it gave up).
+    pub retry_at: Option<DateTime<Utc>>,
+    /// If it was not delivered: why, for the job's record.
+    pub error: String,
+}
+
 /// How long after a failed try the next one is made: after try 1 fails, 5 s; then
 /// 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, 10 h, 16 h and 30 h, each spread by up to a
 /// tenth either way so that deliveries that failed together (a receiver down) do not

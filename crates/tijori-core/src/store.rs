@@ -5,7 +5,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::account::{Email, PasswordHashString, Session, TokenHash, User, Username};
-use crate::events::{DeliveryAttempt, EndpointSecrets, Event, Wanted, WebhookEndpoint};
+use crate::events::{
+    DeliveryAttempt, EndpointSecrets, Event, FinishedDelivery, Wanted, WebhookEndpoint,
+};
 use crate::gateway::{GatewayKind, RawAnswer};
 use crate::id::{
     EventId, OrderId, PaymentId, PlanId, ProductId, RefundId, UserId, WebhookEndpointId,
@@ -929,6 +931,14 @@ pub trait EventStore: Send + Sync {
         &self,
         attempt: &DeliveryAttempt,
     ) -> StoreResult<Option<DateTime<Utc>>>;
+    /// Records a try with its body, the endpoint's run of failures and its job's
+    /// outcome, in one transaction. Returns since when the endpoint has failed every
+    /// delivery (`None` after one delivered, or if it is gone), and whether `worker`
+    /// still held the job (else another worker took it over when the lease ran out).
+    async fn finish_delivery(
+        &self,
+        finished: &FinishedDelivery,
+    ) -> StoreResult<(Option<DateTime<Utc>>, bool)>;
     /// Deletes up to `limit` events created before `before`, with their attempts;
     /// returns how many events went.
     async fn prune_events(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<u64>;

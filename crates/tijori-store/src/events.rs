@@ -10,8 +10,8 @@
 use chrono::{DateTime, Utc};
 
 use tijori_core::events::{
-    DeliveryAttempt, EndpointSecrets, Event, EventType, NewEvent, Wanted, WebhookEndpoint,
-    MAX_ATTEMPTS,
+    DeliveryAttempt, EndpointSecrets, Event, EventType, FinishedDelivery, NewEvent, Wanted,
+    WebhookEndpoint, MAX_ATTEMPTS,
 };
 use tijori_core::id::{EventId, OrderId, PaymentId, RefundId, UserId, WebhookEndpointId};
 use tijori_core::jobs::JobKind;
@@ -382,12 +382,7 @@ pub(crate) async fn events(
 /// Keeps `body` as the event's body unless one was kept first (by a concurrent
 /// delivery to another endpoint); returns the body kept.
 pub(crate) async fn keep_body(c: &mut impl Conn, id: &EventId, body: &str) -> StoreResult<String> {
-    query("UPDATE events SET body = $2 WHERE id = $1 AND body IS NULL")
-        .bind(id.as_str())
-        .bind(body)
-        .execute(c)
-        .await
-        .map_err(ctx("failed to keep an event's body"))?;
+    keep_first_body(c, id, body).await?;
     let (kept,) = query("SELECT body FROM events WHERE id = $1")
         .bind(id.as_str())
         .fetch_optional::<(Option<String>,)>(c)
@@ -395,6 +390,36 @@ pub(crate) async fn keep_body(c: &mut impl Conn, id: &EventId, body: &str) -> St
         .map_err(ctx("failed to read an event's body"))?
         .ok_or(StoreError::NotFound("event"))?;
     Ok(kept.unwrap_or_else(|| body.to_owned()))
+}
+
+/// Keeps `body` as the event's body unless one was kept before.
+async fn keep_first_body(c: &mut impl Conn, id: &EventId, body: &str) -> StoreResult<()> {
+    query("UPDATE events SET body = $2 WHERE id = $1 AND body IS NULL")
+        .bind(id.as_str())
+        .bind(body)
+        .execute(c)
+        .await
+        .map_err(ctx("failed to keep an event's body"))?;
+    Ok(())
+}
+
+/// `EventStore::finish_delivery`, in the caller's transaction.
+pub(crate) async fn finish_delivery(
+    c: &mut impl Conn,
+    f: &FinishedDelivery,
+) -> StoreResult<(Option<DateTime<Utc>>, bool)> {
+    let now = f.attempt.attempted_at;
+    if let Some(body) = &f.body {
+        keep_first_body(c, &f.attempt.event, body).await?;
+    }
+    let failing_since = record_attempt(c, &f.attempt).await?;
+    let held = if f.attempt.delivered {
+        crate::jobs::complete_job(c, f.job, &f.worker, None, now).await?
+    } else {
+        crate::jobs::fail_job(c, f.job, &f.worker, &f.error, f.retry_at, now).await?;
+        true
+    };
+    Ok((failing_since, held))
 }
 
 /// Queues a delivery of the event to `endpoint` (or to every enabled endpoint that

@@ -3834,6 +3834,109 @@ mod outgoing_events {
         }
     }
 
+    /// A try is recorded in one write with everything it settles: the body at the
+    /// first try (never replaced), the try itself, and its job: done when delivered,
+    /// queued again at its time when not, dead when it gave up.
+    async fn a_finished_delivery_records_the_try_the_body_and_the_job(
+        db: TestDatabase,
+    ) -> Result<()> {
+        use tijori_core::events::FinishedDelivery;
+        let h = Harness::open(&db).await?;
+        let e = endpoint(&h, Wanted::All, true).await?;
+        let user = h.user("asha").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let p = h.checkout(&user, &plan, t0()).await?;
+        h.settle(&p, &paid(&p), t0()).await?;
+        let jobs = h
+            .store
+            .claim_jobs("w", 10, t0() + days(1), t0(), u32::MAX)
+            .await?;
+        ensure!(jobs.len() == 2, "{jobs:?}");
+        let (a, b) = (&jobs[0], &jobs[1]);
+        let event_of =
+            |job: &Job| -> Result<EventId> { Ok(job.payload_as::<DeliverEvent>()?.event) };
+        let finished =
+            |job: &Job, delivered: bool, body: &str, retry_at| -> Result<FinishedDelivery> {
+                Ok(FinishedDelivery {
+                    attempt: attempt(&event_of(job)?, &e.id, job.attempts, t0(), delivered),
+                    body: Some(body.into()),
+                    job: job.id,
+                    worker: "w".into(),
+                    retry_at,
+                    error: "answered HTTP 500".into(),
+                })
+            };
+
+        let (since, held) = h
+            .store
+            .finish_delivery(&finished(a, true, "first", None)?)
+            .await?;
+        ensure!(since.is_none() && held);
+        let retry = t0() + Duration::seconds(5);
+        let (since, held) = h
+            .store
+            .finish_delivery(&finished(b, false, "made once", Some(retry))?)
+            .await?;
+        ensure!(since == Some(t0()) && held, "{since:?}");
+
+        let done = h.store.jobs(Some(JobStatus::Done), 10).await?;
+        ensure!(done.len() == 1 && done[0].id == a.id, "{done:?}");
+        let queued = h.store.jobs(Some(JobStatus::Queued), 10).await?;
+        let again = queued
+            .iter()
+            .find(|j| j.id == b.id)
+            .context("queued again")?;
+        ensure!(again.run_at == retry && again.last_error.as_deref() == Some("answered HTTP 500"));
+        ensure!(
+            h.store
+                .delivery_attempts(Some(&e.id), None, 10)
+                .await?
+                .len()
+                == 2
+        );
+        let kept = h.store.event(&event_of(b)?).await?.context("event")?;
+        ensure!(kept.body.as_deref() == Some("made once"));
+
+        // The next try keeps the first body, and when it gives up the job is dead.
+        let b = h
+            .store
+            .claim_jobs("w", 10, retry + days(1), retry, u32::MAX)
+            .await?
+            .pop()
+            .context("claimed again")?;
+        h.store
+            .finish_delivery(&finished(&b, false, "made again", None)?)
+            .await?;
+        let kept = h.store.event(&event_of(&b)?).await?.context("event")?;
+        ensure!(kept.body.as_deref() == Some("made once"));
+        let dead = h.store.jobs(Some(JobStatus::Dead), 10).await?;
+        ensure!(dead.len() == 1 && dead[0].id == b.id);
+        // A worker that lost the job records its try, and hears so.
+        let c = h.checkout(&user, &plan, t0()).await?;
+        h.settle(&c, &paid(&c), t0()).await?;
+        let lost = h
+            .store
+            .claim_jobs("w", 1, t0(), t0(), u32::MAX)
+            .await?
+            .pop()
+            .context("job")?;
+        h.store
+            .claim_jobs(
+                "other",
+                1,
+                t0() + days(1),
+                t0() + Duration::seconds(1),
+                u32::MAX,
+            )
+            .await?;
+        let (_, held) = h
+            .store
+            .finish_delivery(&finished(&lost, true, "late", None)?)
+            .await?;
+        ensure!(!held, "the lease had run out");
+        Ok(())
+    }
+
     async fn failures_are_counted_from_the_first_and_undelivered_events_redelivered(
         db: TestDatabase,
     ) -> Result<()> {
@@ -4100,6 +4203,7 @@ mod outgoing_events {
         a_settlement_writes_its_events_and_their_deliveries,
         the_first_body_kept_is_the_one_sent,
         failures_are_counted_from_the_first_and_undelivered_events_redelivered,
+        a_finished_delivery_records_the_try_the_body_and_the_job,
         endpoints_change_rotate_and_go,
     );
 }

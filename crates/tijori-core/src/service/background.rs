@@ -372,7 +372,17 @@ impl Tijori {
     /// Runs a claimed job and records how it went: done (or queued again, for a
     /// recurring one), queued for a retry with backoff, or dead.
     pub async fn run_job(&self, worker: &str, job: Job) -> Result<()> {
-        let outcome = self.execute(&job).await;
+        let outcome = match job.kind {
+            // A try at a delivery is recorded with the job's outcome in one write
+            // (`deliver_event`); only a delivery with nothing to try, or one that could
+            // not be tried, ends here.
+            JobKind::DeliverEvent => match self.deliver_event(&job, worker).await {
+                Ok(true) => return Ok(()),
+                Ok(false) => Ok(None),
+                Err(e) => Err(e),
+            },
+            _ => self.execute(&job).await,
+        };
         let now = self.now();
         match outcome {
             Ok(next) => {
@@ -491,12 +501,10 @@ impl Tijori {
                     self.now() + self.background.sweep_every.max(Duration::hours(1)),
                 ))
             }
-            JobKind::DeliverEvent => {
-                let delivery = job.payload_as()?;
-                self.deliver_event(&delivery, job.attempts)
-                    .await
-                    .map(|()| None)
-            }
+            // Run by `run_job`, which lets it record its own outcome.
+            JobKind::DeliverEvent => Err(JobError::failed(anyhow::anyhow!(
+                "a delivery is run through run_job"
+            ))),
             JobKind::RefundAudit => {
                 // A look-up that failed is not the audit's failure: the next step
                 // looks at the next payment.

@@ -8,11 +8,11 @@ use tracing::{info, warn};
 use crate::account::{invalid, Username};
 use crate::error::{Error, Result};
 use crate::events::{
-    self, Concerning, DeliveryAttempt, EventRenderer, EventSender, Message, Subject, Wanted,
-    WebhookEndpoint,
+    self, Concerning, DeliveryAttempt, EventRenderer, EventSender, FinishedDelivery, Message,
+    Subject, Wanted, WebhookEndpoint,
 };
 use crate::id::{EventId, WebhookEndpointId};
-use crate::jobs::{DeliverEvent, JobError};
+use crate::jobs::{DeliverEvent, Job, JobError};
 use crate::store::{EndpointChange, OperatorEventKind};
 
 use super::*;
@@ -221,15 +221,23 @@ impl Tijori {
         self.my_holding(&user.id).await
     }
 
-    /// Delivers one event to one endpoint (the `deliver_event` job), try number
-    /// `attempt`. A failure is an `Err`, so the job is tried again on the schedule of
-    /// `events::RETRY_AFTER_SECS`; an endpoint gone, disabled or no longer wanting
-    /// the event ends the job quietly.
+    /// Makes one try at delivering an event to an endpoint (a `deliver_event` job
+    /// held by `worker`) and records it with the job's outcome, in one write: done
+    /// when delivered, else queued again on the schedule of `events::RETRY_AFTER_SECS`
+    /// (dead after the last). `Ok(false)` when there was nothing to try (the endpoint
+    /// gone, disabled or no longer wanting the event): the caller ends the job; an
+    /// `Err` when no try could be made (the store failed): the caller retries it.
+    ///
+    /// The body is made at the first try and kept with that try's record; every later
+    /// try sends the kept one. (A process stopped between a first try and its record
+    /// makes the body again at the next try, from the resource as it then stands; the
+    /// `webhook-id` is the same, which is what receivers dedupe by.)
     pub(super) async fn deliver_event(
         &self,
-        delivery: &DeliverEvent,
-        attempt: u32,
-    ) -> std::result::Result<(), JobError> {
+        job: &Job,
+        worker: &str,
+    ) -> std::result::Result<bool, JobError> {
+        let delivery: DeliverEvent = job.payload_as()?;
         let sending = self.event_sender().map_err(JobError::failed)?;
         let store = &self.store;
         let Some((endpoint, secrets)) = store
@@ -237,7 +245,7 @@ impl Tijori {
             .await
             .map_err(JobError::failed)?
         else {
-            return Ok(());
+            return Ok(false);
         };
         let Some(event) = store
             .event(&delivery.event)
@@ -245,21 +253,17 @@ impl Tijori {
             .map_err(JobError::failed)?
         else {
             warn!(event = %delivery.event, "a delivery names an event that is not stored");
-            return Ok(());
+            return Ok(false);
         };
         if !endpoint.enabled || !endpoint.wants.includes(event.kind) {
-            return Ok(());
+            return Ok(false);
         }
-        let body = match &event.body {
-            Some(body) => body.clone(),
+        let (body, first) = match event.body {
+            Some(body) => (body, false),
             None => {
                 let about = self.concerning(&event).await.map_err(JobError::failed)?;
                 let data = sending.renderer.data(event.kind, &about, self.now());
-                let body = events::body(&event, data);
-                store
-                    .keep_event_body(&event.id, &body)
-                    .await
-                    .map_err(JobError::failed)?
+                (events::body(&event, data), true)
             }
         };
         let now = self.now();
@@ -271,28 +275,46 @@ impl Tijori {
         };
         let sent = sending.sender.send(&endpoint.url, &message).await;
         let delivered = sent.delivered();
-        let failing_since = store
-            .record_delivery_attempt(&DeliveryAttempt {
-                event: event.id.clone(),
-                endpoint: endpoint.id.clone(),
-                attempt,
-                attempted_at: now,
-                http_status: sent.http_status,
-                duration_ms: sent.duration_ms,
-                response: sent.response.clone(),
-                error: sent.error.clone(),
-                delivered,
-            })
-            .await
-            .map_err(JobError::failed)?;
-        if delivered {
-            return Ok(());
-        }
         let why = match (&sent.error, sent.http_status) {
+            _ if delivered => String::new(),
             (Some(e), _) => e.clone(),
             (None, Some(status)) => format!("answered HTTP {status}"),
             (None, None) => "no answer".to_owned(),
         };
+        let retry_at = job.kind.retry_at(job.attempts, job.max_attempts, now);
+        let (failing_since, held) = store
+            .finish_delivery(&FinishedDelivery {
+                attempt: DeliveryAttempt {
+                    event: event.id.clone(),
+                    endpoint: endpoint.id.clone(),
+                    attempt: job.attempts,
+                    attempted_at: now,
+                    http_status: sent.http_status,
+                    duration_ms: sent.duration_ms,
+                    response: sent.response,
+                    error: sent.error,
+                    delivered,
+                },
+                body: first.then_some(body),
+                job: job.id,
+                worker: worker.to_owned(),
+                retry_at,
+                error: format!("delivering {} to {}: {why}", event.id, endpoint.url),
+            })
+            .await
+            .map_err(JobError::failed)?;
+        if !held {
+            // Its lease ran out and another worker took the job over; a delivery is
+            // at least once, receivers dedupe by its id.
+            warn!(job = job.id, event = %event.id, "a delivery finished after its lease was taken over");
+        }
+        if delivered {
+            return Ok(true);
+        }
+        // A delivery that gave up is not an operator's to retry one by one: its
+        // endpoint is disabled (and an operator told) once it has failed for days,
+        // and the admin redelivers what failed since then.
+        warn!(event = %event.id, endpoint = %endpoint.id, attempts = job.attempts, error = %why, dead = retry_at.is_none(), "delivery failed");
         if events::should_disable(failing_since, self.now())
             && store
                 .disable_failing_endpoint(
@@ -318,13 +340,8 @@ impl Tijori {
                 )
                 .await
                 .map_err(JobError::failed)?;
-            return Ok(());
         }
-        Err(JobError::failed(anyhow!(
-            "delivering {} to {}: {why}",
-            event.id,
-            endpoint.url
-        )))
+        Ok(true)
     }
 
     /// Reads what an event's body shows, as it stands now.

@@ -4,7 +4,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use tijori_core::events::{DeliveryAttempt, EndpointSecrets, Event, WebhookEndpoint};
+use tijori_core::events::{
+    DeliveryAttempt, EndpointSecrets, Event, FinishedDelivery, WebhookEndpoint,
+};
 use tijori_core::id::{EventId, WebhookEndpointId};
 use tijori_core::store::{EndpointChange, EventStore, StoreResult};
 
@@ -101,6 +103,14 @@ impl EventStore for PgStore {
         attempt: &DeliveryAttempt,
     ) -> StoreResult<Option<DateTime<Utc>>> {
         self.write_with(async |tx| events::record_attempt(tx, attempt).await)
+            .await
+    }
+
+    async fn finish_delivery(
+        &self,
+        finished: &FinishedDelivery,
+    ) -> StoreResult<(Option<DateTime<Utc>>, bool)> {
+        self.write_with(async |tx| events::finish_delivery(tx, finished).await)
             .await
     }
 

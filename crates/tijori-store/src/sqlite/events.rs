@@ -4,7 +4,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use tijori_core::events::{DeliveryAttempt, EndpointSecrets, Event, WebhookEndpoint};
+use tijori_core::events::{
+    DeliveryAttempt, EndpointSecrets, Event, FinishedDelivery, WebhookEndpoint,
+};
 use tijori_core::id::{EventId, WebhookEndpointId};
 use tijori_core::store::{EndpointChange, EventStore, StoreResult};
 
@@ -123,6 +125,15 @@ impl EventStore for SqliteStore {
     ) -> StoreResult<Option<DateTime<Utc>>> {
         let attempt = attempt.clone();
         self.write_with(async move |c| events::record_attempt(c, &attempt).await)
+            .await
+    }
+
+    async fn finish_delivery(
+        &self,
+        finished: &FinishedDelivery,
+    ) -> StoreResult<(Option<DateTime<Utc>>, bool)> {
+        let finished = finished.clone();
+        self.write_with(async move |c| events::finish_delivery(c, &finished).await)
             .await
     }
 
