@@ -166,11 +166,17 @@ impl Application {
         let beating = tokio::spawn(heartbeat(self.tijori.clone()));
         let worker = self.worker.map(|concurrency| {
             let mut stopped = stopped.clone();
-            tokio::spawn(
-                Worker::new(self.tijori.clone(), concurrency).run(async move {
-                    let _ = stopped.changed().await;
-                }),
-            )
+            let worker = Worker::new(self.tijori.clone(), concurrency);
+            let worker = match crate::webhooks::delivery_runtime() {
+                Ok(deliveries) => worker.with_delivery_runtime(deliveries),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no runtime of their own for deliveries: they share the server's");
+                    worker
+                }
+            };
+            tokio::spawn(worker.run(async move {
+                let _ = stopped.changed().await;
+            }))
         });
         let served = serve(
             self.listener,

@@ -230,7 +230,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Worker => {
             let (db, tijori) = background(&config).await?;
-            let worker = Worker::new(tijori, usize::from(config.worker_concurrency));
+            let worker = Worker::new(tijori, usize::from(config.worker_concurrency))
+                .with_delivery_runtime(tijori::webhooks::delivery_runtime()?);
             println!("worker {} running; Ctrl-C to stop", worker.id());
             worker.run(tijori::app::shutdown_signal()).await;
             db.close().await;

@@ -530,6 +530,10 @@ pub struct Worker {
     delivery_slots: usize,
     /// Deliveries running now (each task counts itself out when it ends).
     delivering: Arc<AtomicUsize>,
+    /// Where deliveries run: this runtime unless the process gives them one of their
+    /// own (the binary's runs its threads at a lower CPU priority, so that on a busy
+    /// machine the payments get the CPU first).
+    delivery_runtime: Option<tokio::runtime::Handle>,
     poll: StdDuration,
 }
 
@@ -549,6 +553,7 @@ impl Worker {
             concurrency: concurrency.max(1),
             delivery_slots: (concurrency / 2).max(1),
             delivering: Arc::default(),
+            delivery_runtime: None,
             poll: StdDuration::from_secs(1),
         }
     }
@@ -557,6 +562,12 @@ impl Worker {
     /// more (a second by default).
     pub fn with_poll_interval(mut self, poll: StdDuration) -> Self {
         self.poll = poll;
+        self
+    }
+
+    /// Runs deliveries of outgoing events on `runtime` rather than the worker's own.
+    pub fn with_delivery_runtime(mut self, runtime: tokio::runtime::Handle) -> Self {
+        self.delivery_runtime = Some(runtime);
         self
     }
 
@@ -597,15 +608,23 @@ impl Worker {
                     Ok(jobs) => {
                         saturated = jobs.len() == free;
                         for job in jobs {
-                            let me = me.clone();
                             let slot = (job.kind == JobKind::DeliverEvent)
                                 .then(|| DeliverySlot::take(&me.delivering));
-                            running.spawn(async move {
+                            let elsewhere = match &slot {
+                                Some(_) => me.delivery_runtime.clone(),
+                                None => None,
+                            };
+                            let me = me.clone();
+                            let task = async move {
                                 if let Err(e) = me.tijori.run_job(&me.id, job).await {
                                     error!(error = %format!("{e:#}"), "worker: could not record a job's outcome");
                                 }
                                 drop(slot);
-                            });
+                            };
+                            match elsewhere {
+                                Some(runtime) => running.spawn_on(task, &runtime),
+                                None => running.spawn(task),
+                            };
                         }
                     }
                     Err(e) => {
