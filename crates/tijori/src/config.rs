@@ -96,7 +96,8 @@ pub struct Config {
     #[arg(long, env = "TIJORI_WORKER", default_value = "true", action = clap::ArgAction::Set, global = true)]
     pub worker: bool,
 
-    /// How many background jobs (gateway lookups, mostly) one worker runs at once.
+    /// How many background jobs (gateway lookups, mostly) one worker runs at once; at
+    /// most half of them deliver outgoing events.
     #[arg(long, env = "TIJORI_WORKER_CONCURRENCY", default_value = "16", value_parser = clap::value_parser!(u16).range(1..=1024), global = true)]
     pub worker_concurrency: u16,
 
