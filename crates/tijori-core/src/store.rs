@@ -933,8 +933,9 @@ pub trait EventStore: Send + Sync {
     ) -> StoreResult<Option<DateTime<Utc>>>;
     /// Records a try with its body, the endpoint's run of failures and its job's
     /// outcome, in one transaction. Returns since when the endpoint has failed every
-    /// delivery (`None` after one delivered, or if it is gone), and whether `worker`
-    /// still held the job (else another worker took it over when the lease ran out).
+    /// delivery (`None` after one delivered, or if it is gone), and, for a delivered
+    /// try, whether `worker` still held the job (else another worker took it over when
+    /// the lease ran out; a failed try's job is left to that worker then).
     async fn finish_delivery(
         &self,
         finished: &FinishedDelivery,
