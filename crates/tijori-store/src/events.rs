@@ -525,18 +525,34 @@ pub(crate) async fn record_attempt(
     if recorded == 0 {
         return Ok(None); // the endpoint was deleted meanwhile
     }
-    let (since,) = query(
-        "UPDATE webhook_endpoints SET failing_since = \
-         CASE WHEN $2 THEN NULL ELSE COALESCE(failing_since, $3) END \
-         WHERE id = $1 RETURNING failing_since",
+    // Written only when the run of failures starts or ends: a delivery to a healthy
+    // endpoint, the common case, leaves its row (and its page) untouched.
+    if a.delivered {
+        query(
+            "UPDATE webhook_endpoints SET failing_since = NULL \
+             WHERE id = $1 AND failing_since IS NOT NULL",
+        )
+        .bind(a.endpoint.as_str())
+        .execute(c)
+        .await
+        .map_err(ctx("failed to note a webhook endpoint's delivery"))?;
+        return Ok(None);
+    }
+    query(
+        "UPDATE webhook_endpoints SET failing_since = $2 \
+         WHERE id = $1 AND failing_since IS NULL",
     )
     .bind(a.endpoint.as_str())
-    .bind(a.delivered)
     .bind(a.attempted_at)
-    .fetch_optional::<(Option<DateTime<Utc>>,)>(c)
+    .execute(c)
     .await
-    .map_err(ctx("failed to note a webhook endpoint's failures"))?
-    .unwrap_or((None,));
+    .map_err(ctx("failed to note a webhook endpoint's failures"))?;
+    let (since,) = query("SELECT failing_since FROM webhook_endpoints WHERE id = $1")
+        .bind(a.endpoint.as_str())
+        .fetch_optional::<(Option<DateTime<Utc>>,)>(c)
+        .await
+        .map_err(ctx("failed to read a webhook endpoint's failures"))?
+        .unwrap_or((None,));
     Ok(since)
 }
 
