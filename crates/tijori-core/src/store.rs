@@ -903,9 +903,6 @@ pub trait EventStore: Send + Sync {
     async fn event(&self, id: &EventId) -> StoreResult<Option<Event>>;
     /// Events from `since` on, newest first.
     async fn events_since(&self, since: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Event>>;
-    /// Keeps `body` as the event's body unless another was kept first; returns the
-    /// one kept, which every delivery of the event sends.
-    async fn keep_event_body(&self, id: &EventId, body: &str) -> StoreResult<String>;
     /// Queues a delivery of `event` to `endpoint`, or to every enabled endpoint that
     /// wants it; returns how many were queued (one already queued is not queued
     /// twice).
@@ -933,9 +930,9 @@ pub trait EventStore: Send + Sync {
     ) -> StoreResult<Option<DateTime<Utc>>>;
     /// Records a try with its body, the endpoint's run of failures and its job's
     /// outcome, in one transaction. Returns since when the endpoint has failed every
-    /// delivery (`None` after one delivered, or if it is gone), and, for a delivered
-    /// try, whether `worker` still held the job (else another worker took it over when
-    /// the lease ran out; a failed try's job is left to that worker then).
+    /// delivery (`None` after one delivered, or if it is gone), and whether `worker`
+    /// still held the job (else another worker took it over when the lease ran out,
+    /// and the job is left to that worker).
     async fn finish_delivery(
         &self,
         finished: &FinishedDelivery,

@@ -379,19 +379,6 @@ pub(crate) async fn events(
     .collect()
 }
 
-/// Keeps `body` as the event's body unless one was kept first (by a concurrent
-/// delivery to another endpoint); returns the body kept.
-pub(crate) async fn keep_body(c: &mut impl Conn, id: &EventId, body: &str) -> StoreResult<String> {
-    keep_first_body(c, id, body).await?;
-    let (kept,) = query("SELECT body FROM events WHERE id = $1")
-        .bind(id.as_str())
-        .fetch_optional::<(Option<String>,)>(c)
-        .await
-        .map_err(ctx("failed to read an event's body"))?
-        .ok_or(StoreError::NotFound("event"))?;
-    Ok(kept.unwrap_or_else(|| body.to_owned()))
-}
-
 /// Keeps `body` as the event's body unless one was kept before.
 async fn keep_first_body(c: &mut impl Conn, id: &EventId, body: &str) -> StoreResult<()> {
     query("UPDATE events SET body = $2 WHERE id = $1 AND body IS NULL")
@@ -416,8 +403,7 @@ pub(crate) async fn finish_delivery(
     let held = if f.attempt.delivered {
         crate::jobs::complete_job(c, f.job, &f.worker, None, now).await?
     } else {
-        crate::jobs::fail_job(c, f.job, &f.worker, &f.error, f.retry_at, now).await?;
-        true
+        crate::jobs::fail_job(c, f.job, &f.worker, &f.error, f.retry_at, now).await?
     };
     Ok((failing_since, held))
 }

@@ -133,7 +133,7 @@ pub(crate) async fn fail_job(
     error: &str,
     retry_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
-) -> StoreResult<()> {
+) -> StoreResult<bool> {
     match retry_at {
         Some(at) => query(
             "UPDATE jobs SET status = 'queued', run_at = $4, last_error = $3, locked_by = NULL, \
@@ -155,8 +155,8 @@ pub(crate) async fn fail_job(
     }
     .execute(c)
     .await
-    .map_err(ctx("failed to record a failed job"))?;
-    Ok(())
+    .map_err(ctx("failed to record a failed job"))
+    .map(|failed| failed == 1)
 }
 
 pub(crate) async fn jobs(

@@ -3792,15 +3792,42 @@ mod outgoing_events {
         Ok(())
     }
 
+    /// Two endpoints' first tries of one event, made at once, each send a body they
+    /// made; the first recorded is the event's, which every later try sends.
     async fn the_first_body_kept_is_the_one_sent(db: TestDatabase) -> Result<()> {
+        use tijori_core::events::FinishedDelivery;
         let h = Harness::open(&db).await?;
+        endpoint(&h, Wanted::All, true).await?;
+        endpoint(&h, Wanted::All, true).await?;
         let user = h.user("asha").await?;
         let plan = h.plan("Basic", 50_000, 30).await?;
         let p = h.checkout(&user, &plan, t0()).await?;
         h.settle(&p, &paid(&p), t0()).await?;
         let event = h.store.events_since(t0(), 1).await?.remove(0);
-        ensure!(h.store.keep_event_body(&event.id, "first").await? == "first");
-        ensure!(h.store.keep_event_body(&event.id, "second").await? == "first");
+        let jobs = h
+            .store
+            .claim_jobs("w", 10, t0() + days(1), t0(), u32::MAX)
+            .await?;
+        let mut tries = Vec::new();
+        for job in &jobs {
+            let d: DeliverEvent = job.payload_as()?;
+            if d.event == event.id {
+                tries.push((job.id, d.endpoint));
+            }
+        }
+        ensure!(tries.len() == 2, "{jobs:?}");
+        for ((job, endpoint), body) in tries.into_iter().zip(["first", "second"]) {
+            h.store
+                .finish_delivery(&FinishedDelivery {
+                    attempt: attempt(&event.id, &endpoint, 1, t0(), true),
+                    body: Some(body.into()),
+                    job,
+                    worker: "w".into(),
+                    retry_at: None,
+                    error: String::new(),
+                })
+                .await?;
+        }
         ensure!(
             h.store
                 .event(&event.id)
@@ -3934,6 +3961,11 @@ mod outgoing_events {
             .finish_delivery(&finished(&lost, true, "late", None)?)
             .await?;
         ensure!(!held, "the lease had run out");
+        let (_, held) = h
+            .store
+            .finish_delivery(&finished(&lost, false, "late", Some(retry))?)
+            .await?;
+        ensure!(!held, "a failed try of a job taken over is told too");
         Ok(())
     }
 

@@ -199,17 +199,9 @@ impl Sender {
         if self.allow_private {
             return Ok(());
         }
-        let found: Vec<SocketAddr> = match &self.lookup {
-            Lookup::System => {
-                match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::lookup_host((host, 0)))
-                    .await
-                {
-                    Ok(Ok(found)) => found.collect(),
-                    Ok(Err(_)) | Err(_) => return Ok(()),
-                }
-            }
-            #[cfg(test)]
-            Lookup::Fixed(ips) => ips.iter().map(|ip| SocketAddr::new(*ip, 0)).collect(),
+        let Ok(Ok(found)) = tokio::time::timeout(CONNECT_TIMEOUT, self.lookup.resolve(host)).await
+        else {
+            return Ok(());
         };
         public_only(host, found)
             .map(drop)
@@ -376,6 +368,18 @@ enum Lookup {
     Fixed(Vec<std::net::IpAddr>),
 }
 
+impl Lookup {
+    /// The addresses `host` resolves to, with port 0 (the connector puts the URL's
+    /// port in).
+    async fn resolve(&self, host: &str) -> std::io::Result<Vec<SocketAddr>> {
+        match self {
+            Lookup::System => Ok(tokio::net::lookup_host((host, 0)).await?.collect()),
+            #[cfg(test)]
+            Lookup::Fixed(ips) => Ok(ips.iter().map(|ip| SocketAddr::new(*ip, 0)).collect()),
+        }
+    }
+}
+
 /// The resolver of a sender that may not call private addresses. It runs at every new
 /// connection, so a name that resolved to a public address when the endpoint was
 /// saved and to `10.0.0.5` now (DNS rebinding) is refused now; and the connection goes
@@ -396,13 +400,7 @@ impl Resolve for PublicOnly {
         let host = name.as_str().to_owned();
         let lookup = self.lookup.clone();
         Box::pin(async move {
-            let found: Vec<SocketAddr> = match lookup {
-                // Port 0: the connector puts the URL's port in.
-                Lookup::System => tokio::net::lookup_host((host.as_str(), 0)).await?.collect(),
-                #[cfg(test)]
-                Lookup::Fixed(ips) => ips.into_iter().map(|ip| SocketAddr::new(ip, 0)).collect(),
-            };
-            let kept = public_only(&host, found)?;
+            let kept = public_only(&host, lookup.resolve(&host).await?)?;
             Ok(Box::new(kept.into_iter()) as Addrs)
         })
     }

@@ -372,20 +372,11 @@ impl Tijori {
     /// Runs a claimed job and records how it went: done (or queued again, for a
     /// recurring one), queued for a retry with backoff, or dead.
     pub async fn run_job(&self, worker: &str, job: Job) -> Result<()> {
-        let outcome = match job.kind {
-            // A try at a delivery is recorded with the job's outcome in one write
-            // (`deliver_event`); only a delivery with nothing to try, or one that could
-            // not be tried, ends here.
-            JobKind::DeliverEvent => match self.deliver_event(&job, worker).await {
-                Ok(true) => return Ok(()),
-                Ok(false) => Ok(None),
-                Err(e) => Err(e),
-            },
-            _ => self.execute(&job).await,
-        };
+        let outcome = self.execute(&job, worker).await;
         let now = self.now();
         match outcome {
-            Ok(next) => {
+            Ok(Ran::Recorded) => {}
+            Ok(Ran::Done(next)) => {
                 if !self.store.complete_job(job.id, worker, next, now).await? {
                     // Our lease ran out and another worker took the job over; it is
                     // idempotent, so both runs did the same thing.
@@ -441,9 +432,9 @@ impl Tijori {
         }
     }
 
-    async fn execute(&self, job: &Job) -> std::result::Result<Option<DateTime<Utc>>, JobError> {
+    async fn execute(&self, job: &Job, worker: &str) -> std::result::Result<Ran, JobError> {
         let next = || Some(self.now() + self.background.sweep_every);
-        match job.kind {
+        let done = match job.kind {
             JobKind::ReconcileSweep => {
                 let queued = self
                     .queue_stale_payments()
@@ -501,10 +492,13 @@ impl Tijori {
                     self.now() + self.background.sweep_every.max(Duration::hours(1)),
                 ))
             }
-            // Run by `run_job`, which lets it record its own outcome.
-            JobKind::DeliverEvent => Err(JobError::failed(anyhow::anyhow!(
-                "a delivery is run through run_job"
-            ))),
+            // A try records the job's outcome with itself, in one write.
+            JobKind::DeliverEvent => {
+                return Ok(match self.deliver_event(job, worker).await? {
+                    true => Ran::Recorded,
+                    false => Ran::Done(None),
+                });
+            }
             JobKind::RefundAudit => {
                 // A look-up that failed is not the audit's failure: the next step
                 // looks at the next payment.
@@ -513,8 +507,17 @@ impl Tijori {
                 }
                 Ok(self.next_audit())
             }
-        }
+        };
+        done.map(Ran::Done)
     }
+}
+
+/// What running a job leaves `run_job` to record.
+enum Ran {
+    /// It is done; a recurring job is queued again for this time.
+    Done(Option<DateTime<Utc>>),
+    /// It recorded its own outcome with its work, in one write (a delivery's try).
+    Recorded,
 }
 
 /// Runs jobs continuously: up to `concurrency` at once, claiming more as each
@@ -610,10 +613,7 @@ impl Worker {
                         for job in jobs {
                             let slot = (job.kind == JobKind::DeliverEvent)
                                 .then(|| DeliverySlot::take(&me.delivering));
-                            let elsewhere = match &slot {
-                                Some(_) => me.delivery_runtime.clone(),
-                                None => None,
-                            };
+                            let elsewhere = slot.as_ref().and(me.delivery_runtime.clone());
                             let me = me.clone();
                             let task = async move {
                                 if let Err(e) = me.tijori.run_job(&me.id, job).await {

@@ -74,11 +74,6 @@ impl EventStore for PgStore {
         events::events(&mut self.pool(), since, limit).await
     }
 
-    async fn keep_event_body(&self, id: &EventId, body: &str) -> StoreResult<String> {
-        self.write_with(async |tx| events::keep_body(tx, id, body).await)
-            .await
-    }
-
     async fn queue_event_delivery(
         &self,
         event: &Event,

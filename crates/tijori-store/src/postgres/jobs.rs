@@ -52,7 +52,9 @@ impl JobStore for PgStore {
         retry_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        jobs::fail_job(&mut self.pool(), id, worker, error, retry_at, now).await
+        jobs::fail_job(&mut self.pool(), id, worker, error, retry_at, now)
+            .await
+            .map(drop)
     }
 
     async fn jobs(&self, status: Option<JobStatus>, limit: u32) -> StoreResult<Vec<Job>> {

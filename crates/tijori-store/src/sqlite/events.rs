@@ -86,12 +86,6 @@ impl EventStore for SqliteStore {
         self.read_with(async |c| events::events(c, since, limit).await)
     }
 
-    async fn keep_event_body(&self, id: &EventId, body: &str) -> StoreResult<String> {
-        let (id, body) = (id.clone(), body.to_owned());
-        self.write_with(async move |c| events::keep_body(c, &id, &body).await)
-            .await
-    }
-
     async fn queue_event_delivery(
         &self,
         event: &Event,

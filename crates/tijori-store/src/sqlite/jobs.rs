@@ -56,6 +56,7 @@ impl JobStore for SqliteStore {
         let (worker, error) = (worker.to_owned(), error.to_owned());
         self.write_with(async move |c| jobs::fail_job(c, id, &worker, &error, retry_at, now).await)
             .await
+            .map(drop)
     }
 
     async fn jobs(&self, status: Option<JobStatus>, limit: u32) -> StoreResult<Vec<Job>> {
