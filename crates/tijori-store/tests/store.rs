@@ -3240,6 +3240,92 @@ mod refund_outcomes {
         Ok(())
     }
 
+    /// What a refund's outcome may do, as a property over any order of answers
+    /// (`finish_refund`, the gateway's, possibly late) and decisions (`settle_refund`,
+    /// a look-up's or an operator's): an answer moves a refund only while it is
+    /// requested or unknown, a decision only while it is unknown; once succeeded or
+    /// failed it never moves again; and the refund is announced (refund.succeeded or
+    /// refund.failed, matching its status) exactly once if decided, never if not.
+    async fn a_decided_refund_stays_decided_and_is_announced_once(db: TestDatabase) -> Result<()> {
+        use proptest::prelude::*;
+        use proptest::strategy::ValueTree as _;
+        use proptest::test_runner::TestRunner;
+        use tijori_core::events::EventType;
+
+        #[derive(Clone, Copy, Debug)]
+        enum Step {
+            Answer(RefundStatus),
+            Decide(RefundStatus),
+        }
+        let step = prop_oneof![
+            prop_oneof![
+                Just(RefundStatus::Succeeded),
+                Just(RefundStatus::Failed),
+                Just(RefundStatus::Unknown)
+            ]
+            .prop_map(Step::Answer),
+            prop_oneof![Just(RefundStatus::Succeeded), Just(RefundStatus::Failed)]
+                .prop_map(Step::Decide),
+        ];
+        let runs = proptest::collection::vec(step, 1..6);
+        let mut runner = TestRunner::deterministic();
+
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let at = t0() + days(1);
+        for _ in 0..32 {
+            let steps = runs
+                .new_tree(&mut runner)
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .current();
+            let payment = h.checkout(&sita, &plan, t0()).await?;
+            h.settle(&payment, &paid(&payment), t0()).await?;
+            let refund = refund_of(&payment, &sita, 10_000, at);
+            h.store.begin_refund(&refund).await?;
+            let mut status = RefundStatus::Requested;
+            for step in &steps {
+                let (moved, expected) = match *step {
+                    Step::Answer(to) => (
+                        h.store
+                            .finish_refund(&refund.id, to, Some("answer"), at)
+                            .await?,
+                        matches!(status, RefundStatus::Requested | RefundStatus::Unknown),
+                    ),
+                    Step::Decide(to) => (
+                        h.store
+                            .settle_refund(&refund.id, to, "decision", None, at)
+                            .await?,
+                        status == RefundStatus::Unknown,
+                    ),
+                };
+                ensure!(moved == expected, "{steps:?}: {step:?} from {status:?}");
+                if moved {
+                    status = match *step {
+                        Step::Answer(to) | Step::Decide(to) => to,
+                    };
+                }
+                let stored = h.store.refund(&refund.id).await?.context("refund")?;
+                ensure!(stored.status == status, "{steps:?}: {stored:?}");
+            }
+            let announced: Vec<EventType> = h
+                .store
+                .events_since(t0(), 10_000)
+                .await?
+                .into_iter()
+                .filter(|e| e.refund.as_ref() == Some(&refund.id))
+                .map(|e| e.kind)
+                .collect();
+            let expected = match status {
+                RefundStatus::Succeeded => vec![EventType::RefundSucceeded],
+                RefundStatus::Failed => vec![EventType::RefundFailed],
+                RefundStatus::Requested | RefundStatus::Unknown => vec![],
+            };
+            ensure!(announced == expected, "{steps:?}: {announced:?}");
+        }
+        Ok(())
+    }
+
     /// A refund left `requested` by a process that died becomes unknown when the
     /// next refund of the payment is asked for, with its look-up queued too.
     async fn a_stale_requested_refund_becomes_unknown_with_its_look_up(
@@ -3308,6 +3394,7 @@ mod refund_outcomes {
         an_unknown_refund_is_queued_for_a_look_up_and_settled_once,
         a_stale_requested_refund_becomes_unknown_with_its_look_up,
         a_late_answer_does_not_overturn_a_decided_refund,
+        a_decided_refund_stays_decided_and_is_announced_once,
         the_audit_lists_recently_paid_payments_not_looked_up_lately,
     );
 }
