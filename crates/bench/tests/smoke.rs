@@ -42,6 +42,21 @@ async fn every_scenario_runs_without_errors() {
     let base = app.public_url().clone();
     let pid = std::process::id();
     tokio::spawn(app.run_until(std::future::pending()));
+    // Each scenario for a moment, with four users.
+    let briefly = |scenario| Options {
+        base: base.clone(),
+        sandbox: base.join("sandbox/").unwrap(),
+        scenario,
+        users: 4,
+        duration: Duration::from_millis(1500),
+        configure_sandbox: true,
+        sandbox_latency_ms: 0,
+        product_id: None,
+        webhook_secret: SANDBOX_WEBHOOK_SECRET.into(),
+        server_pid: Some(pid),
+        receiver: None,
+        events: 0,
+    };
 
     for scenario in [
         Scenario::KhaltiFlow,
@@ -50,18 +65,8 @@ async fn every_scenario_runs_without_errors() {
         Scenario::Webhooks,
     ] {
         let report = run(&Options {
-            base: base.clone(),
-            sandbox: base.join("sandbox/").unwrap(),
-            scenario,
-            users: 4,
-            duration: Duration::from_millis(1500),
-            configure_sandbox: true,
-            sandbox_latency_ms: 0,
             product_id: Some(product.id.to_string()),
-            webhook_secret: SANDBOX_WEBHOOK_SECRET.into(),
-            server_pid: Some(pid),
-            receiver: None,
-            events: 0,
+            ..briefly(scenario)
         })
         .await
         .unwrap_or_else(|e| panic!("{scenario:?}: {e:#}"));
@@ -87,18 +92,9 @@ async fn every_scenario_runs_without_errors() {
     let receiver = Receiver::start(listen, &secret).await.unwrap();
     for (scenario, events) in [(Scenario::KhaltiFlow, 0), (Scenario::WebhooksOut, 40)] {
         let report = run(&Options {
-            base: base.clone(),
-            sandbox: base.join("sandbox/").unwrap(),
-            scenario,
-            users: 4,
-            duration: Duration::from_millis(1500),
-            configure_sandbox: true,
-            sandbox_latency_ms: 0,
-            product_id: None,
-            webhook_secret: SANDBOX_WEBHOOK_SECRET.into(),
-            server_pid: Some(pid),
             receiver: Some(receiver.clone()),
             events,
+            ..briefly(scenario)
         })
         .await
         .unwrap_or_else(|e| panic!("{scenario:?}: {e:#}"));

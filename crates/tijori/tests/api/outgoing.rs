@@ -123,6 +123,32 @@ async fn app_with_clock(db: TestDatabase) -> (TestApp, Arc<ManualClock>) {
     (app, clock)
 }
 
+/// An app on a manual clock, an operator, and an endpoint of theirs (every event
+/// type) posting to a local receiver.
+struct Listening {
+    app: TestApp,
+    clock: Arc<ManualClock>,
+    receiver: Receiver,
+    admin: TestUser,
+    endpoint: String,
+    secret: String,
+}
+
+async fn listening(db: TestDatabase) -> Listening {
+    let (app, clock) = app_with_clock(db).await;
+    let receiver = Receiver::start().await;
+    let admin = app.admin("ops").await;
+    let (endpoint, secret) = create_endpoint(&app, &admin, json!({"url": receiver.url})).await;
+    Listening {
+        app,
+        clock,
+        receiver,
+        admin,
+        endpoint,
+        secret,
+    }
+}
+
 /// Registers an endpoint through the admin API; returns its id and secret.
 async fn create_endpoint(app: &TestApp, admin: &TestUser, body: Value) -> (String, String) {
     let res = app.post(admin, "/api/admin/webhook-endpoints", body).await;
@@ -342,10 +368,13 @@ async fn a_failing_receiver_gets_the_event_on_the_fourth_try(db: TestDatabase) {
 }
 
 async fn a_tampered_or_replayed_delivery_does_not_verify(db: TestDatabase) {
-    let (app, clock) = app_with_clock(db).await;
-    let receiver = Receiver::start().await;
-    let admin = app.admin("ops").await;
-    let (_, secret) = create_endpoint(&app, &admin, json!({"url": receiver.url})).await;
+    let Listening {
+        app,
+        clock,
+        receiver,
+        secret,
+        ..
+    } = listening(db).await;
     let user = app.register("asha").await;
     pay_for_basic(&app, &user).await;
     app.tijori.run_due_jobs("test", 8).await.unwrap();
@@ -380,10 +409,15 @@ async fn a_tampered_or_replayed_delivery_does_not_verify(db: TestDatabase) {
 }
 
 async fn a_rotation_signs_with_both_secrets_for_a_day(db: TestDatabase) {
-    let (app, clock) = app_with_clock(db).await;
-    let receiver = Receiver::start().await;
-    let admin = app.admin("ops").await;
-    let (endpoint, old) = create_endpoint(&app, &admin, json!({"url": receiver.url})).await;
+    let Listening {
+        app,
+        clock,
+        receiver,
+        admin,
+        endpoint,
+        secret: old,
+        ..
+    } = listening(db).await;
     let res = app
         .post(
             &admin,
@@ -421,10 +455,13 @@ async fn a_rotation_signs_with_both_secrets_for_a_day(db: TestDatabase) {
 }
 
 async fn a_disabled_endpoint_gets_nothing_until_it_asks_again(db: TestDatabase) {
-    let (app, _clock) = app_with_clock(db).await;
-    let receiver = Receiver::start().await;
-    let admin = app.admin("ops").await;
-    let (endpoint, _) = create_endpoint(&app, &admin, json!({"url": receiver.url})).await;
+    let Listening {
+        app,
+        receiver,
+        admin,
+        endpoint,
+        ..
+    } = listening(db).await;
     let path = format!("/api/admin/webhook-endpoints/{endpoint}");
     let res = request(
         &app,
@@ -699,10 +736,13 @@ async fn a_hanging_receiver_does_not_hold_up_other_jobs(db: TestDatabase) {
 /// (`subscription.expired`, with nothing left); and another customer's subscription
 /// refunded (`subscription.revoked`, `payment.refunded`, `refund.succeeded`).
 async fn a_subscription_is_told_from_checkout_to_its_end(db: TestDatabase) {
-    let (app, clock) = app_with_clock(db).await;
-    let receiver = Receiver::start().await;
-    let admin = app.admin("ops").await;
-    let (_, secret) = create_endpoint(&app, &admin, json!({"url": receiver.url})).await;
+    let Listening {
+        app,
+        clock,
+        receiver,
+        secret,
+        ..
+    } = listening(db).await;
     let sita = app.register("sita").await;
     let plan = app.plan_id("Basic").await;
     let canceled = app.initiate(&sita, &plan).await;
@@ -902,10 +942,14 @@ async fn the_admin_page_manages_endpoints(db: TestDatabase) {
 test_both!(the_admin_page_manages_endpoints);
 
 async fn an_order_paid_then_refunded_is_told_in_its_words(db: TestDatabase) {
-    let (app, clock) = app_with_clock(db).await;
-    let receiver = Receiver::start().await;
-    let admin = app.admin("ops").await;
-    let (_, secret) = create_endpoint(&app, &admin, json!({"url": receiver.url})).await;
+    let Listening {
+        app,
+        clock,
+        receiver,
+        admin,
+        secret,
+        ..
+    } = listening(db).await;
     app.chapa_settings(|s| {
         s.webhook_url = None;
         s.send_callbacks = false;
