@@ -3798,6 +3798,15 @@ mod outgoing_events {
     use tijori_core::jobs::{DeliverEvent, Job, JobKind, JobStatus};
     use tijori_core::store::EndpointChange;
 
+    /// Asha's Basic subscription, paid at `t0()`: the events most tests look at.
+    async fn a_paid_subscription(h: &Harness) -> Result<(User, Plan, Payment)> {
+        let user = h.user("asha").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let p = h.checkout(&user, &plan, t0()).await?;
+        h.settle(&p, &paid(&p), t0()).await?;
+        Ok((user, plan, p))
+    }
+
     async fn endpoint(h: &Harness, wants: Wanted, enabled: bool) -> Result<WebhookEndpoint> {
         let e = WebhookEndpoint {
             id: WebhookEndpointId::generate(),
@@ -3886,10 +3895,7 @@ mod outgoing_events {
         let h = Harness::open(&db).await?;
         endpoint(&h, Wanted::All, true).await?;
         endpoint(&h, Wanted::All, true).await?;
-        let user = h.user("asha").await?;
-        let plan = h.plan("Basic", 50_000, 30).await?;
-        let p = h.checkout(&user, &plan, t0()).await?;
-        h.settle(&p, &paid(&p), t0()).await?;
+        a_paid_subscription(&h).await?;
         let event = h.store.events_since(t0(), 1).await?.remove(0);
         let jobs = h
             .store
@@ -3957,10 +3963,7 @@ mod outgoing_events {
         use tijori_core::events::FinishedDelivery;
         let h = Harness::open(&db).await?;
         let e = endpoint(&h, Wanted::All, true).await?;
-        let user = h.user("asha").await?;
-        let plan = h.plan("Basic", 50_000, 30).await?;
-        let p = h.checkout(&user, &plan, t0()).await?;
-        h.settle(&p, &paid(&p), t0()).await?;
+        let (user, plan, _) = a_paid_subscription(&h).await?;
         let jobs = h
             .store
             .claim_jobs("w", 10, t0() + days(1), t0(), u32::MAX)
@@ -4061,10 +4064,7 @@ mod outgoing_events {
     ) -> Result<()> {
         let h = Harness::open(&db).await?;
         let e = endpoint(&h, Wanted::All, true).await?;
-        let user = h.user("asha").await?;
-        let plan = h.plan("Basic", 50_000, 30).await?;
-        let p = h.checkout(&user, &plan, t0()).await?;
-        h.settle(&p, &paid(&p), t0()).await?;
+        let (user, plan, _) = a_paid_subscription(&h).await?;
         let events = h.store.events_since(t0(), 10).await?;
         let (a, b) = (&events[0].id, &events[1].id);
         let since = h
