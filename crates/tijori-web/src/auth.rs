@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tijori_core::account::User;
 
 use crate::error::ApiError;
-use crate::extract::{Caller, ClientAddress, Credential, Json, SESSION_COOKIE};
+use crate::extract::{Caller, ClientAddress, Credential, Json, DJANGO_CSRF_COOKIE, SESSION_COOKIE};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -158,11 +158,21 @@ pub(crate) async fn start_session(
         .same_site(SameSite::Lax)
         .secure(state.secure_cookies())
         .max_age(time_days(tijori_core::service::SESSION_LIFETIME_DAYS));
-    Ok((jar.add(cookie), csrf))
+    // Django's convention beside ours: the same token in a cookie the page's script
+    // can read (not HttpOnly, by design), sent back as `X-CSRFToken`. Another site
+    // cannot read it, and the session cookie still has to come with it.
+    let django_csrf = Cookie::build((DJANGO_CSRF_COOKIE, csrf.clone()))
+        .path("/")
+        .http_only(false)
+        .same_site(SameSite::Lax)
+        .secure(state.secure_cookies())
+        .max_age(time_days(tijori_core::service::SESSION_LIFETIME_DAYS));
+    Ok((jar.add(cookie).add(django_csrf), csrf))
 }
 
 pub(crate) fn end_session_cookie(jar: CookieJar) -> CookieJar {
     jar.remove(Cookie::build(SESSION_COOKIE).path("/"))
+        .remove(Cookie::build(DJANGO_CSRF_COOKIE).path("/"))
 }
 
 fn time_days(days: i64) -> cookie::time::Duration {

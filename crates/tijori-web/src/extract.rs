@@ -39,6 +39,14 @@ pub fn parse_id<T: tijori_core::id::TypedId>(raw: &str) -> Result<T, ApiError> {
 
 pub const SESSION_COOKIE: &str = "tijori_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
+/// Django's name for the same header. Pages written for a Django backend (the tutorial
+/// merchants start from) read the `csrftoken` cookie and send it back under this name;
+/// tijori takes it as an alias, so those pages work unchanged against it.
+pub const DJANGO_CSRF_HEADER: &str = "x-csrftoken";
+/// Django's script-readable cookie carrying the session's CSRF token (see
+/// [`DJANGO_CSRF_HEADER`]). Set and cleared with the session cookie, and holding the
+/// same token the session's pages carry: it proves nothing the session does not.
+pub const DJANGO_CSRF_COOKIE: &str = "csrftoken";
 
 /// `axum::Json`, but a malformed body is our 400/413/415 envelope, never axum's
 /// plain-text 422.
@@ -159,11 +167,15 @@ impl Caller {
             ));
         };
         if is_unsafe(&parts.method) {
-            let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+            let sent = parts
+                .headers
+                .get(CSRF_HEADER)
+                .or_else(|| parts.headers.get(DJANGO_CSRF_HEADER))
+                .and_then(|v| v.to_str().ok());
             if !sent.is_some_and(|s| constant_time_eq(s, &session.csrf_token)) {
                 return Err(ApiError::forbidden(
                     "csrf_failed",
-                    "missing or wrong X-CSRF-Token header for a cookie-authenticated request",
+                    "missing or wrong X-CSRF-Token (or X-CSRFToken) header for a cookie-authenticated request",
                 ));
             }
         }

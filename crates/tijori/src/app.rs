@@ -152,6 +152,16 @@ impl Application {
         &self.tijori
     }
 
+    /// Serves `routes` beside tijori's own, from its origin: a merchant's own pages
+    /// whose scripts call tijori's API with the browser's session (the session and
+    /// CSRF cookies are only sent, and only readable, on tijori's origin). The paths
+    /// must be new ones (axum refuses a path routed twice), and they get none of
+    /// tijori's layers.
+    pub fn merge(mut self, routes: Router) -> Self {
+        self.router = self.router.merge(routes);
+        self
+    }
+
     /// Serves until the process is asked to stop (Ctrl-C or SIGTERM), then finishes
     /// the requests in flight (for up to 10 s; live-status streams are then cut).
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {

@@ -8,7 +8,9 @@
 //! the subscription and the payment on the account page. A second customer cancels on
 //! the checkout page and gets no subscription. A third shops: puts the demo coffee in
 //! the cart, places the ETB order, pays it on the Chapa sandbox's checkout page, and
-//! finds the order paid and the stock taken.
+//! finds the order paid and the stock taken. Pages written as the Django tutorial's are
+//! (tests/tutorial/), served from tijori's origin, subscribe and verify with Django's
+//! CSRF convention.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`scripts/test` installs them).
 //! Without them the test fails, unless `TIJORI_SKIP_BROWSER=1`, which skips it.
@@ -85,6 +87,17 @@ async fn a_customer_subscribes_with_esewa_in_a_real_browser() {
         .await
         .context("scenario (register, subscribe, pay with eSewa)");
     run.finish(outcome, &["browser-esewa-success.png"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_django_tutorials_pages_subscribe_and_verify_against_tijori() {
+    let Some(run) = BrowserRun::start().await else {
+        return;
+    };
+    let outcome = tutorial_pages(&run.browser, &run.base)
+        .await
+        .context("scenario (the tutorial's plans and return pages, Django's CSRF)");
+    run.finish(outcome, &["browser-tutorial.png"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -316,6 +329,60 @@ async fn subscribe_and_pay(b: &Browser, base: &Url) -> anyhow::Result<String> {
     Ok(plan)
 }
 
+/// The tutorial's pages (tests/tutorial/), served from tijori's origin: the plans
+/// page subscribes with `X-CSRFToken` from the `csrftoken` cookie, and the return page
+/// verifies the pidx Khalti's redirect carries.
+async fn tutorial_pages(b: &Browser, base: &Url) -> anyhow::Result<()> {
+    b.goto(&base.join("register")?).await?;
+    b.fill("#username", &fresh_name("tutorial")).await?;
+    b.fill("#email", "tutorial@example.com").await?;
+    b.fill("#password", "correct horse battery").await?;
+    b.click("#register").await?;
+    b.wait_for_url("the account page", |u| u.path() == "/account/")
+        .await?;
+
+    b.goto(&base.join(TUTORIAL_PLANS)?).await?;
+    b.wait_for_text("#plans", "Subscribe").await?;
+    b.click(".plan-card button").await?;
+    b.wait_for_url("the sandbox's Khalti checkout", |u| {
+        u.as_str().contains("/sandbox/khalti/pay/?pidx=")
+    })
+    .await?;
+    b.fill("#khalti_id", KHALTI_ID).await?;
+    b.fill("#mpin", MPIN).await?;
+    b.fill("#otp", OTP).await?;
+    b.click("#pay").await?;
+    let back = b
+        .wait_for_url("the return URL", |u| u.path() == "/payment-success/")
+        .await?;
+
+    // The merchant's return page, with the query Khalti's redirect brought.
+    let mut theirs = base.join(TUTORIAL_RETURN)?;
+    theirs.set_query(back.query());
+    b.goto(&theirs).await?;
+    b.wait_for_text("#message", "Payment Successful!").await?;
+    b.save_screenshot("browser-tutorial.png").await?;
+    Ok(())
+}
+
+const TUTORIAL_PLANS: &str = "tutorial/subscription/";
+const TUTORIAL_RETURN: &str = "tutorial/payment-success/";
+
+/// The tutorial's two pages, as a merchant would serve them beside tijori.
+fn tutorial_routes() -> axum::Router {
+    use axum::response::Html;
+    use axum::routing::get;
+    axum::Router::new()
+        .route(
+            &format!("/{TUTORIAL_PLANS}"),
+            get(|| async { Html(include_str!("tutorial/subscription.html")) }),
+        )
+        .route(
+            &format!("/{TUTORIAL_RETURN}"),
+            get(|| async { Html(include_str!("tutorial/payment_success.html")) }),
+        )
+}
+
 /// A new customer subscribes with eSewa: tijori's page posts the signed form to the
 /// sandbox's eSewa, the customer pays with a test eSewa ID, and eSewa's signed
 /// redirect brings them back to a page that speaks after the status check.
@@ -536,7 +603,9 @@ async fn start_app(dir: &Path) -> anyhow::Result<Url> {
         gateway_timeout: Duration::from_secs(5),
         ..tijori::Config::embedded(&format!("sqlite://{}", dir.join("tijori.db").display()))
     };
-    let app = tijori::Application::build(&config).await?;
+    let app = tijori::Application::build(&config)
+        .await?
+        .merge(tutorial_routes());
     tijori::demo::seed(app.tijori()).await?;
     let base = app.public_url().clone();
     tokio::spawn(app.run_until_stopped());

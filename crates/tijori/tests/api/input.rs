@@ -285,6 +285,116 @@ async fn cookie_sessions_need_the_csrf_token(db: TestDatabase) {
     assert_eq!(res.status(), StatusCode::OK, "still signed in");
 }
 
+/// The `Set-Cookie` of `name` in an answer, whole (value and attributes).
+fn set_cookie(res: &reqwest::Response, name: &str) -> Option<String> {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with(&format!("{name}=")))
+}
+
+/// Pages written for Django (the tutorial's) read the `csrftoken` cookie and send it
+/// back as `X-CSRFToken`: a session started on tijori gives them both, bound to the
+/// session, and signing out takes the cookie away.
+async fn django_pages_prove_their_origin_with_csrftoken(db: TestDatabase) {
+    let app = TestApp::spawn(db).await;
+    let user = app.register("django").await;
+    let browser = browser();
+    let res = browser
+        .post(app.url("/api/auth/login"))
+        .header("sec-fetch-mode", "cors")
+        .header("sec-fetch-site", "same-origin")
+        .json(&json!({"username": user.username, "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let cookie = set_cookie(&res, "csrftoken").expect("a csrftoken cookie");
+    let body: Value = res.json().await.unwrap();
+    let csrf = body["csrf_token"].as_str().unwrap();
+    assert!(
+        cookie.starts_with(&format!("csrftoken={csrf};")),
+        "the cookie holds the session's token: {cookie}"
+    );
+    assert!(
+        !cookie.to_ascii_lowercase().contains("httponly"),
+        "the page's script must be able to read it: {cookie}"
+    );
+    assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+
+    let plan = app.plan_id("Basic").await;
+    let initiate = app.url("/api/subscriptions/initiate/");
+    let res = browser
+        .post(initiate.clone())
+        .header("X-CSRFToken", "wrong")
+        .json(&json!({"plan_id": plan}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(error_code(&res.json().await.unwrap()), "csrf_failed");
+    // Another user's token is no better than a wrong one: it is bound to its session.
+    let other = app.register("other").await;
+    let (_, theirs) = app.sign_in_browser(&other).await;
+    let res = browser
+        .post(initiate.clone())
+        .header("X-CSRFToken", &theirs)
+        .json(&json!({"plan_id": plan}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = browser
+        .post(initiate.clone())
+        .header("X-CSRFToken", csrf)
+        .json(&json!({"plan_id": plan}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "{}",
+        res.text().await.unwrap()
+    );
+
+    let res = browser
+        .post(app.url("/api/auth/logout"))
+        .header("X-CSRFToken", csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let gone = set_cookie(&res, "csrftoken").expect("signing out clears csrftoken");
+    assert!(gone.contains("Max-Age=0"), "{gone}");
+
+    // Signing in on tijori's own page sets it too, to the token its pages carry.
+    let res = browser
+        .post(app.url("/login"))
+        .form(&[
+            ("username", user.username.as_str()),
+            ("password", "correct horse battery"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_redirection(), "{}", res.status());
+    let cookie = set_cookie(&res, "csrftoken").expect("a csrftoken cookie");
+    let account = browser
+        .get(app.url("/account/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        cookie.starts_with(&format!("csrftoken={};", csrf_token(&account))),
+        "{cookie}"
+    );
+}
+
 async fn the_subscribe_button_sends_the_browser_to_khalti(db: TestDatabase) {
     let app = TestApp::spawn(db).await;
     let browser = browser();
@@ -331,5 +441,6 @@ test_both!(
     malformed_bodies_are_400_413_415,
     requests_without_valid_credentials_are_401,
     cookie_sessions_need_the_csrf_token,
+    django_pages_prove_their_origin_with_csrftoken,
     the_subscribe_button_sends_the_browser_to_khalti,
 );
