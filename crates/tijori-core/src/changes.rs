@@ -17,6 +17,8 @@ use crate::id::PaymentId;
 #[derive(Default)]
 pub struct ChangeFeed {
     watched: Mutex<HashMap<PaymentId, watch::Sender<u64>>>,
+    /// Watchers alive now (live-status streams), for the operator's gauge.
+    watchers: std::sync::atomic::AtomicUsize,
 }
 
 impl ChangeFeed {
@@ -33,6 +35,8 @@ impl ChangeFeed {
             .entry(payment.clone())
             .or_insert_with(|| watch::channel(0).0)
             .subscribe();
+        self.watchers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         ChangeWatcher {
             changes,
             payment: payment.clone(),
@@ -50,6 +54,11 @@ impl ChangeFeed {
     /// Payments someone is watching now.
     pub fn watched(&self) -> usize {
         self.lock().len()
+    }
+
+    /// Watchers alive now (one per open live-status stream).
+    pub fn watchers(&self) -> usize {
+        self.watchers.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<PaymentId, watch::Sender<u64>>> {
@@ -79,6 +88,9 @@ impl ChangeWatcher {
 
 impl Drop for ChangeWatcher {
     fn drop(&mut self) {
+        self.feed
+            .watchers
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         let mut watched = self.feed.lock();
         // This watcher's receiver still counts until the struct is gone.
         if watched
@@ -103,6 +115,7 @@ mod tests {
         let mut also_on_a = feed.watch(&a);
         let mut on_b = feed.watch(&b);
         assert_eq!(feed.watched(), 2);
+        assert_eq!(feed.watchers(), 3);
 
         feed.announce(&a);
         tokio::time::timeout(Duration::from_secs(1), on_a.changed())

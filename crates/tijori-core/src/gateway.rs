@@ -423,6 +423,8 @@ pub enum WebhookError {
 #[derive(Clone, Default)]
 pub struct Gateways {
     by_kind: HashMap<GatewayKind, Arc<dyn Gateway>>,
+    /// Each gateway's last call, noted by the measured wrappers (`/readyz` shows it).
+    health: crate::telemetry::GatewayHealth,
 }
 
 impl Gateways {
@@ -432,9 +434,16 @@ impl Gateways {
     }
 
     /// Adds `gateway` under its `kind`, replacing one added before for that kind.
+    /// Its API calls are counted and timed from here on (`telemetry::Measured`).
     pub fn with(mut self, gateway: Arc<dyn Gateway>) -> Self {
-        self.by_kind.insert(gateway.kind(), gateway);
+        let measured = crate::telemetry::Measured::new(gateway, self.health.clone());
+        self.by_kind.insert(measured.kind(), Arc::new(measured));
         self
+    }
+
+    /// How each gateway's last call went, for the operator.
+    pub fn health(&self) -> &crate::telemetry::GatewayHealth {
+        &self.health
     }
 
     /// The gateway of `kind`, or `None` when this tijori is not configured with it.

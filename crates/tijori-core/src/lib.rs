@@ -21,6 +21,7 @@ pub mod service;
 pub mod shop;
 pub mod store;
 pub mod subscription;
+pub mod telemetry;
 
 pub use error::{Error, Result};
 pub use service::Tijori;

@@ -146,6 +146,9 @@ pub struct Tijori {
     /// Wakes this process's worker when a change queued deliveries, so an event is
     /// sent at once rather than at the worker's next poll.
     jobs_queued: Arc<tokio::sync::Notify>,
+    /// When this process's worker last went round its loop (Unix milliseconds on
+    /// the service's clock; 0 when no worker runs here), for `/readyz`.
+    worker_seen: Arc<std::sync::atomic::AtomicI64>,
     known_plans: Arc<KnownPlans>,
     /// This process, as the holder of the idempotency keys it handles.
     instance: InstanceId,
@@ -195,6 +198,7 @@ impl Tijori {
             mailer: None,
             events: None,
             jobs_queued: Arc::default(),
+            worker_seen: Arc::default(),
             known_plans: Arc::default(),
             instance: InstanceId::generate(),
             hasher,
@@ -229,6 +233,35 @@ impl Tijori {
     /// it reads the payment itself.)
     pub fn watch_payment(&self, payment: &PaymentId) -> crate::changes::ChangeWatcher {
         self.changes.watch(payment)
+    }
+
+    /// What the operator's gauges show now (`/metrics`): "overdue" is open past the
+    /// reconcile age, which the reconciler should already be looking at.
+    pub async fn gauges(&self) -> Result<crate::store::Gauges> {
+        let overdue_before = self.now() - self.background.reconcile_after;
+        Ok(self.store.gauges(overdue_before).await?)
+    }
+
+    /// Live-status watchers open in this process now.
+    pub fn live_watchers(&self) -> usize {
+        self.changes.watchers()
+    }
+
+    /// Notes that this process's worker is going round its loop.
+    pub fn note_worker_alive(&self) {
+        self.worker_seen.store(
+            self.now().timestamp_millis(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// When this process's worker last went round its loop; `None` when no worker
+    /// has run here.
+    pub fn worker_last_seen(&self) -> Option<DateTime<Utc>> {
+        match self.worker_seen.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            millis => DateTime::from_timestamp_millis(millis),
+        }
     }
 
     /// Announces a change (made here, or reported by another process).

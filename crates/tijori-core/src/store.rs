@@ -397,6 +397,26 @@ pub trait Store:
 {
     /// Answers when the database does (for /healthz).
     async fn ping(&self) -> StoreResult<()>;
+    /// Whether the database holds every migration this build knows (for /readyz): a
+    /// process on a schema behind its code fails its writes, so it is not ready.
+    async fn migrated(&self) -> StoreResult<bool>;
+}
+
+/// Counts an operator watches (see `OperatorLog::gauges`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Gauges {
+    /// Payments whose outcome has not arrived (initiated or pending).
+    pub payments_open: i64,
+    /// Of those, the ones opened before the reconcile age.
+    pub payments_overdue: i64,
+    /// Paid payments held for an operator's review.
+    pub payments_held: i64,
+    /// Deliveries of outgoing events waiting to run.
+    pub deliveries_queued: i64,
+    /// Other jobs waiting to run.
+    pub other_jobs_queued: i64,
+    /// Jobs out of tries.
+    pub jobs_dead: i64,
 }
 
 /// Users, their credentials and sessions, and the plans they can buy. Part of `Store`.
@@ -789,6 +809,10 @@ pub trait IdempotencyStore: Send + Sync {
 /// What an operator reads and acts on: incoming webhook deliveries and operator events. Part of `Store`.
 #[async_trait]
 pub trait OperatorLog: Send + Sync {
+    /// What the operator's gauges show now, counted by the database (indexed counts,
+    /// read at each scrape of `/metrics`): open payments (and those opened before
+    /// `overdue_before`), payments held for review, queued and dead jobs.
+    async fn gauges(&self, overdue_before: DateTime<Utc>) -> StoreResult<Gauges>;
     /// Records a delivery (every one, duplicates included).
     async fn record_webhook(&self, delivery: &NewWebhookDelivery) -> StoreResult<RecordedDelivery>;
     /// Notes what handling a delivery came to.

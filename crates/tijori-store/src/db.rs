@@ -165,6 +165,21 @@ pub(crate) async fn ping(c: &mut impl Conn) -> StoreResult<()> {
     Ok(())
 }
 
+/// Whether the latest migration applied is `known` (`Store::migrated`): sqlx notes
+/// each one it applied in `_sqlx_migrations`, on both databases.
+pub(crate) async fn migrated(c: &mut impl Conn, known: i64) -> StoreResult<bool> {
+    let (applied,) = query("SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success")
+        .fetch_one::<(i64,)>(c)
+        .await
+        .map_err(ctx("could not read which migrations the database holds"))?;
+    Ok(applied >= known)
+}
+
+/// The latest migration in `migrator`.
+pub(crate) fn latest(migrator: &sqlx::migrate::Migrator) -> i64 {
+    migrator.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
 /// Why a statement failed, in either backend's terms: read by `ctx` and `db_err`.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum DbFail {

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use tijori_core::id::PaymentId;
 use tijori_core::store::{
-    NewWebhookDelivery, OperatorEvent, OperatorEventKind, RecordedDelivery, StoreError,
+    Gauges, NewWebhookDelivery, OperatorEvent, OperatorEventKind, RecordedDelivery, StoreError,
     StoreResult, WebhookDelivery,
 };
 
@@ -33,6 +33,44 @@ pub(crate) async fn insert_operator_event(
     .await
     .map_err(ctx("failed to record an operator event"))?;
     Ok(())
+}
+
+/// The operator's gauges, in one statement: each count reads a partial index
+/// (payments_open, payments_stale, payments_held, jobs_queued_*, jobs_dead) rather
+/// than the table.
+pub(crate) async fn gauges(
+    c: &mut impl Conn,
+    overdue_before: DateTime<Utc>,
+) -> StoreResult<Gauges> {
+    let (
+        payments_open,
+        payments_overdue,
+        payments_held,
+        deliveries_queued,
+        other_jobs_queued,
+        jobs_dead,
+    ) = query(
+        "SELECT \
+             (SELECT COUNT(*) FROM payments WHERE status IN ('initiated', 'pending')), \
+             (SELECT COUNT(*) FROM payments WHERE status IN ('initiated', 'pending') \
+              AND created_at < $1), \
+             (SELECT COUNT(*) FROM payments WHERE status = 'needs_review'), \
+             (SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND kind = 'deliver_event'), \
+             (SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND kind <> 'deliver_event'), \
+             (SELECT COUNT(*) FROM jobs WHERE status = 'dead')",
+    )
+    .bind(overdue_before)
+    .fetch_one::<(i64, i64, i64, i64, i64, i64)>(c)
+    .await
+    .map_err(ctx("failed to count the operator's gauges"))?;
+    Ok(Gauges {
+        payments_open,
+        payments_overdue,
+        payments_held,
+        deliveries_queued,
+        other_jobs_queued,
+        jobs_dead,
+    })
 }
 
 /// Records a webhook delivery, noting whether an identical body came before.

@@ -113,6 +113,7 @@ pub struct Shared {
     pages: pages::Templates,
     config: WebConfig,
     limits: limits::Limits,
+    metrics: ops::Metrics,
 }
 
 impl std::ops::Deref for AppState {
@@ -129,6 +130,7 @@ impl AppState {
             tijori,
             pages: pages::Templates::new(),
             limits: limits::Limits::new(&config),
+            metrics: ops::Metrics::new(),
             config,
         }))
     }

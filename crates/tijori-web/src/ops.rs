@@ -1,13 +1,19 @@
-//! Operations: health, Prometheus metrics, and the OpenAPI document.
+//! Operations: liveness and readiness, Prometheus metrics, and the OpenAPI document.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
+use axum::{Json, Router};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+use serde::Serialize;
+use tijori_core::telemetry;
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -16,13 +22,31 @@ use crate::AppState;
 /// path in it is routed.
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
+/// How long this process's worker may go without going round its loop before the
+/// process is not ready: its loop turns at least every second when idle, and at
+/// every finished job when busy; a minute without is a stuck worker.
+const WORKER_STALE_AFTER: chrono::Duration = chrono::Duration::seconds(60);
+
+/// How long `/readyz` waits for the database: a probe must be answered quickly, and a
+/// database that takes longer is not one to send traffic to.
+const READINESS_DATABASE_WAIT: Duration = Duration::from_secs(2);
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/openapi.json", get(openapi))
 }
 
+/// The process answers: nothing else is checked (a load balancer's restart probe
+/// must not restart a healthy process because its database is away).
+async fn livez() -> &'static str {
+    "ok\n"
+}
+
+/// Kept for earlier deployments' probes: the database answers.
 async fn healthz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
     state.tijori.store().ping().await.map_err(|e| {
         tracing::error!(error = %format!("{e:#}"), "health check: database did not answer");
@@ -35,55 +59,269 @@ async fn healthz(State(state): State<AppState>) -> Result<&'static str, ApiError
     Ok("ok\n")
 }
 
+/// `/readyz`'s answer: each check, and each gateway's last call for the operator to
+/// see (a gateway's outage is not a reason to take this process out of rotation).
+#[derive(Serialize)]
+struct Readiness {
+    ready: bool,
+    database: Check,
+    worker: Check,
+    gateways: Vec<GatewayCall>,
+}
+
+#[derive(Serialize)]
+struct Check {
+    ok: bool,
+    detail: String,
+}
+
+#[derive(Serialize)]
+struct GatewayCall {
+    gateway: &'static str,
+    last_operation: Option<&'static str>,
+    last_outcome: Option<&'static str>,
+    last_at: Option<chrono::DateTime<chrono::Utc>>,
+    last_took_ms: Option<u128>,
+}
+
+/// Ready to serve: the database answers and holds this build's migrations, and this
+/// process's worker (when it runs one) is going round. 503 with the same body when
+/// not, so the operator reads why.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let tijori = &state.tijori;
+    let database = match tokio::time::timeout(READINESS_DATABASE_WAIT, tijori.store().migrated())
+        .await
+    {
+        Err(_) => Check {
+            ok: false,
+            detail: format!(
+                "did not answer within {} s",
+                READINESS_DATABASE_WAIT.as_secs()
+            ),
+        },
+        Ok(Ok(true)) => Check {
+            ok: true,
+            detail: "reachable and migrated".into(),
+        },
+        Ok(Ok(false)) => Check {
+            ok: false,
+            detail: "reachable, but behind this build's migrations: run `tijori migrate`".into(),
+        },
+        Ok(Err(e)) => {
+            tracing::warn!(error = %format!("{e:#}"), "readiness: database did not answer");
+            Check {
+                ok: false,
+                detail: format!("did not answer: {e}"),
+            }
+        }
+    };
+    let worker = match tijori.worker_last_seen() {
+        None => Check {
+            ok: true,
+            detail: "none in this process".into(),
+        },
+        Some(seen) => {
+            let age = tijori.now() - seen;
+            Check {
+                ok: age <= WORKER_STALE_AFTER,
+                detail: format!("last went round {} s ago", age.num_seconds()),
+            }
+        }
+    };
+    let last = tijori.gateways().health().last_calls();
+    let mut gateways: Vec<GatewayCall> = tijori
+        .gateways()
+        .iter()
+        .map(|g| {
+            let call = last.get(&g.kind());
+            GatewayCall {
+                gateway: g.kind().as_str(),
+                last_operation: call.map(|c| c.operation),
+                last_outcome: call.map(|c| c.outcome),
+                last_at: call.map(|c| c.at),
+                last_took_ms: call.map(|c| c.took.as_millis()),
+            }
+        })
+        .collect();
+    gateways.sort_by_key(|g| g.gateway);
+    let ready = database.ok && worker.ok;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = Readiness {
+        ready,
+        database,
+        worker,
+        gateways,
+    };
+    (status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
+}
+
 async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
-/// Counts of answered HTTP requests by status class, since start.
-#[derive(Default)]
-pub struct HttpCounters {
-    by_class: [AtomicU64; 5],
+/// What `/metrics` shows: the process's counters and histograms, recorded where
+/// things happen, and this app's gauges, read at each scrape. The gauges are the
+/// app's own (its database, its streams, its limiters): kept in a recorder of its own
+/// so that two apps in one process (the tests) do not overwrite each other's.
+pub struct Metrics {
+    process: PrometheusHandle,
+    scraped: PrometheusRecorder,
 }
 
-pub static HTTP: HttpCounters = HttpCounters {
-    by_class: [
-        AtomicU64::new(0),
-        AtomicU64::new(0),
-        AtomicU64::new(0),
-        AtomicU64::new(0),
-        AtomicU64::new(0),
-    ],
-};
+impl Metrics {
+    pub fn new() -> Self {
+        let scraped = PrometheusBuilder::new().build_recorder();
+        metrics::with_local_recorder(&scraped, || {
+            telemetry::describe();
+            metrics::describe_gauge!(
+                RATE_LIMITER_KEYS,
+                "Users or client addresses each rate limiter remembers now (bounded)."
+            );
+        });
+        Metrics {
+            process: prometheus(),
+            scraped,
+        }
+    }
+}
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+const RATE_LIMITER_KEYS: &str = "tijori_rate_limiter_keys";
+
+/// The process's Prometheus recorder, installed the first time it is asked for (the
+/// `metrics` facade has one recorder per process; every `Application` in it shares
+/// it). A thread drains the histograms every few seconds, so that samples do not pile
+/// up in memory when nobody scrapes.
+fn prometheus() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let mut builder = PrometheusBuilder::new();
+            for name in [
+                telemetry::GATEWAY_DURATION,
+                telemetry::HTTP_DURATION,
+                telemetry::SQLITE_BATCH,
+                telemetry::SQLITE_COMMIT,
+            ] {
+                builder = builder
+                    .set_buckets_for_metric(
+                        Matcher::Full(name.to_owned()),
+                        telemetry::buckets(name),
+                    )
+                    .expect("the buckets are not empty");
+            }
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            match metrics::set_global_recorder(recorder) {
+                Ok(()) => {
+                    telemetry::describe();
+                    metrics::describe_gauge!("tijori_build_info", "The running tijori's version.");
+                }
+                Err(e) => tracing::warn!(error = %e, "another metrics recorder is installed: /metrics shows only what this one sees"),
+            }
+            let upkeep = handle.clone();
+            let spawned = std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || loop {
+                    std::thread::sleep(Duration::from_secs(5));
+                    upkeep.run_upkeep();
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "no metrics upkeep thread: histograms are drained at each scrape only");
+            }
+            metrics::gauge!("tijori_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+            handle
+        })
+        .clone()
+}
+
+/// Counts and times every answered request by its route template (never the raw
+/// path: a stranger chooses that, and each value would be a new series), method and
+/// status class.
 pub async fn count_requests(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = method_label(request.method());
     let response = next.run(request).await;
-    let class = (response.status().as_u16() / 100).clamp(1, 5) as usize - 1;
-    HTTP.by_class[class].fetch_add(1, Ordering::Relaxed);
+    let class = match response.status().as_u16() / 100 {
+        1 => "1xx",
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        _ => "5xx",
+    };
+    metrics::counter!(
+        telemetry::HTTP_REQUESTS,
+        "route" => route.clone(),
+        "method" => method,
+        "status" => class,
+    )
+    .increment(1);
+    metrics::histogram!(
+        telemetry::HTTP_DURATION,
+        "route" => route,
+        "method" => method,
+    )
+    .record(started.elapsed().as_secs_f64());
     response
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
-    let mut out = String::new();
-    out.push_str(
-        "# HELP tijori_build_info The running tijori's version.\n# TYPE tijori_build_info gauge\n",
-    );
-    out.push_str(&format!(
-        "tijori_build_info{{version=\"{}\"}} 1\n",
-        env!("CARGO_PKG_VERSION")
-    ));
-    out.push_str("# HELP tijori_http_responses_total HTTP responses sent, by status class.\n# TYPE tijori_http_responses_total counter\n");
-    for (i, n) in HTTP.by_class.iter().enumerate() {
-        out.push_str(&format!(
-            "tijori_http_responses_total{{class=\"{}xx\"}} {}\n",
-            i + 1,
-            n.load(Ordering::Relaxed)
-        ));
+/// The method as a label: the standard ones by name, any other as `other` (a
+/// stranger may send any token as a method).
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
     }
-    out.push_str("# HELP tijori_rate_limiter_keys Users or client addresses each rate limiter remembers now (bounded).\n# TYPE tijori_rate_limiter_keys gauge\n");
-    for (limiter, keys) in state.limits.sizes() {
-        out.push_str(&format!(
-            "tijori_rate_limiter_keys{{limiter=\"{limiter}\"}} {keys}\n"
-        ));
-    }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// The Prometheus exposition: counters and histograms as recorded, and the gauges
+/// read now (counts from the database's partial indexes, this process's streams,
+/// its worker's heartbeat, its rate limiters' sizes).
+async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let tijori = &state.tijori;
+    let gauges = tijori.gauges().await?;
+    let scraped = &state.metrics.scraped;
+    metrics::with_local_recorder(scraped, || {
+        let set = |name: &'static str, value: i64| metrics::gauge!(name).set(value as f64);
+        set(telemetry::PAYMENTS_OPEN, gauges.payments_open);
+        set(telemetry::PAYMENTS_OVERDUE, gauges.payments_overdue);
+        set(telemetry::PAYMENTS_HELD, gauges.payments_held);
+        set(telemetry::JOBS_DEAD, gauges.jobs_dead);
+        metrics::gauge!(telemetry::JOBS_QUEUED, "class" => "deliveries")
+            .set(gauges.deliveries_queued as f64);
+        metrics::gauge!(telemetry::JOBS_QUEUED, "class" => "other")
+            .set(gauges.other_jobs_queued as f64);
+        metrics::gauge!(telemetry::LIVE_SUBSCRIBERS).set(tijori.live_watchers() as f64);
+        if let Some(seen) = tijori.worker_last_seen() {
+            let age = (tijori.now() - seen).num_milliseconds() as f64 / 1000.0;
+            metrics::gauge!(telemetry::WORKER_HEARTBEAT_AGE).set(age);
+        }
+        for (limiter, keys) in state.limits.sizes() {
+            metrics::gauge!(RATE_LIMITER_KEYS, "limiter" => limiter).set(keys as f64);
+        }
+    });
+    // Two expositions, one after the other: no series is in both.
+    let mut body = state.metrics.process.render();
+    body.push_str(&scraped.handle().render());
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
 }

@@ -1,6 +1,7 @@
 //! Work nobody asks for: reconciling payments whose outcome never arrived, expiring
 //! unpaid orders, and the worker that runs it from the jobs table.
 
+use crate::telemetry::{self, SettledVia};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
@@ -112,7 +113,9 @@ impl Tijori {
             return Ok(Reconciled::Unchanged);
         }
         let from = payment.status;
-        let checked = self.check_at_gateway_patiently(payment).await;
+        let checked = self
+            .check_at_gateway_patiently(payment, SettledVia::Reconciler)
+            .await;
         // Looked at, answer or not: the next sweep leaves it for a while. (A lookup
         // that was answered noted that in its settlement.)
         if checked.is_err() {
@@ -141,7 +144,9 @@ impl Tijori {
                     ),
                 },
             };
-            settled = self.settle(&settled.payment, closed).await?;
+            settled = self
+                .settle(&settled.payment, closed, SettledVia::Reconciler)
+                .await?;
             won |= settled.changed;
         }
         let now = settled.payment.status;
@@ -248,7 +253,10 @@ impl Tijori {
             return Ok(None);
         };
         let id = payment.id.clone();
-        match self.check_at_gateway_patiently(payment).await {
+        match self
+            .check_at_gateway_patiently(payment, SettledVia::RefundAudit)
+            .await
+        {
             Ok(settled) => Ok(Some((id, settled.payment.status))),
             Err(e) => {
                 // Noted as looked at, so one payment the gateway cannot answer about
@@ -374,14 +382,15 @@ impl Tijori {
     pub async fn run_job(&self, worker: &str, job: Job) -> Result<()> {
         let outcome = self.execute(&job, worker).await;
         let now = self.now();
-        match outcome {
-            Ok(Ran::Recorded) => {}
+        let counted = match outcome {
+            Ok(Ran::Recorded(outcome)) => outcome,
             Ok(Ran::Done(next)) => {
                 if !self.store.complete_job(job.id, worker, next, now).await? {
                     // Our lease ran out and another worker took the job over; it is
                     // idempotent, so both runs did the same thing.
                     warn!(job = job.id, kind = %job.kind, "job finished after its lease was taken over");
                 }
+                JobOutcome::Done
             }
             Err(e) => {
                 let retry_at = job.kind.retry_at(job.attempts, job.max_attempts, now);
@@ -405,8 +414,18 @@ impl Tijori {
                         )
                         .await?;
                 }
+                match retry_at {
+                    Some(_) => JobOutcome::Retry,
+                    None => JobOutcome::Dead,
+                }
             }
-        }
+        };
+        metrics::counter!(
+            telemetry::JOBS_RUN,
+            "kind" => job.kind.as_str(),
+            "outcome" => counted.as_str(),
+        )
+        .increment(1);
         Ok(())
     }
 
@@ -495,8 +514,8 @@ impl Tijori {
             // A try records the job's outcome with itself, in one write.
             JobKind::DeliverEvent => {
                 return Ok(match self.deliver_event(job, worker).await? {
-                    true => Ran::Recorded,
-                    false => Ran::Done(None),
+                    Some(outcome) => Ran::Recorded(outcome),
+                    None => Ran::Done(None),
                 });
             }
             JobKind::RefundAudit => {
@@ -517,7 +536,28 @@ enum Ran {
     /// It is done; a recurring job is queued again for this time.
     Done(Option<DateTime<Utc>>),
     /// It recorded its own outcome with its work, in one write (a delivery's try).
-    Recorded,
+    Recorded(JobOutcome),
+}
+
+/// How a job's run ended, for the operator's count (`telemetry::JOBS_RUN`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum JobOutcome {
+    /// Done (a recurring one queued again).
+    Done,
+    /// Failed, queued again with backoff.
+    Retry,
+    /// Failed with no tries left: an operator's to look at.
+    Dead,
+}
+
+impl JobOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            JobOutcome::Done => "done",
+            JobOutcome::Retry => "retry",
+            JobOutcome::Dead => "dead",
+        }
+    }
 }
 
 /// Runs jobs continuously: up to `concurrency` at once, claiming more as each
@@ -604,6 +644,7 @@ impl Worker {
         let mut running: JoinSet<()> = JoinSet::new();
         tokio::pin!(stop);
         loop {
+            me.tijori.note_worker_alive();
             let free = me.concurrency - running.len();
             let mut saturated = free == 0;
             if free > 0 {

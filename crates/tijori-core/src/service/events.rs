@@ -15,6 +15,7 @@ use crate::id::{EventId, WebhookEndpointId};
 use crate::jobs::{DeliverEvent, Job, JobError};
 use crate::store::{EndpointChange, OperatorEventKind};
 
+use super::background::JobOutcome;
 use super::*;
 
 /// What makes and sends deliveries; without it, events are written but not sent.
@@ -224,8 +225,9 @@ impl Tijori {
     /// Makes one try at delivering an event to an endpoint (a `deliver_event` job
     /// held by `worker`) and records it with the job's outcome, in one write: done
     /// when delivered, else queued again on the schedule of `events::RETRY_AFTER_SECS`
-    /// (dead after the last). `Ok(false)` when there was nothing to try (the endpoint
-    /// gone, disabled or no longer wanting the event): the caller ends the job; an
+    /// (dead after the last), and says which. `Ok(None)` when there was nothing to
+    /// try (the endpoint gone, disabled or no longer wanting the event): the caller
+    /// ends the job; an
     /// `Err` when no try could be made (the store failed): the caller retries it.
     ///
     /// The body is made at the first try and kept with that try's record; every later
@@ -236,7 +238,7 @@ impl Tijori {
         &self,
         job: &Job,
         worker: &str,
-    ) -> std::result::Result<bool, JobError> {
+    ) -> std::result::Result<Option<JobOutcome>, JobError> {
         let delivery: DeliverEvent = job.payload_as()?;
         let sending = self.event_sender().map_err(JobError::failed)?;
         let store = &self.store;
@@ -245,7 +247,7 @@ impl Tijori {
             .await
             .map_err(JobError::failed)?
         else {
-            return Ok(false);
+            return Ok(None);
         };
         let Some(event) = store
             .event(&delivery.event)
@@ -253,10 +255,10 @@ impl Tijori {
             .map_err(JobError::failed)?
         else {
             warn!(event = %delivery.event, "a delivery names an event that is not stored");
-            return Ok(false);
+            return Ok(None);
         };
         if !endpoint.enabled || !endpoint.wants.includes(event.kind) {
-            return Ok(false);
+            return Ok(None);
         }
         let (body, first) = match event.body {
             Some(body) => (body, false),
@@ -309,7 +311,7 @@ impl Tijori {
             warn!(job = job.id, event = %event.id, "a delivery finished after its lease was taken over");
         }
         if delivered {
-            return Ok(true);
+            return Ok(Some(JobOutcome::Done));
         }
         // A delivery that gave up is not an operator's to retry one by one: its
         // endpoint is disabled (and an operator told) once it has failed for days,
@@ -341,7 +343,10 @@ impl Tijori {
                 .await
                 .map_err(JobError::failed)?;
         }
-        Ok(true)
+        Ok(Some(match retry_at {
+            Some(_) => JobOutcome::Retry,
+            None => JobOutcome::Dead,
+        }))
     }
 
     /// Reads what an event's body shows, as it stands now.

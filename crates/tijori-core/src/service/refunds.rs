@@ -1,5 +1,6 @@
 //! Refunds an operator asks for, through the gateway's refund API.
 
+use crate::telemetry::SettledVia;
 use chrono::{DateTime, Duration, Utc};
 use tracing::{info, warn};
 
@@ -334,7 +335,9 @@ impl Tijori {
         };
         // A further partial refund leaves the status as it is; `settle_as` still
         // takes its share of the days.
-        let settled = self.settle_as(payment, answer, AnswerKind::Refund).await?;
+        let settled = self
+            .settle_as(payment, answer, AnswerKind::Refund, SettledVia::Refund)
+            .await?;
         let restocked = self.restock_if(&settled.payment, full && restock).await?;
         Ok((settled, restocked))
     }
@@ -520,7 +523,8 @@ impl Tijori {
         self.refund_of_admin(operator)?;
         let (refund, payment) = self.unknown_refund(refund_id).await?;
         if refund.status == RefundStatus::Unknown {
-            self.check_at_gateway(payment.clone()).await?;
+            self.check_at_gateway(payment.clone(), SettledVia::RefundCheck)
+                .await?;
         }
         self.refund_state(&refund.id, &payment.id).await
     }
@@ -656,7 +660,7 @@ impl Tijori {
             .await
             .map_err(|e| describe(e.into()))?
             .ok_or_else(|| JobError::failed(anyhow::anyhow!("refund {id} names no payment")))?;
-        self.check_at_gateway_patiently(payment)
+        self.check_at_gateway_patiently(payment, SettledVia::RefundCheck)
             .await
             .map_err(describe)?;
         let still = self

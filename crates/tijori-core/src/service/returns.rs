@@ -3,6 +3,7 @@
 //! what it costs is bounded here: the query kept for audit is capped, and it makes at
 //! most one gateway lookup per payment every few seconds.
 
+use crate::telemetry::SettledVia;
 use chrono::{DateTime, Duration, Utc};
 use tracing::warn;
 
@@ -173,7 +174,10 @@ impl Tijori {
                 gateway_problem: None,
             }));
         }
-        match self.check_at_gateway(payment.clone()).await {
+        match self
+            .check_at_gateway(payment.clone(), SettledVia::Return)
+            .await
+        {
             Ok(settled) => Ok(Some(Returned {
                 payment: settled.payment,
                 gateway_problem: None,

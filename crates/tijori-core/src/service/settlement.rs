@@ -10,6 +10,7 @@ use crate::gateway::{Gateway, GatewayAnswer, RawAnswer};
 use crate::id::PaymentId;
 use crate::payment::{decide, CheckoutKind, Payment, PaymentStatus, Purpose};
 use crate::store::{AnswerKind, Settled, Settlement};
+use crate::telemetry::{self, SettledVia};
 
 use super::*;
 
@@ -26,7 +27,9 @@ impl Tijori {
     /// open, or a Chapa attempt that failed while its checkout takes another).
     pub async fn verify_payment(&self, payment: Payment) -> Result<Verification> {
         let payment = if payment.worth_looking_up(self.now()) {
-            self.check_at_gateway(payment).await?.payment
+            self.check_at_gateway(payment, SettledVia::Verify)
+                .await?
+                .payment
         } else {
             payment
         };
@@ -40,7 +43,9 @@ impl Tijori {
         let payment = self.payment_for(user, key).await?;
         // One whose checkout never opened has nothing to look up: it stands as it is.
         let payment = if payment.provider_ref.is_some() {
-            self.check_at_gateway(payment).await?.payment
+            self.check_at_gateway(payment, SettledVia::Refresh)
+                .await?
+                .payment
         } else {
             payment
         };
@@ -62,20 +67,30 @@ impl Tijori {
 
     /// Looks the payment up at its gateway and settles on the answer. A failed
     /// lookup leaves the payment as it was (still open, to be checked again) and
-    /// keeps any answer the gateway did give for audit.
-    pub async fn check_at_gateway(&self, payment: Payment) -> Result<Settled> {
-        self.check_at_gateway_with(payment, Patience::Interactive)
+    /// keeps any answer the gateway did give for audit. `via` names the path that
+    /// asked, for the operator's count.
+    pub async fn check_at_gateway(&self, payment: Payment, via: SettledVia) -> Result<Settled> {
+        self.check_at_gateway_with(payment, Patience::Interactive, via)
             .await
     }
 
     /// `check_at_gateway` for background work, where nobody waits on the answer: a
     /// lookup that timed out is tried again too (see [`Patience`]).
-    pub async fn check_at_gateway_patiently(&self, payment: Payment) -> Result<Settled> {
-        self.check_at_gateway_with(payment, Patience::Background)
+    pub async fn check_at_gateway_patiently(
+        &self,
+        payment: Payment,
+        via: SettledVia,
+    ) -> Result<Settled> {
+        self.check_at_gateway_with(payment, Patience::Background, via)
             .await
     }
 
-    async fn check_at_gateway_with(&self, payment: Payment, patience: Patience) -> Result<Settled> {
+    async fn check_at_gateway_with(
+        &self,
+        payment: Payment,
+        patience: Patience,
+        via: SettledVia,
+    ) -> Result<Settled> {
         let gw = self
             .gateways
             .get(payment.gateway)
@@ -102,7 +117,7 @@ impl Tijori {
             }
         };
         match answer {
-            Ok(answer) => self.settle(&payment, answer).await,
+            Ok(answer) => self.settle(&payment, answer, via).await,
             Err(e) => {
                 warn!(payment = %payment.id, gateway = %payment.gateway, error = %e, "lookup failed");
                 if let Some(raw) = e.raw() {
@@ -115,9 +130,15 @@ impl Tijori {
         }
     }
 
-    /// The one way a payment's outcome is applied, whichever path learned it.
-    pub async fn settle(&self, payment: &Payment, answer: GatewayAnswer) -> Result<Settled> {
-        self.settle_as(payment, answer, AnswerKind::Lookup).await
+    /// The one way a payment's outcome is applied, whichever path (`via`) learned it.
+    pub async fn settle(
+        &self,
+        payment: &Payment,
+        answer: GatewayAnswer,
+        via: SettledVia,
+    ) -> Result<Settled> {
+        self.settle_as(payment, answer, AnswerKind::Lookup, via)
+            .await
     }
 
     /// `settle`, with the answer recorded as what it is (a lookup, a refund).
@@ -126,6 +147,7 @@ impl Tijori {
         payment: &Payment,
         answer: GatewayAnswer,
         kind: AnswerKind,
+        via: SettledVia,
     ) -> Result<Settled> {
         let looked_up = kind == AnswerKind::Lookup;
         let paid = matches!(
@@ -151,6 +173,7 @@ impl Tijori {
                 now: self.now(),
             })
             .await?;
+        telemetry::settled(via, settled.changed, &settled.payment);
         if settled.deliveries > 0 {
             self.jobs_queued.notify_one();
         }

@@ -1,5 +1,6 @@
 //! The shop's use-cases: products, orders, and paying for an order.
 
+use crate::telemetry::SettledVia;
 use chrono::Duration;
 use tracing::{info, warn};
 
@@ -232,7 +233,7 @@ impl Tijori {
         }
         // The link expired: ask the gateway, which closes the payment (or finds it
         // paid after all).
-        let settled = self.check_at_gateway(open).await?;
+        let settled = self.check_at_gateway(open, SettledVia::Checkout).await?;
         match settled.payment.status {
             PaymentStatus::Completed => Err(Error::Conflict {
                 code: "order_not_pending",

@@ -1,6 +1,7 @@
 //! Server-to-server notices from a gateway: Chapa's signed webhook and its callback.
 //! Both are signals. The payment is settled on the gateway's verify answer alone.
 
+use crate::telemetry::{self, SettledVia};
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
@@ -64,6 +65,21 @@ impl WebhookResult {
         }
     }
 
+    /// Its label on the operator's count (`telemetry::WEBHOOKS_RECEIVED`).
+    pub fn label(self) -> &'static str {
+        match self {
+            WebhookResult::Verified => "verified",
+            WebhookResult::AlreadySettled => "already_settled",
+            WebhookResult::Duplicate => "duplicate",
+            WebhookResult::Ignored => "ignored",
+            WebhookResult::Unreadable => "unreadable",
+            WebhookResult::Unmatched => "unmatched",
+            WebhookResult::Unprocessed => "unprocessed",
+            WebhookResult::Unverified => "unverifiable",
+            WebhookResult::Contradicted => "contradicted",
+        }
+    }
+
     /// The operator event it raises, when a person must look.
     pub fn operator_event(self) -> Option<OperatorEventKind> {
         match self {
@@ -123,9 +139,21 @@ impl Tijori {
             .get(gateway)
             .ok_or(WebhookError::Unsupported(gateway))?
             .clone();
+        let received = |outcome: &'static str| {
+            metrics::counter!(
+                telemetry::WEBHOOKS_RECEIVED,
+                "gateway" => gateway.as_str(),
+                "outcome" => outcome,
+            )
+            .increment(1);
+        };
         let read = gw.read_webhook(headers, body);
         if let Err(e @ (WebhookError::Unauthenticated(_) | WebhookError::Unsupported(_))) = &read {
             warn!(%gateway, error = %e, "webhook refused");
+            received(match e {
+                WebhookError::Unauthenticated(_) => "bad_signature",
+                _ => "unsupported",
+            });
             return Err(e.clone());
         }
         let now = self.now();
@@ -143,6 +171,7 @@ impl Tijori {
         // gateway delivers it again later.
         let recorded = self.store.record_webhook(&delivery).await.map_err(|e| {
             warn!(%gateway, error = %format!("{e:#}"), "could not record a webhook");
+            received("not_recorded");
             WebhookError::Unavailable(e.to_string())
         })?;
         let processed = match self
@@ -151,6 +180,7 @@ impl Tijori {
         {
             Ok(done) | Err(done) => done,
         };
+        received(processed.result.label());
         let payment = processed.payment.as_ref().map(|p| &p.id);
         let detail = processed.detail.as_deref();
         if let Err(e) = self
@@ -217,17 +247,20 @@ impl Tijori {
             let result = if duplicate { Duplicate } else { AlreadySettled };
             return Ok(Processed::done(result, Some(payment)));
         }
-        let settled = self.check_at_gateway(payment.clone()).await.map_err(|e| {
-            Processed::for_operator(
-                Unverified,
-                format!(
-                    "a {gateway} {} webhook for {} could not be verified: {e}; the payment is \
+        let settled = self
+            .check_at_gateway(payment.clone(), SettledVia::Webhook)
+            .await
+            .map_err(|e| {
+                Processed::for_operator(
+                    Unverified,
+                    format!(
+                        "a {gateway} {} webhook for {} could not be verified: {e}; the payment is \
                      left {} to be checked again",
-                    notice.event, payment.id, payment.status
-                ),
-                Some(payment.clone()),
-            )
-        })?;
+                        notice.event, payment.id, payment.status
+                    ),
+                    Some(payment.clone()),
+                )
+            })?;
         let now = settled.payment;
         info!(payment = %now.id, status = %now.status, changed = settled.changed, "webhook verified");
         // Held for review is already on the operator's list.
@@ -292,7 +325,10 @@ impl Tijori {
                 now,
             )
             .await?;
-        Ok(self.check_at_gateway(payment).await?.payment)
+        Ok(self
+            .check_at_gateway(payment, SettledVia::Callback)
+            .await?
+            .payment)
     }
 }
 

@@ -2,6 +2,7 @@
 //! browser hands us a token, and the money moves only when our server verifies the
 //! token with the secret key.
 
+use crate::telemetry::SettledVia;
 use tracing::{info, warn};
 
 use super::{Tijori, Verification};
@@ -93,7 +94,7 @@ impl Tijori {
         }
         match gw.capture_token(token, price).await {
             Ok(answer) => {
-                let settled = self.settle(&payment, answer).await?;
+                let settled = self.settle(&payment, answer, SettledVia::Widget).await?;
                 info!(payment = %payment.id, status = %settled.payment.status, "widget payment verified");
                 self.verification(settled.payment).await
             }
@@ -130,7 +131,7 @@ impl Tijori {
                     transaction_id: None,
                     raw,
                 };
-                self.settle(&payment, refused).await?;
+                self.settle(&payment, refused, SettledVia::Widget).await?;
                 Err(e.into())
             }
             // No answer: the payment stays open, and verifying again (the same

@@ -82,7 +82,7 @@ impl PgStore {
     /// Runs the migrations (the schema; `Database::migrate` then lays out the data a
     /// migration needs laid out by the core's rules).
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        sqlx::migrate!("./migrations/postgres")
+        MIGRATOR
             .run(&self.writer)
             .await
             .context("failed to run PostgreSQL migrations")?;
@@ -119,9 +119,16 @@ impl PgStore {
     }
 }
 
+/// The PostgreSQL schema's migrations, built into the binary.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
 #[async_trait]
 impl Store for PgStore {
     async fn ping(&self) -> StoreResult<()> {
         crate::db::ping(&mut self.pool()).await
+    }
+
+    async fn migrated(&self) -> StoreResult<bool> {
+        crate::db::migrated(&mut self.pool(), crate::db::latest(&MIGRATOR)).await
     }
 }

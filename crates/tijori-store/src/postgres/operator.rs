@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use tijori_core::id::PaymentId;
 use tijori_core::store::{
-    NewWebhookDelivery, OperatorEvent, OperatorEventKind, OperatorLog, RecordedDelivery,
+    Gauges, NewWebhookDelivery, OperatorEvent, OperatorEventKind, OperatorLog, RecordedDelivery,
     StoreResult, WebhookDelivery,
 };
 
@@ -27,6 +27,10 @@ impl OperatorLog for PgStore {
         detail: Option<&str>,
     ) -> StoreResult<()> {
         operator::finish_webhook(&mut self.pool(), id, payment, outcome, detail).await
+    }
+
+    async fn gauges(&self, overdue_before: DateTime<Utc>) -> StoreResult<Gauges> {
+        operator::gauges(&mut self.pool(), overdue_before).await
     }
 
     async fn webhook_deliveries(&self, limit: u32) -> StoreResult<Vec<WebhookDelivery>> {

@@ -307,7 +307,12 @@ fn run_batch(conn: &Connection, batch: Vec<Box<dyn WriteJob>>) {
             }
             continue;
         }
-        match conn.execute_batch("COMMIT") {
+        let committing = std::time::Instant::now();
+        let committed = conn.execute_batch("COMMIT");
+        metrics::histogram!(tijori_core::telemetry::SQLITE_COMMIT)
+            .record(committing.elapsed().as_secs_f64());
+        metrics::histogram!(tijori_core::telemetry::SQLITE_BATCH).record(pending.len() as f64);
+        match committed {
             Ok(()) => pending.into_iter().for_each(|r| r.send(Ok(()))),
             Err(e) => {
                 let why = e.to_string();

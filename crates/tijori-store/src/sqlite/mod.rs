@@ -75,7 +75,7 @@ impl SqliteStore {
         let mut conn = sqlx::SqliteConnection::connect_with(&options)
             .await
             .with_context(|| format!("failed to open {:?} to migrate it", self.url))?;
-        sqlx::migrate!("./migrations/sqlite")
+        MIGRATOR
             .run(&mut conn)
             .await
             .context("failed to run SQLite migrations")?;
@@ -108,9 +108,17 @@ impl SqliteStore {
     }
 }
 
+/// The SQLite schema's migrations, built into the binary.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
         self.read_with(async |c| crate::db::ping(c).await)
+    }
+
+    async fn migrated(&self) -> StoreResult<bool> {
+        let known = crate::db::latest(&MIGRATOR);
+        self.read_with(async |c| crate::db::migrated(c, known).await)
     }
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use tijori_core::id::PaymentId;
 use tijori_core::store::{
-    NewWebhookDelivery, OperatorEvent, OperatorEventKind, OperatorLog, RecordedDelivery,
+    Gauges, NewWebhookDelivery, OperatorEvent, OperatorEventKind, OperatorLog, RecordedDelivery,
     StoreResult, WebhookDelivery,
 };
 
@@ -37,6 +37,10 @@ impl OperatorLog for SqliteStore {
             operator::finish_webhook(c, id, payment.as_ref(), &outcome, detail.as_deref()).await
         })
         .await
+    }
+
+    async fn gauges(&self, overdue_before: DateTime<Utc>) -> StoreResult<Gauges> {
+        self.read_with(async |c| operator::gauges(c, overdue_before).await)
     }
 
     async fn webhook_deliveries(&self, limit: u32) -> StoreResult<Vec<WebhookDelivery>> {

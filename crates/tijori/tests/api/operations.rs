@@ -2,7 +2,7 @@
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use tijori_testkit::{test_both, TestDatabase};
+use tijori_testkit::{test_both, Backend, TestDatabase};
 
 use crate::helpers::{client, TestApp};
 
@@ -18,10 +18,15 @@ async fn health_and_metrics(db: TestDatabase) {
         .text()
         .await
         .unwrap();
+    // The counts themselves are checked in tests/metrics.rs (a process of its own).
     assert!(
-        metrics.contains("tijori_http_responses_total{class=\"2xx\"}"),
+        metrics.contains(
+            "tijori_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"2xx\"}"
+        ),
         "{metrics}"
     );
+    let res = client().get(app.url("/livez")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
     let home = client().get(app.url("/")).send().await.unwrap();
     assert_eq!(
         home.headers()["x-frame-options"],
@@ -77,7 +82,145 @@ async fn every_documented_route_exists(db: TestDatabase) {
     }
 }
 
-test_both!(health_and_metrics, every_documented_route_exists);
+async fn readyz(app: &TestApp) -> (StatusCode, Value) {
+    let res = client().get(app.url("/readyz")).send().await.unwrap();
+    (res.status(), res.json().await.unwrap())
+}
+
+/// Runs `sql` on the test's database, on a connection of its own.
+async fn run_sql(db: &TestDatabase, sql: &str) {
+    use sqlx::Connection as _;
+    match db.backend() {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            sqlx::query(sql).execute(&mut c).await.unwrap();
+            c.close().await.unwrap();
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            sqlx::query(sql).execute(&mut c).await.unwrap();
+            c.close().await.unwrap();
+        }
+    }
+}
+
+/// Ready means: the database answers and holds this build's migrations, and the
+/// worker goes round. Each gateway's last call is shown, and a failing one does not
+/// make the process unready.
+async fn readiness_follows_the_database(db: TestDatabase) {
+    let app = TestApp::spawn(db).await;
+    let (status, body) = readyz(&app).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["ready"], true);
+    assert_eq!(body["database"]["ok"], true);
+    assert_eq!(body["worker"]["ok"], true, "{body}");
+    let khalti = body["gateways"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["gateway"] == "khalti")
+        .unwrap()
+        .clone();
+    assert!(khalti["last_outcome"].is_null(), "no call yet: {khalti}");
+
+    // A gateway call shows, failed or not, without changing readiness.
+    let user = app.register("ready").await;
+    let khalti_sandbox = app.sandbox().khalti();
+    khalti_sandbox.set_settings(tijori_sandbox::KhaltiSettings {
+        fault: tijori_sandbox::Fault::ServerError,
+        fault_count: 1,
+        ..khalti_sandbox.settings()
+    });
+    let res = app
+        .post(
+            &user,
+            "/api/subscriptions/initiate/",
+            serde_json::json!({"plan_id": app.plan_id("Basic").await}),
+        )
+        .await;
+    assert!(!res.status().is_success());
+    let (status, body) = readyz(&app).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let khalti = body["gateways"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["gateway"] == "khalti")
+        .unwrap()
+        .clone();
+    assert_eq!(khalti["last_operation"], "initiate", "{khalti}");
+    assert_ne!(khalti["last_outcome"], "ok", "{khalti}");
+
+    // Behind this build's migrations (as when a new binary starts before `tijori
+    // migrate`): not ready, and says why; ready again once it is migrated.
+    let db = app.db.as_ref().unwrap();
+    let latest = "(SELECT MAX(version) FROM _sqlx_migrations)";
+    run_sql(
+        db,
+        &format!("UPDATE _sqlx_migrations SET success = false WHERE version = {latest}"),
+    )
+    .await;
+    let (status, body) = readyz(&app).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["ready"], false);
+    assert!(
+        body["database"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("tijori migrate"),
+        "{body}"
+    );
+    run_sql(
+        db,
+        &format!("UPDATE _sqlx_migrations SET success = true WHERE version = {latest}"),
+    )
+    .await;
+    assert_eq!(readyz(&app).await.0, StatusCode::OK);
+
+    // PostgreSQL away (connections refused, the open ones cut), then back.
+    if db.backend() == Backend::Postgres {
+        let on_server = |sql: String| async move {
+            use sqlx::Connection as _;
+            let mut admin = url::Url::parse(&db.url).unwrap();
+            admin.set_path("/postgres");
+            let mut c = sqlx::PgConnection::connect(admin.as_str()).await.unwrap();
+            sqlx::query(&sql).execute(&mut c).await.unwrap();
+            c.close().await.unwrap();
+        };
+        let name = url::Url::parse(&db.url)
+            .unwrap()
+            .path()
+            .trim_start_matches('/')
+            .to_owned();
+        on_server(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false")).await;
+        on_server(format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        ))
+        .await;
+        let (status, body) = readyz(&app).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["database"]["ok"], false, "{body}");
+        on_server(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")).await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let (status, body) = readyz(&app).await;
+            if status == StatusCode::OK {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never ready again: {body}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
+test_both!(
+    health_and_metrics,
+    every_documented_route_exists,
+    readiness_follows_the_database
+);
 
 async fn check_payment_status_is_rate_limited_per_user(db: TestDatabase) {
     let mut config = crate::helpers::config(&db.url);

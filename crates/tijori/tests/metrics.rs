@@ -1,0 +1,228 @@
+//! What `/metrics` shows an operator after real work: a paid flow, a webhook with a bad
+//! signature, a job that dies. A test binary of its own: the counters are the
+//! process's (the `metrics` facade has one recorder per process), so no other test
+//! may add to them meanwhile; the two databases' runs take turns and compare what
+//! each added. The exposition is read with a Prometheus text-format parser.
+#![allow(clippy::unwrap_used)] // a test: a panic is its failure report
+
+#[allow(dead_code)] // the helpers of the API tests; this file uses a few
+#[path = "api/helpers.rs"]
+mod helpers;
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use prometheus_parse::{Scrape, Value};
+use reqwest::StatusCode;
+use tijori_core::clock::{Clock, ManualClock, SystemClock};
+use tijori_core::jobs::{JobKind, NewJob};
+use tijori_testkit::{test_both, Backend, TestDatabase};
+
+use helpers::{chapa_charge_body, client, TestApp};
+
+/// One run at a time: each compares the process's counters before and after.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn scrape(app: &TestApp) -> Scrape {
+    let res = client().get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = res.text().await.unwrap();
+    Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap()
+}
+
+/// The value of the series `name{labels}` (a histogram: its count); 0 when absent.
+fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let found: Vec<f64> = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match &s.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => *v,
+            Value::Histogram(buckets) => buckets
+                .iter()
+                .find(|b| b.less_than.is_infinite())
+                .map(|b| b.count)
+                .unwrap(),
+            Value::Summary(_) => panic!("{name} is a summary, not a histogram"),
+        })
+        .collect();
+    assert!(found.len() <= 1, "{name} {labels:?} names {found:?}");
+    found.first().copied().unwrap_or(0.0)
+}
+
+/// What a series grew by between two scrapes.
+fn grew(before: &Scrape, after: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    value(after, name, labels) - value(before, name, labels)
+}
+
+async fn an_operator_sees_payments_webhooks_and_dead_jobs(db: TestDatabase) {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let sqlite = db.backend() == Backend::Sqlite;
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let app = TestApp::spawn_with_clock(db, clock.clone()).await;
+    let before = scrape(&app).await;
+
+    // A paid Khalti flow, verified through the API.
+    let user = app.register("metered").await;
+    let started = app.initiate(&user, &app.plan_id("Basic").await).await;
+    app.pay_on_checkout(started["payment_url"].as_str().unwrap(), "pay")
+        .await;
+    let (status, body) = app.verify(&user, started["pidx"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // A Chapa webhook whose signature is wrong.
+    let body = chapa_charge_body("tx-nobody", "charge.success", "success", "10.00");
+    let res = app
+        .chapa_webhook(&body, &[("x-chapa-signature", "0".repeat(64))])
+        .await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+
+    // A job that cannot run (its payload names nothing) dies after its tries.
+    let now = clock.now();
+    app.tijori
+        .store()
+        .enqueue_job(
+            &NewJob {
+                kind: JobKind::ReconcilePayment,
+                payload: "not a payment".into(),
+                unique_key: None,
+                run_at: now,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    for _ in 0..JobKind::ReconcilePayment.max_attempts() {
+        app.tijori.run_due_jobs("metrics-test", 1).await.unwrap();
+        clock.advance(Duration::hours(2));
+    }
+
+    let after = scrape(&app).await;
+    let khalti_sub_completed = [
+        ("gateway", "khalti"),
+        ("purpose", "subscription"),
+        ("status", "completed"),
+    ];
+    assert_eq!(
+        grew(
+            &before,
+            &after,
+            "tijori_payment_outcomes_total",
+            &khalti_sub_completed
+        ),
+        1.0
+    );
+    assert_eq!(
+        grew(
+            &before,
+            &after,
+            "tijori_settlements_total",
+            &[("path", "verify"), ("changed", "true")]
+        ),
+        1.0
+    );
+    for operation in ["initiate", "lookup"] {
+        let call = [
+            ("gateway", "khalti"),
+            ("operation", operation),
+            ("outcome", "ok"),
+        ];
+        assert_eq!(
+            grew(&before, &after, "tijori_gateway_requests_total", &call),
+            1.0,
+            "{operation}"
+        );
+        assert_eq!(
+            grew(
+                &before,
+                &after,
+                "tijori_gateway_request_duration_seconds",
+                &call[..2]
+            ),
+            1.0,
+            "{operation}'s time"
+        );
+    }
+    assert_eq!(
+        grew(
+            &before,
+            &after,
+            "tijori_webhooks_received_total",
+            &[("gateway", "chapa"), ("outcome", "bad_signature")]
+        ),
+        1.0
+    );
+    let reconcile = |outcome| [("kind", "reconcile_payment"), ("outcome", outcome)];
+    assert_eq!(
+        grew(&before, &after, "tijori_jobs_run_total", &reconcile("dead")),
+        1.0
+    );
+    assert_eq!(
+        grew(
+            &before,
+            &after,
+            "tijori_jobs_run_total",
+            &reconcile("retry")
+        ),
+        f64::from(JobKind::ReconcilePayment.max_attempts() - 1)
+    );
+    // The gauges are this app's database's, read at the scrape.
+    assert_eq!(value(&after, "tijori_jobs_dead", &[]), 1.0);
+    assert_eq!(value(&after, "tijori_payments_open", &[]), 0.0);
+    assert_eq!(value(&after, "tijori_payments_held_for_review", &[]), 0.0);
+    assert_eq!(value(&after, "tijori_live_subscribers", &[]), 0.0);
+    assert_eq!(
+        grew(
+            &before,
+            &after,
+            "tijori_http_requests_total",
+            &[
+                ("route", "/api/subscriptions/verify/"),
+                ("method", "POST"),
+                ("status", "2xx")
+            ]
+        ),
+        1.0
+    );
+    assert_eq!(
+        grew(
+            &before,
+            &after,
+            "tijori_http_requests_total",
+            &[
+                ("route", "/api/payments/chapa/webhook/"),
+                ("method", "POST"),
+                ("status", "4xx")
+            ]
+        ),
+        1.0
+    );
+    if sqlite {
+        assert!(
+            grew(
+                &before,
+                &after,
+                "tijori_sqlite_commit_duration_seconds",
+                &[]
+            ) >= 3.0,
+            "the writer's commits are timed"
+        );
+    }
+    assert!(after.docs.contains_key("tijori_payment_outcomes_total"));
+
+    // An open payment counts as open, and as overdue once past the reconcile age.
+    let open = app.initiate(&user, &app.plan_id("Basic").await).await;
+    assert!(open["payment_id"].is_string());
+    let now_open = scrape(&app).await;
+    assert_eq!(value(&now_open, "tijori_payments_open", &[]), 1.0);
+    assert_eq!(value(&now_open, "tijori_payments_overdue", &[]), 0.0);
+    clock.advance(Duration::hours(1));
+    let overdue = scrape(&app).await;
+    assert_eq!(value(&overdue, "tijori_payments_overdue", &[]), 1.0);
+}
+
+test_both!(an_operator_sees_payments_webhooks_and_dead_jobs);
