@@ -138,6 +138,7 @@ impl FromRequestParts<AppState> for Caller {
             return Ok(caller.clone());
         }
         let caller = Self::authenticate(parts, state).await?;
+        crate::ops::record_user(&caller.user);
         parts.extensions.insert(caller.clone());
         Ok(caller)
     }
@@ -207,9 +208,11 @@ impl FromRequestParts<AppState> for Visitor {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        Ok(Visitor(
-            browser_session(parts, state).await?.map(|(s, _)| s),
-        ))
+        let session = browser_session(parts, state).await?.map(|(s, _)| s);
+        if let Some(s) = &session {
+            crate::ops::record_user(&s.user);
+        }
+        Ok(Visitor(session))
     }
 }
 

@@ -244,6 +244,53 @@ fn prometheus() -> PrometheusHandle {
         .clone()
 }
 
+/// The header a request's id comes in (from a proxy or the client) and goes back in.
+const REQUEST_ID: &str = "x-request-id";
+
+/// The longest request id taken from a request; a longer one is replaced.
+const MAX_REQUEST_ID: usize = 64;
+
+/// A request id sent with the request is kept (so a proxy's id follows the request
+/// through tijori's logs) only when it is short and plain: letters, digits, `-`, `_`,
+/// `.`. Any other is dropped, and one is made, as for a request without: a stranger
+/// chooses it, and it goes into every log line of the request.
+pub async fn drop_unusable_request_id(mut request: Request, next: Next) -> Response {
+    let usable = request.headers().get(REQUEST_ID).is_none_or(|v| {
+        let v = v.as_bytes();
+        !v.is_empty()
+            && v.len() <= MAX_REQUEST_ID
+            && v.iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    });
+    if !usable {
+        request.headers_mut().remove(REQUEST_ID);
+    }
+    next.run(request).await
+}
+
+/// The span every request's log lines happen in: its id (`X-Request-Id`, set by the
+/// layer before this one), method and path, and the user once the request names one
+/// (`record_user`).
+pub fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    let id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!(
+        "request",
+        request_id = id,
+        method = %request.method(),
+        path = request.uri().path(),
+        user_id = tracing::field::Empty,
+    )
+}
+
+/// Names the request's user on its span, for every line logged after.
+pub(crate) fn record_user(user: &tijori_core::account::User) {
+    tracing::Span::current().record("user_id", user.id.as_str());
+}
+
 /// Counts and times every answered request by its route template (never the raw
 /// path: a stranger chooses that, and each value would be a new series), method and
 /// status class.

@@ -96,6 +96,18 @@ pub struct Config {
     #[arg(long, env = "TIJORI_WORKER", default_value = "true", action = clap::ArgAction::Set, global = true)]
     pub worker: bool,
 
+    /// How log lines are written: `text` for a terminal, `json` (one object per line,
+    /// with each line's request and payment ids) for a log shipper. `TIJORI_LOG`
+    /// chooses what is logged.
+    #[arg(
+        long,
+        env = "TIJORI_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: crate::logging::LogFormat,
+
     /// How many background jobs (gateway lookups, mostly) one worker runs at once; at
     /// most half of them deliver outgoing events.
     #[arg(long, env = "TIJORI_WORKER_CONCURRENCY", default_value = "16", value_parser = clap::value_parser!(u16).range(1..=1024), global = true)]
@@ -281,6 +293,7 @@ impl Config {
             esewa_status_url: None,
             order_ttl_minutes: 30,
             worker: true,
+            log_format: crate::logging::LogFormat::Text,
             worker_concurrency: 16,
             reconcile_after_minutes: 15,
             sweep_seconds: 60,

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod config;
 pub mod demo;
+pub mod logging;
 pub mod mail;
 pub mod webhooks;
 

@@ -7,7 +7,6 @@ use tijori_core::money::{Currency, Money};
 use tijori_core::service::Worker;
 use tijori_core::shop::NewProduct;
 use tijori_core::subscription::NewPlan;
-use tracing_subscriber::EnvFilter;
 
 /// Payments, subscriptions and shop orders on the hosted checkouts of Khalti (Nepal)
 /// and Chapa (Ethiopia).
@@ -181,12 +180,7 @@ fn main() {
     // Before the runtime starts its threads (and glibc gives them arenas).
     return_big_blocks_to_the_os();
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("TIJORI_LOG")
-                .unwrap_or_else(|_| EnvFilter::new("info,tower_http=info,sqlx=warn")),
-        )
-        .init();
+    tijori::logging::init(cli.config.log_format);
     let outcome = tokio::runtime::Runtime::new()
         .context("failed to start the async runtime")
         .and_then(|runtime| runtime.block_on(run(cli)));
@@ -219,7 +213,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 demo::seed(app.tijori())
                     .await
                     .context("failed to seed demo data")?;
-                println!(
+                // To standard error: standard output carries the log (one JSON
+                // object per line with TIJORI_LOG_FORMAT=json), for a shipper to read.
+                eprintln!(
                     "\n  tijori is running at {url}\n  Demo sign-in: {user} / {password}\n  Sandbox gateways: {url}sandbox/\n",
                     url = app.public_url(),
                     user = demo::DEMO_USERNAME,
@@ -232,7 +228,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let (db, tijori) = background(&config).await?;
             let worker = Worker::new(tijori, usize::from(config.worker_concurrency))
                 .with_delivery_runtime(tijori::webhooks::delivery_runtime()?);
-            println!("worker {} running; Ctrl-C to stop", worker.id());
+            eprintln!("worker {} running; Ctrl-C to stop", worker.id());
             worker.run(tijori::app::shutdown_signal()).await;
             db.close().await;
             Ok(())

@@ -201,6 +201,8 @@ impl Tijori {
 
     /// Opens a hosted checkout for `amount`: the payment row exists before the gateway
     /// is asked, so a crash or a timeout mid-call leaves a trace, never a lost charge.
+    /// Its lines are logged in a span with the new payment's id.
+    #[tracing::instrument(name = "open_checkout", skip_all, fields(%gateway, payment_id = tracing::field::Empty))]
     pub(super) async fn open_checkout(
         &self,
         user: &User,
@@ -212,8 +214,10 @@ impl Tijori {
     ) -> Result<Payment> {
         let gw = self.gateway_for(gateway, amount.currency())?;
         let now = self.now();
+        let id = PaymentId::generate();
+        tracing::Span::current().record("payment_id", id.as_str());
         let payment = Payment {
-            id: PaymentId::generate(),
+            id,
             user_id: user.id.clone(),
             gateway,
             purpose,

@@ -78,6 +78,7 @@ impl Tijori {
     /// payment: a refund of everything left takes back all that is unused of what it
     /// bought; a partial one takes back its share of the days (see
     /// `subscription::take_back`), and an order only goes back when refunded in full. The caller must be an admin.
+    #[tracing::instrument(name = "refund", skip_all, fields(payment_id = %id, operator = %operator.id))]
     pub async fn refund(
         &self,
         operator: &User,

@@ -85,6 +85,11 @@ impl Tijori {
             .await
     }
 
+    #[tracing::instrument(
+        name = "check_at_gateway",
+        skip_all,
+        fields(payment_id = %payment.id, gateway = %payment.gateway, via = via.as_str())
+    )]
     async fn check_at_gateway_with(
         &self,
         payment: Payment,
@@ -142,6 +147,7 @@ impl Tijori {
     }
 
     /// `settle`, with the answer recorded as what it is (a lookup, a refund).
+    #[tracing::instrument(name = "settle", skip_all, fields(payment_id = %payment.id, via = via.as_str()))]
     pub async fn settle_as(
         &self,
         payment: &Payment,
