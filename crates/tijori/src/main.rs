@@ -184,6 +184,7 @@ fn main() {
     let outcome = tokio::runtime::Runtime::new()
         .context("failed to start the async runtime")
         .and_then(|runtime| runtime.block_on(run(cli)));
+    tijori::logging::shutdown();
     if let Err(e) = outcome {
         eprintln!("error: {e:#}");
         std::process::exit(1);
