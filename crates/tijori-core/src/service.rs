@@ -235,10 +235,13 @@ impl Tijori {
         self.changes.watch(payment)
     }
 
-    /// What the operator's gauges show now (`/metrics`): "overdue" is open past the
-    /// reconcile age, which the reconciler should already be looking at.
+    /// What the operator's gauges show now (`/metrics`). "Overdue" is what the
+    /// reconciler has not got to: open, and not looked at for twice the reconcile age
+    /// (it looks at each open payment once per reconcile age, answer or not). An
+    /// abandoned checkout, looked at and still open, is not overdue; a reconciler
+    /// that stopped makes every open payment overdue.
     pub async fn gauges(&self) -> Result<crate::store::Gauges> {
-        let overdue_before = self.now() - self.background.reconcile_after;
+        let overdue_before = self.now() - self.background.reconcile_after * 2;
         Ok(self.store.gauges(overdue_before).await?)
     }
 

@@ -407,7 +407,8 @@ pub trait Store:
 pub struct Gauges {
     /// Payments whose outcome has not arrived (initiated or pending).
     pub payments_open: i64,
-    /// Of those, the ones opened before the reconcile age.
+    /// Of those, the ones the reconciler should have looked at and has not: opened at
+    /// the gateway before `overdue_before` and not looked at since.
     pub payments_overdue: i64,
     /// Paid payments held for an operator's review.
     pub payments_held: i64,
@@ -415,8 +416,11 @@ pub struct Gauges {
     pub deliveries_queued: i64,
     /// Other jobs waiting to run.
     pub other_jobs_queued: i64,
-    /// Jobs out of tries.
-    pub jobs_dead: i64,
+    /// Deliveries of outgoing events out of tries (their endpoint is disabled after
+    /// three days; the admin redelivers what it missed).
+    pub deliveries_dead: i64,
+    /// Other jobs out of tries: an operator's to retry.
+    pub other_jobs_dead: i64,
 }
 
 /// Users, their credentials and sessions, and the plans they can buy. Part of `Store`.
@@ -810,8 +814,8 @@ pub trait IdempotencyStore: Send + Sync {
 #[async_trait]
 pub trait OperatorLog: Send + Sync {
     /// What the operator's gauges show now, counted by the database (indexed counts,
-    /// read at each scrape of `/metrics`): open payments (and those opened before
-    /// `overdue_before`), payments held for review, queued and dead jobs.
+    /// read at each scrape of `/metrics`): open payments (and those not looked at
+    /// since `overdue_before`), payments held for review, queued and dead jobs.
     async fn gauges(&self, overdue_before: DateTime<Utc>) -> StoreResult<Gauges>;
     /// Records a delivery (every one, duplicates included).
     async fn record_webhook(&self, delivery: &NewWebhookDelivery) -> StoreResult<RecordedDelivery>;

@@ -32,11 +32,11 @@ pub const WEBHOOKS_RECEIVED: &str = "tijori_webhooks_received_total";
 pub const JOBS_RUN: &str = "tijori_jobs_run_total";
 /// Jobs waiting to run, by class (deliveries of outgoing events, the rest).
 pub const JOBS_QUEUED: &str = "tijori_jobs_queued";
-/// Jobs out of tries, waiting for an operator.
+/// Jobs out of tries, by class (deliveries of outgoing events, other).
 pub const JOBS_DEAD: &str = "tijori_jobs_dead";
 /// Payments whose outcome has not arrived yet.
 pub const PAYMENTS_OPEN: &str = "tijori_payments_open";
-/// Open payments older than the reconcile age: the reconciler should be on them.
+/// Open payments the reconciler has not looked at for twice the reconcile age.
 pub const PAYMENTS_OVERDUE: &str = "tijori_payments_overdue";
 /// Paid payments held for an operator's review.
 pub const PAYMENTS_HELD: &str = "tijori_payments_held_for_review";
@@ -86,11 +86,14 @@ pub fn describe() {
         JOBS_QUEUED,
         "Jobs waiting to run, by class (deliveries of outgoing events, other)."
     );
-    describe_gauge!(JOBS_DEAD, "Jobs out of tries, waiting for an operator.");
+    describe_gauge!(
+        JOBS_DEAD,
+        "Jobs out of tries, by class: other jobs wait for an operator's retry; dead deliveries are redelivered per endpoint."
+    );
     describe_gauge!(PAYMENTS_OPEN, "Payments whose outcome has not arrived yet.");
     describe_gauge!(
         PAYMENTS_OVERDUE,
-        "Open payments older than the reconcile age (TIJORI_RECONCILE_AFTER_MINUTES)."
+        "Open payments the reconciler has not looked at for twice TIJORI_RECONCILE_AFTER_MINUTES: it is stopped or not keeping up."
     );
     describe_gauge!(
         PAYMENTS_HELD,

@@ -36,40 +36,37 @@ pub(crate) async fn insert_operator_event(
 }
 
 /// The operator's gauges, in one statement: each count reads a partial index
-/// (payments_open, payments_stale, payments_held, jobs_queued_*, jobs_dead) rather
-/// than the table.
+/// (payments_open, payments_stale, payments_held, jobs_queued_*, jobs_dead) and only
+/// the rows in it, not the table.
 pub(crate) async fn gauges(
     c: &mut impl Conn,
     overdue_before: DateTime<Utc>,
 ) -> StoreResult<Gauges> {
-    let (
-        payments_open,
-        payments_overdue,
-        payments_held,
-        deliveries_queued,
-        other_jobs_queued,
-        jobs_dead,
-    ) = query(
-        "SELECT \
+    let (open, overdue, held, deliveries_queued, other_queued, deliveries_dead, other_dead) =
+        query(
+            "SELECT \
              (SELECT COUNT(*) FROM payments WHERE status IN ('initiated', 'pending')), \
              (SELECT COUNT(*) FROM payments WHERE status IN ('initiated', 'pending') \
-              AND created_at < $1), \
+              AND provider_ref IS NOT NULL AND created_at < $1 \
+              AND (checked_at IS NULL OR checked_at < $1)), \
              (SELECT COUNT(*) FROM payments WHERE status = 'needs_review'), \
              (SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND kind = 'deliver_event'), \
              (SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND kind <> 'deliver_event'), \
-             (SELECT COUNT(*) FROM jobs WHERE status = 'dead')",
-    )
-    .bind(overdue_before)
-    .fetch_one::<(i64, i64, i64, i64, i64, i64)>(c)
-    .await
-    .map_err(ctx("failed to count the operator's gauges"))?;
+             (SELECT COUNT(*) FROM jobs WHERE status = 'dead' AND kind = 'deliver_event'), \
+             (SELECT COUNT(*) FROM jobs WHERE status = 'dead' AND kind <> 'deliver_event')",
+        )
+        .bind(overdue_before)
+        .fetch_one::<(i64, i64, i64, i64, i64, i64, i64)>(c)
+        .await
+        .map_err(ctx("failed to count the operator's gauges"))?;
     Ok(Gauges {
-        payments_open,
-        payments_overdue,
-        payments_held,
+        payments_open: open,
+        payments_overdue: overdue,
+        payments_held: held,
         deliveries_queued,
-        other_jobs_queued,
-        jobs_dead,
+        other_jobs_queued: other_queued,
+        deliveries_dead,
+        other_jobs_dead: other_dead,
     })
 }
 

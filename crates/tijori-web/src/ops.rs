@@ -353,7 +353,10 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
         set(telemetry::PAYMENTS_OPEN, gauges.payments_open);
         set(telemetry::PAYMENTS_OVERDUE, gauges.payments_overdue);
         set(telemetry::PAYMENTS_HELD, gauges.payments_held);
-        set(telemetry::JOBS_DEAD, gauges.jobs_dead);
+        metrics::gauge!(telemetry::JOBS_DEAD, "class" => "deliveries")
+            .set(gauges.deliveries_dead as f64);
+        metrics::gauge!(telemetry::JOBS_DEAD, "class" => "other")
+            .set(gauges.other_jobs_dead as f64);
         metrics::gauge!(telemetry::JOBS_QUEUED, "class" => "deliveries")
             .set(gauges.deliveries_queued as f64);
         metrics::gauge!(telemetry::JOBS_QUEUED, "class" => "other")

@@ -171,7 +171,14 @@ async fn an_operator_sees_payments_webhooks_and_dead_jobs(db: TestDatabase) {
         f64::from(JobKind::ReconcilePayment.max_attempts() - 1)
     );
     // The gauges are this app's database's, read at the scrape.
-    assert_eq!(value(&after, "tijori_jobs_dead", &[]), 1.0);
+    assert_eq!(
+        value(&after, "tijori_jobs_dead", &[("class", "other")]),
+        1.0
+    );
+    assert_eq!(
+        value(&after, "tijori_jobs_dead", &[("class", "deliveries")]),
+        0.0
+    );
     assert_eq!(value(&after, "tijori_payments_open", &[]), 0.0);
     assert_eq!(value(&after, "tijori_payments_held_for_review", &[]), 0.0);
     assert_eq!(value(&after, "tijori_live_subscribers", &[]), 0.0);
@@ -214,15 +221,30 @@ async fn an_operator_sees_payments_webhooks_and_dead_jobs(db: TestDatabase) {
     }
     assert!(after.docs.contains_key("tijori_payment_outcomes_total"));
 
-    // An open payment counts as open, and as overdue once past the reconcile age.
+    // An open payment counts as open, and as overdue once the reconciler (not running
+    // here) has not looked at it for twice the reconcile age; looked at, it is not.
+    // (A link that outlasts the test clock's moves, the dead job's hours included, so
+    // that it stays open.)
+    let khalti = app.sandbox().khalti();
+    khalti.set_settings(tijori_sandbox::KhaltiSettings {
+        expires_in_secs: 2 * 24 * 3600,
+        ..khalti.settings()
+    });
     let open = app.initiate(&user, &app.plan_id("Basic").await).await;
     assert!(open["payment_id"].is_string());
     let now_open = scrape(&app).await;
     assert_eq!(value(&now_open, "tijori_payments_open", &[]), 1.0);
     assert_eq!(value(&now_open, "tijori_payments_overdue", &[]), 0.0);
-    clock.advance(Duration::hours(1));
+    clock.advance(Duration::minutes(20));
+    let not_yet = scrape(&app).await;
+    assert_eq!(value(&not_yet, "tijori_payments_overdue", &[]), 0.0);
+    clock.advance(Duration::minutes(20));
     let overdue = scrape(&app).await;
     assert_eq!(value(&overdue, "tijori_payments_overdue", &[]), 1.0);
+    app.tijori.reconcile_once(1).await.unwrap();
+    let looked_at = scrape(&app).await;
+    assert_eq!(value(&looked_at, "tijori_payments_open", &[]), 1.0);
+    assert_eq!(value(&looked_at, "tijori_payments_overdue", &[]), 0.0);
 }
 
 test_both!(an_operator_sees_payments_webhooks_and_dead_jobs);
