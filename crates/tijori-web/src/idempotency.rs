@@ -16,7 +16,7 @@
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tijori_core::idempotency::{fingerprint, Attempt, Claim, IdempotencyKey, StoredResponse};
@@ -38,17 +38,11 @@ pub async fn idempotent(State(state): State<AppState>, request: Request, next: N
     }
 }
 
-/// The routes that honour the header (POST only); elsewhere it is ignored.
-pub const IDEMPOTENT_ROUTES: [&str; 3] = [
-    "/api/subscriptions/initiate/",
-    "/api/orders/",
-    "/api/payments/initialize/",
-];
-
+/// A route layer (`route_layer(from_fn_with_state(state, idempotent))`) on the
+/// routes that honour the header: the money-moving POSTs. Elsewhere the header is
+/// ignored.
 async fn run(state: AppState, request: Request, next: Next) -> Result<Response, Response> {
-    let applies =
-        request.method() == Method::POST && IDEMPOTENT_ROUTES.contains(&request.uri().path());
-    let Some(value) = request.headers().get(IDEMPOTENCY_KEY).filter(|_| applies) else {
+    let Some(value) = request.headers().get(IDEMPOTENCY_KEY) else {
         return Ok(next.run(request).await);
     };
     let key = value

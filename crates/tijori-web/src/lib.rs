@@ -18,6 +18,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod idempotency;
+mod layers;
 mod limits;
 mod live;
 mod notices;
@@ -167,19 +168,15 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(auth::router())
-        .merge(subscriptions::router())
-        .merge(payments::router())
+        .merge(subscriptions::router(&state))
+        .merge(payments::router(&state))
         .merge(live::router())
-        .merge(shop::router())
-        .merge(notices::router())
+        .merge(shop::router(&state))
+        .merge(notices::router(&state))
         .merge(admin::router())
         .merge(events::router())
         .merge(pages::router())
         .merge(ops::router())
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            idempotency::idempotent,
-        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             extract::reject_bad_tokens,

@@ -2,9 +2,12 @@
 //! Khalti widget's token. All of them are signals; each payment is settled on the
 //! gateway's verify answer.
 
+use crate::layers::{limit, spend, Limit};
+use crate::limits::Checkout;
 use axum::body::Bytes;
 use axum::extract::{Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -13,15 +16,25 @@ use tijori_core::gateway::{GatewayKind, WebhookError};
 use tijori_core::service::WidgetTarget;
 
 use crate::error::ApiError;
-use crate::extract::{Caller, ClientAddress, Json};
+use crate::extract::{Caller, Json};
 use crate::views::VerifyView;
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/api/payments/chapa/webhook/", post(chapa_webhook))
-        .route("/api/payments/chapa/callback/", get(chapa_callback))
-        .route("/api/payments/khalti/widget/verify/", post(widget_verify))
+        .route(
+            "/api/payments/chapa/callback/",
+            get(chapa_callback)
+                .route_layer(from_fn_with_state(limit(state, Limit::Callback), spend)),
+        )
+        .route(
+            "/api/payments/khalti/widget/verify/",
+            post(widget_verify).route_layer(from_fn_with_state(
+                limit(state, Limit::Checkout(Checkout::WidgetVerify)),
+                spend,
+            )),
+        )
 }
 
 #[derive(Serialize)]
@@ -95,17 +108,15 @@ struct CallbackAnswer {
 
 /// Chapa's server-to-server GET after a payment: a signal to verify now.
 ///
-/// Anyone can call it, so it is limited per client address (never per `trx_ref`,
-/// which the caller makes up), and its answer is the same whether the reference names
+/// Anyone can call it, so its route spends an allowance per client address (never
+/// per `trx_ref`, which the caller makes up), and its answer is the same whether the reference names
 /// a payment or not, and whatever Chapa then said: a gateway that could not answer
 /// leaves the payment to the reconciler.
 async fn chapa_callback(
     State(state): State<AppState>,
-    ClientAddress(client): ClientAddress,
     Query(q): Query<CallbackQuery>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<CallbackAnswer>, ApiError> {
-    state.limits.callback(client)?;
     let reference = q
         .trx_ref
         .or(q.tx_ref)
@@ -152,9 +163,6 @@ async fn widget_verify(
             ))
         }
     };
-    state
-        .limits
-        .checkout(crate::limits::Checkout::WidgetVerify, &caller.user)?;
     let verification = state
         .tijori
         .verify_widget(&caller.user, &body.token, body.amount, &target)

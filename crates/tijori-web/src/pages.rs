@@ -502,6 +502,9 @@ async fn subscribe(
     let started = async {
         let gateway = parse_gateway(form.gateway.as_deref())?;
         let change = parse_change(form.change.as_deref())?;
+        state
+            .limits
+            .checkout(crate::limits::Checkout::Initiate, &s.user)?;
         start_subscription(&state, &s.user, &form.plan_id, gateway, change, None).await
     }
     .await;

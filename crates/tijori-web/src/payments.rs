@@ -1,6 +1,8 @@
 //! /api/payments/: a payment's status, and looking it up at the gateway on request.
 
+use crate::layers::{limit, spend, Limit};
 use axum::extract::State;
+use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
@@ -15,10 +17,13 @@ use crate::extract::{Caller, Json, PathId};
 use crate::views::PaymentView;
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/api/payments/{id}/", get(show))
-        .route("/api/payments/{id}/refresh/", post(refresh))
+        .route(
+            "/api/payments/{id}/refresh/",
+            post(refresh).route_layer(from_fn_with_state(limit(state, Limit::Refresh), spend)),
+        )
         .route("/api/payments/{id}/refund/", post(refund))
 }
 
@@ -132,7 +137,6 @@ async fn refresh(
     PathId(id): PathId<PaymentId>,
 ) -> Result<Json<PaymentView>, ApiError> {
     let key = PaymentKey::Id(id);
-    state.limits.refresh(&caller.user)?;
     let verification = state.tijori.refresh(&caller.user, &key).await?;
     Ok(Json((&verification.payment).into()))
 }

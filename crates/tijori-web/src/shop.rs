@@ -1,7 +1,10 @@
 //! The shop's API: products, orders, and opening a checkout for an order.
 
+use crate::idempotency::idempotent;
+use crate::layers::{limit, spend, Limit};
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
@@ -17,12 +20,29 @@ use crate::views::{OrderView, ProductView};
 use crate::AppState;
 use tijori_core::id::OrderId;
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/api/products/", get(products))
-        .route("/api/orders/", get(my_orders).post(create_order))
+        .route(
+            "/api/orders/",
+            post(create_order)
+                .route_layer(from_fn_with_state(
+                    limit(state, Limit::Checkout(Checkout::CreateOrder)),
+                    spend,
+                ))
+                .route_layer(from_fn_with_state(state.clone(), idempotent))
+                .get(my_orders),
+        )
         .route("/api/orders/{id}/", get(order))
-        .route("/api/payments/initialize/", post(initialize))
+        .route(
+            "/api/payments/initialize/",
+            post(initialize)
+                .route_layer(from_fn_with_state(
+                    limit(state, Limit::Checkout(Checkout::Initialize)),
+                    spend,
+                ))
+                .route_layer(from_fn_with_state(state.clone(), idempotent)),
+        )
 }
 
 async fn products(State(state): State<AppState>) -> Result<Json<Vec<ProductView>>, ApiError> {
@@ -53,7 +73,6 @@ async fn create_order(
             .map(|l| (l.product_id.as_str(), l.quantity)),
     )
     .map_err(tijori_core::Error::from)?;
-    state.limits.checkout(Checkout::CreateOrder, &caller.user)?;
     let attempt = crate::idempotency::attempt_of(&attempt);
     let order = state
         .tijori
@@ -144,7 +163,6 @@ async fn initialize(
     Json(body): Json<InitializeBody>,
 ) -> Result<(StatusCode, Json<CheckoutView>), ApiError> {
     let gateway = parse_optional_gateway(body.gateway.as_deref())?;
-    state.limits.checkout(Checkout::Initialize, &caller.user)?;
     let attempt = crate::idempotency::attempt_of(&attempt);
     let payment = state
         .tijori

@@ -1,7 +1,11 @@
 //! /api/subscriptions/: plans, initiate, verify, me.
 
+use crate::idempotency::idempotent;
+use crate::layers::{limit, spend, Limit};
+use crate::limits::Checkout;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -18,11 +22,22 @@ use tijori_core::subscription::PlanChange;
 use crate::views::{ChangeView, PlanView, SubscriptionView, VerifyView};
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/api/subscriptions/plans/", get(plans))
-        .route("/api/subscriptions/initiate/", post(initiate))
-        .route("/api/subscriptions/verify/", post(verify))
+        .route(
+            "/api/subscriptions/initiate/",
+            post(initiate)
+                .route_layer(from_fn_with_state(
+                    limit(state, Limit::Checkout(Checkout::Initiate)),
+                    spend,
+                ))
+                .route_layer(from_fn_with_state(state.clone(), idempotent)),
+        )
+        .route(
+            "/api/subscriptions/verify/",
+            post(verify).route_layer(from_fn_with_state(limit(state, Limit::Verify), spend)),
+        )
         .route("/api/subscriptions/me/", get(me))
 }
 
@@ -89,9 +104,6 @@ pub(crate) async fn start_subscription(
     change: PlanChange,
     attempt: Option<&tijori_core::idempotency::Attempt>,
 ) -> Result<InitiatedView, ApiError> {
-    state
-        .limits
-        .checkout(crate::limits::Checkout::Initiate, user)?;
     let (payment, preview) = state
         .tijori
         .initiate_subscription(user, plan_id, gateway, change, attempt)
@@ -173,7 +185,6 @@ async fn verify(
             ))
         }
     };
-    state.limits.verify(&caller.user)?;
     let verification = state.tijori.verify(&caller.user, &key).await?;
     let (status, view) = VerifyView::from_verification(&verification, state.tijori.now());
     Ok((status, Json(view)).into_response())

@@ -85,7 +85,7 @@ async fn register_and_login(db: TestDatabase) {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let cookie = crate::helpers::set_cookie(&res, "tijori_session").expect("a session cookie");
     assert!(
         cookie.starts_with("tijori_session=")
             && cookie.contains("HttpOnly")

@@ -316,6 +316,16 @@ pub fn error_code(body: &Value) -> &str {
         .unwrap_or_else(|| panic!("not an error envelope: {body}"))
 }
 
+/// The `Set-Cookie` of `name` in an answer, whole (value and attributes): a session
+/// sets two cookies (the session's and Django's `csrftoken`), in no set order.
+pub fn set_cookie(res: &Response, name: &str) -> Option<String> {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with(&format!("{name}=")))
+}
+
 /// The CSRF token a signed-in page carries in its `<meta name="csrf-token">`.
 pub fn csrf_token(html: &str) -> String {
     let after = html

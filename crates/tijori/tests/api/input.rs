@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tijori_testkit::{test_both, TestDatabase};
 
-use crate::helpers::{browser, client, csrf_token, error_code, TestApp};
+use crate::helpers::{browser, client, csrf_token, error_code, set_cookie, TestApp};
 
 async fn send_raw(
     app: &TestApp,
@@ -283,15 +283,6 @@ async fn cookie_sessions_need_the_csrf_token(db: TestDatabase) {
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     let res = browser.get(app.url("/account/")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK, "still signed in");
-}
-
-/// The `Set-Cookie` of `name` in an answer, whole (value and attributes).
-fn set_cookie(res: &reqwest::Response, name: &str) -> Option<String> {
-    res.headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .find(|c| c.starts_with(&format!("{name}=")))
 }
 
 /// Pages written for Django (the tutorial's) read the `csrftoken` cookie and send it
