@@ -164,6 +164,15 @@ impl AppState {
     }
 }
 
+/// Only the operational endpoints (/metrics, /livez, /readyz, /healthz), for a
+/// process that serves nothing else: a separate `tijori worker`, whose jobs, gateway
+/// calls and settlements are counted in its own process.
+pub fn operations_router(state: AppState) -> Router {
+    ops::router()
+        .with_state(state)
+        .layer(TraceLayer::new_for_http())
+}
+
 /// The whole application's routes. Callers may merge or nest more (the sandbox).
 pub fn router(state: AppState) -> Router {
     Router::new()

@@ -108,6 +108,12 @@ pub struct Config {
     )]
     pub log_format: crate::logging::LogFormat,
 
+    /// Where a separate `tijori worker` answers /metrics, /livez and /readyz, for
+    /// Prometheus and probes (it serves nothing else). None by default: a worker then
+    /// has no HTTP at all.
+    #[arg(long, env = "TIJORI_WORKER_LISTEN", global = true)]
+    pub worker_listen: Option<SocketAddr>,
+
     /// How many background jobs (gateway lookups, mostly) one worker runs at once; at
     /// most half of them deliver outgoing events.
     #[arg(long, env = "TIJORI_WORKER_CONCURRENCY", default_value = "16", value_parser = clap::value_parser!(u16).range(1..=1024), global = true)]
@@ -294,6 +300,7 @@ impl Config {
             order_ttl_minutes: 30,
             worker: true,
             log_format: crate::logging::LogFormat::Text,
+            worker_listen: None,
             worker_concurrency: 16,
             reconcile_after_minutes: 15,
             sweep_seconds: 60,

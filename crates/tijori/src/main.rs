@@ -227,6 +227,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Worker => {
             let (db, tijori) = background(&config).await?;
+            if let Some(listen) = config.worker_listen {
+                serve_operations(&config, listen, tijori.clone()).await?;
+            }
             let worker = Worker::new(tijori, usize::from(config.worker_concurrency))
                 .with_delivery_runtime(tijori::webhooks::delivery_runtime()?);
             eprintln!("worker {} running; Ctrl-C to stop", worker.id());
@@ -373,6 +376,29 @@ async fn background(
         std::sync::Arc::new(tijori_core::clock::SystemClock),
     )?;
     Ok((db, tijori))
+}
+
+/// A worker's /metrics, /livez and /readyz on `listen`, served until the process ends.
+async fn serve_operations(
+    config: &Config,
+    listen: SocketAddr,
+    tijori: tijori_core::Tijori,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("failed to listen on {listen} (TIJORI_WORKER_LISTEN)"))?;
+    let public_url = config.public_url_for(config.listen);
+    let router = tijori_web::operations_router(tijori_web::AppState::new(
+        tijori,
+        tijori_web::WebConfig::new(public_url),
+    ));
+    eprintln!("worker: /metrics, /livez and /readyz on http://{listen}/");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = %e, "the worker's operations endpoint failed");
+        }
+    });
+    Ok(())
 }
 
 /// `tijori webhook-endpoint ...`.
