@@ -71,8 +71,11 @@ pub struct Options {
     /// For `chapa-flow`: the product to order (else the ETB product with most stock).
     pub product_id: Option<String>,
     pub webhook_secret: String,
-    /// The server's process id, for its peak RSS.
+    /// The server's process id, for its peak RSS and its CPU time per flow.
     pub server_pid: Option<u32>,
+    /// The database server's main process (PostgreSQL's postmaster), for its and its
+    /// backends' CPU time per flow.
+    pub database_pid: Option<u32>,
     /// A receiver for the events the flows cause (the server has an endpoint that
     /// posts to it); required by `webhooks-out`.
     pub receiver: Option<Receiver>,
@@ -125,6 +128,12 @@ pub struct Report {
     pub errors: BTreeMap<String, u64>,
     /// The server's peak resident memory (VmHWM), when its pid was given.
     pub server_peak_rss_mb: Option<f64>,
+    /// The server's CPU time (user + system) over the run, per completed flow, in
+    /// microseconds: a cost that moves far less with the machine's speed than
+    /// flows/s does.
+    pub server_cpu_us_per_flow: Option<f64>,
+    /// The same for the database server and its backends (PostgreSQL).
+    pub database_cpu_us_per_flow: Option<f64>,
     /// What the receiver saw, when there was one.
     pub deliveries: Option<Deliveries>,
 }
@@ -155,6 +164,12 @@ impl Report {
         }
         if let Some(rss) = self.server_peak_rss_mb {
             println!("  server peak RSS: {rss:.1} MB");
+        }
+        if let Some(cpu) = self.server_cpu_us_per_flow {
+            println!("  server CPU per flow: {cpu:.0} µs");
+        }
+        if let Some(cpu) = self.database_cpu_us_per_flow {
+            println!("  database CPU per flow: {cpu:.0} µs");
         }
         if let Some(deliveries) = &self.deliveries {
             deliveries.print();
@@ -204,6 +219,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         u64::MAX
     }));
     let started = Instant::now();
+    let cpu_at_start = Cpu::read(options);
     let mut tasks = Vec::new();
     for user in 0..options.users {
         let (client, options, setup, tally, stop, flows_left) = (
@@ -253,6 +269,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         t.await.context("a virtual user panicked")?;
     }
     let seconds = started.elapsed().as_secs_f64();
+    let cpu = Cpu::read(options);
     let tally = Arc::try_unwrap(tally)
         .map_err(|_| anyhow::anyhow!("tally still shared"))?
         .into_inner()
@@ -280,8 +297,76 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
             .collect(),
         errors: tally.errors,
         server_peak_rss_mb: options.server_pid.and_then(peak_rss_mb),
+        server_cpu_us_per_flow: Cpu::per_flow(cpu_at_start.server, cpu.server, tally.flows),
+        database_cpu_us_per_flow: Cpu::per_flow(cpu_at_start.database, cpu.database, tally.flows),
         deliveries,
     })
+}
+
+/// CPU time used so far by the server and the database, in seconds.
+struct Cpu {
+    server: Option<f64>,
+    database: Option<f64>,
+}
+
+impl Cpu {
+    fn read(options: &Options) -> Cpu {
+        Cpu {
+            server: options.server_pid.and_then(cpu_seconds),
+            database: options.database_pid.and_then(cpu_seconds_with_children),
+        }
+    }
+
+    fn per_flow(before: Option<f64>, after: Option<f64>, flows: u64) -> Option<f64> {
+        let used = after? - before?;
+        (flows > 0).then(|| used * 1e6 / flows as f64)
+    }
+}
+
+/// `/proc`'s clock ticks per second (USER_HZ): 100 on every Linux tijori runs on.
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// A process's user + system CPU time so far, in seconds (Linux).
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(stat_fields(&stat)?.1)
+}
+
+/// `(ppid, user + system seconds)` from a `/proc/<pid>/stat` line. The command name
+/// (field 2) may hold spaces and parentheses: the fields are read after its last `)`.
+fn stat_fields(stat: &str) -> Option<(u32, f64)> {
+    let after = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // After the name: state(3) ppid(4) ... utime(14) stime(15), so index = field - 3.
+    let ppid = fields.get(1)?.parse().ok()?;
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((ppid, (utime + stime) / TICKS_PER_SECOND))
+}
+
+/// A process's CPU time and its live children's (PostgreSQL's postmaster and its
+/// backends), in seconds. Children that exit during the run are missed; a
+/// connection pool's backends live through it.
+pub fn cpu_seconds_with_children(pid: u32) -> Option<f64> {
+    let mut total = cpu_seconds(pid)?;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        if let Some((ppid, seconds)) = stat_fields(&stat) {
+            if ppid == pid {
+                total += seconds;
+            }
+        }
+    }
+    Some(total)
 }
 
 /// VmHWM of a process, in MB (Linux).
@@ -750,6 +835,7 @@ pub async fn run_sse(options: &SseOptions) -> anyhow::Result<SseReport> {
         product_id: None,
         webhook_secret: String::new(),
         server_pid: None,
+        database_pid: None,
         receiver: None,
         events: 0,
     };

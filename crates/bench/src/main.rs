@@ -49,9 +49,13 @@ struct Args {
     /// The Chapa webhook secret the server checks.
     #[arg(long, default_value = SANDBOX_WEBHOOK_SECRET)]
     webhook_secret: String,
-    /// The server's pid, to report its peak RSS.
+    /// The server's pid, to report its peak RSS and CPU time per flow.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// The database server's main pid (PostgreSQL's postmaster), to report its and its
+    /// backends' CPU time per flow.
+    #[arg(long)]
+    database_pid: Option<u32>,
     /// Receive the server's outgoing events here and report them (required by
     /// `webhooks-out`). Register the endpoint first: `tijori webhook-endpoint create
     /// http://ADDR/` with TIJORI_WEBHOOK_ALLOW_PRIVATE=true.
@@ -106,6 +110,7 @@ async fn main() -> anyhow::Result<()> {
         product_id: args.product_id,
         webhook_secret: args.webhook_secret,
         server_pid: args.server_pid,
+        database_pid: args.database_pid,
         receiver,
         events: args.events,
     })

@@ -54,6 +54,7 @@ async fn every_scenario_runs_without_errors() {
         product_id: None,
         webhook_secret: SANDBOX_WEBHOOK_SECRET.into(),
         server_pid: Some(pid),
+        database_pid: None,
         receiver: None,
         events: 0,
     };
@@ -74,6 +75,12 @@ async fn every_scenario_runs_without_errors() {
         assert_eq!(report.error_count(), 0, "{scenario:?}: {:?}", report.errors);
         assert!(report.completed > 0, "{scenario:?} completed nothing");
         assert!(report.server_peak_rss_mb.is_some_and(|mb| mb > 1.0));
+        // The server here is this test process (it serves in-process): it did work.
+        assert!(
+            report.server_cpu_us_per_flow.is_some_and(|us| us > 0.0),
+            "{scenario:?}: {:?}",
+            report.server_cpu_us_per_flow
+        );
     }
 
     // The same flows with an endpoint registered: every event they cause arrives,
