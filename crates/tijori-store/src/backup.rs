@@ -153,6 +153,12 @@ fn backup_file(source: &Path, to: &Path, replace: bool) -> Result<BackupReport> 
         Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
         _ => PathBuf::from("."),
     };
+    if !std::fs::metadata(&dir)
+        .map_err(io_err("find the directory to write the copy in,", &dir))?
+        .is_dir()
+    {
+        return Err(BackupError::NotAFile(to.to_owned()));
+    }
     // Beside the destination, so that the rename below stays on one file system and
     // is atomic. Named by our process id: two backups at once do not share it.
     let partial = Partial(dir.join(format!(

@@ -4556,6 +4556,14 @@ mod backup {
         ensure!(std::fs::read_to_string(&path)? == "yesterday's backup");
         ensure!(others(dir.path(), &["tijori.bak"])?.is_empty());
 
+        let nowhere = dir.path().join("no-such-directory").join("tijori.bak");
+        match tijori_store::backup(&db.url, &nowhere, false).await {
+            Err(BackupError::Io { path, .. }) => {
+                ensure!(path == dir.path().join("no-such-directory"))
+            }
+            other => anyhow::bail!("expected the missing directory, got {other:?}"),
+        }
+
         let report = tijori_store::backup(&db.url, &path, true).await?;
         ensure!(report.payments == 1, "{report:?}");
         ensure!(payment_ids(&open_read_only(&path)?)?.contains(payment.id.as_str()));
