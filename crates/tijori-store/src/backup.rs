@@ -35,7 +35,8 @@ pub struct BackupReport {
     pub payments: i64,
 }
 
-/// Why a backup was not made. Nothing is left at the destination in any of these.
+/// Why a backup was not made. The destination is left as it was, unless the copy
+/// was already in place (a failure to sync its directory or read its size after).
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
     /// A PostgreSQL database: `pg_dump` backs it up.
@@ -160,7 +161,8 @@ fn backup_file(source: &Path, to: &Path, replace: bool) -> Result<BackupReport> 
         return Err(BackupError::NotAFile(to.to_owned()));
     }
     // Beside the destination, so that the rename below stays on one file system and
-    // is atomic. Named by our process id: two backups at once do not share it.
+    // is atomic. Named by our process id: two processes backing up to one path at
+    // once do not write the same file.
     let partial = Partial(dir.join(format!(
         ".{}.partial-{}",
         name.to_string_lossy(),
