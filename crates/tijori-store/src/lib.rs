@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use tijori_core::store::Store;
 
 mod accounts;
+mod backup;
 mod db;
 mod events;
 mod idempotency;
@@ -25,6 +26,7 @@ mod rows;
 mod shop;
 mod sqlite;
 
+pub use backup::{backup, BackupError, BackupReport};
 pub use postgres::PgStore;
 pub use sqlite::{SqliteStore, Synchronous};
 

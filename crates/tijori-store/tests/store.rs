@@ -4326,3 +4326,339 @@ mod outgoing_events {
         endpoints_change_rotate_and_go,
     );
 }
+
+// Backups --------------------------------------------------------------------------
+
+/// `tijori_store::backup` (`tijori backup`): SQLite only, PostgreSQL has pg_dump.
+mod backup {
+    use super::*;
+
+    use std::collections::HashSet;
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
+    use std::time::Instant;
+
+    use rusqlite::{Connection, OpenFlags};
+    use tijori_store::BackupError;
+
+    /// One payment of the load, and when the store answered for it.
+    struct Written {
+        id: PaymentId,
+        /// When its insert was asked for.
+        began: Instant,
+        /// When its insert was answered (committed).
+        inserted: Instant,
+        /// When its checkout (a second transaction) was answered.
+        checked_out: Instant,
+    }
+
+    fn file_of(db: &TestDatabase) -> PathBuf {
+        PathBuf::from(db.url.strip_prefix("sqlite://").unwrap())
+    }
+
+    fn open_read_only(path: &Path) -> Result<Connection> {
+        Ok(Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )?)
+    }
+
+    fn integrity_check(c: &Connection) -> Result<Vec<String>> {
+        let mut s = c.prepare("PRAGMA integrity_check")?;
+        let rows = s.query_map([], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn payment_ids(c: &Connection) -> Result<HashSet<String>> {
+        let mut s = c.prepare("SELECT id FROM payments")?;
+        let rows = s.query_map([], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The files in `dir` other than `keep`: what a backup left behind.
+    fn others(dir: &Path, keep: &[&str]) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if !keep.contains(&name.as_str()) {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+
+    /// The check of issue 14: a backup taken while payments are being written opens,
+    /// passes `PRAGMA integrity_check`, and holds every payment answered before the
+    /// backup began. A copy that is not one snapshot (the file without its WAL, or
+    /// pages from before and after a commit) fails it.
+    async fn a_copy_taken_under_load_holds_every_payment_answered_before_it(
+        db: TestDatabase,
+    ) -> Result<()> {
+        let h = Arc::new(Harness::open(&db).await?);
+        let sita = h.user("sita").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        // 20 MB of ballast, so that payments go on being written while it is copied.
+        h.execute(
+            "CREATE TABLE ballast AS WITH RECURSIVE n(i) AS \
+             (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000) \
+             SELECT i, randomblob(4000) AS b FROM n",
+        )
+        .await?;
+
+        let written = Arc::new(Mutex::new(Vec::<Written>::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let load: Vec<_> = (0..4)
+            .map(|_| {
+                let (h, sita, plan) = (h.clone(), sita.clone(), plan.clone());
+                let (written, stop) = (written.clone(), stop.clone());
+                tokio::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        let began = Instant::now();
+                        let payment = new_payment(&sita, &plan, t0());
+                        h.store.insert_payment(&payment).await?;
+                        let inserted = Instant::now();
+                        let pidx = pidx_for(&payment.id);
+                        h.store
+                            .record_checkout(
+                                &payment.id,
+                                &pidx,
+                                &format!("https://test-pay.khalti.com/?pidx={pidx}"),
+                                None,
+                                &initiate_answer(&pidx),
+                                t0(),
+                            )
+                            .await?;
+                        written.lock().unwrap().push(Written {
+                            id: payment.id,
+                            began,
+                            inserted,
+                            checked_out: Instant::now(),
+                        });
+                    }
+                    anyhow::Ok(())
+                })
+            })
+            .collect();
+        while written.lock().unwrap().len() < 200 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("copy.db");
+        let started = Instant::now();
+        let report = tijori_store::backup(&db.url, &path, false).await?;
+        let finished = Instant::now();
+        let after = written.lock().unwrap().len();
+        while written.lock().unwrap().len() < after + 20 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        stop.store(true, Ordering::Relaxed);
+        for task in load {
+            task.await??;
+        }
+        let written = std::mem::take(&mut *written.lock().unwrap());
+
+        let copy = open_read_only(&path)?;
+        ensure!(integrity_check(&copy)? == ["ok"], "the copy is damaged");
+        ensure!(report.integrity == "ok", "{report:?}");
+        let in_copy = payment_ids(&copy)?;
+        ensure!(report.payments == in_copy.len() as i64, "{report:?}");
+        ensure!(
+            report.bytes == std::fs::metadata(&path)?.len(),
+            "{report:?}"
+        );
+        ensure!(
+            report.bytes > 20_000_000,
+            "the ballast is copied: {report:?}"
+        );
+
+        let before: Vec<_> = written.iter().filter(|w| w.inserted < started).collect();
+        ensure!(before.len() >= 200);
+        for w in &before {
+            ensure!(
+                in_copy.contains(w.id.as_str()),
+                "{} was answered before the backup began and is not in the copy \
+                 ({} of {} such payments are)",
+                w.id,
+                before
+                    .iter()
+                    .filter(|w| in_copy.contains(w.id.as_str()))
+                    .count(),
+                before.len()
+            );
+        }
+        let checked_out: HashSet<String> = {
+            let mut s = copy.prepare("SELECT id FROM payments WHERE provider_ref IS NOT NULL")?;
+            let rows = s.query_map([], |r| r.get::<_, String>(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for w in written.iter().filter(|w| w.checked_out < started) {
+            ensure!(
+                checked_out.contains(w.id.as_str()),
+                "{}: its checkout was answered before the backup began, and the copy \
+                 has the payment without it",
+                w.id
+            );
+        }
+        // One snapshot: each checkout's two writes (the payment's pidx and the answer
+        // kept verbatim) are one transaction, in the copy whole or not at all.
+        let torn: i64 = copy.query_row(
+            "SELECT COUNT(*) FROM payments p WHERE (p.provider_ref IS NOT NULL) <> \
+             EXISTS (SELECT 1 FROM gateway_answers a WHERE a.payment_id = p.id \
+                     AND a.kind = 'initiate')",
+            [],
+            |r| r.get(0),
+        )?;
+        ensure!(torn == 0, "{torn} checkouts are in the copy by halves");
+        for w in written.iter().filter(|w| w.began > finished) {
+            ensure!(
+                !in_copy.contains(w.id.as_str()),
+                "{} was written after the backup returned, yet is in the copy",
+                w.id
+            );
+        }
+        // The load went on being answered while the backup ran.
+        let during = written
+            .iter()
+            .filter(|w| w.inserted > started && w.inserted < finished)
+            .count();
+        ensure!(during > 0, "no payment was answered while the backup ran");
+        eprintln!(
+            "backup of {} bytes in {:?}: {} payments answered before it, {during} while it ran",
+            report.bytes,
+            finished - started,
+            before.len()
+        );
+        ensure!(
+            others(dir.path(), &["copy.db"])?.is_empty(),
+            "one file, no -wal or partial copy beside it: {:?}",
+            others(dir.path(), &["copy.db"])?
+        );
+        Ok(())
+    }
+
+    /// An existing file is replaced only when asked, and then whole; the database
+    /// itself never is.
+    async fn an_existing_file_is_replaced_only_when_asked(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let payment = h.checkout(&sita, &plan, t0()).await?;
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("tijori.bak");
+        std::fs::write(&path, "yesterday's backup")?;
+
+        match tijori_store::backup(&db.url, &path, false).await {
+            Err(BackupError::Exists(p)) => ensure!(p == path),
+            other => anyhow::bail!("expected Exists, got {other:?}"),
+        }
+        ensure!(std::fs::read_to_string(&path)? == "yesterday's backup");
+        ensure!(others(dir.path(), &["tijori.bak"])?.is_empty());
+
+        let nowhere = dir.path().join("no-such-directory").join("tijori.bak");
+        match tijori_store::backup(&db.url, &nowhere, false).await {
+            Err(BackupError::Io { path, .. }) => {
+                ensure!(path == dir.path().join("no-such-directory"))
+            }
+            other => anyhow::bail!("expected the missing directory, got {other:?}"),
+        }
+
+        let report = tijori_store::backup(&db.url, &path, true).await?;
+        ensure!(report.payments == 1, "{report:?}");
+        ensure!(payment_ids(&open_read_only(&path)?)?.contains(payment.id.as_str()));
+        ensure!(others(dir.path(), &["tijori.bak"])?.is_empty());
+
+        let database = file_of(&db);
+        for itself in [
+            database.clone(),
+            PathBuf::from(format!("{}-wal", database.display())),
+        ] {
+            match tijori_store::backup(&db.url, &itself, true).await {
+                Err(BackupError::IsTheDatabase(_)) => {}
+                other => anyhow::bail!(
+                    "{}: expected IsTheDatabase, got {other:?}",
+                    itself.display()
+                ),
+            }
+        }
+        ensure!(h.status(&payment).await? == PaymentStatus::Initiated);
+        Ok(())
+    }
+
+    /// PostgreSQL is refused, pointing to pg_dump; a database that is not there is
+    /// not created by backing it up.
+    async fn postgres_and_missing_databases_are_refused(db: TestDatabase) -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("copy.db");
+        let refused =
+            tijori_store::backup("postgres://tijori:secret@127.0.0.1:1/tijori", &path, false)
+                .await
+                .unwrap_err();
+        ensure!(matches!(refused, BackupError::Postgres), "{refused:?}");
+        ensure!(refused.to_string().contains("pg_dump"), "{refused}");
+        ensure!(!refused.to_string().contains("secret"), "{refused}");
+
+        match tijori_store::backup(&db.url, &path, false).await {
+            Err(BackupError::NoDatabase(p)) => ensure!(p == file_of(&db)),
+            other => anyhow::bail!("expected NoDatabase, got {other:?}"),
+        }
+        ensure!(!file_of(&db).exists(), "backing up created the database");
+        ensure!(others(dir.path(), &[])?.is_empty());
+        Ok(())
+    }
+
+    /// A database no process has open (tijori stopped) is copied as well, and left as
+    /// it was.
+    async fn a_closed_database_is_copied(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let payment = h.checkout(&sita, &plan, t0()).await?;
+        h.database.close().await;
+        drop(h);
+        let database = file_of(&db);
+        let dir = database.parent().unwrap().to_owned();
+        let name = database.file_name().unwrap().to_string_lossy().into_owned();
+        let before = others(&dir, &[])?;
+
+        let copy = tempfile::tempdir()?;
+        let path = copy.path().join("copy.db");
+        let report = tijori_store::backup(&db.url, &path, false).await?;
+        ensure!(
+            report.payments == 1 && report.integrity == "ok",
+            "{report:?}"
+        );
+        ensure!(payment_ids(&open_read_only(&path)?)?.contains(payment.id.as_str()));
+        let mut after = others(&dir, &[])?;
+        let mut before = before;
+        before.sort();
+        after.sort();
+        ensure!(
+            before == after,
+            "{name}: files before {before:?}, after {after:?}"
+        );
+        Ok(())
+    }
+
+    macro_rules! sqlite_only {
+        ($($name:ident),+ $(,)?) => {$(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    tijori_testkit::run(async {
+                        super::$name(tijori_testkit::TestDatabase::sqlite().await).await
+                    })
+                    .await
+                }
+            }
+        )+};
+    }
+
+    sqlite_only!(
+        a_copy_taken_under_load_holds_every_payment_answered_before_it,
+        an_existing_file_is_replaced_only_when_asked,
+        postgres_and_missing_databases_are_refused,
+        a_closed_database_is_copied,
+    );
+}

@@ -1,4 +1,5 @@
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -48,6 +49,21 @@ enum Command {
     },
     /// Apply database migrations, then exit.
     Migrate,
+    /// Write a consistent copy of the SQLite database to PATH, also while tijori
+    /// serves it, and print how to restore it.
+    ///
+    /// The copy is one snapshot of the database (SQLite's online backup API) and does
+    /// not hold up tijori's writes. It is checked with PRAGMA integrity_check before it
+    /// is kept, and written beside PATH then renamed into place, so PATH never holds
+    /// half a copy. An existing PATH is replaced only with --force. For PostgreSQL use
+    /// pg_dump instead (README, "Backups").
+    Backup {
+        /// The file to write, e.g. /var/backups/tijori-$(date +%F).db.
+        path: PathBuf,
+        /// Replace PATH if it exists.
+        #[arg(long)]
+        force: bool,
+    },
     /// Run the sandbox gateways (Khalti and Chapa) alone, for apps in any language to
     /// test against.
     Sandbox {
@@ -271,6 +287,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Backup { path, force } => backup(&config.database_url, &path, force).await,
         Command::Sandbox { listen, public_url } => run_sandbox(listen, public_url).await,
         Command::User(UserCommand::Create {
             username,
@@ -399,6 +416,52 @@ async fn serve_operations(
         }
     });
     Ok(())
+}
+
+/// `tijori backup PATH`: the copy, what it holds, and how to put it back.
+async fn backup(database_url: &str, path: &Path, force: bool) -> anyhow::Result<()> {
+    let report = tijori_store::backup(database_url, path, force)
+        .await
+        .map_err(|e| match e {
+            tijori_store::BackupError::Exists(p) => {
+                anyhow::anyhow!("{} already exists; pass --force to replace it", p.display())
+            }
+            e => anyhow::Error::new(e),
+        })?;
+    let (db, copy) = (shell_word(&report.source), shell_word(&report.path));
+    println!(
+        "backed up {db} to {copy}\n  integrity_check: {integrity}\n  size: {bytes} bytes\n  \
+         payments: {payments}\n\n\
+         To restore it: stop tijori (every process using {db}), then\n  \
+         rm -f {wal} {shm}\n  \
+         cp {copy} {db}\n\
+         and start tijori. Remove the -wal and -shm files first: they belong to the \
+         database being replaced, and SQLite would apply them to the copy.",
+        wal = shell_word(&with_suffix(&report.source, "-wal")),
+        shm = shell_word(&with_suffix(&report.source, "-shm")),
+        integrity = report.integrity,
+        bytes = report.bytes,
+        payments = report.payments,
+    );
+    Ok(())
+}
+
+/// `path` with `suffix` after its file name.
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut path = path.as_os_str().to_owned();
+    path.push(suffix);
+    PathBuf::from(path)
+}
+
+/// A path as one word of a shell command, quoted if it needs to be.
+fn shell_word(path: &Path) -> String {
+    let text = path.display().to_string();
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+,:@%=".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
 }
 
 /// `tijori webhook-endpoint ...`.
