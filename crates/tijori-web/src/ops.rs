@@ -13,6 +13,7 @@ use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
 use serde::Serialize;
+use tijori_core::store::Gauges;
 use tijori_core::telemetry;
 
 use crate::error::ApiError;
@@ -108,10 +109,11 @@ async fn readyz(State(state): State<AppState>) -> Response {
             detail: "reachable, but behind this build's migrations: run `tijori migrate`".into(),
         },
         Ok(Err(e)) => {
+            // The cause (hosts, ports) is the log's: anyone may ask /readyz.
             tracing::warn!(error = %format!("{e:#}"), "readiness: database did not answer");
             Check {
                 ok: false,
-                detail: format!("did not answer: {e}"),
+                detail: "did not answer (the log says why)".into(),
             }
         }
     };
@@ -170,7 +172,14 @@ async fn openapi() -> Response {
 pub struct Metrics {
     process: PrometheusHandle,
     scraped: PrometheusRecorder,
+    /// The database's counts and when they were read: reused for a second, so that
+    /// however often `/metrics` is asked (anyone may ask), the database counts at
+    /// most once a second.
+    counted: tokio::sync::Mutex<Option<(Instant, Gauges)>>,
 }
+
+/// How long the database's counts are reused between scrapes.
+const GAUGES_REUSED_FOR: Duration = Duration::from_secs(1);
 
 impl Metrics {
     pub fn new() -> Self {
@@ -185,6 +194,7 @@ impl Metrics {
         Metrics {
             process: prometheus(),
             scraped,
+            counted: tokio::sync::Mutex::new(None),
         }
     }
 }
@@ -346,7 +356,18 @@ fn method_label(method: &axum::http::Method) -> &'static str {
 /// its worker's heartbeat, its rate limiters' sizes).
 async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let tijori = &state.tijori;
-    let gauges = tijori.gauges().await?;
+    let gauges = {
+        // Held while counting: scrapes that arrive meanwhile wait for this count.
+        let mut counted = state.metrics.counted.lock().await;
+        match *counted {
+            Some((at, gauges)) if at.elapsed() < GAUGES_REUSED_FOR => gauges,
+            _ => {
+                let gauges = tijori.gauges().await?;
+                *counted = Some((Instant::now(), gauges));
+                gauges
+            }
+        }
+    };
     let scraped = &state.metrics.scraped;
     metrics::with_local_recorder(scraped, || {
         let set = |name: &'static str, value: i64| metrics::gauge!(name).set(value as f64);
