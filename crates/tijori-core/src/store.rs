@@ -795,8 +795,9 @@ pub trait IdempotencyStore: Send + Sync {
         holder: &InstanceId,
         response: &StoredResponse,
     ) -> StoreResult<()>;
-    /// Forgets a claim whose request did not complete, so a retry runs again (if
-    /// `holder` still holds it).
+    /// Lets a retry run again for a claim whose request did not complete (if `holder`
+    /// still holds it): forgotten when nothing was made under it; else kept with its
+    /// lease ended, so the retry takes it over and reuses what was made.
     async fn release_idempotency_key(
         &self,
         user: &UserId,

@@ -247,9 +247,23 @@ pub(crate) async fn release_idempotency_key(
     key: &IdempotencyKey,
     holder: &InstanceId,
 ) -> StoreResult<()> {
+    // A key under which nothing was made is forgotten: the retry runs afresh. One
+    // under which an earlier holder made an order or a payment keeps them, with its
+    // lease ended, so that the retry takes it over and reuses them rather than make a
+    // second order (and reserve its stock twice) or open a second checkout.
     query(
         "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 \
-         AND status_code IS NULL AND owner = $3",
+         AND status_code IS NULL AND owner = $3 AND payment_id IS NULL AND order_id IS NULL",
+    )
+    .bind(user.as_str())
+    .bind(key.as_str())
+    .bind(holder.as_str())
+    .execute(&mut *c)
+    .await
+    .map_err(ctx("failed to release an idempotency key"))?;
+    query(
+        "UPDATE idempotency_keys SET lease_until = created_at \
+         WHERE user_id = $1 AND key = $2 AND status_code IS NULL AND owner = $3",
     )
     .bind(user.as_str())
     .bind(key.as_str())

@@ -3770,14 +3770,23 @@ mod attempts {
             .store
             .claim_idempotency_key(&user.id, &key, "print", &claimant("next", later), later)
             .await?;
-        ensure!(
-            claim
-                == Claim::TakenOver(Leftover {
-                    payment: Some(payment.id.clone()),
-                    order: Some(order.id.clone()),
-                }),
-            "{claim:?}"
-        );
+        let left = Leftover {
+            payment: Some(payment.id.clone()),
+            order: Some(order.id.clone()),
+        };
+        ensure!(claim == Claim::TakenOver(left.clone()), "{claim:?}");
+        // The next holder's request is refused for now (429) or fails (5xx): its key is
+        // released for a retry, and what the first made stays on it, for that retry to
+        // reuse (forgetting it made a second order and a second checkout).
+        h.store
+            .release_idempotency_key(&user.id, &key, &InstanceId::from_trusted("next"))
+            .await?;
+        let again = later + secs(1);
+        let claim = h
+            .store
+            .claim_idempotency_key(&user.id, &key, "print", &claimant("third", again), again)
+            .await?;
+        ensure!(claim == Claim::TakenOver(left), "{claim:?}");
         Ok(())
     }
 
