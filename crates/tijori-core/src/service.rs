@@ -245,6 +245,21 @@ impl Tijori {
         Ok(self.store.gauges(overdue_before).await?)
     }
 
+    /// Marks a payment whose checkout never opened as failed, and counts it.
+    async fn fail_initiation(
+        &self,
+        id: &PaymentId,
+        reason: &str,
+        raw: Option<&crate::gateway::RawAnswer>,
+    ) -> crate::store::StoreResult<Payment> {
+        let failed = self
+            .store
+            .fail_initiation(id, reason, raw, self.now())
+            .await?;
+        crate::telemetry::outcome_of(&failed);
+        Ok(failed)
+    }
+
     /// Live-status watchers open in this process now.
     pub fn live_watchers(&self) -> usize {
         self.changes.watchers()

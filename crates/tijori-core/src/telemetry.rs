@@ -34,6 +34,9 @@ pub const JOBS_RUN: &str = "tijori_jobs_run_total";
 pub const JOBS_QUEUED: &str = "tijori_jobs_queued";
 /// Jobs out of tries, by class (deliveries of outgoing events, other).
 pub const JOBS_DEAD: &str = "tijori_jobs_dead";
+/// Whether the last scrape's database counts were read (1) or not (0: the database
+/// did not answer in time; its gauges show the last counts).
+pub const DATABASE_GAUGES_UP: &str = "tijori_database_gauges_up";
 /// Payments whose outcome has not arrived yet.
 pub const PAYMENTS_OPEN: &str = "tijori_payments_open";
 /// Open payments the reconciler has not looked at for twice the reconcile age.
@@ -89,6 +92,10 @@ pub fn describe() {
     describe_gauge!(
         JOBS_DEAD,
         "Jobs out of tries, by class: other jobs wait for an operator's retry; dead deliveries are redelivered per endpoint."
+    );
+    describe_gauge!(
+        DATABASE_GAUGES_UP,
+        "1 when this scrape read the database's counts, 0 when the database did not answer in time (its gauges then show the last counts)."
     );
     describe_gauge!(PAYMENTS_OPEN, "Payments whose outcome has not arrived yet.");
     describe_gauge!(
@@ -198,7 +205,15 @@ pub fn settled(via: SettledVia, changed: bool, payment: &Payment) {
         "changed" => if changed { "true" } else { "false" },
     )
     .increment(1);
-    if changed && !payment.status.is_open() {
+    if changed {
+        outcome_of(payment);
+    }
+}
+
+/// Counts the status a payment just moved to, when it is not open: by a settlement,
+/// or by a checkout that never opened (`fail_initiation`).
+pub fn outcome_of(payment: &Payment) {
+    if !payment.status.is_open() {
         metrics::counter!(
             PAYMENT_OUTCOMES,
             "gateway" => payment.gateway.as_str(),

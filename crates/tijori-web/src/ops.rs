@@ -354,34 +354,43 @@ fn method_label(method: &axum::http::Method) -> &'static str {
 /// The Prometheus exposition: counters and histograms as recorded, and the gauges
 /// read now (counts from the database's partial indexes, this process's streams,
 /// its worker's heartbeat, its rate limiters' sizes).
-async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+async fn metrics(State(state): State<AppState>) -> Response {
     let tijori = &state.tijori;
-    let gauges = {
-        // Held while counting: scrapes that arrive meanwhile wait for this count.
-        let mut counted = state.metrics.counted.lock().await;
-        match *counted {
-            Some((at, gauges)) if at.elapsed() < GAUGES_REUSED_FOR => gauges,
-            _ => {
-                let gauges = tijori.gauges().await?;
-                *counted = Some((Instant::now(), gauges));
-                gauges
-            }
+    // Without the database's counts the rest is still shown (the requests, gateway
+    // calls and jobs matter most then), with `tijori_database_gauges_up 0` and the
+    // database gauges as last counted.
+    let gauges = match tokio::time::timeout(READINESS_DATABASE_WAIT, counted(&state)).await {
+        Ok(Ok(gauges)) => Some(gauges),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %format!("{e:#}"), "metrics: the database did not count");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("metrics: the database did not count in time");
+            None
         }
     };
     let scraped = &state.metrics.scraped;
     metrics::with_local_recorder(scraped, || {
-        let set = |name: &'static str, value: i64| metrics::gauge!(name).set(value as f64);
-        set(telemetry::PAYMENTS_OPEN, gauges.payments_open);
-        set(telemetry::PAYMENTS_OVERDUE, gauges.payments_overdue);
-        set(telemetry::PAYMENTS_HELD, gauges.payments_held);
-        metrics::gauge!(telemetry::JOBS_DEAD, "class" => "deliveries")
-            .set(gauges.deliveries_dead as f64);
-        metrics::gauge!(telemetry::JOBS_DEAD, "class" => "other")
-            .set(gauges.other_jobs_dead as f64);
-        metrics::gauge!(telemetry::JOBS_QUEUED, "class" => "deliveries")
-            .set(gauges.deliveries_queued as f64);
-        metrics::gauge!(telemetry::JOBS_QUEUED, "class" => "other")
-            .set(gauges.other_jobs_queued as f64);
+        metrics::gauge!(telemetry::DATABASE_GAUGES_UP).set(if gauges.is_some() {
+            1.0
+        } else {
+            0.0
+        });
+        if let Some(gauges) = gauges {
+            let set = |name: &'static str, value: i64| metrics::gauge!(name).set(value as f64);
+            set(telemetry::PAYMENTS_OPEN, gauges.payments_open);
+            set(telemetry::PAYMENTS_OVERDUE, gauges.payments_overdue);
+            set(telemetry::PAYMENTS_HELD, gauges.payments_held);
+            metrics::gauge!(telemetry::JOBS_DEAD, "class" => "deliveries")
+                .set(gauges.deliveries_dead as f64);
+            metrics::gauge!(telemetry::JOBS_DEAD, "class" => "other")
+                .set(gauges.other_jobs_dead as f64);
+            metrics::gauge!(telemetry::JOBS_QUEUED, "class" => "deliveries")
+                .set(gauges.deliveries_queued as f64);
+            metrics::gauge!(telemetry::JOBS_QUEUED, "class" => "other")
+                .set(gauges.other_jobs_queued as f64);
+        }
         metrics::gauge!(telemetry::LIVE_SUBSCRIBERS).set(tijori.live_watchers() as f64);
         if let Some(seen) = tijori.worker_last_seen() {
             let age = (tijori.now() - seen).num_milliseconds() as f64 / 1000.0;
@@ -394,5 +403,19 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     // Two expositions, one after the other: no series is in both.
     let mut body = state.metrics.process.render();
     body.push_str(&scraped.handle().render());
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// The database's counts, reused for a second (see `Metrics::counted`).
+async fn counted(state: &AppState) -> tijori_core::Result<Gauges> {
+    // Held while counting: scrapes that arrive meanwhile wait for this count.
+    let mut counted = state.metrics.counted.lock().await;
+    match *counted {
+        Some((at, gauges)) if at.elapsed() < GAUGES_REUSED_FOR => Ok(gauges),
+        _ => {
+            let gauges = state.tijori.gauges().await?;
+            *counted = Some((Instant::now(), gauges));
+            Ok(gauges)
+        }
+    }
 }

@@ -81,6 +81,22 @@ async fn an_operator_sees_payments_webhooks_and_dead_jobs(db: TestDatabase) {
     let (status, body) = app.verify(&user, started["pidx"].as_str().unwrap()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
+    // A checkout Khalti refuses to open (a proxy's 500): failed, and counted so.
+    let khalti = app.sandbox().khalti();
+    khalti.set_settings(tijori_sandbox::KhaltiSettings {
+        fault: tijori_sandbox::Fault::ServerError,
+        fault_count: 1,
+        ..khalti.settings()
+    });
+    let refused = app
+        .post(
+            &user,
+            "/api/subscriptions/initiate/",
+            serde_json::json!({"plan_id": app.plan_id("Basic").await}),
+        )
+        .await;
+    assert!(!refused.status().is_success());
+
     // A Chapa webhook whose signature is wrong.
     let body = chapa_charge_body("tx-nobody", "charge.success", "success", "10.00");
     let res = app
@@ -127,12 +143,28 @@ async fn an_operator_sees_payments_webhooks_and_dead_jobs(db: TestDatabase) {
         grew(
             &before,
             &after,
+            "tijori_payment_outcomes_total",
+            &[
+                ("gateway", "khalti"),
+                ("purpose", "subscription"),
+                ("status", "failed")
+            ]
+        ),
+        1.0,
+        "a checkout that never opened counts as failed"
+    );
+    assert_eq!(value(&after, "tijori_database_gauges_up", &[]), 1.0);
+    assert_eq!(
+        grew(
+            &before,
+            &after,
             "tijori_settlements_total",
             &[("path", "verify"), ("changed", "true")]
         ),
         1.0
     );
-    for operation in ["initiate", "lookup"] {
+    // Initiate twice (one refused), lookup once; each timed.
+    for (operation, calls) in [("initiate", 2.0), ("lookup", 1.0)] {
         let call = [
             ("gateway", "khalti"),
             ("operation", operation),
@@ -150,10 +182,30 @@ async fn an_operator_sees_payments_webhooks_and_dead_jobs(db: TestDatabase) {
                 "tijori_gateway_request_duration_seconds",
                 &call[..2]
             ),
-            1.0,
+            calls,
             "{operation}'s time"
         );
     }
+    let initiates = |s: &Scrape| -> f64 {
+        s.samples
+            .iter()
+            .filter(|x| {
+                x.metric == "tijori_gateway_requests_total"
+                    && x.labels.get("gateway") == Some("khalti")
+                    && x.labels.get("operation") == Some("initiate")
+                    && x.labels.get("outcome") != Some("ok")
+            })
+            .map(|x| match x.value {
+                Value::Counter(v) => v,
+                _ => 0.0,
+            })
+            .sum()
+    };
+    assert_eq!(
+        initiates(&after) - initiates(&before),
+        1.0,
+        "the refused one"
+    );
     assert_eq!(
         grew(
             &before,

@@ -274,8 +274,7 @@ impl Tijori {
             }
             Err(e) => {
                 warn!(payment = %payment.id, %gateway, error = %e, "checkout could not be opened");
-                self.store
-                    .fail_initiation(&payment.id, &e.to_string(), e.raw(), self.now())
+                self.fail_initiation(&payment.id, &e.to_string(), e.raw())
                     .await?;
                 self.announce_change(&payment.id);
                 Err(e.into())

@@ -84,12 +84,10 @@ impl Tijori {
         if payment.status == PaymentStatus::Initiated {
             warn!(payment = %payment.id, "idempotent retry: closing the payment its first attempt left unopened");
             match self
-                .store
                 .fail_initiation(
                     &payment.id,
                     "the request opening its checkout stopped before the gateway answered",
                     None,
-                    self.now(),
                 )
                 .await
             {

@@ -219,8 +219,7 @@ impl Tijori {
             }
             warn!(payment = %open.id, "closing a payment whose checkout never opened");
             match self
-                .store
-                .fail_initiation(&open.id, "the checkout never opened", None, now)
+                .fail_initiation(&open.id, "the checkout never opened", None)
                 .await
             {
                 Ok(_) | Err(StoreError::NotFound(_)) => return Ok(None),
