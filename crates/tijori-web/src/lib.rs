@@ -20,6 +20,7 @@ pub mod idempotency;
 mod limits;
 mod live;
 mod notices;
+pub mod openapi;
 mod ops;
 mod pages;
 mod payments;

@@ -12,15 +12,12 @@ use axum::Router;
 use crate::error::ApiError;
 use crate::AppState;
 
-/// The OpenAPI document of every route this crate serves. A test checks that each
-/// path in it is routed.
-pub const OPENAPI: &str = include_str!("../openapi.json");
-
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .route("/api/openapi.json", get(openapi))
+        .route("/api/openapi.json", get(crate::openapi::serve_json))
+        .merge(crate::openapi::docs())
 }
 
 async fn healthz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
@@ -33,10 +30,6 @@ async fn healthz(State(state): State<AppState>) -> Result<&'static str, ApiError
         )
     })?;
     Ok("ok\n")
-}
-
-async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
 /// Counts of answered HTTP requests by status class, since start.
