@@ -20,7 +20,7 @@ pub mod idempotency;
 mod limits;
 mod live;
 mod notices;
-pub mod openapi;
+mod openapi;
 mod ops;
 mod pages;
 mod payments;
