@@ -8,9 +8,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tijori_core::jobs::{Job, JobKind, JobStatus};
 use tijori_core::store::{OperatorEvent, WebhookDelivery};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
+use crate::error::ErrorBody;
 use crate::extract::{Caller, Json, PathId};
+use crate::openapi::{AdminOnly, AdminWrite, JsonBody, SignedIn};
 use crate::AppState;
 use tijori_core::id::RefundId;
 
@@ -28,7 +31,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// A refund after a re-check or a resolution, with its payment as it now stands.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct RefundStateView {
     payment: crate::views::PaymentView,
     refund: crate::payments::RefundView,
@@ -44,6 +47,20 @@ impl From<&tijori_core::service::RefundState> for RefundStateView {
 }
 
 /// The refunds whose outcome is still unknown, oldest first.
+#[utoipa::path(
+    get, path = "/api/admin/refunds/", tag = "admin",
+    summary = "Refunds whose outcome is unknown (admin)",
+    description = "The refunds the gateway gave no answer to, oldest first (at most 200). \
+        Each is looked up in the background (`check_refund` job: 30 s after, then hourly for \
+        a week); an operator can re-check or resolve one.",
+    security(("token" = []), ("bearer" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "The unknown refunds.",
+            body = Vec<crate::payments::RefundView>),
+        SignedIn,
+        AdminOnly,
+    )
+)]
 async fn unknown_refunds(
     State(state): State<AppState>,
     caller: Caller,
@@ -55,6 +72,33 @@ async fn unknown_refunds(
 
 /// "Re-check": looks the refund's payment up at the gateway now and settles the
 /// refund from the answer if it tells.
+#[utoipa::path(
+    post, path = "/api/admin/refunds/{id}/recheck/", tag = "admin",
+    summary = "Re-check an unknown refund (admin)",
+    description = "Looks the refund's payment up at its gateway now and settles the refund \
+        from the answer where it tells: Khalti's lookup shows a refund at once (`Refunded` / \
+        `Partially Refunded` settles it as succeeded, `Completed` as failed); Chapa's verify \
+        shows only a full refund (`refunded`), so otherwise the refund stays unknown. A \
+        refund settled as succeeded has the effects of one answered at once (payment status, \
+        revocation, restock if asked). A refund that is not unknown is returned as it stands.",
+    security(("token" = []), ("bearer" = []), ("session" = [], "csrf" = [])),
+    params(("id" = String, Path, description = "The refund's id (`rfd_…`).")),
+    responses(
+        (status = 200, description = "The refund and its payment as they now stand.",
+            body = inline(RefundStateView)),
+        SignedIn,
+        AdminWrite,
+        (status = 404, description = "No such refund (`not_found`).", body = ErrorBody),
+        (status = 502, description = "The gateway answered garbage or refused our \
+            credentials (`gateway_bad_answer`, `gateway_misconfigured`): the refund stays \
+            unknown.", body = ErrorBody),
+        (status = 503, description = "The gateway could not be reached \
+            (`gateway_unreachable`, `gateway_unavailable`): the refund stays unknown.",
+            body = ErrorBody),
+        (status = 504, description = "The gateway did not answer in time \
+            (`gateway_timeout`): the refund stays unknown.", body = ErrorBody),
+    )
+)]
 async fn recheck_refund(
     State(state): State<AppState>,
     caller: Caller,
@@ -65,14 +109,46 @@ async fn recheck_refund(
     Ok(Json((&done).into()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct ResolveBody {
-    /// `succeeded` or `failed`.
+    #[schema(schema_with = resolution_status)]
     status: String,
+    /// Why (kept in the audit trail).
+    #[schema(min_length = 1, max_length = 1000)]
     reason: String,
 }
 
+/// What an operator may settle an unknown refund as ([`parse_resolution`]).
+fn resolution_status() -> utoipa::openapi::schema::ObjectBuilder {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["succeeded", "failed"]))
+}
+
 /// Settles an unknown refund by hand, with the reason kept in the audit trail.
+#[utoipa::path(
+    post, path = "/api/admin/refunds/{id}/resolve/", tag = "admin",
+    summary = "Resolve an unknown refund by hand (admin)",
+    description = "The operator settles an unknown refund (e.g. after looking in the \
+        gateway's dashboard). Who, when and why are kept on the refund (`resolved_by`, \
+        `resolved_at`, `resolution`) and as a `refund_resolved` operator event. Settled as \
+        succeeded, it has the effects of a refund answered at once.",
+    security(("token" = []), ("bearer" = []), ("session" = [], "csrf" = [])),
+    params(("id" = String, Path, description = "The refund's id (`rfd_…`).")),
+    request_body = inline(ResolveBody),
+    responses(
+        (status = 200, description = "The refund and its payment as they now stand.",
+            body = inline(RefundStateView)),
+        (status = 400, description = "A bad status, or no reason (`validation_error`); \
+            malformed JSON (`invalid_json`).", body = ErrorBody),
+        SignedIn,
+        AdminWrite,
+        (status = 404, description = "No such refund (`not_found`).", body = ErrorBody),
+        JsonBody,
+        (status = 409, description = "The refund is not unknown (`refund_not_unknown`): \
+            already settled.", body = ErrorBody),
+    )
+)]
 async fn resolve_refund(
     State(state): State<AppState>,
     caller: Caller,
@@ -100,11 +176,17 @@ pub(crate) fn parse_resolution(status: &str) -> Result<tijori_core::service::Res
     }
 }
 
-#[derive(Serialize)]
+/// A background job.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Job)]
 pub(crate) struct JobView {
     pub id: i64,
+    #[schema(schema_with = crate::openapi::job_kind)]
     pub kind: JobKind,
+    /// What it is for (a payment id for reconcile_payment, a refund id for
+    /// check_refund, a mail id for deliver_mail).
     pub payload: String,
+    #[schema(schema_with = crate::openapi::job_status)]
     pub status: JobStatus,
     pub attempts: u32,
     pub max_attempts: u32,
@@ -129,11 +211,24 @@ impl From<&Job> for JobView {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct JobsQuery {
+    #[param(schema_with = crate::openapi::job_status_filter)]
     status: Option<String>,
 }
 
+#[utoipa::path(
+    get, path = "/api/admin/jobs/", tag = "admin", summary = "Background jobs",
+    security(("token" = []), ("bearer" = []), ("session" = [])),
+    params(JobsQuery),
+    responses(
+        (status = 200, description = "Newest first (200 at most).", body = Vec<JobView>),
+        (status = 400, description = "Unknown status (`validation_error`).", body = ErrorBody),
+        SignedIn,
+        AdminOnly,
+    )
+)]
 async fn jobs(
     State(state): State<AppState>,
     caller: Caller,
@@ -151,6 +246,19 @@ async fn jobs(
     Ok(Json(jobs.iter().map(JobView::from).collect()))
 }
 
+#[utoipa::path(
+    post, path = "/api/admin/jobs/{id}/retry/", tag = "admin", summary = "Retry a dead job",
+    security(("token" = []), ("bearer" = []), ("session" = [], "csrf" = [])),
+    params(("id" = i64, Path, description = "The job's id.")),
+    responses(
+        (status = 204, description = "Queued again with fresh attempts."),
+        SignedIn,
+        AdminWrite,
+        (status = 404, description = "No such dead job (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The same work is already queued \
+            (`job_already_queued`).", body = ErrorBody),
+    )
+)]
 async fn retry_job(
     State(state): State<AppState>,
     caller: Caller,
@@ -174,9 +282,12 @@ pub(crate) fn admin(caller: &Caller) -> Result<(), ApiError> {
     }
 }
 
-#[derive(Serialize)]
+/// Something that needs a person's attention.
+#[derive(Serialize, ToSchema)]
+#[schema(as = OperatorEvent)]
 pub(crate) struct EventView {
     pub id: i64,
+    #[schema(schema_with = crate::openapi::operator_event_kind)]
     pub kind: &'static str,
     pub payment_id: Option<String>,
     pub detail: String,
@@ -197,12 +308,26 @@ impl From<&OperatorEvent> for EventView {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct EventsQuery {
+    /// Include resolved events.
     #[serde(default)]
+    #[param(default = false, required = false)]
     all: bool,
 }
 
+#[utoipa::path(
+    get, path = "/api/admin/events/", tag = "admin", summary = "What needs an operator",
+    operation_id = "operator_events",
+    security(("token" = []), ("bearer" = []), ("session" = [])),
+    params(EventsQuery),
+    responses(
+        (status = 200, description = "Newest first.", body = Vec<EventView>),
+        SignedIn,
+        AdminOnly,
+    )
+)]
 async fn events(
     State(state): State<AppState>,
     caller: Caller,
@@ -213,6 +338,18 @@ async fn events(
     Ok(Json(events.iter().map(EventView::from).collect()))
 }
 
+#[utoipa::path(
+    post, path = "/api/admin/events/{id}/resolve/", tag = "admin",
+    summary = "Mark an operator event resolved", operation_id = "resolve_operator_event",
+    security(("token" = []), ("bearer" = []), ("session" = [], "csrf" = [])),
+    params(("id" = i64, Path, description = "The event's id.")),
+    responses(
+        (status = 204, description = "Resolved."),
+        SignedIn,
+        AdminWrite,
+        (status = 404, description = "No such event (`not_found`).", body = ErrorBody),
+    )
+)]
 async fn resolve(
     State(state): State<AppState>,
     caller: Caller,
@@ -223,14 +360,24 @@ async fn resolve(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize)]
+/// A webhook a gateway sent tijori.
+#[derive(Serialize, ToSchema)]
+#[schema(as = WebhookDelivery)]
 pub(crate) struct DeliveryView {
     pub id: i64,
     pub gateway: String,
     pub event: Option<String>,
     pub reference: Option<String>,
     pub status: Option<String>,
+    /// An identical body was delivered before.
     pub duplicate: bool,
+    #[schema(examples(
+        "verified",
+        "already_settled",
+        "duplicate",
+        "ignored",
+        "webhook_contradicted"
+    ))]
     pub outcome: Option<String>,
     pub detail: Option<String>,
     pub payment_id: Option<String>,
@@ -254,6 +401,16 @@ impl From<&WebhookDelivery> for DeliveryView {
     }
 }
 
+#[utoipa::path(
+    get, path = "/api/admin/webhooks/", tag = "admin", summary = "Recent webhook deliveries",
+    security(("token" = []), ("bearer" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "The 200 newest, duplicates included.",
+            body = Vec<DeliveryView>),
+        SignedIn,
+        AdminOnly,
+    )
+)]
 async fn webhooks(
     State(state): State<AppState>,
     caller: Caller,
@@ -263,12 +420,68 @@ async fn webhooks(
     Ok(Json(deliveries.iter().map(DeliveryView::from).collect()))
 }
 
+/// A mail tijori wrote to a customer.
+#[derive(Serialize, ToSchema)]
+#[schema(as = OutboxMail)]
+pub(crate) struct OutboxView {
+    id: String,
+    user_id: String,
+    to: String,
+    subject: String,
+    body: String,
+    #[schema(schema_with = outbox_status)]
+    status: String,
+    /// Why the last try failed, while it waits for another.
+    error: Option<String>,
+    created_at: DateTime<Utc>,
+    sent_at: Option<DateTime<Utc>>,
+}
+
+/// (`schema_with` takes no doc comment: the field's words are here.)
+fn outbox_status() -> utoipa::openapi::schema::ObjectBuilder {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["queued", "sent", "kept"]))
+        .description(Some(
+            "`queued` while being delivered, `sent` through SMTP, `kept` when no SMTP server \
+             is configured.",
+        ))
+}
+
+impl From<tijori_core::mail::OutboxMail> for OutboxView {
+    fn from(m: tijori_core::mail::OutboxMail) -> Self {
+        OutboxView {
+            id: m.id,
+            user_id: m.user_id.to_string(),
+            to: m.to,
+            subject: m.subject,
+            body: m.body,
+            status: m.status,
+            error: m.error,
+            created_at: m.created_at,
+            sent_at: m.sent_at,
+        }
+    }
+}
+
 /// The customer mail tijori wrote, newest first: sent through SMTP, or kept here when
 /// no SMTP server is configured.
+#[utoipa::path(
+    get, path = "/api/admin/outbox/", tag = "admin", summary = "Customer mail",
+    description = "Reminders and notices, newest first: `sent` through SMTP, `kept` when no \
+        SMTP server is configured, `queued` while being delivered.",
+    security(("token" = []), ("bearer" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "The 200 newest.", body = Vec<OutboxView>),
+        SignedIn,
+        AdminOnly,
+    )
+)]
 async fn outbox(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Vec<tijori_core::mail::OutboxMail>>, ApiError> {
+) -> Result<Json<Vec<OutboxView>>, ApiError> {
     admin(&caller)?;
-    Ok(Json(state.tijori.outbox(200).await?))
+    let mail = state.tijori.outbox(200).await?;
+    Ok(Json(mail.into_iter().map(OutboxView::from).collect()))
 }

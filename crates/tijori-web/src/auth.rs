@@ -11,9 +11,11 @@ use axum_extra::extract::cookie::{Cookie, SameSite};
 use axum_extra::extract::CookieJar;
 use serde::{Deserialize, Serialize};
 use tijori_core::account::User;
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::extract::{Caller, ClientAddress, Credential, Json, DJANGO_CSRF_COOKIE, SESSION_COOKIE};
+use crate::openapi::{BadToken, CrossSite, Internal, JsonBody, SignedIn};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -26,18 +28,25 @@ pub fn router() -> Router<AppState> {
         .route("/api/auth/logout/", post(logout))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct RegisterBody {
+    #[schema(min_length = 3, max_length = 32)]
     username: String,
+    #[schema(format = Email)]
     email: String,
+    #[schema(min_length = 8)]
     password: String,
-    /// Where dates in pages and mail are shown (Asia/Kathmandu, Africa/Addis_Ababa,
-    /// UTC). Left out: mail infers it from the currency the user pays in, pages use
-    /// the browser's own zone.
+    /// For dates in pages and mail (`Asia/Kathmandu`, `Africa/Addis_Ababa` or `UTC`).
+    /// Left out, mail uses the zone of the currency the user pays in and pages the
+    /// browser's own.
+    #[schema(
+        nullable = false,
+        examples("Asia/Kathmandu", "Africa/Addis_Ababa", "UTC")
+    )]
     time_zone: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Registered {
     id: String,
     username: String,
@@ -45,6 +54,27 @@ struct Registered {
     token: String,
 }
 
+#[utoipa::path(
+    post, path = "/api/auth/register", tag = "auth", summary = "Create an account",
+    description = "Also answers at `/api/auth/register/`. Limited per client address \
+        (`TIJORI_SIGNUP_LIMIT` an hour).",
+    request_body = inline(RegisterBody),
+    responses(
+        (status = 201, description = "Created, with an API token.", body = inline(Registered)),
+        (status = 400, description = "Invalid field (`validation_error`), or malformed JSON \
+            (`invalid_json`).", body = crate::error::ErrorBody),
+        BadToken,
+        CrossSite,
+        JsonBody,
+        (status = 409, description = "Username or e-mail already registered \
+            (`username_taken`).", body = crate::error::ErrorBody),
+        (status = 429, description = "Too many sign-ups from this client address this hour \
+            (`TIJORI_SIGNUP_LIMIT`, `rate_limited`); see `Retry-After`.", body = crate::error::ErrorBody),
+        Internal,
+        (status = 503, description = "Too many passwords being hashed at once \
+            (`overloaded`); see `Retry-After`.", body = crate::error::ErrorBody),
+    )
+)]
 async fn register(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
@@ -72,27 +102,31 @@ async fn register(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct LoginBody {
     username: String,
     password: String,
-    /// `true`: a browser session (cookie); `false`: an API token. Left out, a
-    /// request that a browser sent (it carries `Sec-Fetch-Mode`, which every current
-    /// browser adds and scripts cannot forge) gets a session, any other an API token.
+    /// `true`: a browser session (cookie and `csrf_token`); `false`: an API token.
+    /// Left out: a session when the request carries `Sec-Fetch-Mode` (a browser, which
+    /// adds it to every request and a script cannot forge), else a token.
+    #[schema(nullable = false)]
     session: Option<bool>,
 }
 
-/// DESIGN.md §4's answer for an API client.
-#[derive(Serialize)]
-struct TokenIssued {
-    token: String,
-}
-
-/// A browser's answer: the session is in the cookie; this is its CSRF token, to send
-/// as `X-CSRF-Token` on every state-changing request.
-#[derive(Serialize)]
-struct SessionStarted {
-    csrf_token: String,
+/// What login answers: an API token or a browser session, never both.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+enum LoginAnswer {
+    /// For an API client (DESIGN.md §4).
+    Token {
+        /// Send it as `Authorization: Token <token>`; valid for 30 days.
+        token: String,
+    },
+    /// For a browser: the session is in the cookie; this is its CSRF token.
+    Session {
+        /// Send it as `X-CSRF-Token` on state-changing requests made with the cookie.
+        csrf_token: String,
+    },
 }
 
 /// Whether a login comes from a browser (see [`LoginBody::session`]).
@@ -100,6 +134,36 @@ fn wants_session(headers: &HeaderMap, asked: Option<bool>) -> bool {
     asked.unwrap_or_else(|| headers.contains_key("sec-fetch-mode"))
 }
 
+#[utoipa::path(
+    post, path = "/api/auth/login", tag = "auth", summary = "Sign in",
+    description = "Signs in. An API client gets a new API token (valid for 30 days), as \
+        `{token}`. A browser gets a session cookie instead, and `{csrf_token}` to send as \
+        `X-CSRF-Token` on state-changing requests made with that cookie; never both. A \
+        browser is told apart by `Sec-Fetch-Mode`, which every current browser adds to its \
+        requests and a script cannot set; `session` chooses explicitly. Throttled per \
+        account (`TIJORI_SIGNIN_LIMIT` attempts a minute) and per client address \
+        (`TIJORI_SIGNIN_ADDRESS_LIMIT`). Also answers at `/api/auth/login/`.",
+    request_body = inline(LoginBody),
+    responses(
+        (status = 200, description = "Signed in: `{token}` for an API client, `{csrf_token}` \
+            with a `tijori_session` cookie for a browser.", body = inline(LoginAnswer)),
+        (status = 400, description = "Malformed JSON (`invalid_json`) or a missing field \
+            (`validation_error`).", body = crate::error::ErrorBody),
+        (status = 401, description = "Wrong username or password (`bad_credentials`). Also: \
+            an `Authorization: Token …` or `Bearer …` header whose token is unknown, expired \
+            or revoked (`unauthenticated`): on every endpoint, public ones included.",
+            body = crate::error::ErrorBody),
+        CrossSite,
+        JsonBody,
+        (status = 429, description = "Too many sign-in attempts for this account this minute, \
+            or from this client address (`rate_limited`); see `Retry-After`.",
+            body = crate::error::ErrorBody),
+        Internal,
+        (status = 503, description = "Too many passwords being checked at once \
+            (`overloaded`): refused at once rather than queued; see `Retry-After`.",
+            body = crate::error::ErrorBody),
+    )
+)]
 async fn login(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
@@ -114,10 +178,10 @@ async fn login(
         .await?;
     if wants_session(&headers, body.session) {
         let (jar, csrf_token) = start_session(&state, jar, &user).await?;
-        return Ok((jar, Json(SessionStarted { csrf_token })).into_response());
+        return Ok((jar, Json(LoginAnswer::Session { csrf_token })).into_response());
     }
     let token = state.tijori.issue_api_token(&user.id).await?;
-    Ok(Json(TokenIssued {
+    Ok(Json(LoginAnswer::Token {
         token: token.expose().to_owned(),
     })
     .into_response())
@@ -125,6 +189,20 @@ async fn login(
 
 /// Signs out whatever signed this request in: revokes the API token, or ends the
 /// browser session and clears its cookie.
+#[utoipa::path(
+    post, path = "/api/auth/logout", tag = "auth", summary = "Sign out",
+    description = "Revokes the API token the request was made with, or ends the browser \
+        session (which then needs `X-CSRF-Token`) and clears its cookie. Ends only what the \
+        request was made with: the API token of its `Authorization` header, or the browser \
+        session of its cookie. Also answers at `/api/auth/logout/`.",
+    security(("token" = []), ("bearer" = []), ("session" = [], "csrf" = [])),
+    responses(
+        (status = 204, description = "Signed out."),
+        SignedIn,
+        CrossSite,
+        Internal,
+    )
+)]
 async fn logout(
     State(state): State<AppState>,
     caller: Caller,

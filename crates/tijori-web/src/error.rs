@@ -5,8 +5,9 @@
 use axum::extract::rejection::{FormRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 use tijori_core::gateway::GatewayError;
+use utoipa::ToSchema;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -64,15 +65,36 @@ impl ApiError {
     }
 }
 
+/// Every error the API answers: one envelope, whatever the route.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    #[schema(inline)]
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// The HTTP status, again.
+    pub status_code: u16,
+    /// Stable and machine-readable: branch on this, not on `detail`. Each operation's
+    /// answers name the codes it can give.
+    #[schema(examples("validation_error", "not_found", "gateway_timeout"))]
+    pub code: &'static str,
+    /// For a person; may change.
+    pub detail: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({
-            "error": {
-                "status_code": self.status.as_u16(),
-                "code": self.code,
-                "detail": self.detail,
-            }
-        });
+        let body = ErrorBody {
+            error: ErrorDetail {
+                status_code: self.status.as_u16(),
+                code: self.code,
+                detail: self.detail,
+            },
+        };
         let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(seconds) = self.retry_after {
             response

@@ -22,6 +22,7 @@ mod layers;
 mod limits;
 mod live;
 mod notices;
+mod openapi;
 mod ops;
 mod pages;
 mod payments;

@@ -23,7 +23,9 @@ use tijori_core::service::PaymentKey;
 use tijori_core::Tijori;
 
 use crate::error::ApiError;
+use crate::error::ErrorBody;
 use crate::extract::{Caller, PathId};
+use crate::openapi::SignedIn;
 use crate::views::PaymentView;
 use crate::AppState;
 
@@ -85,6 +87,26 @@ impl Watch {
     }
 }
 
+#[utoipa::path(
+    get, path = "/api/payments/{id}/events", tag = "payments",
+    summary = "Live status (Server-Sent Events)", operation_id = "payment_events",
+    description = "For the payment's owner (or an admin). Sends `event: status` with the \
+        payment (as `GET /api/payments/{id}/`) at once, then at every status change, \
+        wherever it was settled (with PostgreSQL, in any tijori process). A comment every \
+        15 s keeps the connection open.",
+    security(("token" = []), ("bearer" = []), ("session" = [])),
+    params(("id" = String, Path, description = "The payment's id (`pay_…`).")),
+    responses(
+        (status = 200, description = "An event stream; each event's data is a `Payment`.",
+            body = String, content_type = "text/event-stream"),
+        SignedIn,
+        (status = 404, description = "No such payment, or not the caller's (`not_found`).",
+            body = ErrorBody),
+        (status = 429, description = "The account holds as many live-status streams (SSE and \
+            WebSocket together) as it may already (`too_many_streams`; \
+            `TIJORI_LIVE_STREAM_LIMIT`, 8 by default): close one first.", body = ErrorBody),
+    )
+)]
 async fn events(
     State(state): State<AppState>,
     caller: Caller,
@@ -107,6 +129,27 @@ async fn events(
 /// send any but pings and a close).
 pub const MAX_CLIENT_MESSAGE_BYTES: usize = 4 * 1024;
 
+#[utoipa::path(
+    get, path = "/ws/payments/{id}", tag = "payments", summary = "Live status (WebSocket)",
+    operation_id = "payment_socket",
+    description = "The same as the event stream, as a WebSocket: each status is one text \
+        message holding the payment's JSON. Browsers are refused when their `Origin` is \
+        another site. The client only listens: a message from it larger than 4 KB closes the \
+        socket.",
+    security(("token" = []), ("bearer" = []), ("session" = [])),
+    params(("id" = String, Path, description = "The payment's id (`pay_…`).")),
+    responses(
+        (status = 101, description = "Switching to the WebSocket."),
+        SignedIn,
+        (status = 403, description = "Another site's page (`cross_origin_refused`).",
+            body = ErrorBody),
+        (status = 404, description = "No such payment, or not the caller's (`not_found`).",
+            body = ErrorBody),
+        (status = 429, description = "The account holds as many live-status streams (SSE and \
+            WebSocket together) as it may already (`too_many_streams`; \
+            `TIJORI_LIVE_STREAM_LIMIT`, 8 by default): close one first.", body = ErrorBody),
+    )
+)]
 async fn socket(
     State(state): State<AppState>,
     caller: Caller,

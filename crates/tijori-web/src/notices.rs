@@ -14,9 +14,12 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 use tijori_core::gateway::{GatewayKind, WebhookError};
 use tijori_core::service::WidgetTarget;
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
+use crate::error::ErrorBody;
 use crate::extract::{Caller, Json};
+use crate::openapi::{BadToken, CrossSite, Gateway, Internal, JsonBody, SignedIn, SlowBody};
 use crate::views::VerifyView;
 use crate::AppState;
 
@@ -37,15 +40,55 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct WebhookAnswer {
     received: bool,
+    /// What tijori made of it.
+    #[schema(examples(
+        "verified",
+        "already_settled",
+        "duplicate",
+        "ignored",
+        "webhook_contradicted"
+    ))]
     outcome: &'static str,
+    /// An identical body was delivered before.
     duplicate: bool,
 }
 
 /// Public and hostile: the signature is checked over the raw bytes before anything
 /// is parsed or stored.
+#[utoipa::path(
+    post, path = "/api/payments/chapa/webhook/", tag = "payments", summary = "Chapa's webhook",
+    description = "Public. `x-chapa-signature` must be the hex HMAC-SHA256 of the raw body \
+        with the webhook secret (`CHAPA_WEBHOOK_SECRET`); it is checked before the body is \
+        parsed, and the constant `chapa-signature` alone is refused. Every authentic delivery \
+        is recorded (repeats marked duplicate); the payment is then looked up with Chapa's \
+        verify and settled on that answer only. When verify disagrees or fails, the answer \
+        is still 200 and an operator event is recorded. A `charge.refunded` notice (a refund \
+        made through tijori or in Chapa's dashboard) is looked up the same way: the payment \
+        becomes refunded, a refund of ours whose outcome was unknown is settled, and a \
+        refund made elsewhere is put before the operator (`refund_found`).",
+    request_body(content = Object, description = "Chapa's event (chapa.md §5.2).",
+        content_type = "application/json"),
+    responses(
+        (status = 200, description = "Received.", body = inline(WebhookAnswer)),
+        (status = 400, description = "Authentic, but not a body tijori can read \
+            (`invalid_webhook`).", body = ErrorBody),
+        (status = 401, description = "Missing or wrong signature (`invalid_signature`); \
+            nothing is stored. Also: an `Authorization: Token …` or `Bearer …` header whose \
+            token is unknown, expired or revoked (`unauthenticated`): on every endpoint, \
+            public ones included.", body = ErrorBody),
+        (status = 403, description = "Sent by a browser from another site \
+            (`cross_origin_refused`).", body = ErrorBody),
+        (status = 404, description = "Chapa is not configured (`not_found`).", body = ErrorBody),
+        SlowBody,
+        (status = 413, description = "The body is larger than 16 KiB (`payload_too_large`).",
+            body = ErrorBody),
+        (status = 503, description = "Authentic, but it could not be recorded now \
+            (`unavailable`); deliver again.", body = ErrorBody),
+    )
+)]
 async fn chapa_webhook(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -101,7 +144,7 @@ struct CallbackQuery {
 
 /// Says only that the signal was taken: a caller of this public route learns nothing
 /// about the payment.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct CallbackAnswer {
     received: bool,
 }
@@ -112,6 +155,30 @@ struct CallbackAnswer {
 /// per `trx_ref`, which the caller makes up), and its answer is the same whether the reference names
 /// a payment or not, and whatever Chapa then said: a gateway that could not answer
 /// leaves the payment to the reconciler.
+#[utoipa::path(
+    get, path = "/api/payments/chapa/callback/", tag = "payments", summary = "Chapa's callback",
+    description = "A signal only: the payment named by `trx_ref` is verified with Chapa and \
+        settled on that answer. The answer is the same whether the reference names a payment \
+        or not, and whatever Chapa then says (a lookup that failed is left to the \
+        reconciler). Limited per client address (`TIJORI_CALLBACK_LIMIT` a minute), never \
+        per reference.",
+    params(
+        ("trx_ref" = String, Query, description = "Chapa's name for the payment's `tx_ref` \
+            (`tx_ref` is accepted too)."),
+        ("ref_id" = Option<String>, Query, nullable = false),
+        ("status" = Option<String>, Query, nullable = false,
+            description = "Ignored: Chapa's verify decides."),
+    ),
+    responses(
+        (status = 200, description = "Taken. Says nothing about the payment.",
+            body = inline(CallbackAnswer)),
+        (status = 400, description = "No trx_ref (`validation_error`).", body = ErrorBody),
+        BadToken,
+        (status = 429, description = "Too many callbacks from this client address this minute \
+            (`rate_limited`); see `Retry-After`.", body = ErrorBody),
+        Internal,
+    )
+)]
 async fn chapa_callback(
     State(state): State<AppState>,
     Query(q): Query<CallbackQuery>,
@@ -137,17 +204,49 @@ async fn chapa_callback(
     Ok(Json(CallbackAnswer { received: true }))
 }
 
-#[derive(Deserialize)]
+/// Exactly one of `plan_id` and `order_id`.
+#[derive(Deserialize, ToSchema)]
 struct WidgetBody {
     token: String,
     /// Paisa, as the widget reports it.
     amount: i64,
+    #[schema(nullable = false)]
     plan_id: Option<String>,
+    #[schema(nullable = false)]
     order_id: Option<String>,
 }
 
 /// Khalti's legacy widget: the browser's token is verified (and the money captured)
 /// by the server with the secret key, after the amount is checked against the price.
+#[utoipa::path(
+    post, path = "/api/payments/khalti/widget/verify/", tag = "payments",
+    summary = "Verify a Khalti widget (KPG-1) payment",
+    description = "The browser sends the widget's token and amount (paisa) and what it paid \
+        for. The amount must be the plan's or order's price, else nothing is captured (400 \
+        `amount_mismatch`). The server then calls Khalti's `payment/verify/` with the secret \
+        key and settles on its answer. A token pays for one payment only; verifying it again \
+        answers that payment.",
+    security(("token" = []), ("bearer" = []), ("session" = [], "csrf" = [])),
+    request_body = inline(WidgetBody),
+    responses(
+        (status = 200, description = "Paid: as verify.", body = VerifyView),
+        (status = 202, description = "Khalti has not completed it.", body = VerifyView),
+        (status = 400, description = "Malformed (`validation_error`, `invalid_json`); \
+            `amount_mismatch`; the item's currency is not NPR (`unsupported`); or Khalti \
+            refused the token (`gateway_rejected`).", body = ErrorBody),
+        SignedIn,
+        CrossSite,
+        (status = 404, description = "No such plan or order (or not the caller's) \
+            (`not_found`).", body = ErrorBody),
+        JsonBody,
+        (status = 409, description = "The token was used by someone else (`token_used`), the \
+            order cannot be paid (`order_not_pending`), or the payment is held for review.",
+            body = ErrorBody),
+        (status = 429, description = "Too many widget payments by this user this minute \
+            (`TIJORI_CHECKOUT_LIMIT`, `rate_limited`); see `Retry-After`.", body = ErrorBody),
+        Gateway,
+    )
+)]
 async fn widget_verify(
     State(state): State<AppState>,
     caller: Caller,

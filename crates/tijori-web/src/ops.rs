@@ -19,10 +19,6 @@ use tijori_core::telemetry;
 use crate::error::ApiError;
 use crate::AppState;
 
-/// The OpenAPI document of every route this crate serves. A test checks that each
-/// path in it is routed.
-pub const OPENAPI: &str = include_str!("../openapi.json");
-
 /// How long this process's worker may go without going round its loop before the
 /// process is not ready: its loop turns at least every second when idle, and at
 /// every finished job when busy; a minute without is a stuck worker.
@@ -38,7 +34,8 @@ pub fn router() -> Router<AppState> {
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/api/openapi.json", get(openapi))
+        .route("/api/openapi.json", get(crate::openapi::serve_json))
+        .merge(crate::openapi::docs())
 }
 
 /// The process answers: nothing else is checked (a load balancer's restart probe
@@ -62,26 +59,38 @@ async fn healthz(State(state): State<AppState>) -> Result<&'static str, ApiError
 
 /// `/readyz`'s answer: each check, and each gateway's last call for the operator to
 /// see (a gateway's outage is not a reason to take this process out of rotation).
-#[derive(Serialize)]
-struct Readiness {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Readiness {
+    /// Whether every check passed.
     ready: bool,
+    /// Reachable within 2 s and holding this build's migrations.
     database: Check,
+    /// This process's worker went round its loop in the last minute (ok when the
+    /// process runs none).
     worker: Check,
+    /// Each configured gateway's last call since start.
     gateways: Vec<GatewayCall>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Check {
     ok: bool,
+    /// What was found, in words.
     detail: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct GatewayCall {
+    /// `khalti`, `esewa` or `chapa`.
     gateway: &'static str,
+    /// `initiate`, `lookup`, `refund` or `capture_token`; absent before the first call.
     last_operation: Option<&'static str>,
+    /// `ok`, or the kind of failure (`timeout`, `unreachable`, `unavailable`,
+    /// `rejected`, `unauthorized`, `not_found`, `bad_answer`).
     last_outcome: Option<&'static str>,
     last_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// How long that call took, in milliseconds.
+    #[schema(value_type = Option<u64>)]
     last_took_ms: Option<u128>,
 }
 
@@ -159,10 +168,6 @@ async fn readyz(State(state): State<AppState>) -> Response {
         gateways,
     };
     (status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
-}
-
-async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
 /// What `/metrics` shows: the process's counters and histograms, recorded where

@@ -8,15 +8,22 @@ use tijori_core::payment::{Payment, PaymentStatus, Purpose};
 use tijori_core::service::{Holding, Verification};
 use tijori_core::shop::{Order, OrderStatus, Product};
 use tijori_core::subscription::{ChangePreview, Plan};
+use utoipa::ToSchema;
 
-#[derive(Serialize)]
+/// A plan on offer.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Plan)]
 pub struct PlanView {
+    #[schema(examples("plan_0193b0c4e7a27c3e9b5f0d1e2a3b4c5d"))]
     pub id: String,
     pub name: String,
     pub description: String,
-    /// Decimal string in major units ("500.00"): never a float on the wire.
+    /// Decimal string in major units: never a float on the wire.
+    #[schema(examples("500.00"))]
     pub price: String,
+    #[schema(schema_with = crate::openapi::currency)]
     pub currency: &'static str,
+    #[schema(minimum = 1)]
     pub duration_days: u32,
 }
 
@@ -33,9 +40,11 @@ impl From<&Plan> for PlanView {
     }
 }
 
-/// `GET /api/subscriptions/me/`: the plan held now (or the last one, ended) and the
-/// plans queued to follow it.
-#[derive(Serialize)]
+/// The plan held now (or the last one held, with `is_active` false once it ended) and
+/// the paid plans queued after it, in order. A stretch of one plan paid by several
+/// payments is one entry.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Subscription)]
 pub struct SubscriptionView {
     pub plan: PlanView,
     pub start_date: DateTime<Utc>,
@@ -44,12 +53,11 @@ pub struct SubscriptionView {
     pub queued: Vec<QueuedView>,
 }
 
-/// What a subscription payment will do, told before the customer pays: `new` (no
-/// paid time ahead: starts now), `extend` (the same plan: runs on from the end),
-/// `queue` (another plan: starts when the paid time ends) or `switch_now` (another
-/// plan now, with the unused value of the old one as extra days).
-#[derive(Serialize)]
+/// What a subscription payment will do to the customer's paid time, if paid now.
+#[derive(Serialize, ToSchema)]
+#[schema(as = PlanChange)]
 pub struct ChangeView {
+    #[schema(schema_with = crate::openapi::change_mode)]
     pub mode: &'static str,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
@@ -65,8 +73,9 @@ impl From<&ChangePreview> for ChangeView {
     }
 }
 
-/// A plan paid for that starts when the one before it ends.
-#[derive(Serialize)]
+/// A paid plan that starts when the one before it ends.
+#[derive(Serialize, ToSchema)]
+#[schema(as = QueuedPlan)]
 pub struct QueuedView {
     pub plan: PlanView,
     pub start_date: DateTime<Utc>,
@@ -94,18 +103,31 @@ impl SubscriptionView {
     }
 }
 
-#[derive(Serialize)]
+/// A payment: one attempt to take money through a gateway, and where it stands.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Payment)]
 pub struct PaymentView {
+    #[schema(examples("pay_0193b0c4e7a27c3e9b5f0d1e2a3b4c5d"))]
     pub id: String,
+    #[schema(value_type = crate::openapi::PaymentStatusName)]
     pub status: PaymentStatus,
+    #[schema(schema_with = crate::openapi::gateway)]
     pub gateway: &'static str,
+    #[schema(examples("500.00"))]
     pub amount: String,
+    #[schema(schema_with = crate::openapi::currency)]
     pub currency: &'static str,
+    #[schema(schema_with = crate::openapi::purpose)]
     pub purpose: &'static str,
+    /// For a subscription payment.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub plan_id: Option<String>,
+    /// For an order payment.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub order_id: Option<String>,
+    /// Khalti's pidx, Chapa's tx_ref or eSewa's transaction_uuid.
     pub provider_ref: Option<String>,
     pub status_reason: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -137,26 +159,38 @@ impl From<&Payment> for PaymentView {
     }
 }
 
-/// The answer to "verify": DESIGN.md §1's table as HTTP.
-#[derive(Serialize)]
+/// The answer to "verify": DESIGN.md §1's table as HTTP. `status` says which:
+/// `success` (paid: what it bought is granted), `pending` (not settled yet: check
+/// again later) or `failed` (with the payment's status).
+#[derive(Serialize, ToSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
+#[schema(as = VerifyResult)]
 pub enum VerifyView {
     Success {
+        /// For the customer.
         message: String,
         payment_id: String,
+        /// For a subscription payment: what the customer now holds.
         #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(nullable = false)]
         subscription: Option<SubscriptionView>,
+        /// For an order payment.
         #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(nullable = false)]
         order: Option<Box<OrderView>>,
     },
     Pending {
+        /// For the customer.
         message: String,
         payment_id: String,
+        #[schema(value_type = crate::openapi::PaymentStatusName)]
         payment_status: PaymentStatus,
     },
     Failed {
+        /// For the customer.
         message: String,
         payment_id: String,
+        #[schema(value_type = crate::openapi::PaymentStatusName)]
         payment_status: PaymentStatus,
     },
 }
@@ -228,13 +262,20 @@ impl VerifyView {
     }
 }
 
-#[derive(Serialize)]
+/// A product for sale.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Product)]
 pub struct ProductView {
+    #[schema(examples("prod_0193b0c4e7a27c3e9b5f0d1e2a3b4c5d"))]
     pub id: String,
     pub name: String,
     pub description: String,
+    /// Decimal string in major units.
+    #[schema(examples("850.00"))]
     pub price: String,
+    #[schema(schema_with = crate::openapi::currency)]
     pub currency: &'static str,
+    /// Units not reserved by an order.
     pub stock: u32,
 }
 
@@ -251,22 +292,34 @@ impl From<&Product> for ProductView {
     }
 }
 
-#[derive(Serialize)]
+/// One line of an order.
+#[derive(Serialize, ToSchema)]
 pub struct OrderItemView {
     pub product_id: String,
+    /// As ordered.
     pub name: String,
+    #[schema(minimum = 1)]
     pub quantity: u32,
+    /// The price when ordered.
     pub unit_price: String,
     pub subtotal: String,
 }
 
-#[derive(Serialize)]
+/// An order: products reserved for the customer until it is paid or expires.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Order)]
 pub struct OrderView {
+    #[schema(examples("ord_0193b0c4e7a27c3e9b5f0d1e2a3b4c5d"))]
     pub id: String,
+    #[schema(value_type = crate::openapi::OrderStatusName)]
     pub status: OrderStatus,
+    #[schema(examples("1700.00"))]
     pub total: String,
+    #[schema(schema_with = crate::openapi::currency)]
     pub currency: &'static str,
+    #[schema(inline)]
     pub items: Vec<OrderItemView>,
+    /// An unpaid order gives its stock back after this.
     pub expires_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -313,6 +366,36 @@ impl From<tijori_core::gateway::CheckoutForm> for FormView {
         }
     }
 }
+
+/// Written by hand, as its `Serialize` is: `fields` is an object, in signing order.
+impl utoipa::PartialSchema for FormView {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .description(Some(
+                "eSewa only: the signed form the browser must POST to eSewa \
+                 (payment_url/checkout_url is tijori's page that posts it).",
+            ))
+            .property(
+                "action",
+                ObjectBuilder::new().schema_type(Type::String).format(Some(
+                    utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Uri),
+                )),
+            )
+            .required("action")
+            .property(
+                "fields",
+                ObjectBuilder::new()
+                    .schema_type(Type::Object)
+                    .additional_properties(Some(ObjectBuilder::new().schema_type(Type::String)))
+                    .description(Some("The exact fields, signed.")),
+            )
+            .required("fields")
+            .into()
+    }
+}
+
+impl ToSchema for FormView {}
 
 impl Serialize for FormView {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

@@ -58,8 +58,9 @@ async fn every_documented_route_exists(db: TestDatabase) {
         .await
         .unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(doc["webhooks"].as_object().unwrap().len(), 12);
     let paths = doc["paths"].as_object().unwrap();
-    assert!(paths.len() >= 11);
+    assert!(paths.len() >= 37);
     for (path, ops) in paths {
         let concrete = path.replace("{id}", "pay_0193b0c4e7a27c3e9b5f0d1e2a3b4c5d");
         for method in ops.as_object().unwrap().keys() {
@@ -216,10 +217,65 @@ async fn readiness_follows_the_database(db: TestDatabase) {
     }
 }
 
+/// `/api/docs` renders the document with Swagger UI from files tijori serves itself:
+/// the page and every script and style sheet it names answer from this server (no
+/// CDN), the page reads `/api/openapi.json`, and the Content-Security-Policy leaves
+/// scripts alone (it only forbids framing).
+async fn api_docs_are_served_from_local_files(db: TestDatabase) {
+    let app = TestApp::spawn(db).await;
+    let bare = client().get(app.url("/api/docs")).send().await.unwrap();
+    assert!(bare.status().is_redirection(), "{}", bare.status());
+    assert_eq!(bare.headers()["location"], "/api/docs/");
+    let page = client().get(app.url("/api/docs/")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert_eq!(
+        page.headers()["content-security-policy"],
+        "frame-ancestors 'none'"
+    );
+    let html = page.text().await.unwrap();
+    let base = app.url("/api/docs/");
+    let mut assets = Vec::new();
+    for attribute in ["src=\"", "href=\""] {
+        for (at, _) in html.match_indices(attribute) {
+            let rest = &html[at + attribute.len()..];
+            let link = &rest[..rest.find('"').unwrap()];
+            assert!(
+                !link.starts_with("http") && !link.starts_with("//"),
+                "the docs page loads {link} from elsewhere"
+            );
+            assets.push(base.join(link).unwrap());
+        }
+    }
+    assert!(
+        assets.iter().any(|a| a.path().ends_with(".js")),
+        "no script on the page: {html}"
+    );
+    assert!(assets.iter().any(|a| a.path().ends_with(".css")));
+    for asset in &assets {
+        let res = client().get(asset.clone()).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{asset}");
+        assert!(!res.bytes().await.unwrap().is_empty(), "{asset} is empty");
+    }
+    let init = client()
+        .get(base.join("swagger-initializer.js").unwrap())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(init.contains("/api/openapi.json"), "{init}");
+}
+
 test_both!(
     health_and_metrics,
     every_documented_route_exists,
-    readiness_follows_the_database
+    readiness_follows_the_database,
+    api_docs_are_served_from_local_files
 );
 
 async fn check_payment_status_is_rate_limited_per_user(db: TestDatabase) {
