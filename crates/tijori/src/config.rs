@@ -521,3 +521,157 @@ mod tests {
         assert!(parse_seconds("10000").is_err());
     }
 }
+
+/// The Debian package's settings file (crates/tijori/debian/tijori.env) lists every
+/// setting, so a new one cannot ship without its line there.
+#[cfg(test)]
+mod debian_env_file {
+    use std::collections::BTreeMap;
+
+    use clap::{Args, FromArgMatches};
+
+    use super::Config;
+
+    const ENV_FILE: &str = include_str!("../debian/tijori.env");
+    /// Read by `main` itself (the log filter), not by clap.
+    const READ_BY_MAIN: &[&str] = &["TIJORI_LOG"];
+    /// `tijori sandbox`'s own flags: the standalone sandbox for developers, which the
+    /// package's units never run.
+    const STANDALONE_SANDBOX: &[&str] = &["TIJORI_SANDBOX_LISTEN", "TIJORI_SANDBOX_PUBLIC_URL"];
+
+    /// Each setting in the file: name -> (value, whether it is set rather than
+    /// commented out). Setting lines are `NAME=value` or `#NAME=value`; comments
+    /// are `# ...`.
+    fn settings() -> BTreeMap<String, (String, bool)> {
+        let mut found = BTreeMap::new();
+        for line in ENV_FILE.lines() {
+            let (line, set) = match line.strip_prefix('#') {
+                Some(rest) => (rest, false),
+                None => (line, true),
+            };
+            let Some((name, value)) = line.split_once('=') else {
+                assert!(!set || line.trim().is_empty(), "not NAME=value: {line:?}");
+                continue;
+            };
+            let is_name = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+            if !is_name {
+                assert!(!set, "not NAME=value: {line:?}");
+                continue;
+            }
+            let previous = found.insert(name.to_owned(), (value.to_owned(), set));
+            assert!(previous.is_none(), "{name} is listed twice");
+        }
+        found
+    }
+
+    fn clap_config() -> clap::Command {
+        Config::augment_args(clap::Command::new("tijori"))
+    }
+
+    /// systemd strips one pair of double quotes around a value.
+    fn unquoted(value: &str) -> &str {
+        value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value)
+    }
+
+    #[test]
+    fn lists_every_setting_and_nothing_else() {
+        let listed = settings();
+        let mut known: Vec<String> = READ_BY_MAIN.iter().map(|s| s.to_string()).collect();
+        for arg in clap_config().get_arguments() {
+            let Some(env) = arg.get_env() else { continue };
+            let env = env.to_str().expect("env names are ASCII").to_owned();
+            assert!(
+                listed.contains_key(&env),
+                "{env} is missing from crates/tijori/debian/tijori.env: add it there, \
+                 commented out, with a line on why one would set it"
+            );
+            known.push(env);
+        }
+        // Names read elsewhere in main.rs: clap's `env = "..."` on subcommands, or
+        // read by hand.
+        let main = include_str!("main.rs");
+        for prefix in ["\"TIJORI_", "\"KHALTI_", "\"CHAPA_", "\"ESEWA_"] {
+            for (at, _) in main.match_indices(prefix) {
+                let name: String = main[at + 1..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                    .collect();
+                if STANDALONE_SANDBOX.contains(&name.as_str()) {
+                    continue;
+                }
+                assert!(
+                    listed.contains_key(&name),
+                    "{name} (main.rs) is missing from crates/tijori/debian/tijori.env"
+                );
+            }
+        }
+        for name in listed.keys() {
+            assert!(
+                known.contains(name),
+                "crates/tijori/debian/tijori.env lists {name}, which is no setting"
+            );
+        }
+    }
+
+    #[test]
+    fn a_commented_setting_shows_its_default() {
+        let listed = settings();
+        for arg in clap_config().get_arguments() {
+            let (Some(env), [default]) = (arg.get_env(), arg.get_default_values()) else {
+                continue;
+            };
+            let env = env.to_str().expect("env names are ASCII");
+            let Some((value, set)) = listed.get(env) else {
+                continue;
+            };
+            if !set {
+                assert_eq!(
+                    unquoted(value),
+                    default.to_str().expect("defaults are UTF-8"),
+                    "#{env}= in crates/tijori/debian/tijori.env is not the default"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_value_is_a_valid_setting_and_the_set_ones_are_plain() {
+        let listed = settings();
+        let config = clap_config();
+        let mut args = vec!["tijori".to_owned()];
+        for arg in config.get_arguments() {
+            let Some(env) = arg.get_env() else { continue };
+            // A missing one is lists_every_setting_and_nothing_else's to report.
+            let Some((value, set)) = listed.get(env.to_str().expect("env names are ASCII")) else {
+                continue;
+            };
+            if *set {
+                // A shell, systemd and `env NAME=value` read it alike.
+                assert!(
+                    !value.is_empty() && !value.contains(['"', '\'', ' ', '$', '\\']),
+                    "{env:?}: keep set values plain (no quotes, spaces, $ or \\): {value:?}"
+                );
+            }
+            if value.is_empty() {
+                continue;
+            }
+            let long = arg.get_long().expect("every setting has a flag");
+            args.push(format!("--{long}={}", unquoted(value)));
+        }
+        let matches = config
+            .try_get_matches_from(&args)
+            .unwrap_or_else(|e| panic!("the env file's values, as flags ({args:?}): {e}"));
+        let parsed = Config::from_arg_matches(&matches).expect("a config");
+        assert_eq!(
+            parsed.database_url, "sqlite:///var/lib/tijori/tijori.db",
+            "the package keeps its database in /var/lib/tijori, the units' one writable place"
+        );
+        assert_eq!(parsed.demo, Some(false), "no demo account on a server");
+    }
+}
