@@ -165,11 +165,11 @@ impl AppState {
     }
 }
 
-/// Only the operational endpoints (/metrics, /livez, /readyz, /healthz), for a
+/// Only the probes and the metrics (/metrics, /livez, /readyz, /healthz), for a
 /// process that serves nothing else: a separate `tijori worker`, whose jobs, gateway
 /// calls and settlements are counted in its own process.
 pub fn operations_router(state: AppState) -> Router {
-    ops::router()
+    ops::probes()
         .with_state(state)
         .layer(TraceLayer::new_for_http())
 }

@@ -29,13 +29,18 @@ const WORKER_STALE_AFTER: chrono::Duration = chrono::Duration::seconds(60);
 const READINESS_DATABASE_WAIT: Duration = Duration::from_secs(2);
 
 pub fn router() -> Router<AppState> {
+    probes()
+        .route("/api/openapi.json", get(crate::openapi::serve_json))
+        .merge(crate::openapi::docs())
+}
+
+/// The probes and the metrics alone: what a separate worker serves.
+pub fn probes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/api/openapi.json", get(crate::openapi::serve_json))
-        .merge(crate::openapi::docs())
 }
 
 /// The process answers: nothing else is checked (a load balancer's restart probe
@@ -262,6 +267,9 @@ fn prometheus() -> PrometheusHandle {
 /// The header a request's id comes in (from a proxy or the client) and goes back in.
 const REQUEST_ID: &str = "x-request-id";
 
+/// The most of a request's path its log lines carry.
+const MAX_LOGGED_PATH: usize = 256;
+
 /// The longest request id taken from a request; a longer one is replaced.
 const MAX_REQUEST_ID: usize = 64;
 
@@ -292,11 +300,14 @@ pub fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    // A stranger chooses the path's length: every line of the request carries it.
+    let path = request.uri().path();
+    let path = path.get(..MAX_LOGGED_PATH).unwrap_or(path);
     tracing::info_span!(
         "request",
         request_id = id,
         method = %request.method(),
-        path = request.uri().path(),
+        path,
         user_id = tracing::field::Empty,
     )
 }

@@ -108,8 +108,8 @@ pub struct Config {
     )]
     pub log_format: crate::logging::LogFormat,
 
-    /// Where a separate `tijori worker` answers /metrics, /livez and /readyz, for
-    /// Prometheus and probes (it serves nothing else). None by default: a worker then
+    /// Where a separate `tijori worker` answers /metrics and the probes (/livez,
+    /// /readyz, /healthz), for Prometheus and health checks (nothing else). None by default: a worker then
     /// has no HTTP at all.
     #[arg(long, env = "TIJORI_WORKER_LISTEN", global = true)]
     pub worker_listen: Option<SocketAddr>,

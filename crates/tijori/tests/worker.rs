@@ -78,6 +78,11 @@ async fn a_separate_worker_answers_probes_and_metrics() {
             "a worker serves no API: {}",
             api.status()
         );
+        let doc = http.get(format!("{base}/api/openapi.json")).send().await?;
+        anyhow::ensure!(
+            doc.status() == StatusCode::NOT_FOUND,
+            "nor the API's document"
+        );
         anyhow::Ok(())
     }
     .await;

@@ -680,7 +680,10 @@ impl Worker {
                     // free slots, not one write per slot.
                     while running.try_join_next().is_some() {}
                 }
-                _ = tokio::time::sleep(me.poll), if !saturated => {}
+                // Saturated too: the loop goes round (claiming nothing) to note that the
+                // worker lives, so that slow jobs holding every slot (a gateway that
+                // answers late) do not read as a stuck worker on /readyz.
+                _ = tokio::time::sleep(me.poll) => {}
                 _ = me.tijori.jobs_queued.notified(), if !saturated => {}
             }
         }
