@@ -1,8 +1,9 @@
 //! What tijori counts for its operator, through the `metrics` facade: every series'
 //! name, labels and help written once, here, and recorded where the thing happens.
-//! Recording is a map lookup and an atomic add; with no recorder installed (a library
-//! user, most tests) it does nothing. The binary installs the Prometheus recorder and
-//! serves it at `/metrics` (see docs/operations.md for the series and alert rules).
+//! Recording is a map lookup and an atomic add; with no recorder installed (the core
+//! used without the web crate) it does nothing. The web crate's `AppState` installs
+//! the process's Prometheus recorder the first time one is made and serves it at
+//! `/metrics` (see docs/operations.md for the series and alert rules).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
