@@ -198,6 +198,18 @@ fn backup_file(source: &Path, to: &Path, replace: bool) -> Result<BackupReport> 
 /// Refuses a destination that is the database, a directory, or (unless `replace`)
 /// an existing file.
 fn check_destination(source: &Path, to: &Path, replace: bool) -> Result<()> {
+    // The database's own files are refused whether they exist now or not: with tijori
+    // stopped its -wal and -shm are gone, and a copy written there would be read as
+    // the database's journal at the next start.
+    let source_real = std::fs::canonicalize(source).map_err(io_err("resolve", source))?;
+    if let Some(to_real) = real_path(to)? {
+        if ["", "-wal", "-shm"]
+            .iter()
+            .any(|suffix| to_real == with_suffix(&source_real, suffix))
+        {
+            return Err(BackupError::IsTheDatabase(to.to_owned()));
+        }
+    }
     let existing = match std::fs::metadata(to) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -205,14 +217,6 @@ fn check_destination(source: &Path, to: &Path, replace: bool) -> Result<()> {
     };
     if existing.is_dir() {
         return Err(BackupError::NotAFile(to.to_owned()));
-    }
-    let to_real = std::fs::canonicalize(to).map_err(io_err("resolve", to))?;
-    let source_real = std::fs::canonicalize(source).map_err(io_err("resolve", source))?;
-    if ["", "-wal", "-shm"]
-        .iter()
-        .any(|suffix| to_real == with_suffix(&source_real, suffix))
-    {
-        return Err(BackupError::IsTheDatabase(to.to_owned()));
     }
     if !replace {
         return Err(BackupError::Exists(to.to_owned()));
@@ -331,7 +335,30 @@ fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> BackupEr
 }
 
 /// `path` with `suffix` after its file name (`tijori.db` and `-wal`).
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+/// Where `to` is or would be, links resolved: its folder's real path and its name.
+/// `None` when its folder does not exist (refused later, with its own message).
+fn real_path(to: &Path) -> Result<Option<PathBuf>> {
+    match std::fs::canonicalize(to) {
+        Ok(real) => return Ok(Some(real)),
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err("resolve", to)(e)),
+        Err(_) => {}
+    }
+    let (Some(name), folder) = (to.file_name(), to.parent()) else {
+        return Ok(None);
+    };
+    let folder = match folder {
+        Some(f) if !f.as_os_str().is_empty() => f,
+        _ => Path::new("."),
+    };
+    match std::fs::canonicalize(folder) {
+        Ok(real) => Ok(Some(real.join(name))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err("resolve", folder)(e)),
+    }
+}
+
+/// `path` with `suffix` added to its name (`tijori.db` → `tijori.db-wal`).
+pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut path = path.to_owned().into_os_string();
     path.push(suffix);
     PathBuf::from(path)

@@ -26,7 +26,7 @@ mod rows;
 mod shop;
 mod sqlite;
 
-pub use backup::{backup, BackupError, BackupReport};
+pub use backup::{backup, with_suffix, BackupError, BackupReport};
 pub use postgres::PgStore;
 pub use sqlite::{SqliteStore, Synchronous};
 

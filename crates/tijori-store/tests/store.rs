@@ -4631,6 +4631,19 @@ mod backup {
         let name = database.file_name().unwrap().to_string_lossy().into_owned();
         let before = others(&dir, &[])?;
 
+        // Its -wal and -shm are gone with it closed: a backup named like them is still
+        // refused (SQLite would read it as the database's journal at the next start).
+        for journal in ["-wal", "-shm"] {
+            let itself = PathBuf::from(format!("{}{journal}", database.display()));
+            match tijori_store::backup(&db.url, &itself, false).await {
+                Err(BackupError::IsTheDatabase(_)) => {}
+                other => anyhow::bail!(
+                    "{}: expected IsTheDatabase, got {other:?}",
+                    itself.display()
+                ),
+            }
+        }
+
         let copy = tempfile::tempdir()?;
         let path = copy.path().join("copy.db");
         let report = tijori_store::backup(&db.url, &path, false).await?;

@@ -437,8 +437,8 @@ async fn backup(database_url: &str, path: &Path, force: bool) -> anyhow::Result<
          cp {copy} {db}\n\
          and start tijori. Remove the -wal and -shm files first: they belong to the \
          database being replaced, and SQLite would apply them to the copy.",
-        wal = shell_word(&with_suffix(&report.source, "-wal")),
-        shm = shell_word(&with_suffix(&report.source, "-shm")),
+        wal = shell_word(&tijori_store::with_suffix(&report.source, "-wal")),
+        shm = shell_word(&tijori_store::with_suffix(&report.source, "-shm")),
         integrity = report.integrity,
         bytes = report.bytes,
         payments = report.payments,
@@ -447,12 +447,6 @@ async fn backup(database_url: &str, path: &Path, force: bool) -> anyhow::Result<
 }
 
 /// `path` with `suffix` after its file name.
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut path = path.as_os_str().to_owned();
-    path.push(suffix);
-    PathBuf::from(path)
-}
-
 /// A path as one word of a shell command, quoted if it needs to be.
 fn shell_word(path: &Path) -> String {
     let text = path.display().to_string();
