@@ -329,26 +329,39 @@ const TICKS_PER_SECOND: f64 = 100.0;
 /// A process's user + system CPU time so far, in seconds (Linux).
 pub fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    Some(stat_fields(&stat)?.1)
+    Some(stat_fields(&stat)?.own)
 }
 
-/// `(ppid, user + system seconds)` from a `/proc/<pid>/stat` line. The command name
-/// (field 2) may hold spaces and parentheses: the fields are read after its last `)`.
-fn stat_fields(stat: &str) -> Option<(u32, f64)> {
+/// What a `/proc/<pid>/stat` line says of a process's CPU time, in seconds.
+struct Stat {
+    ppid: u32,
+    /// Its own user + system time.
+    own: f64,
+    /// Its children's that have exited and been waited for (cutime + cstime).
+    reaped_children: f64,
+}
+
+/// Reads a `/proc/<pid>/stat` line. The command name (field 2) may hold spaces and
+/// parentheses: the fields are read after its last `)`.
+fn stat_fields(stat: &str) -> Option<Stat> {
     let after = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = after.split_whitespace().collect();
-    // After the name: state(3) ppid(4) ... utime(14) stime(15), so index = field - 3.
-    let ppid = fields.get(1)?.parse().ok()?;
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((ppid, (utime + stime) / TICKS_PER_SECOND))
+    // After the name: state(3) ppid(4) ... utime(14) stime(15) cutime(16) cstime(17),
+    // so index = field - 3.
+    let tick = |i: usize| -> Option<f64> { fields.get(i)?.parse::<f64>().ok() };
+    Some(Stat {
+        ppid: fields.get(1)?.parse().ok()?,
+        own: (tick(11)? + tick(12)?) / TICKS_PER_SECOND,
+        reaped_children: (tick(13)? + tick(14)?) / TICKS_PER_SECOND,
+    })
 }
 
-/// A process's CPU time and its live children's (PostgreSQL's postmaster and its
-/// backends), in seconds. Children that exit during the run are missed; a
-/// connection pool's backends live through it.
+/// A process's CPU time and its children's (PostgreSQL's postmaster and its
+/// backends), in seconds: the live ones' own, and what the ones that exited used.
 pub fn cpu_seconds_with_children(pid: u32) -> Option<f64> {
-    let mut total = cpu_seconds(pid)?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let main = stat_fields(&stat)?;
+    let mut total = main.own + main.reaped_children;
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
         let Some(child) = entry
             .file_name()
@@ -360,10 +373,8 @@ pub fn cpu_seconds_with_children(pid: u32) -> Option<f64> {
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
             continue;
         };
-        if let Some((ppid, seconds)) = stat_fields(&stat) {
-            if ppid == pid {
-                total += seconds;
-            }
+        if let Some(child) = stat_fields(&stat).filter(|s| s.ppid == pid) {
+            total += child.own;
         }
     }
     Some(total)
@@ -962,4 +973,20 @@ pub async fn run_sse(options: &SseOptions) -> anyhow::Result<SseReport> {
         fanout: StepReport::of(&fanout),
         missed: options.subscribers - fanout.len() as usize,
     })
+}
+
+#[cfg(test)]
+mod cpu_tests {
+    use super::*;
+
+    #[test]
+    fn a_stat_line_is_read_after_the_name_whatever_it_holds() {
+        // A name with a space and a parenthesis, as a process may give itself.
+        let line = "4242 (postgres: a) b) S 4200 4242 4242 0 -1 4194560 100 0 0 0 \
+                    250 50 30 20 20 0 1 0 100 1000 10";
+        let stat = stat_fields(line).expect("parsed");
+        assert_eq!(stat.ppid, 4200);
+        assert!((stat.own - 3.0).abs() < 1e-9, "{}", stat.own);
+        assert!((stat.reaped_children - 0.5).abs() < 1e-9, "{}", stat.reaped_children);
+    }
 }
