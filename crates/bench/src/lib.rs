@@ -987,6 +987,10 @@ mod cpu_tests {
         let stat = stat_fields(line).expect("parsed");
         assert_eq!(stat.ppid, 4200);
         assert!((stat.own - 3.0).abs() < 1e-9, "{}", stat.own);
-        assert!((stat.reaped_children - 0.5).abs() < 1e-9, "{}", stat.reaped_children);
+        assert!(
+            (stat.reaped_children - 0.5).abs() < 1e-9,
+            "{}",
+            stat.reaped_children
+        );
     }
 }
