@@ -32,15 +32,15 @@ pub const REPLAYED: &str = "idempotent-replayed";
 /// The largest answer kept for replay; our answers are a few KB.
 const MAX_KEPT_BYTES: usize = 256 * 1024;
 
+/// A route layer (`route_layer(from_fn_with_state(state, idempotent))`) that each
+/// router puts on its routes that honour the header: the money-moving POSTs. Elsewhere
+/// the header is ignored.
 pub async fn idempotent(State(state): State<AppState>, request: Request, next: Next) -> Response {
     match run(state, request, next).await {
         Ok(response) | Err(response) => response,
     }
 }
 
-/// A route layer (`route_layer(from_fn_with_state(state, idempotent))`) on the
-/// routes that honour the header: the money-moving POSTs. Elsewhere the header is
-/// ignored.
 async fn run(state: AppState, request: Request, next: Next) -> Result<Response, Response> {
     let Some(value) = request.headers().get(IDEMPOTENCY_KEY) else {
         return Ok(next.run(request).await);
