@@ -731,6 +731,59 @@ async fn a_hanging_receiver_does_not_hold_up_other_jobs(db: TestDatabase) {
     );
 }
 
+/// A worker whose every slot is held by a delivery to a receiver that hangs still goes
+/// round its loop (claiming nothing), so it does not read as stuck on /readyz while a
+/// merchant's receiver is slow.
+async fn a_worker_held_up_by_a_hanging_receiver_still_goes_round(db: TestDatabase) {
+    use tijori_core::jobs::{JobKind, JobStatus};
+    let (app, clock) = app_with_clock(db).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((connection, _)) = listener.accept().await {
+            held.push(connection);
+        }
+    });
+    let admin = app.admin("ops").await;
+    create_endpoint(&app, &admin, json!({"url": url})).await;
+    let user = app.register("asha").await;
+    pay_for_basic(&app, &user).await;
+
+    // One slot: the first delivery takes it and hangs (15 s a try).
+    let worker = tijori_core::service::Worker::new(app.tijori.clone(), 1)
+        .with_poll_interval(std::time::Duration::from_millis(20));
+    let running = tokio::spawn(worker.run(std::future::pending()));
+    let mut delivering = false;
+    for _ in 0..250 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let jobs = app.tijori.store().jobs(None, 100).await.unwrap();
+        if jobs
+            .iter()
+            .any(|j| j.kind == JobKind::DeliverEvent && j.status == JobStatus::Running)
+        {
+            delivering = true;
+            break;
+        }
+    }
+    assert!(delivering, "a delivery never started");
+    clock.advance(chrono::Duration::minutes(10));
+    let moved = clock.now();
+    let mut seen = None;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        seen = app.tijori.worker_last_seen();
+        if seen.is_some_and(|at| at >= moved - chrono::Duration::seconds(1)) {
+            break;
+        }
+    }
+    running.abort();
+    assert!(
+        seen.is_some_and(|at| at >= moved - chrono::Duration::seconds(1)),
+        "the worker stopped going round while its slot was held: last seen {seen:?}, now {moved}"
+    );
+}
+
 /// A subscription's whole life, told: a canceled checkout (`payment.failed`), the
 /// payment and its activation, the reminder (`subscription.expiring`) and the end
 /// (`subscription.expired`, with nothing left); and another customer's subscription
@@ -848,6 +901,7 @@ test_both!(
     events_wait_in_the_outbox_for_a_restart,
     private_addresses_and_bad_endpoints_are_refused,
     a_hanging_receiver_does_not_hold_up_other_jobs,
+    a_worker_held_up_by_a_hanging_receiver_still_goes_round,
     a_subscription_is_told_from_checkout_to_its_end,
 );
 
