@@ -155,6 +155,13 @@ impl TestApp {
     /// signs in as a browser's script does: same-origin fetch, which a browser marks
     /// with `Sec-Fetch-*` headers.
     pub async fn sign_in_browser(&self, user: &TestUser) -> (Client, String) {
+        let (browser, res) = self.browser_login(user).await;
+        let body: Value = res.json().await.unwrap();
+        (browser, body["csrf_token"].as_str().unwrap().to_owned())
+    }
+
+    /// `sign_in_browser`'s sign-in, answered (its cookies are in the headers).
+    pub async fn browser_login(&self, user: &TestUser) -> (Client, Response) {
         let browser = browser();
         let res = browser
             .post(self.url("/api/auth/login"))
@@ -165,8 +172,7 @@ impl TestApp {
             .await
             .unwrap();
         assert_eq!(res.status(), StatusCode::OK);
-        let body: Value = res.json().await.unwrap();
-        (browser, body["csrf_token"].as_str().unwrap().to_owned())
+        (browser, res)
     }
 
     /// Signs in over the API again: a second, independent token for the same user.

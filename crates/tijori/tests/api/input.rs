@@ -291,16 +291,7 @@ async fn cookie_sessions_need_the_csrf_token(db: TestDatabase) {
 async fn django_pages_prove_their_origin_with_csrftoken(db: TestDatabase) {
     let app = TestApp::spawn(db).await;
     let user = app.register("django").await;
-    let browser = browser();
-    let res = browser
-        .post(app.url("/api/auth/login"))
-        .header("sec-fetch-mode", "cors")
-        .header("sec-fetch-site", "same-origin")
-        .json(&json!({"username": user.username, "password": "correct horse battery"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+    let (browser, res) = app.browser_login(&user).await;
     let cookie = set_cookie(&res, "csrftoken").expect("a csrftoken cookie");
     let body: Value = res.json().await.unwrap();
     let csrf = body["csrf_token"].as_str().unwrap();
