@@ -675,13 +675,8 @@ async fn private_addresses_and_bad_endpoints_are_refused(db: TestDatabase) {
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 }
 
-/// A receiver that takes every connection and never answers holds a delivery for
-/// 15 s a try. Deliveries get at most half of a worker's slots, so the worker's other
-/// jobs (here a mail, due after four such deliveries) still run meanwhile: a merchant's
-/// broken receiver cannot hold up the look-ups that grant what customers paid for.
-async fn a_hanging_receiver_does_not_hold_up_other_jobs(db: TestDatabase) {
-    use tijori_core::jobs::{DeliverMail, JobStatus, NewJob};
-    let (app, clock) = app_with_clock(db).await;
+/// The URL of a receiver that takes every connection and never answers.
+async fn hanging_receiver() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hooks", listener.local_addr().unwrap());
     tokio::spawn(async move {
@@ -690,6 +685,17 @@ async fn a_hanging_receiver_does_not_hold_up_other_jobs(db: TestDatabase) {
             held.push(connection);
         }
     });
+    url
+}
+
+/// A receiver that takes every connection and never answers holds a delivery for
+/// 15 s a try. Deliveries get at most half of a worker's slots, so the worker's other
+/// jobs (here a mail, due after four such deliveries) still run meanwhile: a merchant's
+/// broken receiver cannot hold up the look-ups that grant what customers paid for.
+async fn a_hanging_receiver_does_not_hold_up_other_jobs(db: TestDatabase) {
+    use tijori_core::jobs::{DeliverMail, JobStatus, NewJob};
+    let (app, clock) = app_with_clock(db).await;
+    let url = hanging_receiver().await;
     let admin = app.admin("ops").await;
     create_endpoint(&app, &admin, json!({"url": url})).await;
     let user = app.register("asha").await;
@@ -737,14 +743,7 @@ async fn a_hanging_receiver_does_not_hold_up_other_jobs(db: TestDatabase) {
 async fn a_worker_held_up_by_a_hanging_receiver_still_goes_round(db: TestDatabase) {
     use tijori_core::jobs::{JobKind, JobStatus};
     let (app, clock) = app_with_clock(db).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((connection, _)) = listener.accept().await {
-            held.push(connection);
-        }
-    });
+    let url = hanging_receiver().await;
     let admin = app.admin("ops").await;
     create_endpoint(&app, &admin, json!({"url": url})).await;
     let user = app.register("asha").await;
