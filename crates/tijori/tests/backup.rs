@@ -5,101 +5,18 @@
 //! them.
 #![allow(clippy::unwrap_used)] // a test: a panic is its failure report
 
+#[allow(dead_code)] // each test file uses some of it
+mod server;
+
 use std::collections::HashMap;
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    /// `tijori serve` on `dir/tijori.db`, limits raised for a load.
-    async fn start(dir: &Path) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_tijori"))
-            .arg("serve")
-            .env("TIJORI_LISTEN", format!("127.0.0.1:{port}"))
-            .env("TIJORI_DATABASE_URL", database_url(dir))
-            .env("TIJORI_WORKER", "false")
-            .env("TIJORI_CHECKOUT_LIMIT", "1000000")
-            .env("TIJORI_VERIFY_LIMIT", "1000000")
-            .env("TIJORI_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join(format!("stderr-{port}"))).unwrap())
-            .spawn()
-            .expect("tijori starts");
-        let server = Server {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while client()
-            .get(format!("{}/healthz", server.base))
-            .send()
-            .await
-            .map_or(true, |r| r.status() != StatusCode::OK)
-        {
-            assert!(Instant::now() < deadline, "tijori did not come up");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        server
-    }
-
-    /// Ctrl-C, as an operator stops it before a restore.
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "tijori did not stop on SIGINT");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn database_url(dir: &Path) -> String {
-    format!("sqlite://{}", dir.join("tijori.db").display())
-}
-
-fn client() -> Client {
-    Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
-
-async fn post(base: &str, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
-    let res = client()
-        .post(format!("{base}{path}"))
-        .header("Authorization", format!("Token {token}"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
+use server::{client, database_url, post, Server};
 
 /// `tijori backup ARGS` on the database `database_url` names.
 fn backup(database_url: &str, args: &[&str]) -> Output {

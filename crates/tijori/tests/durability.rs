@@ -4,93 +4,16 @@
 //! COMMIT of its batch returned; with synchronous = FULL that commit is on disk).
 #![allow(clippy::unwrap_used)] // a test: a panic is its failure report
 
+#[allow(dead_code)] // each test file uses some of it
+mod server;
+
 use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    async fn start(dir: &Path) -> Server {
-        Self::start_with(dir, &[("TIJORI_WORKER", "false")]).await
-    }
-
-    async fn start_with(dir: &Path, env: &[(&str, &str)]) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_tijori"))
-            .arg("serve")
-            .env("TIJORI_LISTEN", format!("127.0.0.1:{port}"))
-            .env(
-                "TIJORI_DATABASE_URL",
-                format!("sqlite://{}", dir.join("tijori.db").display()),
-            )
-            .envs(env.iter().copied())
-            .env("TIJORI_VERIFY_LIMIT", "100000")
-            .env("TIJORI_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join(format!("stderr-{port}"))).unwrap())
-            .spawn()
-            .expect("tijori starts");
-        let server = Server {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while client()
-            .get(format!("{}/healthz", server.base))
-            .send()
-            .await
-            .map_or(true, |r| r.status() != StatusCode::OK)
-        {
-            assert!(Instant::now() < deadline, "tijori did not come up");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        server
-    }
-
-    /// SIGKILL: no shutdown, no flush, nothing.
-    fn kill(mut self) {
-        self.child.kill().expect("kill -9");
-        self.child.wait().expect("reaped");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn client() -> Client {
-    Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
-
-async fn post(base: &str, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
-    let res = client()
-        .post(format!("{base}{path}"))
-        .header("Authorization", format!("Token {token}"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
+use server::{client, post, Server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_settled_payment_survives_kill_9() {
