@@ -188,7 +188,7 @@ impl Caller {
 }
 
 /// The browser's session and the cookie's secret, if its cookie names a live one.
-async fn browser_session(
+pub(crate) async fn browser_session(
     parts: &Parts,
     state: &AppState,
 ) -> Result<Option<(Session, String)>, ApiError> {
@@ -198,22 +198,6 @@ async fn browser_session(
     };
     let session = state.tijori.session(cookie.value()).await?;
     Ok(session.map(|s| (s, cookie.value().to_owned())))
-}
-
-/// The session of a page's visitor (or none). Pages check CSRF on their forms
-/// themselves, with [`check_csrf_field`].
-pub struct Visitor(pub Option<Session>);
-
-impl FromRequestParts<AppState> for Visitor {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let session = browser_session(parts, state).await?.map(|(s, _)| s);
-        if let Some(s) = &session {
-            crate::ops::record_user(&s.user);
-        }
-        Ok(Visitor(session))
-    }
 }
 
 pub fn check_csrf_field(session: &Session, sent: &str) -> Result<(), ApiError> {

@@ -185,7 +185,7 @@ pub fn router(state: AppState) -> Router {
         .merge(notices::router(&state))
         .merge(admin::router())
         .merge(events::router())
-        .merge(pages::router())
+        .merge(pages::router(&state))
         .merge(ops::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

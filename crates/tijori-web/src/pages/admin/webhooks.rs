@@ -5,20 +5,21 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Redirect;
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
 use minijinja::context;
 use serde::Serialize;
+use tijori_core::account::Session;
 use tijori_core::events::{EventType, Wanted, WebhookEndpoint};
 use tijori_core::id::WebhookEndpointId;
 use tijori_core::service::{NewEndpoint, Redeliver};
 use tijori_core::store::EndpointChange;
 
-use super::{api_error_page, require_admin, viewer};
+use super::super::{Admin, Page, PageResult};
 use crate::error::ApiError;
-use crate::extract::{check_csrf_field, parse_id, Form, Visitor};
+use crate::extract::{check_csrf_field, parse_id, Form};
 use crate::AppState;
 
 const HERE: &str = "/admin/webhooks/";
@@ -67,39 +68,24 @@ struct Shown {
     rotated: bool,
 }
 
-async fn page(State(state): State<AppState>, Visitor(session): Visitor) -> Response {
-    render(&state, &session, None).await
+async fn page(State(state): State<AppState>, _: Admin) -> PageResult {
+    render(&state, None).await
 }
 
-async fn render(
-    state: &AppState,
-    session: &Option<tijori_core::account::Session>,
-    shown: Option<Shown>,
-) -> Response {
-    if let Err(response) = require_admin(state, session, HERE) {
-        return *response;
+async fn render(state: &AppState, shown: Option<Shown>) -> PageResult {
+    let mut endpoints = Vec::new();
+    for e in state.tijori.webhook_endpoints().await? {
+        let attempts = state
+            .tijori
+            .delivery_attempts(&e.id, ATTEMPTS_SHOWN)
+            .await?;
+        endpoints.push(row(&e, attempts));
     }
-    let loaded = async {
-        let mut rows = Vec::new();
-        for e in state.tijori.webhook_endpoints().await? {
-            let attempts = state
-                .tijori
-                .delivery_attempts(&e.id, ATTEMPTS_SHOWN)
-                .await?;
-            rows.push(row(&e, attempts));
-        }
-        Ok::<_, tijori_core::Error>(rows)
-    }
-    .await;
-    let endpoints = match loaded {
-        Ok(rows) => rows,
-        Err(e) => return api_error_page(state, session, e.into()),
-    };
     let types: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
-    state.pages.render(
+    Ok(Page::new(
         "admin_webhooks.html",
-        context! { viewer => viewer(session), endpoints, types, shown },
-    )
+        context! { endpoints, types, shown },
+    ))
 }
 
 fn row(e: &WebhookEndpoint, attempts: Vec<tijori_core::events::DeliveryAttempt>) -> EndpointRow {
@@ -143,16 +129,10 @@ fn csrf(fields: &Fields) -> &str {
 /// Registers an endpoint and shows its secret, once.
 async fn create(
     State(state): State<AppState>,
-    Visitor(session): Visitor,
+    Admin(s): Admin,
     Form(fields): Form<Fields>,
-) -> Response {
-    let s = match require_admin(&state, &session, HERE) {
-        Ok(s) => s,
-        Err(response) => return *response,
-    };
-    if let Err(e) = check_csrf_field(s, csrf(&fields)) {
-        return api_error_page(&state, &session, e);
-    }
+) -> PageResult {
+    check_csrf_field(&s, csrf(&fields))?;
     let ticked: Vec<&str> = EventType::ALL
         .iter()
         .map(|t| t.as_str())
@@ -164,135 +144,102 @@ async fn create(
         wants: Wanted::parse(Some(&ticked)).unwrap_or(Wanted::All),
         description: fields.get("description").cloned().unwrap_or_default(),
     };
-    match state.tijori.create_webhook_endpoint(new).await {
-        Ok((endpoint, secret)) => {
-            let shown = Shown {
-                endpoint: endpoint.id.to_string(),
-                secret,
-                rotated: false,
-            };
-            render(&state, &session, Some(shown)).await
-        }
-        Err(e) => api_error_page(&state, &session, e.into()),
-    }
+    let (endpoint, secret) = state.tijori.create_webhook_endpoint(new).await?;
+    let shown = Shown {
+        endpoint: endpoint.id.to_string(),
+        secret,
+        rotated: false,
+    };
+    render(&state, Some(shown)).await
 }
 
-/// Checks who asks and the CSRF token, and reads the endpoint's id from the path.
-fn checked(
-    state: &AppState,
-    session: &Option<tijori_core::account::Session>,
-    id: &str,
-    fields: &Fields,
-) -> Result<WebhookEndpointId, Box<Response>> {
-    let s = require_admin(state, session, HERE)?;
-    check_csrf_field(s, csrf(fields)).map_err(|e| Box::new(api_error_page(state, session, e)))?;
-    parse_id(id).map_err(|e| Box::new(api_error_page(state, session, e)))
+/// Checks the CSRF token, and reads the endpoint's id from the path.
+fn checked(s: &Session, id: &str, fields: &Fields) -> Result<WebhookEndpointId, ApiError> {
+    check_csrf_field(s, csrf(fields))?;
+    parse_id(id)
 }
 
 async fn set_enabled(
     state: AppState,
-    session: Option<tijori_core::account::Session>,
+    s: Session,
     id: String,
     fields: Fields,
     enabled: bool,
-) -> Response {
-    let id = match checked(&state, &session, &id, &fields) {
-        Ok(id) => id,
-        Err(response) => return *response,
-    };
+) -> PageResult<Redirect> {
+    let id = checked(&s, &id, &fields)?;
     let change = EndpointChange {
         enabled: Some(enabled),
         ..Default::default()
     };
-    match state.tijori.update_webhook_endpoint(&id, change).await {
-        Ok(_) => Redirect::to(HERE).into_response(),
-        Err(e) => api_error_page(&state, &session, e.into()),
-    }
+    state.tijori.update_webhook_endpoint(&id, change).await?;
+    Ok(Redirect::to(HERE))
 }
 
 async fn enable(
     State(state): State<AppState>,
-    Visitor(session): Visitor,
+    Admin(s): Admin,
     Path(id): Path<String>,
     Form(fields): Form<Fields>,
-) -> Response {
-    set_enabled(state, session, id, fields, true).await
+) -> PageResult<Redirect> {
+    set_enabled(state, s, id, fields, true).await
 }
 
 async fn disable(
     State(state): State<AppState>,
-    Visitor(session): Visitor,
+    Admin(s): Admin,
     Path(id): Path<String>,
     Form(fields): Form<Fields>,
-) -> Response {
-    set_enabled(state, session, id, fields, false).await
+) -> PageResult<Redirect> {
+    set_enabled(state, s, id, fields, false).await
 }
 
 /// A new secret, shown once; the old one signs too for a day.
 async fn rotate(
     State(state): State<AppState>,
-    Visitor(session): Visitor,
+    Admin(s): Admin,
     Path(id): Path<String>,
     Form(fields): Form<Fields>,
-) -> Response {
-    let id = match checked(&state, &session, &id, &fields) {
-        Ok(id) => id,
-        Err(response) => return *response,
+) -> PageResult {
+    let id = checked(&s, &id, &fields)?;
+    let secret = state.tijori.rotate_webhook_secret(&id).await?;
+    let shown = Shown {
+        endpoint: id.to_string(),
+        secret,
+        rotated: true,
     };
-    match state.tijori.rotate_webhook_secret(&id).await {
-        Ok(secret) => {
-            let shown = Shown {
-                endpoint: id.to_string(),
-                secret,
-                rotated: true,
-            };
-            render(&state, &session, Some(shown)).await
-        }
-        Err(e) => api_error_page(&state, &session, e.into()),
-    }
+    render(&state, Some(shown)).await
 }
 
 /// Sends again every event of the last `hours` the endpoint did not receive.
 async fn redeliver(
     State(state): State<AppState>,
-    Visitor(session): Visitor,
+    Admin(s): Admin,
     Path(id): Path<String>,
     Form(fields): Form<Fields>,
-) -> Response {
-    let id = match checked(&state, &session, &id, &fields) {
-        Ok(id) => id,
-        Err(response) => return *response,
-    };
+) -> PageResult<Redirect> {
+    let id = checked(&s, &id, &fields)?;
     let hours: i64 = match fields.get("hours").map(|h| h.trim().parse()) {
         Some(Ok(h)) if (1..=24 * 90).contains(&h) => h,
         _ => {
-            let e = ApiError::new(
-                axum::http::StatusCode::BAD_REQUEST,
+            return Err(ApiError::bad_request(
                 "validation_error",
                 "hours: a number of hours from 1 to 2160 (90 days)",
-            );
-            return api_error_page(&state, &session, e);
+            )
+            .into())
         }
     };
     let since = state.tijori.now() - chrono::Duration::hours(hours);
-    match state.tijori.redeliver(&id, Redeliver::Since(since)).await {
-        Ok(_) => Redirect::to(HERE).into_response(),
-        Err(e) => api_error_page(&state, &session, e.into()),
-    }
+    state.tijori.redeliver(&id, Redeliver::Since(since)).await?;
+    Ok(Redirect::to(HERE))
 }
 
 async fn delete(
     State(state): State<AppState>,
-    Visitor(session): Visitor,
+    Admin(s): Admin,
     Path(id): Path<String>,
     Form(fields): Form<Fields>,
-) -> Response {
-    let id = match checked(&state, &session, &id, &fields) {
-        Ok(id) => id,
-        Err(response) => return *response,
-    };
-    match state.tijori.delete_webhook_endpoint(&id).await {
-        Ok(()) => Redirect::to(HERE).into_response(),
-        Err(e) => api_error_page(&state, &session, e.into()),
-    }
+) -> PageResult<Redirect> {
+    let id = checked(&s, &id, &fields)?;
+    state.tijori.delete_webhook_endpoint(&id).await?;
+    Ok(Redirect::to(HERE))
 }

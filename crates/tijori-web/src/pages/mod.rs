@@ -1,0 +1,160 @@
+//! The customer's pages (home with plans and products, sign in/up, the shop and its
+//! cart, orders, the gateway's return page, the account page) and the operator's
+//! (admin). Server-rendered; forms work without JavaScript, which only adds live
+//! updates.
+//!
+//! One folder per feature, with its handlers, its templates and its tests. Handlers
+//! take [`Visitor`], [`SignedIn`] or [`Admin`], return a [`Page`] or a redirect, and
+//! leave every failure to [`PageError`] with `?`; [`page::render`] renders both.
+
+use axum::Router;
+use serde::Serialize;
+use tijori_core::gateway::GatewayKind;
+use tijori_core::money::Currency;
+
+use crate::AppState;
+
+mod account;
+mod admin;
+mod auth;
+mod cart;
+mod checkout;
+mod home;
+mod orders;
+mod page;
+mod session;
+mod shop;
+
+pub use page::Templates;
+use page::{LoginNotice, Page, PageError};
+use session::{Admin, SignedIn, Visitor};
+
+/// What a page handler returns.
+type PageResult<T = Page> = Result<T, PageError>;
+
+/// Every template, by the name others extend or import it by.
+const TEMPLATES: &[&[(&str, &str)]] = &[
+    &[
+        ("base.html", include_str!("base.html")),
+        ("error.html", include_str!("error.html")),
+        ("macros.html", include_str!("macros.html")),
+    ],
+    home::TEMPLATES,
+    auth::TEMPLATES,
+    checkout::TEMPLATES,
+    account::TEMPLATES,
+    shop::TEMPLATES,
+    cart::TEMPLATES,
+    orders::TEMPLATES,
+    admin::TEMPLATES,
+];
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .merge(home::router())
+        .merge(auth::router())
+        .merge(checkout::router())
+        .merge(account::router())
+        .merge(shop::router())
+        .merge(cart::router())
+        .merge(orders::router())
+        .merge(admin::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            page::render,
+        ))
+}
+
+/// Only a local path may be a redirect target, or a crafted link could bounce a
+/// customer to another site after signing in.
+fn safe_next(next: Option<&str>) -> String {
+    // Visible ASCII only: browsers drop tabs and newlines from URLs, so "/\t/evil"
+    // would become the protocol-relative "//evil".
+    match next {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && n.bytes().all(|b| (0x21..=0x7e).contains(&b)) =>
+        {
+            n.to_owned()
+        }
+        _ => "/account/".to_owned(),
+    }
+}
+
+/// A form whose only field is the session's CSRF token (a button).
+#[derive(serde::Deserialize)]
+struct CsrfForm {
+    csrf_token: String,
+}
+
+/// A gateway as a page offers it: `id` goes in forms, `label` is for people.
+#[derive(Serialize)]
+struct GatewayChoice {
+    id: &'static str,
+    label: &'static str,
+}
+
+fn gateway_choices(state: &AppState, currency: Currency) -> Vec<GatewayChoice> {
+    state
+        .tijori
+        .gateways()
+        .for_currency(currency)
+        .into_iter()
+        .map(|g| GatewayChoice {
+            id: g.as_str(),
+            label: gateway_label(g),
+        })
+        .collect()
+}
+
+fn gateway_label(g: GatewayKind) -> &'static str {
+    match g {
+        GatewayKind::Khalti => "Khalti",
+        GatewayKind::Chapa => "Chapa",
+        GatewayKind::Esewa => "eSewa",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_local_paths_are_redirect_targets() {
+        assert_eq!(
+            safe_next(Some("/payment-success/?pidx=x")),
+            "/payment-success/?pidx=x"
+        );
+        for bad in [
+            "https://evil.example/",
+            "//evil.example/",
+            "/\\evil.example",
+            "javascript:alert(1)",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/ /evil.example",
+            "/caf\u{e9}",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/account/", "{bad}");
+        }
+        assert_eq!(safe_next(None), "/account/");
+    }
+
+    #[test]
+    fn templates_parse() {
+        super::Templates::new();
+    }
+
+    /// Renders a built-in template with `ctx`, for the feature modules' tests.
+    pub(super) fn render(name: &str, ctx: minijinja::Value) -> String {
+        super::Templates::new()
+            .html(name, ctx)
+            .unwrap_or_else(|e| panic!("{name}: {e:#}"))
+    }
+
+    pub(super) fn viewer(is_admin: bool) -> minijinja::Value {
+        minijinja::context! { username => "asha", csrf_token => "tok", is_admin }
+    }
+}

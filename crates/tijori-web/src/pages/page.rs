@@ -1,0 +1,289 @@
+//! What a page handler returns: a [`Page`] (a template and its data) or a
+//! [`PageError`] (the error page, or the way to the sign-in page). Both are rendered
+//! in one place, [`render`], which also gives every layout its visitor, so handlers
+//! read top to bottom with `?` and never build HTML or error pages themselves.
+
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use minijinja::{context, Environment, Value};
+use serde::Serialize;
+use tijori_core::account::Session;
+use tijori_core::gateway::GatewayKind;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// The built-in templates, each registered under its file name (templates extend
+/// `base.html` and import `macros.html` by those names).
+pub struct Templates(Environment<'static>);
+
+impl Templates {
+    pub fn new() -> Self {
+        let mut env = Environment::new();
+        for (name, source) in super::TEMPLATES.iter().flat_map(|t| t.iter()) {
+            env.add_template(name, source)
+                .expect("built-in templates parse");
+        }
+        // A gateway's name as its customers write it ("eSewa", not "Esewa").
+        env.add_filter("gateway", |name: String| -> String {
+            name.parse::<GatewayKind>()
+                .map(|g| super::gateway_label(g).to_owned())
+                .unwrap_or(name)
+        });
+        Templates(env)
+    }
+
+    /// The page's HTML, or why it could not be made.
+    pub fn html(&self, name: &str, ctx: Value) -> Result<String, minijinja::Error> {
+        self.0.get_template(name)?.render(ctx)
+    }
+}
+
+/// What every page's layout needs to know about the visitor: whom to greet, and the
+/// token its forms (sign out, every button) carry.
+#[derive(Clone, Serialize)]
+pub struct Viewer {
+    pub username: String,
+    pub csrf_token: String,
+    pub is_admin: bool,
+    /// The zone the visitor chose; without one, pages show the browser's own.
+    pub time_zone: Option<String>,
+}
+
+impl From<&Session> for Viewer {
+    fn from(s: &Session) -> Self {
+        Viewer {
+            username: s.user.username.as_str().to_owned(),
+            csrf_token: s.csrf_token.clone(),
+            is_admin: s.user.is_admin,
+            time_zone: s.user.time_zone.clone(),
+        }
+    }
+}
+
+/// Where the session extractors leave the visitor they found, for [`render`] to put
+/// in the layout: an error page shows the same header as the page that failed,
+/// without the handler passing its session around.
+#[derive(Clone, Default)]
+pub struct ViewerSlot(Arc<OnceLock<Viewer>>);
+
+impl ViewerSlot {
+    pub fn fill(&self, session: &Session) {
+        let _ = self.0.set(Viewer::from(session));
+    }
+}
+
+/// A page to show: a template and what it shows. The visitor is added when it is
+/// rendered.
+pub struct Page {
+    template: &'static str,
+    context: Value,
+    status: StatusCode,
+    retry_after: Option<u64>,
+}
+
+impl Page {
+    pub fn new(template: &'static str, context: Value) -> Self {
+        Page {
+            template,
+            context,
+            status: StatusCode::OK,
+            retry_after: None,
+        }
+    }
+
+    /// The page shown again after `e` (a form with its error): with the error's
+    /// status and, for a 429 or 503, its `Retry-After`.
+    pub fn after(mut self, e: &ApiError) -> Self {
+        self.status = e.status;
+        self.retry_after = e.retry_after;
+        self
+    }
+}
+
+impl IntoResponse for Page {
+    fn into_response(self) -> Response {
+        // Rendered by `render`, which holds the templates and knows the visitor.
+        let mut response = self.status.into_response();
+        response.extensions_mut().insert(Unrendered(Arc::new(self)));
+        response
+    }
+}
+
+/// A [`Page`] on its way to [`render`]. (Response extensions must be `Clone`.)
+#[derive(Clone)]
+struct Unrendered(Arc<Page>);
+
+/// Why a page is not shown, as the visitor should learn it.
+#[derive(Debug)]
+pub enum PageError {
+    /// What went wrong, on the error page in the customer's words.
+    Failed(ApiError),
+    /// An error page of its own: its title and what to do.
+    Explained {
+        status: StatusCode,
+        title: &'static str,
+        message: &'static str,
+    },
+    /// Sign in first, then come back to `next` (a local path).
+    SignIn {
+        next: String,
+        notice: Option<LoginNotice>,
+    },
+}
+
+impl PageError {
+    /// The error page as [`render`] makes it.
+    fn page(&self) -> Page {
+        let (status, title, message, retry_after) = match self {
+            PageError::Failed(e) => (
+                e.status,
+                title_of(e.status),
+                e.detail.as_str(),
+                e.retry_after,
+            ),
+            PageError::Explained {
+                status,
+                title,
+                message,
+            } => (*status, *title, *message, None),
+            PageError::SignIn { .. } => unreachable!("a redirect, not a page"),
+        };
+        Page {
+            template: "error.html",
+            context: context! { title, message, status => status.as_u16() },
+            status,
+            retry_after,
+        }
+    }
+}
+
+/// An error page's heading for its status.
+fn title_of(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::FORBIDDEN => "Not allowed",
+        s if s.is_server_error() => "Something went wrong",
+        StatusCode::TOO_MANY_REQUESTS => "Slow down",
+        _ => "That did not work",
+    }
+}
+
+impl From<ApiError> for PageError {
+    fn from(e: ApiError) -> Self {
+        PageError::Failed(e)
+    }
+}
+
+impl From<tijori_core::Error> for PageError {
+    fn from(e: tijori_core::Error) -> Self {
+        PageError::Failed(e.into())
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        match self {
+            PageError::SignIn { next, notice } => sign_in_redirect(&next, notice),
+            e => e.page().into_response(),
+        }
+    }
+}
+
+/// Why a visitor is asked to sign in, when the sign-in page should say so. The page
+/// shows our own words for each; nothing in the link is shown as text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoginNotice {
+    /// Back from the gateway without a session: the payment was looked up.
+    PaymentChecked,
+    /// Their session ended (expired, or signed out elsewhere) while they were away.
+    SessionEnded,
+    /// They signed out.
+    SignedOut,
+}
+
+impl LoginNotice {
+    const ALL: [LoginNotice; 3] = [
+        LoginNotice::PaymentChecked,
+        LoginNotice::SessionEnded,
+        LoginNotice::SignedOut,
+    ];
+
+    fn code(self) -> &'static str {
+        match self {
+            LoginNotice::PaymentChecked => "payment_checked",
+            LoginNotice::SessionEnded => "session_ended",
+            LoginNotice::SignedOut => "signed_out",
+        }
+    }
+
+    pub fn text(self) -> &'static str {
+        match self {
+            LoginNotice::PaymentChecked => {
+                "Welcome back. We have checked your payment with the gateway; sign in to see how it went."
+            }
+            LoginNotice::SessionEnded => {
+                "Your session has ended. Sign in again and we will take you back to where you were."
+            }
+            LoginNotice::SignedOut => "You have signed out.",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|n| n.code() == code)
+    }
+}
+
+/// The sign-in page's address, coming back to `next` afterwards.
+pub fn sign_in_redirect(next: &str, notice: Option<LoginNotice>) -> Response {
+    let mut pairs = vec![("next", next)];
+    if let Some(n) = notice {
+        pairs.push(("notice", n.code()));
+    }
+    let q = serde_urlencoded::to_string(pairs).unwrap_or_default();
+    Redirect::to(&format!("/login?{q}")).into_response()
+}
+
+/// Renders the pages and error pages of the routes it wraps, with the visitor their
+/// extractor found. Never stored by a cache: pages carry the visitor's CSRF token and
+/// their own orders, payments and cart.
+pub async fn render(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let slot = ViewerSlot::default();
+    request.extensions_mut().insert(slot.clone());
+    let mut response = next.run(request).await;
+    let Some(Unrendered(page)) = response.extensions_mut().remove::<Unrendered>() else {
+        return response;
+    };
+    let page = Arc::try_unwrap(page).unwrap_or_else(|shared| Page {
+        template: shared.template,
+        context: shared.context.clone(),
+        status: shared.status,
+        retry_after: shared.retry_after,
+    });
+    let viewer = slot.0.get().cloned();
+    let ctx = context! { viewer, ..page.context };
+    let html = match state.pages.html(page.template, ctx) {
+        Ok(html) => html,
+        Err(e) => {
+            tracing::error!(template = page.template, error = %e, "failed to render page");
+            return (StatusCode::INTERNAL_SERVER_ERROR, "failed to render page").into_response();
+        }
+    };
+    let (mut parts, _) = response.into_parts();
+    parts.status = page.status;
+    let headers = &mut parts.headers;
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(seconds) = page.retry_after {
+        headers.insert(header::RETRY_AFTER, seconds.into());
+    }
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    // The handler's headers (its cookies) stay; the body is the page.
+    Response::from_parts(parts, axum::body::Body::from(html))
+}
