@@ -7,6 +7,8 @@
 //! take [`Visitor`], [`SignedIn`] or [`Admin`], return a [`Page`] or a redirect, and
 //! leave every failure to [`PageError`] with `?`; [`page::render`] renders both.
 
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use serde::Serialize;
 use tijori_core::gateway::GatewayKind;
@@ -59,10 +61,25 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(cart::router())
         .merge(orders::router())
         .merge(admin::router())
+        .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             page::render,
         ))
+}
+
+/// An unknown address: a page that says so, with the site's navigation (or, under
+/// `/api/`, the API's error envelope).
+async fn not_found(_: Visitor, uri: Uri) -> Response {
+    if uri.path().starts_with("/api/") {
+        return crate::error::ApiError::not_found("endpoint").into_response();
+    }
+    PageError::Explained {
+        status: StatusCode::NOT_FOUND,
+        title: "Page not found",
+        message: "There is no page at this address. The link may be mistyped, or the page may have moved.",
+    }
+    .into_response()
 }
 
 /// Only a local path may be a redirect target, or a crafted link could bounce a

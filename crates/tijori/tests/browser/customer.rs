@@ -58,6 +58,7 @@ pub(crate) async fn live_update(b: &Browser, base: &Url) -> anyhow::Result<()> {
         .await?;
     b.wait_for_text("#headline", "Confirming your payment")
         .await?;
+    b.at_both_sizes("return-pending").await?;
 
     // Settled from outside the page.
     let login: serde_json::Value = http
@@ -90,6 +91,7 @@ pub(crate) async fn live_update(b: &Browser, base: &Url) -> anyhow::Result<()> {
 pub(crate) async fn subscribe_and_pay(b: &Browser, base: &Url) -> anyhow::Result<String> {
     // 1. Register: a new account is signed in and sent to its (empty) account page.
     b.goto(&base.join("register")?).await?;
+    b.at_both_sizes("register").await?;
     b.fill("#username", &fresh_name("asha")).await?;
     b.fill("#email", "asha@example.com").await?;
     b.fill("#password", "correct horse battery").await?;
@@ -102,6 +104,7 @@ pub(crate) async fn subscribe_and_pay(b: &Browser, base: &Url) -> anyhow::Result
 
     // 2. Pick the first plan: the browser goes to Khalti's hosted checkout.
     b.goto(base).await?;
+    b.at_both_sizes("plans").await?;
     let plan = b.text(".plan h2").await?;
     anyhow::ensure!(!plan.is_empty(), "the first plan has no name");
     b.click("button.subscribe").await?;
@@ -136,6 +139,7 @@ pub(crate) async fn subscribe_and_pay(b: &Browser, base: &Url) -> anyhow::Result
     b.wait_for_text("#headline", "Payment successful").await?;
     b.wait_for_text("#outcome", &plan).await?;
     b.save_screenshot("browser-success.png").await?;
+    b.at_both_sizes("return-success").await?;
 
     // 4. The account shows the active subscription and the completed payment.
     b.goto(&base.join("account/")?).await?;
@@ -150,6 +154,7 @@ pub(crate) async fn subscribe_and_pay(b: &Browser, base: &Url) -> anyhow::Result
         "the dates should be in Nepal time: {card:?}"
     );
     let payments = b.wait_for_text("#payments tbody", "completed").await?;
+    b.at_both_sizes("account").await?;
     let rows = b
         .client
         .find_all(Locator::Css("#payments tbody tr"))
@@ -258,6 +263,8 @@ pub(crate) async fn subscribe_with_esewa(b: &Browser, base: &Url) -> anyhow::Res
 
 /// Scenario 2: a new customer cancels on the checkout page.
 pub(crate) async fn cancel_at_checkout(b: &Browser, base: &Url) -> anyhow::Result<()> {
+    b.goto(&base.join("login")?).await?;
+    b.at_both_sizes("login").await?;
     b.goto(&base.join("register")?).await?;
     b.fill("#username", &fresh_name("bikash")).await?;
     b.fill("#email", "bikash@example.com").await?;
@@ -286,6 +293,7 @@ pub(crate) async fn cancel_at_checkout(b: &Browser, base: &Url) -> anyhow::Resul
     b.wait_for_text("#headline", "Payment not completed")
         .await?;
     b.save_screenshot("browser-canceled.png").await?;
+    b.at_both_sizes("return-canceled").await?;
 
     b.goto(&base.join("account/")?).await?;
     let card = b
@@ -323,6 +331,7 @@ pub(crate) async fn order_and_pay_with_chapa(b: &Browser, base: &Url) -> anyhow:
     );
     b.goto(&base.join("shop/")?).await?;
     b.wait_for_text(&format!("#product-{id}"), name).await?;
+    b.at_both_sizes("shop").await?;
     b.fill(&format!("#qty-{id}"), "2").await?;
     b.click(&format!("#add-{id}")).await?;
 
@@ -331,6 +340,7 @@ pub(crate) async fn order_and_pay_with_chapa(b: &Browser, base: &Url) -> anyhow:
     b.wait_for_text("#cart-ETB", name).await?;
     let total = format!("ETB {}", coffee.times(2));
     b.wait_for_text("#total-ETB", &total).await?;
+    b.at_both_sizes("cart").await?;
     b.click("#place-order-ETB").await?;
 
     // 3. The order: pending, its stock reserved, one Pay button per gateway for ETB.
@@ -341,6 +351,7 @@ pub(crate) async fn order_and_pay_with_chapa(b: &Browser, base: &Url) -> anyhow:
         .await?;
     b.wait_for_text("#order-status", "pending").await?;
     b.wait_for_text("#order-total", &total).await?;
+    b.at_both_sizes("order").await?;
     let reserved = first_product_in(base, "ETB").await?.stock;
     anyhow::ensure!(
         reserved == stock_before - 2,

@@ -266,7 +266,7 @@ impl ChromeDriver {
                     "--disable-component-update",
                     "--disable-sync",
                     "--disable-default-apps",
-                    "--window-size=1200,900",
+                    "--window-size=1366,900",
                     format!("--user-data-dir={}", self.profile.path().display()),
                 ],
             }),
@@ -444,6 +444,45 @@ impl Browser {
         std::fs::write(&path, png)
             .with_context(|| format!("failed to write {}", path.display()))?;
         Ok(path)
+    }
+
+    /// The page as a laptop (1366×900) and a phone (390×844) show it: fails if it is
+    /// wider than the phone's viewport (a table or a long id pushing it sideways), and
+    /// keeps a screenshot of each under `<target dir>/screenshots/NAME-WxH.png` for a
+    /// reviewer. Leaves the window at the laptop's size.
+    pub(crate) async fn at_both_sizes(&self, name: &str) -> anyhow::Result<()> {
+        let dir = self.artifacts.join("screenshots");
+        std::fs::create_dir_all(&dir)?;
+        for (width, height) in [(390, 844), (1366, 900)] {
+            self.client.set_window_size(width, height).await?;
+            let png = self.client.screenshot().await?;
+            let path = dir.join(format!("{name}-{width}x{height}.png"));
+            std::fs::write(&path, png)
+                .with_context(|| format!("failed to write {}", path.display()))?;
+            let (inner, scroll) = self.widths().await?;
+            if width < 1000 && scroll > inner {
+                bail!(
+                    "{name} at {width}×{height}: the page is {scroll} px wide in a {inner} px viewport ({}; see {})",
+                    self.url().await,
+                    path.display()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The viewport's width and the document's (wider when something overflows).
+    async fn widths(&self) -> anyhow::Result<(u64, u64)> {
+        let v = self
+            .client
+            .execute(
+                "return [window.innerWidth, document.documentElement.scrollWidth];",
+                vec![],
+            )
+            .await?;
+        let pair = v.as_array().context("two widths")?;
+        let n = |i: usize| pair.get(i).and_then(|x| x.as_u64()).context("a width");
+        Ok((n(0)?, n(1)?))
     }
 
     /// Saves what the browser shows (screenshot and page source) and chromedriver's
