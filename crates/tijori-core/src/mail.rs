@@ -88,24 +88,87 @@ pub struct OutboxMail {
     pub sent_at: Option<DateTime<Utc>>,
 }
 
-/// The time zones our customers live in. Neither observes daylight saving, so a
-/// fixed offset is exact.
-pub fn offset_of(zone: &str) -> Option<(&'static str, FixedOffset)> {
-    match zone {
-        "Asia/Kathmandu" => Some(("Asia/Kathmandu", FixedOffset::east_opt(5 * 3600 + 45 * 60)?)),
-        "Africa/Addis_Ababa" => Some(("Africa/Addis_Ababa", FixedOffset::east_opt(3 * 3600)?)),
-        "UTC" | "Etc/UTC" => Some(("UTC", FixedOffset::east_opt(0)?)),
-        _ => None,
+/// A time zone tijori knows: one row of `ZONES`, so its id, the other spellings it
+/// is sent as, the name people call it and its offset are kept together.
+struct KnownZone {
+    /// The IANA name stored on the account and given to the browser's `Intl`.
+    id: &'static str,
+    /// Other names for the same zone that arrive from browsers and systems.
+    aliases: &'static [&'static str],
+    /// What people call it: CLDR's long English name, the one Chromium's
+    /// `Intl.DateTimeFormat(.., { timeZoneName: "long" })` shows, so mail and pages agree.
+    name: &'static str,
+    /// Offset east of UTC. None of these zones observes daylight saving, so a fixed
+    /// offset is exact all year.
+    offset: FixedOffset,
+}
+
+/// An offset known to be in range: checked when the crate is compiled, not at run time.
+const fn east(seconds: i32) -> FixedOffset {
+    match FixedOffset::east_opt(seconds) {
+        Some(offset) => offset,
+        None => panic!("a UTC offset is less than a day"),
     }
+}
+
+/// The time zones our customers live in: Nepal (Khalti, eSewa), Ethiopia (Chapa), and
+/// UTC for anyone else.
+const ZONES: [KnownZone; 3] = [
+    KnownZone {
+        id: "Asia/Kathmandu",
+        // Chromium (through ICU, which keeps CLDR's ids) still reports Nepal as
+        // "Asia/Katmandu", the old spelling IANA has kept only as a link; a Nepali
+        // customer's browser sends that.
+        aliases: &["Asia/Katmandu"],
+        name: "Nepal Time",
+        offset: east(5 * 3600 + 45 * 60),
+    },
+    KnownZone {
+        id: "Africa/Addis_Ababa",
+        aliases: &[],
+        name: "East Africa Time",
+        offset: east(3 * 3600),
+    },
+    KnownZone {
+        id: "UTC",
+        // What Linux systems and some browsers call it.
+        aliases: &["Etc/UTC"],
+        name: "Coordinated Universal Time",
+        offset: east(0),
+    },
+];
+
+/// The row for `zone`, by its id or one of its aliases.
+fn known(zone: &str) -> Option<&'static KnownZone> {
+    let zones: &'static [KnownZone] = &ZONES;
+    zones
+        .iter()
+        .find(|z| z.id == zone || z.aliases.contains(&zone))
+}
+
+/// Reads a zone as a browser, a form or the database names it, and gives its
+/// canonical id (what to store: "Asia/Katmandu" becomes "Asia/Kathmandu", "Etc/UTC"
+/// becomes "UTC") and its offset; `None` for a zone our customers do not live in.
+/// Every place a zone is read goes through here, so each accepts the same spellings.
+pub fn offset_of(zone: &str) -> Option<(&'static str, FixedOffset)> {
+    known(zone).map(|z| (z.id, z.offset))
+}
+
+/// The name people call `zone` by ("Nepal Time" for Asia/Kathmandu, "East Africa Time"
+/// for Africa/Addis_Ababa, "Coordinated Universal Time" for UTC), for mail and pages
+/// that show a zone to a customer instead of its IANA id. Takes what `offset_of` takes;
+/// `None` for a zone it does not know.
+pub fn zone_name(zone: &str) -> Option<&'static str> {
+    known(zone).map(|z| z.name)
 }
 
 /// Expiry notices are not sent for periods that ended longer ago than this: a tijori
 /// started after a long stop does not mail about old news.
 pub const EXPIRED_NOTICE_WINDOW_DAYS: i64 = 7;
 
-/// The zones a customer may choose, by the names `offset_of` stores them under
-/// ("Etc/UTC" becomes "UTC"); the sign-up form lists them.
-pub const TIME_ZONES: [&str; 3] = ["Asia/Kathmandu", "Africa/Addis_Ababa", "UTC"];
+/// The zones a customer may choose, by the ids `offset_of` stores them under
+/// ("Etc/UTC" becomes "UTC"); the sign-up form lists them, and errors name them.
+pub const TIME_ZONES: [&str; 3] = [ZONES[0].id, ZONES[1].id, ZONES[2].id];
 
 /// A user's zone: the one they chose, else the one of the country whose currency
 /// they pay in (NPR: Nepal; ETB: Ethiopia; USD, most often Ethiopia too via Chapa).
@@ -118,13 +181,16 @@ pub fn zone_for(chosen: Option<&str>, currency: Currency) -> (&'static str, Fixe
         })
 }
 
-/// "Sunday 21 December 2026, 14:05 (Asia/Kathmandu, UTC+05:45)".
+/// "Monday 21 December 2026, 14:05 Nepal Time (UTC+05:45)": a moment as a customer
+/// reads it in mail, in `zone` (as `zone_for` or `offset_of` gives it). The zone is
+/// named as people call it, and the offset follows so the time is exact for a reader
+/// elsewhere. A zone without a name (not one of ours) shows its id instead.
 pub fn local_time(at: DateTime<Utc>, zone: (&str, FixedOffset)) -> String {
     let local = at.with_timezone(&zone.1);
     format!(
-        "{} ({}, UTC{})",
+        "{} {} (UTC{})",
         local.format("%A %-d %B %Y, %H:%M"),
-        zone.0,
+        zone_name(zone.0).unwrap_or(zone.0),
         zone.1
     )
 }
@@ -165,14 +231,50 @@ mod tests {
         let text = local_time(at, zone_for(None, Currency::Npr));
         assert_eq!(
             text,
-            "Monday 21 December 2026, 14:05 (Asia/Kathmandu, UTC+05:45)"
+            "Monday 21 December 2026, 14:05 Nepal Time (UTC+05:45)"
         );
         let addis = local_time(at, zone_for(None, Currency::Etb));
-        assert!(
-            addis.contains("11:20 (Africa/Addis_Ababa, UTC+03:00)"),
-            "{addis}"
+        assert_eq!(
+            addis,
+            "Monday 21 December 2026, 11:20 East Africa Time (UTC+03:00)"
         );
         let chosen = local_time(at, zone_for(Some("UTC"), Currency::Npr));
-        assert!(chosen.contains("08:20 (UTC"), "{chosen}");
+        assert_eq!(
+            chosen,
+            "Monday 21 December 2026, 08:20 Coordinated Universal Time (UTC+00:00)"
+        );
+    }
+
+    #[test]
+    fn zones_are_named_as_people_call_them() {
+        assert_eq!(zone_name("Asia/Kathmandu"), Some("Nepal Time"));
+        assert_eq!(zone_name("Africa/Addis_Ababa"), Some("East Africa Time"));
+        assert_eq!(zone_name("UTC"), Some("Coordinated Universal Time"));
+        assert_eq!(zone_name("Asia/Katmandu"), Some("Nepal Time"));
+        assert_eq!(zone_name("Europe/London"), None);
+        for zone in TIME_ZONES {
+            assert!(zone_name(zone).is_some(), "{zone} has a name");
+        }
+    }
+
+    #[test]
+    fn legacy_names_are_read_and_stored_canonically() {
+        let nepal = offset_of("Asia/Kathmandu").unwrap();
+        assert_eq!(offset_of("Asia/Katmandu"), Some(nepal));
+        assert_eq!(nepal.0, "Asia/Kathmandu");
+        assert_eq!(offset_of("Etc/UTC").unwrap().0, "UTC");
+        assert_eq!(offset_of("Asia/Kolkata"), None);
+        assert_eq!(offset_of(""), None);
+        // Every zone offered is one `offset_of` keeps as it is, so a stored choice
+        // reads back unchanged.
+        for zone in TIME_ZONES {
+            assert_eq!(offset_of(zone).unwrap().0, zone);
+        }
+        // A customer whose browser said "Asia/Katmandu" gets Nepal's time in mail.
+        let at = DateTime::parse_from_rfc3339("2026-12-21T08:20:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let text = local_time(at, zone_for(Some("Asia/Katmandu"), Currency::Etb));
+        assert!(text.ends_with("14:05 Nepal Time (UTC+05:45)"), "{text}");
     }
 }

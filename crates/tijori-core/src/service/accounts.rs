@@ -53,7 +53,8 @@ impl Tijori {
     }
 
     /// A customer signing up: `create_user` with the zone they chose for their
-    /// dates, checked before anything is stored so a bad zone creates no account.
+    /// dates, checked before anything is stored so a bad zone creates no account. A
+    /// legacy spelling (Chromium's "Asia/Katmandu") is stored by its canonical id.
     pub async fn register(
         &self,
         username: &str,

@@ -77,7 +77,8 @@ impl Tijori {
         Ok(self.store.outbox(limit).await?)
     }
 
-    /// Sets the user's time zone (one of `mail::TIME_ZONES`).
+    /// Sets the user's time zone: one of `mail::TIME_ZONES`, or a spelling of one that
+    /// `mail::offset_of` reads ("Asia/Katmandu"), stored by its canonical id.
     pub async fn set_time_zone(&self, user: &crate::id::UserId, zone: &str) -> Result<()> {
         let (name, _) = crate::mail::offset_of(zone).ok_or_else(|| {
             crate::account::invalid(

@@ -476,7 +476,7 @@ async fn a_renewal_reminder_goes_out_once_per_period_then_an_expiry_notice(db: T
     assert_eq!(mail.to, "sita@example.com");
     assert!(mail.subject.contains("Basic"), "{}", mail.subject);
     assert!(
-        mail.body.contains("(Asia/Kathmandu, UTC+05:45)"),
+        mail.body.contains("Nepal Time (UTC+05:45)"),
         "in Nepal time: {}",
         mail.body
     );
