@@ -100,6 +100,70 @@ pub fn recheckable_statuses(gateway: GatewayKind) -> &'static [PaymentStatus] {
     }
 }
 
+/// Where a payment stands as its customer should hear it. The status alone is the
+/// operator's view: "needs review" covers money that arrived after its order
+/// expired (it will be refunded), money for an order another payment had paid (it
+/// will be refunded) and an amount that differs (an operator decides); and a
+/// refunded payment may have been refunded because it was not needed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CustomerOutcome {
+    /// The checkout is open; no money has been seen.
+    Waiting,
+    /// The gateway is still deciding.
+    Confirming,
+    /// Paid, and what it bought was granted.
+    Paid,
+    /// The customer canceled at the gateway.
+    Canceled,
+    /// The checkout ran out unpaid.
+    NotPaidInTime,
+    /// The gateway refused it, or it could not be opened.
+    Failed,
+    /// Money arrived after its order expired or was canceled; it will be refunded.
+    LateWillBeRefunded,
+    /// Money arrived for an order another payment had already paid; it will be refunded.
+    PaidTwiceWillBeRefunded,
+    /// Money arrived that an operator must look at (an amount that differs).
+    UnderReview,
+    /// Refunded because the order did not need it (it arrived late, or twice).
+    RefundedAsNotNeeded,
+    /// Refunded in full.
+    Refunded,
+    /// Refunded in part.
+    PartlyRefunded,
+}
+
+impl Payment {
+    /// This payment's [`CustomerOutcome`]; `order` is the status of the order it
+    /// paid for, when it was for one and the order is at hand.
+    pub fn customer_outcome(&self, order: Option<crate::shop::OrderStatus>) -> CustomerOutcome {
+        use crate::shop::{held_because, Held, OrderStatus};
+        use CustomerOutcome as O;
+        match self.status {
+            S::Initiated => O::Waiting,
+            S::Pending => O::Confirming,
+            S::Completed => O::Paid,
+            S::Canceled => O::Canceled,
+            S::Expired => O::NotPaidInTime,
+            S::Failed => O::Failed,
+            S::NeedsReview => match (&self.purpose, held_because(self.status_reason.as_deref())) {
+                (Purpose::Order { .. }, Held::Late) => O::LateWillBeRefunded,
+                (Purpose::Order { .. }, Held::PaidTwice) => O::PaidTwiceWillBeRefunded,
+                _ => O::UnderReview,
+            },
+            // The order's own refund marks the order refunded too; a payment refunded
+            // while its order was not was money the order did not take.
+            S::Refunded => match (&self.purpose, order) {
+                (Purpose::Order { .. }, Some(o)) if o != OrderStatus::Refunded => {
+                    O::RefundedAsNotNeeded
+                }
+                _ => O::Refunded,
+            },
+            S::PartiallyRefunded => O::PartlyRefunded,
+        }
+    }
+}
+
 impl Payment {
     /// What a settlement that left this payment where it is puts on the operator's
     /// list: money held for review is an operator's job, so it is listed in the

@@ -415,22 +415,51 @@ pub fn order_payment(
         OrderStatus::Pending => OrderPayment::Take,
         OrderStatus::Expired | OrderStatus::Canceled => OrderPayment::ReserveAgain,
         OrderStatus::Paid | OrderStatus::Refunded => OrderPayment::Hold(format!(
-            "order {order} was already {status} by another payment: refund this one"
+            "order {order} was already {status} {PAID_BY_ANOTHER}: refund this one"
         )),
     }
 }
 
 /// Why money for an expired order is held: a product of it has too little stock left.
 pub fn stock_gone(order: &OrderId, status: OrderStatus) -> String {
-    format!("paid after order {order} was {status} and its stock is gone: refund the customer")
+    format!("{PAID_AFTER} {order} was {status} and its stock is gone: refund the customer")
 }
 
 /// Why money for an expired order is held: its stock could not be reserved again.
 pub fn cannot_reserve_again(order: &OrderId, status: OrderStatus, why: &ReserveError) -> String {
     format!(
-        "paid after order {order} was {status} and it cannot be reserved again ({why}): \
+        "{PAID_AFTER} {order} was {status} and it cannot be reserved again ({why}): \
          refund the customer"
     )
+}
+
+/// How the reasons above begin, so that [`held_because`] can tell them apart. The
+/// reason is stored with the payment as the operator reads it; these markers make it
+/// tell the customer's story too, without a second column.
+const PAID_AFTER: &str = "paid after order";
+const PAID_BY_ANOTHER: &str = "by another payment";
+
+/// Why an order's money is held for review, as its customer should hear it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Held {
+    /// It arrived after the order expired or was canceled and the order could not
+    /// take it again: it will be refunded.
+    Late,
+    /// The order had already been paid by another payment: this one will be refunded.
+    PaidTwice,
+    /// Anything else (an amount that differs from the one charged): an operator
+    /// looks at it before anything is promised.
+    ForReview,
+}
+
+/// Reads a held payment's `status_reason` (written by [`order_payment`],
+/// [`stock_gone`], [`cannot_reserve_again`] or `decide`).
+pub fn held_because(reason: Option<&str>) -> Held {
+    match reason {
+        Some(r) if r.starts_with(PAID_AFTER) => Held::Late,
+        Some(r) if r.contains(PAID_BY_ANOTHER) => Held::PaidTwice,
+        _ => Held::ForReview,
+    }
 }
 
 #[cfg(test)]
@@ -509,6 +538,49 @@ mod tests {
             };
             assert!(why.contains("NPR 500 minor units"), "{why}");
         }
+    }
+
+    #[test]
+    fn each_hold_reason_tells_the_customer_its_own_story() {
+        use crate::money::Currency;
+        let order = OrderId::generate();
+        let npr = |minor| Money::from_minor(minor, Currency::Npr).unwrap();
+        let held = |p: OrderPayment| match p {
+            OrderPayment::Hold(why) => held_because(Some(&why)),
+            other => panic!("not held: {other:?}"),
+        };
+        for status in [OrderStatus::Expired, OrderStatus::Canceled] {
+            assert_eq!(held_because(Some(&stock_gone(&order, status))), Held::Late);
+            let gone = ReserveError::UnknownProduct {
+                product: ProductId::generate(),
+            };
+            let why = cannot_reserve_again(&order, status, &gone);
+            assert_eq!(held_because(Some(&why)), Held::Late);
+        }
+        for status in [OrderStatus::Paid, OrderStatus::Refunded] {
+            assert_eq!(
+                held(order_payment(&order, status, npr(500), npr(500))),
+                Held::PaidTwice
+            );
+        }
+        // A different amount is never promised back: an operator decides.
+        for status in [
+            OrderStatus::Pending,
+            OrderStatus::Expired,
+            OrderStatus::Paid,
+        ] {
+            assert_eq!(
+                held(order_payment(&order, status, npr(500), npr(499))),
+                Held::ForReview
+            );
+        }
+        assert_eq!(held_because(None), Held::ForReview);
+        assert_eq!(
+            held_because(Some(
+                "khalti reports 100 minor units paid, but NPR 5.00 was charged"
+            )),
+            Held::ForReview
+        );
     }
 
     mod properties {

@@ -30,6 +30,7 @@ pub mod ratelimit;
 mod shop;
 mod subscriptions;
 mod views;
+mod words;
 
 pub use error::ApiError;
 

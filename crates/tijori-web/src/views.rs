@@ -195,31 +195,10 @@ pub enum VerifyView {
     },
 }
 
-/// What a customer is told about a payment in each status.
-pub fn status_message(payment: &Payment) -> String {
-    use PaymentStatus as S;
-    let reason = payment.status_reason.as_deref();
-    let text = match payment.status {
-        S::Completed => match payment.purpose {
-            Purpose::Subscription { .. } => "Payment received. Your subscription is active.",
-            Purpose::Order { .. } => "Payment received. Your order is paid.",
-        },
-        S::Initiated => "We have not received your payment yet. If you paid, it can take a moment; we will keep checking.",
-        S::Pending => "Your payment is being processed by the gateway. We will keep checking and update you.",
-        S::NeedsReview => "We received a payment that does not match the amount due. Our team will review it and contact you; nothing more is needed from you.",
-        S::Canceled => "The payment was canceled. You have not been charged.",
-        S::Expired => "The payment link expired before it was paid. You have not been charged.",
-        S::Failed => return format!("The payment could not be completed{}", reason.map(|r| format!(": {r}")).unwrap_or_else(|| ".".into())),
-        S::Refunded => "This payment was refunded.",
-        S::PartiallyRefunded => "This payment was partly refunded.",
-    };
-    text.to_owned()
-}
-
 impl VerifyView {
     pub fn from_verification(v: &Verification, now: DateTime<Utc>) -> (StatusCode, VerifyView) {
         let p = &v.payment;
-        let message = status_message(p);
+        let message = crate::words::payment_message(p, v.order.as_ref().map(|o| o.status));
         let payment_id = p.id.to_string();
         match p.status {
             PaymentStatus::Completed => (

@@ -11,7 +11,6 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use serde::Serialize;
-use tijori_core::gateway::GatewayKind;
 use tijori_core::money::Currency;
 
 use crate::AppState;
@@ -126,13 +125,7 @@ fn gateway_choices(state: &AppState, currency: Currency) -> Vec<GatewayChoice> {
         .collect()
 }
 
-fn gateway_label(g: GatewayKind) -> &'static str {
-    match g {
-        GatewayKind::Khalti => "Khalti",
-        GatewayKind::Chapa => "Chapa",
-        GatewayKind::Esewa => "eSewa",
-    }
-}
+use crate::words::gateway as gateway_label;
 
 #[cfg(test)]
 mod tests {

@@ -6,7 +6,7 @@
 use std::sync::{Arc, OnceLock};
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::{context, Environment, Value};
@@ -34,6 +34,16 @@ impl Templates {
                 .map(|g| super::gateway_label(g).to_owned())
                 .unwrap_or(name)
         });
+        // An amount as people read it ("Rs. 1,200.00"), from the wire form the views
+        // carry ("1200.00" and "NPR"); as it came when it is not one ("(too large)").
+        env.add_filter("money", |amount: String, currency: String| -> String {
+            tijori_core::money::major_for_people(&amount, &currency)
+                .unwrap_or_else(|| format!("{currency} {amount}"))
+        });
+        // A time zone as people name it ("Nepal Time" for Asia/Kathmandu).
+        env.add_filter("zone_name", |zone: String| -> String {
+            tijori_core::mail::zone_name(&zone).map_or(zone, str::to_owned)
+        });
         Templates(env)
     }
 
@@ -52,6 +62,8 @@ pub struct Viewer {
     pub is_admin: bool,
     /// The zone the visitor chose; without one, pages show the browser's own.
     pub time_zone: Option<String>,
+    /// Its name as people say it ("Nepal Time"), shown after each time.
+    pub time_zone_name: Option<&'static str>,
 }
 
 impl From<&Session> for Viewer {
@@ -61,6 +73,11 @@ impl From<&Session> for Viewer {
             csrf_token: s.csrf_token.clone(),
             is_admin: s.user.is_admin,
             time_zone: s.user.time_zone.clone(),
+            time_zone_name: s
+                .user
+                .time_zone
+                .as_deref()
+                .and_then(tijori_core::mail::zone_name),
         }
     }
 }
@@ -155,7 +172,11 @@ impl PageError {
         };
         Page {
             template: "error.html",
-            context: context! { title, message, status => status.as_u16() },
+            context: context! {
+                title, message, status => status.as_u16(),
+                // Worth sending again as it was: the gateway or we were busy or down.
+                retryable => status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS,
+            },
             status,
             retry_after,
         }
@@ -254,6 +275,11 @@ pub fn sign_in_redirect(next: &str, notice: Option<LoginNotice>) -> Response {
 pub async fn render(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let slot = ViewerSlot::default();
     request.extensions_mut().insert(slot.clone());
+    // A form that failed offers a way back to the page it was sent from, where it can
+    // be sent again on purpose (a browser's own "back" would re-post it).
+    let back = (request.method() != Method::GET && request.method() != Method::HEAD).then(|| {
+        super::session::come_back_to(request.method(), request.uri(), request.headers(), &state)
+    });
     let mut response = next.run(request).await;
     let Some(Unrendered(page)) = response.extensions_mut().remove::<Unrendered>() else {
         return response;
@@ -265,7 +291,7 @@ pub async fn render(State(state): State<AppState>, mut request: Request, next: N
         retry_after: shared.retry_after,
     });
     let viewer = slot.0.get().cloned();
-    let ctx = context! { viewer, ..page.context };
+    let ctx = context! { viewer, back, ..page.context };
     let html = match state.pages.html(page.template, ctx) {
         Ok(html) => html,
         Err(e) => {

@@ -4,7 +4,7 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, Method, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum_extra::extract::CookieJar;
 use tijori_core::account::Session;
 
@@ -74,7 +74,7 @@ fn sign_in_first(parts: &Parts, state: &AppState) -> PageError {
         .get(SESSION_COOKIE)
         .is_some();
     PageError::SignIn {
-        next: come_back_to(parts, state),
+        next: come_back_to(&parts.method, &parts.uri, &parts.headers, state),
         notice: had_session.then_some(LoginNotice::SessionEnded),
     }
 }
@@ -83,26 +83,30 @@ fn sign_in_first(parts: &Parts, state: &AppState) -> PageError {
 /// cannot be repeated by a redirect, so it comes back to the page the form was sent
 /// from: our own `Referer`, or else the action's parent (`/cart/checkout` was sent
 /// from `/cart/`, `/orders/{id}/pay` from `/orders/{id}/`, `/subscribe` from `/`).
-fn come_back_to(parts: &Parts, state: &AppState) -> String {
-    if parts.method == Method::GET || parts.method == Method::HEAD {
-        let here = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+pub(super) fn come_back_to(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    state: &AppState,
+) -> String {
+    if method == Method::GET || method == Method::HEAD {
+        let here = uri.path_and_query().map_or("/", |pq| pq.as_str());
         return safe_next(Some(here));
     }
-    let referer = parts
-        .headers
+    let referer = headers
         .get(header::REFERER)
         .and_then(|v| v.to_str().ok())
         .and_then(|r| url::Url::parse(r).ok())
         .filter(|r| {
             let origin = r.origin().ascii_serialization();
-            state.same_origin(&origin, parts.headers.get(header::HOST))
+            state.same_origin(&origin, headers.get(header::HOST))
         });
     let page = match referer {
         Some(r) => match r.query() {
             Some(q) => format!("{}?{q}", r.path()),
             None => r.path().to_owned(),
         },
-        None => parent_of(parts.uri.path()).to_owned(),
+        None => parent_of(uri.path()).to_owned(),
     };
     safe_next(Some(&page))
 }

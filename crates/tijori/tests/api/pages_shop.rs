@@ -70,7 +70,10 @@ async fn a_cart_becomes_an_order_paid_with_chapa(db: TestDatabase) {
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&res), "/cart/");
     let (_, cart) = page(&shopper, &app, "/cart/").await;
-    assert!(cart.contains("id=\"total-ETB\">ETB 1700.00"), "{cart}");
+    assert!(
+        cart.contains("id=\"total-ETB\"><span class=\"money\">ETB 1,700.00<"),
+        "{cart}"
+    );
     assert!(cart.contains("Sign in to place your order"), "{cart}");
     let res = post_form(
         &shopper,
@@ -137,7 +140,7 @@ async fn a_cart_becomes_an_order_paid_with_chapa(db: TestDatabase) {
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert!(res.text().await.unwrap().contains("id=\"cart-error\""));
     let (_, cart) = page(&shopper, &app, "/cart/").await;
-    assert!(cart.contains("ETB 1700.00"), "{cart}");
+    assert!(cart.contains("ETB 1,700.00"), "{cart}");
 
     // More than is in stock: the cart comes back with the reason, and loses nothing.
     let too_many = (stock + 1).to_string();
@@ -191,7 +194,10 @@ async fn a_cart_becomes_an_order_paid_with_chapa(db: TestDatabase) {
     // The order's page: its owner's only.
     let (status, order) = page(&shopper, &app, &order_path).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(order.contains("id=\"order-status\">pending<"), "{order}");
+    assert!(
+        order.contains("id=\"order-status\">waiting for payment<"),
+        "{order}"
+    );
     assert!(order.contains("id=\"pay-chapa\""), "{order}");
     assert!(
         !order.contains("id=\"pay-khalti\""),

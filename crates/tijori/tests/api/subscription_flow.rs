@@ -444,7 +444,7 @@ async fn the_pages_show_plans_and_require_sign_in(db: TestDatabase) {
         .text()
         .await
         .unwrap();
-    for plan in ["Basic", "Standard", "Premium", "NPR 500.00"] {
+    for plan in ["Basic", "Standard", "Premium", "Rs. 500.00"] {
         assert!(home.contains(plan), "{plan} missing from the home page");
     }
     assert!(home.contains("Sign in to subscribe"));

@@ -150,10 +150,10 @@ pub(crate) async fn subscribe_and_pay(b: &Browser, base: &Url) -> anyhow::Result
     );
     // In the zone chosen at registration, whatever the browser's own.
     anyhow::ensure!(
-        card.contains("(Asia/Kathmandu)"),
+        card.contains("(Nepal Time)"),
         "the dates should be in Nepal time: {card:?}"
     );
-    let payments = b.wait_for_text("#payments tbody", "completed").await?;
+    let payments = b.wait_for_text("#payments tbody", "paid").await?;
     b.at_both_sizes("account").await?;
     let rows = b
         .client
@@ -290,7 +290,9 @@ pub(crate) async fn cancel_at_checkout(b: &Browser, base: &Url) -> anyhow::Resul
             .any(|(k, v)| k == "status" && v == "User canceled"),
         "Khalti's redirect should say status=User canceled: {back}"
     );
-    b.wait_for_text("#headline", "Payment not completed")
+    b.wait_for_text("#headline", "Payment canceled").await?;
+    // A canceled attempt leads back to paying, with a fresh checkout for the plan.
+    b.wait_for_text("#try-again", "Try again with Khalti")
         .await?;
     b.save_screenshot("browser-canceled.png").await?;
     b.at_both_sizes("return-canceled").await?;
@@ -305,7 +307,7 @@ pub(crate) async fn cancel_at_checkout(b: &Browser, base: &Url) -> anyhow::Resul
     );
     let payments = b.wait_for_text("#payments tbody", "canceled").await?;
     anyhow::ensure!(
-        !payments.contains("completed"),
+        !payments.contains("paid"),
         "the canceled payment must not show as completed: {payments:?}"
     );
     Ok(())
@@ -349,7 +351,8 @@ pub(crate) async fn order_and_pay_with_chapa(b: &Browser, base: &Url) -> anyhow:
             u.path().starts_with("/orders/ord_")
         })
         .await?;
-    b.wait_for_text("#order-status", "pending").await?;
+    b.wait_for_text("#order-status", "waiting for payment")
+        .await?;
     b.wait_for_text("#order-total", &total).await?;
     b.at_both_sizes("order").await?;
     let reserved = first_product_in(base, "ETB").await?.stock;
@@ -416,12 +419,21 @@ pub(crate) struct ApiProduct {
 }
 
 impl ApiProduct {
-    /// `quantity` × the price, as the pages print it ("850.00" × 2 = "1700.00").
+    /// `quantity` × the price, as the pages print it ("850.00" × 2 = "1,700.00").
     fn times(&self, quantity: i64) -> String {
         let (units, cents) = self.price.split_once('.').unwrap_or((&self.price, "00"));
         let minor = (units.parse::<i64>().unwrap_or(0) * 100 + cents.parse::<i64>().unwrap_or(0))
             * quantity;
-        format!("{}.{:02}", minor / 100, minor % 100)
+        // Grouped in threes, as the pages print amounts ("1,700.00").
+        let units = (minor / 100).to_string();
+        let mut grouped = String::new();
+        for (i, digit) in units.chars().enumerate() {
+            if i > 0 && (units.len() - i) % 3 == 0 {
+                grouped.push(',');
+            }
+            grouped.push(digit);
+        }
+        format!("{grouped}.{:02}", minor % 100)
     }
 }
 

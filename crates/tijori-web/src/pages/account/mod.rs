@@ -7,9 +7,16 @@ use chrono::{DateTime, Utc};
 use minijinja::context;
 use serde::Serialize;
 
+use std::collections::HashMap;
+
+use tijori_core::id::{OrderId, PlanId};
+use tijori_core::payment::{Payment, Purpose};
+use tijori_core::shop::Order;
+
 use super::orders::OrderCard;
 use super::{Page, PageResult, SignedIn};
 use crate::views::{PaymentView, SubscriptionView};
+use crate::words;
 use crate::AppState;
 
 pub(super) const TEMPLATES: &[(&str, &str)] = &[("account.html", include_str!("account.html"))];
@@ -23,6 +30,11 @@ pub(super) fn router() -> Router<AppState> {
 struct PaymentCard {
     #[serde(flatten)]
     payment: PaymentView,
+    /// Its status in the customer's words, and the style it is shown in.
+    status_words: &'static str,
+    tone: &'static str,
+    /// What it paid for: the plan's name, or the order's items.
+    paid_for: String,
     /// "Check payment status" is offered: looking it up can still change something
     /// (open, or a failed Chapa attempt whose checkout takes another).
     checkable: bool,
@@ -31,21 +43,60 @@ struct PaymentCard {
 }
 
 impl PaymentCard {
-    fn new(payment: &tijori_core::payment::Payment, now: DateTime<Utc>) -> Self {
+    fn new(
+        payment: &Payment,
+        now: DateTime<Utc>,
+        plans: &HashMap<&PlanId, &str>,
+        orders: &HashMap<&OrderId, &Order>,
+    ) -> Self {
+        let (paid_for, order_status) = match &payment.purpose {
+            Purpose::Subscription { plan_id, .. } => (
+                plans.get(plan_id).map_or_else(
+                    || "A subscription".to_owned(),
+                    |name| format!("{name} plan"),
+                ),
+                None,
+            ),
+            Purpose::Order { order_id } => match orders.get(order_id) {
+                Some(o) => (items_of(o), Some(o.status)),
+                None => ("An order".to_owned(), None),
+            },
+        };
+        let outcome = payment.customer_outcome(order_status);
         PaymentCard {
             payment: payment.into(),
+            status_words: words::payment_status(outcome),
+            tone: words::payment_tone(outcome),
+            paid_for,
             checkable: payment.worth_looking_up(now),
             retry_url: payment.retry_url(now).map(str::to_owned),
         }
     }
 }
 
+/// "2 × Coffee, 1 × Tea".
+fn items_of(order: &Order) -> String {
+    order
+        .items
+        .iter()
+        .map(|l| format!("{} × {}", l.quantity, l.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 async fn account(State(state): State<AppState>, SignedIn(s): SignedIn) -> PageResult {
     let sub = state.tijori.my_holding(&s.user.id).await?;
     let payments = state.tijori.payment_history(&s.user.id, 50).await?;
     let orders = state.tijori.orders_of(&s.user.id, 50).await?;
+    let plans = state.tijori.plans().await?;
     let now = state.tijori.now();
-    let payments: Vec<PaymentCard> = payments.iter().map(|p| PaymentCard::new(p, now)).collect();
+    let plan_names: HashMap<&PlanId, &str> =
+        plans.iter().map(|p| (&p.id, p.name.as_str())).collect();
+    let by_id: HashMap<&OrderId, &Order> = orders.iter().map(|o| (&o.id, o)).collect();
+    let payments: Vec<PaymentCard> = payments
+        .iter()
+        .map(|p| PaymentCard::new(p, now, &plan_names, &by_id))
+        .collect();
     let orders: Vec<OrderCard> = orders.iter().map(|o| OrderCard::new(o, now)).collect();
     Ok(Page::new(
         "account.html",

@@ -11,14 +11,15 @@ use minijinja::context;
 use serde::Deserialize;
 use tijori_core::gateway::GatewayKind;
 use tijori_core::id::PaymentId;
-use tijori_core::payment::PaymentStatus;
+use tijori_core::payment::{CustomerOutcome, PaymentStatus, Purpose};
 use tijori_core::service::PaymentKey;
 
 use super::page::sign_in_redirect;
 use super::{LoginNotice, Page, PageError, PageResult, SignedIn, Visitor};
 use crate::extract::{check_csrf_field, parse_id, Form};
 use crate::subscriptions::{parse_change, parse_gateway, start_subscription};
-use crate::views::{status_message, OrderView, PaymentView, SubscriptionView};
+use crate::views::{OrderView, PaymentView, SubscriptionView};
+use crate::words;
 use crate::AppState;
 
 pub(super) const TEMPLATES: &[(&str, &str)] = &[
@@ -162,19 +163,39 @@ async fn payment_success(
         verification.order,
     );
     let now = state.tijori.now();
+    let order_status = order.as_ref().map(|o| o.status);
+    let told = payment.customer_outcome(order_status);
     let outcome = match payment.status {
         PaymentStatus::Completed => "success",
         PaymentStatus::Initiated | PaymentStatus::Pending => "pending",
         PaymentStatus::NeedsReview => "review",
         _ => "failed",
     };
+    // A canceled, expired or failed attempt leads back to paying: the same checkout
+    // when the gateway takes another try on it, else a new one for the same plan, or
+    // the order's page while the order is still held.
+    let unpaid = matches!(
+        told,
+        CustomerOutcome::Canceled | CustomerOutcome::NotPaidInTime | CustomerOutcome::Failed
+    );
+    let retry_url = payment.retry_url(now).filter(|_| unpaid);
+    let (again_plan, again_order) = match (&payment.purpose, &order) {
+        _ if !unpaid || retry_url.is_some() => (None, None),
+        (Purpose::Subscription { plan_id, .. }, _) => (Some(plan_id.to_string()), None),
+        (Purpose::Order { .. }, Some(o)) if o.is_payable(now) => (None, Some(o.id.to_string())),
+        _ => (None, None),
+    };
     Ok(Page::new(
         "payment_success.html",
         context! {
             outcome,
-            message => status_message(&payment),
+            tone => words::payment_tone(told),
+            headline => words::payment_headline(told),
+            message => words::payment_message(&payment, order_status),
             gateway_problem,
-            retry_url => payment.retry_url(now),
+            retry_url,
+            again_plan,
+            again_order,
             payment => PaymentView::from(&payment),
             subscription => subscription.map(|h| SubscriptionView::new(&h, now)),
             order => order.map(|o| OrderView::from(&o)),

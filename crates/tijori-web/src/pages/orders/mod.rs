@@ -16,7 +16,7 @@ use super::{gateway_choices, gateway_label, Page, PageResult, SignedIn};
 use crate::error::ApiError;
 use crate::extract::{check_csrf_field, parse_id, Form};
 use crate::shop::parse_optional_gateway;
-use crate::views::{status_message, OrderView};
+use crate::views::OrderView;
 use crate::AppState;
 
 pub(super) const TEMPLATES: &[(&str, &str)] = &[("order.html", include_str!("order.html"))];
@@ -35,20 +35,23 @@ pub(super) struct OrderCard {
     /// The status a customer should see: a pending order past its expiry is
     /// expired, even before the expiry job has put its stock back.
     shown_status: &'static str,
+    /// That status in the customer's words.
+    status_words: &'static str,
     payable: bool,
 }
 
 impl OrderCard {
     pub(super) fn new(order: &Order, now: DateTime<Utc>) -> Self {
         let payable = order.is_payable(now);
-        let shown_status = if order.status == OrderStatus::Pending && !payable {
-            OrderStatus::Expired.as_str()
+        let shown = if order.status == OrderStatus::Pending && !payable {
+            OrderStatus::Expired
         } else {
-            order.status.as_str()
+            order.status
         };
         OrderCard {
             order: order.into(),
-            shown_status,
+            shown_status: shown.as_str(),
+            status_words: crate::words::order_status(shown),
             payable,
         }
     }
@@ -75,7 +78,7 @@ async fn order_page(
     let retry = if owner_pays {
         state.tijori.retryable_payment(&order).await?.and_then(|p| {
             p.retry_url(now).map(|url| {
-                context! { url, gateway => gateway_label(p.gateway), reason => status_message(&p) }
+                context! { url, gateway => gateway_label(p.gateway), reason => crate::words::payment_message(&p, Some(order.status)) }
             })
         })
     } else {
@@ -130,7 +133,7 @@ mod tests {
     fn the_order_page_offers_a_pay_button_per_gateway_while_payable() {
         let order = |status: &str, payable: bool| {
             context! {
-                id => "ord_1", shown_status => status, payable, currency => "ETB", total => "850.00",
+                id => "ord_1", shown_status => status, status_words => if payable { "waiting for payment" } else { status }, payable, currency => "ETB", total => "850.00",
                 expires_at => "2030-01-01T00:00:00Z", created_at => "2030-01-01T00:00:00Z",
                 items => vec![context! { product_id => "prod_a", name => "Coffee", quantity => 1, unit_price => "850.00", subtotal => "850.00" }],
             }
@@ -147,7 +150,10 @@ mod tests {
             html.contains("id=\"pay-chapa\"") && html.contains("id=\"pay-khalti\""),
             "{html}"
         );
-        assert!(html.contains("id=\"order-status\">pending<"), "{html}");
+        assert!(
+            html.contains("id=\"order-status\">waiting for payment<"),
+            "{html}"
+        );
         let html = render(
             "order.html",
             context! { viewer => viewer(false), order => order("paid", false), gateways => Vec::<()>::new(), owner => true },
