@@ -306,6 +306,76 @@ async fn a_payment_after_expiry_is_never_lost(db: TestDatabase) {
     );
 }
 
+/// Money that arrives after its order expired and its stock went to someone else is
+/// not "under review" to its customer: they are told it was received and will be
+/// refunded, and, once the operator refunds it, that it was.
+async fn a_late_payment_is_told_it_will_be_refunded_then_that_it_was(db: TestDatabase) {
+    let (app, clock) = app_on_clock(db).await;
+    app.chapa_settings(|s| {
+        s.webhook_url = None;
+        s.send_callbacks = false;
+    });
+    let late = app.register("almaz").await;
+    let rival = app.register("kebede").await;
+    let admin = app.admin("operator").await;
+    let pot = app.new_product("Pot", "1200", "ETB", 1).await;
+    let order = app.order_of(&late, &pot, 1).await;
+    let (_, checkout) = app.initialize(&late, &order, None).await;
+    clock.advance(Duration::minutes(31));
+    run_jobs(&app).await;
+    app.order_of(&rival, &pot, 1).await;
+    let tx_ref = checkout["tx_ref"].as_str().unwrap();
+    app.sandbox().chapa().pay(tx_ref).unwrap();
+
+    let res = app
+        .post(
+            &late,
+            "/api/subscriptions/verify/",
+            json!({"tx_ref": tx_ref}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CONFLICT, "held for review");
+    let body: serde_json::Value = res.json().await.unwrap();
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("arrived after your order had expired")
+            && message.contains("We will refund it in full"),
+        "{message}"
+    );
+    let (browser, _) = app.sign_in_browser(&late).await;
+    let page = |path: String| {
+        let browser = browser.clone();
+        let url = app.url(&path);
+        async move { browser.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    let back = page(format!("/payment-success/?tx_ref={tx_ref}")).await;
+    assert!(
+        back.contains("Payment received, to be refunded") && !back.contains("under review"),
+        "{back}"
+    );
+    let account = page("/account/".into()).await;
+    assert!(
+        account.contains("received late, to be refunded"),
+        "{account}"
+    );
+
+    let payment_id = checkout["payment_id"].as_str().unwrap();
+    let res = app
+        .post(
+            &admin,
+            &format!("/api/payments/{payment_id}/refund/"),
+            json!({"reason": "paid after the order expired"}),
+        )
+        .await;
+    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+    let back = page(format!("/payment-success/?tx_ref={tx_ref}")).await;
+    assert!(
+        back.contains("Payment refunded")
+            && back.contains("arrived after your order could no longer take it"),
+        "{back}"
+    );
+}
+
 async fn a_job_whose_worker_died_is_taken_over_once(db: TestDatabase) {
     let (app, clock) = app_on_clock(db).await;
     let user = app.register("ram").await;
@@ -640,6 +710,7 @@ async fn a_payment_the_gateway_calls_pending_stays_open(db: TestDatabase) {
 }
 
 test_both!(
+    a_late_payment_is_told_it_will_be_refunded_then_that_it_was,
     a_payment_the_gateway_calls_pending_stays_open,
     a_checkout_never_paid_is_closed_once_its_link_is_dead,
     a_renewal_reminder_goes_out_once_per_period_then_an_expiry_notice,

@@ -77,7 +77,9 @@ pub(crate) async fn live_update(b: &Browser, base: &Url) -> anyhow::Result<()> {
         .send()
         .await?;
     anyhow::ensure!(res.status() == 200, "verify: {}", res.status());
-    b.wait_for_text("#headline", "Payment successful").await?;
+    // Announced to a screen reader: the headline sits in the page's live region.
+    b.wait_for_text("[aria-live=polite] #headline", "Payment successful")
+        .await?;
     anyhow::ensure!(
         pushed.elapsed() < Duration::from_millis(1_500),
         "the page should update on the push, not on its next poll (3 s): took {:?}",

@@ -1,0 +1,150 @@
+//! What every page shares: the error and 404 pages, the way to sign in and back, and
+//! what a failed form offers.
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use tijori_sandbox::{Fault, KhaltiSettings};
+use tijori_testkit::{test_both, TestDatabase};
+
+use crate::helpers::{browser, client, csrf_token, TestApp};
+
+fn location(res: &reqwest::Response) -> String {
+    res.headers()["location"].to_str().unwrap().to_owned()
+}
+
+async fn an_unknown_address_gets_a_page_and_the_api_its_envelope(db: TestDatabase) {
+    let app = TestApp::spawn(db).await;
+    let user = app.register("asha").await;
+    let (browser, _) = app.sign_in_browser(&user).await;
+    let res = browser.get(app.url("/no/such/page")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let html = res.text().await.unwrap();
+    assert!(html.contains("Page not found"), "{html}");
+    assert!(
+        html.contains("Sign out") && html.contains("asha"),
+        "the layout knows the visitor: {html}"
+    );
+
+    let res = client()
+        .get(app.url("/api/no-such-thing/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+}
+
+async fn signing_out_and_an_ended_session_say_so_and_come_back(db: TestDatabase) {
+    let app = TestApp::spawn(db).await;
+    let user = app.register("bikash").await;
+    let (signed_in, _) = app.sign_in_browser(&user).await;
+    let account = signed_in
+        .get(app.url("/account/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let res = signed_in
+        .post(app.url("/logout"))
+        .form(&[("csrf_token", csrf_token(&account))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let to = location(&res);
+    assert_eq!(to, "/login?next=%2F&notice=signed_out");
+    let login = signed_in
+        .get(app.url(&to))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(login.contains("You have signed out."), "{login}");
+
+    // A cookie whose session is gone: the sign-in page says the session ended, and
+    // signing in goes back to the page they asked for.
+    let stale = browser();
+    let res = stale
+        .get(app.url("/orders/ord_0193b0c4e7a27c3e9b5f0d1e2a3b4c5d/"))
+        .header("cookie", "tijori_session=gone")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        location(&res),
+        "/login?next=%2Forders%2Ford_0193b0c4e7a27c3e9b5f0d1e2a3b4c5d%2F&notice=session_ended"
+    );
+    let login = stale
+        .get(app.url(&location(&res)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(login.contains("Your session has ended"), "{login}");
+
+    // Never signed in: no notice, and a form's POST comes back to its page.
+    let res = client()
+        .post(app.url("/cart/checkout"))
+        .form(&[("currency", "ETB"), ("csrf_token", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&res), "/login?next=%2Fcart%2F");
+}
+
+/// The gateway is down when the customer presses Subscribe: the page says so and
+/// offers "Try again" as a link back to the plans (pressing it does not re-post).
+async fn a_gateway_outage_offers_try_again_without_a_re_post(db: TestDatabase) {
+    let app = TestApp::spawn(db).await;
+    let user = app.register("chaltu").await;
+    let (browser, _) = app.sign_in_browser(&user).await;
+    let home = browser
+        .get(app.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let khalti = app.sandbox().khalti();
+    khalti.set_settings(KhaltiSettings {
+        fault: Fault::ServerError,
+        fault_count: 10,
+        ..khalti.settings()
+    });
+    let res = browser
+        .post(app.url("/subscribe"))
+        .header("referer", app.url("/").as_str())
+        .form(&[
+            ("csrf_token", csrf_token(&home).as_str()),
+            ("plan_id", app.plan_id("Basic").await.as_str()),
+            ("gateway", "khalti"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_server_error(), "{}", res.status());
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains(r#"<a class="button" href="&#x2f;" id="try-again">Try again</a>"#),
+        "{html}"
+    );
+}
+
+test_both!(
+    an_unknown_address_gets_a_page_and_the_api_its_envelope,
+    signing_out_and_an_ended_session_say_so_and_come_back,
+    a_gateway_outage_offers_try_again_without_a_re_post,
+);
