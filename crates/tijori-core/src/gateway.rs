@@ -37,6 +37,15 @@ impl GatewayKind {
             GatewayKind::Esewa => "esewa",
         }
     }
+
+    /// Its name as its customers write it ("eSewa", not "Esewa"), for pages and mail.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            GatewayKind::Khalti => "Khalti",
+            GatewayKind::Chapa => "Chapa",
+            GatewayKind::Esewa => "eSewa",
+        }
+    }
 }
 
 impl fmt::Display for GatewayKind {

@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod mail;
 pub mod money;
 pub mod payment;
+pub mod receipt;
 pub mod refunds;
 pub mod service;
 pub mod shop;

@@ -23,6 +23,7 @@ mod checkout;
 mod events;
 mod idempotency;
 mod notices;
+mod receipts;
 mod refunds;
 mod returns;
 mod settlement;
@@ -32,6 +33,7 @@ mod widget;
 
 pub use background::{BackgroundSettings, ReconcileReport, Reconciled, Worker};
 pub use events::{NewEndpoint, Redeliver, REDELIVER_BATCH};
+pub use receipts::ReceiptDetails;
 pub use refunds::{RefundOrder, RefundState, Refunded, Resolution};
 pub use returns::{
     kept_return_query, return_lookup_cutoff, return_lookup_due, Returned, MAX_RETURN_QUERY_BYTES,
@@ -63,6 +65,8 @@ pub struct Settings {
     /// How many password hashes (sign-in, sign-up) may wait for a core; beyond that
     /// an attempt is refused at once. `None`: 8 a core.
     pub hashes_waiting: Option<usize>,
+    /// Who issues the receipts (their name and address are printed on each).
+    pub merchant: crate::receipt::Merchant,
 }
 
 impl Settings {
@@ -77,6 +81,7 @@ impl Settings {
             order_ttl: Duration::minutes(Self::DEFAULT_ORDER_TTL_MINUTES),
             order_caps: crate::shop::OrderCaps::default(),
             hashes_waiting: None,
+            merchant: crate::receipt::Merchant::default(),
         }
     }
 }

@@ -388,6 +388,7 @@ pub trait Store:
     + RefundStore
     + JobStore
     + MailStore
+    + ReceiptStore
     + IdempotencyStore
     + OperatorLog
     + EventStore
@@ -768,6 +769,36 @@ pub trait MailStore: Send + Sync {
     ) -> StoreResult<()>;
     /// The newest mails first.
     async fn outbox(&self, limit: u32) -> StoreResult<Vec<OutboxMail>>;
+}
+
+/// Receipts: numbered once per paid payment, and mailed once. Part of `Store`.
+#[async_trait]
+pub trait ReceiptStore: Send + Sync {
+    /// The payment's receipt, issuing it with the merchant's next number if it has
+    /// none (the caller checks that the payment was paid).
+    async fn issue_receipt(
+        &self,
+        payment: &PaymentId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<crate::receipt::Receipt>;
+    /// The payment's receipt, if one was issued.
+    async fn receipt_of(&self, payment: &PaymentId)
+        -> StoreResult<Option<crate::receipt::Receipt>>;
+    /// Payments completed since `since` whose receipt was not mailed yet, oldest
+    /// first, at most `limit`.
+    async fn receipts_to_mail(
+        &self,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<PaymentId>>;
+    /// Puts receipt `number`'s mail in the outbox with its delivery job, in one
+    /// transaction; `false` (and nothing written) if it was mailed before.
+    async fn record_receipt_mail(
+        &self,
+        number: i64,
+        mail: &crate::mail::OutboxMail,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
 }
 
 /// Idempotency keys, and the heartbeats of the processes holding them. Part of `Store`.

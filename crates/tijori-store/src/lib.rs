@@ -21,6 +21,7 @@ mod operator;
 mod paid_periods;
 mod payments;
 mod postgres;
+mod receipts;
 mod refunds;
 mod rows;
 mod shop;

@@ -11,11 +11,7 @@ use tijori_core::shop::OrderStatus;
 
 /// A gateway's name as its customers write it ("eSewa", not "Esewa").
 pub fn gateway(g: GatewayKind) -> &'static str {
-    match g {
-        GatewayKind::Khalti => "Khalti",
-        GatewayKind::Chapa => "Chapa",
-        GatewayKind::Esewa => "eSewa",
-    }
+    g.display_name()
 }
 
 /// A payment's status in a customer's words, for a table cell or a badge.

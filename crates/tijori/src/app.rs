@@ -398,6 +398,10 @@ pub fn core(
                 unpaid_orders: config.max_unpaid_orders,
                 unpaid_units_per_product: config.max_unpaid_units_per_product,
             },
+            merchant: tijori_core::receipt::Merchant {
+                name: config.merchant_name.clone(),
+                address: config.merchant_address.replace("\\n", "\n"),
+            },
             ..Settings::new(public_url.as_str().trim_end_matches('/'))
         },
     )

@@ -261,6 +261,25 @@ pub struct Config {
     )]
     pub mail_from: String,
 
+    /// The merchant's name, printed on every receipt and in its mail.
+    #[arg(
+        long,
+        env = "TIJORI_MERCHANT_NAME",
+        default_value = "tijori demo shop",
+        global = true
+    )]
+    pub merchant_name: String,
+
+    /// The merchant's address (and tax number, if any), printed under the name on
+    /// every receipt. `\n` separates lines.
+    #[arg(
+        long,
+        env = "TIJORI_MERCHANT_ADDRESS",
+        default_value = "",
+        global = true
+    )]
+    pub merchant_address: String,
+
     /// Seconds to wait for a gateway's answer before giving up on a call.
     #[arg(long, env = "TIJORI_GATEWAY_TIMEOUT", default_value = "10", value_parser = parse_seconds, global = true)]
     pub gateway_timeout: Duration,
@@ -326,6 +345,8 @@ impl Config {
             event_retention_days: 30,
             smtp_url: None,
             mail_from: "tijori <no-reply@localhost>".into(),
+            merchant_name: "tijori demo shop".into(),
+            merchant_address: String::new(),
             gateway_timeout: Duration::from_secs(10),
             sandbox: None,
             demo: Some(true),

@@ -470,6 +470,9 @@ impl Tijori {
             }
             JobKind::SubscriptionNotices => {
                 self.queue_notices().await.map_err(JobError::failed)?;
+                // Receipts are the other mail a customer is due; the same sweep
+                // writes them, a minute at most after the payment completed.
+                self.queue_receipts().await.map_err(JobError::failed)?;
                 Ok(next())
             }
             JobKind::DeliverMail => {

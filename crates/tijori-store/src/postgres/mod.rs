@@ -19,6 +19,7 @@ mod jobs;
 mod mail;
 mod operator;
 mod payments;
+mod receipts;
 mod refunds;
 mod shop;
 

@@ -23,6 +23,7 @@ mod checkout;
 mod home;
 mod orders;
 mod page;
+mod receipts;
 mod session;
 mod shop;
 
@@ -47,6 +48,7 @@ const TEMPLATES: &[&[(&str, &str)]] = &[
     shop::TEMPLATES,
     cart::TEMPLATES,
     orders::TEMPLATES,
+    receipts::TEMPLATES,
     admin::TEMPLATES,
 ];
 
@@ -59,6 +61,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(shop::router())
         .merge(cart::router())
         .merge(orders::router())
+        .merge(receipts::router())
         .merge(admin::router())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(

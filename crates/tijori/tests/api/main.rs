@@ -19,6 +19,7 @@ mod outgoing;
 mod pages;
 mod pages_shop;
 mod paid_periods;
+mod receipts;
 mod refunds;
 mod shop;
 mod subscription_flow;

@@ -143,6 +143,21 @@ pub(crate) async fn subscribe_and_pay(b: &Browser, base: &Url) -> anyhow::Result
     b.save_screenshot("browser-success.png").await?;
     b.at_both_sizes("return-success").await?;
 
+    // The receipt: numbered, the amount as people read it, Khalti's own transaction
+    // id (what the customer's app shows), not the pidx.
+    b.click("#receipt-link").await?;
+    b.wait_for_url("the receipt", |u| u.path().ends_with("/receipt/"))
+        .await?;
+    b.wait_for_text("#receipt-number", "R-").await?;
+    let amount = b.wait_for_text("#receipt-amount", "Rs. ").await?;
+    anyhow::ensure!(amount.ends_with(".00"), "a formatted amount: {amount:?}");
+    let transaction = b.text("#receipt-transaction").await?;
+    anyhow::ensure!(
+        !transaction.is_empty() && Some(transaction.as_str()) != pidx.as_deref(),
+        "Khalti's transaction id, not the pidx {pidx:?}: {transaction:?}"
+    );
+    b.at_both_sizes("receipt").await?;
+
     // 4. The account shows the active subscription and the completed payment.
     b.goto(&base.join("account/")?).await?;
     let card = b.wait_for_text("#subscription", &plan).await?;
