@@ -143,7 +143,43 @@ async fn a_gateway_outage_offers_try_again_without_a_re_post(db: TestDatabase) {
     );
 }
 
+/// A field's error sits beside it and is tied to it for a screen reader.
+async fn a_registration_error_is_tied_to_its_field(db: TestDatabase) {
+    let app = TestApp::spawn(db).await;
+    app.register("taken").await;
+    let res = browser()
+        .post(app.url("/register"))
+        .form(&[
+            ("username", "taken"),
+            ("email", "other@example.com"),
+            ("password", "correct horse battery"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains(r#"aria-invalid="true" aria-describedby="username-error""#)
+            && html.contains(r#"<p class="field-error" id="username-error">"#),
+        "{html}"
+    );
+    let res = browser()
+        .post(app.url("/register"))
+        .form(&[
+            ("username", "fresh"),
+            ("email", "not-an-address"),
+            ("password", "correct horse battery"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let html = res.text().await.unwrap();
+    assert!(html.contains(r#"id="email-error""#), "{html}");
+}
+
 test_both!(
+    a_registration_error_is_tied_to_its_field,
     an_unknown_address_gets_a_page_and_the_api_its_envelope,
     signing_out_and_an_ended_session_say_so_and_come_back,
     a_gateway_outage_offers_try_again_without_a_re_post,

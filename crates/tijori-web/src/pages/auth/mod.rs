@@ -89,6 +89,21 @@ async fn register_page(_: Visitor, Query(q): Query<NextQuery>) -> Page {
     )
 }
 
+/// The form field an error is about, so the page can put it beside that field (and
+/// tie it to it for a screen reader).
+fn field_of(e: &tijori_core::Error) -> Option<&'static str> {
+    match e {
+        tijori_core::Error::Invalid(f) => ["username", "email", "password", "time_zone"]
+            .into_iter()
+            .find(|name| f.field == *name),
+        tijori_core::Error::Conflict {
+            code: "username_taken",
+            ..
+        } => Some("username"),
+        _ => None,
+    }
+}
+
 #[derive(Deserialize)]
 struct RegisterForm {
     username: String,
@@ -115,15 +130,19 @@ async fn register(
                 form.time_zone.as_deref(),
             )
             .await
-            .map_err(ApiError::from),
-        Err(e) => Err(e),
+            .map_err(|e| (field_of(&e), ApiError::from(e))),
+        Err(e) => Err((None, e)),
     };
     let user = match registered {
         Ok(user) => user,
-        Err(e) => {
+        Err((field, e)) => {
             let page = Page::new(
                 "register.html",
-                context! { next, error => &e.detail, username => form.username, email => form.email, time_zone => form.time_zone, time_zones => tijori_core::mail::TIME_ZONES },
+                context! {
+                    next, error => &e.detail, field,
+                    username => form.username, email => form.email,
+                    time_zone => form.time_zone, time_zones => tijori_core::mail::TIME_ZONES,
+                },
             );
             return Ok(page.after(&e).into_response());
         }
