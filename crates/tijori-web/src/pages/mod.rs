@@ -21,6 +21,7 @@ mod auth;
 mod cart;
 mod checkout;
 mod home;
+mod i18n;
 mod orders;
 mod page;
 mod receipts;

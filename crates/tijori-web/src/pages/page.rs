@@ -44,6 +44,27 @@ impl Templates {
         env.add_filter("zone_name", |zone: String| -> String {
             tijori_core::mail::zone_name(&zone).map_or(zone, str::to_owned)
         });
+        // A customer's sentence in the page's language (see `i18n`), its `{name}`
+        // placeholders filled from the keyword arguments: escaped, unless a value is
+        // markup the template made itself (a `<time>` set with `{% set %}`).
+        env.add_function(
+            "t",
+            |state: &minijinja::State, text: String, args: minijinja::value::Kwargs| {
+                let lang = state.lookup("lang");
+                let lang = lang.as_ref().and_then(|l| l.as_str()).unwrap_or("en");
+                let mut out = escape_html(&super::i18n::translate(lang, &text));
+                for name in args.args() {
+                    let value: Value = args.get(name)?;
+                    let shown = if value.is_safe() {
+                        value.to_string()
+                    } else {
+                        escape_html(&value.to_string())
+                    };
+                    out = out.replace(&format!("{{{name}}}"), &shown);
+                }
+                Ok::<_, minijinja::Error>(Value::from_safe_string(out))
+            },
+        );
         Templates(env)
     }
 
@@ -51,6 +72,22 @@ impl Templates {
     pub fn html(&self, name: &str, ctx: Value) -> Result<String, minijinja::Error> {
         self.0.get_template(name)?.render(ctx)
     }
+}
+
+/// Text made safe to put in HTML.
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// What every page's layout needs to know about the visitor: whom to greet, and the
@@ -277,6 +314,12 @@ pub async fn render(State(state): State<AppState>, mut request: Request, next: N
     request.extensions_mut().insert(slot.clone());
     // A form that failed offers a way back to the page it was sent from, where it can
     // be sent again on purpose (a browser's own "back" would re-post it).
+    let lang = super::i18n::negotiate(
+        request
+            .headers()
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    );
     let back = (request.method() != Method::GET && request.method() != Method::HEAD).then(|| {
         super::session::come_back_to(request.method(), request.uri(), request.headers(), &state)
     });
@@ -291,7 +334,7 @@ pub async fn render(State(state): State<AppState>, mut request: Request, next: N
         retry_after: shared.retry_after,
     });
     let viewer = slot.0.get().cloned();
-    let ctx = context! { viewer, back, ..page.context };
+    let ctx = context! { viewer, back, lang, ..page.context };
     let html = match state.pages.html(page.template, ctx) {
         Ok(html) => html,
         Err(e) => {
