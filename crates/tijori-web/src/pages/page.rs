@@ -190,33 +190,22 @@ pub enum PageError {
     },
 }
 
-impl PageError {
-    /// The error page as [`render`] makes it.
-    fn page(&self) -> Page {
-        let (status, title, message, retry_after) = match self {
-            PageError::Failed(e) => (
-                e.status,
-                title_of(e.status),
-                e.detail.as_str(),
-                e.retry_after,
-            ),
-            PageError::Explained {
-                status,
-                title,
-                message,
-            } => (*status, *title, *message, None),
-            PageError::SignIn { .. } => unreachable!("a redirect, not a page"),
-        };
-        Page {
-            template: "error.html",
-            context: context! {
-                title, message, status => status.as_u16(),
-                // Worth sending again as it was: the gateway or we were busy or down.
-                retryable => status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS,
-            },
-            status,
-            retry_after,
-        }
+/// The error page as [`render`] makes it.
+fn error_page(
+    status: StatusCode,
+    title: &str,
+    message: &str,
+    retry_after: Option<u64>,
+) -> Page {
+    Page {
+        template: "error.html",
+        context: context! {
+            title, message, status => status.as_u16(),
+            // Worth sending again as it was: the gateway or we were busy or down.
+            retryable => status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS,
+        },
+        status,
+        retry_after,
     }
 }
 
@@ -247,7 +236,14 @@ impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         match self {
             PageError::SignIn { next, notice } => sign_in_redirect(&next, notice),
-            e => e.page().into_response(),
+            PageError::Failed(e) => {
+                error_page(e.status, title_of(e.status), &e.detail, e.retry_after).into_response()
+            }
+            PageError::Explained {
+                status,
+                title,
+                message,
+            } => error_page(status, title, message, None).into_response(),
         }
     }
 }
