@@ -191,12 +191,7 @@ pub enum PageError {
 }
 
 /// The error page as [`render`] makes it.
-fn error_page(
-    status: StatusCode,
-    title: &str,
-    message: &str,
-    retry_after: Option<u64>,
-) -> Page {
+fn error_page(status: StatusCode, title: &str, message: &str, retry_after: Option<u64>) -> Page {
     Page {
         template: "error.html",
         context: context! {
