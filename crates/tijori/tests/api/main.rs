@@ -16,6 +16,7 @@ mod lifecycle;
 mod live;
 mod operations;
 mod outgoing;
+mod pages_admin;
 mod pages_shop;
 mod paid_periods;
 mod refunds;
