@@ -30,9 +30,9 @@ mod shop;
 mod webhooks;
 mod widget;
 
+pub use admin::{PaymentAudit, RefundOnce, MAX_RESOLUTION_NOTE, REVENUE_WINDOWS};
 pub use background::{BackgroundSettings, ReconcileReport, Reconciled, Worker};
 pub use events::{NewEndpoint, Redeliver, REDELIVER_BATCH};
-pub use admin::{PaymentAudit, RefundOnce, MAX_RESOLUTION_NOTE, REVENUE_WINDOWS};
 pub use refunds::{RefundOrder, RefundState, Refunded, Resolution};
 pub use returns::{
     kept_return_query, return_lookup_cutoff, return_lookup_due, Returned, MAX_RETURN_QUERY_BYTES,

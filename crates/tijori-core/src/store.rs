@@ -4,11 +4,11 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::account::{Email, PasswordHashString, Session, TokenHash, User, Username};
 use crate::back_office::{
     CustomerLine, DeliveryOfPayment, Listed, Listing, OrderLine, PaymentLine, RevenueDay,
     ShopCounts, SubscriptionLine,
 };
-use crate::account::{Email, PasswordHashString, Session, TokenHash, User, Username};
 use crate::events::{
     DeliveryAttempt, EndpointSecrets, Event, FinishedDelivery, Wanted, WebhookEndpoint,
 };
@@ -1041,8 +1041,10 @@ pub trait BackOfficeStore: Send + Sync {
     ) -> StoreResult<ShopCounts>;
     /// Every webhook delivery that named the payment (by our id, or by its gateway's
     /// reference), oldest first, with its body.
-    async fn deliveries_of(&self, payment: &crate::payment::Payment)
-        -> StoreResult<Vec<DeliveryOfPayment>>;
+    async fn deliveries_of(
+        &self,
+        payment: &crate::payment::Payment,
+    ) -> StoreResult<Vec<DeliveryOfPayment>>;
     /// Every operator event about the payment, resolved or not, oldest first.
     async fn operator_events_of(&self, payment: &PaymentId) -> StoreResult<Vec<OperatorEvent>>;
 }

@@ -505,14 +505,7 @@ pub(crate) async fn list_subscriptions<C: Conn>(
          ORDER BY s.end_at, s.user_id{page}",
         f.where_sql()
     );
-    type Line = (
-        String,
-        String,
-        String,
-        String,
-        DateTime<Utc>,
-        DateTime<Utc>,
-    );
+    type Line = (String, String, String, String, DateTime<Utc>, DateTime<Utc>);
     let rows = f
         .bind(&sql, extra)
         .fetch_all::<Line>(c)

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 
 use tijori_core::id::PaymentId;
 use tijori_core::store::{
-    EventResolution, Gauges, NewWebhookDelivery, OperatorEvent, OperatorEventKind, RecordedDelivery, StoreError,
-    StoreResult, WebhookDelivery,
+    EventResolution, Gauges, NewWebhookDelivery, OperatorEvent, OperatorEventKind,
+    RecordedDelivery, StoreError, StoreResult, WebhookDelivery,
 };
 
 use crate::db::{ctx, db_err, query, Backend, Conn, DbFail};

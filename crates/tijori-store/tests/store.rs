@@ -2834,7 +2834,6 @@ mod shop {
         Ok(())
     }
 
-
     /// The operator's list of orders: searched by a payment's tx_ref or the
     /// customer's e-mail, filtered by status and by the gateway of any of its
     /// payments, counted by the database.
@@ -2876,12 +2875,18 @@ mod shop {
             .store
             .list_orders(&by(|l| l.search = Some("ABEBE@example".into())))
             .await?;
-        ensure!(found.total == 1 && found.rows[0].username == "abebe", "{found:?}");
+        ensure!(
+            found.total == 1 && found.rows[0].username == "abebe",
+            "{found:?}"
+        );
         let found = h
             .store
             .list_orders(&by(|l| l.status = Some("pending".into())))
             .await?;
-        ensure!(found.total == 1 && found.rows[0].username == "abebe", "{found:?}");
+        ensure!(
+            found.total == 1 && found.rows[0].username == "abebe",
+            "{found:?}"
+        );
         let found = h
             .store
             .list_orders(&by(|l| l.gateway = Some(GatewayKind::Chapa)))
@@ -4786,7 +4791,10 @@ mod back_office {
         let all = list(page(50)).await?;
         ensure!(all.total == 3, "{}", all.total);
         let ids: Vec<_> = all.rows.iter().map(|r| r.payment.id.clone()).collect();
-        ensure!(ids == [p[2].id.clone(), p[1].id.clone(), p[0].id.clone()], "newest first");
+        ensure!(
+            ids == [p[2].id.clone(), p[1].id.clone(), p[0].id.clone()],
+            "newest first"
+        );
         ensure!(all.rows[0].username == "hari_k" && all.rows[0].email == "hari_k@example.com");
 
         let search = |s: &str| Listing {
@@ -4794,14 +4802,20 @@ mod back_office {
             ..page(50)
         };
         ensure!(list(search("hari")).await?.total == 2, "part of a username");
-        ensure!(list(search("HARI_K@EXAMPLE")).await?.total == 2, "e-mail, any case");
+        ensure!(
+            list(search("HARI_K@EXAMPLE")).await?.total == 2,
+            "e-mail, any case"
+        );
         ensure!(list(search("h%")).await?.total == 0, "% is no wildcard");
         ensure!(list(search("ar_")).await?.total == 0, "_ is no wildcard");
         let by_pidx = list(search(p[0].provider_ref.as_deref().unwrap())).await?;
         ensure!(by_pidx.total == 1 && by_pidx.rows[0].payment.id == p[0].id);
         let by_id = list(search(p[1].id.as_str())).await?;
         ensure!(by_id.total == 1 && by_id.rows[0].payment.id == p[1].id);
-        ensure!(list(search(hari.id.as_str())).await?.total == 2, "a user's id");
+        ensure!(
+            list(search(hari.id.as_str())).await?.total == 2,
+            "a user's id"
+        );
 
         let completed = list(Listing {
             status: Some("completed".into()),
@@ -4892,7 +4906,10 @@ mod back_office {
         // Sita's 30 days end at t0 + 30 days, Hari's a day later: at t0 + 25 days
         // both renew within the week; at t0 + 30.5 days Sita's ended.
         let subs = h.store.list_subscriptions(&page(50), now).await?;
-        ensure!(subs.total == 2 && subs.rows[0].user_id == sita.id, "soonest first");
+        ensure!(
+            subs.total == 2 && subs.rows[0].user_id == sita.id,
+            "soonest first"
+        );
         let due = |at| {
             let store = h.store.clone();
             async move {
@@ -4932,9 +4949,18 @@ mod back_office {
             )
             .await?;
         ensure!(searched.total == 1 && searched.rows[0].user_id == hari.id);
-        let counts = h.store.shop_counts(t0() + days(25), t0() + days(32)).await?;
-        ensure!(counts.active_subscriptions == 2 && counts.renewals_due == 2, "{counts:?}");
-        ensure!(counts.payments_open == 1 && counts.payments_held == 0, "{counts:?}");
+        let counts = h
+            .store
+            .shop_counts(t0() + days(25), t0() + days(32))
+            .await?;
+        ensure!(
+            counts.active_subscriptions == 2 && counts.renewals_due == 2,
+            "{counts:?}"
+        );
+        ensure!(
+            counts.payments_open == 1 && counts.payments_held == 0,
+            "{counts:?}"
+        );
         Ok(())
     }
 
@@ -4983,7 +5009,12 @@ mod back_office {
         let (sita, hari, p) = three_payments(&h).await?;
         let payment = h.store.payment(&p[0].id).await?.context("payment")?;
         h.store
-            .record_operator_event(OperatorEventKind::NeedsReview, Some(&payment.id), "odd", t0())
+            .record_operator_event(
+                OperatorEventKind::NeedsReview,
+                Some(&payment.id),
+                "odd",
+                t0(),
+            )
             .await?;
         let event = h.store.operator_events(false, 10).await?.remove(0);
         let note = EventResolution {
@@ -5007,7 +5038,9 @@ mod back_office {
         ensure!(of[0].resolved_at == Some(t0() + days(1)));
         ensure!(h.store.operator_events(false, 10).await?.is_empty());
         assert_not_found(
-            h.store.resolve_operator_event(9_999, Some(&note), t0()).await,
+            h.store
+                .resolve_operator_event(9_999, Some(&note), t0())
+                .await,
             "an unknown event",
         );
         // A payment's deliveries: found by its reference even before they named it.
@@ -5028,7 +5061,10 @@ mod back_office {
         h.store
             .finish_webhook(delivery.id, Some(&payment.id), "settled", None)
             .await?;
-        ensure!(h.store.deliveries_of(&payment).await?.len() == 1, "kept once");
+        ensure!(
+            h.store.deliveries_of(&payment).await?.len() == 1,
+            "kept once"
+        );
         ensure!(h.store.deliveries_of(&p[1]).await?.is_empty());
         Ok(())
     }

@@ -14,9 +14,7 @@ use crate::error::{Error, Result};
 use crate::id::PaymentId;
 use crate::idempotency::{fingerprint, Claim, IdempotencyKey, StoredResponse};
 use crate::payment::Payment;
-use crate::store::{
-    EventResolution, GatewayAnswerRecord, OperatorEvent, Refund, WebhookDelivery,
-};
+use crate::store::{EventResolution, GatewayAnswerRecord, OperatorEvent, Refund, WebhookDelivery};
 use crate::subscription::{NewPlan, Plan};
 
 use super::refunds::{RefundOrder, Refunded};
@@ -68,7 +66,10 @@ impl Tijori {
     /// keeps the first time); `NotFound` for an unknown id. The caller checks that the
     /// user is an admin.
     pub async fn resolve_operator_event(&self, id: i64) -> Result<()> {
-        Ok(self.store.resolve_operator_event(id, None, self.now()).await?)
+        Ok(self
+            .store
+            .resolve_operator_event(id, None, self.now())
+            .await?)
     }
 
     /// Marks an operator event handled by `operator`, with their note of what they did
@@ -169,10 +170,7 @@ impl Tijori {
 
     /// A page of subscriptions (each customer's latest run of paid time) matching
     /// `listing`, with how many match.
-    pub async fn list_subscriptions(
-        &self,
-        listing: &Listing,
-    ) -> Result<Listed<SubscriptionLine>> {
+    pub async fn list_subscriptions(&self, listing: &Listing) -> Result<Listed<SubscriptionLine>> {
         Ok(self
             .store
             .list_subscriptions(&bounded(listing), self.now())
@@ -216,8 +214,15 @@ impl Tijori {
             "amount={:?} reason={:?} restock={} force={}",
             order.amount, order.reason, order.restock, order.force
         );
-        let print = fingerprint("POST", &format!("/admin/payments/{id}/refund"), asked.as_bytes());
-        match self.claim_idempotency_key(&operator.id, key, &print).await? {
+        let print = fingerprint(
+            "POST",
+            &format!("/admin/payments/{id}/refund"),
+            asked.as_bytes(),
+        );
+        match self
+            .claim_idempotency_key(&operator.id, key, &print)
+            .await?
+        {
             Claim::New | Claim::TakenOver(_) => {}
             Claim::Replay(_) => return Ok(RefundOnce::AlreadyMade),
             Claim::InProgress => {

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 
 use tijori_core::id::PaymentId;
 use tijori_core::store::{
-    EventResolution, Gauges, NewWebhookDelivery, OperatorEvent, OperatorEventKind, OperatorLog, RecordedDelivery,
-    StoreResult, WebhookDelivery,
+    EventResolution, Gauges, NewWebhookDelivery, OperatorEvent, OperatorEventKind, OperatorLog,
+    RecordedDelivery, StoreResult, WebhookDelivery,
 };
 
 use super::PgStore;

@@ -146,7 +146,10 @@ async fn the_csv_export_holds_what_the_filter_shows(db: TestDatabase) {
     let (operator, _) = signed_in(&app, "boss", true).await;
 
     let (_, csv) = get(&operator, &app, "/admin/payments.csv").await;
-    assert!(csv.starts_with("id,created_at,status,gateway,amount"), "{csv}");
+    assert!(
+        csv.starts_with("id,created_at,status,gateway,amount"),
+        "{csv}"
+    );
     assert_eq!(csv_rows(&csv).len(), 3, "{csv}");
 
     let (_, csv) = get(&operator, &app, "/admin/payments.csv?status=completed").await;
@@ -189,13 +192,28 @@ async fn the_refund_form_refunds_once(db: TestDatabase) {
     let here = format!("/admin/payments/{payment}");
     let (_, html) = get(&operator, &app, &here).await;
     assert!(html.contains("id=\"refund-form\""), "{html}");
-    assert!(html.contains("initiate"), "the audit trail shows the answers: {html}");
+    assert!(
+        html.contains("initiate"),
+        "the audit trail shows the answers: {html}"
+    );
 
     // The review step needs a reason and a readable amount, and the CSRF token.
     let review = format!("{here}/refund/review");
-    let res = post(&operator, &app, &review, &[("csrf_token", "wrong"), ("reason", "x")]).await;
+    let res = post(
+        &operator,
+        &app,
+        &review,
+        &[("csrf_token", "wrong"), ("reason", "x")],
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    let res = post(&operator, &app, &review, &[("csrf_token", &csrf), ("reason", "")]).await;
+    let res = post(
+        &operator,
+        &app,
+        &review,
+        &[("csrf_token", &csrf), ("reason", "")],
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     let res = post(
         &operator,
@@ -209,7 +227,11 @@ async fn the_refund_form_refunds_once(db: TestDatabase) {
         &operator,
         &app,
         &review,
-        &[("csrf_token", &csrf), ("reason", "asked for it"), ("amount", "100")],
+        &[
+            ("csrf_token", &csrf),
+            ("reason", "asked for it"),
+            ("amount", "100"),
+        ],
     )
     .await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -233,16 +255,23 @@ async fn the_refund_form_refunds_once(db: TestDatabase) {
         ("amount", "100"),
         ("reason", "asked for it"),
     ];
-    let res = post(&operator, &app, &format!("{here}/refund"), &[("csrf_token", "wrong"), ("key", &key), ("reason", "x")]).await;
+    let res = post(
+        &operator,
+        &app,
+        &format!("{here}/refund"),
+        &[("csrf_token", "wrong"), ("key", &key), ("reason", "x")],
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN, "CSRF");
     // The same form twice, as a double click sends it: one refund.
+    let refund = format!("{here}/refund");
     let (a, b) = tokio::join!(
-        post(&operator, &app, &format!("{here}/refund"), &form),
-        post(&operator, &app, &format!("{here}/refund"), &form),
+        post(&operator, &app, &refund, &form),
+        post(&operator, &app, &refund, &form),
     );
     let statuses = [a.status(), b.status()];
     assert!(statuses.contains(&StatusCode::SEE_OTHER), "{statuses:?}");
-    let again = post(&operator, &app, &format!("{here}/refund"), &form).await;
+    let again = post(&operator, &app, &refund, &form).await;
     assert_eq!(again.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         again.headers()["location"].to_str().unwrap(),
@@ -251,14 +280,20 @@ async fn the_refund_form_refunds_once(db: TestDatabase) {
     let refunds: Vec<Value> = app
         .tijori
         .store()
-        .refunds_of(&payment.parse().unwrap())
+        .refunds_of(&tijori_core::id::PaymentId::parse(&payment).unwrap())
         .await
         .unwrap()
         .iter()
         .map(|r| serde_json::json!({"amount": r.amount.minor(), "status": r.status.as_str()}))
         .collect();
-    assert_eq!(refunds, vec![serde_json::json!({"amount": 10_000, "status": "succeeded"})]);
-    assert_eq!(app.payment(&user, &payment).await["status"], "partially_refunded");
+    assert_eq!(
+        refunds,
+        vec![serde_json::json!({"amount": 10_000, "status": "succeeded"})]
+    );
+    assert_eq!(
+        app.payment(&user, &payment).await["status"],
+        "partially_refunded"
+    );
     let (_, html) = get(&operator, &app, &format!("{here}?refund=made")).await;
     assert!(html.contains("The refund went through."), "{html}");
     assert!(html.contains("asked for it"), "{html}");
@@ -279,7 +314,13 @@ async fn an_event_is_resolved_with_a_note_and_a_name(db: TestDatabase) {
         .unwrap();
     let id = app.tijori.operator_events(false).await.unwrap()[0].id;
     let resolve = format!("/admin/events/{id}/resolve");
-    let res = post(&operator, &app, &resolve, &[("csrf_token", "wrong"), ("note", "x")]).await;
+    let res = post(
+        &operator,
+        &app,
+        &resolve,
+        &[("csrf_token", "wrong"), ("note", "x")],
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     let res = post(
         &operator,
@@ -296,7 +337,10 @@ async fn an_event_is_resolved_with_a_note_and_a_name(db: TestDatabase) {
     assert_eq!(res.headers()["location"], "/admin/events/");
     let (_, html) = get(&operator, &app, "/admin/events/?all=1").await;
     assert!(html.contains("class=\"resolved-by\">boss<"), "{html}");
-    assert!(html.contains("a test from Chapa&#x27;s dashboard"), "{html}");
+    assert!(
+        html.contains("a test from Chapa&#x27;s dashboard"),
+        "{html}"
+    );
     // Elsewhere than the operator's area is no place to go back to.
     let res = post(
         &operator,

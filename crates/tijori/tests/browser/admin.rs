@@ -56,7 +56,11 @@ async fn customer_pays(base: &Url, username: &str) -> anyhow::Result<Paid> {
         ])
         .send()
         .await?;
-    ensure!(paid.status() == 303, "the sandbox's checkout: {}", paid.status());
+    ensure!(
+        paid.status() == 303,
+        "the sandbox's checkout: {}",
+        paid.status()
+    );
     let verified = http
         .post(base.join("api/subscriptions/verify/")?)
         .header("Authorization", format!("Token {token}"))
@@ -149,14 +153,22 @@ pub(crate) async fn operator_runs_the_shop(b: &Browser, base: &Url) -> anyhow::R
         .client
         .find_all(fantoccini::Locator::Css("#payments tbody tr"))
         .await?;
-    ensure!(rows.len() == 1, "one payment of {}: {}", hari.username, rows.len());
+    ensure!(
+        rows.len() == 1,
+        "one payment of {}: {}",
+        hari.username,
+        rows.len()
+    );
     let href = b
         .find("#export-csv")
         .await?
         .attr("href")
         .await?
         .context("the export has no link")?;
-    ensure!(href.contains("status=completed") && href.contains(&hari.username), "{href}");
+    ensure!(
+        href.contains("status=completed") && href.contains(&hari.username),
+        "{href}"
+    );
     let csv = download(b, base, &href).await?;
     let lines: Vec<&str> = csv.lines().collect();
     ensure!(lines.len() == 2, "a header and one row: {csv}");
@@ -166,11 +178,17 @@ pub(crate) async fn operator_runs_the_shop(b: &Browser, base: &Url) -> anyhow::R
         "the row is the payment shown: {csv}"
     );
     let everything = download(b, base, "/admin/payments.csv").await?;
-    ensure!(everything.lines().count() == 3, "both payments: {everything}");
+    ensure!(
+        everything.lines().count() == 3,
+        "both payments: {everything}"
+    );
 
     // Refund part of it from its page, with a confirmation.
-    b.click(&format!("#payments a[href='/admin/payments/{}']", hari.payment_id))
-        .await?;
+    b.click(&format!(
+        "#payments a[href='/admin/payments/{}']",
+        hari.payment_id
+    ))
+    .await?;
     b.wait_for_text("#payment-status", "completed").await?;
     b.at_both_sizes("admin-payment").await?;
     b.fill("#refund-amount", "100").await?;
@@ -179,8 +197,10 @@ pub(crate) async fn operator_runs_the_shop(b: &Browser, base: &Url) -> anyhow::R
     b.wait_for_text("#confirm-summary", "NPR 100.00").await?;
     b.at_both_sizes("admin-refund-confirm").await?;
     b.click("#refund-confirm").await?;
-    b.wait_for_text("#notice", "The refund went through").await?;
-    b.wait_for_text("#payment-status", "partially refunded").await?;
+    b.wait_for_text("#notice", "The refund went through")
+        .await?;
+    b.wait_for_text("#payment-status", "partially refunded")
+        .await?;
     b.wait_for_text("#refunds", "one week unused").await?;
     b.at_both_sizes("admin-payment-refunded").await?;
 

@@ -40,11 +40,7 @@ struct EventRow {
     resolution: Option<String>,
 }
 
-async fn page(
-    State(state): State<AppState>,
-    _: Admin,
-    Query(which): Query<Which>,
-) -> PageResult {
+async fn page(State(state): State<AppState>, _: Admin, Query(which): Query<Which>) -> PageResult {
     let all = which.all.as_deref() == Some("1");
     let t = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let events: Vec<EventRow> = state
@@ -92,5 +88,8 @@ async fn resolve(
         .tijori
         .resolve_operator_event_by(&s.user, id, &form.note)
         .await?;
-    Ok(Redirect::to(&back_in_admin(form.back.as_deref(), "/admin/")))
+    Ok(Redirect::to(&back_in_admin(
+        form.back.as_deref(),
+        "/admin/",
+    )))
 }

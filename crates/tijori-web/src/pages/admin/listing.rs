@@ -101,7 +101,9 @@ impl ListQuery {
             gateway,
             from: from.map(|d| d.and_time(NaiveTime::MIN).and_utc()),
             // The last day is included: up to the next midnight.
-            until: to.and_then(|d| d.succ_opt()).map(|d| d.and_time(NaiveTime::MIN).and_utc()),
+            until: to
+                .and_then(|d| d.succ_opt())
+                .map(|d| d.and_time(NaiveTime::MIN).and_utc()),
             offset,
             limit,
         })
@@ -175,7 +177,12 @@ pub(super) fn csv_cell(value: &str) -> String {
 
 /// A CSV file to download, made of a header row and rows of cells. `capped` says
 /// (in a header, since the file itself holds only data) that rows were left out.
-pub(super) fn csv_file(name: &str, header: &[&str], rows: Vec<Vec<String>>, capped: bool) -> Response {
+pub(super) fn csv_file(
+    name: &str,
+    header: &[&str],
+    rows: Vec<Vec<String>>,
+    capped: bool,
+) -> Response {
     let mut body = String::new();
     for row in std::iter::once(header.iter().map(|h| h.to_string()).collect()).chain(rows) {
         let cells: Vec<String> = row.iter().map(|c| csv_cell(c)).collect();
@@ -222,15 +229,21 @@ mod tests {
             ..Default::default()
         };
         let ok = |s: &str| s == "completed";
-        let err = q("nope", "", "1").listing(ok, &["completed"], false).unwrap_err();
+        let err = q("nope", "", "1")
+            .listing(ok, &["completed"], false)
+            .unwrap_err();
         assert!(err.detail.contains("status"), "{}", err.detail);
-        let err = q("", "31/01/2025", "1").listing(ok, &[], false).unwrap_err();
+        let err = q("", "31/01/2025", "1")
+            .listing(ok, &[], false)
+            .unwrap_err();
         assert!(err.detail.contains("from"), "{}", err.detail);
         for page in ["0", "-3", "x", "99999999999"] {
             let l = q("", "", page).listing(ok, &[], false).unwrap();
             assert_eq!((l.offset, l.limit), (0, PAGE_SIZE), "{page}");
         }
-        let l = q("completed", "2025-01-31", "3").listing(ok, &[], false).unwrap();
+        let l = q("completed", "2025-01-31", "3")
+            .listing(ok, &[], false)
+            .unwrap();
         assert_eq!(l.offset, 2 * PAGE_SIZE);
         assert_eq!(l.from.unwrap().to_rfc3339(), "2025-01-31T00:00:00+00:00");
         let reversed = ListQuery {

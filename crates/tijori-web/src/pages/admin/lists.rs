@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use minijinja::context;
 use serde::Serialize;
 use tijori_core::back_office::{
-    order_status, payment_status, CustomerLine, Listing, CustomerState, OrderLine, PaymentLine,
+    order_status, payment_status, CustomerLine, CustomerState, Listing, OrderLine, PaymentLine,
     SubscriptionLine, SubscriptionState,
 };
 use tijori_core::money::Money;
@@ -53,16 +53,29 @@ fn list_page<T: Serialize>(
     rows: Vec<T>,
     statuses: &[&str],
 ) -> Page {
-    let template = match section {
-        "payments" => "payments",
-        "orders" => "orders",
-        "customers" => "customers",
-        _ => "subscriptions",
-    };
     Page::new(
-        template,
-        context! { section, query, paging, rows, statuses, gateways => ["khalti", "esewa", "chapa"] },
+        template_of(section),
+        list_context(section, query, paging, rows, statuses),
     )
+}
+
+fn template_of(section: &str) -> &'static str {
+    match section {
+        "payments" => "admin_payments.html",
+        "orders" => "admin_orders.html",
+        "customers" => "admin_customers.html",
+        _ => "admin_subscriptions.html",
+    }
+}
+
+fn list_context<T: Serialize>(
+    section: &'static str,
+    query: &ListQuery,
+    paging: Paging,
+    rows: Vec<T>,
+    statuses: &[&str],
+) -> minijinja::Value {
+    context! { section, query, paging, rows, statuses, gateways => ["khalti", "esewa", "chapa"] }
 }
 
 // Payments ----------------------------------------------------------------------------
@@ -118,16 +131,13 @@ async fn payments(
     _: Admin,
     Query(q): Query<ListQuery>,
 ) -> PageResult {
-    let listed = state.tijori.list_payments(&payment_listing(&q, false)?).await?;
+    let listed = state
+        .tijori
+        .list_payments(&payment_listing(&q, false)?)
+        .await?;
     let rows: Vec<PaymentRow> = listed.rows.iter().map(PaymentRow::from).collect();
     let paging = Paging::of(&q, &listed);
-    Ok(list_page(
-        "payments",
-        &q,
-        paging,
-        rows,
-        &payment_statuses(),
-    ))
+    Ok(list_page("payments", &q, paging, rows, &payment_statuses()))
 }
 
 async fn payments_csv(
@@ -135,7 +145,10 @@ async fn payments_csv(
     _: Admin,
     Query(q): Query<ListQuery>,
 ) -> PageResult<Response> {
-    let listed = state.tijori.list_payments(&payment_listing(&q, true)?).await?;
+    let listed = state
+        .tijori
+        .list_payments(&payment_listing(&q, true)?)
+        .await?;
     let capped = listed.total > listed.rows.len() as i64;
     let rows = listed
         .rows
@@ -216,11 +229,7 @@ fn order_statuses() -> Vec<&'static str> {
     OrderStatus::ALL.iter().map(|s| s.as_str()).collect()
 }
 
-async fn orders(
-    State(state): State<AppState>,
-    _: Admin,
-    Query(q): Query<ListQuery>,
-) -> PageResult {
+async fn orders(State(state): State<AppState>, _: Admin, Query(q): Query<ListQuery>) -> PageResult {
     let statuses = order_statuses();
     let listing = q.listing(|s| order_status(s).is_some(), &statuses, false)?;
     let listed = state.tijori.list_orders(&listing).await?;
@@ -259,7 +268,14 @@ async fn orders_csv(
     Ok(csv_file(
         "orders.csv",
         &[
-            "id", "created_at", "status", "total", "currency", "units", "username", "email",
+            "id",
+            "created_at",
+            "status",
+            "total",
+            "currency",
+            "units",
+            "username",
+            "email",
             "paid_by",
         ],
         rows,
@@ -398,7 +414,11 @@ async fn subscriptions(
     let listing = q.listing(|s| SubscriptionState::parse(s).is_some(), &statuses, false)?;
     let listed = state.tijori.list_subscriptions(&listing).await?;
     let now = state.tijori.now();
-    let rows: Vec<SubscriptionRow> = listed.rows.iter().map(|s| subscription_row(s, now)).collect();
+    let rows: Vec<SubscriptionRow> = listed
+        .rows
+        .iter()
+        .map(|s| subscription_row(s, now))
+        .collect();
     let paging = Paging::of(&q, &listed);
     Ok(list_page("subscriptions", &q, paging, rows, &statuses))
 }
@@ -431,9 +451,43 @@ async fn subscriptions_csv(
         .collect();
     Ok(csv_file(
         "subscriptions.csv",
-        &["user_id", "username", "email", "plan", "start_at", "end_at", "running"],
+        &[
+            "user_id", "username", "email", "plan", "start_at", "end_at", "running",
+        ],
         rows,
         capped,
     ))
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tijori_core::back_office::Listed;
+
+    #[test]
+    fn a_list_page_renders_from_its_own_context() {
+        let q = ListQuery::default();
+        let listed: Listed<()> = Listed {
+            rows: vec![],
+            total: 120,
+        };
+        let paging = Paging::of(&q, &listed);
+        let rows = vec![PaymentRow {
+            id: "pay_1".into(),
+            created_at: "2030-01-01T00:00:00Z".into(),
+            status: "completed",
+            gateway: "khalti",
+            amount: "500.00".into(),
+            currency: "NPR",
+            username: "hari".into(),
+            email: "h@example.com".into(),
+            provider_ref: "pidx".into(),
+            provider_txn_id: String::new(),
+            purpose: "plan plan_1".into(),
+        }];
+        let ctx = list_context("payments", &q, paging, rows, &payment_statuses());
+        let ctx = minijinja::context! { viewer => super::super::super::tests::viewer(true), ..ctx };
+        let html = super::super::super::tests::render(template_of("payments"), ctx);
+        assert!(html.contains("id=\"page-next\""), "{html}");
+    }
+}

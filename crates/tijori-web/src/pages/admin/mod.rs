@@ -42,9 +42,15 @@ pub(super) const TEMPLATES: &[(&str, &str)] = &[
     ("admin_payments.html", include_str!("admin_payments.html")),
     ("admin_orders.html", include_str!("admin_orders.html")),
     ("admin_customers.html", include_str!("admin_customers.html")),
-    ("admin_subscriptions.html", include_str!("admin_subscriptions.html")),
+    (
+        "admin_subscriptions.html",
+        include_str!("admin_subscriptions.html"),
+    ),
     ("admin_payment.html", include_str!("admin_payment.html")),
-    ("admin_refund_confirm.html", include_str!("admin_refund_confirm.html")),
+    (
+        "admin_refund_confirm.html",
+        include_str!("admin_refund_confirm.html"),
+    ),
     ("admin_events.html", include_str!("admin_events.html")),
     ("admin_revenue.html", include_str!("admin_revenue.html")),
 ];
@@ -219,5 +225,49 @@ mod tests {
             context! { viewer => viewer(true), events => Vec::<()>::new(), review => Vec::<()>::new(), deliveries => Vec::<()>::new() },
         );
         assert!(empty.contains("Nothing needs attention"), "{empty}");
+    }
+
+    fn paging() -> minijinja::Value {
+        context! { total => 1, page => 1, pages => 1, export => "status=completed", export_capped => true, export_cap => 10000 }
+    }
+
+    #[test]
+    fn every_list_renders_its_rows_filter_and_export() {
+        let query = context! { q => "hari", status => "completed" };
+        let lists = [
+            (
+                "admin_payments.html",
+                "payments",
+                context! { id => "pay_1", created_at => "2030-01-01T00:00:00Z", status => "completed", gateway => "khalti", amount => "500.00", currency => "NPR", username => "hari", email => "h@example.com", provider_ref => "pidx1", provider_txn_id => "", purpose => "plan plan_1" },
+            ),
+            (
+                "admin_orders.html",
+                "orders",
+                context! { id => "ord_1", created_at => "2030-01-01T00:00:00Z", status => "paid", total => "850.00", currency => "ETB", units => 1, username => "hari", email => "h@example.com", paid_payment_id => "pay_1" },
+            ),
+            (
+                "admin_customers.html",
+                "customers",
+                context! { id => "usr_1", username => "hari", email => "h@example.com", operator => false, joined => "2030-01-01T00:00:00Z", payments => 2, paid => 1, orders => 0, subscribed_until => "" },
+            ),
+            (
+                "admin_subscriptions.html",
+                "subscriptions",
+                context! { user_id => "usr_1", username => "hari", email => "h@example.com", plan => "Basic", start_at => "2030-01-01T00:00:00Z", end_at => "2030-01-31T00:00:00Z", running => true },
+            ),
+        ];
+        for (template, section, row) in lists {
+            let html = render(
+                template,
+                context! { viewer => viewer(true), section, query => query.clone(), paging => paging(), rows => vec![row], statuses => vec!["completed", "pending"], gateways => vec!["khalti", "chapa"] },
+            );
+            assert!(
+                html.contains(&format!("href=\"/admin/{section}.csv?status=completed\"")),
+                "{html}"
+            );
+            assert!(html.contains("id=\"export-capped\""), "{html}");
+            assert!(html.contains("aria-current=\"page\""), "{html}");
+            assert!(html.contains("value=\"completed\" selected"), "{html}");
+        }
     }
 }

@@ -127,7 +127,9 @@ fn view(a: &PaymentAudit) -> PaymentPage {
         // The statuses the core's refund takes; it checks again, with what is left.
         refundable: matches!(
             p.status,
-            PaymentStatus::Completed | PaymentStatus::PartiallyRefunded | PaymentStatus::NeedsReview
+            PaymentStatus::Completed
+                | PaymentStatus::PartiallyRefunded
+                | PaymentStatus::NeedsReview
         ) && left > 0,
         held_for_review: p.status == PaymentStatus::NeedsReview,
         needs_made_outside: p.gateway == tijori_core::gateway::GatewayKind::Esewa,
@@ -234,9 +236,8 @@ async fn review(
     if let Some(amount) = &order.amount {
         // Read now so that a typo is caught before the confirmation; the refund
         // checks the amount again against what is left then.
-        Money::parse_major(amount, audit.payment.amount.currency()).map_err(|e| {
-            ApiError::bad_request("validation_error", format!("amount: {e}"))
-        })?;
+        Money::parse_major(amount, audit.payment.amount.currency())
+            .map_err(|e| ApiError::bad_request("validation_error", format!("amount: {e}")))?;
     }
     let key = RefundId::generate().to_string();
     let amount = order.amount.clone().unwrap_or_else(|| p.left.clone());

@@ -175,7 +175,12 @@ const CHART_WIDTH: u32 = 720;
 const ABOVE: u32 = 140;
 const BELOW: u32 = 60;
 
-fn chart(days_with_money: &[&RevenueDay], first: NaiveDate, days: u32, currency: Currency) -> Chart {
+fn chart(
+    days_with_money: &[&RevenueDay],
+    first: NaiveDate,
+    days: u32,
+    currency: Currency,
+) -> Chart {
     let top = days_with_money
         .iter()
         .map(|d| d.collected_minor)
@@ -209,7 +214,11 @@ fn chart(days_with_money: &[&RevenueDay], first: NaiveDate, days: u32, currency:
                 width: bar_width,
                 height: h,
                 kind: "collected",
-                title: format!("{}: collected {}", d.day, major(d.collected_minor, currency)),
+                title: format!(
+                    "{}: collected {}",
+                    d.day,
+                    major(d.collected_minor, currency)
+                ),
             });
         }
         if d.refunded_minor > 0 {
@@ -254,18 +263,27 @@ mod tests {
     #[test]
     fn a_series_sums_its_days_and_its_chart_places_them() {
         let first: NaiveDate = "2030-01-01".parse().unwrap();
-        let sums = [day("2030-01-01", 100_000, 0), day("2030-01-30", 50_000, 30_000)];
+        let sums = [
+            day("2030-01-01", 100_000, 0),
+            day("2030-01-30", 50_000, 30_000),
+        ];
         let s = series(&sums, first, 30);
         assert_eq!(s.len(), 1);
         let s = &s[0];
-        assert_eq!((s.collected_minor, s.refunded_minor, s.net_minor), (150_000, 30_000, 120_000));
+        assert_eq!(
+            (s.collected_minor, s.refunded_minor, s.net_minor),
+            (150_000, 30_000, 120_000)
+        );
         assert_eq!(s.net, "1200.00");
         let bars = &s.chart.bars;
         assert_eq!(bars.len(), 3);
         // The biggest day fills the room above the axis; the later day sits further right.
         assert_eq!((bars[0].y, bars[0].height), (0, ABOVE));
         assert!(bars[1].x > bars[0].x && bars[1].height == ABOVE / 2);
-        assert_eq!((bars[2].kind, bars[2].y, bars[2].height), ("refunded", ABOVE, BELOW));
+        assert_eq!(
+            (bars[2].kind, bars[2].y, bars[2].height),
+            ("refunded", ABOVE, BELOW)
+        );
         assert!(bars.iter().all(|b| b.x + b.width <= CHART_WIDTH));
     }
 
