@@ -30,7 +30,7 @@ async fn customer_pays(base: &Url, username: &str) -> anyhow::Result<Paid> {
         .await?;
     let token = registered["token"].as_str().context("no token")?.to_owned();
     let plans: Vec<Value> = http
-        .get(base.join("api/plans/")?)
+        .get(base.join("api/subscriptions/plans/")?)
         .send()
         .await?
         .json()

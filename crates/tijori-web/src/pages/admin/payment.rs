@@ -233,14 +233,15 @@ async fn review(
     let order = form.order()?;
     let audit = state.tijori.payment_audit(&s.user, &id).await?;
     let p = view(&audit);
-    if let Some(amount) = &order.amount {
-        // Read now so that a typo is caught before the confirmation; the refund
-        // checks the amount again against what is left then.
-        Money::parse_major(amount, audit.payment.amount.currency())
-            .map_err(|e| ApiError::bad_request("validation_error", format!("amount: {e}")))?;
-    }
+    // Read now so that a typo is caught before the confirmation, and shown as the
+    // gateway will take it; the refund checks it again against what is left then.
+    let amount = match &order.amount {
+        Some(text) => Money::parse_major(text, audit.payment.amount.currency())
+            .map_err(|e| ApiError::bad_request("validation_error", format!("amount: {e}")))?
+            .to_major_string(),
+        None => p.left.clone(),
+    };
     let key = RefundId::generate().to_string();
-    let amount = order.amount.clone().unwrap_or_else(|| p.left.clone());
     Ok(Page::new(
         "admin_refund_confirm.html",
         context! {
