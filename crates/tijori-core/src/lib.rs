@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod account;
+pub mod back_office;
 pub mod changes;
 pub mod clock;
 pub mod error;

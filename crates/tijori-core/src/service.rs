@@ -31,6 +31,7 @@ mod shop;
 mod webhooks;
 mod widget;
 
+pub use admin::{PaymentAudit, RefundOnce, MAX_RESOLUTION_NOTE, REVENUE_WINDOWS};
 pub use background::{BackgroundSettings, ReconcileReport, Reconciled, Worker};
 pub use events::{NewEndpoint, Redeliver, REDELIVER_BATCH};
 pub use receipts::ReceiptDetails;

@@ -5,6 +5,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::account::{Email, PasswordHashString, Session, TokenHash, User, Username};
+use crate::back_office::{
+    CustomerLine, DeliveryOfPayment, Listed, Listing, OrderLine, PaymentLine, RevenueDay,
+    ShopCounts, SubscriptionLine,
+};
 use crate::events::{
     DeliveryAttempt, EndpointSecrets, Event, FinishedDelivery, Wanted, WebhookEndpoint,
 };
@@ -293,6 +297,20 @@ pub struct OperatorEvent {
     /// When it was marked resolved (by an operator, or by the code that settled its
     /// cause); `None` while it is on the operator's list.
     pub resolved_at: Option<DateTime<Utc>>,
+    /// The username of the operator who resolved it; `None` while open, or when the
+    /// code that settled its cause resolved it.
+    pub resolved_by: Option<String>,
+    /// The operator's note on how it was handled.
+    pub resolution: Option<String>,
+}
+
+/// An operator's resolving of an event: who, and what they did about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventResolution {
+    /// The operator.
+    pub by: UserId,
+    /// What they did or found, in their words (may be empty).
+    pub note: String,
 }
 
 /// A refund an operator asked a gateway for.
@@ -392,6 +410,7 @@ pub trait Store:
     + IdempotencyStore
     + OperatorLog
     + EventStore
+    + BackOfficeStore
     + Send
     + Sync
     + 'static
@@ -885,9 +904,15 @@ pub trait OperatorLog: Send + Sync {
         include_resolved: bool,
         limit: u32,
     ) -> StoreResult<Vec<OperatorEvent>>;
-    /// Takes an event off the operator's list (resolving it again keeps the first
-    /// time); `NotFound` for an unknown id.
-    async fn resolve_operator_event(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Takes an event off the operator's list, noting who resolved it and their note
+    /// (resolving it again keeps the first time, person and note); `NotFound` for an
+    /// unknown id.
+    async fn resolve_operator_event(
+        &self,
+        id: i64,
+        resolution: Option<&EventResolution>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
     /// Resolves every open event of `kind` about `payment` whose detail names `named`
     /// (a refund's id): the notice of a refund whose outcome was unknown, once the
     /// refund is settled, however long the operator's list has grown.
@@ -1007,4 +1032,50 @@ pub trait EventStore: Send + Sync {
         event: Option<&EventId>,
         limit: u32,
     ) -> StoreResult<Vec<DeliveryAttempt>>;
+}
+
+/// What the operator's area reads to run a shop (`back_office`): lists with search,
+/// filters and paging, each with its total counted by the database; a payment's
+/// deliveries and events for its audit trail; the revenue and the overview's counts,
+/// summed by the database. Part of `Store`.
+#[async_trait]
+pub trait BackOfficeStore: Send + Sync {
+    /// Payments matching `listing`, newest first, with the total that match.
+    async fn list_payments(&self, listing: &Listing) -> StoreResult<Listed<PaymentLine>>;
+    /// Orders matching `listing` (its gateway: any payment of the order through it),
+    /// newest first.
+    async fn list_orders(&self, listing: &Listing) -> StoreResult<Listed<OrderLine>>;
+    /// Customers matching `listing` (its status a `CustomerState` at `now`, its dates
+    /// when they joined), newest first.
+    async fn list_customers(
+        &self,
+        listing: &Listing,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Listed<CustomerLine>>;
+    /// Customers' latest runs of paid time matching `listing` (its status a
+    /// `SubscriptionState` at `now`, its dates when the run ends), soonest ending
+    /// first.
+    async fn list_subscriptions(
+        &self,
+        listing: &Listing,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Listed<SubscriptionLine>>;
+    /// Money collected (payments made from `since`) and refunded (refunds that went
+    /// through from `since`) per UTC day, gateway and currency, summed by the database.
+    async fn revenue(&self, since: DateTime<Utc>) -> StoreResult<Vec<RevenueDay>>;
+    /// The overview's counts at `now`; renewals due are runs ending before
+    /// `renewals_before`.
+    async fn shop_counts(
+        &self,
+        now: DateTime<Utc>,
+        renewals_before: DateTime<Utc>,
+    ) -> StoreResult<ShopCounts>;
+    /// Every webhook delivery that named the payment (by our id, or by its gateway's
+    /// reference), oldest first, with its body.
+    async fn deliveries_of(
+        &self,
+        payment: &crate::payment::Payment,
+    ) -> StoreResult<Vec<DeliveryOfPayment>>;
+    /// Every operator event about the payment, resolved or not, oldest first.
+    async fn operator_events_of(&self, payment: &PaymentId) -> StoreResult<Vec<OperatorEvent>>;
 }

@@ -65,7 +65,7 @@ pub(crate) trait Row: FromSqlite + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unp
 impl<T: FromSqlite + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin> Row for T {}
 
 /// One value bound to a statement's parameter.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) enum Arg<'a> {
     Str(Option<&'a str>),
     I64(Option<i64>),

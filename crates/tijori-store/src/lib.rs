@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use tijori_core::store::Store;
 
 mod accounts;
+mod back_office;
 mod backup;
 mod db;
 mod events;

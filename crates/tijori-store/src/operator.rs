@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 
 use tijori_core::id::PaymentId;
 use tijori_core::store::{
-    Gauges, NewWebhookDelivery, OperatorEvent, OperatorEventKind, RecordedDelivery, StoreError,
-    StoreResult, WebhookDelivery,
+    EventResolution, Gauges, NewWebhookDelivery, OperatorEvent, OperatorEventKind,
+    RecordedDelivery, StoreError, StoreResult, WebhookDelivery,
 };
 
 use crate::db::{ctx, db_err, query, Backend, Conn, DbFail};
@@ -177,11 +177,10 @@ pub(crate) async fn operator_events(
     let filter = if include_resolved {
         ""
     } else {
-        "WHERE resolved_at IS NULL "
+        "WHERE e.resolved_at IS NULL "
     };
     query(&format!(
-        "SELECT id, kind, payment_id, detail, created_at, resolved_at FROM operator_events \
-         {filter}ORDER BY id DESC LIMIT $1"
+        "SELECT {EVENT_COLUMNS} {filter}ORDER BY e.id DESC LIMIT $1"
     ))
     .bind(i64::from(limit))
     .fetch_all::<EventRow>(c)
@@ -216,18 +215,33 @@ pub(crate) async fn insert_operator_event_once(
     Ok(done == 1)
 }
 
+/// An operator event with the username of whoever resolved it, from `operator_events e`
+/// (the caller adds the WHERE and ORDER BY).
+pub(crate) const EVENT_COLUMNS: &str =
+    "e.id, e.kind, e.payment_id, e.detail, e.created_at, e.resolved_at, \
+     u.username AS resolved_by, e.resolution \
+     FROM operator_events e LEFT JOIN users u ON u.id = e.resolved_by";
+
 pub(crate) async fn resolve_operator_event(
     c: &mut impl Conn,
     id: i64,
+    resolution: Option<&EventResolution>,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
-    let done =
-        query("UPDATE operator_events SET resolved_at = COALESCE(resolved_at, $2) WHERE id = $1")
-            .bind(id)
-            .bind(now)
-            .execute(c)
-            .await
-            .map_err(ctx("failed to resolve an operator event"))?;
+    // Resolved once: the first time, person and note stay (a second click, or the
+    // code settling the cause later, does not rewrite who handled it).
+    let done = query(
+        "UPDATE operator_events SET resolved_by = CASE WHEN resolved_at IS NULL THEN $3 \
+         ELSE resolved_by END, resolution = CASE WHEN resolved_at IS NULL THEN $4 \
+         ELSE resolution END, resolved_at = COALESCE(resolved_at, $2) WHERE id = $1",
+    )
+    .bind(id)
+    .bind(now)
+    .bind(resolution.map(|r| r.by.as_str()))
+    .bind(resolution.map(|r| r.note.as_str()))
+    .execute(c)
+    .await
+    .map_err(ctx("failed to resolve an operator event"))?;
     if done == 0 {
         return Err(StoreError::NotFound("operator event"));
     }

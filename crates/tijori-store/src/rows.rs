@@ -377,6 +377,9 @@ pub(crate) struct EventRow {
     pub(crate) detail: String,
     pub(crate) created_at: DateTime<Utc>,
     pub(crate) resolved_at: Option<DateTime<Utc>>,
+    /// The username of the operator who resolved it (joined from `users`).
+    pub(crate) resolved_by: Option<String>,
+    pub(crate) resolution: Option<String>,
 }
 
 impl TryFrom<EventRow> for OperatorEvent {
@@ -391,6 +394,8 @@ impl TryFrom<EventRow> for OperatorEvent {
             detail: r.detail,
             created_at: r.created_at,
             resolved_at: r.resolved_at,
+            resolved_by: r.resolved_by,
+            resolution: r.resolution,
         })
     }
 }
@@ -717,6 +722,8 @@ impl FromSqlite for EventRow {
             detail: r.get("detail")?,
             created_at: time(r, "created_at")?,
             resolved_at: opt_time(r, "resolved_at")?,
+            resolved_by: r.get("resolved_by")?,
+            resolution: r.get("resolution")?,
         })
     }
 }

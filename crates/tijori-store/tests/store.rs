@@ -2597,7 +2597,9 @@ mod shop {
             .await?;
         ensure!(order_status(&h, &o).await? == OrderStatus::Refunded);
 
-        h.store.resolve_operator_event(events[0].id, t0()).await?;
+        h.store
+            .resolve_operator_event(events[0].id, None, t0())
+            .await?;
         ensure!(h.store.operator_events(false, 10).await?.is_empty());
         ensure!(h.store.operator_events(true, 10).await?.len() == 1);
         Ok(())
@@ -2832,7 +2834,74 @@ mod shop {
         Ok(())
     }
 
+    /// The operator's list of orders: searched by a payment's tx_ref or the
+    /// customer's e-mail, filtered by status and by the gateway of any of its
+    /// payments, counted by the database.
+    async fn orders_are_listed_by_payment_gateway_status_and_customer(
+        db: TestDatabase,
+    ) -> Result<()> {
+        use tijori_core::back_office::Listing;
+        let h = Harness::open(&db).await?;
+        let dawit = h.user("dawit").await?;
+        let abebe = h.user("abebe").await?;
+        let coffee = product(&h, "Coffee", 85_000, 10).await?;
+        let paid = order(&h, &dawit, &[(&coffee, 2)]).await?;
+        let payment = chapa_payment(&h, &dawit, &paid).await?;
+        h.settle(&payment, &chapa(GatewayStatus::Paid, 170_000), t0())
+            .await?;
+        let _waiting = order(&h, &abebe, &[(&coffee, 1)]).await?;
+        let all = Listing {
+            limit: 50,
+            ..Default::default()
+        };
+        let listed = h.store.list_orders(&all).await?;
+        ensure!(listed.total == 2 && listed.rows.len() == 2, "{listed:?}");
+        let by = |f: fn(&mut Listing)| {
+            let mut l = all.clone();
+            f(&mut l);
+            l
+        };
+        let found = h
+            .store
+            .list_orders(&Listing {
+                search: payment.provider_ref.clone(),
+                ..all.clone()
+            })
+            .await?;
+        ensure!(found.total == 1 && found.rows[0].id == paid.id, "{found:?}");
+        ensure!(found.rows[0].units == 2 && found.rows[0].total_minor == 170_000);
+        ensure!(found.rows[0].paid_payment_id.as_ref() == Some(&payment.id));
+        let found = h
+            .store
+            .list_orders(&by(|l| l.search = Some("ABEBE@example".into())))
+            .await?;
+        ensure!(
+            found.total == 1 && found.rows[0].username == "abebe",
+            "{found:?}"
+        );
+        let found = h
+            .store
+            .list_orders(&by(|l| l.status = Some("pending".into())))
+            .await?;
+        ensure!(
+            found.total == 1 && found.rows[0].username == "abebe",
+            "{found:?}"
+        );
+        let found = h
+            .store
+            .list_orders(&by(|l| l.gateway = Some(GatewayKind::Chapa)))
+            .await?;
+        ensure!(found.total == 1 && found.rows[0].id == paid.id, "{found:?}");
+        let found = h
+            .store
+            .list_orders(&by(|l| l.gateway = Some(GatewayKind::Khalti)))
+            .await?;
+        ensure!(found.total == 0 && found.rows.is_empty(), "{found:?}");
+        Ok(())
+    }
+
     test_both!(
+        orders_are_listed_by_payment_gateway_status_and_customer,
         unpaid_orders_and_units_are_capped,
         concurrent_orders_cannot_pass_the_caps,
         reserving_takes_all_or_nothing,
@@ -4682,5 +4751,328 @@ mod backup {
         an_existing_file_is_replaced_only_when_asked,
         postgres_and_missing_databases_are_refused,
         a_closed_database_is_copied,
+    );
+}
+
+// The operator's area ---------------------------------------------------------------------
+
+mod back_office {
+    use super::*;
+    use tijori_core::back_office::Listing;
+    use tijori_core::store::{EventResolution, OperatorEventKind, Refund, RefundStatus};
+
+    fn page(limit: u32) -> Listing {
+        Listing {
+            limit,
+            ..Default::default()
+        }
+    }
+
+    /// Sita paid at t0, Hari paid a day later and has a checkout open two days later.
+    async fn three_payments(h: &Harness) -> Result<(User, User, Vec<Payment>)> {
+        let sita = h.user("sita").await?;
+        let hari = h.user("hari_k").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let first = h.checkout(&sita, &plan, t0()).await?;
+        h.settle(&first, &paid(&first), t0()).await?;
+        let second = h.checkout(&hari, &plan, t0() + days(1)).await?;
+        h.settle(&second, &paid(&second), t0() + days(1)).await?;
+        let open = h.checkout(&hari, &plan, t0() + days(2)).await?;
+        Ok((sita, hari, vec![first, second, open]))
+    }
+
+    async fn payments_are_searched_filtered_paged_and_counted(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let (_, hari, p) = three_payments(&h).await?;
+        let list = |l: Listing| {
+            let store = h.store.clone();
+            async move { store.list_payments(&l).await }
+        };
+        let all = list(page(50)).await?;
+        ensure!(all.total == 3, "{}", all.total);
+        let ids: Vec<_> = all.rows.iter().map(|r| r.payment.id.clone()).collect();
+        ensure!(
+            ids == [p[2].id.clone(), p[1].id.clone(), p[0].id.clone()],
+            "newest first"
+        );
+        ensure!(all.rows[0].username == "hari_k" && all.rows[0].email == "hari_k@example.com");
+
+        let search = |s: &str| Listing {
+            search: Some(s.into()),
+            ..page(50)
+        };
+        ensure!(list(search("hari")).await?.total == 2, "part of a username");
+        ensure!(
+            list(search("HARI_K@EXAMPLE")).await?.total == 2,
+            "e-mail, any case"
+        );
+        ensure!(list(search("h%")).await?.total == 0, "% is no wildcard");
+        ensure!(list(search("ar_")).await?.total == 0, "_ is no wildcard");
+        let by_pidx = list(search(p[0].provider_ref.as_deref().unwrap())).await?;
+        ensure!(by_pidx.total == 1 && by_pidx.rows[0].payment.id == p[0].id);
+        let by_id = list(search(p[1].id.as_str())).await?;
+        ensure!(by_id.total == 1 && by_id.rows[0].payment.id == p[1].id);
+        ensure!(
+            list(search(hari.id.as_str())).await?.total == 2,
+            "a user's id"
+        );
+
+        let completed = list(Listing {
+            status: Some("completed".into()),
+            ..page(50)
+        })
+        .await?;
+        ensure!(completed.total == 2, "{}", completed.total);
+        let khalti = list(Listing {
+            gateway: Some(GatewayKind::Khalti),
+            ..page(50)
+        })
+        .await?;
+        ensure!(khalti.total == 3);
+        let chapa = list(Listing {
+            gateway: Some(GatewayKind::Chapa),
+            ..page(50)
+        })
+        .await?;
+        ensure!(chapa.total == 0 && chapa.rows.is_empty());
+        let from = list(Listing {
+            from: Some(t0() + days(1)),
+            ..page(50)
+        })
+        .await?;
+        ensure!(from.total == 2);
+        let until = list(Listing {
+            until: Some(t0() + days(1)),
+            ..page(50)
+        })
+        .await?;
+        ensure!(until.total == 1 && until.rows[0].payment.id == p[0].id);
+
+        // Pages: the count is the whole list's, the rows the page's.
+        let first = list(page(2)).await?;
+        ensure!(first.total == 3 && first.rows.len() == 2);
+        let second = list(Listing {
+            offset: 2,
+            ..page(2)
+        })
+        .await?;
+        ensure!(second.total == 3 && second.rows.len() == 1);
+        ensure!(second.rows[0].payment.id == p[0].id);
+        Ok(())
+    }
+
+    async fn customers_and_subscriptions_are_listed_with_their_counts(
+        db: TestDatabase,
+    ) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let (sita, hari, _) = three_payments(&h).await?;
+        let gita = h.user("gita").await?;
+        let now = t0() + days(2);
+        let customers = h.store.list_customers(&page(50), now).await?;
+        ensure!(customers.total == 3, "{customers:?}");
+        let line = |name: &str| {
+            customers
+                .rows
+                .iter()
+                .find(|c| c.user.username.as_str() == name)
+                .cloned()
+                .unwrap()
+        };
+        ensure!(line("hari_k").payments == 2 && line("hari_k").paid == 1);
+        ensure!(line("gita").payments == 0 && line("gita").subscribed_until.is_none());
+        let subscribed = h
+            .store
+            .list_customers(
+                &Listing {
+                    status: Some("subscribed".into()),
+                    ..page(50)
+                },
+                now,
+            )
+            .await?;
+        ensure!(subscribed.total == 2, "{subscribed:?}");
+        let not = h
+            .store
+            .list_customers(
+                &Listing {
+                    status: Some("not_subscribed".into()),
+                    ..page(50)
+                },
+                now,
+            )
+            .await?;
+        ensure!(not.total == 1 && not.rows[0].user.id == gita.id);
+
+        // Sita's 30 days end at t0 + 30 days, Hari's a day later: at t0 + 25 days
+        // both renew within the week; at t0 + 30.5 days Sita's ended.
+        let subs = h.store.list_subscriptions(&page(50), now).await?;
+        ensure!(
+            subs.total == 2 && subs.rows[0].user_id == sita.id,
+            "soonest first"
+        );
+        let due = |at| {
+            let store = h.store.clone();
+            async move {
+                store
+                    .list_subscriptions(
+                        &Listing {
+                            status: Some("renewal_due".into()),
+                            ..page(50)
+                        },
+                        at,
+                    )
+                    .await
+            }
+        };
+        ensure!(due(now).await?.total == 0);
+        ensure!(due(t0() + days(25)).await?.total == 2);
+        let later = t0() + days(30) + Duration::hours(12);
+        let ended = h
+            .store
+            .list_subscriptions(
+                &Listing {
+                    status: Some("ended".into()),
+                    ..page(50)
+                },
+                later,
+            )
+            .await?;
+        ensure!(ended.total == 1 && ended.rows[0].user_id == sita.id);
+        let searched = h
+            .store
+            .list_subscriptions(
+                &Listing {
+                    search: Some("HARI".into()),
+                    ..page(50)
+                },
+                now,
+            )
+            .await?;
+        ensure!(searched.total == 1 && searched.rows[0].user_id == hari.id);
+        let counts = h
+            .store
+            .shop_counts(t0() + days(25), t0() + days(32))
+            .await?;
+        ensure!(
+            counts.active_subscriptions == 2 && counts.renewals_due == 2,
+            "{counts:?}"
+        );
+        ensure!(
+            counts.payments_open == 1 && counts.payments_held == 0,
+            "{counts:?}"
+        );
+        Ok(())
+    }
+
+    async fn revenue_is_summed_per_day_and_a_refund_reduces_net(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let (sita, _, p) = three_payments(&h).await?;
+        let refund = Refund {
+            id: tijori_core::id::RefundId::generate(),
+            payment_id: p[1].id.clone(),
+            amount: npr(20_000),
+            reason: Some("partly unhappy".into()),
+            status: RefundStatus::Requested,
+            detail: None,
+            requested_by: sita.id.clone(),
+            restock: false,
+            resolved_by: None,
+            resolved_at: None,
+            resolution: None,
+            created_at: t0() + days(1),
+            updated_at: t0() + days(1),
+        };
+        h.store.begin_refund(&refund).await?;
+        h.store
+            .finish_refund(&refund.id, RefundStatus::Succeeded, None, t0() + days(1))
+            .await?;
+        let days_ = h.store.revenue(t0() - days(1)).await?;
+        ensure!(days_.len() == 2, "{days_:?}");
+        let first = &days_[0];
+        ensure!(first.day == t0().date_naive() && first.gateway == GatewayKind::Khalti);
+        ensure!(first.currency == Currency::Npr);
+        ensure!((first.collected_minor, first.refunded_minor) == (50_000, 0));
+        let second = &days_[1];
+        ensure!(second.day == (t0() + days(1)).date_naive());
+        ensure!((second.collected_minor, second.refunded_minor) == (50_000, 20_000));
+        ensure!(second.net_minor() == 30_000);
+        let net: i64 = days_.iter().map(|d| d.net_minor()).sum();
+        ensure!(net == 80_000, "{net}");
+        // A window starting after the first day leaves it out.
+        let later = h.store.revenue(t0() + days(1)).await?;
+        ensure!(later.len() == 1 && later[0].collected_minor == 50_000);
+        Ok(())
+    }
+
+    async fn an_event_is_resolved_once_with_who_and_why(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let (sita, hari, p) = three_payments(&h).await?;
+        let payment = h.store.payment(&p[0].id).await?.context("payment")?;
+        h.store
+            .record_operator_event(
+                OperatorEventKind::NeedsReview,
+                Some(&payment.id),
+                "odd",
+                t0(),
+            )
+            .await?;
+        let event = h.store.operator_events(false, 10).await?.remove(0);
+        let note = EventResolution {
+            by: sita.id.clone(),
+            note: "refunded by hand".into(),
+        };
+        h.store
+            .resolve_operator_event(event.id, Some(&note), t0() + days(1))
+            .await?;
+        let again = EventResolution {
+            by: hari.id.clone(),
+            note: "second click".into(),
+        };
+        h.store
+            .resolve_operator_event(event.id, Some(&again), t0() + days(2))
+            .await?;
+        let of = h.store.operator_events_of(&payment.id).await?;
+        ensure!(of.len() == 1, "{of:?}");
+        ensure!(of[0].resolved_by.as_deref() == Some("sita"), "{of:?}");
+        ensure!(of[0].resolution.as_deref() == Some("refunded by hand"));
+        ensure!(of[0].resolved_at == Some(t0() + days(1)));
+        ensure!(h.store.operator_events(false, 10).await?.is_empty());
+        assert_not_found(
+            h.store
+                .resolve_operator_event(9_999, Some(&note), t0())
+                .await,
+            "an unknown event",
+        );
+        // A payment's deliveries: found by its reference even before they named it.
+        let delivery = h
+            .store
+            .record_webhook(&tijori_core::store::NewWebhookDelivery {
+                gateway: GatewayKind::Khalti,
+                body_sha256: "abc".into(),
+                event: Some("paid".into()),
+                reference: payment.provider_ref.clone(),
+                status: Some("Completed".into()),
+                body: "{\"pidx\":1}".into(),
+                received_at: t0(),
+            })
+            .await?;
+        let found = h.store.deliveries_of(&payment).await?;
+        ensure!(found.len() == 1 && found[0].id == delivery.id && found[0].body == "{\"pidx\":1}");
+        h.store
+            .finish_webhook(delivery.id, Some(&payment.id), "settled", None)
+            .await?;
+        ensure!(
+            h.store.deliveries_of(&payment).await?.len() == 1,
+            "kept once"
+        );
+        ensure!(h.store.deliveries_of(&p[1]).await?.is_empty());
+        Ok(())
+    }
+
+    test_both!(
+        payments_are_searched_filtered_paged_and_counted,
+        customers_and_subscriptions_are_listed_with_their_counts,
+        revenue_is_summed_per_day_and_a_refund_reduces_net,
+        an_event_is_resolved_once_with_who_and_why,
     );
 }

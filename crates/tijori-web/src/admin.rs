@@ -356,7 +356,10 @@ async fn resolve(
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     admin(&caller)?;
-    state.tijori.resolve_operator_event(id).await?;
+    state
+        .tijori
+        .resolve_operator_event_by(&caller.user, id, "")
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

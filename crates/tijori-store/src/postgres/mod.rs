@@ -13,6 +13,7 @@ use crate::db::{PgPoolConn, PgTx};
 const BEGIN_WRITE: &str = "BEGIN";
 
 mod accounts;
+mod back_office;
 mod events;
 mod idempotency;
 mod jobs;

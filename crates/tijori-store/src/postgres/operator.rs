@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 
 use tijori_core::id::PaymentId;
 use tijori_core::store::{
-    Gauges, NewWebhookDelivery, OperatorEvent, OperatorEventKind, OperatorLog, RecordedDelivery,
-    StoreResult, WebhookDelivery,
+    EventResolution, Gauges, NewWebhookDelivery, OperatorEvent, OperatorEventKind, OperatorLog,
+    RecordedDelivery, StoreResult, WebhookDelivery,
 };
 
 use super::PgStore;
@@ -65,8 +65,13 @@ impl OperatorLog for PgStore {
         operator::operator_events(&mut self.pool(), include_resolved, limit).await
     }
 
-    async fn resolve_operator_event(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
-        operator::resolve_operator_event(&mut self.pool(), id, now).await
+    async fn resolve_operator_event(
+        &self,
+        id: i64,
+        resolution: Option<&EventResolution>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        operator::resolve_operator_event(&mut self.pool(), id, resolution, now).await
     }
 
     async fn resolve_operator_events_naming(

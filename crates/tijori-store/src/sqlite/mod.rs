@@ -24,6 +24,7 @@ use tijori_core::store::{Store, StoreResult};
 use crate::db::{run_now, Sqlite};
 
 mod accounts;
+mod back_office;
 mod engine;
 mod events;
 mod idempotency;

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 
 use tijori_core::id::PaymentId;
 use tijori_core::store::{
-    Gauges, NewWebhookDelivery, OperatorEvent, OperatorEventKind, OperatorLog, RecordedDelivery,
-    StoreResult, WebhookDelivery,
+    EventResolution, Gauges, NewWebhookDelivery, OperatorEvent, OperatorEventKind, OperatorLog,
+    RecordedDelivery, StoreResult, WebhookDelivery,
 };
 
 use super::SqliteStore;
@@ -83,9 +83,17 @@ impl OperatorLog for SqliteStore {
         self.read_with(async |c| operator::operator_events(c, include_resolved, limit).await)
     }
 
-    async fn resolve_operator_event(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
-        self.write_with(async move |c| operator::resolve_operator_event(c, id, now).await)
-            .await
+    async fn resolve_operator_event(
+        &self,
+        id: i64,
+        resolution: Option<&EventResolution>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let resolution = resolution.cloned();
+        self.write_with(async move |c| {
+            operator::resolve_operator_event(c, id, resolution.as_ref(), now).await
+        })
+        .await
     }
 
     async fn resolve_operator_events_naming(

@@ -17,6 +17,7 @@ mod live;
 mod operations;
 mod outgoing;
 mod pages;
+mod pages_admin;
 mod pages_shop;
 mod paid_periods;
 mod receipts;

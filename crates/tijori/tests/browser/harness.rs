@@ -90,6 +90,10 @@ impl BrowserRun {
 
 // --- The app -----------------------------------------------------------------------
 
+/// The operator every test app has (the operator's scenarios sign in as it).
+pub(crate) const OPERATOR_USERNAME: &str = "operator";
+pub(crate) const OPERATOR_PASSWORD: &str = "correct horse battery";
+
 /// Starts tijori as `tijori serve` does on the sandbox, on port 0 and a fresh SQLite
 /// file in `dir`; returns its public URL.
 pub(crate) async fn start_app(dir: &Path) -> anyhow::Result<Url> {
@@ -101,6 +105,15 @@ pub(crate) async fn start_app(dir: &Path) -> anyhow::Result<Url> {
         .await?
         .merge(tutorial_routes());
     tijori::demo::seed(app.tijori()).await?;
+    // The demo data has no operator: the operator's scenarios sign in as this one.
+    app.tijori()
+        .create_user(
+            OPERATOR_USERNAME,
+            "operator@example.com",
+            OPERATOR_PASSWORD,
+            true,
+        )
+        .await?;
     let base = app.public_url().clone();
     tokio::spawn(app.run_until_stopped());
     Ok(base)

@@ -23,6 +23,7 @@
 //! time.
 #![allow(clippy::unwrap_used)] // a test: a panic is its failure report
 
+mod admin;
 mod customer;
 mod harness;
 
@@ -93,4 +94,15 @@ async fn the_return_page_updates_live_when_the_outcome_arrives_later() {
         .await
         .context("scenario 4 (Khalti says Pending on return; the outcome is pushed)");
     run.finish(outcome, &["browser-live.png"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_searches_exports_refunds_and_reads_the_revenue_in_a_real_browser() {
+    let Some(run) = BrowserRun::start().await else {
+        return;
+    };
+    let outcome = admin::operator_runs_the_shop(&run.browser, &run.base)
+        .await
+        .context("scenario (the operator's area: search, export, refund, revenue)");
+    run.finish(outcome, &[]).await;
 }

@@ -1,6 +1,10 @@
-//! `/admin/`: the operator's page: what needs attention (operator events, payments
-//! held for review, dead jobs, refunds whose outcome is unknown), the latest webhook
-//! deliveries and the mail outbox; and `/admin/webhooks/`.
+//! The operator's area. `/admin/`: the overview: the shop's counts and what needs
+//! attention (operator events, payments held for review, dead jobs, refunds whose
+//! outcome is unknown), the latest webhook deliveries and the mail outbox. Beside it:
+//! the lists of payments, orders, customers and subscriptions (`lists`), a payment's
+//! page with its audit trail and refund button (`payment`), the operator's events
+//! (`events`), the revenue (`revenue`) and the webhook endpoints (`webhooks`). Every
+//! page carries the same navigation (`admin_nav.html`).
 
 use std::collections::HashSet;
 
@@ -21,24 +25,66 @@ use crate::extract::{check_csrf_field, parse_id, Form};
 use crate::views::PaymentView;
 use crate::AppState;
 
+mod events;
+mod listing;
+mod lists;
+mod payment;
+mod revenue;
 mod webhooks;
 
 pub(super) const TEMPLATES: &[(&str, &str)] = &[
     ("admin.html", include_str!("admin.html")),
     ("admin_webhooks.html", include_str!("admin_webhooks.html")),
+    ("admin_nav.html", include_str!("admin_nav.html")),
+    ("admin_style.html", include_str!("admin_style.html")),
+    ("admin_counts.html", include_str!("admin_counts.html")),
+    ("admin_list.html", include_str!("admin_list.html")),
+    ("admin_payments.html", include_str!("admin_payments.html")),
+    ("admin_orders.html", include_str!("admin_orders.html")),
+    ("admin_customers.html", include_str!("admin_customers.html")),
+    (
+        "admin_subscriptions.html",
+        include_str!("admin_subscriptions.html"),
+    ),
+    ("admin_payment.html", include_str!("admin_payment.html")),
+    (
+        "admin_refund_confirm.html",
+        include_str!("admin_refund_confirm.html"),
+    ),
+    ("admin_events.html", include_str!("admin_events.html")),
+    ("admin_revenue.html", include_str!("admin_revenue.html")),
 ];
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route(HERE, get(admin_page))
-        .route("/admin/events/{id}/resolve", post(admin_resolve))
         .route("/admin/jobs/{id}/retry", post(admin_retry_job))
         .route("/admin/refunds/{id}/recheck", post(admin_recheck_refund))
         .route("/admin/refunds/{id}/resolve", post(admin_resolve_refund))
         .merge(webhooks::router())
+        .merge(lists::router())
+        .merge(payment::router())
+        .merge(events::router())
+        .merge(revenue::router())
 }
 
 const HERE: &str = "/admin/";
+
+/// Where a form of the operator's area sends the operator back to: the page it was
+/// on, if that is one of this area's pages (never another site), else `default`.
+fn back_in_admin(back: Option<&str>, default: &str) -> String {
+    match back {
+        Some(b)
+            if b.starts_with("/admin/")
+                && !b.contains("//")
+                && !b.contains('\\')
+                && b.bytes().all(|c| (0x21..=0x7e).contains(&c)) =>
+        {
+            b.to_owned()
+        }
+        _ => default.to_owned(),
+    }
+}
 
 /// How many webhook deliveries the admin page lists.
 const ADMIN_DELIVERIES: usize = 50;
@@ -74,6 +120,7 @@ async fn admin_page(State(state): State<AppState>, Admin(s): Admin) -> PageResul
         .jobs(Some(tijori_core::jobs::JobStatus::Dead))
         .await?;
     let outbox = state.tijori.outbox(50).await?;
+    let counts = state.tijori.shop_counts().await?;
     let unknown = state.tijori.unknown_refunds().await?;
     let events: Vec<EventView> = events.iter().map(EventView::from).collect();
     let deliveries: Vec<DeliveryView> = deliveries
@@ -85,6 +132,12 @@ async fn admin_page(State(state): State<AppState>, Admin(s): Admin) -> PageResul
         "admin.html",
         context! {
             events, deliveries, review,
+            counts => context! {
+                active_subscriptions => counts.active_subscriptions,
+                renewals_due => counts.renewals_due,
+                payments_open => counts.payments_open,
+                payments_held => counts.payments_held,
+            },
             dead_jobs => dead.iter().map(crate::admin::JobView::from).collect::<Vec<_>>(),
             outbox,
             unknown_refunds => unknown.iter().map(crate::payments::RefundView::from).collect::<Vec<_>>(),
@@ -141,20 +194,6 @@ async fn admin_resolve_refund(
     Ok(Redirect::to(HERE))
 }
 
-async fn admin_resolve(
-    State(state): State<AppState>,
-    Admin(s): Admin,
-    Path(id): Path<String>,
-    Form(form): Form<CsrfForm>,
-) -> PageResult<Redirect> {
-    check_csrf_field(&s, &form.csrf_token)?;
-    let id = id
-        .parse::<i64>()
-        .map_err(|_| ApiError::not_found("operator event"))?;
-    state.tijori.resolve_operator_event(id).await?;
-    Ok(Redirect::to(HERE))
-}
-
 #[cfg(test)]
 mod tests {
     use minijinja::context;
@@ -186,5 +225,49 @@ mod tests {
             context! { viewer => viewer(true), events => Vec::<()>::new(), review => Vec::<()>::new(), deliveries => Vec::<()>::new() },
         );
         assert!(empty.contains("Nothing needs attention"), "{empty}");
+    }
+
+    fn paging() -> minijinja::Value {
+        context! { total => 1, page => 1, pages => 1, export => "status=completed", export_capped => true, export_cap => 10000 }
+    }
+
+    #[test]
+    fn every_list_renders_its_rows_filter_and_export() {
+        let query = context! { q => "hari", status => "completed" };
+        let lists = [
+            (
+                "admin_payments.html",
+                "payments",
+                context! { id => "pay_1", created_at => "2030-01-01T00:00:00Z", status => "completed", gateway => "khalti", amount => "500.00", currency => "NPR", username => "hari", email => "h@example.com", provider_ref => "pidx1", provider_txn_id => "", purpose => "plan plan_1" },
+            ),
+            (
+                "admin_orders.html",
+                "orders",
+                context! { id => "ord_1", created_at => "2030-01-01T00:00:00Z", status => "paid", total => "850.00", currency => "ETB", units => 1, username => "hari", email => "h@example.com", paid_payment_id => "pay_1" },
+            ),
+            (
+                "admin_customers.html",
+                "customers",
+                context! { id => "usr_1", username => "hari", email => "h@example.com", operator => false, joined => "2030-01-01T00:00:00Z", payments => 2, paid => 1, orders => 0, subscribed_until => "" },
+            ),
+            (
+                "admin_subscriptions.html",
+                "subscriptions",
+                context! { user_id => "usr_1", username => "hari", email => "h@example.com", plan => "Basic", start_at => "2030-01-01T00:00:00Z", end_at => "2030-01-31T00:00:00Z", running => true },
+            ),
+        ];
+        for (template, section, row) in lists {
+            let html = render(
+                template,
+                context! { viewer => viewer(true), section, query => query.clone(), paging => paging(), rows => vec![row], statuses => vec!["completed", "pending"], gateways => vec!["khalti", "chapa"] },
+            );
+            assert!(
+                html.contains(&format!("href=\"/admin/{section}.csv?status=completed\"")),
+                "{html}"
+            );
+            assert!(html.contains("id=\"export-capped\""), "{html}");
+            assert!(html.contains("aria-current=\"page\""), "{html}");
+            assert!(html.contains("value=\"completed\" selected"), "{html}");
+        }
     }
 }
