@@ -15,6 +15,7 @@ use crate::shop::Order;
 use crate::store::Store;
 use crate::subscription::{ChangePreview, Plan, Subscription};
 
+mod account_basics;
 mod accounts;
 use accounts::Hasher;
 mod admin;
@@ -30,6 +31,7 @@ mod shop;
 mod webhooks;
 mod widget;
 
+pub use account_basics::{PASSWORD_RESET_MINUTES, PASSWORD_RESET_PATH};
 pub use background::{BackgroundSettings, ReconcileReport, Reconciled, Worker};
 pub use events::{NewEndpoint, Redeliver, REDELIVER_BATCH};
 pub use refunds::{RefundOrder, RefundState, Refunded, Resolution};

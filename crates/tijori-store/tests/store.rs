@@ -4684,3 +4684,7 @@ mod backup {
         a_closed_database_is_copied,
     );
 }
+
+// Account basics: password resets and changes, and canceling an unpaid order.
+#[path = "store/account_basics.rs"]
+mod account_basics;

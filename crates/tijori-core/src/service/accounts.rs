@@ -186,7 +186,7 @@ impl Hasher {
         }
     }
 
-    async fn run<T: Send + 'static>(
+    pub(super) async fn run<T: Send + 'static>(
         self: &Arc<Self>,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T> {

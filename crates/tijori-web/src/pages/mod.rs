@@ -25,6 +25,7 @@ mod home;
 mod orders;
 mod page;
 mod session;
+mod settings;
 mod shop;
 
 pub use page::Templates;
@@ -43,6 +44,8 @@ const TEMPLATES: &[&[(&str, &str)]] = &[
     ],
     home::TEMPLATES,
     auth::TEMPLATES,
+    auth::RESET_TEMPLATES,
+    settings::TEMPLATES,
     checkout::TEMPLATES,
     account::TEMPLATES,
     shop::TEMPLATES,
@@ -61,6 +64,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(cart::router())
         .merge(orders::router())
         .merge(admin::router())
+        .merge(settings::router())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

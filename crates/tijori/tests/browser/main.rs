@@ -94,3 +94,17 @@ async fn the_return_page_updates_live_when_the_outcome_arrives_later() {
         .context("scenario 4 (Khalti says Pending on return; the outcome is pushed)");
     run.finish(outcome, &["browser-live.png"]).await;
 }
+
+mod account;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forgotten_password_is_reset_through_the_outbox_in_a_real_browser() {
+    let Some(run) = BrowserRun::start().await else {
+        return;
+    };
+    let outcome = account::reset_a_forgotten_password(&run.browser, run._work.path())
+        .await
+        .context("scenario (forgot the password, reset it by the mailed link, sign in)");
+    run.finish(outcome, &["screenshots/reset-password-390x844.png"])
+        .await;
+}
