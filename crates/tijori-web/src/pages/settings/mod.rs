@@ -234,7 +234,7 @@ mod tests {
         );
         assert!(html.contains("id=\"pw-current-error\""), "{html}");
         // The e-mail form's password field is not marked.
-        assert_eq!(html.matches("aria-invalid").count(), 1, "{html}");
+        assert_eq!(html.matches(" aria-invalid=\"true\"").count(), 1, "{html}");
         for id in [
             "pw-current",
             "pw-new",
