@@ -43,6 +43,8 @@ pub enum EventType {
     OrderPaid,
     /// An unpaid order ran out of time and its stock went back on the shelf.
     OrderExpired,
+    /// The customer canceled their unpaid order and its stock went back on the shelf.
+    OrderCanceled,
     /// A refund went through (the gateway took it, a look-up found it, or an operator
     /// settled it so).
     RefundSucceeded,
@@ -52,7 +54,7 @@ pub enum EventType {
 
 impl EventType {
     /// Every type, for parsing and for the API's list of what an endpoint may want.
-    pub const ALL: [EventType; 12] = [
+    pub const ALL: [EventType; 13] = [
         EventType::PaymentCompleted,
         EventType::PaymentFailed,
         EventType::PaymentRefunded,
@@ -63,6 +65,7 @@ impl EventType {
         EventType::SubscriptionRevoked,
         EventType::OrderPaid,
         EventType::OrderExpired,
+        EventType::OrderCanceled,
         EventType::RefundSucceeded,
         EventType::RefundFailed,
     ];
@@ -80,6 +83,7 @@ impl EventType {
             EventType::SubscriptionRevoked => "subscription.revoked",
             EventType::OrderPaid => "order.paid",
             EventType::OrderExpired => "order.expired",
+            EventType::OrderCanceled => "order.canceled",
             EventType::RefundSucceeded => "refund.succeeded",
             EventType::RefundFailed => "refund.failed",
         }
@@ -101,7 +105,9 @@ impl EventType {
             | EventType::SubscriptionExpiring
             | EventType::SubscriptionExpired
             | EventType::SubscriptionRevoked => Subject::Subscription,
-            EventType::OrderPaid | EventType::OrderExpired => Subject::Order,
+            EventType::OrderPaid | EventType::OrderExpired | EventType::OrderCanceled => {
+                Subject::Order
+            }
             EventType::RefundSucceeded | EventType::RefundFailed => Subject::Refund,
         }
     }

@@ -15,6 +15,7 @@ use crate::shop::Order;
 use crate::store::Store;
 use crate::subscription::{ChangePreview, Plan, Subscription};
 
+mod account_basics;
 mod accounts;
 use accounts::Hasher;
 mod admin;
@@ -31,6 +32,7 @@ mod shop;
 mod webhooks;
 mod widget;
 
+pub use account_basics::{PASSWORD_RESET_MINUTES, PASSWORD_RESET_PATH};
 pub use admin::{PaymentAudit, RefundOnce, MAX_RESOLUTION_NOTE, REVENUE_WINDOWS};
 pub use background::{BackgroundSettings, ReconcileReport, Reconciled, Worker};
 pub use events::{NewEndpoint, Redeliver, REDELIVER_BATCH};

@@ -504,6 +504,48 @@ pub trait AccountStore: Send + Sync {
     async fn plans(&self) -> StoreResult<Vec<Plan>>;
     /// Any plan by id, on offer or not: a subscription still names the plan it paid for.
     async fn plan(&self, id: &PlanId) -> StoreResult<Option<Plan>>;
+    /// The user with this e-mail address, for a password reset; `None` if nobody has it.
+    async fn user_by_email(&self, email: &Email) -> StoreResult<Option<User>>;
+    /// A password change, in one transaction: the new hash, and every API token and
+    /// browser session of the user ends but `keep` (the session that asked). Whoever
+    /// knew the old password is signed out everywhere. `NotFound` for an unknown user.
+    async fn change_password(
+        &self,
+        id: &UserId,
+        hash: &PasswordHashString,
+        keep: Option<&TokenHash>,
+    ) -> StoreResult<()>;
+    /// Replaces the user's e-mail address; `Conflict` if another account has it.
+    async fn set_email(&self, id: &UserId, email: &Email) -> StoreResult<()>;
+    /// Opens a password reset link: stores its hash (never the secret), ends the
+    /// user's earlier open links, and puts `mail` (which carries the link) in the
+    /// outbox with its delivery job, in one transaction.
+    async fn create_password_reset(
+        &self,
+        user: &UserId,
+        token: &TokenHash,
+        expires_at: DateTime<Utc>,
+        mail: &OutboxMail,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// The user an open reset link (unused, not expired by `now`) belongs to.
+    async fn password_reset(
+        &self,
+        token: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<User>>;
+    /// Uses an open reset link, once: in one transaction marks it used, sets the
+    /// password and ends every session, API token and other reset link of its user.
+    /// `None` (and nothing changed) for a link that is unknown, used or expired.
+    async fn use_password_reset(
+        &self,
+        token: &TokenHash,
+        hash: &PasswordHashString,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<User>>;
+    /// Rewrites an outbox mail's body: a reset link's secret is blanked once SMTP
+    /// has taken the mail.
+    async fn set_mail_body(&self, id: &str, body: &str) -> StoreResult<()>;
 }
 
 /// Payments from their creation to their settlement, and the subscription periods they pay for. Part of `Store`.
@@ -662,6 +704,16 @@ pub trait ShopStore: Send + Sync {
     /// Puts a refunded order's items back on the shelf, once. `false` if the order is
     /// not refunded or was restocked before.
     async fn restock_order(&self, order: &OrderId, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// Cancels `user`'s order if it is still pending and unexpired at `now`, with its
+    /// stock returned, in one transaction (the same compare-and-set on `pending` as
+    /// expiry and payment, so the stock comes back once whichever runs first).
+    /// `false`, and nothing changed, for any other order.
+    async fn cancel_order(
+        &self,
+        order: &OrderId,
+        user: &UserId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
 }
 
 /// Refunds asked of a gateway and what came of them. Part of `Store`.

@@ -10,6 +10,7 @@ use anyhow::Context as _;
 
 use tijori_core::store::Store;
 
+mod account_basics;
 mod accounts;
 mod back_office;
 mod backup;

@@ -564,15 +564,53 @@ pub(crate) async fn expire_order(
     };
     let expired = NewEvent::about_order(EventType::OrderExpired, id, &UserId::from_trusted(user));
     crate::events::emit(c, &[expired], now).await?;
+    give_back_stock(c, id, now).await?;
+    Ok(true)
+}
+
+/// Puts every line of an order that just left `pending` back on the shelf. Called
+/// only by the writer whose compare-and-set moved the order, so once.
+async fn give_back_stock(c: &mut impl Conn, id: &OrderId, now: DateTime<Utc>) -> StoreResult<()> {
     let items = query(
         "SELECT product_id, quantity FROM order_items WHERE order_id = $1 ORDER BY product_id",
     )
     .bind(id.as_str())
     .fetch_all::<(String, i32)>(c)
     .await
-    .map_err(ctx("failed to load an expired order's items"))?;
+    .map_err(ctx("failed to load a closed order's items"))?;
     for (product, quantity) in items {
         put_back(c, &product, quantity, now).await?;
     }
+    Ok(())
+}
+
+/// The customer cancels their unpaid order (`ShopStore::cancel_order`): the same
+/// compare-and-set on `pending` as `expire_order` and `fulfil_order`, so whichever
+/// of the three runs first decides, and the stock comes back once. A payment that
+/// completes afterwards finds the order canceled and takes the stock again, or is
+/// held (`rules::order_payment`).
+pub(crate) async fn cancel_order(
+    c: &mut impl Conn,
+    id: &OrderId,
+    user: &UserId,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let moved = query(
+        "UPDATE orders SET status = 'canceled', updated_at = $3 \
+         WHERE id = $1 AND user_id = $2 AND status = 'pending' AND expires_at > $3",
+    )
+    .bind(id.as_str())
+    .bind(user.as_str())
+    .bind(now)
+    .execute(c)
+    .await
+    .map_err(ctx("failed to cancel an order"))?
+        == 1;
+    if !moved {
+        return Ok(false);
+    }
+    let canceled = NewEvent::about_order(EventType::OrderCanceled, id, user);
+    crate::events::emit(c, &[canceled], now).await?;
+    give_back_stock(c, id, now).await?;
     Ok(true)
 }

@@ -5076,3 +5076,7 @@ mod back_office {
         an_event_is_resolved_once_with_who_and_why,
     );
 }
+
+// Account basics: password resets and changes, and canceling an unpaid order.
+#[path = "store/account_basics.rs"]
+mod account_basics;

@@ -97,7 +97,7 @@ pub(crate) struct OrderData {
     order: OrderView,
     #[schema(required = true)]
     customer: Option<CustomerView>,
-    /// The payment that paid it; null for `order.expired`.
+    /// The payment that paid it; null for `order.expired` and `order.canceled`.
     #[schema(required = true)]
     payment: Option<PaymentView>,
 }

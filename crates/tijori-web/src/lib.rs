@@ -64,6 +64,12 @@ pub struct WebConfig {
     /// How many live-status streams (SSE or WebSocket) one account may hold open:
     /// without a bound one account could hold every connection place.
     pub live_streams_per_user: u32,
+    /// How many password reset links may be asked for one e-mail address an hour
+    /// (known or not): each may send a mail to someone's inbox.
+    pub password_resets_per_email_per_hour: u32,
+    /// How many password reset links one client address may ask for an hour,
+    /// whatever the e-mail addresses.
+    pub password_resets_per_address_per_hour: u32,
     /// Proxies whose `X-Forwarded-For` names the client (else the peer is the client).
     pub trusted_proxies: extract::TrustedProxies,
     /// How long a request's body may take to arrive once its head has (408 after).
@@ -79,6 +85,8 @@ impl WebConfig {
     pub const DEFAULT_SIGN_INS_PER_ADDRESS_PER_MINUTE: u32 = 60;
     pub const DEFAULT_SIGN_UPS_PER_ADDRESS_PER_HOUR: u32 = 20;
     pub const DEFAULT_LIVE_STREAMS_PER_USER: u32 = 8;
+    pub const DEFAULT_PASSWORD_RESETS_PER_EMAIL_PER_HOUR: u32 = 3;
+    pub const DEFAULT_PASSWORD_RESETS_PER_ADDRESS_PER_HOUR: u32 = 20;
     pub const DEFAULT_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
     pub fn new(public_url: Url) -> Self {
@@ -92,6 +100,9 @@ impl WebConfig {
             sign_ins_per_address_per_minute: Self::DEFAULT_SIGN_INS_PER_ADDRESS_PER_MINUTE,
             sign_ups_per_address_per_hour: Self::DEFAULT_SIGN_UPS_PER_ADDRESS_PER_HOUR,
             live_streams_per_user: Self::DEFAULT_LIVE_STREAMS_PER_USER,
+            password_resets_per_email_per_hour: Self::DEFAULT_PASSWORD_RESETS_PER_EMAIL_PER_HOUR,
+            password_resets_per_address_per_hour:
+                Self::DEFAULT_PASSWORD_RESETS_PER_ADDRESS_PER_HOUR,
             trusted_proxies: extract::TrustedProxies::default(),
             body_timeout: Self::DEFAULT_BODY_TIMEOUT,
         }

@@ -20,6 +20,9 @@ const HOUR: Duration = Duration::from_secs(3_600);
 /// The most of a username used as a limiter key: longer ones are not usernames.
 const MOST_KEYED_USERNAME: usize = 150;
 
+/// The most of an e-mail address used as a limiter key (addresses stop at 254).
+const MOST_KEYED_EMAIL: usize = 254;
+
 /// The paths that open a checkout or write an order: each bounded per user.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Checkout {
@@ -44,6 +47,10 @@ pub(crate) struct Limits {
     sign_ins_per_account: RateLimiter<String>,
     sign_ins_per_address: RateLimiter<IpAddr>,
     sign_ups_per_address: RateLimiter<IpAddr>,
+    /// Password reset links per e-mail address asked for (known or not, so a 429
+    /// says nothing about whether an account has it), and per client address.
+    resets_per_email: RateLimiter<String>,
+    resets_per_address: RateLimiter<IpAddr>,
     /// Live-status streams open now, per user (an entry only while one is open). A
     /// customer watches a payment or two, in a tab or two; without a bound one
     /// account could hold every connection place (`TIJORI_MAX_CONNECTIONS`) and
@@ -80,6 +87,8 @@ impl Limits {
             sign_ins_per_account: RateLimiter::new(config.sign_ins_per_account_per_minute, MINUTE),
             sign_ins_per_address: RateLimiter::new(config.sign_ins_per_address_per_minute, MINUTE),
             sign_ups_per_address: RateLimiter::new(config.sign_ups_per_address_per_hour, HOUR),
+            resets_per_email: RateLimiter::new(config.password_resets_per_email_per_hour, HOUR),
+            resets_per_address: RateLimiter::new(config.password_resets_per_address_per_hour, HOUR),
             live: Arc::default(),
             most_live: usize::try_from(config.live_streams_per_user.max(1)).unwrap_or(usize::MAX),
         }
@@ -159,8 +168,25 @@ impl Limits {
             .map_err(|wait| too_many("sign-ups from this address", wait))
     }
 
+    /// Before a reset link is asked for: the client address's allowance, then the
+    /// e-mail address's.
+    pub(crate) fn password_reset(&self, client: IpAddr, email: &str) -> Result<(), ApiError> {
+        self.resets_per_address
+            .check(&address_key(client))
+            .map_err(|wait| too_many("password reset requests from this address", wait))?;
+        let asked: String = email
+            .trim()
+            .chars()
+            .take(MOST_KEYED_EMAIL)
+            .collect::<String>()
+            .to_lowercase();
+        self.resets_per_email
+            .check(&asked)
+            .map_err(|wait| too_many("password reset requests for this e-mail address", wait))
+    }
+
     /// How many keys each limiter holds, for /metrics.
-    pub(crate) fn sizes(&self) -> [(&'static str, usize); 7] {
+    pub(crate) fn sizes(&self) -> [(&'static str, usize); 9] {
         [
             ("refresh", self.refreshes.len()),
             ("verify", self.verifies.len()),
@@ -169,6 +195,8 @@ impl Limits {
             ("sign_in_account", self.sign_ins_per_account.len()),
             ("sign_in_address", self.sign_ins_per_address.len()),
             ("sign_up_address", self.sign_ups_per_address.len()),
+            ("password_reset_email", self.resets_per_email.len()),
+            ("password_reset_address", self.resets_per_address.len()),
         ]
     }
 }

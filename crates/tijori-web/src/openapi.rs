@@ -75,6 +75,7 @@ names the codes it can carry.";
         crate::shop::my_orders,
         crate::shop::create_order,
         crate::shop::order,
+        crate::shop::cancel_order,
         crate::shop::initialize,
         crate::notices::chapa_webhook,
         crate::notices::chapa_callback,
@@ -600,6 +601,10 @@ fn event_description(kind: EventType) -> &'static str {
         EventType::OrderPaid => "An order was paid and is the customer's.",
         EventType::OrderExpired => {
             "An unpaid order ran out of time and its stock went back on the shelf. \
+             `payment` is null."
+        }
+        EventType::OrderCanceled => {
+            "The customer canceled their unpaid order and its stock went back on the shelf. \
              `payment` is null."
         }
         EventType::RefundSucceeded => {

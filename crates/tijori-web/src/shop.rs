@@ -37,6 +37,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
                 .get(my_orders),
         )
         .route("/api/orders/{id}/", get(order))
+        .route("/api/orders/{id}/cancel/", post(cancel_order))
         .route(
             "/api/payments/initialize/",
             post(initialize)
@@ -154,6 +155,35 @@ async fn order(
     PathId(id): PathId<OrderId>,
 ) -> Result<Json<OrderView>, ApiError> {
     let order = state.tijori.order_for(&caller.user, &id).await?;
+    Ok(Json((&order).into()))
+}
+
+#[utoipa::path(
+    post, path = "/api/orders/{id}/cancel/", tag = "shop", summary = "Cancel an unpaid order",
+    description = "The customer gives back their own order while it is pending and unexpired: \
+        it becomes `canceled` and its stock goes back on the shelf at once, exactly once \
+        (whichever of this, the expiry job and a payment's settlement comes first decides). \
+        A checkout already open for it is not closed at the gateway: money that still \
+        arrives takes the stock again if it is there, or is held for an operator to refund. \
+        Raises `order.canceled`.",
+    security(("token" = []), ("bearer" = []), ("session" = [], "csrf" = [])),
+    params(("id" = String, Path, description = "The order's id (`ord_…`).")),
+    responses(
+        (status = 200, description = "Canceled; the order as it is now.", body = OrderView),
+        SignedIn,
+        CrossSite,
+        (status = 404, description = "No such order, or not the caller's (`not_found`); an \
+            admin cancels no one else's order either.", body = ErrorBody),
+        (status = 409, description = "The order is paid, expired, canceled or refunded \
+            (`order_not_pending`).", body = ErrorBody),
+    )
+)]
+async fn cancel_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathId(id): PathId<OrderId>,
+) -> Result<Json<OrderView>, ApiError> {
+    let order = state.tijori.cancel_order(&caller.user, &id).await?;
     Ok(Json((&order).into()))
 }
 

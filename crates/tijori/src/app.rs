@@ -98,6 +98,8 @@ impl Application {
                 sign_ins_per_account_per_minute: config.signin_limit,
                 sign_ins_per_address_per_minute: config.signin_address_limit,
                 sign_ups_per_address_per_hour: config.signup_limit,
+                password_resets_per_email_per_hour: config.reset_limit,
+                password_resets_per_address_per_hour: config.reset_address_limit,
                 live_streams_per_user: config.live_stream_limit,
                 trusted_proxies: config.trusted_proxies.clone(),
                 body_timeout: config.body_timeout,

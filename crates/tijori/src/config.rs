@@ -198,6 +198,17 @@ pub struct Config {
     #[arg(long, env = "TIJORI_SIGNUP_LIMIT", default_value = "20", value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
     pub signup_limit: u32,
 
+    /// Password reset links that may be asked for one e-mail address an hour, known
+    /// or not (429 with Retry-After beyond; it says nothing about whether an account
+    /// has the address). Each link is a mail to someone's inbox.
+    #[arg(long, env = "TIJORI_RESET_LIMIT", default_value = "3", value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
+    pub reset_limit: u32,
+
+    /// Password reset links one client address may ask for an hour, whatever the
+    /// e-mail addresses.
+    #[arg(long, env = "TIJORI_RESET_ADDRESS_LIMIT", default_value = "20", value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
+    pub reset_address_limit: u32,
+
     /// Reverse proxies (addresses or CIDR ranges, comma-separated) whose
     /// X-Forwarded-For names the client, for the per-address limits. Empty: the
     /// connection's peer is the client. List only your own proxies: anyone else's
@@ -330,6 +341,8 @@ impl Config {
             signin_limit: 10,
             signin_address_limit: 60,
             signup_limit: 20,
+            reset_limit: 3,
+            reset_address_limit: 20,
             trusted_proxies: tijori_web::extract::TrustedProxies::default(),
             body_timeout: Duration::from_secs(10),
             max_connections: 10_000,

@@ -187,7 +187,7 @@ impl Hasher {
         }
     }
 
-    async fn run<T: Send + 'static>(
+    pub(super) async fn run<T: Send + 'static>(
         self: &Arc<Self>,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T> {

@@ -61,6 +61,13 @@ impl Tijori {
                         .await;
                     return Err(JobError::failed(anyhow::anyhow!("{e}")));
                 }
+                // A reset link's secret leaves the outbox with the mail.
+                if let Some(body) = super::account_basics::without_reset_secret(&mail.body) {
+                    self.store
+                        .set_mail_body(id, &body)
+                        .await
+                        .map_err(JobError::failed)?;
+                }
                 "sent"
             }
             None => "kept",

@@ -4,13 +4,14 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use tijori_core::account::{PasswordHashString, Session, TokenHash, User, Username};
+use tijori_core::account::{Email, PasswordHashString, Session, TokenHash, User, Username};
 use tijori_core::id::{PlanId, UserId};
+use tijori_core::mail::OutboxMail;
 use tijori_core::store::{AccountStore, NewUser, StoreResult};
 use tijori_core::subscription::{NewPlan, Plan};
 
 use super::PgStore;
-use crate::accounts;
+use crate::{account_basics, accounts};
 
 #[async_trait]
 impl AccountStore for PgStore {
@@ -96,5 +97,59 @@ impl AccountStore for PgStore {
 
     async fn plan(&self, id: &PlanId) -> StoreResult<Option<Plan>> {
         accounts::plan(&mut self.pool(), id).await
+    }
+
+    async fn user_by_email(&self, email: &Email) -> StoreResult<Option<User>> {
+        account_basics::user_by_email(&mut self.pool(), email).await
+    }
+
+    async fn change_password(
+        &self,
+        id: &UserId,
+        hash: &PasswordHashString,
+        keep: Option<&TokenHash>,
+    ) -> StoreResult<()> {
+        self.write_with(async |tx| account_basics::change_password(tx, id, hash, keep).await)
+            .await
+    }
+
+    async fn set_email(&self, id: &UserId, email: &Email) -> StoreResult<()> {
+        account_basics::set_email(&mut self.pool(), id, email).await
+    }
+
+    async fn create_password_reset(
+        &self,
+        user: &UserId,
+        token: &TokenHash,
+        expires_at: DateTime<Utc>,
+        mail: &OutboxMail,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.write_with(async |tx| {
+            account_basics::create_password_reset(tx, user, token, expires_at, mail, now).await
+        })
+        .await
+    }
+
+    async fn password_reset(
+        &self,
+        token: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<User>> {
+        account_basics::password_reset(&mut self.pool(), token, now).await
+    }
+
+    async fn use_password_reset(
+        &self,
+        token: &TokenHash,
+        hash: &PasswordHashString,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<User>> {
+        self.write_with(async |tx| account_basics::use_password_reset(tx, token, hash, now).await)
+            .await
+    }
+
+    async fn set_mail_body(&self, id: &str, body: &str) -> StoreResult<()> {
+        account_basics::set_mail_body(&mut self.pool(), id, body).await
     }
 }

@@ -77,4 +77,14 @@ impl ShopStore for PgStore {
         }
         Ok(expired)
     }
+
+    async fn cancel_order(
+        &self,
+        order: &OrderId,
+        user: &UserId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.write_with(async |tx| shop::cancel_order(tx, order, user, now).await)
+            .await
+    }
 }

@@ -4,13 +4,14 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use tijori_core::account::{PasswordHashString, Session, TokenHash, User, Username};
+use tijori_core::account::{Email, PasswordHashString, Session, TokenHash, User, Username};
 use tijori_core::id::{PlanId, UserId};
+use tijori_core::mail::OutboxMail;
 use tijori_core::store::{AccountStore, NewUser, StoreResult};
 use tijori_core::subscription::{NewPlan, Plan};
 
 use super::SqliteStore;
-use crate::accounts;
+use crate::{account_basics, accounts};
 
 #[async_trait]
 impl AccountStore for SqliteStore {
@@ -115,5 +116,70 @@ impl AccountStore for SqliteStore {
 
     async fn plan(&self, id: &PlanId) -> StoreResult<Option<Plan>> {
         self.read_with(async |c| accounts::plan(c, id).await)
+    }
+
+    async fn user_by_email(&self, email: &Email) -> StoreResult<Option<User>> {
+        self.read_with(async |c| account_basics::user_by_email(c, email).await)
+    }
+
+    async fn change_password(
+        &self,
+        id: &UserId,
+        hash: &PasswordHashString,
+        keep: Option<&TokenHash>,
+    ) -> StoreResult<()> {
+        let (id, hash, keep) = (id.clone(), hash.clone(), keep.cloned());
+        self.write_with(async move |c| {
+            account_basics::change_password(c, &id, &hash, keep.as_ref()).await
+        })
+        .await
+    }
+
+    async fn set_email(&self, id: &UserId, email: &Email) -> StoreResult<()> {
+        let (id, email) = (id.clone(), email.clone());
+        self.write_with(async move |c| account_basics::set_email(c, &id, &email).await)
+            .await
+    }
+
+    async fn create_password_reset(
+        &self,
+        user: &UserId,
+        token: &TokenHash,
+        expires_at: DateTime<Utc>,
+        mail: &OutboxMail,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let (user, token, mail) = (user.clone(), token.clone(), mail.clone());
+        self.write_with(async move |c| {
+            account_basics::create_password_reset(c, &user, &token, expires_at, &mail, now).await
+        })
+        .await
+    }
+
+    async fn password_reset(
+        &self,
+        token: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<User>> {
+        self.read_with(async |c| account_basics::password_reset(c, token, now).await)
+    }
+
+    async fn use_password_reset(
+        &self,
+        token: &TokenHash,
+        hash: &PasswordHashString,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<User>> {
+        let (token, hash) = (token.clone(), hash.clone());
+        self.write_with(async move |c| {
+            account_basics::use_password_reset(c, &token, &hash, now).await
+        })
+        .await
+    }
+
+    async fn set_mail_body(&self, id: &str, body: &str) -> StoreResult<()> {
+        let (id, body) = (id.to_owned(), body.to_owned());
+        self.write_with(async move |c| account_basics::set_mail_body(c, &id, &body).await)
+            .await
     }
 }

@@ -82,4 +82,15 @@ impl ShopStore for SqliteStore {
         }
         Ok(expired)
     }
+
+    async fn cancel_order(
+        &self,
+        order: &OrderId,
+        user: &UserId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let (order, user) = (order.clone(), user.clone());
+        self.write_with(async move |c| shop::cancel_order(c, &order, &user, now).await)
+            .await
+    }
 }

@@ -26,6 +26,7 @@ mod orders;
 mod page;
 mod receipts;
 mod session;
+mod settings;
 mod shop;
 
 pub use page::Templates;
@@ -44,6 +45,8 @@ const TEMPLATES: &[&[(&str, &str)]] = &[
     ],
     home::TEMPLATES,
     auth::TEMPLATES,
+    auth::RESET_TEMPLATES,
+    settings::TEMPLATES,
     checkout::TEMPLATES,
     account::TEMPLATES,
     shop::TEMPLATES,
@@ -64,6 +67,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(orders::router())
         .merge(receipts::router())
         .merge(admin::router())
+        .merge(settings::router())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

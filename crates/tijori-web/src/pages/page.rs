@@ -253,13 +253,17 @@ pub enum LoginNotice {
     SessionEnded,
     /// They signed out.
     SignedOut,
+    /// They chose a new password through a reset link (which signed them out
+    /// everywhere).
+    PasswordReset,
 }
 
 impl LoginNotice {
-    const ALL: [LoginNotice; 3] = [
+    const ALL: [LoginNotice; 4] = [
         LoginNotice::PaymentChecked,
         LoginNotice::SessionEnded,
         LoginNotice::SignedOut,
+        LoginNotice::PasswordReset,
     ];
 
     fn code(self) -> &'static str {
@@ -267,6 +271,7 @@ impl LoginNotice {
             LoginNotice::PaymentChecked => "payment_checked",
             LoginNotice::SessionEnded => "session_ended",
             LoginNotice::SignedOut => "signed_out",
+            LoginNotice::PasswordReset => "password_reset",
         }
     }
 
@@ -279,6 +284,9 @@ impl LoginNotice {
                 "Your session has ended. Sign in again and we will take you back to where you were."
             }
             LoginNotice::SignedOut => "You have signed out.",
+            LoginNotice::PasswordReset => {
+                "Your password has been changed, and every device signed in to your account was signed out. Sign in with your new password."
+            }
         }
     }
 

@@ -6,6 +6,7 @@
 mod helpers;
 
 mod abuse;
+mod account_basics;
 mod accounts;
 mod attempts;
 mod chapa;

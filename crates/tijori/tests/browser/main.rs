@@ -23,6 +23,7 @@
 //! time.
 #![allow(clippy::unwrap_used)] // a test: a panic is its failure report
 
+mod account;
 mod admin;
 mod customer;
 mod harness;
@@ -105,4 +106,16 @@ async fn the_operator_searches_exports_refunds_and_reads_the_revenue_in_a_real_b
         .await
         .context("scenario (the operator's area: search, export, refund, revenue)");
     run.finish(outcome, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forgotten_password_is_reset_through_the_outbox_in_a_real_browser() {
+    let Some(run) = BrowserRun::start().await else {
+        return;
+    };
+    let outcome = account::reset_a_forgotten_password(&run.browser, run._work.path())
+        .await
+        .context("scenario (forgot the password, reset it by the mailed link, sign in)");
+    run.finish(outcome, &["screenshots/reset-password-390x844.png"])
+        .await;
 }

@@ -16,6 +16,11 @@ use crate::error::ApiError;
 use crate::extract::{check_csrf_field, ClientAddress, Form};
 use crate::AppState;
 
+mod reset;
+
+/// The password reset's pages (`reset.rs`).
+pub(super) const RESET_TEMPLATES: &[(&str, &str)] = reset::TEMPLATES;
+
 pub(super) const TEMPLATES: &[(&str, &str)] = &[
     ("login.html", include_str!("login.html")),
     ("register.html", include_str!("register.html")),
@@ -26,6 +31,7 @@ pub(super) fn router() -> Router<AppState> {
         .route("/login", get(login_page).post(login))
         .route("/register", get(register_page).post(register))
         .route("/logout", post(logout))
+        .merge(reset::router())
 }
 
 #[derive(Deserialize)]

@@ -19,12 +19,15 @@ use crate::shop::parse_optional_gateway;
 use crate::views::OrderView;
 use crate::AppState;
 
+mod cancel;
+
 pub(super) const TEMPLATES: &[(&str, &str)] = &[("order.html", include_str!("order.html"))];
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/orders/{id}/", get(order_page))
         .route("/orders/{id}/pay", post(order_pay))
+        .merge(cancel::router())
 }
 
 /// An order as its pages show it.
