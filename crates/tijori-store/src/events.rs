@@ -32,42 +32,42 @@ pub(crate) async fn emit<C: Conn>(
     events: &[NewEvent],
     now: DateTime<Utc>,
 ) -> StoreResult<u64> {
-    let mut queued = 0;
-    for event in events {
-        queued += insert_event(c, event, now).await?;
+    match C::BACKEND {
+        // All of them and their deliveries in one round trip (a settle writes two).
+        Backend::Postgres if !events.is_empty() => insert_events_at_once(c, events, now).await,
+        Backend::Postgres => Ok(0),
+        // SQLite's writer is in-process, where a statement costs microseconds.
+        Backend::Sqlite => {
+            let mut queued = 0;
+            for event in events {
+                queued += insert_event(c, event, now).await?;
+            }
+            Ok(queued)
+        }
     }
-    Ok(queued)
 }
 
-/// Writes one event and its deliveries; returns how many deliveries.
+/// The same conflict rule as `insert_job`: a delivery already queued or running is
+/// not queued twice. `$9` is the job's kind, `$10` its attempts, `$7` the time.
+const DELIVERIES: &str = "INSERT INTO jobs (kind, payload, unique_key, status, attempts, \
+     max_attempts, run_at, created_at, updated_at) \
+     SELECT $9, {payload}, {payload}, 'queued', 0, $10, $7, $7, $7 \
+     FROM {events}webhook_endpoints e WHERE e.enabled AND (e.event_types IS NULL OR {wants}) \
+     ON CONFLICT (kind, unique_key) \
+     WHERE unique_key IS NOT NULL AND status IN ('queued', 'running') DO NOTHING";
+
+/// SQLite: one event and its deliveries, in two statements; how many deliveries.
 async fn insert_event<C: Conn>(c: &mut C, e: &NewEvent, now: DateTime<Utc>) -> StoreResult<u64> {
     let insert = "INSERT INTO events (id, type, user_id, payment_id, order_id, refund_id, \
                   body, created_at) VALUES ($1, $2, $3, $4, $5, $6, NULL, $7)";
-    let wants = match C::BACKEND {
-        Backend::Postgres => "strpos(e.event_types, $8) > 0",
-        Backend::Sqlite => "instr(e.event_types, $8) > 0",
-    };
-    // The same conflict rule as `insert_job`: a delivery already queued or running is
-    // not queued twice.
-    let deliveries = format!(
-        "INSERT INTO jobs (kind, payload, unique_key, status, attempts, max_attempts, run_at, \
-         created_at, updated_at) \
-         SELECT $9, {DELIVERY_PAYLOAD}, {DELIVERY_PAYLOAD}, 'queued', 0, $10, $7, $7, $7 \
-         FROM webhook_endpoints e WHERE e.enabled AND (e.event_types IS NULL OR {wants}) \
-         ON CONFLICT (kind, unique_key) \
-         WHERE unique_key IS NOT NULL AND status IN ('queued', 'running') DO NOTHING"
-    );
-    // On PostgreSQL the event and its deliveries are one round trip; SQLite's writer
-    // is in-process, where two statements cost microseconds.
-    let statements = match C::BACKEND {
-        Backend::Postgres => vec![format!("WITH event AS ({insert}) {deliveries}")],
-        Backend::Sqlite => vec![insert.to_owned(), deliveries],
-    };
+    let deliveries = DELIVERIES
+        .replace("{payload}", DELIVERY_PAYLOAD)
+        .replace("{events}", "")
+        .replace("{wants}", "instr(e.event_types, $8) > 0");
     let needle = Wanted::needle(e.kind);
-    // The last statement's count is the deliveries' (PostgreSQL's main statement is
-    // the jobs' INSERT).
+    // The last statement's count is the deliveries'.
     let mut queued = 0;
-    for sql in &statements {
+    for sql in [insert, deliveries.as_str()] {
         queued = query(sql)
             .bind(e.id.as_str())
             .bind(e.kind.as_str())
@@ -84,6 +84,43 @@ async fn insert_event<C: Conn>(c: &mut C, e: &NewEvent, now: DateTime<Utc>) -> S
             .map_err(ctx("failed to write an event"))?;
     }
     Ok(queued)
+}
+
+/// PostgreSQL: every event and all their deliveries in one statement, from column
+/// arrays; how many deliveries.
+async fn insert_events_at_once(
+    c: &mut impl Conn,
+    events: &[NewEvent],
+    now: DateTime<Utc>,
+) -> StoreResult<u64> {
+    let needles: Vec<String> = events.iter().map(|e| Wanted::needle(e.kind)).collect();
+    let col = |f: &dyn Fn(&NewEvent) -> Option<&str>| events.iter().map(f).collect::<Vec<_>>();
+    let deliveries = DELIVERIES
+        .replace("{payload}", "n.id || ' ' || e.id")
+        .replace("{events}", "new n, ")
+        .replace("{wants}", "strpos(e.event_types, n.needle) > 0");
+    query(&format!(
+        "WITH new AS (SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
+         $5::text[], $6::text[], $8::text[]) \
+         AS n(id, type, user_id, payment_id, order_id, refund_id, needle)), \
+         event AS (INSERT INTO events (id, type, user_id, payment_id, order_id, refund_id, \
+         body, created_at) SELECT id, type, user_id, payment_id, order_id, refund_id, NULL, $7 \
+         FROM new) \
+         {deliveries}"
+    ))
+    .bind(events.iter().map(|e| e.id.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
+    .bind(col(&|e| e.user.as_ref().map(UserId::as_str)))
+    .bind(col(&|e| e.payment.as_ref().map(PaymentId::as_str)))
+    .bind(col(&|e| e.order.as_ref().map(OrderId::as_str)))
+    .bind(col(&|e| e.refund.as_ref().map(RefundId::as_str)))
+    .bind(now)
+    .bind(needles.iter().map(String::as_str).collect::<Vec<_>>())
+    .bind(JobKind::DeliverEvent.as_str())
+    .bind(i64::from(MAX_ATTEMPTS))
+    .execute(c)
+    .await
+    .map_err(ctx("failed to write events"))
 }
 
 // --- endpoints ----------------------------------------------------------------------
