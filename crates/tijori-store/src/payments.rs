@@ -18,8 +18,8 @@ use tijori_core::subscription::{self, PaidPeriod, Plan, PlanChange, Refunded, Su
 use crate::db::{ctx, db_err, query, Backend, Conn, DbFail, Params};
 use crate::paid_periods::{self, changes, Segments, Writes};
 use crate::rows::{
-    stale_payments_sql, PaymentRow, PeriodRow, PlanRow, SubscriptionRow, PAYMENT_COLUMNS,
-    PERIOD_COLUMNS, PLAN_COLUMNS,
+    opt_time, stale_payments_sql, FromSqlite, PaymentRow, PeriodRow, PlanRow, SubscriptionRow,
+    PAYMENT_COLUMNS, PERIOD_COLUMNS,
 };
 use crate::shop::{self, OrderFulfilment};
 
@@ -366,19 +366,23 @@ pub(crate) async fn settle<C: Conn>(
         let set = "status = $1, status_reason = $2, \
                    provider_txn_id = COALESCE($3, provider_txn_id), updated_at = $4";
         let sql = if in_one {
-            // The answer is recorded, and the other tijori processes told of the
-            // change (on commit), by the same statement. No NOTIFY when none listens:
-            // it would hold every other notifying commit up (see
-            // `PgStore::listen_for_changes`).
+            // The answer is recorded, the user's row locked for what the move does
+            // to their subscription and orders (`lock_user`), and the other tijori
+            // processes told of the change (on commit), by the same statement. No
+            // NOTIFY when none listens: it would hold every other notifying commit
+            // up (see `PgStore::listen_for_changes`).
             format!(
                 "WITH answer AS (INSERT INTO gateway_answers (payment_id, kind, http_status, \
                  body, received_at) VALUES ($5, $6, $7, $8, $4)), \
                  moved AS (UPDATE payments SET {set}, \
                  checked_at = CASE WHEN $9 THEN $4 ELSE checked_at END \
-                 WHERE id = $5 AND status IN ({statuses}) RETURNING {PAYMENT_COLUMNS}) \
+                 WHERE id = $5 AND status IN ({statuses}) RETURNING {PAYMENT_COLUMNS}), \
+                 locked AS (SELECT id FROM users WHERE id = (SELECT user_id FROM moved)\
+                 {lock}) \
                  SELECT moved.*, CASE WHEN EXISTS (SELECT 1 FROM change_listeners \
                  WHERE pid <> $10) THEN pg_notify('tijori_payment_changes', moved.id) END \
-                 FROM moved"
+                 FROM moved LEFT JOIN locked ON TRUE",
+                lock = C::LOCK_ROW
             )
         } else {
             format!(
@@ -505,31 +509,17 @@ async fn grant_subscription<C: Conn>(
     now: DateTime<Utc>,
 ) -> StoreResult<Granted> {
     // Two payments of one user settling at once add their periods one after the
-    // other: the second waits here for the first to commit. The plan (which never
-    // changes) is read by the statement that locks the user: one round trip.
+    // other: on PostgreSQL the settle's compare-and-set locked the user's row, so
+    // the second waited there for the first to commit (SQLite's one writer runs
+    // them one at a time).
     let user = &payment.user_id;
-    let lock = match C::BACKEND {
-        Backend::Postgres => " FOR NO KEY UPDATE OF u",
-        Backend::Sqlite => "",
-    };
-    let plan: Plan = query(&format!(
-        "SELECT {PLAN_COLUMNS} FROM plans \
-         JOIN (SELECT id AS locked FROM users WHERE id = $2) u ON TRUE WHERE id = $1{lock}"
-    ))
-    .bind(plan_id.as_str())
-    .bind(user.as_str())
-    .fetch_optional::<PlanRow>(c)
-    .await
-    .map_err(ctx("failed to lock the user and load the plan to fulfil"))?
-    .ok_or(StoreError::NotFound("plan"))?
-    .try_into()?;
+    let (plan, tail) = plan_and_tail(c, user, plan_id).await?;
     let purchase = subscription::Purchase {
         payment_id: payment.id.clone(),
         plan: &plan,
         price: payment.amount,
         change,
     };
-    let tail = tail(c, user).await?;
     let granted = Granted::at(tail.last.as_ref().map(|s| s.end_at), now);
     if let Some(appended) = subscription::append(user, &tail, &purchase, now) {
         let now = tail.latest_change.map_or(now, |c| c.max(now));
@@ -544,38 +534,38 @@ async fn grant_subscription<C: Conn>(
     Ok(granted)
 }
 
-/// What a purchase placed after everything needs (`subscription::Tail`), by look-ups
-/// in indexes whatever the number of periods; read once the user's row is locked, by
-/// a statement of its own (a statement that waited for the lock would see the others'
-/// rows as they were before it waited).
-async fn tail(c: &mut impl Conn, user: &UserId) -> StoreResult<Tail> {
-    type Row = (
-        Option<DateTime<Utc>>,
-        Option<DateTime<Utc>>,
-        Option<String>,
-        Option<DateTime<Utc>>,
-        Option<DateTime<Utc>>,
-        Option<String>,
-        Option<DateTime<Utc>>,
-        Option<DateTime<Utc>>,
-    );
-    let row: Option<Row> = query(
-        "SELECT (SELECT MAX(created_at) FROM fulfilments WHERE user_id = $1), \
+/// The plan bought (which never changes) and what a purchase placed after
+/// everything needs (`subscription::Tail`), in one statement of index look-ups
+/// whatever the number of periods. Read once the user's row is locked, by a
+/// statement of its own: a statement that waited for the lock would see the
+/// others' rows as they were before it waited.
+async fn plan_and_tail(
+    c: &mut impl Conn,
+    user: &UserId,
+    plan_id: &PlanId,
+) -> StoreResult<(Plan, Tail)> {
+    let row: TailRow = query(
+        "SELECT (SELECT MAX(created_at) FROM fulfilments WHERE user_id = $1) AS granted, \
          (SELECT MAX(revoked_at) FROM fulfilments WHERE user_id = $1 \
-         AND revoked_at IS NOT NULL), \
-         s.plan_id, s.start_at, s.end_at, r.plan_id, r.start_at, r.end_at \
-         FROM users u \
+         AND revoked_at IS NOT NULL) AS revoked, \
+         s.plan_id AS last_plan, s.start_at AS last_start, s.end_at AS last_end, \
+         r.plan_id AS run_plan, r.start_at AS run_start, r.end_at AS run_end, \
+         p.id, p.name, p.description, p.price_minor, p.currency, p.duration_days, \
+         p.active, p.created_at \
+         FROM users u JOIN plans p ON p.id = $2 \
          LEFT JOIN subscription_segments s ON s.user_id = u.id AND s.start_at = \
          (SELECT MAX(start_at) FROM subscription_segments WHERE user_id = u.id) \
          LEFT JOIN subscriptions r ON r.user_id = u.id \
          WHERE u.id = $1",
     )
     .bind(user.as_str())
+    .bind(plan_id.as_str())
     .fetch_optional(c)
     .await
-    .map_err(ctx("failed to load the end of the paid periods"))?;
-    let (granted, revoked, s_plan, s_start, s_end, r_plan, r_start, r_end) =
-        row.ok_or(StoreError::NotFound("user"))?;
+    .map_err(ctx(
+        "failed to load the plan and the end of the paid periods",
+    ))?
+    .ok_or(StoreError::NotFound("plan"))?;
     let segment = |plan: Option<String>, start, end| match (plan, start, end) {
         (Some(plan), Some(start_at), Some(end_at)) => Some(Subscription {
             user_id: user.clone(),
@@ -585,11 +575,43 @@ async fn tail(c: &mut impl Conn, user: &UserId) -> StoreResult<Tail> {
         }),
         _ => None,
     };
-    Ok(Tail {
-        latest_change: granted.max(revoked),
-        last: segment(s_plan, s_start, s_end),
-        run: segment(r_plan, r_start, r_end),
-    })
+    let tail = Tail {
+        latest_change: row.granted.max(row.revoked),
+        last: segment(row.last_plan, row.last_start, row.last_end),
+        run: segment(row.run_plan, row.run_start, row.run_end),
+    };
+    Ok((row.plan.try_into()?, tail))
+}
+
+/// `plan_and_tail`'s row.
+#[derive(sqlx::FromRow)]
+struct TailRow {
+    granted: Option<DateTime<Utc>>,
+    revoked: Option<DateTime<Utc>>,
+    last_plan: Option<String>,
+    last_start: Option<DateTime<Utc>>,
+    last_end: Option<DateTime<Utc>>,
+    run_plan: Option<String>,
+    run_start: Option<DateTime<Utc>>,
+    run_end: Option<DateTime<Utc>>,
+    #[sqlx(flatten)]
+    plan: PlanRow,
+}
+
+impl FromSqlite for TailRow {
+    fn from_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(TailRow {
+            granted: opt_time(r, "granted")?,
+            revoked: opt_time(r, "revoked")?,
+            last_plan: r.get("last_plan")?,
+            last_start: opt_time(r, "last_start")?,
+            last_end: opt_time(r, "last_end")?,
+            run_plan: r.get("run_plan")?,
+            run_start: opt_time(r, "run_start")?,
+            run_end: opt_time(r, "run_end")?,
+            plan: PlanRow::from_sqlite(r)?,
+        })
+    }
 }
 
 /// Writes what a grant or a refund changed in the user's periods, their segments,

@@ -90,6 +90,11 @@ impl PgStore {
             }
         };
         let listen = async move {
+            // Stopped (the task aborted), the listener takes its registration back.
+            let _registration = Registration {
+                pool: pool.clone(),
+                own_listener: own_listener.clone(),
+            };
             'connect: loop {
                 own_listener.store(0, Ordering::Relaxed);
                 let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
@@ -184,6 +189,32 @@ impl PgStore {
     /// Closes the pool.
     pub async fn close(&self) {
         self.writer.close().await;
+    }
+}
+
+/// Takes this process's listener's registration back when dropped: a listener
+/// whose task stops hands its connection back to the pool, alive, so that nothing
+/// would forget it (sqlx's `PgListener` runs `UNLISTEN *` and returns it).
+struct Registration {
+    pool: PgPool,
+    own_listener: Arc<AtomicI32>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let pid = self.own_listener.swap(0, Ordering::Relaxed);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if pid != 0 {
+            let pool = self.pool.clone();
+            runtime.spawn(async move {
+                let _ = sqlx::query("DELETE FROM change_listeners WHERE pid = $1")
+                    .bind(pid)
+                    .execute(&pool)
+                    .await;
+            });
+        }
     }
 }
 
