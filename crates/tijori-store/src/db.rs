@@ -156,6 +156,29 @@ impl<'a> Query<'a> {
     }
 }
 
+/// The parameters of a statement put together from parts: each is numbered as it
+/// is added, so a part needs to know nothing of the others.
+#[derive(Default)]
+pub(crate) struct Params<'a> {
+    args: Vec<Arg<'a>>,
+}
+
+impl<'a> Params<'a> {
+    /// Adds `arg`; its placeholder (`$N`).
+    pub(crate) fn add(&mut self, arg: impl Into<Arg<'a>>) -> String {
+        self.args.push(arg.into());
+        format!("${}", self.args.len())
+    }
+
+    /// The statement `sql`, written with these parameters.
+    pub(crate) fn query(self, sql: &'a str) -> Query<'a> {
+        Query {
+            sql,
+            args: self.args,
+        }
+    }
+}
+
 /// Answers when the database does (`Store::ping`, for /healthz).
 pub(crate) async fn ping(c: &mut impl Conn) -> StoreResult<()> {
     query("SELECT 1")

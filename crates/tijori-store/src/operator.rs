@@ -36,7 +36,7 @@ pub(crate) async fn insert_operator_event(
 }
 
 /// The operator's gauges, in one statement: each count reads a partial index
-/// (payments_open, payments_stale, payments_held, jobs_queued_*, jobs_dead) and only
+/// (payments_stale for both open counts, payments_held, jobs_queued_*, jobs_dead) and only
 /// the rows in it, not the table.
 pub(crate) async fn gauges(
     c: &mut impl Conn,

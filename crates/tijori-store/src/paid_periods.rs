@@ -45,20 +45,6 @@ pub(crate) enum Segments {
     },
 }
 
-impl Segments {
-    /// For a backend that writes them in one statement: `list` replaces the kept
-    /// segments that start at or after `from` (all of them when `None`) and any
-    /// ended one standing for periods all refunded.
-    pub(crate) fn as_replacement(&self) -> (Option<DateTime<Utc>>, &[Subscription]) {
-        match self {
-            Segments::All(list) => (None, list),
-            Segments::Last { segment, .. } => {
-                (Some(segment.start_at), std::slice::from_ref(segment))
-            }
-        }
-    }
-}
-
 impl Writes {
     /// What a purchase placed after everything writes: its period, the last segment
     /// and the run; no other period changes.

@@ -15,11 +15,11 @@ use tijori_core::store::{
 };
 use tijori_core::subscription::{self, PaidPeriod, Plan, PlanChange, Refunded, Subscription, Tail};
 
-use crate::db::{ctx, db_err, query, Backend, Conn, DbFail};
+use crate::db::{ctx, db_err, query, Backend, Conn, DbFail, Params};
 use crate::paid_periods::{self, changes, Segments, Writes};
 use crate::rows::{
-    stale_payments_sql, PaymentRow, PeriodRow, PlanRow, SubscriptionRow, PAYMENT_COLUMNS,
-    PERIOD_COLUMNS, PLAN_COLUMNS,
+    opt_time, stale_payments_sql, FromSqlite, PaymentRow, PeriodRow, PlanRow, SubscriptionRow,
+    PAYMENT_COLUMNS, PERIOD_COLUMNS,
 };
 use crate::shop::{self, OrderFulfilment};
 
@@ -323,8 +323,14 @@ pub(crate) async fn stale_payments(
 
 /// The atomic half of settling (`PaymentStore::settle`), in one write transaction:
 /// the answer kept, the compare-and-set of the status, and what the move does to a
-/// subscription, an order and the operator's list.
-pub(crate) async fn settle<C: Conn>(c: &mut C, settlement: &Settlement) -> StoreResult<Settled> {
+/// subscription, an order and the operator's list. On PostgreSQL a move is
+/// announced to the change listeners of the other processes, if any: every one
+/// registered but `own_listener` (this process's; 0 for none).
+pub(crate) async fn settle<C: Conn>(
+    c: &mut C,
+    settlement: &Settlement,
+    own_listener: i32,
+) -> StoreResult<Settled> {
     let Settlement {
         payment: id,
         transition,
@@ -350,9 +356,9 @@ pub(crate) async fn settle<C: Conn>(c: &mut C, settlement: &Settlement) -> Store
         // The compare-and-set: only a payment still in one of `t.from` moves. On
         // PostgreSQL a concurrent settle blocks on the row lock and then sees the new
         // status, so it matches nothing; SQLite's writer runs one at a time.
-        // `$1` to `$5` in both; PostgreSQL's answer takes `$6` to `$9`; then the
-        // statuses the payment may move from.
-        let first_status = if in_one { 10 } else { 6 };
+        // `$1` to `$5` in both; PostgreSQL's answer takes `$6` to `$9`, and its
+        // listener `$10`; then the statuses the payment may move from.
+        let first_status = if in_one { 11 } else { 6 };
         let statuses = (0..t.from.len())
             .map(|i| format!("${}", i + first_status))
             .collect::<Vec<_>>()
@@ -360,15 +366,23 @@ pub(crate) async fn settle<C: Conn>(c: &mut C, settlement: &Settlement) -> Store
         let set = "status = $1, status_reason = $2, \
                    provider_txn_id = COALESCE($3, provider_txn_id), updated_at = $4";
         let sql = if in_one {
-            // The answer is recorded, and every tijori process told of the change (on
-            // commit), by the same statement.
+            // The answer is recorded, the user's row locked for what the move does
+            // to their subscription and orders (`lock_user`), and the other tijori
+            // processes told of the change (on commit), by the same statement. No
+            // NOTIFY when none listens: it would hold every other notifying commit
+            // up (see `PgStore::listen_for_changes`).
             format!(
                 "WITH answer AS (INSERT INTO gateway_answers (payment_id, kind, http_status, \
                  body, received_at) VALUES ($5, $6, $7, $8, $4)), \
                  moved AS (UPDATE payments SET {set}, \
                  checked_at = CASE WHEN $9 THEN $4 ELSE checked_at END \
-                 WHERE id = $5 AND status IN ({statuses}) RETURNING {PAYMENT_COLUMNS}) \
-                 SELECT moved.*, pg_notify('tijori_payment_changes', moved.id) FROM moved"
+                 WHERE id = $5 AND status IN ({statuses}) RETURNING {PAYMENT_COLUMNS}), \
+                 locked AS (SELECT id FROM users WHERE id = (SELECT user_id FROM moved)\
+                 {lock}) \
+                 SELECT moved.*, CASE WHEN EXISTS (SELECT 1 FROM change_listeners \
+                 WHERE pid <> $10) THEN pg_notify('tijori_payment_changes', moved.id) END \
+                 FROM moved LEFT JOIN locked ON TRUE",
+                lock = C::LOCK_ROW
             )
         } else {
             format!(
@@ -387,7 +401,8 @@ pub(crate) async fn settle<C: Conn>(c: &mut C, settlement: &Settlement) -> Store
                 .bind(kind.as_str())
                 .bind(i32::from(raw.http_status))
                 .bind(&raw.body)
-                .bind(looked_up);
+                .bind(looked_up)
+                .bind(own_listener);
         }
         for s in t.from {
             q = q.bind(s.as_str());
@@ -493,24 +508,18 @@ async fn grant_subscription<C: Conn>(
     change: PlanChange,
     now: DateTime<Utc>,
 ) -> StoreResult<Granted> {
-    let plan: Plan = query(&format!("SELECT {PLAN_COLUMNS} FROM plans WHERE id = $1"))
-        .bind(plan_id.as_str())
-        .fetch_optional::<PlanRow>(c)
-        .await
-        .map_err(ctx("failed to load plan to fulfil"))?
-        .ok_or(StoreError::NotFound("plan"))?
-        .try_into()?;
     // Two payments of one user settling at once add their periods one after the
-    // other: the second waits here for the first to commit.
+    // other: on PostgreSQL the settle's compare-and-set locked the user's row, so
+    // the second waited there for the first to commit (SQLite's one writer runs
+    // them one at a time).
     let user = &payment.user_id;
-    lock_user(c, user).await?;
+    let (plan, tail) = plan_and_tail(c, user, plan_id).await?;
     let purchase = subscription::Purchase {
         payment_id: payment.id.clone(),
         plan: &plan,
         price: payment.amount,
         change,
     };
-    let tail = tail(c, user).await?;
     let granted = Granted::at(tail.last.as_ref().map(|s| s.end_at), now);
     if let Some(appended) = subscription::append(user, &tail, &purchase, now) {
         let now = tail.latest_change.map_or(now, |c| c.max(now));
@@ -525,38 +534,38 @@ async fn grant_subscription<C: Conn>(
     Ok(granted)
 }
 
-/// What a purchase placed after everything needs (`subscription::Tail`), by look-ups
-/// in indexes whatever the number of periods; read once the user's row is locked, by
-/// a statement of its own (a statement that waited for the lock would see the others'
-/// rows as they were before it waited).
-async fn tail(c: &mut impl Conn, user: &UserId) -> StoreResult<Tail> {
-    type Row = (
-        Option<DateTime<Utc>>,
-        Option<DateTime<Utc>>,
-        Option<String>,
-        Option<DateTime<Utc>>,
-        Option<DateTime<Utc>>,
-        Option<String>,
-        Option<DateTime<Utc>>,
-        Option<DateTime<Utc>>,
-    );
-    let row: Option<Row> = query(
-        "SELECT (SELECT MAX(created_at) FROM fulfilments WHERE user_id = $1), \
+/// The plan bought (which never changes) and what a purchase placed after
+/// everything needs (`subscription::Tail`), in one statement of index look-ups
+/// whatever the number of periods. Read once the user's row is locked, by a
+/// statement of its own: a statement that waited for the lock would see the
+/// others' rows as they were before it waited.
+async fn plan_and_tail(
+    c: &mut impl Conn,
+    user: &UserId,
+    plan_id: &PlanId,
+) -> StoreResult<(Plan, Tail)> {
+    let row: TailRow = query(
+        "SELECT (SELECT MAX(created_at) FROM fulfilments WHERE user_id = $1) AS granted, \
          (SELECT MAX(revoked_at) FROM fulfilments WHERE user_id = $1 \
-         AND revoked_at IS NOT NULL), \
-         s.plan_id, s.start_at, s.end_at, r.plan_id, r.start_at, r.end_at \
-         FROM users u \
+         AND revoked_at IS NOT NULL) AS revoked, \
+         s.plan_id AS last_plan, s.start_at AS last_start, s.end_at AS last_end, \
+         r.plan_id AS run_plan, r.start_at AS run_start, r.end_at AS run_end, \
+         p.id, p.name, p.description, p.price_minor, p.currency, p.duration_days, \
+         p.active, p.created_at \
+         FROM users u JOIN plans p ON p.id = $2 \
          LEFT JOIN subscription_segments s ON s.user_id = u.id AND s.start_at = \
          (SELECT MAX(start_at) FROM subscription_segments WHERE user_id = u.id) \
          LEFT JOIN subscriptions r ON r.user_id = u.id \
          WHERE u.id = $1",
     )
     .bind(user.as_str())
+    .bind(plan_id.as_str())
     .fetch_optional(c)
     .await
-    .map_err(ctx("failed to load the end of the paid periods"))?;
-    let (granted, revoked, s_plan, s_start, s_end, r_plan, r_start, r_end) =
-        row.ok_or(StoreError::NotFound("user"))?;
+    .map_err(ctx(
+        "failed to load the plan and the end of the paid periods",
+    ))?
+    .ok_or(StoreError::NotFound("plan"))?;
     let segment = |plan: Option<String>, start, end| match (plan, start, end) {
         (Some(plan), Some(start_at), Some(end_at)) => Some(Subscription {
             user_id: user.clone(),
@@ -566,11 +575,43 @@ async fn tail(c: &mut impl Conn, user: &UserId) -> StoreResult<Tail> {
         }),
         _ => None,
     };
-    Ok(Tail {
-        latest_change: granted.max(revoked),
-        last: segment(s_plan, s_start, s_end),
-        run: segment(r_plan, r_start, r_end),
-    })
+    let tail = Tail {
+        latest_change: row.granted.max(row.revoked),
+        last: segment(row.last_plan, row.last_start, row.last_end),
+        run: segment(row.run_plan, row.run_start, row.run_end),
+    };
+    Ok((row.plan.try_into()?, tail))
+}
+
+/// `plan_and_tail`'s row.
+#[derive(sqlx::FromRow)]
+struct TailRow {
+    granted: Option<DateTime<Utc>>,
+    revoked: Option<DateTime<Utc>>,
+    last_plan: Option<String>,
+    last_start: Option<DateTime<Utc>>,
+    last_end: Option<DateTime<Utc>>,
+    run_plan: Option<String>,
+    run_start: Option<DateTime<Utc>>,
+    run_end: Option<DateTime<Utc>>,
+    #[sqlx(flatten)]
+    plan: PlanRow,
+}
+
+impl FromSqlite for TailRow {
+    fn from_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(TailRow {
+            granted: opt_time(r, "granted")?,
+            revoked: opt_time(r, "revoked")?,
+            last_plan: r.get("last_plan")?,
+            last_start: opt_time(r, "last_start")?,
+            last_end: opt_time(r, "last_end")?,
+            run_plan: r.get("run_plan")?,
+            run_start: opt_time(r, "run_start")?,
+            run_end: opt_time(r, "run_end")?,
+            plan: PlanRow::from_sqlite(r)?,
+        })
+    }
 }
 
 /// Writes what a grant or a refund changed in the user's periods, their segments,
@@ -591,87 +632,136 @@ async fn write_periods<C: Conn>(
 }
 
 /// PostgreSQL: one statement, whatever changed (a round trip costs about as much as
-/// the work).
+/// the work), made of the parts this change needs: the usual purchase adds a period
+/// and writes its segment and the run, and a statement with parts for the rest
+/// (periods changed, segments laid out again) cost it their planning and their
+/// look-ups too.
 async fn write_periods_at_once(
     c: &mut impl Conn,
     user: &UserId,
     writes: &Writes,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
-    let (changed, added, run) = (&writes.changed, writes.added.as_ref(), &writes.run);
-    let (segments_from, segments) = writes.segments.as_replacement();
-    let col = |f: &dyn Fn(&PaidPeriod) -> i64| changed.iter().map(f).collect::<Vec<i64>>();
-    query(
-        "WITH changed AS (UPDATE fulfilments f SET period_start = u.period_start, \
-         period_end = u.period_end, taken_seconds = u.taken, moved_seconds = u.moved, \
-         credit_to = u.credit_to, credit_seconds = u.credit, credit_in = u.credit_in, \
-         refunded_minor = u.refunded, revoked_at = u.revoked_at \
-         FROM UNNEST($1::text[], $2::timestamptz[], $3::timestamptz[], $4::bigint[], \
-         $5::bigint[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], \
-         $10::timestamptz[]) \
-         AS u(payment_id, period_start, period_end, taken, moved, credit_to, credit, \
-         credit_in, refunded, revoked_at) WHERE f.payment_id = u.payment_id), \
-         added AS (INSERT INTO fulfilments (payment_id, user_id, plan_id, granted_seconds, \
-         period_start, period_end, created_at, credit_in) \
-         SELECT $11::text, $12::text, $13::text, $14::bigint, $15::timestamptz, \
-         $16::timestamptz, $17::timestamptz, $18::bigint WHERE $11::text IS NOT NULL), \
-         gone AS (DELETE FROM subscription_segments WHERE user_id = $12 \
-         AND ($23::timestamptz IS NULL OR start_at >= $23 OR end_at <= start_at) \
-         AND start_at <> ALL($24::timestamptz[])), \
-         kept AS (INSERT INTO subscription_segments (user_id, start_at, end_at, plan_id) \
-         SELECT $12, * FROM UNNEST($24::timestamptz[], $25::timestamptz[], $26::text[]) \
-         ON CONFLICT (user_id, start_at) DO UPDATE SET end_at = excluded.end_at, \
-         plan_id = excluded.plan_id) \
-         INSERT INTO subscriptions (user_id, plan_id, start_at, end_at, updated_at) \
-         VALUES ($12, $19, $20, $21, $22) \
+    let mut p = Params::default();
+    let u = p.add(user.as_str());
+    let mut parts = Vec::new();
+    let changed = &writes.changed;
+    if !changed.is_empty() {
+        let col = |f: &dyn Fn(&PaidPeriod) -> i64| changed.iter().map(f).collect::<Vec<i64>>();
+        let columns = [
+            p.add(
+                changed
+                    .iter()
+                    .map(|p| p.payment_id.as_str())
+                    .collect::<Vec<_>>(),
+            ),
+            p.add(changed.iter().map(|p| p.start_at).collect::<Vec<_>>()),
+            p.add(changed.iter().map(|p| p.end_at).collect::<Vec<_>>()),
+            p.add(col(&|p| p.taken_seconds)),
+            p.add(col(&|p| p.moved_seconds)),
+            p.add(
+                changed
+                    .iter()
+                    .map(|p| p.credit_to.as_ref().map(|c| c.as_str()))
+                    .collect::<Vec<_>>(),
+            ),
+            p.add(col(&|p| p.credit_seconds)),
+            p.add(col(&|p| p.credit_in)),
+            p.add(col(&|p| p.refunded_minor)),
+            p.add(changed.iter().map(|p| p.revoked_at).collect::<Vec<_>>()),
+        ];
+        parts.push(format!(
+            "changed AS (UPDATE fulfilments f SET period_start = u.period_start, \
+             period_end = u.period_end, taken_seconds = u.taken, moved_seconds = u.moved, \
+             credit_to = u.credit_to, credit_seconds = u.credit, credit_in = u.credit_in, \
+             refunded_minor = u.refunded, revoked_at = u.revoked_at \
+             FROM UNNEST({}::text[], {}::timestamptz[], {}::timestamptz[], {}::bigint[], \
+             {}::bigint[], {}::text[], {}::bigint[], {}::bigint[], {}::bigint[], \
+             {}::timestamptz[]) \
+             AS u(payment_id, period_start, period_end, taken, moved, credit_to, credit, \
+             credit_in, refunded, revoked_at) WHERE f.payment_id = u.payment_id)",
+            columns[0],
+            columns[1],
+            columns[2],
+            columns[3],
+            columns[4],
+            columns[5],
+            columns[6],
+            columns[7],
+            columns[8],
+            columns[9],
+        ));
+    }
+    if let Some(a) = &writes.added {
+        parts.push(format!(
+            "added AS (INSERT INTO fulfilments (payment_id, user_id, plan_id, \
+             granted_seconds, period_start, period_end, created_at, credit_in) \
+             VALUES ({}, {u}, {}, {}, {}, {}, {}, {}))",
+            p.add(a.payment_id.as_str()),
+            p.add(a.plan_id.as_str()),
+            p.add(a.granted_seconds),
+            p.add(a.start_at),
+            p.add(a.end_at),
+            p.add(a.granted_at),
+            p.add(a.credit_in),
+        ));
+    }
+    let upsert_segment = "ON CONFLICT (user_id, start_at) DO UPDATE SET end_at = excluded.end_at, \
+                          plan_id = excluded.plan_id";
+    match &writes.segments {
+        // Every segment: the kept ones not among them go.
+        Segments::All(list) => {
+            let starts = p.add(list.iter().map(|s| s.start_at).collect::<Vec<_>>());
+            parts.push(format!(
+                "gone AS (DELETE FROM subscription_segments WHERE user_id = {u} \
+                 AND start_at <> ALL({starts}::timestamptz[]))"
+            ));
+            if !list.is_empty() {
+                parts.push(format!(
+                    "kept AS (INSERT INTO subscription_segments (user_id, start_at, end_at, \
+                     plan_id) SELECT {u}, * FROM UNNEST({starts}::timestamptz[], \
+                     {}::timestamptz[], {}::text[]) {upsert_segment})",
+                    p.add(list.iter().map(|s| s.end_at).collect::<Vec<_>>()),
+                    p.add(list.iter().map(|s| s.plan_id.as_str()).collect::<Vec<_>>()),
+                ));
+            }
+        }
+        // The usual purchase changes one row: the last segment, extended or added
+        // (as on SQLite).
+        Segments::Last { segment, replaces } => {
+            if let Some(start) = replaces.filter(|start| *start != segment.start_at) {
+                parts.push(format!(
+                    "gone AS (DELETE FROM subscription_segments WHERE user_id = {u} \
+                     AND start_at = {})",
+                    p.add(start)
+                ));
+            }
+            parts.push(format!(
+                "kept AS (INSERT INTO subscription_segments (user_id, start_at, end_at, \
+                 plan_id) VALUES ({u}, {}, {}, {}) {upsert_segment})",
+                p.add(segment.start_at),
+                p.add(segment.end_at),
+                p.add(segment.plan_id.as_str()),
+            ));
+        }
+    }
+    let run = &writes.run;
+    let sql = format!(
+        "WITH {} INSERT INTO subscriptions (user_id, plan_id, start_at, end_at, updated_at) \
+         VALUES ({u}, {}, {}, {}, {}) \
          ON CONFLICT (user_id) DO UPDATE SET plan_id = excluded.plan_id, \
          start_at = excluded.start_at, end_at = excluded.end_at, \
          updated_at = excluded.updated_at",
-    )
-    .bind(
-        changed
-            .iter()
-            .map(|p| p.payment_id.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(changed.iter().map(|p| p.start_at).collect::<Vec<_>>())
-    .bind(changed.iter().map(|p| p.end_at).collect::<Vec<_>>())
-    .bind(col(&|p| p.taken_seconds))
-    .bind(col(&|p| p.moved_seconds))
-    .bind(
-        changed
-            .iter()
-            .map(|p| p.credit_to.as_ref().map(|c| c.as_str()))
-            .collect::<Vec<_>>(),
-    )
-    .bind(col(&|p| p.credit_seconds))
-    .bind(col(&|p| p.credit_in))
-    .bind(col(&|p| p.refunded_minor))
-    .bind(changed.iter().map(|p| p.revoked_at).collect::<Vec<_>>())
-    .bind(added.map(|p| p.payment_id.as_str()))
-    .bind(user.as_str())
-    .bind(added.map(|p| p.plan_id.as_str()))
-    .bind(added.map(|p| p.granted_seconds))
-    .bind(added.map(|p| p.start_at))
-    .bind(added.map(|p| p.end_at))
-    .bind(added.map(|p| p.granted_at))
-    .bind(added.map(|p| p.credit_in))
-    .bind(run.plan_id.as_str())
-    .bind(run.start_at)
-    .bind(run.end_at)
-    .bind(now)
-    .bind(segments_from)
-    .bind(segments.iter().map(|s| s.start_at).collect::<Vec<_>>())
-    .bind(segments.iter().map(|s| s.end_at).collect::<Vec<_>>())
-    .bind(
-        segments
-            .iter()
-            .map(|s| s.plan_id.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .execute(c)
-    .await
-    .map_err(db_err("failed to write the paid periods", "fulfilment"))?;
+        parts.join(", "),
+        p.add(run.plan_id.as_str()),
+        p.add(run.start_at),
+        p.add(run.end_at),
+        p.add(now),
+    );
+    p.query(&sql)
+        .execute(c)
+        .await
+        .map_err(db_err("failed to write the paid periods", "fulfilment"))?;
     Ok(())
 }
 

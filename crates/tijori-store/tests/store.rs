@@ -2321,7 +2321,94 @@ mod settle {
         Ok(())
     }
 
+    /// On PostgreSQL a settle tells the payment-change listeners of the other
+    /// processes on the database, and sends nothing when the only listener is its
+    /// own process's (which announces its changes itself). SQLite has one process.
+    async fn settles_are_told_to_the_other_processes(db: TestDatabase) -> Result<()> {
+        if db.backend() == Backend::Sqlite {
+            return Ok(());
+        }
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let heard = |database: &Database| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let task = database
+                .listen_for_changes(move |id| {
+                    let _ = tx.send(id);
+                })
+                .context("PostgreSQL listens")?;
+            anyhow::Ok((task, rx))
+        };
+        let harness = &h;
+        let registered = move |n: i64| async move {
+            for _ in 0..100 {
+                if harness
+                    .scalar("SELECT COUNT(*) FROM change_listeners WHERE $1 = $1", "")
+                    .await?
+                    == n
+                {
+                    return Ok(());
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            anyhow::bail!("{n} listeners never registered")
+        };
+        let wait = std::time::Duration::from_millis(500);
+
+        // Alone: this process's settle sends no NOTIFY, not even to its own listener.
+        let (own, mut own_heard) = heard(&h.database)?;
+        registered(1).await?;
+        let alone = h.checkout(&sita, &plan, t0()).await?;
+        assert!(h.settle(&alone, &paid(&alone), t0()).await?.changed);
+        assert!(
+            tokio::time::timeout(wait, own_heard.recv()).await.is_err(),
+            "a NOTIFY that no other process listens for"
+        );
+
+        // Another process listens: it hears this one's settle.
+        let other = Database::connect(&h.url).await?;
+        let (other_task, mut other_heard) = heard(&other)?;
+        registered(2).await?;
+        let told = h.checkout(&sita, &plan, t0()).await?;
+        assert!(h.settle(&told, &paid(&told), t0()).await?.changed);
+        let id = tokio::time::timeout(std::time::Duration::from_secs(10), other_heard.recv())
+            .await
+            .context("the other process was not told")?;
+        assert_eq!(id, Some(told.id.clone()));
+        // The NOTIFY goes to every listener, this process's own too.
+        let id = tokio::time::timeout(std::time::Duration::from_secs(10), own_heard.recv())
+            .await
+            .context("this process's listener was not told")?;
+        assert_eq!(id, Some(told.id.clone()));
+
+        // A listener that stops says so: alone again, no NOTIFY.
+        other_task.abort();
+        registered(1).await?;
+        let alone_again = h.checkout(&sita, &plan, t0()).await?;
+        assert!(
+            h.settle(&alone_again, &paid(&alone_again), t0())
+                .await?
+                .changed
+        );
+        assert!(
+            tokio::time::timeout(wait, own_heard.recv()).await.is_err(),
+            "a NOTIFY after the other process stopped listening"
+        );
+
+        // One that died without saying so is forgotten by the next to register.
+        h.execute("INSERT INTO change_listeners (pid, since) VALUES (-1, now())")
+            .await?;
+        let (again, _again_heard) = heard(&other)?;
+        registered(2).await?;
+        again.abort();
+        own.abort();
+        other.close().await;
+        Ok(())
+    }
+
     test_both!(
+        settles_are_told_to_the_other_processes,
         paid_completes_and_grants_once,
         concurrent_settles_fulfil_once,
         concurrent_first_purchases_add_up,

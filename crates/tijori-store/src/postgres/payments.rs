@@ -97,7 +97,8 @@ impl PaymentStore for PgStore {
     }
 
     async fn settle(&self, settlement: Settlement) -> StoreResult<Settled> {
-        self.write_with(async |tx| payments::settle(tx, &settlement).await)
+        let own_listener = self.own_listener();
+        self.write_with(async |tx| payments::settle(tx, &settlement, own_listener).await)
             .await
     }
 

@@ -101,7 +101,7 @@ impl PaymentStore for SqliteStore {
     }
 
     async fn settle(&self, settlement: Settlement) -> StoreResult<Settled> {
-        self.write_with(async move |c| payments::settle(c, &settlement).await)
+        self.write_with(async move |c| payments::settle(c, &settlement, 0).await)
             .await
     }
 
