@@ -7,6 +7,8 @@
 //! deliveries are queued in the transaction that writes the event, one per enabled
 //! endpoint that wants its type.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 
 use tijori_core::events::{
@@ -60,17 +62,19 @@ const DELIVERIES: &str = "INSERT INTO jobs (kind, payload, unique_key, status, a
 async fn insert_event<C: Conn>(c: &mut C, e: &NewEvent, now: DateTime<Utc>) -> StoreResult<u64> {
     let insert = "INSERT INTO events (id, type, user_id, payment_id, order_id, refund_id, \
                   body, created_at) VALUES ($1, $2, $3, $4, $5, $6, NULL, $7)";
-    let deliveries = DELIVERIES
-        .replace("{kind}", "$9")
-        .replace("{payload}", DELIVERY_PAYLOAD)
-        .replace("{attempts}", "$10")
-        .replace("{now}", "$7")
-        .replace("{events}", "")
-        .replace("{wants}", "instr(e.event_types, $8) > 0");
+    static DELIVERIES_OF_ONE: LazyLock<String> = LazyLock::new(|| {
+        DELIVERIES
+            .replace("{kind}", "$9")
+            .replace("{payload}", DELIVERY_PAYLOAD)
+            .replace("{attempts}", "$10")
+            .replace("{now}", "$7")
+            .replace("{events}", "")
+            .replace("{wants}", "instr(e.event_types, $8) > 0")
+    });
     let needle = Wanted::needle(e.kind);
     // The last statement's count is the deliveries'.
     let mut queued = 0;
-    for sql in [insert, deliveries.as_str()] {
+    for sql in [insert, DELIVERIES_OF_ONE.as_str()] {
         queued = query(sql)
             .bind(e.id.as_str())
             .bind(e.kind.as_str())
