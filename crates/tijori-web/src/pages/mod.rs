@@ -79,7 +79,14 @@ pub fn router(state: &AppState) -> Router<AppState> {
 /// `/api/`, the API's error envelope).
 async fn not_found(_: Visitor, uri: Uri) -> Response {
     if uri.path().starts_with("/api/") {
-        return crate::error::ApiError::not_found("endpoint").into_response();
+        // Its own code, so that a client (and our route test) can tell "no such
+        // endpoint" from a handler's "no such payment".
+        return crate::error::ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_endpoint",
+            "there is no such API endpoint; see /api/docs/",
+        )
+        .into_response();
     }
     PageError::Explained {
         status: StatusCode::NOT_FOUND,

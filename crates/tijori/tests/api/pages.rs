@@ -36,7 +36,7 @@ async fn an_unknown_address_gets_a_page_and_the_api_its_envelope(db: TestDatabas
         .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     let body: Value = res.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "not_found");
+    assert_eq!(body["error"]["code"], "unknown_endpoint");
 }
 
 async fn signing_out_and_an_ended_session_say_so_and_come_back(db: TestDatabase) {
