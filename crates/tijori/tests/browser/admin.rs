@@ -194,7 +194,7 @@ pub(crate) async fn operator_runs_the_shop(b: &Browser, base: &Url) -> anyhow::R
     b.fill("#refund-amount", "100").await?;
     b.fill("#refund-reason", "one week unused").await?;
     b.click("#refund-review").await?;
-    b.wait_for_text("#confirm-summary", "NPR 100.00").await?;
+    b.wait_for_text("#confirm-summary", "Rs. 100.00").await?;
     b.at_both_sizes("admin-refund-confirm").await?;
     b.click("#refund-confirm").await?;
     b.wait_for_text("#notice", "The refund went through")
