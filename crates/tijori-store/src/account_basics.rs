@@ -5,12 +5,11 @@ use chrono::{DateTime, Utc};
 
 use tijori_core::account::{Email, PasswordHashString, TokenHash, User};
 use tijori_core::id::UserId;
-use tijori_core::jobs::{DeliverMail, NewJob};
 use tijori_core::mail::OutboxMail;
 use tijori_core::store::{StoreError, StoreResult};
 
 use crate::db::{ctx, db_err, query, Conn};
-use crate::rows::{UserRow, MAIL_COLUMNS, USER_COLUMNS};
+use crate::rows::{UserRow, USER_COLUMNS};
 
 pub(crate) async fn user_by_email(c: &mut impl Conn, email: &Email) -> StoreResult<Option<User>> {
     Ok(query(&format!(
@@ -99,27 +98,7 @@ pub(crate) async fn create_password_reset(
     .execute(c)
     .await
     .map_err(db_err("failed to store a reset link", "reset link"))?;
-    query(&format!(
-        "INSERT INTO outbox ({MAIL_COLUMNS}) \
-         VALUES ($1, $2, $3, $4, $5, 'queued', NULL, $6, NULL)"
-    ))
-    .bind(&mail.id)
-    .bind(mail.user_id.as_str())
-    .bind(&mail.to)
-    .bind(&mail.subject)
-    .bind(&mail.body)
-    .bind(now)
-    .execute(c)
-    .await
-    .map_err(ctx("failed to put a reset mail in the outbox"))?;
-    // No mail without its delivery job (as for notices).
-    let job = NewJob::of(
-        &DeliverMail {
-            mail: mail.id.clone(),
-        },
-        now,
-    );
-    crate::jobs::insert_job(c, &job, now).await?;
+    crate::mail::queue_mail(c, mail, now).await?;
     Ok(())
 }
 

@@ -90,6 +90,24 @@ pub(crate) async fn record_notice(
     if !fresh {
         return Ok(false);
     }
+    queue_mail(c, mail, now).await?;
+    let kind = match notice.kind {
+        NoticeKind::Reminder => EventType::SubscriptionExpiring,
+        NoticeKind::Expired => EventType::SubscriptionExpired,
+    };
+    let event = NewEvent::about_subscription(kind, &notice.user_id);
+    crate::events::emit(c, &[event], now).await?;
+    Ok(true)
+}
+
+/// Puts `mail` in the outbox with the job that delivers it, in the caller's
+/// transaction: there is no mail without its job. Every kind of customer mail
+/// (notices, receipts, reset links) is written here.
+pub(crate) async fn queue_mail(
+    c: &mut impl Conn,
+    mail: &OutboxMail,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
     query(&format!(
         "INSERT INTO outbox ({MAIL_COLUMNS}) \
          VALUES ($1, $2, $3, $4, $5, 'queued', NULL, $6, NULL)"
@@ -103,7 +121,6 @@ pub(crate) async fn record_notice(
     .execute(c)
     .await
     .map_err(ctx("failed to put a mail in the outbox"))?;
-    // Its delivery is queued in the same transaction: no mail without its job.
     let job = NewJob::of(
         &DeliverMail {
             mail: mail.id.clone(),
@@ -111,13 +128,7 @@ pub(crate) async fn record_notice(
         now,
     );
     crate::jobs::insert_job(c, &job, now).await?;
-    let kind = match notice.kind {
-        NoticeKind::Reminder => EventType::SubscriptionExpiring,
-        NoticeKind::Expired => EventType::SubscriptionExpired,
-    };
-    let event = NewEvent::about_subscription(kind, &notice.user_id);
-    crate::events::emit(c, &[event], now).await?;
-    Ok(true)
+    Ok(())
 }
 
 pub(crate) async fn outbox_mail(c: &mut impl Conn, id: &str) -> StoreResult<Option<OutboxMail>> {

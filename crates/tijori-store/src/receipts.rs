@@ -3,13 +3,11 @@
 use chrono::{DateTime, Utc};
 
 use tijori_core::id::PaymentId;
-use tijori_core::jobs::{DeliverMail, NewJob};
 use tijori_core::mail::OutboxMail;
 use tijori_core::receipt::Receipt;
 use tijori_core::store::StoreResult;
 
 use crate::db::{ctx, query, Conn};
-use crate::rows::MAIL_COLUMNS;
 
 /// The payment's receipt, issuing the next number if it has none. The number is the
 /// highest so far plus one, read and written in the caller's transaction: on SQLite
@@ -101,25 +99,6 @@ pub(crate) async fn record_receipt_mail(
     if !claimed {
         return Ok(false);
     }
-    query(&format!(
-        "INSERT INTO outbox ({MAIL_COLUMNS}) \
-         VALUES ($1, $2, $3, $4, $5, 'queued', NULL, $6, NULL)"
-    ))
-    .bind(&mail.id)
-    .bind(mail.user_id.as_str())
-    .bind(&mail.to)
-    .bind(&mail.subject)
-    .bind(&mail.body)
-    .bind(now)
-    .execute(c)
-    .await
-    .map_err(ctx("failed to put a receipt in the outbox"))?;
-    let job = NewJob::of(
-        &DeliverMail {
-            mail: mail.id.clone(),
-        },
-        now,
-    );
-    crate::jobs::insert_job(c, &job, now).await?;
+    crate::mail::queue_mail(c, mail, now).await?;
     Ok(true)
 }
