@@ -156,6 +156,11 @@ pub struct OrderItem {
 }
 
 impl OrderItem {
+    /// The line as a customer reads it: "2 × Coffee".
+    pub fn in_words(&self) -> String {
+        format!("{} × {}", self.quantity, self.name)
+    }
+
     /// `unit_price` × `quantity`; the order's total is the sum of these.
     pub fn subtotal(&self) -> Money {
         // Bounded by MAX_QUANTITY × a price the database accepted; checked anyway.
@@ -192,6 +197,16 @@ pub struct Order {
 }
 
 impl Order {
+    /// Every line as a customer reads it: "2 × Coffee, 1 × Tea" (receipts, the
+    /// account's payments).
+    pub fn items_in_words(&self) -> String {
+        self.items
+            .iter()
+            .map(OrderItem::in_words)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// Whether it can still be paid: pending, and not past its expiry (even if the
     /// expiry job has not yet got to it).
     pub fn is_payable(&self, now: DateTime<Utc>) -> bool {

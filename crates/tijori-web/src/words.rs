@@ -5,14 +5,8 @@
 //! Templates hold the pages' own sentences; what is said about a payment, which the
 //! API's `message` and several pages share, is here.
 
-use tijori_core::gateway::GatewayKind;
 use tijori_core::payment::{CustomerOutcome, Payment, Purpose};
 use tijori_core::shop::OrderStatus;
-
-/// A gateway's name as its customers write it ("eSewa", not "Esewa").
-pub fn gateway(g: GatewayKind) -> &'static str {
-    g.display_name()
-}
 
 /// A payment's status in a customer's words, for a table cell or a badge.
 pub fn payment_status(outcome: CustomerOutcome) -> &'static str {
@@ -65,7 +59,7 @@ pub fn order_status(shown: OrderStatus) -> &'static str {
 /// from money an operator must look at.
 pub fn payment_message(payment: &Payment, order: Option<OrderStatus>) -> String {
     use CustomerOutcome as O;
-    let at = gateway(payment.gateway);
+    let at = payment.gateway.display_name();
     match payment.customer_outcome(order) {
         O::Paid => match payment.purpose {
             Purpose::Subscription { .. } => "Payment received. Your subscription is active.".into(),

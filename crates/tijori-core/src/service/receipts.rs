@@ -78,12 +78,7 @@ impl Tijori {
                 None => "A subscription".into(),
             },
             Purpose::Order { order_id } => match self.store.order(order_id).await? {
-                Some(order) => order
-                    .items
-                    .iter()
-                    .map(|i| format!("{} × {}", i.quantity, i.name))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                Some(order) => order.items_in_words(),
                 None => format!("Order {order_id}"),
             },
         })

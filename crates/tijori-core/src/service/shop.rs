@@ -251,7 +251,7 @@ fn order_description(order: &Order) -> String {
     let mut names: Vec<String> = order
         .items
         .iter()
-        .map(|i| format!("{} × {}", i.quantity, i.name))
+        .map(crate::shop::OrderItem::in_words)
         .collect();
     if names.len() > 3 {
         let more = names.len() - 3;

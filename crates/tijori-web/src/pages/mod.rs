@@ -135,12 +135,10 @@ fn gateway_choices(state: &AppState, currency: Currency) -> Vec<GatewayChoice> {
         .into_iter()
         .map(|g| GatewayChoice {
             id: g.as_str(),
-            label: gateway_label(g),
+            label: g.display_name(),
         })
         .collect()
 }
-
-use crate::words::gateway as gateway_label;
 
 #[cfg(test)]
 mod tests {

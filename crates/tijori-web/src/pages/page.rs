@@ -31,7 +31,7 @@ impl Templates {
         // A gateway's name as its customers write it ("eSewa", not "Esewa").
         env.add_filter("gateway", |name: String| -> String {
             name.parse::<GatewayKind>()
-                .map(|g| super::gateway_label(g).to_owned())
+                .map(|g| g.display_name().to_owned())
                 .unwrap_or(name)
         });
         // An amount as people read it ("Rs. 1,200.00"), from the wire form the views

@@ -58,7 +58,7 @@ impl PaymentCard {
                 None,
             ),
             Purpose::Order { order_id } => match orders.get(order_id) {
-                Some(o) => (items_of(o), Some(o.status)),
+                Some(o) => (o.items_in_words(), Some(o.status)),
                 None => ("An order".to_owned(), None),
             },
         };
@@ -72,16 +72,6 @@ impl PaymentCard {
             retry_url: payment.retry_url(now).map(str::to_owned),
         }
     }
-}
-
-/// "2 × Coffee, 1 × Tea".
-fn items_of(order: &Order) -> String {
-    order
-        .items
-        .iter()
-        .map(|l| format!("{} × {}", l.quantity, l.name))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 async fn account(State(state): State<AppState>, SignedIn(s): SignedIn) -> PageResult {

@@ -136,7 +136,7 @@ fn series(sums: &[RevenueDay], first: NaiveDate, days: u32) -> Vec<Series> {
 
 fn gateway_label(name: &'static str) -> &'static str {
     match name.parse::<GatewayKind>() {
-        Ok(g) => super::super::gateway_label(g),
+        Ok(g) => g.display_name(),
         Err(_) => name,
     }
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tijori_core::id::OrderId;
 use tijori_core::shop::{Order, OrderStatus};
 
-use super::{gateway_choices, gateway_label, Page, PageResult, SignedIn};
+use super::{gateway_choices, Page, PageResult, SignedIn};
 use crate::error::ApiError;
 use crate::extract::{check_csrf_field, parse_id, Form};
 use crate::shop::parse_optional_gateway;
@@ -81,7 +81,7 @@ async fn order_page(
     let retry = if owner_pays {
         state.tijori.retryable_payment(&order).await?.and_then(|p| {
             p.retry_url(now).map(|url| {
-                context! { url, gateway => gateway_label(p.gateway), reason => crate::words::payment_message(&p, Some(order.status)) }
+                context! { url, gateway => p.gateway.display_name(), reason => crate::words::payment_message(&p, Some(order.status)) }
             })
         })
     } else {
