@@ -7,13 +7,13 @@ use tijori_core::mail::OutboxMail;
 use tijori_core::receipt::Receipt;
 use tijori_core::store::StoreResult;
 
-use crate::db::{ctx, query, Conn};
+use crate::db::{ctx, db_err, query, Conn};
 
 /// The payment's receipt, issuing the next number if it has none. The number is the
 /// highest so far plus one, read and written in the caller's transaction: on SQLite
-/// the one writer makes that safe; on PostgreSQL two writers that read the same
-/// highest number collide on the primary key, and the loser's transaction fails (to
-/// be retried), so the numbers never have a gap or a repeat.
+/// the one writer makes that safe; on PostgreSQL the caller first locks the table
+/// against other issuers. The primary key refuses a repeat whatever happens, so the
+/// numbers never have a gap or a repeat.
 pub(crate) async fn issue_receipt(
     c: &mut impl Conn,
     payment: &PaymentId,
@@ -29,7 +29,7 @@ pub(crate) async fn issue_receipt(
     .bind(now)
     .execute(c)
     .await
-    .map_err(ctx("failed to issue a receipt"))?;
+    .map_err(db_err("failed to issue a receipt", "receipt number"))?;
     let (number, issued_at) = query("SELECT number, issued_at FROM receipts WHERE payment_id = $1")
         .bind(payment.as_str())
         .fetch_one::<(i64, DateTime<Utc>)>(c)

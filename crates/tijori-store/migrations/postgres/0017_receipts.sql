@@ -1,7 +1,7 @@
 -- Receipts: one per paid payment, numbered 1, 2, 3… for the merchant without gaps
--- (the number is the highest so far plus one, taken in the writing transaction; two
--- writers racing for one number make the loser fail and retry, never a gap), so
--- that the numbers can go in the merchant's books.
+-- (the number is the highest so far plus one, taken in the writing transaction with
+-- the table locked against other issuers), so that the numbers can go in the
+-- merchant's books.
 CREATE TABLE receipts (
     number      BIGINT PRIMARY KEY,
     payment_id  TEXT NOT NULL UNIQUE REFERENCES payments (id),

@@ -6,26 +6,27 @@ use chrono::{DateTime, Utc};
 use tijori_core::id::PaymentId;
 use tijori_core::mail::OutboxMail;
 use tijori_core::receipt::Receipt;
-use tijori_core::store::{ReceiptStore, StoreError, StoreResult};
+use tijori_core::store::{ReceiptStore, StoreResult};
 
 use super::PgStore;
+use crate::db::{ctx, query};
 use crate::receipts;
 
 #[async_trait]
 impl ReceiptStore for PgStore {
     async fn issue_receipt(&self, payment: &PaymentId, now: DateTime<Utc>) -> StoreResult<Receipt> {
-        // Two writers can read the same highest number; the loser's insert fails on
-        // the primary key and is tried again, reading the winner's number.
-        let mut tries = 0;
-        loop {
-            let issued = self
-                .write_with(async |tx| receipts::issue_receipt(tx, payment, now).await)
-                .await;
-            match issued {
-                Err(StoreError::Database(_)) if tries < 3 => tries += 1,
-                other => return other,
-            }
-        }
+        // The number is the highest so far plus one: issuers take turns on the table
+        // (reads go on), so two of them never read the same highest number. Without
+        // it, concurrent issuers collide on the primary key and would have to retry
+        // once per rival.
+        self.write_with(async |tx| {
+            query("LOCK TABLE receipts IN EXCLUSIVE MODE")
+                .execute(&mut *tx)
+                .await
+                .map_err(ctx("failed to take the receipts' turn"))?;
+            receipts::issue_receipt(tx, payment, now).await
+        })
+        .await
     }
 
     async fn receipt_of(&self, payment: &PaymentId) -> StoreResult<Option<Receipt>> {
