@@ -68,6 +68,15 @@ impl Templates {
         Templates(env)
     }
 
+    /// A template given as text, rendered with the built-in filters and functions
+    /// (HTML-escaped, as the pages are).
+    #[cfg(test)]
+    pub fn render_str(&self, source: &str, ctx: Value) -> Result<String, minijinja::Error> {
+        let mut env = self.0.clone();
+        env.add_template_owned("test.html", source.to_owned())?;
+        env.get_template("test.html")?.render(ctx)
+    }
+
     /// The page's HTML, or why it could not be made.
     pub fn html(&self, name: &str, ctx: Value) -> Result<String, minijinja::Error> {
         self.0.get_template(name)?.render(ctx)
