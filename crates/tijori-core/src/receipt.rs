@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use crate::id::PaymentId;
 use crate::mail::{local_time, zone_for};
-use crate::money::Money;
+use crate::money::{Currency, Money};
 use crate::payment::Payment;
 use crate::store::{Refund, RefundStatus};
 
@@ -43,15 +43,15 @@ pub struct Merchant {
 /// mail old receipts (their pages still work).
 pub const RECEIPT_MAIL_WINDOW_DAYS: i64 = 2;
 
-/// The money refunded so far, from the payment's refunds that succeeded.
-pub fn refunded(payment: &Payment, refunds: &[Refund]) -> Option<Money> {
-    let minor: i64 = refunds
+/// The money refunded so far: the sum of the refunds that succeeded (one still being
+/// asked, of unknown outcome, or refused gave nothing back); `None` when nothing was.
+pub fn refunded(currency: Currency, refunds: &[Refund]) -> Option<Money> {
+    let minor = refunds
         .iter()
         .filter(|r| r.status == RefundStatus::Succeeded)
-        .map(|r| r.amount.minor())
-        .sum();
+        .try_fold(0i64, |sum, r| sum.checked_add(r.amount.minor()))?;
     (minor > 0)
-        .then(|| Money::from_minor(minor, payment.amount.currency()).ok())
+        .then(|| Money::from_minor(minor, currency).ok())
         .flatten()
 }
 
@@ -103,6 +103,56 @@ pub fn compose_mail(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+        use crate::id::{RefundId, UserId};
+
+        fn refund(minor: i64, status: RefundStatus) -> Refund {
+            Refund {
+                id: RefundId::generate(),
+                payment_id: PaymentId::generate(),
+                amount: Money::from_minor(minor, Currency::Npr).unwrap(),
+                reason: None,
+                status,
+                detail: None,
+                requested_by: UserId::generate(),
+                restock: false,
+                resolved_by: None,
+                resolved_at: None,
+                resolution: None,
+                created_at: Utc::now(),
+                updated_at: Utc::now(),
+            }
+        }
+
+        fn status() -> impl Strategy<Value = RefundStatus> {
+            prop_oneof![
+                Just(RefundStatus::Requested),
+                Just(RefundStatus::Succeeded),
+                Just(RefundStatus::Failed),
+                Just(RefundStatus::Unknown),
+            ]
+        }
+
+        proptest! {
+            /// What a receipt says was refunded is exactly what went back: the
+            /// succeeded refunds, none of the others, and nothing when none did.
+            #[test]
+            fn only_succeeded_refunds_count(lines in prop::collection::vec((1i64..10_000_000, status()), 0..8)) {
+                let refunds: Vec<Refund> = lines.iter().map(|(m, s)| refund(*m, *s)).collect();
+                let expected: i64 = lines
+                    .iter()
+                    .filter(|(_, s)| *s == RefundStatus::Succeeded)
+                    .map(|(m, _)| m)
+                    .sum();
+                let got = refunded(Currency::Npr, &refunds);
+                prop_assert_eq!(got.map(Money::minor), (expected > 0).then_some(expected));
+            }
+        }
+    }
 
     #[test]
     fn numbers_print_with_six_digits_and_grow_beyond() {

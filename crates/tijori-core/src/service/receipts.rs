@@ -62,7 +62,7 @@ impl Tijori {
         let refunds = self.store.refunds_of(&payment.id).await?;
         Ok(ReceiptDetails {
             item: self.item_of(&payment).await?,
-            refunded: refunded(&payment, &refunds),
+            refunded: refunded(payment.amount.currency(), &refunds),
             refunds,
             receipt,
             payment,
