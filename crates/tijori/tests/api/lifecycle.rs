@@ -13,7 +13,7 @@ use tijori_core::jobs::JobStatus;
 use tijori_sandbox::{Fault, KhaltiSettings};
 use tijori_testkit::{test_both, TestDatabase};
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, TestUser};
 
 async fn app_on_clock(db: TestDatabase) -> (TestApp, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(tijori_core::clock::SystemClock.now()));
@@ -246,6 +246,25 @@ async fn an_abandoned_order_expires_and_its_stock_comes_back(db: TestDatabase) {
     assert_eq!(app.product(&coffee).await["stock"], 5);
 }
 
+/// `late` orders one of `product` and opens its checkout; the order expires, `rival`
+/// takes the last one, and then `late` pays on Chapa: (order id, checkout).
+async fn paid_after_the_stock_went(
+    app: &TestApp,
+    clock: &ManualClock,
+    late: &TestUser,
+    rival: &TestUser,
+    product: &str,
+) -> (String, serde_json::Value) {
+    let order = app.order_of(late, product, 1).await;
+    let (_, checkout) = app.initialize(late, &order, None).await;
+    clock.advance(Duration::minutes(31));
+    run_jobs(app).await;
+    app.order_of(rival, product, 1).await;
+    let tx_ref = checkout["tx_ref"].as_str().unwrap();
+    app.sandbox().chapa().pay(tx_ref).unwrap();
+    (order, checkout)
+}
+
 async fn a_payment_after_expiry_is_never_lost(db: TestDatabase) {
     let (app, clock) = app_on_clock(db).await;
     app.chapa_settings(|s| {
@@ -278,13 +297,8 @@ async fn a_payment_after_expiry_is_never_lost(db: TestDatabase) {
     assert_eq!(app.product(&coffee).await["stock"], 0);
 
     // Stock gone meanwhile: the money is held for an operator to refund.
-    let order = app.order_of(&late, &pot, 1).await;
-    let (_, checkout) = app.initialize(&late, &order, None).await;
-    clock.advance(Duration::minutes(31));
-    run_jobs(&app).await;
-    app.order_of(&rival, &pot, 1).await;
+    let (order, checkout) = paid_after_the_stock_went(&app, &clock, &late, &rival, &pot).await;
     let tx_ref = checkout["tx_ref"].as_str().unwrap();
-    app.sandbox().chapa().pay(tx_ref).unwrap();
     let res = app
         .post(
             &late,
@@ -319,13 +333,8 @@ async fn a_late_payment_is_told_it_will_be_refunded_then_that_it_was(db: TestDat
     let rival = app.register("kebede").await;
     let admin = app.admin("operator").await;
     let pot = app.new_product("Pot", "1200", "ETB", 1).await;
-    let order = app.order_of(&late, &pot, 1).await;
-    let (_, checkout) = app.initialize(&late, &order, None).await;
-    clock.advance(Duration::minutes(31));
-    run_jobs(&app).await;
-    app.order_of(&rival, &pot, 1).await;
+    let (_, checkout) = paid_after_the_stock_went(&app, &clock, &late, &rival, &pot).await;
     let tx_ref = checkout["tx_ref"].as_str().unwrap();
-    app.sandbox().chapa().pay(tx_ref).unwrap();
 
     let res = app
         .post(
