@@ -17,6 +17,7 @@ mod auth;
 pub mod error;
 pub mod events;
 pub mod extract;
+mod i18n;
 pub mod idempotency;
 mod layers;
 mod limits;

@@ -198,7 +198,8 @@ pub enum VerifyView {
 impl VerifyView {
     pub fn from_verification(v: &Verification, now: DateTime<Utc>) -> (StatusCode, VerifyView) {
         let p = &v.payment;
-        let message = crate::words::payment_message(p, v.order.as_ref().map(|o| o.status));
+        let message =
+            crate::words::payment_message(p, v.order.as_ref().map(|o| o.status)).in_english();
         let payment_id = p.id.to_string();
         match p.status {
             PaymentStatus::Completed => (

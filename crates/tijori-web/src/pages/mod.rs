@@ -13,6 +13,7 @@ use axum::Router;
 use serde::Serialize;
 use tijori_core::money::Currency;
 
+use crate::i18n::tr;
 use crate::AppState;
 
 mod account;
@@ -21,7 +22,7 @@ mod auth;
 mod cart;
 mod checkout;
 mod home;
-mod i18n;
+mod language;
 mod orders;
 mod page;
 mod receipts;
@@ -37,7 +38,7 @@ use session::{Admin, SignedIn, Visitor};
 type PageResult<T = Page> = Result<T, PageError>;
 
 /// Every template, by the name others extend or import it by.
-const TEMPLATES: &[&[(&str, &str)]] = &[
+pub(crate) const TEMPLATES: &[&[(&str, &str)]] = &[
     &[
         ("base.html", include_str!("base.html")),
         ("error.html", include_str!("error.html")),
@@ -68,6 +69,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(receipts::router())
         .merge(admin::router())
         .merge(settings::router())
+        .merge(language::router())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -90,8 +92,8 @@ async fn not_found(_: Visitor, uri: Uri) -> Response {
     }
     PageError::Explained {
         status: StatusCode::NOT_FOUND,
-        title: "Page not found",
-        message: "There is no page at this address. The link may be mistyped, or the page may have moved.",
+        title: tr("Page not found"),
+        message: tr("There is no page at this address. The link may be mistyped, or the page may have moved."),
     }
     .into_response()
 }
@@ -163,6 +165,44 @@ mod tests {
             assert_eq!(safe_next(Some(bad)), "/account/", "{bad}");
         }
         assert_eq!(safe_next(None), "/account/");
+    }
+
+    /// A page in Nepali is Nepali throughout: its own texts, the macros it imports,
+    /// the layout, and the texts made in Rust; it says which language it is in, and
+    /// offers English back.
+    #[test]
+    fn a_nepali_page_is_nepali_throughout() {
+        use crate::i18n::{offered, translate, Area};
+        let languages = offered(Area::Customer);
+        let products = vec![super::shop::tests::product("prod_a", 3)];
+        let shop = render(
+            "shop.html",
+            minijinja::context! { lang => "ne", viewer => viewer(false), products, languages, here => "/shop/?a=1" },
+        );
+        let error = render(
+            "error.html",
+            minijinja::context! { lang => "ne", title => "Page not found", message => "gone", status => 404 },
+        );
+        for (html, english) in [
+            (&shop, "Add to cart"),
+            (&shop, "{count} in stock"),
+            (&shop, "Shop"),
+            (&shop, "Sign out"),
+            (&shop, "Skip to content"),
+            (&error, "Page not found"),
+        ] {
+            let nepali = translate("ne", english).replace("{count}", "3");
+            assert_ne!(nepali, english);
+            assert!(html.contains(&nepali), "{english:?} → {nepali:?}: {html}");
+        }
+        assert!(!shop.contains(">Add to cart<"), "{shop}");
+        assert!(shop.contains(r#"<html lang="ne">"#));
+        assert!(
+            shop.contains(r#"href="/language?set=en&amp;next=&#x2f;shop&#x2f;%3Fa%3D1""#),
+            "{shop}"
+        );
+        // A message made of the API's words that no catalog has stays as it was.
+        assert!(error.contains(">gone<"), "{error}");
     }
 
     #[test]

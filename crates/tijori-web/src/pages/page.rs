@@ -15,6 +15,7 @@ use tijori_core::account::Session;
 use tijori_core::gateway::GatewayKind;
 
 use crate::error::ApiError;
+use crate::i18n::tr;
 use crate::AppState;
 
 /// The built-in templates, each registered under its file name (templates extend
@@ -52,7 +53,7 @@ impl Templates {
             |state: &minijinja::State, text: String, args: minijinja::value::Kwargs| {
                 let lang = state.lookup("lang");
                 let lang = lang.as_ref().and_then(|l| l.as_str()).unwrap_or("en");
-                let mut out = escape_html(&super::i18n::translate(lang, &text));
+                let mut out = escape_html(&crate::i18n::translate(lang, &text));
                 for name in args.args() {
                     let value: Value = args.get(name)?;
                     let shown = if value.is_safe() {
@@ -216,11 +217,11 @@ fn error_page(status: StatusCode, title: &str, message: &str, retry_after: Optio
 /// An error page's heading for its status.
 fn title_of(status: StatusCode) -> &'static str {
     match status {
-        StatusCode::NOT_FOUND => "Not found",
-        StatusCode::FORBIDDEN => "Not allowed",
-        s if s.is_server_error() => "Something went wrong",
-        StatusCode::TOO_MANY_REQUESTS => "Slow down",
-        _ => "That did not work",
+        StatusCode::NOT_FOUND => tr("Not found"),
+        StatusCode::FORBIDDEN => tr("Not allowed"),
+        s if s.is_server_error() => tr("Something went wrong"),
+        StatusCode::TOO_MANY_REQUESTS => tr("Slow down"),
+        _ => tr("That did not work"),
     }
 }
 
@@ -286,16 +287,10 @@ impl LoginNotice {
 
     pub fn text(self) -> &'static str {
         match self {
-            LoginNotice::PaymentChecked => {
-                "Welcome back. We have checked your payment with the gateway; sign in to see how it went."
-            }
-            LoginNotice::SessionEnded => {
-                "Your session has ended. Sign in again and we will take you back to where you were."
-            }
-            LoginNotice::SignedOut => "You have signed out.",
-            LoginNotice::PasswordReset => {
-                "Your password has been changed, and every device signed in to your account was signed out. Sign in with your new password."
-            }
+            LoginNotice::PaymentChecked => tr("Welcome back. We have checked your payment with the gateway; sign in to see how it went."),
+            LoginNotice::SessionEnded => tr("Your session has ended. Sign in again and we will take you back to where you were."),
+            LoginNotice::SignedOut => tr("You have signed out."),
+            LoginNotice::PasswordReset => tr("Your password has been changed, and every device signed in to your account was signed out. Sign in with your new password."),
         }
     }
 
@@ -322,12 +317,23 @@ pub async fn render(State(state): State<AppState>, mut request: Request, next: N
     request.extensions_mut().insert(slot.clone());
     // A form that failed offers a way back to the page it was sent from, where it can
     // be sent again on purpose (a browser's own "back" would re-post it).
-    let lang = super::i18n::negotiate(
-        request
-            .headers()
-            .get(header::ACCEPT_LANGUAGE)
-            .and_then(|v| v.to_str().ok()),
-    );
+    let accept_language = request
+        .headers()
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let chosen_language = axum_extra::extract::CookieJar::from_headers(request.headers())
+        .get(crate::i18n::LANGUAGE_COOKIE)
+        .map(|c| c.value().to_owned());
+    // Where a choice of language comes back to: this page, when it can be asked for again.
+    let here = (request.method() == Method::GET)
+        .then(|| {
+            request
+                .uri()
+                .path_and_query()
+                .map(|pq| pq.as_str().to_owned())
+        })
+        .flatten();
     let back = (request.method() != Method::GET && request.method() != Method::HEAD).then(|| {
         super::session::come_back_to(request.method(), request.uri(), request.headers(), &state)
     });
@@ -341,8 +347,11 @@ pub async fn render(State(state): State<AppState>, mut request: Request, next: N
         status: shared.status,
         retry_after: shared.retry_after,
     });
+    let area = crate::i18n::Area::of_template(page.template);
+    let lang = crate::i18n::choose(chosen_language.as_deref(), accept_language.as_deref(), area);
+    let languages = crate::i18n::offered(area);
     let viewer = slot.0.get().cloned();
-    let ctx = context! { viewer, back, lang, ..page.context };
+    let ctx = context! { viewer, back, lang, languages, here, ..page.context };
     let html = match state.pages.html(page.template, ctx) {
         Ok(html) => html,
         Err(e) => {
@@ -354,6 +363,9 @@ pub async fn render(State(state): State<AppState>, mut request: Request, next: N
     parts.status = page.status;
     let headers = &mut parts.headers;
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(lang) = HeaderValue::from_str(lang) {
+        headers.insert(header::CONTENT_LANGUAGE, lang);
+    }
     if let Some(seconds) = page.retry_after {
         headers.insert(header::RETRY_AFTER, seconds.into());
     }

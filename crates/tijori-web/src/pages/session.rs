@@ -11,6 +11,7 @@ use tijori_core::account::Session;
 use super::page::{LoginNotice, PageError, ViewerSlot};
 use super::safe_next;
 use crate::extract::{browser_session, SESSION_COOKIE};
+use crate::i18n::tr;
 use crate::AppState;
 
 /// The session of a page's visitor, or none. Forms check their CSRF field with
@@ -58,8 +59,8 @@ impl FromRequestParts<AppState> for Admin {
         if !s.user.is_admin {
             return Err(PageError::Explained {
                 status: StatusCode::FORBIDDEN,
-                title: "Not allowed",
-                message: "This page is for operators only.",
+                title: tr("Not allowed"),
+                message: tr("This page is for operators only."),
             });
         }
         Ok(Admin(s))

@@ -178,7 +178,105 @@ async fn a_registration_error_is_tied_to_its_field(db: TestDatabase) {
     assert!(html.contains(r#"id="email-error""#), "{html}");
 }
 
+/// The pages speak the visitor's language: what their browser asks for, or what they
+/// chose in the footer (which goes first). The operator's pages, which no catalog
+/// covers yet, stay English; and the choice cannot send anyone off the site.
+async fn pages_speak_the_visitors_language(db: TestDatabase) {
+    let app = TestApp::spawn(db).await;
+    let html_of = |res: reqwest::Response| async move {
+        let lang = res.headers()["content-language"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        (lang, res.text().await.unwrap())
+    };
+
+    let res = client()
+        .get(app.url("/"))
+        .header("accept-language", "ne-NP,ne;q=0.9,en;q=0.8")
+        .send()
+        .await
+        .unwrap();
+    let (lang, html) = html_of(res).await;
+    assert_eq!(lang, "ne");
+    assert!(html.contains(r#"<html lang="ne">"#), "{html}");
+    assert!(
+        html.contains("साइन इन गर्नुहोस्"),
+        "Sign in, in Nepali: {html}"
+    );
+    assert!(!html.contains(">Sign in<"), "{html}");
+
+    let (lang, html) = html_of(client().get(app.url("/")).send().await.unwrap()).await;
+    assert_eq!(lang, "en");
+    assert!(
+        html.contains(">Sign in<") && html.contains(r#"id="language-ne""#),
+        "{html}"
+    );
+
+    // Chosen in the footer: remembered, and back to the page it was chosen on.
+    let admin = app.admin("operator").await;
+    let (browser, _) = app.sign_in_browser(&admin).await;
+    let res = browser
+        .get(app.url("/language?set=ne&next=%2Fshop%2F"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), "/shop/");
+    let cookie = crate::helpers::set_cookie(&res, "tijori_lang").expect("the choice is kept");
+    assert!(
+        cookie.starts_with("tijori_lang=ne;") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    let res = browser
+        .get(app.url("/shop/"))
+        .header("accept-language", "en")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(html_of(res).await.0, "ne");
+    let res = browser.get(app.url("/admin/")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        html_of(res).await.0,
+        "en",
+        "no catalog covers the operator's pages"
+    );
+
+    // A language we do not have changes nothing; `next` stays on the site.
+    for (query, to) in [
+        ("set=xx&next=%2Fshop%2F", "/shop/"),
+        ("set=ne&next=https%3A%2F%2Fevil.example%2F", "/account/"),
+    ] {
+        let res = client()
+            .get(app.url(&format!("/language?{query}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(location(&res), to, "{query}");
+        assert_eq!(
+            crate::helpers::set_cookie(&res, "tijori_lang").is_some(),
+            query.starts_with("set=ne"),
+            "{query}"
+        );
+    }
+
+    // The API's words stay English: a merchant's server reads them.
+    let res = client()
+        .get(app.url("/api/no-such-thing/"))
+        .header("accept-language", "ne")
+        .send()
+        .await
+        .unwrap();
+    let body: Value = res.json().await.unwrap();
+    assert!(body["error"]["detail"]
+        .as_str()
+        .unwrap()
+        .starts_with("there is no such"));
+}
+
 test_both!(
+    pages_speak_the_visitors_language,
     a_registration_error_is_tied_to_its_field,
     an_unknown_address_gets_a_page_and_the_api_its_envelope,
     signing_out_and_an_ended_session_say_so_and_come_back,

@@ -15,6 +15,7 @@ use tijori_core::shop::Order;
 
 use super::orders::OrderCard;
 use super::{Page, PageResult, SignedIn};
+use crate::i18n::tr;
 use crate::views::{PaymentView, SubscriptionView};
 use crate::words;
 use crate::AppState;
@@ -34,7 +35,7 @@ struct PaymentCard {
     status_words: &'static str,
     tone: &'static str,
     /// What it paid for: the plan's name, or the order's items.
-    paid_for: String,
+    paid_for: PaidFor,
     /// "Check payment status" is offered: looking it up can still change something
     /// (open, or a failed Chapa attempt whose checkout takes another).
     checkable: bool,
@@ -49,17 +50,15 @@ impl PaymentCard {
         plans: &HashMap<&PlanId, &str>,
         orders: &HashMap<&OrderId, &Order>,
     ) -> Self {
+        let said = |text, name: Option<String>| PaidFor { text, name };
         let (paid_for, order_status) = match &payment.purpose {
-            Purpose::Subscription { plan_id, .. } => (
-                plans.get(plan_id).map_or_else(
-                    || "A subscription".to_owned(),
-                    |name| format!("{name} plan"),
-                ),
-                None,
-            ),
+            Purpose::Subscription { plan_id, .. } => match plans.get(plan_id) {
+                Some(plan) => (said(tr("{name} plan"), Some((*plan).to_owned())), None),
+                None => (said(tr("A subscription"), None), None),
+            },
             Purpose::Order { order_id } => match orders.get(order_id) {
-                Some(o) => (o.items_in_words(), Some(o.status)),
-                None => ("An order".to_owned(), None),
+                Some(o) => (said("{name}", Some(o.items_in_words())), Some(o.status)),
+                None => (said(tr("An order"), None), None),
             },
         };
         let outcome = payment.customer_outcome(order_status);
@@ -72,6 +71,14 @@ impl PaymentCard {
             retry_url: payment.retry_url(now).map(str::to_owned),
         }
     }
+}
+
+/// What a payment was for, as a sentence to translate (`text`) naming the plan or
+/// the order's items (`name`), which are the merchant's words and stay as written.
+#[derive(Serialize)]
+struct PaidFor {
+    text: &'static str,
+    name: Option<String>,
 }
 
 async fn account(State(state): State<AppState>, SignedIn(s): SignedIn) -> PageResult {

@@ -17,6 +17,7 @@ use tijori_core::service::PaymentKey;
 use super::page::sign_in_redirect;
 use super::{LoginNotice, Page, PageError, PageResult, SignedIn, Visitor};
 use crate::extract::{check_csrf_field, parse_id, Form};
+use crate::i18n::tr;
 use crate::subscriptions::{parse_change, parse_gateway, start_subscription};
 use crate::views::{OrderView, PaymentView, SubscriptionView};
 use crate::words;
@@ -101,8 +102,8 @@ async fn esewa_form(
     };
     let form = form.ok_or(PageError::Explained {
         status: StatusCode::NOT_FOUND,
-        title: "No eSewa payment to open",
-        message: "This link opens an eSewa payment that is still waiting to be paid. See your payments on the account page.",
+        title: tr("No eSewa payment to open"),
+        message: tr("This link opens an eSewa payment that is still waiting to be paid. See your payments on the account page."),
     })?;
     Ok(Page::new(
         "esewa_form.html",
@@ -149,8 +150,8 @@ async fn payment_success(
     if key.is_none() {
         return Err(PageError::Explained {
             status: StatusCode::BAD_REQUEST,
-            title: "Missing payment reference",
-            message: "This page needs the payment reference the gateway sends back (pidx or tx_ref). Open it from the gateway's redirect, or see your payments on the account page.",
+            title: tr("Missing payment reference"),
+            message: tr("This page needs the payment reference the gateway sends back (pidx or tx_ref). Open it from the gateway's redirect, or see your payments on the account page."),
         });
     }
     // Someone else's payment is "not found", as everywhere.

@@ -15,6 +15,7 @@ use tijori_core::mail::TIME_ZONES;
 use super::{Page, PageResult, SignedIn};
 use crate::error::ApiError;
 use crate::extract::{check_csrf_field, Form, SESSION_COOKIE};
+use crate::i18n::tr;
 use crate::AppState;
 
 pub(super) const TEMPLATES: &[(&str, &str)] = &[("settings.html", include_str!("settings.html"))];
@@ -35,12 +36,9 @@ struct DoneQuery {
 
 fn done_text(done: &str) -> Option<&'static str> {
     match done {
-        "password" => Some(
-            "Your password has been changed. Every other device signed in to your account, \
-             and every API token, was signed out.",
-        ),
-        "email" => Some("Your e-mail address has been changed."),
-        "time_zone" => Some("Your time zone has been saved."),
+        "password" => Some(tr("Your password has been changed. Every other device signed in to your account, and every API token, was signed out.")),
+        "email" => Some(tr("Your e-mail address has been changed.")),
+        "time_zone" => Some(tr("Your time zone has been saved.")),
         _ => None,
     }
 }
