@@ -325,6 +325,14 @@ mod tests {
             )
             .unwrap();
         assert_eq!(html, "Pay &lt;i&gt; &lt;b&gt; <time>x</time>");
+        // Filled once: a value holding another's placeholder keeps it as text.
+        let html = crate::pages::Templates::new()
+            .render_str(
+                r#"{{ t("{note} by {who} {unknown}", note=note, who="asha") }}"#,
+                minijinja::context! { note => "see {who}" },
+            )
+            .unwrap();
+        assert_eq!(html, "see {who} by asha {unknown}");
     }
 
     #[test]

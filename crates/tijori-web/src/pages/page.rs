@@ -53,7 +53,7 @@ impl Templates {
             |state: &minijinja::State, text: String, args: minijinja::value::Kwargs| {
                 let lang = state.lookup("lang");
                 let lang = lang.as_ref().and_then(|l| l.as_str()).unwrap_or("en");
-                let mut out = escape_html(&crate::i18n::translate(lang, &text));
+                let mut values = std::collections::HashMap::new();
                 for name in args.args() {
                     let value: Value = args.get(name)?;
                     let shown = if value.is_safe() {
@@ -61,9 +61,10 @@ impl Templates {
                     } else {
                         escape_html(&value.to_string())
                     };
-                    out = out.replace(&format!("{{{name}}}"), &shown);
+                    values.insert(name, shown);
                 }
-                Ok::<_, minijinja::Error>(Value::from_safe_string(out))
+                let text = escape_html(&crate::i18n::translate(lang, &text));
+                Ok::<_, minijinja::Error>(Value::from_safe_string(fill(&text, &values)))
             },
         );
         Templates(env)
@@ -82,6 +83,32 @@ impl Templates {
     pub fn html(&self, name: &str, ctx: Value) -> Result<String, minijinja::Error> {
         self.0.get_template(name)?.render(ctx)
     }
+}
+
+/// `text` with each `{name}` of `values` filled in, in one pass: a value that itself
+/// holds braces (an operator's note saying "{total}") is shown as it is.
+fn fill(text: &str, values: &std::collections::HashMap<&str, String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after
+            .find('}')
+            .and_then(|close| Some((values.get(&after[..close])?, close)))
+        {
+            Some((value, close)) => {
+                out.push_str(value);
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Text made safe to put in HTML.

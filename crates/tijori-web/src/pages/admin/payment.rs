@@ -19,6 +19,7 @@ use tijori_core::store::RefundStatus;
 use super::{Admin, Page, PageResult};
 use crate::error::ApiError;
 use crate::extract::{check_csrf_field, parse_id, Form};
+use crate::i18n::tr;
 use crate::AppState;
 
 pub(super) fn router() -> Router<AppState> {
@@ -48,8 +49,8 @@ async fn page(
     let id: PaymentId = parse_id(&id)?;
     let audit = state.tijori.payment_audit(&s.user, &id).await?;
     let notice = match shown.refund.as_deref() {
-        Some("made") => Some("The refund went through."),
-        Some("already") => Some("That refund was already made; it was not made again."),
+        Some("made") => Some(tr("The refund went through.")),
+        Some("already") => Some(tr("That refund was already made; it was not made again.")),
         _ => None,
     };
     Ok(Page::new(

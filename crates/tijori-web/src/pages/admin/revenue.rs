@@ -17,6 +17,7 @@ use tijori_core::money::{Currency, Money};
 use tijori_core::service::REVENUE_WINDOWS;
 
 use super::{Admin, Page, PageResult};
+use crate::i18n::tr;
 use crate::AppState;
 
 pub(super) fn router() -> Router<AppState> {
@@ -167,8 +168,10 @@ struct Bar {
     height: u32,
     /// "collected" or "refunded", the bar's class (its colour).
     kind: &'static str,
-    /// Its tooltip: the day and the amount.
-    title: String,
+    /// Its tooltip, a text naming the `day` and the `amount`.
+    title: &'static str,
+    day: String,
+    amount: String,
 }
 
 const CHART_WIDTH: u32 = 720;
@@ -214,11 +217,9 @@ fn chart(
                 width: bar_width,
                 height: h,
                 kind: "collected",
-                title: format!(
-                    "{}: collected {}",
-                    d.day,
-                    major(d.collected_minor, currency)
-                ),
+                title: tr("{day}: collected {amount}"),
+                day: d.day.to_string(),
+                amount: major(d.collected_minor, currency),
             });
         }
         if d.refunded_minor > 0 {
@@ -229,7 +230,9 @@ fn chart(
                 width: bar_width,
                 height: h,
                 kind: "refunded",
-                title: format!("{}: refunded {}", d.day, major(d.refunded_minor, currency)),
+                title: tr("{day}: refunded {amount}"),
+                day: d.day.to_string(),
+                amount: major(d.refunded_minor, currency),
             });
         }
     }

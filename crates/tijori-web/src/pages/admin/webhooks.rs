@@ -20,6 +20,7 @@ use tijori_core::store::EndpointChange;
 use super::super::{Admin, Page, PageResult};
 use crate::error::ApiError;
 use crate::extract::{check_csrf_field, parse_id, Form};
+use crate::i18n::tr;
 use crate::AppState;
 
 const HERE: &str = "/admin/webhooks/";
@@ -93,7 +94,7 @@ fn row(e: &WebhookEndpoint, attempts: Vec<tijori_core::events::DeliveryAttempt>)
         id: e.id.to_string(),
         url: e.url.clone(),
         events: match &e.wants {
-            Wanted::All => "every event".to_owned(),
+            Wanted::All => tr("every event").to_owned(),
             Wanted::Only(_) => e.wants.names().join(", "),
         },
         description: e.description.clone(),
@@ -109,7 +110,7 @@ fn row(e: &WebhookEndpoint, attempts: Vec<tijori_core::events::DeliveryAttempt>)
                 outcome: match (&a.error, a.http_status) {
                     (Some(e), _) => e.clone(),
                     (None, Some(s)) => format!("HTTP {s}"),
-                    (None, None) => "no answer".to_owned(),
+                    (None, None) => tr("no answer").to_owned(),
                 },
                 delivered: a.delivered,
                 duration_ms: a.duration_ms,
