@@ -1,6 +1,7 @@
 //! Account basics in a real browser: "Forgot your password?" from the sign-in page,
 //! the link read from the outbox (as an operator without SMTP reads it), a new
-//! password set through it and signed in with, then the settings page.
+//! password set through it and signed in with, then the settings page, and the
+//! pages in Nepali.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -127,5 +128,17 @@ pub(crate) async fn reset_a_forgotten_password(b: &Browser, dir: &Path) -> anyho
     b.click("#change-password").await?;
     b.wait_for_text("#settings-done", "password has been changed")
         .await?;
+
+    // 5. In Nepali, chosen in the footer: the page comes back in it, Devanagari
+    // fits a phone's width, and the choice holds on the next page.
+    b.goto(&base.join("account/")?).await?;
+    b.click("#language-ne").await?;
+    b.wait_for_text("h1", "तपाईंको खाता").await?;
+    b.at_both_sizes("account-ne").await?;
+    b.goto(&base.join("shop/")?).await?;
+    b.wait_for_text("h1", "पसल").await?;
+    b.at_both_sizes("shop-ne").await?;
+    b.click("#language-en").await?;
+    b.wait_for_text("h1", "Shop").await?;
     Ok(())
 }
