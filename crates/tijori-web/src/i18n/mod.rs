@@ -7,10 +7,11 @@
 //! `t(…)`.
 //!
 //! A language is one file here, `<code>.json`, mapping each English text to its
-//! translation, listed in [`CATALOGS`]. A page is shown in the visitor's language
-//! (`Accept-Language`) when a catalog for it exists and covers the page's area; the
-//! tests below fail when a catalog misses a text of an area it claims, so a page is
-//! never half translated.
+//! translation, listed in [`CATALOGS`]. A page is shown in the language the visitor
+//! chose (the footer's links, kept in [`LANGUAGE_COOKIE`]) or their browser asks for
+//! (`Accept-Language`), when a catalog for it covers the page's area; the tests below
+//! fail when a catalog misses a text of an area it claims, so a page is never half
+//! translated.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -30,8 +31,8 @@ struct Catalog {
 
 /// The languages with a catalog. English is the templates themselves.
 const CATALOGS: &[Catalog] = &[Catalog {
-    // The customer's pages only; written by a fluent non-native hand and awaiting
-    // a native speaker's review (see `ne.json`'s history).
+    // The customer's pages only. Written by a fluent but not a native hand: a
+    // native speaker's review is still owed.
     code: "ne",
     name: "नेपाली",
     json: include_str!("ne.json"),
@@ -69,13 +70,16 @@ pub const fn tr(text: &'static str) -> &'static str {
 /// browser asks for (a Nepali speaker's browser is often set to English).
 pub const LANGUAGE_COOKIE: &str = "tijori_lang";
 
-/// The languages pages of `area` can be shown in, English first.
-pub fn languages(area: Area) -> impl Iterator<Item = &'static str> {
-    let covered = CATALOGS
+/// The catalogs that may show pages of `area`.
+fn covering(area: Area) -> impl Iterator<Item = &'static Catalog> {
+    CATALOGS
         .iter()
         .filter(move |c| area == Area::Customer || c.operator)
-        .map(|c| c.code);
-    std::iter::once("en").chain(covered)
+}
+
+/// The languages pages of `area` can be shown in, English first.
+pub fn languages(area: Area) -> impl Iterator<Item = &'static str> {
+    std::iter::once("en").chain(covering(area).map(|c| c.code))
 }
 
 static LOADED: LazyLock<HashMap<&'static str, HashMap<String, String>>> = LazyLock::new(|| {
@@ -99,11 +103,7 @@ pub fn translate<'a>(lang: &str, text: &'a str) -> std::borrow::Cow<'a, str> {
 /// The languages pages of `area` can be shown in, each with its name, for a choice
 /// of language; empty when English is the only one.
 pub fn offered(area: Area) -> Vec<(&'static str, &'static str)> {
-    let others: Vec<_> = CATALOGS
-        .iter()
-        .filter(|c| area == Area::Customer || c.operator)
-        .map(|c| (c.code, c.name))
-        .collect();
+    let others: Vec<_> = covering(area).map(|c| (c.code, c.name)).collect();
     if others.is_empty() {
         return others;
     }
@@ -131,7 +131,8 @@ pub fn negotiate(accept_language: Option<&str>, area: Area) -> &'static str {
                 .find_map(|p| p.trim().strip_prefix("q="))
                 .and_then(|q| q.parse::<f32>().ok())
                 .unwrap_or(1.0);
-            (!tag.is_empty()).then_some((q, tag))
+            // `q=0` is "not this one".
+            (!tag.is_empty() && q > 0.0).then_some((q, tag))
         })
         .collect();
     wanted.sort_by(|a, b| b.0.total_cmp(&a.0));
@@ -351,6 +352,7 @@ mod tests {
         );
         assert_eq!(negotiate(Some("en;q=0.8,NE"), Area::Customer), "ne");
         assert_eq!(negotiate(Some("ne-NP"), Area::Operator), "en");
+        assert_eq!(negotiate(Some("ne;q=0, en;q=0.5"), Area::Customer), "en");
         // A choice made on the site goes first; one we do not have is ignored.
         assert_eq!(choose(Some("ne"), Some("en"), Area::Customer), "ne");
         assert_eq!(choose(Some("en"), Some("ne"), Area::Customer), "en");
