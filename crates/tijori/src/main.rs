@@ -192,15 +192,6 @@ enum PlanCommand {
     List,
 }
 
-/// mimalloc rather than glibc's malloc for everything Rust allocates. A request, a
-/// gateway call and a write each make and drop hundreds of small blocks (headers,
-/// JSON, rows, futures), and under load glibc's free lists took about a sixth of the
-/// server's CPU, much of it merging and splitting chunks (`malloc_consolidate`,
-/// `unlink_chunk`); mimalloc's per-thread, per-size free lists do not do that work
-/// (BENCHMARKS.md, issue 15). SQLite's own allocations still go to glibc.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() {
     // Before the runtime starts its threads (and glibc gives them arenas).
     return_big_blocks_to_the_os();
@@ -216,12 +207,11 @@ fn main() {
     }
 }
 
-/// What glibc still allocates (SQLite's C code; Rust's blocks go to mimalloc, above).
-/// Password hashing (argon2id) took 19 MiB at a time when glibc served Rust too: glibc
-/// raises its mmap threshold each time such a block is freed, so later ones came from
-/// the arena of whichever thread hashed, and stayed resident there (~20 MB per thread
-/// for good, 250 MB seen under load). A fixed threshold keeps any big block glibc
-/// still hands out mapped on its own, returned to the OS when freed.
+/// Password hashing (argon2id) takes 19 MiB at a time. glibc raises its mmap threshold
+/// each time such a block is freed, so later ones come from the arena of whichever
+/// thread hashed, and stay resident there: a burst of sign-ups left ~20 MB per thread
+/// for good (250 MB seen under load). A fixed threshold keeps big blocks mapped on
+/// their own, returned to the OS when freed.
 fn return_big_blocks_to_the_os() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes the allocator's tuning (under its own lock); it is
