@@ -2827,7 +2827,7 @@ mod shop {
             unpaid_orders: 3,
             unpaid_units_per_product: 5,
         };
-        capped_order(&h, &abebe, &[(&coffee, 3)], caps, t0()).await??;
+        let first = capped_order(&h, &abebe, &[(&coffee, 3)], caps, t0()).await??;
         capped_order(&h, &abebe, &[(&coffee, 2), (&pot, 5)], caps, t0()).await??;
         let refused = capped_order(&h, &abebe, &[(&pot, 1), (&cup, 1)], caps, t0()).await?;
         ensure!(
@@ -2862,6 +2862,18 @@ mod shop {
         ensure!(
             stock(&h, &cup).await? == 99,
             "nothing reserved by the refused order"
+        );
+        // An order no longer pending holds nothing: its place is free again (the caps
+        // count from an index of pending orders, which it leaves).
+        ensure!(h.store.cancel_order(&first.id, &abebe.id, t0()).await?);
+        capped_order(&h, &abebe, &[(&coffee, 3)], caps, t0()).await??;
+        let again = capped_order(&h, &abebe, &[(&cup, 1)], caps, t0()).await?;
+        ensure!(
+            matches!(
+                again,
+                Err(ReserveError::TooManyUnpaidOrders { held: 3, .. })
+            ),
+            "{again:?}"
         );
         // Once they expire (30 minutes), they hold nothing.
         let later = t0() + Duration::minutes(31);

@@ -207,7 +207,7 @@ where
 {
     fn run(self: Box<Self>, conn: &Connection) -> Box<dyn Reply> {
         let Job { op, answer } = *self;
-        let result = match conn.execute_batch("SAVEPOINT write") {
+        let result = match run_cached(conn, "SAVEPOINT write") {
             Err(e) => Err(StoreError::Database(
                 anyhow::Error::new(e).context("failed to open a savepoint"),
             )),
@@ -220,13 +220,13 @@ where
                 // On failure only this write's own changes go; the batch goes on. With
                 // the transaction itself gone (SQLite rolls back on some I/O errors) the
                 // writer loop notices and answers the whole batch.
-                let end = if result.is_ok() {
-                    "RELEASE write"
-                } else {
-                    "ROLLBACK TO write; RELEASE write"
-                };
                 if !conn.is_autocommit() {
-                    if let Err(e) = conn.execute_batch(end) {
+                    let ended = if result.is_ok() {
+                        run_cached(conn, "RELEASE write")
+                    } else {
+                        conn.execute_batch("ROLLBACK TO write; RELEASE write")
+                    };
+                    if let Err(e) = ended {
                         tracing::error!(error = %e, "failed to end a write's savepoint");
                     }
                 }
@@ -257,6 +257,14 @@ impl<T: Send> Reply for Answer<T> {
     }
 }
 
+/// Runs one statement that returns no rows from the connection's statement cache: the
+/// writer runs a savepoint and its release for every write, and BEGIN and COMMIT for
+/// every batch: parsing them again each time (`execute_batch` prepares, runs and
+/// finalises) was about 2 % of the writer's samples.
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 fn write_loop(conn: Connection, queue: mpsc::Receiver<Message>) {
     let mut stopping = false;
     while !stopping {
@@ -285,7 +293,7 @@ fn run_batch(conn: &Connection, batch: Vec<Box<dyn WriteJob>>) {
     while jobs.peek().is_some() {
         // IMMEDIATE: take the write lock now (another process may hold it; then
         // busy_timeout waits), not halfway through a write.
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = run_cached(conn, "BEGIN IMMEDIATE") {
             let why = format!("failed to begin a write transaction: {e}");
             jobs.for_each(|job| job.refuse(&why));
             return;
@@ -308,7 +316,7 @@ fn run_batch(conn: &Connection, batch: Vec<Box<dyn WriteJob>>) {
             continue;
         }
         let committing = std::time::Instant::now();
-        let committed = conn.execute_batch("COMMIT");
+        let committed = run_cached(conn, "COMMIT");
         metrics::histogram!(tijori_core::telemetry::SQLITE_COMMIT)
             .record(committing.elapsed().as_secs_f64());
         metrics::histogram!(tijori_core::telemetry::SQLITE_BATCH).record(pending.len() as f64);
