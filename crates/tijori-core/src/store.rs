@@ -855,8 +855,8 @@ pub trait ReceiptStore: Send + Sync {
     /// The payment's receipt, if one was issued.
     async fn receipt_of(&self, payment: &PaymentId)
         -> StoreResult<Option<crate::receipt::Receipt>>;
-    /// Payments completed since `since` whose receipt was not mailed yet, oldest
-    /// first, at most `limit`.
+    /// Payments paid since `since` (refunded in part since, or not) whose receipt
+    /// was not mailed yet, oldest first, at most `limit`.
     async fn receipts_to_mail(
         &self,
         since: DateTime<Utc>,

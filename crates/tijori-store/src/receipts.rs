@@ -59,7 +59,9 @@ pub(crate) async fn receipt_of(
     }))
 }
 
-/// Payments completed since `since` whose receipt has not been mailed, oldest first.
+/// Payments paid since `since` (refunded in part since, or not) whose receipt has not
+/// been mailed, oldest first. Through `payments_paid_recently`, whose condition the
+/// status test repeats word for word (SQLite uses a partial index only then).
 pub(crate) async fn receipts_to_mail(
     c: &mut impl Conn,
     since: DateTime<Utc>,
@@ -67,7 +69,8 @@ pub(crate) async fn receipts_to_mail(
 ) -> StoreResult<Vec<PaymentId>> {
     let rows = query(
         "SELECT p.id FROM payments p LEFT JOIN receipts r ON r.payment_id = p.id \
-         WHERE p.status = 'completed' AND p.updated_at > $1 AND r.mail_id IS NULL \
+         WHERE p.status IN ('completed', 'partially_refunded') AND p.updated_at > $1 \
+         AND r.mail_id IS NULL \
          ORDER BY p.updated_at LIMIT $2",
     )
     .bind(since)

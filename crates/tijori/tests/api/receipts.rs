@@ -156,7 +156,44 @@ async fn receipts_are_numbered_without_gaps_and_mailed_once(db: TestDatabase) {
     assert!(first.body.contains("/receipt/"), "{}", first.body);
 }
 
+/// A payment refunded in part before the job came round still earns its receipt,
+/// and its mail; one refunded in full does not.
+async fn a_partly_refunded_payment_is_still_mailed_its_receipt(db: TestDatabase) {
+    let app = TestApp::spawn(db).await;
+    let admin = app.admin("operator").await;
+    let mut payments = Vec::new();
+    for (name, amount) in [("hari", "100.00"), ("gita", "500.00")] {
+        let (_, payment, _) = paid(&app, name).await;
+        let res = app
+            .post(
+                &admin,
+                &format!("/api/payments/{payment}/refund/"),
+                json!({"amount": amount, "reason": "goodwill"}),
+            )
+            .await;
+        assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+        payments.push(payment);
+    }
+    // (The app's own sweep may have run too; either way, one mail.)
+    app.tijori.queue_receipts().await.unwrap();
+    let outbox = app.tijori.outbox(50).await.unwrap();
+    let receipts: Vec<_> = outbox
+        .iter()
+        .filter(|m| m.subject.starts_with("Your receipt R-"))
+        .collect();
+    assert_eq!(receipts.len(), 1, "{outbox:?}");
+    assert!(receipts[0].to.starts_with("hari@"), "{:?}", receipts[0]);
+    assert!(
+        receipts[0]
+            .body
+            .contains(&format!("/payments/{}/receipt/", payments[0])),
+        "{}",
+        receipts[0].body
+    );
+}
+
 test_both!(
     a_paid_payment_has_a_numbered_receipt_with_the_gateways_transaction,
+    a_partly_refunded_payment_is_still_mailed_its_receipt,
     receipts_are_numbered_without_gaps_and_mailed_once,
 );
