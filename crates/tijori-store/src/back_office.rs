@@ -117,6 +117,21 @@ impl Search {
              ESCAPE '\\' OR LOWER(email) LIKE {pattern} ESCAPE '\\')"
         )
     }
+
+    /// The clause "the customer `user_column` names is the one searched for": by
+    /// their id, username or e-mail, or by one of their payments (its id, the
+    /// gateway's references, or the order it paid for). For the customers' and the
+    /// subscriptions' lists alike.
+    fn customer_clause<'a>(f: &mut Filter<'a>, search: &'a Search, user_column: &str) -> String {
+        let exact = f.arg(search.exact.as_str());
+        let pattern = f.arg(search.pattern.as_str());
+        let users = Search::user_clause(user_column, &pattern);
+        format!(
+            "({user_column} = {exact} OR {users} OR EXISTS (SELECT 1 FROM payments p \
+             WHERE p.user_id = {user_column} AND (p.id = {exact} OR p.provider_ref = {exact} \
+             OR p.provider_txn_id = {exact} OR p.order_id = {exact})))"
+        )
+    }
 }
 
 /// `column IN ('a', 'b')` for statuses named by the code (never by a visitor).
@@ -342,14 +357,8 @@ fn customer_filter<'a>(
 ) -> StoreResult<Filter<'a>> {
     let mut f = Filter::default();
     if let Some(s) = search {
-        let exact = f.arg(s.exact.as_str());
-        let pattern = f.arg(s.pattern.as_str());
-        let users = Search::user_clause("u.id", &pattern);
-        f.and(format!(
-            "(u.id = {exact} OR {users} OR EXISTS (SELECT 1 FROM payments p \
-             WHERE p.user_id = u.id AND (p.id = {exact} OR p.provider_ref = {exact} \
-             OR p.provider_txn_id = {exact} OR p.order_id = {exact})))"
-        ));
+        let clause = Search::customer_clause(&mut f, s, "u.id");
+        f.and(clause);
     }
     if let Some(status) = &listing.status {
         let state = CustomerState::parse(status).ok_or_else(|| {
@@ -455,14 +464,8 @@ fn subscription_filter<'a>(
 ) -> StoreResult<Filter<'a>> {
     let mut f = Filter::default();
     if let Some(s) = search {
-        let exact = f.arg(s.exact.as_str());
-        let pattern = f.arg(s.pattern.as_str());
-        let users = Search::user_clause("s.user_id", &pattern);
-        f.and(format!(
-            "(s.user_id = {exact} OR {users} OR EXISTS (SELECT 1 FROM payments p \
-             WHERE p.user_id = s.user_id AND (p.id = {exact} OR p.provider_ref = {exact} \
-             OR p.provider_txn_id = {exact})))"
-        ));
+        let clause = Search::customer_clause(&mut f, s, "s.user_id");
+        f.and(clause);
     }
     if let Some(status) = &listing.status {
         let state = SubscriptionState::parse(status).ok_or_else(|| {
