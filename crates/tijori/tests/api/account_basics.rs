@@ -8,23 +8,11 @@ use reqwest::{Client, Response, StatusCode};
 use serde_json::{json, Value};
 use tijori_testkit::{test_both, TestDatabase};
 
-use crate::helpers::{browser, client, csrf_token, error_code, TestApp, TestUser};
+use crate::helpers::{
+    browser, client, csrf_token, error_code, location, page, post_form, TestApp, TestUser,
+};
 
 const PASSWORD: &str = "correct horse battery";
-
-async fn page(browser: &Client, app: &TestApp, path: &str) -> (StatusCode, String) {
-    let res = browser.get(app.url(path)).send().await.unwrap();
-    let status = res.status();
-    (status, res.text().await.unwrap())
-}
-
-async fn post_form(browser: &Client, app: &TestApp, path: &str, form: &[(&str, &str)]) -> Response {
-    browser.post(app.url(path)).form(form).send().await.unwrap()
-}
-
-fn location(res: &Response) -> String {
-    res.headers()["location"].to_str().unwrap().to_owned()
-}
 
 /// A browser signed in through the sign-in form.
 async fn signed_in(app: &TestApp, username: &str, password: &str) -> Client {

@@ -332,6 +332,28 @@ pub fn set_cookie(res: &Response, name: &str) -> Option<String> {
         .find(|c| c.starts_with(&format!("{name}=")))
 }
 
+/// A page as a browser gets it: its status and its HTML.
+pub async fn page(browser: &Client, app: &TestApp, path: &str) -> (StatusCode, String) {
+    let res = browser.get(app.url(path)).send().await.unwrap();
+    let status = res.status();
+    (status, res.text().await.unwrap())
+}
+
+/// A form sent as a browser sends it.
+pub async fn post_form(
+    browser: &Client,
+    app: &TestApp,
+    path: &str,
+    form: &[(&str, &str)],
+) -> Response {
+    browser.post(app.url(path)).form(form).send().await.unwrap()
+}
+
+/// Where a redirect points.
+pub fn location(res: &Response) -> String {
+    res.headers()["location"].to_str().unwrap().to_owned()
+}
+
 /// The CSRF token a signed-in page carries in its `<meta name="csrf-token">`.
 pub fn csrf_token(html: &str) -> String {
     let after = html

@@ -6,11 +6,7 @@ use serde_json::Value;
 use tijori_sandbox::{Fault, KhaltiSettings};
 use tijori_testkit::{test_both, TestDatabase};
 
-use crate::helpers::{browser, client, csrf_token, TestApp};
-
-fn location(res: &reqwest::Response) -> String {
-    res.headers()["location"].to_str().unwrap().to_owned()
-}
+use crate::helpers::{browser, client, csrf_token, location, TestApp};
 
 async fn an_unknown_address_gets_a_page_and_the_api_its_envelope(db: TestDatabase) {
     let app = TestApp::spawn(db).await;

@@ -7,7 +7,7 @@ use serde_json::Value;
 use tijori_core::store::OperatorEventKind;
 use tijori_testkit::{test_both, TestDatabase};
 
-use crate::helpers::{browser, client, csrf_token, TestApp};
+use crate::helpers::{browser, client, csrf_token, location, page, post_form, TestApp};
 
 /// A product as the JSON API shows it.
 async fn product_in(app: &TestApp, currency: &str) -> Value {
@@ -27,25 +27,6 @@ async fn product_in(app: &TestApp, currency: &str) -> Value {
 
 async fn stock_of(app: &TestApp, currency: &str) -> u64 {
     product_in(app, currency).await["stock"].as_u64().unwrap()
-}
-
-async fn page(browser: &Client, app: &TestApp, path: &str) -> (StatusCode, String) {
-    let res = browser.get(app.url(path)).send().await.unwrap();
-    let status = res.status();
-    (status, res.text().await.unwrap())
-}
-
-async fn post_form(
-    browser: &Client,
-    app: &TestApp,
-    path: &str,
-    form: &[(&str, &str)],
-) -> reqwest::Response {
-    browser.post(app.url(path)).form(form).send().await.unwrap()
-}
-
-fn location(res: &reqwest::Response) -> String {
-    res.headers()["location"].to_str().unwrap().to_owned()
 }
 
 async fn a_cart_becomes_an_order_paid_with_chapa(db: TestDatabase) {
