@@ -124,6 +124,8 @@ pub fn negotiate(accept_language: Option<&str>, area: Area) -> &'static str {
     let mut wanted: Vec<(f32, &str)> = accept_language
         .unwrap_or("")
         .split(',')
+        // A browser names a handful; a stranger's header is not read past this.
+        .take(16)
         .filter_map(|part| {
             let mut it = part.trim().split(';');
             let tag = it.next()?.trim();
@@ -353,6 +355,11 @@ mod tests {
         assert_eq!(negotiate(Some("en;q=0.8,NE"), Area::Customer), "ne");
         assert_eq!(negotiate(Some("ne-NP"), Area::Operator), "en");
         assert_eq!(negotiate(Some("ne;q=0, en;q=0.5"), Area::Customer), "en");
+        // Only the first sixteen languages named are read.
+        let long = format!("{}ne", "xx;q=0.1,".repeat(16));
+        assert_eq!(negotiate(Some(&long), Area::Customer), "en");
+        let short = format!("{}ne", "xx;q=0.1,".repeat(15));
+        assert_eq!(negotiate(Some(&short), Area::Customer), "ne");
         // A choice made on the site goes first; one we do not have is ignored.
         assert_eq!(choose(Some("ne"), Some("en"), Area::Customer), "ne");
         assert_eq!(choose(Some("en"), Some("ne"), Area::Customer), "en");
