@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use reqwest::{Client, Response, StatusCode};
+use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use tijori_testkit::{test_both, TestDatabase};
 

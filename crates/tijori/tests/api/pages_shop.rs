@@ -2,7 +2,7 @@
 //! currency, paying it through Chapa's hosted checkout and the return page; and the
 //! admin page.
 
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 use serde_json::Value;
 use tijori_core::store::OperatorEventKind;
 use tijori_testkit::{test_both, TestDatabase};
