@@ -183,6 +183,7 @@ async fn settle_paid(store: &dyn Store, payment: &Payment) -> Settled {
             kind: AnswerKind::Lookup,
             raw: answer.raw,
             now: Utc::now(),
+            webhook: None,
         })
         .await
         .unwrap()

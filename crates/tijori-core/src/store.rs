@@ -115,6 +115,21 @@ pub struct Settlement {
     pub raw: RawAnswer,
     /// When it was received.
     pub now: DateTime<Utc>,
+    /// The webhook delivery this answer verified, with the outcome to note on it if
+    /// the payment moves: noted in the settle's own transaction, one durable write
+    /// less than noting it after. `None`: nothing to note here.
+    pub webhook: Option<WebhookNote>,
+}
+
+/// A webhook delivery's outcome, noted by the settle that acts on it
+/// (`Settlement::webhook`). Only an outcome the move itself decides goes here; one an
+/// operator must look at is noted after, with its detail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WebhookNote {
+    /// The delivery, as `record_webhook` numbered it.
+    pub delivery: i64,
+    /// Its outcome's stored name (`WebhookResult::as_str`).
+    pub outcome: &'static str,
 }
 
 /// The result of applying a settlement.
@@ -128,6 +143,9 @@ pub struct Settled {
     /// How many deliveries of outgoing events the change queued: when any, this
     /// process's worker is woken to send them now rather than at its next poll.
     pub deliveries: u64,
+    /// Whether `Settlement::webhook`'s outcome was noted: only when the payment moved,
+    /// since only then is the outcome the one the move decided.
+    pub webhook_noted: bool,
 }
 
 /// A webhook delivery as received, after its signature was checked.

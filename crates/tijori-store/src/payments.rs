@@ -338,6 +338,7 @@ pub(crate) async fn settle<C: Conn>(
         kind,
         raw,
         now,
+        webhook,
     } = settlement;
     let (kind, now) = (*kind, *now);
     let looked_up = kind == AnswerKind::Lookup;
@@ -438,6 +439,12 @@ pub(crate) async fn settle<C: Conn>(
                 )
                 .await?;
             }
+            // The delivery this answer came from is noted with the move: the outcome
+            // was the move's to decide, and it is kept whatever happens next.
+            if let Some(note) = webhook {
+                crate::operator::finish_webhook(c, note.delivery, Some(id), note.outcome, None)
+                    .await?;
+            }
             changed = Some(payment);
         }
     }
@@ -459,6 +466,7 @@ pub(crate) async fn settle<C: Conn>(
         payment,
         changed: changed_now,
         deliveries,
+        webhook_noted: changed_now && webhook.is_some(),
     })
 }
 

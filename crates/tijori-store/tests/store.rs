@@ -19,7 +19,9 @@ use tijori_core::gateway::{GatewayAnswer, GatewayKind, GatewayStatus, RawAnswer}
 use tijori_core::id::{PaymentId, PlanId, RefundId, UserId};
 use tijori_core::money::{Currency, Money};
 use tijori_core::payment::{decide, CheckoutKind, Payment, PaymentStatus, Purpose};
-use tijori_core::store::{AnswerKind, NewUser, Settled, Settlement, Store, StoreError};
+use tijori_core::store::{
+    AnswerKind, NewUser, Settled, Settlement, Store, StoreError, WebhookNote,
+};
 use tijori_core::subscription::{self, NewPlan, Plan, PlanChange, Subscription};
 use tijori_store::Database;
 use tijori_testkit::{test_both, Backend, TestDatabase};
@@ -237,6 +239,7 @@ async fn settle(
             kind: AnswerKind::Lookup,
             raw: answer.raw.clone(),
             now,
+            webhook: None,
         })
         .await?)
 }
@@ -1452,6 +1455,7 @@ mod payments {
                     kind: AnswerKind::Lookup,
                     raw: answer.raw.clone(),
                     now: t0(),
+                    webhook: None,
                 })
                 .await,
             "settle of an unknown payment",
@@ -2755,6 +2759,58 @@ mod shop {
         Ok(())
     }
 
+    /// The settle a verified webhook leads to notes the delivery's outcome in its own
+    /// transaction when the payment moves, and leaves it alone when nothing moved (the
+    /// handler notes it then, with what it found).
+    async fn a_settle_notes_the_webhook_it_moved_on(db: TestDatabase) -> Result<()> {
+        let h = Harness::open(&db).await?;
+        let sita = h.user("sita").await?;
+        let plan = h.plan("Basic", 50_000, 30).await?;
+        let payment = h.checkout(&sita, &plan, t0()).await?;
+        let delivery = |body: &str| NewWebhookDelivery {
+            gateway: GatewayKind::Khalti,
+            body_sha256: format!("{:0>64}", body.len()),
+            event: Some("paid".into()),
+            reference: payment.provider_ref.clone(),
+            status: Some("Completed".into()),
+            body: body.into(),
+            received_at: t0(),
+        };
+        let answer = paid(&payment);
+        let settle_for = |delivery: i64, now: DateTime<Utc>| Settlement {
+            payment: payment.id.clone(),
+            transition: decide(&payment, &answer),
+            provider_txn_id: answer.transaction_id.clone(),
+            kind: AnswerKind::Lookup,
+            raw: answer.raw.clone(),
+            now,
+            webhook: Some(WebhookNote {
+                delivery,
+                outcome: "verified",
+            }),
+        };
+        let first = h.store.record_webhook(&delivery("first")).await?;
+        let settled = h.store.settle(settle_for(first.id, t0())).await?;
+        ensure!(settled.changed && settled.webhook_noted);
+        let second = h.store.record_webhook(&delivery("second body")).await?;
+        let again = h.store.settle(settle_for(second.id, t0())).await?;
+        ensure!(!again.changed && !again.webhook_noted, "{again:?}");
+        let listed = h.store.webhook_deliveries(10).await?;
+        let outcomes: Vec<_> = listed
+            .iter()
+            .map(|d| (d.id, d.outcome.as_deref(), d.payment_id.as_deref()))
+            .collect();
+        ensure!(
+            outcomes
+                == [
+                    (second.id, None, None),
+                    (first.id, Some("verified"), Some(payment.id.as_str()))
+                ],
+            "{outcomes:?}"
+        );
+        Ok(())
+    }
+
     async fn idempotency_keys_claim_replay_and_refuse(db: TestDatabase) -> Result<()> {
         let h = Harness::open(&db).await?;
         let sita = h.user("sita").await?;
@@ -3008,6 +3064,7 @@ mod shop {
         money_for_an_expired_order_takes_all_its_stock_or_none,
         one_open_checkout_per_order_and_gateway,
         webhook_repeats_are_recognised,
+        a_settle_notes_the_webhook_it_moved_on,
         idempotency_keys_claim_replay_and_refuse,
     );
 }

@@ -337,7 +337,13 @@ impl Tijori {
         // A further partial refund leaves the status as it is; `settle_as` still
         // takes its share of the days.
         let settled = self
-            .settle_as(payment, answer, AnswerKind::Refund, SettledVia::Refund)
+            .settle_as(
+                payment,
+                answer,
+                AnswerKind::Refund,
+                SettledVia::Refund,
+                None,
+            )
             .await?;
         let restocked = self.restock_if(&settled.payment, full && restock).await?;
         Ok((settled, restocked))

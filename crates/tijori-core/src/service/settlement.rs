@@ -9,9 +9,10 @@ use crate::error::{Error, Result};
 use crate::gateway::{Gateway, GatewayAnswer, RawAnswer};
 use crate::id::PaymentId;
 use crate::payment::{decide, CheckoutKind, Payment, PaymentStatus, Purpose};
-use crate::store::{AnswerKind, Settled, Settlement};
+use crate::store::{AnswerKind, Settled, Settlement, WebhookNote};
 use crate::telemetry::{self, SettledVia};
 
+use super::webhooks::WebhookResult;
 use super::*;
 
 impl Tijori {
@@ -70,8 +71,25 @@ impl Tijori {
     /// keeps any answer the gateway did give for audit. `via` names the path that
     /// asked, for the operator's count.
     pub async fn check_at_gateway(&self, payment: Payment, via: SettledVia) -> Result<Settled> {
-        self.check_at_gateway_with(payment, Patience::Interactive, via)
+        self.check_at_gateway_with(payment, Patience::Interactive, via, None)
             .await
+    }
+
+    /// `check_at_gateway` for an authentic webhook delivery: the outcome the move
+    /// decides is noted on the delivery in the settle's own transaction
+    /// (`Settled::webhook_noted` says whether it was).
+    pub(super) async fn check_at_gateway_for_webhook(
+        &self,
+        payment: Payment,
+        delivery: FromWebhook,
+    ) -> Result<Settled> {
+        self.check_at_gateway_with(
+            payment,
+            Patience::Interactive,
+            SettledVia::Webhook,
+            Some(delivery),
+        )
+        .await
     }
 
     /// `check_at_gateway` for background work, where nobody waits on the answer: a
@@ -81,7 +99,7 @@ impl Tijori {
         payment: Payment,
         via: SettledVia,
     ) -> Result<Settled> {
-        self.check_at_gateway_with(payment, Patience::Background, via)
+        self.check_at_gateway_with(payment, Patience::Background, via, None)
             .await
     }
 
@@ -95,6 +113,7 @@ impl Tijori {
         payment: Payment,
         patience: Patience,
         via: SettledVia,
+        webhook: Option<FromWebhook>,
     ) -> Result<Settled> {
         let gw = self
             .gateways
@@ -122,7 +141,10 @@ impl Tijori {
             }
         };
         match answer {
-            Ok(answer) => self.settle(&payment, answer, via).await,
+            Ok(answer) => {
+                self.settle_as(&payment, answer, AnswerKind::Lookup, via, webhook)
+                    .await
+            }
             Err(e) => {
                 warn!(payment = %payment.id, gateway = %payment.gateway, error = %e, "lookup failed");
                 if let Some(raw) = e.raw() {
@@ -142,11 +164,12 @@ impl Tijori {
         answer: GatewayAnswer,
         via: SettledVia,
     ) -> Result<Settled> {
-        self.settle_as(payment, answer, AnswerKind::Lookup, via)
+        self.settle_as(payment, answer, AnswerKind::Lookup, via, None)
             .await
     }
 
-    /// `settle`, with the answer recorded as what it is (a lookup, a refund).
+    /// `settle`, with the answer recorded as what it is (a lookup, a refund), and the
+    /// webhook delivery it answers, if any.
     #[tracing::instrument(name = "settle", skip_all, fields(payment_id = %payment.id, via = via.as_str()))]
     pub async fn settle_as(
         &self,
@@ -154,6 +177,7 @@ impl Tijori {
         answer: GatewayAnswer,
         kind: AnswerKind,
         via: SettledVia,
+        webhook: Option<FromWebhook>,
     ) -> Result<Settled> {
         let looked_up = kind == AnswerKind::Lookup;
         let paid = matches!(
@@ -168,6 +192,15 @@ impl Tijori {
             self.settle_unknown_refunds(payment, &answer).await?;
         }
         let transition = decide(payment, &answer);
+        // A move decides a delivery's outcome only when that outcome needs no
+        // operator (a contradiction is noted after, with what it contradicted).
+        let webhook = webhook.zip(transition.as_ref()).and_then(|(d, t)| {
+            let outcome = WebhookResult::after_verify(d.claims_paid, t.to);
+            (outcome.operator_event().is_none()).then_some(WebhookNote {
+                delivery: d.delivery,
+                outcome: outcome.as_str(),
+            })
+        });
         let settled = self
             .store
             .settle(Settlement {
@@ -177,6 +210,7 @@ impl Tijori {
                 kind,
                 raw: answer.raw.clone(),
                 now: self.now(),
+                webhook,
             })
             .await?;
         telemetry::settled(via, settled.changed, &settled.payment);
@@ -233,6 +267,15 @@ impl Tijori {
             order,
         })
     }
+}
+
+/// The authentic webhook delivery a lookup was made for (`check_at_gateway_for_webhook`).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct FromWebhook {
+    /// The delivery, as recorded.
+    pub delivery: i64,
+    /// Whether it said the payment was paid.
+    pub claims_paid: bool,
 }
 
 /// How long a caller can wait for a lookup that fails in a way that may pass.

@@ -5,6 +5,7 @@ use crate::telemetry::{self, SettledVia};
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
+use super::settlement::FromWebhook;
 use super::{returns, Tijori};
 use crate::error::{Error, Result};
 use crate::gateway::{GatewayKind, RawAnswer, WebhookError, WebhookNotice};
@@ -80,6 +81,23 @@ impl WebhookResult {
         }
     }
 
+    /// What a delivery verified at the gateway came to, by the payment's status after
+    /// the settle: one that said paid is contradicted unless the payment is paid, or
+    /// held for review (already on the operator's list). Decided once, here, whether
+    /// the settle notes it (`check_at_gateway_for_webhook`) or the delivery's handler.
+    pub fn after_verify(claims_paid: bool, status: PaymentStatus) -> WebhookResult {
+        if claims_paid
+            && !matches!(
+                status,
+                PaymentStatus::Completed | PaymentStatus::NeedsReview
+            )
+        {
+            WebhookResult::Contradicted
+        } else {
+            WebhookResult::Verified
+        }
+    }
+
     /// The operator event it raises, when a person must look.
     pub fn operator_event(self) -> Option<OperatorEventKind> {
         match self {
@@ -102,6 +120,8 @@ struct Processed {
     result: WebhookResult,
     detail: Option<String>,
     payment: Option<Payment>,
+    /// The settle noted the outcome on the delivery already.
+    noted: bool,
 }
 
 impl Processed {
@@ -110,6 +130,7 @@ impl Processed {
             result,
             detail: None,
             payment,
+            noted: false,
         }
     }
 
@@ -118,6 +139,7 @@ impl Processed {
             result,
             detail: Some(detail),
             payment,
+            noted: false,
         }
     }
 }
@@ -175,7 +197,7 @@ impl Tijori {
             WebhookError::Unavailable(e.to_string())
         })?;
         let processed = match self
-            .process_webhook(gateway, read, recorded.duplicate)
+            .process_webhook(gateway, read, recorded.id, recorded.duplicate)
             .await
         {
             Ok(done) | Err(done) => done,
@@ -183,12 +205,14 @@ impl Tijori {
         received(processed.result.label());
         let payment = processed.payment.as_ref().map(|p| &p.id);
         let detail = processed.detail.as_deref();
-        if let Err(e) = self
-            .store
-            .finish_webhook(recorded.id, payment, processed.result.as_str(), detail)
-            .await
-        {
-            warn!(delivery = recorded.id, error = %format!("{e:#}"), "could not note a webhook's outcome");
+        if !processed.noted {
+            if let Err(e) = self
+                .store
+                .finish_webhook(recorded.id, payment, processed.result.as_str(), detail)
+                .await
+            {
+                warn!(delivery = recorded.id, error = %format!("{e:#}"), "could not note a webhook's outcome");
+            }
         }
         if let Some(kind) = processed.result.operator_event() {
             let detail = detail.unwrap_or_default();
@@ -214,6 +238,7 @@ impl Tijori {
         &self,
         gateway: GatewayKind,
         read: Result<WebhookNotice, WebhookError>,
+        delivery: i64,
         duplicate: bool,
     ) -> Result<Processed, Processed> {
         use WebhookResult::*;
@@ -247,8 +272,12 @@ impl Tijori {
             let result = if duplicate { Duplicate } else { AlreadySettled };
             return Ok(Processed::done(result, Some(payment)));
         }
+        let from = FromWebhook {
+            delivery,
+            claims_paid: notice.claims_paid,
+        };
         let settled = self
-            .check_at_gateway(payment.clone(), SettledVia::Webhook)
+            .check_at_gateway_for_webhook(payment.clone(), from)
             .await
             .map_err(|e| {
                 Processed::for_operator(
@@ -263,13 +292,7 @@ impl Tijori {
             })?;
         let now = settled.payment;
         info!(payment = %now.id, status = %now.status, changed = settled.changed, "webhook verified");
-        // Held for review is already on the operator's list.
-        if notice.claims_paid
-            && !matches!(
-                now.status,
-                PaymentStatus::Completed | PaymentStatus::NeedsReview
-            )
-        {
+        if WebhookResult::after_verify(notice.claims_paid, now.status) == Contradicted {
             return Err(Processed::for_operator(
                 Contradicted,
                 format!(
@@ -279,7 +302,10 @@ impl Tijori {
                 Some(now),
             ));
         }
-        Ok(Processed::done(Verified, Some(now)))
+        Ok(Processed {
+            noted: settled.webhook_noted,
+            ..Processed::done(Verified, Some(now))
+        })
     }
 
     /// Chapa's callback (`?trx_ref=…&status=…`): recorded (the query capped), then
@@ -335,6 +361,31 @@ impl Tijori {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_paid_claim_the_gateway_denies_is_contradicted() {
+        use PaymentStatus::*;
+        for status in [
+            Initiated,
+            Pending,
+            Completed,
+            Failed,
+            Expired,
+            Canceled,
+            Refunded,
+            PartiallyRefunded,
+            NeedsReview,
+        ] {
+            let denied = !matches!(status, Completed | NeedsReview);
+            let said_paid = WebhookResult::after_verify(true, status);
+            assert_eq!(said_paid == WebhookResult::Contradicted, denied, "{status}");
+            assert_eq!(
+                WebhookResult::after_verify(false, status),
+                WebhookResult::Verified,
+                "{status}"
+            );
+        }
+    }
 
     #[test]
     fn stored_names_are_those_deliveries_and_events_always_had() {
