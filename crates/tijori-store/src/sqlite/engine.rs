@@ -37,7 +37,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// are copied and flushed in all (the checkpoints' share of tijori's CPU fell from
 /// 4.7 to 1.5 % under the Khalti bench). The copy runs on the
 /// writer thread, so a longer one holds the writes behind it a little longer (p99
-/// 1 to 4 ms more, p50 2 ms less) and the WAL file stays at up to 40 MB; durability
+/// 1 to 5 ms more, p50 2 ms less) and the WAL file stays at up to 40 MB; durability
 /// is the same (BENCHMARKS.md, "Fewer checkpoints").
 const WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
 
