@@ -173,7 +173,8 @@ pub struct NewWebhookDelivery {
 /// What `record_webhook` stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordedDelivery {
-    /// The delivery's row; `finish_webhook` notes its outcome on it.
+    /// The delivery's row; its outcome is noted on it by the settle it led to
+    /// (`Settlement::webhook`) or by `finish_webhook`.
     pub id: i64,
     /// An identical body was delivered before.
     pub duplicate: bool,
@@ -196,8 +197,8 @@ pub struct WebhookDelivery {
     pub status: Option<String>,
     /// An identical body was delivered before.
     pub duplicate: bool,
-    /// What handling it came to (`WebhookResult::as_str`); `None` until
-    /// `finish_webhook` noted it.
+    /// What handling it came to (`WebhookResult::as_str`); `None` until the settle
+    /// it led to (`Settlement::webhook`) or `finish_webhook` noted it.
     pub outcome: Option<String>,
     /// What an operator should know, when the outcome needs one.
     pub detail: Option<String>,
@@ -626,7 +627,9 @@ pub trait PaymentStore: Send + Sync {
     /// (grant or revoke the subscription) only if the status changed. A fulfilment
     /// is unique per payment in the database, so a payment is granted at most once
     /// whatever happens around this call. A `Lookup` answer also notes the payment
-    /// as checked now (see `mark_checked`).
+    /// as checked now (see `mark_checked`). When the payment moves, the webhook
+    /// delivery the answer was asked for (`Settlement::webhook`) has its outcome
+    /// noted in the same transaction.
     async fn settle(&self, settlement: Settlement) -> StoreResult<Settled>;
     /// The `subscriptions` row: the user's latest run of paid time, as the last change
     /// laid it out (what notices read). `paid_periods` is the truth behind it.

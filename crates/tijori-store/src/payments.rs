@@ -439,8 +439,8 @@ pub(crate) async fn settle<C: Conn>(
                 )
                 .await?;
             }
-            // The delivery this answer came from is noted with the move: the outcome
-            // was the move's to decide, and it is kept whatever happens next.
+            // The delivery this answer was asked for is noted with the move, whose
+            // outcome it is: one durable write less than noting it after.
             if let Some(note) = webhook {
                 crate::operator::finish_webhook(c, note.delivery, Some(id), note.outcome, None)
                     .await?;

@@ -171,7 +171,7 @@ impl Tijori {
     /// `settle`, with the answer recorded as what it is (a lookup, a refund), and the
     /// webhook delivery it answers, if any.
     #[tracing::instrument(name = "settle", skip_all, fields(payment_id = %payment.id, via = via.as_str()))]
-    pub async fn settle_as(
+    pub(crate) async fn settle_as(
         &self,
         payment: &Payment,
         answer: GatewayAnswer,

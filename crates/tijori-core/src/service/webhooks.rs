@@ -85,7 +85,7 @@ impl WebhookResult {
     /// the settle: one that said paid is contradicted unless the payment is paid, or
     /// held for review (already on the operator's list). Decided once, here, whether
     /// the settle notes it (`check_at_gateway_for_webhook`) or the delivery's handler.
-    pub fn after_verify(claims_paid: bool, status: PaymentStatus) -> WebhookResult {
+    pub(crate) fn after_verify(claims_paid: bool, status: PaymentStatus) -> WebhookResult {
         if claims_paid
             && !matches!(
                 status,

@@ -31,14 +31,16 @@ const MAX_IDLE_READERS: usize = 8;
 const STATEMENT_CACHE: usize = 160;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// WAL pages after which a commit copies the log back into the database (SQLite's
-/// default is 1,000). Under load the same pages (an index's root and its newest
-/// leaves) are written again and again, and a checkpoint copies each page once
-/// however often the log holds it: every 40 MB rather than every 4 MB, fewer pages
-/// are copied and flushed in all (the checkpoints' share of tijori's CPU fell from
-/// 4.7 to 1.5 % under the Khalti bench). The copy runs on the
-/// writer thread, so a longer one holds the writes behind it a little longer (p99
-/// 1 to 5 ms more, p50 2 ms less) and the WAL file stays at up to 40 MB; durability
-/// is the same (BENCHMARKS.md, "Fewer checkpoints").
+/// default is 1,000). Under load the log holds the same hot pages (an index's root,
+/// its newest leaves) many times over, and a checkpoint copies each page once: every
+/// 40 MB rather than every 4 MB, fewer pages are copied and flushed in all (the
+/// checkpoints' share of tijori's CPU fell from 4.7 to 1.5 % under the Khalti bench).
+/// The copy runs on the writer thread, so a longer one holds the writes behind it a
+/// little longer (p99 1 to 5 ms more, p50 up to 2 ms less). The WAL file is about
+/// 40 MB after a busy spell (more while a long read, such as `tijori backup`, keeps
+/// a checkpoint from finishing). With `Synchronous::Full` durability is the same;
+/// with `Normal`, which reaches the disk at checkpoints, a power cut can lose more.
+/// BENCHMARKS.md, "Fewer checkpoints".
 const WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
 
 /// When SQLite makes a commit durable.
