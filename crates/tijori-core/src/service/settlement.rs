@@ -271,7 +271,7 @@ impl Tijori {
 
 /// The authentic webhook delivery a lookup was made for (`check_at_gateway_for_webhook`).
 #[derive(Clone, Copy, Debug)]
-pub(super) struct FromWebhook {
+pub(crate) struct FromWebhook {
     /// The delivery, as recorded.
     pub delivery: i64,
     /// Whether it said the payment was paid.
