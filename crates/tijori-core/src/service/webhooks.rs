@@ -365,23 +365,28 @@ mod tests {
     #[test]
     fn only_a_paid_claim_the_gateway_denies_is_contradicted() {
         use PaymentStatus::*;
-        for status in [
-            Initiated,
-            Pending,
-            Completed,
-            Failed,
-            Expired,
-            Canceled,
-            Refunded,
-            PartiallyRefunded,
-            NeedsReview,
-        ] {
-            let denied = !matches!(status, Completed | NeedsReview);
-            let said_paid = WebhookResult::after_verify(true, status);
-            assert_eq!(said_paid == WebhookResult::Contradicted, denied, "{status}");
+        use WebhookResult::{Contradicted, Verified};
+        // (status after the settle, a delivery that said paid, one that did not)
+        let table = [
+            (Initiated, Contradicted, Verified),
+            (Pending, Contradicted, Verified),
+            (Completed, Verified, Verified),
+            (NeedsReview, Verified, Verified),
+            (Failed, Contradicted, Verified),
+            (Expired, Contradicted, Verified),
+            (Canceled, Contradicted, Verified),
+            (Refunded, Contradicted, Verified),
+            (PartiallyRefunded, Contradicted, Verified),
+        ];
+        for (status, said_paid, said_otherwise) in table {
+            assert_eq!(
+                WebhookResult::after_verify(true, status),
+                said_paid,
+                "{status}"
+            );
             assert_eq!(
                 WebhookResult::after_verify(false, status),
-                WebhookResult::Verified,
+                said_otherwise,
                 "{status}"
             );
         }
