@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use tijori_core::gateway::GatewayKind;
 use tijori_core::payment::Payment;
 use tijori_core::shop::OrderRequest;
+use tower::ServiceBuilder;
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
@@ -29,11 +30,16 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route(
             "/api/orders/",
             post(create_order)
-                .route_layer(from_fn_with_state(
-                    limit(state, Limit::Checkout(Checkout::CreateOrder)),
-                    spend,
-                ))
-                .route_layer(from_fn_with_state(state.clone(), idempotent))
+                // One route layer, outermost first: a replay is answered before it
+                // spends an allowance (and see `crate::router` on why one layer).
+                .route_layer(
+                    ServiceBuilder::new()
+                        .layer(from_fn_with_state(state.clone(), idempotent))
+                        .layer(from_fn_with_state(
+                            limit(state, Limit::Checkout(Checkout::CreateOrder)),
+                            spend,
+                        )),
+                )
                 .get(my_orders),
         )
         .route("/api/orders/{id}/", get(order))
@@ -41,11 +47,16 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route(
             "/api/payments/initialize/",
             post(initialize)
-                .route_layer(from_fn_with_state(
-                    limit(state, Limit::Checkout(Checkout::Initialize)),
-                    spend,
-                ))
-                .route_layer(from_fn_with_state(state.clone(), idempotent)),
+                // One route layer, outermost first: a replay is answered before it
+                // spends an allowance (and see `crate::router` on why one layer).
+                .route_layer(
+                    ServiceBuilder::new()
+                        .layer(from_fn_with_state(state.clone(), idempotent))
+                        .layer(from_fn_with_state(
+                            limit(state, Limit::Checkout(Checkout::Initialize)),
+                            spend,
+                        )),
+                ),
         )
 }
 

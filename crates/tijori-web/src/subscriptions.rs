@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use tijori_core::gateway::GatewayKind;
 use tijori_core::id::PaymentId;
 use tijori_core::service::PaymentKey;
+use tower::ServiceBuilder;
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
@@ -33,11 +34,16 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route(
             "/api/subscriptions/initiate/",
             post(initiate)
-                .route_layer(from_fn_with_state(
-                    limit(state, Limit::Checkout(Checkout::Initiate)),
-                    spend,
-                ))
-                .route_layer(from_fn_with_state(state.clone(), idempotent)),
+                // One route layer, outermost first: a replay is answered before it
+                // spends an allowance (and see `crate::router` on why one layer).
+                .route_layer(
+                    ServiceBuilder::new()
+                        .layer(from_fn_with_state(state.clone(), idempotent))
+                        .layer(from_fn_with_state(
+                            limit(state, Limit::Checkout(Checkout::Initiate)),
+                            spend,
+                        )),
+                ),
         )
         .route(
             "/api/subscriptions/verify/",
