@@ -350,6 +350,60 @@ async fn limiter_keys(app: &TestApp, limiter: &str) -> u64 {
 /// Chapa's callback is anonymous: one answer whether the reference is known or not,
 /// a bound per client address (not per made-up trx_ref), and memory that stays put
 /// however many references are sent.
+/// The idempotency layer stands outside the rate limit: the retry a client makes under
+/// the same key is answered from the first answer and spends nothing, so a client
+/// that retries a lost answer is not throttled for it.
+async fn a_replay_spends_no_allowance(db: TestDatabase) {
+    let app = app_with(db, |c| c.checkout_limit = 1).await;
+    let user = app.register("hanna").await;
+    let basic = app.plan_id("Basic").await;
+    let coffee = app.product_in("ETB").await;
+    let send = |path: &'static str, key: &'static str, body: Value| {
+        let app = &app;
+        let token = user.token.clone();
+        async move {
+            client()
+                .post(app.url(path))
+                .header("Authorization", format!("Token {token}"))
+                .header("Idempotency-Key", key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+
+    // A key is the user's, whatever the path: each path has its own.
+    for (path, key, body, created) in [
+        (
+            "/api/subscriptions/initiate/",
+            "initiate-1",
+            json!({"plan_id": basic}),
+            StatusCode::OK,
+        ),
+        (
+            "/api/orders/",
+            "order-1",
+            json!({"items": [{"product_id": coffee, "quantity": 1}]}),
+            StatusCode::CREATED,
+        ),
+    ] {
+        let first = send(path, key, body.clone()).await;
+        assert_eq!(
+            first.status(),
+            created,
+            "{path}: the first, within the limit"
+        );
+        for _ in 0..3 {
+            let again = send(path, key, body.clone()).await;
+            assert_eq!(again.status(), created, "{path}: a replay is not throttled");
+            assert_eq!(again.headers()["idempotent-replayed"], "true", "{path}");
+        }
+        // The allowance (one a minute) was spent once, by the first.
+        assert_throttled(send(path, "another", body).await, path).await;
+    }
+}
+
 async fn the_chapa_callback_says_nothing_and_is_bounded_per_address(db: TestDatabase) {
     let app = app_with(db, |c| c.callback_limit = 100).await;
     app.chapa_settings(|s| {
@@ -790,6 +844,7 @@ test_both!(
     behind_a_trusted_proxy_each_client_has_its_own_allowance,
     a_flood_of_sign_ins_is_refused_quickly_not_queued,
     every_checkout_path_is_bounded_per_user,
+    a_replay_spends_no_allowance,
     the_chapa_callback_says_nothing_and_is_bounded_per_address,
     twenty_orders_at_once_cannot_pass_the_unpaid_orders_cap,
     units_of_one_product_held_unpaid_are_capped,
