@@ -32,9 +32,9 @@ pub const REPLAYED: &str = "idempotent-replayed";
 /// The largest answer kept for replay; our answers are a few KB.
 const MAX_KEPT_BYTES: usize = 256 * 1024;
 
-/// A route layer (`route_layer(from_fn_with_state(state, idempotent))`) that each
-/// router puts on its routes that honour the header: the money-moving POSTs. Elsewhere
-/// the header is ignored.
+/// A route layer that each router puts on its routes that honour the header, the
+/// money-moving POSTs, through `layers::checkout_post` (outside their rate limit).
+/// Elsewhere the header is ignored.
 pub async fn idempotent(State(state): State<AppState>, request: Request, next: Next) -> Response {
     match run(state, request, next).await {
         Ok(response) | Err(response) => response,

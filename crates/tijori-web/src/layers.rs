@@ -8,11 +8,15 @@
 //! allowances in their handlers, where a refusal is rendered as a page.
 
 use axum::extract::{FromRequestParts, Request, State};
-use axum::middleware::Next;
+use axum::handler::Handler;
+use axum::middleware::{from_fn_with_state, Next};
 use axum::response::Response;
+use axum::routing::{post, MethodRouter};
+use tower::ServiceBuilder;
 
 use crate::error::ApiError;
 use crate::extract::{Caller, ClientAddress};
+use crate::idempotency::idempotent;
 use crate::limits::Checkout;
 use crate::AppState;
 
@@ -32,6 +36,29 @@ pub(crate) enum Limit {
 /// The state of a [`spend`] layer: the app and the limit its route spends.
 pub(crate) fn limit(state: &AppState, limit: Limit) -> (AppState, Limit) {
     (state.clone(), limit)
+}
+
+/// A money-moving POST (initiate, order, initialize): `Idempotency-Key` outside the
+/// route's checkout allowance, so that a replay is answered from the first answer
+/// without spending one. The two as one route layer, for the reason `crate::router`
+/// gives.
+pub(crate) fn checkout_post<H, T>(
+    handler: H,
+    state: &AppState,
+    what: Checkout,
+) -> MethodRouter<AppState>
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    post(handler).route_layer(
+        ServiceBuilder::new()
+            .layer(from_fn_with_state(state.clone(), idempotent))
+            .layer(from_fn_with_state(
+                limit(state, Limit::Checkout(what)),
+                spend,
+            )),
+    )
 }
 
 /// Spends the route's allowance, or answers 429 with `Retry-After`. A per-user limit

@@ -346,7 +346,7 @@ shared_errors! {
 }
 
 /// The `Idempotency-Key` header of the money-moving POSTs
-/// ([`crate::idempotency::IDEMPOTENT_ROUTES`]).
+/// (the routes built by [`crate::layers::checkout_post`]).
 pub(crate) struct IdempotencyKey;
 
 impl IntoParams for IdempotencyKey {

@@ -1,10 +1,8 @@
 //! The shop's API: products, orders, and opening a checkout for an order.
 
-use crate::idempotency::idempotent;
-use crate::layers::{limit, spend, Limit};
+use crate::layers;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
@@ -12,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use tijori_core::gateway::GatewayKind;
 use tijori_core::payment::Payment;
 use tijori_core::shop::OrderRequest;
-use tower::ServiceBuilder;
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
@@ -29,34 +26,13 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/api/products/", get(products))
         .route(
             "/api/orders/",
-            post(create_order)
-                // One route layer, outermost first: a replay is answered before it
-                // spends an allowance (and see `crate::router` on why one layer).
-                .route_layer(
-                    ServiceBuilder::new()
-                        .layer(from_fn_with_state(state.clone(), idempotent))
-                        .layer(from_fn_with_state(
-                            limit(state, Limit::Checkout(Checkout::CreateOrder)),
-                            spend,
-                        )),
-                )
-                .get(my_orders),
+            layers::checkout_post(create_order, state, Checkout::CreateOrder).get(my_orders),
         )
         .route("/api/orders/{id}/", get(order))
         .route("/api/orders/{id}/cancel/", post(cancel_order))
         .route(
             "/api/payments/initialize/",
-            post(initialize)
-                // One route layer, outermost first: a replay is answered before it
-                // spends an allowance (and see `crate::router` on why one layer).
-                .route_layer(
-                    ServiceBuilder::new()
-                        .layer(from_fn_with_state(state.clone(), idempotent))
-                        .layer(from_fn_with_state(
-                            limit(state, Limit::Checkout(Checkout::Initialize)),
-                            spend,
-                        )),
-                ),
+            layers::checkout_post(initialize, state, Checkout::Initialize),
         )
 }
 

@@ -1,7 +1,6 @@
 //! /api/subscriptions/: plans, initiate, verify, me.
 
-use crate::idempotency::idempotent;
-use crate::layers::{limit, spend, Limit};
+use crate::layers::{self, limit, spend, Limit};
 use crate::limits::Checkout;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -14,7 +13,6 @@ use serde::{Deserialize, Serialize};
 use tijori_core::gateway::GatewayKind;
 use tijori_core::id::PaymentId;
 use tijori_core::service::PaymentKey;
-use tower::ServiceBuilder;
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
@@ -33,17 +31,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/api/subscriptions/plans/", get(plans))
         .route(
             "/api/subscriptions/initiate/",
-            post(initiate)
-                // One route layer, outermost first: a replay is answered before it
-                // spends an allowance (and see `crate::router` on why one layer).
-                .route_layer(
-                    ServiceBuilder::new()
-                        .layer(from_fn_with_state(state.clone(), idempotent))
-                        .layer(from_fn_with_state(
-                            limit(state, Limit::Checkout(Checkout::Initiate)),
-                            spend,
-                        )),
-                ),
+            layers::checkout_post(initiate, state, Checkout::Initiate),
         )
         .route(
             "/api/subscriptions/verify/",
