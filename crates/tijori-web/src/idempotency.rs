@@ -33,7 +33,7 @@ pub const REPLAYED: &str = "idempotent-replayed";
 const MAX_KEPT_BYTES: usize = 256 * 1024;
 
 /// A route layer that each router puts on its routes that honour the header, the
-/// money-moving POSTs, through `layers::checkout_post` (outside their rate limit).
+/// money-moving POSTs, through `layers::idempotent_and_limited` (outside their rate limit).
 /// Elsewhere the header is ignored.
 pub async fn idempotent(State(state): State<AppState>, request: Request, next: Next) -> Response {
     match run(state, request, next).await {

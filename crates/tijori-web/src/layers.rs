@@ -4,14 +4,16 @@
 //! of paths kept elsewhere, and a handler reads only its own work.
 //!
 //! A limit is spent before the body is read: every request to a limited route costs
-//! one, a malformed one included (it still cost a request). The pages spend the same
-//! allowances in their handlers, where a refusal is rendered as a page.
+//! one, a malformed one included (it still cost a request). The exception is a
+//! money-moving POST under an `Idempotency-Key`: the idempotency layer, outside the
+//! limit, reads its body and claims its key first, so that a replay costs nothing.
+//! The pages spend the same allowances in their handlers, where a refusal is rendered
+//! as a page.
 
 use axum::extract::{FromRequestParts, Request, State};
-use axum::handler::Handler;
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::Response;
-use axum::routing::{post, MethodRouter};
+use axum::routing::MethodRouter;
 use tower::ServiceBuilder;
 
 use crate::error::ApiError;
@@ -38,20 +40,18 @@ pub(crate) fn limit(state: &AppState, limit: Limit) -> (AppState, Limit) {
     (state.clone(), limit)
 }
 
-/// A money-moving POST (initiate, order, initialize): `Idempotency-Key` outside the
-/// route's checkout allowance, so that a replay is answered from the first answer
-/// without spending one. The two as one route layer, for the reason `crate::router`
-/// gives.
-pub(crate) fn checkout_post<H, T>(
-    handler: H,
+/// A money-moving POST (initiate, order, initialize) with its two route layers:
+/// `Idempotency-Key` outside the route's checkout allowance, so that a replay is
+/// answered from the first answer without spending one. The two go in as one
+/// `route_layer`: each call boxes the route's endpoint again, and a request clones
+/// every box (see `crate::router`). Methods added to `route` afterwards (`.get(..)`)
+/// are not layered.
+pub(crate) fn idempotent_and_limited(
+    route: MethodRouter<AppState>,
     state: &AppState,
     what: Checkout,
-) -> MethodRouter<AppState>
-where
-    H: Handler<T, AppState>,
-    T: 'static,
-{
-    post(handler).route_layer(
+) -> MethodRouter<AppState> {
+    route.route_layer(
         ServiceBuilder::new()
             .layer(from_fn_with_state(state.clone(), idempotent))
             .layer(from_fn_with_state(

@@ -206,8 +206,8 @@ pub fn router(state: AppState) -> Router {
         .with_state(state.clone())
         // One `layer` for the whole stack, outermost first. Each call of `Router::layer`
         // wraps every route in a boxed service of its own, and a request clones the
-        // route's boxes, each `from_fn` its inner ones again: a dozen calls cost about
-        // seventy allocations a request, one costs a few.
+        // route's boxes, each `from_fn` its inner ones again: eleven calls cost about
+        // 120 allocations a request more than one does (BENCHMARKS.md, issue 15).
         .layer(
             ServiceBuilder::new()
                 .layer(from_fn(ops::drop_unusable_request_id))

@@ -346,7 +346,7 @@ shared_errors! {
 }
 
 /// The `Idempotency-Key` header of the money-moving POSTs
-/// (the routes built by [`crate::layers::checkout_post`]).
+/// (the routes built by [`crate::layers::idempotent_and_limited`]).
 pub(crate) struct IdempotencyKey;
 
 impl IntoParams for IdempotencyKey {

@@ -26,13 +26,14 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/api/products/", get(products))
         .route(
             "/api/orders/",
-            layers::checkout_post(create_order, state, Checkout::CreateOrder).get(my_orders),
+            layers::idempotent_and_limited(post(create_order), state, Checkout::CreateOrder)
+                .get(my_orders),
         )
         .route("/api/orders/{id}/", get(order))
         .route("/api/orders/{id}/cancel/", post(cancel_order))
         .route(
             "/api/payments/initialize/",
-            layers::checkout_post(initialize, state, Checkout::Initialize),
+            layers::idempotent_and_limited(post(initialize), state, Checkout::Initialize),
         )
 }
 

@@ -31,7 +31,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/api/subscriptions/plans/", get(plans))
         .route(
             "/api/subscriptions/initiate/",
-            layers::checkout_post(initiate, state, Checkout::Initiate),
+            layers::idempotent_and_limited(post(initiate), state, Checkout::Initiate),
         )
         .route(
             "/api/subscriptions/verify/",

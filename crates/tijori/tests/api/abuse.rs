@@ -347,9 +347,6 @@ async fn limiter_keys(app: &TestApp, limiter: &str) -> u64 {
         .unwrap()
 }
 
-/// Chapa's callback is anonymous: one answer whether the reference is known or not,
-/// a bound per client address (not per made-up trx_ref), and memory that stays put
-/// however many references are sent.
 /// The idempotency layer stands outside the rate limit: the retry a client makes under
 /// the same key is answered from the first answer and spends nothing, so a client
 /// that retries a lost answer is not throttled for it.
@@ -373,17 +370,20 @@ async fn a_replay_spends_no_allowance(db: TestDatabase) {
         }
     };
 
-    // A key is the user's, whatever the path: each path has its own.
-    for (path, key, body, created) in [
+    // Keys are the user's, not the path's (the same key on another path is a reused
+    // key), so each path gets keys of its own.
+    for (path, key, other_key, body, created) in [
         (
             "/api/subscriptions/initiate/",
             "initiate-1",
+            "initiate-2",
             json!({"plan_id": basic}),
             StatusCode::OK,
         ),
         (
             "/api/orders/",
             "order-1",
+            "order-2",
             json!({"items": [{"product_id": coffee, "quantity": 1}]}),
             StatusCode::CREATED,
         ),
@@ -400,10 +400,13 @@ async fn a_replay_spends_no_allowance(db: TestDatabase) {
             assert_eq!(again.headers()["idempotent-replayed"], "true", "{path}");
         }
         // The allowance (one a minute) was spent once, by the first.
-        assert_throttled(send(path, "another", body).await, path).await;
+        assert_throttled(send(path, other_key, body).await, path).await;
     }
 }
 
+/// Chapa's callback is anonymous: one answer whether the reference is known or not,
+/// a bound per client address (not per made-up trx_ref), and memory that stays put
+/// however many references are sent.
 async fn the_chapa_callback_says_nothing_and_is_bounded_per_address(db: TestDatabase) {
     let app = app_with(db, |c| c.callback_limit = 100).await;
     app.chapa_settings(|s| {
