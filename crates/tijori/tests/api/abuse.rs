@@ -255,14 +255,14 @@ async fn every_checkout_path_is_bounded_per_user(db: TestDatabase) {
     // Refused under an Idempotency-Key, the key is not spent on the refusal: the
     // retry the client makes after its Retry-After is weighed again, not replayed.
     for attempt in ["first", "retry"] {
-        let res = client()
-            .post(app.url("/api/subscriptions/initiate/"))
-            .header("Authorization", format!("Token {}", user.token))
-            .header("Idempotency-Key", "initiate-4")
-            .json(&json!({"plan_id": basic}))
-            .send()
-            .await
-            .unwrap();
+        let res = app
+            .post_keyed(
+                &user,
+                "/api/subscriptions/initiate/",
+                "initiate-4",
+                json!({"plan_id": basic}),
+            )
+            .await;
         assert!(
             res.headers().get("idempotent-replayed").is_none(),
             "the {attempt} 429 is not a replay"
@@ -355,21 +355,6 @@ async fn a_replay_spends_no_allowance(db: TestDatabase) {
     let user = app.register("hanna").await;
     let basic = app.plan_id("Basic").await;
     let coffee = app.product_in("ETB").await;
-    let send = |path: &'static str, key: &'static str, body: Value| {
-        let app = &app;
-        let token = user.token.clone();
-        async move {
-            client()
-                .post(app.url(path))
-                .header("Authorization", format!("Token {token}"))
-                .header("Idempotency-Key", key)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-        }
-    };
-
     // Keys are the user's, not the path's (the same key on another path is a reused
     // key), so each path gets keys of its own.
     for (path, key, other_key, body, created) in [
@@ -388,19 +373,19 @@ async fn a_replay_spends_no_allowance(db: TestDatabase) {
             StatusCode::CREATED,
         ),
     ] {
-        let first = send(path, key, body.clone()).await;
+        let first = app.post_keyed(&user, path, key, body.clone()).await;
         assert_eq!(
             first.status(),
             created,
             "{path}: the first, within the limit"
         );
         for _ in 0..3 {
-            let again = send(path, key, body.clone()).await;
+            let again = app.post_keyed(&user, path, key, body.clone()).await;
             assert_eq!(again.status(), created, "{path}: a replay is not throttled");
             assert_eq!(again.headers()["idempotent-replayed"], "true", "{path}");
         }
         // The allowance (one a minute) was spent once, by the first.
-        assert_throttled(send(path, other_key, body).await, path).await;
+        assert_throttled(app.post_keyed(&user, path, other_key, body).await, path).await;
     }
 }
 

@@ -221,6 +221,24 @@ impl TestApp {
             .unwrap()
     }
 
+    /// `post` under an `Idempotency-Key`.
+    pub async fn post_keyed(
+        &self,
+        user: &TestUser,
+        path: &str,
+        key: &str,
+        body: Value,
+    ) -> Response {
+        client()
+            .post(self.url(path))
+            .header("Authorization", format!("Token {}", user.token))
+            .header("Idempotency-Key", key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn get(&self, user: &TestUser, path: &str) -> Response {
         client()
             .get(self.url(path))

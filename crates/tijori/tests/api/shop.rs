@@ -303,14 +303,13 @@ async fn an_idempotency_key_replays_the_first_answer(db: TestDatabase) {
         let user = &user;
         let coffee = coffee.clone();
         async move {
-            client()
-                .post(app.url("/api/orders/"))
-                .header("Authorization", format!("Token {}", user.token))
-                .header("Idempotency-Key", key)
-                .json(&json!({"items": [{"product_id": coffee, "quantity": quantity}]}))
-                .send()
-                .await
-                .unwrap()
+            app.post_keyed(
+                user,
+                "/api/orders/",
+                key,
+                json!({"items": [{"product_id": coffee, "quantity": quantity}]}),
+            )
+            .await
         }
     };
     let first = send("order-1", 2).await;
@@ -332,14 +331,14 @@ async fn an_idempotency_key_replays_the_first_answer(db: TestDatabase) {
 
     // Another user's identical key is another request.
     let other = app.register("meron").await;
-    let res = client()
-        .post(app.url("/api/orders/"))
-        .header("Authorization", format!("Token {}", other.token))
-        .header("Idempotency-Key", "order-1")
-        .json(&json!({"items": [{"product_id": coffee, "quantity": 2}]}))
-        .send()
-        .await
-        .unwrap();
+    let res = app
+        .post_keyed(
+            &other,
+            "/api/orders/",
+            "order-1",
+            json!({"items": [{"product_id": coffee, "quantity": 2}]}),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let theirs: Value = res.json().await.unwrap();
     assert_ne!(theirs["id"], first["id"]);
@@ -370,14 +369,14 @@ async fn an_idempotency_key_replays_the_first_answer(db: TestDatabase) {
         let app = &app;
         let user = &user;
         async move {
-            let res = client()
-                .post(app.url("/api/payments/initialize/"))
-                .header("Authorization", format!("Token {}", user.token))
-                .header("Idempotency-Key", key)
-                .json(&json!({"order_id": order}))
-                .send()
-                .await
-                .unwrap();
+            let res = app
+                .post_keyed(
+                    user,
+                    "/api/payments/initialize/",
+                    key,
+                    json!({"order_id": order}),
+                )
+                .await;
             let status = res.status();
             (status, res.json::<Value>().await.unwrap())
         }
@@ -388,28 +387,27 @@ async fn an_idempotency_key_replays_the_first_answer(db: TestDatabase) {
     assert_eq!(b1, b2);
     let plan = app.plan_id("Basic").await;
     let initiate = || async {
-        client()
-            .post(app.url("/api/subscriptions/initiate/"))
-            .header("Authorization", format!("Token {}", user.token))
-            .header("Idempotency-Key", "sub-1")
-            .json(&json!({"plan_id": plan}))
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()
+        app.post_keyed(
+            &user,
+            "/api/subscriptions/initiate/",
+            "sub-1",
+            json!({"plan_id": plan}),
+        )
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()
     };
     let (a, b) = (initiate().await, initiate().await);
     assert_eq!(a["payment_id"], b["payment_id"], "one payment for one key");
-    let res = client()
-        .post(app.url("/api/orders/"))
-        .header("Authorization", format!("Token {}", user.token))
-        .header("Idempotency-Key", "has spaces")
-        .json(&json!({"items": [{"product_id": coffee, "quantity": 1}]}))
-        .send()
-        .await
-        .unwrap();
+    let res = app
+        .post_keyed(
+            &user,
+            "/api/orders/",
+            "has spaces",
+            json!({"items": [{"product_id": coffee, "quantity": 1}]}),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert_eq!(app.product(&coffee).await["stock"], 5);
 }
